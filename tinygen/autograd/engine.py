@@ -1,0 +1,243 @@
+"""The backward engine: reverse-mode accumulation over the recorded graph.
+
+The graph's nodes are Function instances (interior) and leaf Tensors.  An edge
+``(node, index)`` names the ``index``-th output of ``node`` (0 for a leaf).
+
+Algorithm, iterative so that a chain of 100,000 ops needs no recursion:
+  1. walk the graph from the roots and count, for every node, how many edges
+     point at it from reachable nodes (its consumers);
+  2. run nodes in topological order (Kahn): a node runs once every consumer has
+     sent its gradient, so each node's incoming gradients are complete;
+  3. each node's backward returns one gradient per input; the engine sums a
+     gradient back to the input's shape (undoing broadcasting, in this one
+     place) and adds it into the input node's buffer.
+With ``create_graph`` the backward functions run with grad mode on, so the
+gradients they return are Tensors with a graph of their own.
+"""
+from collections import deque
+
+from .grad_mode import no_grad, enable_grad
+from .function import Function
+from .hooks import apply_hooks
+
+
+def _is_leaf_node(node):
+    return not isinstance(node, Function)
+
+
+class _Targets:
+    """The tensors whose gradients ``grad()`` returns, keyed by their edge."""
+
+    def __init__(self, inputs):
+        self.edges = [t._edge() for t in inputs]
+        self.by_node = {}
+        for position, (node, index) in enumerate(self.edges):
+            self.by_node.setdefault(id(node), []).append((index, position))
+        self.results = [None] * len(inputs)
+
+    def capture(self, node, buffer):
+        for index, position in self.by_node.get(id(node), ()):
+            self.results[position] = buffer[index]
+
+
+def _collect(root_nodes):
+    """Reachable nodes and their consumer counts, without recursion."""
+    dependencies = {}
+    nodes = {}
+    stack = []
+    for node in root_nodes:
+        if id(node) not in nodes:
+            nodes[id(node)] = node
+            dependencies[id(node)] = 0
+            stack.append(node)
+    while stack:
+        node = stack.pop()
+        if _is_leaf_node(node):
+            continue
+        for edge in node.next_edges:
+            if edge is None:
+                continue
+            child = edge[0]
+            key = id(child)
+            if key in nodes:
+                dependencies[key] += 1
+            else:
+                nodes[key] = child
+                dependencies[key] = 1
+                stack.append(child)
+    return nodes, dependencies
+
+
+def _needed(nodes, targets):
+    """Ids of nodes from which some target is reachable (others can be skipped)."""
+    target_ids = {id(edge[0]) for edge in targets.edges}
+    # Reverse adjacency, then a backward flood from the targets.
+    parents = {}
+    for key, node in nodes.items():
+        if _is_leaf_node(node):
+            continue
+        for edge in node.next_edges:
+            if edge is not None:
+                parents.setdefault(id(edge[0]), []).append(key)
+    needed = set()
+    stack = [key for key in target_ids if key in nodes]
+    while stack:
+        key = stack.pop()
+        if key in needed:
+            continue
+        needed.add(key)
+        stack.extend(parents.get(key, ()))
+    return needed
+
+
+def _sum_to_shape(grad, shape, node):
+    """Undo broadcasting: sum ``grad`` back to ``shape``."""
+    if grad.shape == shape:
+        return grad
+    from ..ops.shape import sum_to
+
+    try:
+        return sum_to(grad, shape)
+    except ValueError as exc:
+        raise RuntimeError(
+            f"{node.name}.backward returned a gradient of shape {grad.shape} for an input of "
+            f"shape {shape}, which is not a broadcast of it"
+        ) from exc
+
+
+def _zeros_for(meta, like):
+    from .tensor import Tensor
+    from ..backend import array_module
+
+    shape, dtype = meta
+    xp = array_module(like.data)
+    return Tensor._make(xp.zeros(shape, dtype=dtype))
+
+
+def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None,
+                 allow_unused=False):
+    """Backpropagate ``root_grads`` from ``roots``.
+
+    With ``inputs`` (``grad()``), returns their gradients and leaves ``.grad``
+    untouched; otherwise (``backward()``) accumulates into every reachable
+    leaf's ``.grad``.
+    """
+    targets = _Targets(inputs) if inputs is not None else None
+    root_nodes = [t._edge()[0] for t in roots]
+    nodes, dependencies = _collect(root_nodes)
+    needed = _needed(nodes, targets) if targets is not None else None
+
+    buffers = {}
+
+    def send(node, index, grad):
+        key = id(node)
+        if _is_leaf_node(node):
+            previous = buffers.get(key)
+            buffers[key] = grad if previous is None else previous + grad
+            return
+        buffer = buffers.get(key)
+        if buffer is None:
+            buffer = buffers[key] = [None] * len(node.output_meta)
+        buffer[index] = grad if buffer[index] is None else buffer[index] + grad
+
+    grad_mode = enable_grad if create_graph else no_grad
+    with grad_mode():
+        for root, grad in zip(roots, root_grads):
+            node, index = root._edge()
+            send(node, index, grad)
+        _execute(root_nodes, dependencies, buffers, send, targets, needed,
+                 retain_graph, create_graph)
+
+    if targets is None:
+        return None
+    results = targets.results
+    for position, (grad, tensor) in enumerate(zip(results, inputs)):
+        if grad is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"input {position} (shape {tensor.shape}) was not used to compute the "
+                    "outputs; pass allow_unused=True to get None for it"
+                )
+        elif not create_graph:
+            results[position] = grad.detach()
+    return tuple(results)
+
+
+def _execute(root_nodes, dependencies, buffers, send, targets, needed, retain_graph,
+             create_graph):
+    """Kahn's algorithm over the collected graph (runs under the chosen grad mode)."""
+    ready = deque({id(node): node for node in root_nodes if dependencies[id(node)] == 0}.values())
+    while ready:
+        node = ready.popleft()
+        key = id(node)
+        buffer = buffers.pop(key, None)
+
+        if _is_leaf_node(node):
+            if buffer is not None and node._hooks:
+                buffer = apply_hooks(node._hooks, buffer)
+            if targets is not None:
+                if buffer is not None:
+                    targets.capture(node, [buffer])
+            elif buffer is not None:
+                _accumulate_leaf(node, buffer, create_graph)
+            continue
+
+        if buffer is not None and node._tensor_hooks:
+            for index, store in node._tensor_hooks.items():
+                if buffer[index] is not None and store:
+                    buffer[index] = apply_hooks(store, buffer[index])
+        if targets is not None and buffer is not None:
+            targets.capture(node, buffer)
+        run = buffer is not None and (needed is None or key in needed)
+        if run:
+            _backward_node(node, buffer, send, needed)
+            if not retain_graph:
+                node.release_saved()
+
+        for edge in node.next_edges:
+            if edge is None:
+                continue
+            child_key = id(edge[0])
+            dependencies[child_key] -= 1
+            if dependencies[child_key] == 0:
+                ready.append(edge[0])
+
+
+def _backward_node(node, buffer, send, needed):
+    """Run one node's backward and send each input's gradient down its edge."""
+    node._check_not_freed()
+    present = next(g for g in buffer if g is not None)
+    grads_out = [g if g is not None else _zeros_for(meta, present)
+                 for g, meta in zip(buffer, node.output_meta)]
+    grads_in = node.backward(*grads_out)
+    if not isinstance(grads_in, tuple):
+        grads_in = (grads_in,)
+    if len(grads_in) != len(node.next_edges):
+        raise RuntimeError(
+            f"{node.name}.backward returned {len(grads_in)} gradients for "
+            f"{len(node.next_edges)} inputs"
+        )
+    for edge, grad, (shape, dtype) in zip(node.next_edges, grads_in, node.input_meta):
+        if edge is None or grad is None:
+            continue
+        if needed is not None and id(edge[0]) not in needed:
+            continue
+        grad = _sum_to_shape(grad, shape, node)
+        if grad.dtype != dtype:
+            raise RuntimeError(
+                f"{node.name}.backward returned a {grad.dtype} gradient for a {dtype} input"
+            )
+        send(edge[0], edge[1], grad)
+
+
+def _accumulate_leaf(leaf, grad, create_graph):
+    from .tensor import Tensor
+
+    if not create_graph:
+        # A fresh array: the same gradient object may reach several leaves
+        # (add's backward passes one tensor to both inputs), and a user who
+        # scales one leaf's .grad in place must not change another's.
+        data = grad.data.copy() if leaf.grad is None else leaf.grad.data + grad.data
+        leaf.grad = Tensor._make(data)
+    else:
+        leaf.grad = grad if leaf.grad is None else leaf.grad + grad

@@ -1,0 +1,154 @@
+"""``Function``: one differentiable op, and a node of the graph once applied.
+
+A Function has a ``forward`` on raw arrays (numpy or cupy, through the backend)
+and a ``backward`` written with tinygen ops on Tensors.  Because backward is
+made of ordinary differentiable ops, running it with grad mode on builds a graph
+of the gradient itself: that is all higher-order derivatives need.
+
+    class Mul(Function):
+        def forward(self, a, b):          # raw arrays in
+            self.save_inputs(0, 1)        # keep the input Tensors for backward
+            return a * b                  # raw array out
+        def backward(self, grad):         # Tensors in, one gradient per input
+            a, b = self.saved_inputs()
+            return grad * b, grad * a
+
+Broadcasting is not undone here: backward may return a gradient in the
+broadcast (output) shape and the engine sums it back to the input's shape.
+"""
+from ..backend import device_of
+from .grad_mode import is_grad_enabled
+
+# Attribute names that belong to the graph's bookkeeping, not to saved state.
+_BOOKKEEPING = frozenset(
+    {"next_edges", "input_meta", "output_meta", "needs_input_grad", "_recording",
+     "_inputs", "_save_input_idx", "_save_output_idx", "_freed", "_saved_output_data",
+     "_saved_inputs", "_creation_stack", "_tensor_hooks"}
+)
+
+
+class Function:
+    """Base class of every differentiable op (see module docstring)."""
+
+    # Filled by apply() when the node is recorded.
+    next_edges = ()
+    input_meta = ()
+    output_meta = ()
+    _freed = False
+    _saved_inputs = None
+    _saved_output_data = None
+    _tensor_hooks = None
+
+    # --- what subclasses write ------------------------------------------------
+    def forward(self, *arrays, **params):
+        raise NotImplementedError(f"{type(self).__name__} must define forward")
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError(f"{type(self).__name__} is not differentiable")
+
+    # --- saving state for backward -------------------------------------------
+    def save_inputs(self, *indices):
+        """Keep the input Tensors at ``indices`` (with their graph) for backward."""
+        self._save_input_idx = indices
+
+    def save_outputs(self, *indices):
+        """Keep the outputs at ``indices`` for backward.
+
+        Only the raw array is stored; ``saved_outputs()`` rebuilds a Tensor whose
+        grad_fn is this node, so no reference cycle is made and a gradient taken
+        through it (double backward) flows back into this op as it should.
+        """
+        self._save_output_idx = indices
+
+    def saved_inputs(self):
+        self._check_not_freed()
+        return self._saved_inputs
+
+    def saved_outputs(self):
+        self._check_not_freed()
+        from .tensor import Tensor
+
+        return tuple(Tensor._make(data, self, i) for i, data in self._saved_output_data)
+
+    def _check_not_freed(self):
+        if self._freed:
+            raise RuntimeError(
+                f"trying to backward through {type(self).__name__} a second time, but its "
+                "saved tensors were freed by the first backward; pass retain_graph=True to "
+                "the first backward() or grad() call if you need to backward twice"
+            )
+
+    # --- applying --------------------------------------------------------------
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run forward on ``inputs`` (Tensors) and record a node when needed."""
+        from .tensor import Tensor
+
+        node = cls()
+        device = None
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{cls.__name__} expects Tensor inputs, got {type(t).__name__}")
+            if device is None:
+                device = t.device
+            elif t.device != device:
+                raise RuntimeError(
+                    f"{cls.__name__}: inputs are on different devices ({device} and {t.device}); "
+                    "move them to one device with .to(device)"
+                )
+        needs = tuple(t.requires_grad for t in inputs)
+        recording = is_grad_enabled() and any(needs)
+        node.needs_input_grad = needs
+        node._save_input_idx = ()
+        node._save_output_idx = ()
+
+        out = node.forward(*[t.data for t in inputs], **params)
+        multiple = isinstance(out, tuple)
+        outs = out if multiple else (out,)
+        if not recording:
+            results = tuple(Tensor._make(o) for o in outs)
+            return results if multiple else results[0]
+
+        node.next_edges = tuple(t._edge() if need else None for t, need in zip(inputs, needs))
+        node.input_meta = tuple((t.shape, t.dtype) for t in inputs)
+        node.output_meta = tuple((o.shape, o.dtype) for o in outs)
+        node._saved_inputs = tuple(inputs[i] for i in node._save_input_idx)
+        node._saved_output_data = tuple((i, outs[i]) for i in node._save_output_idx)
+        if _record_observers:
+            for observer in _record_observers:
+                observer(node)
+        results = tuple(Tensor._make(o, node, i) for i, o in enumerate(outs))
+        return results if multiple else results[0]
+
+    # --- graph bookkeeping -------------------------------------------------------
+    def saved_arrays(self):
+        """Every array this node keeps for backward (for the memory view)."""
+        arrays = []
+        for t in self._saved_inputs or ():
+            arrays.append(t.data)
+        for _, data in self._saved_output_data or ():
+            arrays.append(data)
+        for name, value in vars(self).items():
+            if name not in _BOOKKEEPING and hasattr(value, "nbytes") and hasattr(value, "shape"):
+                arrays.append(value)
+        return arrays
+
+    def release_saved(self):
+        """Drop saved state after backward (the graph is freed)."""
+        self._saved_inputs = None
+        self._saved_output_data = None
+        for name, value in list(vars(self).items()):
+            if name not in _BOOKKEEPING and hasattr(value, "nbytes") and hasattr(value, "shape"):
+                setattr(self, name, None)
+        self._freed = True
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.name} backward>"
+
+
+# Callables run on every newly recorded node (debugging tools plug in here).
+_record_observers = []

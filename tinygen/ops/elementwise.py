@@ -1,0 +1,507 @@
+"""Elementwise family: arithmetic, unary math, activations, comparisons.
+
+Every backward is written with tinygen ops, so it is itself differentiable.
+Masks (relu's, clamp's, ...) enter backward as constants: the derivative of a
+mask is zero almost everywhere, which is exactly right for second derivatives.
+Binary ops return gradients in the broadcast shape; the engine sums them back.
+"""
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from ..backend import array_module, to_device as _array_to_device, normalize_device
+from ._operands import as_tensor, binary_operands, broadcast_shapes, is_float
+from ..random import default_generator
+
+
+def _const(array):
+    """A raw array as a Tensor outside the graph (masks, scale factors)."""
+    return Tensor._make(array)
+
+
+def _mask(condition, like):
+    return _const(condition.astype(like.dtype))
+
+
+# --- arithmetic -------------------------------------------------------------------------
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, grad):
+        return grad, neg(grad) if self.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.save_inputs(0, 1)
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.saved_inputs()
+        return (grad * b if self.needs_input_grad[0] else None,
+                grad * a if self.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.save_inputs(0, 1)
+        return a / b
+
+    def backward(self, grad):
+        a, b = self.saved_inputs()
+        grad_b = None
+        if self.needs_input_grad[1]:
+            grad_b = neg(grad * a / (b * b))
+        return (grad / b if self.needs_input_grad[0] else None), grad_b
+
+
+class Pow(Function):
+    """a ** b with both operands tensors (grad w.r.t. the exponent uses log a)."""
+
+    def forward(self, a, b):
+        self.save_inputs(0, 1)
+        self.save_outputs(0)
+        return a ** b
+
+    def backward(self, grad):
+        a, b = self.saved_inputs()
+        (out,) = self.saved_outputs()
+        grad_a = grad * b * pow(a, b - 1.0) if self.needs_input_grad[0] else None
+        grad_b = grad * out * log(a) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class PowConstant(Function):
+    """a ** c for a Python-number exponent c (defined for negative a too)."""
+
+    def forward(self, a, exponent):
+        self.save_inputs(0)
+        self.exponent = exponent
+        return a ** a.dtype.type(exponent)
+
+    def backward(self, grad):
+        (a,) = self.saved_inputs()
+        c = self.exponent
+        if c == 0:
+            return grad * 0.0
+        if c == 1:
+            return grad
+        if c == 2:
+            return grad * a * 2.0
+        return grad * pow(a, c - 1) * c
+
+
+def add(a, b):
+    a, b = binary_operands(a, b, "add")
+    broadcast_shapes("add", a.shape, b.shape)
+    return Add.apply(a, b)
+
+
+def sub(a, b):
+    a, b = binary_operands(a, b, "sub")
+    broadcast_shapes("sub", a.shape, b.shape)
+    return Sub.apply(a, b)
+
+
+def mul(a, b):
+    a, b = binary_operands(a, b, "mul")
+    broadcast_shapes("mul", a.shape, b.shape)
+    return Mul.apply(a, b)
+
+
+def div(a, b):
+    a, b = binary_operands(a, b, "div")
+    broadcast_shapes("div", a.shape, b.shape)
+    if not is_float(a.dtype):
+        a, b = cast(a, np.float32), cast(b, np.float32)
+    return Div.apply(a, b)
+
+
+def pow(a, b):
+    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if not is_float(a.dtype) and (b < 0 or isinstance(b, float)):
+            a = cast(a, np.float32)
+        return PowConstant.apply(a, exponent=b)
+    a, b = binary_operands(a, b, "pow")
+    broadcast_shapes("pow", a.shape, b.shape)
+    return Pow.apply(a, b)
+
+
+# --- unary math ---------------------------------------------------------------------------
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, grad):
+        return neg(grad)
+
+
+class Abs(Function):
+    def forward(self, a):
+        xp = array_module(a)
+        self.sign = xp.sign(a)
+        return xp.abs(a)  # not abs(): this module's abs() shadows the builtin
+
+    def backward(self, grad):
+        return grad * _const(self.sign)
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.save_outputs(0)
+        return array_module(a).exp(a)
+
+    def backward(self, grad):
+        (out,) = self.saved_outputs()
+        return grad * out
+
+
+class Log(Function):
+    def forward(self, a):
+        self.save_inputs(0)
+        return array_module(a).log(a)
+
+    def backward(self, grad):
+        (a,) = self.saved_inputs()
+        return grad / a
+
+
+class Log1p(Function):
+    def forward(self, a):
+        self.save_inputs(0)
+        return array_module(a).log1p(a)
+
+    def backward(self, grad):
+        (a,) = self.saved_inputs()
+        return grad / (a + 1.0)
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.save_outputs(0)
+        return array_module(a).sqrt(a)
+
+    def backward(self, grad):
+        (out,) = self.saved_outputs()
+        return grad / (out * 2.0)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.save_outputs(0)
+        return array_module(a).tanh(a)
+
+    def backward(self, grad):
+        (out,) = self.saved_outputs()
+        return grad * (1.0 - out * out)
+
+
+def _stable_sigmoid(xp, a):
+    # exp of a non-positive number only, so neither branch overflows.
+    e = xp.exp(-xp.abs(a))
+    return xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        self.save_outputs(0)
+        return _stable_sigmoid(array_module(a), a)
+
+    def backward(self, grad):
+        (out,) = self.saved_outputs()
+        return grad * out * (1.0 - out)
+
+
+def neg(x): return Neg.apply(as_tensor(x))
+def exp(x): return Exp.apply(_float_input(x, "exp"))
+def log(x): return Log.apply(_float_input(x, "log"))
+def log1p(x): return Log1p.apply(_float_input(x, "log1p"))
+def sqrt(x): return Sqrt.apply(_float_input(x, "sqrt"))
+def tanh(x): return Tanh.apply(_float_input(x, "tanh"))
+def sigmoid(x): return Sigmoid.apply(_float_input(x, "sigmoid"))
+
+
+def abs(x):
+    return Abs.apply(as_tensor(x))
+
+
+def sign(x):
+    """-1, 0 or 1; not differentiable (its derivative is zero almost everywhere)."""
+    x = as_tensor(x)
+    return _const(array_module(x.data).sign(x.data))
+
+
+def _float_input(x, name):
+    x = as_tensor(x)
+    if not is_float(x.dtype):
+        x = cast(x, np.float32)
+    return x
+
+
+# --- activations ----------------------------------------------------------------------------
+class ReLU(Function):
+    def forward(self, a):
+        self.save_outputs(0)
+        return array_module(a).maximum(a, 0)
+
+    def backward(self, grad):
+        (out,) = self.saved_outputs()
+        return grad * _mask(out.data > 0, grad)
+
+
+class LeakyReLU(Function):
+    def forward(self, a, negative_slope):
+        self.slope = negative_slope
+        self.positive = a > 0
+        return array_module(a).where(self.positive, a, a * a.dtype.type(negative_slope))
+
+    def backward(self, grad):
+        xp = array_module(grad.data)
+        factor = xp.where(self.positive, 1.0, self.slope).astype(grad.dtype)
+        return grad * _const(factor)
+
+
+class ELU(Function):
+    def forward(self, a, alpha):
+        xp = array_module(a)
+        self.alpha = alpha
+        self.save_outputs(0)
+        self.positive = a > 0
+        return xp.where(self.positive, a, alpha * xp.expm1(xp.minimum(a, 0))).astype(a.dtype)
+
+    def backward(self, grad):
+        (out,) = self.saved_outputs()
+        positive = _mask(self.positive, grad)
+        # d/da = 1 for a > 0, alpha * exp(a) = out + alpha otherwise; written with
+        # the output so that the second derivative flows through it.
+        return grad * (positive + (1.0 - positive) * (out + self.alpha))
+
+
+class Softplus(Function):
+    """log(1 + exp(beta x)) / beta, linear above ``threshold`` like PyTorch."""
+
+    def forward(self, a, beta, threshold):
+        xp = array_module(a)
+        self.save_inputs(0)
+        self.beta = beta
+        self.linear = a * beta > threshold
+        soft = xp.logaddexp(0, a * a.dtype.type(beta)) / a.dtype.type(beta)
+        return xp.where(self.linear, a, soft).astype(a.dtype)
+
+    def backward(self, grad):
+        (a,) = self.saved_inputs()
+        linear = _mask(self.linear, grad)
+        return grad * (linear + (1.0 - linear) * sigmoid(a * self.beta))
+
+
+def relu(x):
+    return ReLU.apply(as_tensor(x))
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyReLU.apply(as_tensor(x), negative_slope=float(negative_slope))
+
+
+def elu(x, alpha=1.0):
+    return ELU.apply(as_tensor(x), alpha=float(alpha))
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    if beta <= 0:
+        raise ValueError(f"softplus: beta must be positive, got {beta}")
+    return Softplus.apply(_float_input(x, "softplus"), beta=float(beta), threshold=float(threshold))
+
+
+# --- clamp, where, maximum, minimum -----------------------------------------------------
+class Clamp(Function):
+    def forward(self, a, lo, hi):
+        xp = array_module(a)
+        inside = xp.ones(a.shape, dtype=bool)
+        if lo is not None:
+            inside &= a >= lo
+        if hi is not None:
+            inside &= a <= hi
+        self.inside = inside
+        return xp.clip(a, lo, hi).astype(a.dtype, copy=False)
+
+    def backward(self, grad):
+        return grad * _mask(self.inside, grad)
+
+
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"clamp: min {min} is greater than max {max}")
+    return Clamp.apply(as_tensor(x), lo=min, hi=max)
+
+
+clip = clamp
+
+
+class Where(Function):
+    def forward(self, a, b, condition):
+        self.condition = condition
+        return array_module(a).where(condition, a, b)
+
+    def backward(self, grad):
+        zero = _const(array_module(grad.data).zeros((), dtype=grad.dtype))
+        cond = _const(self.condition)
+        return (where(cond, grad, zero) if self.needs_input_grad[0] else None,
+                where(cond, zero, grad) if self.needs_input_grad[1] else None)
+
+
+def where(condition, a, b):
+    """``a`` where ``condition`` holds, else ``b``; differentiable in ``a`` and ``b``."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = as_tensor(a)
+    a, b = binary_operands(a, b, "where")
+    cond = condition.data if isinstance(condition, Tensor) else array_module(a.data).asarray(condition)
+    if cond.dtype != bool:
+        raise TypeError(f"where: condition must be boolean, got {cond.dtype}")
+    broadcast_shapes("where", cond.shape, a.shape, b.shape)
+    return Where.apply(a, b, condition=cond)
+
+
+class _Extremum(Function):
+    """maximum/minimum: the winner takes the gradient, ties split it evenly."""
+
+    def forward(self, a, b):
+        a_wins = self.a_wins(a, b)
+        self.share_a = (a_wins + 0.5 * (a == b)).astype(a.dtype)
+        return array_module(a).where(a_wins, a, b)
+
+    def backward(self, grad):
+        share_a = _const(self.share_a)
+        return grad * share_a, grad * (1.0 - share_a)
+
+
+class Maximum(_Extremum):
+    @staticmethod
+    def a_wins(a, b):
+        return a > b
+
+
+class Minimum(_Extremum):
+    @staticmethod
+    def a_wins(a, b):
+        return a < b
+
+
+def maximum(a, b):
+    a, b = binary_operands(a, b, "maximum")
+    broadcast_shapes("maximum", a.shape, b.shape)
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b):
+    a, b = binary_operands(a, b, "minimum")
+    broadcast_shapes("minimum", a.shape, b.shape)
+    return Minimum.apply(a, b)
+
+
+# --- comparisons (not differentiable) -------------------------------------------------------
+def _compare(name, fn):
+    def compare(a, b):
+        a, b = binary_operands(a, b, name)
+        broadcast_shapes(name, a.shape, b.shape)
+        return _const(fn(a.data, b.data))
+
+    compare.__name__ = name
+    compare.__doc__ = f"Elementwise ``{name}`` as a boolean tensor (no gradient)."
+    return compare
+
+
+eq = _compare("eq", lambda a, b: a == b)
+ne = _compare("ne", lambda a, b: a != b)
+lt = _compare("lt", lambda a, b: a < b)
+le = _compare("le", lambda a, b: a <= b)
+gt = _compare("gt", lambda a, b: a > b)
+ge = _compare("ge", lambda a, b: a >= b)
+
+
+def logical_not(x):
+    x = as_tensor(x)
+    return _const(array_module(x.data).logical_not(x.data))
+
+
+def isfinite(x):
+    x = as_tensor(x)
+    return _const(array_module(x.data).isfinite(x.data))
+
+
+# --- dtype / device movement -------------------------------------------------------------------
+class Cast(Function):
+    def forward(self, a, dtype):
+        self.in_dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, grad):
+        return cast(grad, self.in_dtype)
+
+
+def cast(x, dtype):
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    if not is_float(dtype):
+        return _const(x.data.astype(dtype))  # integer results carry no gradient
+    if not is_float(x.dtype):
+        return _const(x.data.astype(dtype))
+    return Cast.apply(x, dtype=dtype)
+
+
+class ToDevice(Function):
+    def forward(self, a, device):
+        from ..backend import device_of
+
+        self.source = device_of(a)
+        return _array_to_device(a, device)
+
+    def backward(self, grad):
+        return to_device(grad, self.source)
+
+
+def to_device(x, device):
+    device = normalize_device(device)
+    if x.device == device:
+        return x
+    # Function.apply checks that inputs share a device; this op crosses devices
+    # on purpose, and has a single input.
+    return ToDevice.apply(x, device=device)
+
+
+class Clone(Function):
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, grad):
+        return grad
+
+
+def clone(x):
+    return Clone.apply(x)
+
+
+# --- dropout ------------------------------------------------------------------------------------
+def dropout(x, p=0.5, training=True, generator=None):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    rng = generator if generator is not None else default_generator()
+    keep = rng.random(x.shape) >= p
+    scale = (keep / (1.0 - p)).astype(x.dtype)
+    return x * _const(_array_to_device(scale, x.device))

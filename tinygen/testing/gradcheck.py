@@ -1,0 +1,172 @@
+"""Finite-difference checks of gradients (public API).
+
+``gradcheck`` compares the analytic vector-Jacobian product ``v^T J`` for a
+random upstream gradient ``v`` with central differences of the scalar
+``<v, f(x)>``, element by element, in float64.  On failure it reports the worst
+element: which input, where, both values and the error.
+
+It also looks for kinks (Chainer's idea): if the one-sided differences on the
+left and on the right disagree, the input sits on a non-differentiable point
+(relu at 0, abs at 0, max with ties) and the comparison there would be
+meaningless, so the check says so instead of reporting a wrong gradient.
+
+``gradgradcheck`` applies the same test to the gradient itself: it treats the
+upstream gradient as an extra input and checks the derivatives of the
+vector-Jacobian product, which exercises every backward's own backward.
+"""
+import numpy as np
+
+from ..autograd.tensor import Tensor
+from ..autograd.functional import grad as autograd_grad
+from ..backend import to_numpy, array_module
+
+
+class GradcheckError(AssertionError):
+    """Analytic and numerical gradients disagree (or the check could not run)."""
+
+
+def _as_tuple(x):
+    if isinstance(x, Tensor):
+        return (x,)
+    return tuple(x)
+
+
+def _outputs(fn, inputs):
+    out = fn(*inputs)
+    outs = _as_tuple(out)
+    for i, o in enumerate(outs):
+        if not isinstance(o, Tensor):
+            raise GradcheckError(f"fn returned a {type(o).__name__} as output {i}; expected Tensors")
+        if o.dtype != np.float64:
+            raise GradcheckError(f"output {i} has dtype {o.dtype}; gradcheck needs float64")
+    return outs
+
+
+def _dot(outs, vs):
+    total = 0.0
+    for o, v in zip(outs, vs):
+        total += float(to_numpy((o.data * v.data).sum()))
+    return total
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, grad_outputs=None, seed=0,
+              check_kinks=True, raise_exception=True):
+    """Check ``fn``'s gradients w.r.t. every input that requires grad.
+
+    ``inputs`` are float64 Tensors (a single Tensor is accepted).  Returns True,
+    or raises ``GradcheckError`` naming the worst element (or returns False
+    when ``raise_exception=False``).
+    """
+    inputs = _as_tuple(inputs)
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"inputs[{i}] is a {type(t).__name__}; gradcheck needs Tensors")
+        if t.requires_grad and t.dtype != np.float64:
+            raise GradcheckError(
+                f"inputs[{i}] has dtype {t.dtype}: finite differences need float64 inputs"
+            )
+    wrt = [i for i, t in enumerate(inputs) if t.requires_grad]
+    if not wrt:
+        raise GradcheckError("no input requires grad: nothing to check")
+
+    outs = _outputs(fn, inputs)
+    rng = np.random.default_rng(seed)
+    if grad_outputs is None:
+        vs = tuple(Tensor._make(array_module(o.data).asarray(rng.standard_normal(o.shape)))
+                   for o in outs)
+    else:
+        vs = _as_tuple(grad_outputs)
+
+    # Analytic: v^T J through the engine (outputs that do not depend on the
+    # inputs contribute nothing).
+    live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
+    if live:
+        grads = autograd_grad([o for o, _ in live], [inputs[i] for i in wrt],
+                              grad_outputs=[v for _, v in live], allow_unused=True)
+    else:
+        grads = (None,) * len(wrt)
+    analytic = [
+        to_numpy(g.data) if g is not None else np.zeros(inputs[i].shape)
+        for g, i in zip(grads, wrt)
+    ]
+
+    worst = None
+    # Grad mode stays on: fn may itself take gradients (gradgradcheck's does).
+    f0 = _dot(_outputs(fn, inputs), vs) if check_kinks else None
+    for a_grad, i in zip(analytic, wrt):
+        data = inputs[i].data
+        flat = data.reshape(-1)  # a view: writes perturb the input
+        if flat.base is None and data.size:
+            raise GradcheckError(f"inputs[{i}] is not contiguous; pass a contiguous tensor")
+        for j in range(flat.size):
+            original = float(flat[j])
+            flat[j] = original + eps
+            f_plus = _dot(_outputs(fn, inputs), vs)
+            flat[j] = original - eps
+            f_minus = _dot(_outputs(fn, inputs), vs)
+            flat[j] = original
+            numeric = (f_plus - f_minus) / (2 * eps)
+            analytic_j = float(a_grad.reshape(-1)[j])
+            err = abs(analytic_j - numeric)
+            tol = atol + rtol * abs(numeric)
+            if check_kinks:
+                right = (f_plus - f0) / eps
+                left = (f0 - f_minus) / eps
+                if abs(right - left) > 10 * (atol + rtol * abs(numeric)) and err > tol:
+                    index = np.unravel_index(j, data.shape)
+                    msg = (
+                        f"gradcheck: inputs[{i}] at index {tuple(int(k) for k in index)} "
+                        f"(value {original!r}) lies on a kink: one-sided derivatives "
+                        f"{left:.6g} (left) and {right:.6g} (right) differ, so the function "
+                        "is not differentiable there; move the test input away from it"
+                    )
+                    if raise_exception:
+                        raise GradcheckError(msg)
+                    return False
+            if err > tol and (worst is None or err - tol > worst[0]):
+                worst = (err - tol, i, np.unravel_index(j, data.shape), analytic_j, numeric, err)
+    if worst is None:
+        return True
+    _, i, index, a, n, err = worst
+    msg = (
+        f"gradcheck failed for inputs[{i}] (shape {inputs[i].shape}) at index "
+        f"{tuple(int(k) for k in index)}: analytic {a:.10g}, numerical {n:.10g}, "
+        f"|difference| {err:.3g} > atol {atol} + rtol {rtol} * |numerical|"
+    )
+    if raise_exception:
+        raise GradcheckError(msg)
+    return False
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0,
+                  check_kinks=True, raise_exception=True):
+    """Check second derivatives: gradcheck of ``(x, v) -> v^T J(x)``."""
+    inputs = _as_tuple(inputs)
+    wrt = [i for i, t in enumerate(inputs) if t.requires_grad]
+    outs = _outputs(fn, inputs)
+    rng = np.random.default_rng(seed + 1)
+    if grad_outputs is None:
+        vs = tuple(
+            Tensor._make(array_module(o.data).asarray(rng.standard_normal(o.shape))).requires_grad_()
+            for o in outs
+        )
+    else:
+        vs = tuple(Tensor._make(v.data.copy()).requires_grad_() for v in _as_tuple(grad_outputs))
+    n_inputs = len(inputs)
+
+    def vjp(*args):
+        xs, v = args[:n_inputs], args[n_inputs:]
+        ys = _outputs(fn, xs)
+        live = [(y, g) for y, g in zip(ys, v) if y.requires_grad]
+        if not live:
+            return tuple(Tensor._make(np.zeros(xs[i].shape)) for i in wrt)
+        grads = autograd_grad([y for y, _ in live], [xs[i] for i in wrt],
+                              grad_outputs=[g for _, g in live], create_graph=True,
+                              allow_unused=True)
+        return tuple(
+            g if g is not None else Tensor._make(array_module(xs[i].data).zeros(xs[i].shape))
+            for g, i in zip(grads, wrt)
+        )
+
+    return gradcheck(vjp, tuple(inputs) + vs, eps=eps, atol=atol, rtol=rtol, seed=seed + 2,
+                     check_kinks=check_kinks, raise_exception=raise_exception)
