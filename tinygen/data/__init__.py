@@ -1,0 +1,32 @@
+"""tinygen.data: datasets and batching on plain numpy arrays.
+
+Nothing here depends on tinygen's Tensor; callers wrap the arrays themselves.
+"""
+
+from .errors import DataError
+from .fashion_mnist import CLASSES, cache_dir, find_fashion_mnist, load_fashion_mnist
+from .idx import read_idx, write_idx
+from .loader import BatchLoader
+from .transforms import (
+    binarize_dynamic,
+    binarize_threshold,
+    quantize_8bit,
+    to_symmetric,
+    to_unit,
+)
+
+__all__ = [
+    "BatchLoader",
+    "CLASSES",
+    "DataError",
+    "binarize_dynamic",
+    "binarize_threshold",
+    "cache_dir",
+    "find_fashion_mnist",
+    "load_fashion_mnist",
+    "quantize_8bit",
+    "read_idx",
+    "to_symmetric",
+    "to_unit",
+    "write_idx",
+]

@@ -1,0 +1,182 @@
+"""Fashion-MNIST: find the four IDX files on this machine and load a split.
+
+Offline first. The files are looked for, in order, in
+
+1. the `root` argument, when one is given (and only there: a caller who names a
+   directory wants that data, not a silent fallback to some other copy);
+2. `$TINYGEN_DATA`, either the directory itself or `$TINYGEN_DATA/fashion-mnist`;
+3. the user cache, `$XDG_CACHE_HOME/tinygen/fashion-mnist` (default `~/.cache/...`);
+4. Debian's `dataset-fashion-mnist` package, `/usr/share/datasets/fashion-mnist`.
+
+Each place is a *source* in `_SOURCES`; downloading into the cache and an embedded
+fallback subset will be added as further sources after these. A directory counts only
+when it has all four files, each either raw or gzipped (`name` or `name.gz`).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .idx import read_idx
+
+CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+# split -> (images file, labels file), without the optional ".gz".
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+DATASET_DIRNAME = "fashion-mnist"
+# Where Debian's dataset-fashion-mnist package installs the files. Module-level so that
+# tests (and unusual systems) can point it elsewhere.
+SYSTEM_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
+
+IMAGE_SHAPE = (28, 28)
+
+
+def cache_dir():
+    """The per-user cache directory for Fashion-MNIST (it may not exist yet)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    # The XDG spec says relative paths in $XDG_CACHE_HOME are invalid and to be ignored.
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "tinygen" / DATASET_DIRNAME
+
+
+def find_fashion_mnist(root=None):
+    """Return the directory holding the four Fashion-MNIST files.
+
+    Raises DataError listing every place searched (and what each lacked) when none has
+    them.
+    """
+    searched = []
+    for candidates in _sources(root):
+        for label, directory in candidates:
+            missing = _missing_files(directory)
+            if not missing:
+                return directory
+            searched.append((label, directory, missing))
+    lines = [f"  {label}: {directory} ({_describe_missing(directory, missing)})"
+             for label, directory, missing in searched]
+    hint = ("put the files there" if root is not None else
+            "set $TINYGEN_DATA to a directory holding them, or install Debian's "
+            "dataset-fashion-mnist package")
+    raise DataError("Fashion-MNIST not found; searched:\n" + "\n".join(lines) +
+                    f"\nneeded: {', '.join(_all_names())} (each raw or .gz); {hint}")
+
+
+def load_fashion_mnist(split="train", root=None):
+    """Load one split as `(images, labels)`: uint8 (N, 28, 28) and int64 (N,).
+
+    split is "train" (60000 images) or "test" (10000). The files are validated: images
+    must be 3-D uint8 of 28x28, labels 1-D integers in 0..9, with the same N.
+    """
+    if split not in FILES:
+        raise ValueError(f"split must be one of {sorted(FILES)}, got {split!r}")
+    directory = find_fashion_mnist(root)
+    images_name, labels_name = FILES[split]
+    images_path = _existing(directory, images_name)
+    labels_path = _existing(directory, labels_name)
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+
+    if images.dtype != np.uint8:
+        raise DataError(f"{images_path}: images must be uint8, got {images.dtype}")
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise DataError(f"{images_path}: images must have shape (N, 28, 28), "
+                        f"got {images.shape}")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{labels_path}: labels must be integers, got {labels.dtype}")
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path}: labels must have shape (N,), got {labels.shape}")
+    if labels.shape[0] != images.shape[0]:
+        raise DataError(f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} "
+                        f"images in {images_path}")
+    out_of_range = (labels < 0) | (labels >= len(CLASSES))
+    if out_of_range.any():
+        where = int(np.argmax(out_of_range))
+        raise DataError(f"{labels_path}: label {int(labels[where])} at index {where} is "
+                        f"outside 0..{len(CLASSES) - 1}")
+    return images, labels.astype(np.int64)
+
+
+# --- sources ------------------------------------------------------------------------
+# A source is a function of `root` returning a list of (label, directory) candidates.
+# find_fashion_mnist tries them in order. Later: a downloader (into cache_dir()) and an
+# embedded subset, each appended here.
+
+def _explicit_root_source(root):
+    root = Path(os.fspath(root)).expanduser()
+    return [("root argument", root), ("root argument", root / DATASET_DIRNAME)]
+
+
+def _env_source(root):
+    value = os.environ.get("TINYGEN_DATA")
+    if not value:
+        return []
+    base = Path(value).expanduser()
+    return [("$TINYGEN_DATA", base), ("$TINYGEN_DATA", base / DATASET_DIRNAME)]
+
+
+def _cache_source(root):
+    return [("user cache", cache_dir())]
+
+
+def _system_source(root):
+    return [("system (Debian dataset-fashion-mnist)", Path(d)) for d in SYSTEM_DIRS]
+
+
+_SOURCES = [_env_source, _cache_source, _system_source]
+
+
+def _sources(root):
+    if root is not None:
+        return [_explicit_root_source(root)]
+    return [source(root) for source in _SOURCES]
+
+
+# --- files in a directory ------------------------------------------------------------
+
+def _all_names():
+    return [name for pair in FILES.values() for name in pair]
+
+
+def _find_file(directory, name):
+    for candidate in (directory / name, directory / (name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _existing(directory, name):
+    path = _find_file(directory, name)
+    if path is None:  # removed between the search and the load
+        raise DataError(f"{directory / name}: no such file (nor {name}.gz)")
+    return path
+
+
+def _missing_files(directory):
+    return [name for name in _all_names() if _find_file(directory, name) is None]
+
+
+def _describe_missing(directory, missing):
+    if not directory.exists():
+        return "does not exist"
+    if not directory.is_dir():
+        return "not a directory"
+    if len(missing) == len(_all_names()):
+        return "has none of the files"
+    return "missing " + ", ".join(missing)
