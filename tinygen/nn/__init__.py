@@ -1,0 +1,13 @@
+"""``tinygen.nn``: Module, Parameter, layers, init and functional (PyTorch's names)."""
+from .parameter import Parameter  # noqa: F401
+from .module import Module  # noqa: F401
+from .linear import Linear, Identity, Flatten  # noqa: F401
+from .activation import (  # noqa: F401
+    ReLU, LeakyReLU, ELU, Tanh, Sigmoid, Softplus, Softmax, LogSoftmax,
+)
+from .dropout import Dropout  # noqa: F401
+from .container import Sequential, ModuleList, ModuleDict  # noqa: F401
+from .loss import (  # noqa: F401
+    CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss, MSELoss, L1Loss,
+)
+from . import init, functional, utils  # noqa: F401

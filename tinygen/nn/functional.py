@@ -1,0 +1,43 @@
+"""``tinygen.nn.functional``: the stateless ops that ``torch.nn.functional`` holds.
+
+A flat list of re-exports from ``tinygen.ops`` plus small functions where the
+PyTorch signature differs from the op's (``dim=`` keywords) or where the
+function is a composition (``linear``).  Layers in ``tinygen.nn`` call these.
+"""
+from ..ops.elementwise import (  # noqa: F401
+    relu, leaky_relu, elu, softplus, tanh, sigmoid, dropout,
+)
+from ..ops.shape import pad  # noqa: F401
+from ..ops.loss import (  # noqa: F401
+    cross_entropy, nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits,
+    mse_loss, l1_loss,
+)
+from ..ops import reduce as _reduce
+from ..ops.linalg import matmul as _matmul
+from ..ops.shape import transpose as _transpose
+
+
+def softmax(input, dim=-1):
+    return _reduce.softmax(input, dim)
+
+
+def log_softmax(input, dim=-1):
+    return _reduce.log_softmax(input, dim)
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias`` with weight (out_features, in_features), bias (out_features,)."""
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if input.ndim < 1 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input shape {input.shape} does not match weight shape {weight.shape}: "
+            f"the input's last dimension must be in_features={weight.shape[1]}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(
+            f"linear: bias shape {bias.shape} does not match weight shape {weight.shape}: "
+            f"expected ({weight.shape[0]},)"
+        )
+    out = _matmul(input, _transpose(weight, 0, 1))
+    return out if bias is None else out + bias

@@ -1,0 +1,5 @@
+"""``tinygen.optim``: SGD, Adam, AdamW and RMSprop with PyTorch's update rules."""
+from .optimizer import Optimizer  # noqa: F401
+from .sgd import SGD  # noqa: F401
+from .adam import Adam, AdamW  # noqa: F401
+from .rmsprop import RMSprop  # noqa: F401
