@@ -12,6 +12,14 @@ from ..ops.loss import (  # noqa: F401
     cross_entropy, nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits,
     mse_loss, l1_loss,
 )
+from ..ops.conv import (  # noqa: F401
+    conv1d, conv2d, conv_transpose1d, conv_transpose2d, causal_conv1d, masked_conv2d,
+    pixelcnn_mask, down_shifted_conv2d, down_right_shifted_conv2d, down_shift,
+)
+from ..ops.normalization import batch_norm  # noqa: F401
+from ..ops.pooling import (  # noqa: F401
+    max_pool2d, avg_pool2d, interpolate, upsample_nearest, gated_activation,
+)
 from ..ops import reduce as _reduce
 from ..ops.linalg import matmul as _matmul
 from ..ops.shape import transpose as _transpose

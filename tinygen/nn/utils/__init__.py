@@ -1,2 +1,3 @@
-"""Helpers that act on a model's parameters (gradient clipping)."""
+"""Helpers that act on a model's parameters (gradient clipping, spectral norm)."""
 from .clip_grad import clip_grad_norm_, clip_grad_value_  # noqa: F401
+from .spectral_norm import spectral_norm, remove_spectral_norm  # noqa: F401

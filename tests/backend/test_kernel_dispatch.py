@@ -1,0 +1,66 @@
+"""tinygen.backend.kernels: one registry picks every op family's kernels."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinygen as tg
+from tinygen.backend import kernels as K
+
+FAMILIES = ("conv", "batch_norm", "pooling")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cpu_implementations_can_be_switched(family):
+    x = np.zeros(3)
+    assert K.get_impl("cpu") == "numba"
+    assert K.kernels(family, x).__name__ == f"tinygen.backend.numba_kernels.{family}"
+    with K.use_impl("reference"):
+        assert K.kernels(family, x).__name__ == f"tinygen.backend.reference.{family}"
+    assert K.get_impl("cpu") == "numba"
+
+
+def test_unknown_implementation_is_refused():
+    with pytest.raises(ValueError, match=r"unknown cpu kernel implementation 'cudnn'.*numba"):
+        K.set_impl("cpu", "cudnn")
+
+
+def test_environment_variable_selects_the_cpu_implementation():
+    code = "from tinygen.backend import kernels; print(kernels.get_impl('cpu'))"
+    for name in ("reference", "numba"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**__import__("os").environ, K.CPU_IMPL_ENV: name})
+        assert out.stdout.strip() == name, out.stderr
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, K.CPU_IMPL_ENV: "fortran"})
+    assert "TINYGEN_CPU_IMPL='fortran'" in out.stderr
+
+
+def test_devices_without_kernels_get_a_clear_error(monkeypatch):
+    monkeypatch.setattr(K, "device_of", lambda array: "cuda")
+    with pytest.raises(RuntimeError, match=r"conv2d: no cuda kernels are registered.*\.cpu\(\)"):
+        K.kernels("conv", np.zeros(1), "conv2d")
+
+
+def test_a_registered_device_implementation_is_used(monkeypatch):
+    monkeypatch.setattr(K, "_REGISTRY", {f: dict(d) for f, d in K._REGISTRY.items()})
+    monkeypatch.setattr(K, "_selected", dict(K._selected))
+    monkeypatch.setattr(K, "device_of", lambda array: "cuda")
+    sentinel = object()
+    K.register("conv", "cuda", "nvrtc", sentinel)
+    assert K.get_impl("cuda") == "nvrtc"
+    assert K.kernels("conv", np.zeros(1)) is sentinel
+
+
+def test_ops_give_the_same_results_on_both_cpu_implementations():
+    rng = np.random.default_rng(0)
+    x = tg.tensor(rng.standard_normal((2, 3, 6, 6)), dtype=tg.float64)
+    w = tg.tensor(rng.standard_normal((4, 3, 3, 3)), dtype=tg.float64)
+    results = {}
+    for impl in ("numba", "reference"):
+        with K.use_impl(impl):
+            y = tg.nn.functional.conv2d(x, w, padding=1)
+            y = tg.nn.functional.batch_norm(y, None, None, training=True)
+            results[impl] = tg.nn.functional.max_pool2d(y, 2).numpy()
+    np.testing.assert_allclose(results["numba"], results["reference"], rtol=1e-10, atol=1e-12)

@@ -1,0 +1,1 @@
+# A package, so these test module names cannot collide with others under tests/.

@@ -1,0 +1,43 @@
+"""Helpers for the norm/pooling/spectral-norm tests."""
+import numpy as np
+from hypothesis import strategies as st
+
+import tinygen as tg
+from tinygen.backend.kernels import use_impl
+from tinygen.testing import gradcheck, gradgradcheck
+
+
+def impl(name):
+    """Run the ops with the ``reference`` or ``numba`` kernels."""
+    return use_impl(name)
+
+
+def f64(array, requires_grad=True):
+    return tg.tensor(np.asarray(array, dtype=np.float64), dtype=tg.float64,
+                     requires_grad=requires_grad)
+
+
+def tensor(array, dtype, requires_grad=False):
+    return tg.tensor(np.asarray(array, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+
+
+def check_grads(fn, inputs, atol=1e-5, rtol=1e-3):
+    """gradcheck and gradgradcheck in float64 (both must pass)."""
+    assert gradcheck(fn, inputs, atol=atol, rtol=rtol)
+    assert gradgradcheck(fn, inputs, atol=atol, rtol=rtol)
+
+
+def tie_free(rng, shape, spacing=0.05):
+    """Values pairwise >= ``spacing`` apart (max pooling has kinks at ties)."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * spacing - n * spacing / 2).reshape(shape)
+
+
+def tolerance(dtype):
+    """Reference vs numba: float32 1e-5, float64 1e-10."""
+    return dict(rtol=1e-5, atol=1e-5) if np.dtype(dtype) == np.float32 \
+        else dict(rtol=1e-10, atol=1e-10)
+
+
+seeds = st.integers(0, 2 ** 32 - 1)
+dtypes = st.sampled_from([np.float32, np.float64])

@@ -1,0 +1,306 @@
+"""max_pool2d, avg_pool2d, nearest interpolate and gated_activation: finite
+differences (first and second order) over hypothesis-drawn configs, reference vs
+numba kernels, PyTorch CPU as an outside oracle, the modules, the errors."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+import tinygen as tg
+from tinygen.backend.numba_kernels import pooling as fast
+from tinygen.backend.reference import pooling as ref
+from tinygen.nn.pooling import MaxPool2d, AvgPool2d, Upsample, GatedActivation
+from tinygen.ops.pooling import max_pool2d, avg_pool2d, interpolate, gated_activation
+
+from ._util import check_grads, dtypes, f64, impl, seeds, tensor, tie_free, tolerance
+
+
+@st.composite
+def pool_configs(draw, dilation=True, max_side=5):
+    """(input shape, kwargs) for a valid 2-D pool."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if dilation else (1, 1)
+    pad = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    ceil_mode = draw(st.booleans())
+    min_side = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
+    h = draw(st.integers(max(1, min_side[0] - 2 * pad[0]), max_side))
+    w = draw(st.integers(max(1, min_side[1] - 2 * pad[1]), max_side))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w)
+    kwargs = dict(kernel_size=kernel, stride=stride, padding=pad, ceil_mode=ceil_mode)
+    if dilation:
+        kwargs["dilation"] = dil
+    return shape, kwargs
+
+
+@st.composite
+def upsample_configs(draw):
+    ndim = draw(st.sampled_from([3, 4]))
+    spatial = tuple(draw(st.integers(1, 4)) for _ in range(ndim - 2))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + spatial
+    kind = draw(st.sampled_from(["int", "float", "size"]))
+    if kind == "int":
+        kwargs = dict(scale_factor=draw(st.integers(1, 3)))
+    elif kind == "float":
+        kwargs = dict(scale_factor=tuple(draw(st.sampled_from([0.5, 1.5, 2.0, 2.5]))
+                                         for _ in spatial))
+    else:
+        kwargs = dict(size=tuple(draw(st.integers(1, 6)) for _ in spatial))
+    out = [int(np.floor(s * f)) for s, f in zip(spatial, np.broadcast_to(
+        kwargs.get("scale_factor", 1), len(spatial)))]
+    assume("size" in kwargs or min(out) >= 1)
+    return shape, kwargs
+
+
+# --- finite differences (reference kernels) ------------------------------------------------------
+@given(pool_configs(), seeds)
+def test_max_pool2d_gradcheck_and_gradgradcheck(config, seed):
+    shape, kwargs = config
+    x = f64(tie_free(np.random.default_rng(seed), shape))
+    with impl("reference"):
+        check_grads(lambda t: max_pool2d(t, **kwargs), x)
+
+
+@given(pool_configs(dilation=False), st.booleans(), st.sampled_from([None, 3]), seeds)
+def test_avg_pool2d_gradcheck_and_gradgradcheck(config, count_include_pad, divisor, seed):
+    shape, kwargs = config
+    x = f64(np.random.default_rng(seed).standard_normal(shape))
+    with impl("reference"):
+        check_grads(lambda t: avg_pool2d(t, count_include_pad=count_include_pad,
+                                         divisor_override=divisor, **kwargs), x)
+
+
+@given(upsample_configs(), seeds)
+def test_interpolate_nearest_gradcheck_and_gradgradcheck(config, seed):
+    shape, kwargs = config
+    x = f64(np.random.default_rng(seed).standard_normal(shape))
+    with impl("reference"):
+        check_grads(lambda t: interpolate(t, **kwargs), x)
+
+
+@given(st.lists(st.integers(1, 3), min_size=1, max_size=4), st.data(), seeds)
+def test_gated_activation_gradcheck_and_gradgradcheck(sides, data, seed):
+    axis = data.draw(st.integers(-len(sides), len(sides) - 1))
+    shape = list(sides)
+    shape[axis] *= 2
+    x = f64(np.random.default_rng(seed).standard_normal(shape) * 2)
+    with impl("reference"):
+        check_grads(lambda t: gated_activation(t, axis=axis), x)
+
+
+def test_unbatched_inputs_are_accepted():
+    x = f64(tie_free(np.random.default_rng(0), (2, 4, 4)))
+    check_grads(lambda t: max_pool2d(t, 2), x)
+    check_grads(lambda t: avg_pool2d(t, 3, 1, 1), x)
+    assert max_pool2d(x, 2).shape == avg_pool2d(x, 2).shape == (2, 2, 2)
+
+
+# --- reference vs numba --------------------------------------------------------------------------
+def _pool_args(shape, kwargs):
+    from tinygen.ops.pooling import _pool_geometry, _inv_divisor
+
+    x4 = tg.zeros(*shape)
+    kernel, stride, padding, dilation, out_size = _pool_geometry(
+        "test", x4, kwargs["kernel_size"], kwargs["stride"], kwargs["padding"],
+        kwargs.get("dilation", 1), kwargs["ceil_mode"])
+    return kernel, stride, padding, dilation, out_size, _inv_divisor(
+        shape[2:], kernel, padding, stride, out_size, True, None)
+
+
+@given(pool_configs(max_side=9), dtypes, seeds)
+def test_numba_max_pool_kernels_match_reference(config, dtype, seed):
+    shape, kwargs = config
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    x[..., 0, :2] = 0.25  # ties: the first position wins in both
+    kernel, stride, padding, dilation, out_size, _ = _pool_args(shape, kwargs)
+    values, idx = fast.max_pool2d_forward(x, kernel, stride, padding, dilation, out_size)
+    ref_values, ref_idx = ref.max_pool2d_forward(x, kernel, stride, padding, dilation, out_size)
+    np.testing.assert_array_equal(values, ref_values)
+    np.testing.assert_array_equal(idx, ref_idx)
+    g = rng.standard_normal(values.shape).astype(dtype)
+    np.testing.assert_allclose(fast.scatter_plane(g, idx, x.shape),
+                               ref.scatter_plane(g, idx, x.shape), **tolerance(dtype))
+    np.testing.assert_array_equal(fast.gather_plane(x, idx), ref.gather_plane(x, idx))
+
+
+@given(pool_configs(dilation=False, max_side=9), dtypes, seeds)
+def test_numba_avg_pool_kernels_match_reference(config, dtype, seed):
+    shape, kwargs = config
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    kernel, stride, padding, _, out_size, inv = _pool_args(shape, kwargs)
+    y = fast.avg_pool2d_forward(x, kernel, stride, padding, out_size, inv)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, ref.avg_pool2d_forward(x, kernel, stride, padding, out_size, inv),
+                               **tolerance(dtype))
+    g = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(
+        fast.avg_pool2d_adjoint(g, kernel, stride, padding, shape[2:], inv),
+        ref.avg_pool2d_adjoint(g, kernel, stride, padding, shape[2:], inv), **tolerance(dtype))
+
+
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(1, 9), st.integers(1, 9), dtypes, seeds)
+def test_numba_upsample_and_gate_kernels_match_reference(h, w, oh, ow, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    rows, cols = np.sort(rng.integers(0, h, oh)), np.sort(rng.integers(0, w, ow))
+    np.testing.assert_array_equal(fast.upsample_nearest_forward(x, rows, cols),
+                                  ref.upsample_nearest_forward(x, rows, cols))
+    g = rng.standard_normal((2, 3, oh, ow)).astype(dtype)
+    np.testing.assert_allclose(fast.upsample_nearest_adjoint(g, rows, cols, (h, w)),
+                               ref.upsample_nearest_adjoint(g, rows, cols, (h, w)),
+                               **tolerance(dtype))
+    x3 = (rng.standard_normal((h, 2, w * oh)) * 4).astype(dtype)
+    g = rng.standard_normal((h, w * oh)).astype(dtype)
+    np.testing.assert_allclose(fast.gated_forward(x3), ref.gated_forward(x3), **tolerance(dtype))
+    np.testing.assert_allclose(fast.gated_backward(g, x3), ref.gated_backward(g, x3),
+                               **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ops_give_the_same_results_with_both_kernels(dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
+    ops = [lambda t: max_pool2d(t, 3, 2, 1, ceil_mode=True),
+           lambda t: avg_pool2d(t, (3, 2), 2, (1, 0), ceil_mode=True, count_include_pad=False),
+           lambda t: interpolate(t, scale_factor=(2, 1.5)),
+           lambda t: gated_activation(t, 1)]
+    for op in ops:
+        results = []
+        for name in ("reference", "numba"):
+            with impl(name):
+                t = tensor(x, dtype, True)
+                y = op(t)
+                (y * y).sum().backward()
+                results.append((y.numpy(), t.grad.numpy()))
+        for a, b in zip(*results):
+            np.testing.assert_allclose(a, b, **tolerance(dtype))
+
+
+def test_the_fused_gate_backward_matches_the_differentiable_one():
+    x = f64(np.random.default_rng(0).standard_normal((2, 6, 3)))
+    y = gated_activation(x)
+    g = f64(np.random.default_rng(1).standard_normal(y.shape), False)
+    (fused,) = tg.grad(y, [x], g, retain_graph=True)
+    (graph,) = tg.grad(y, [x], g, create_graph=True)
+    np.testing.assert_allclose(fused.numpy(), graph.numpy(), rtol=1e-12, atol=1e-14)
+
+
+# --- PyTorch CPU ---------------------------------------------------------------------------------
+@given(pool_configs(max_side=8), seeds)
+@settings(max_examples=10)
+def test_max_pool2d_matches_pytorch(config, seed):
+    torch = pytest.importorskip("torch")
+    shape, kwargs = config
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    x[0, 0, 0, :2] = 0.5  # a tie: the first position wins in both
+    t = tensor(x, np.float32, True)
+    y, idx = max_pool2d(t, return_indices=True, **kwargs)
+    tt = torch.tensor(x, requires_grad=True)
+    ty, tidx = torch.nn.functional.max_pool2d(tt, return_indices=True, **kwargs)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    g = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(np.float32)
+    y.backward(tensor(g, np.float32))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@given(pool_configs(dilation=False, max_side=8), st.booleans(), st.sampled_from([None, 2]), seeds)
+@settings(max_examples=10)
+def test_avg_pool2d_matches_pytorch(config, count_include_pad, divisor, seed):
+    torch = pytest.importorskip("torch")
+    shape, kwargs = config
+    x = np.random.default_rng(seed).standard_normal(shape)
+    t = f64(x)
+    y = avg_pool2d(t, count_include_pad=count_include_pad, divisor_override=divisor, **kwargs)
+    tt = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.avg_pool2d(tt, count_include_pad=count_include_pad,
+                                        divisor_override=divisor, **kwargs)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    g = np.random.default_rng(seed + 1).standard_normal(y.shape)
+    y.backward(f64(g, False))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@given(upsample_configs(), seeds)
+@settings(max_examples=10)
+def test_interpolate_matches_pytorch(config, seed):
+    torch = pytest.importorskip("torch")
+    shape, kwargs = config
+    x = np.random.default_rng(seed).standard_normal(shape)
+    t = f64(x)
+    y = interpolate(t, **kwargs)
+    tt = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.interpolate(tt, mode="nearest", **kwargs)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    g = np.random.default_rng(seed + 1).standard_normal(y.shape)
+    y.backward(f64(g, False))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_gated_activation_matches_its_definition(torch):
+    x = np.random.default_rng(0).standard_normal((2, 8, 3))
+    a, b = torch.tensor(x).chunk(2, dim=1)
+    expected = torch.tanh(a) * torch.sigmoid(b)
+    np.testing.assert_allclose(gated_activation(f64(x)).numpy(), expected.numpy(), rtol=1e-12)
+
+
+# --- modules -------------------------------------------------------------------------------------
+def test_modules(torch):
+    x = np.random.default_rng(0).standard_normal((2, 4, 6, 6)).astype(np.float32)
+    pairs = [(MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)),
+             (AvgPool2d(2, ceil_mode=True), torch.nn.AvgPool2d(2, ceil_mode=True)),
+             (Upsample(scale_factor=2), torch.nn.Upsample(scale_factor=2)),
+             (Upsample(size=(9, 4)), torch.nn.Upsample(size=(9, 4)))]
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours(tg.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(),
+                                   rtol=1e-6, atol=1e-7)
+    assert GatedActivation()(tg.tensor(x)).shape == (2, 2, 6, 6)
+    assert list(MaxPool2d(2).state_dict()) == []
+    assert repr(MaxPool2d(2)) == ("MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, "
+                                  "ceil_mode=False)")
+    assert repr(Upsample(scale_factor=2)) == "Upsample(scale_factor=2.0, mode='nearest')"
+    out, idx = MaxPool2d(2, return_indices=True)(tg.tensor(x))
+    assert idx.dtype == np.int64 and idx.shape == out.shape
+
+
+# --- errors --------------------------------------------------------------------------------------
+def test_errors_name_the_argument_and_the_shapes():
+    x = tg.randn(1, 2, 5, 5)
+    with pytest.raises(ValueError, match=r"max_pool2d: expected a 3-D \(C, H, W\) or 4-D.*got shape \(5, 5\)"):
+        max_pool2d(tg.randn(5, 5), 2)
+    with pytest.raises(ValueError, match=r"max_pool2d: padding should be at most half of kernel "
+                                         r"size, but got padding=\(2, 2\) and kernel_size=\(3, 3\)"):
+        max_pool2d(x, 3, padding=2)
+    with pytest.raises(ValueError, match=r"avg_pool2d: output size is too small: input of shape "
+                                         r"\(1, 2, 5, 5\).*kernel_size=\(7, 7\)"):
+        avg_pool2d(x, 7)
+    with pytest.raises(TypeError, match=r"max_pool2d: kernel_size must be an int or a pair of ints, "
+                                        r"got \(2, 2, 2\)"):
+        max_pool2d(x, (2, 2, 2))
+    with pytest.raises(ValueError, match="avg_pool2d: stride must be positive, got 0"):
+        avg_pool2d(x, 2, stride=0)
+    with pytest.raises(ValueError, match="max_pool2d: dilation must be positive"):
+        max_pool2d(x, 2, dilation=0)
+    with pytest.raises(ValueError, match="divisor_override must be a non-zero int"):
+        avg_pool2d(x, 2, divisor_override=0)
+    with pytest.raises(TypeError, match="max_pool2d: input must be float32 or float64, got int64"):
+        max_pool2d(tg.zeros(1, 1, 2, 2, dtype=tg.int64), 2)
+    with pytest.raises(ValueError, match=r"exactly one of size and scale_factor"):
+        interpolate(x)
+    with pytest.raises(ValueError, match=r"interpolate: size must have 2 element\(s\).*\(3, 4, 5\)"):
+        interpolate(x, size=(3, 4, 5))
+    with pytest.raises(NotImplementedError, match="mode='bilinear'"):
+        interpolate(x, scale_factor=2, mode="bilinear")
+    with pytest.raises(ValueError, match=r"interpolate: expected a 3-D \(N, C, L\).*got shape \(5, 5\)"):
+        interpolate(tg.randn(5, 5), scale_factor=2)
+    with pytest.raises(ValueError, match=r"interpolate: output size \(0, 0\) for an input of shape"):
+        interpolate(x, scale_factor=0.1)
+    with pytest.raises(ValueError, match=r"gated_activation: the size of axis 1 must be even.*"
+                                         r"\(1, 3, 2\)"):
+        gated_activation(tg.randn(1, 3, 2))
+    with pytest.raises(ValueError, match=r"axis 3 is out of range.*\(1, 2, 2\)"):
+        gated_activation(tg.randn(1, 2, 2), axis=3)

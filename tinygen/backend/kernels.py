@@ -1,0 +1,92 @@
+"""Which kernels serve an op: by family, by device, and by implementation.
+
+Every op family with hand-written kernels (conv, batch_norm, pooling) asks
+``kernels(family, array)`` for the module that serves ``array``'s device.  A
+device may have several implementations of the same functions: on the CPU the
+numba kernels (``"numba"``, the default) and the plain numpy reference
+(``"reference"``), which tests compare; on the GPU the CUDA backend registers
+its own (loaded through NVRTC or the AOT extension).  Which one runs is chosen
+per device with ``set_impl``/``use_impl`` or, for the CPU, the environment
+variable ``TINYGEN_CPU_IMPL``.
+
+Modules are registered by import path and imported on first use, so
+``import tinygen`` does not import numba.
+"""
+import contextlib
+import importlib
+import os
+
+from . import device_of
+
+CPU_IMPL_ENV = "TINYGEN_CPU_IMPL"
+
+# family -> device -> implementation name -> module (or its import path)
+_REGISTRY = {
+    family: {"cpu": {"numba": f"tinygen.backend.numba_kernels.{family}",
+                     "reference": f"tinygen.backend.reference.{family}"}}
+    for family in ("conv", "batch_norm", "pooling")
+}
+
+
+def _cpu_impl_from_env():
+    name = os.environ.get(CPU_IMPL_ENV, "").strip().lower() or "numba"
+    if name not in ("numba", "reference"):
+        raise ValueError(
+            f"{CPU_IMPL_ENV}={name!r} is not a CPU kernel implementation; "
+            "expected 'numba' or 'reference'"
+        )
+    return name
+
+
+# device -> the implementation in use
+_selected = {"cpu": _cpu_impl_from_env()}
+
+
+def register(family, device, impl, module):
+    """Plug ``module`` (an object or an import path) in as ``impl`` of ``family``
+    on ``device``; the first implementation registered for a device is selected."""
+    _REGISTRY.setdefault(family, {}).setdefault(device, {})[impl] = module
+    _selected.setdefault(device, impl)
+
+
+def get_impl(device="cpu"):
+    return _selected.get(device)
+
+
+def set_impl(device, name):
+    """Select the implementation of every family on ``device``; returns the previous one."""
+    known = {impl for devices in _REGISTRY.values() for impl in devices.get(device, ())}
+    if name not in known:
+        raise ValueError(
+            f"unknown {device} kernel implementation {name!r}; expected one of {sorted(known)}"
+        )
+    previous, _selected[device] = _selected.get(device), name
+    return previous
+
+
+@contextlib.contextmanager
+def use_impl(name, device="cpu"):
+    """``with use_impl('reference'): ...`` runs the ops on the given implementation."""
+    previous = set_impl(device, name)
+    try:
+        yield
+    finally:
+        _selected[device] = previous
+
+
+def kernels(family, array, op_name=None):
+    """The kernel module of ``family`` for ``array``'s device and the selected impl."""
+    device = device_of(array)
+    by_impl = _REGISTRY[family].get(device)
+    if not by_impl:
+        raise RuntimeError(
+            f"{op_name or family}: no {device} kernels are registered yet (they come with the "
+            "GPU backend, kernels/*.cu); move the tensors to the CPU with .cpu()"
+        )
+    impl = _selected.get(device)
+    if impl not in by_impl:
+        raise RuntimeError(f"{op_name or family}: no {impl!r} kernels are registered for {device}")
+    module = by_impl[impl]
+    if isinstance(module, str):
+        module = by_impl[impl] = importlib.import_module(module)
+    return module

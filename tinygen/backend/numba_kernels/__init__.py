@@ -1,0 +1,21 @@
+"""numba-jitted CPU kernels (parallel, cached) for the hot paths; each is tested
+against the matching reference implementation in ``tinygen.backend.reference``."""
+import numba
+
+# Below this many elements a kernel runs on the calling thread only: waking the
+# thread pool costs more than it saves there (gradchecks, one-pixel-at-a-time
+# sampling), and when the other cores are busy a parallel region can stall for a
+# whole scheduler time slice waiting for a thread at its barrier.
+PARALLEL_THRESHOLD = 1 << 15
+
+
+def sized(kernel, size, *args):
+    """``kernel(*args)``, on one thread when ``size`` (elements touched) is small."""
+    if size >= PARALLEL_THRESHOLD:
+        return kernel(*args)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(previous)

@@ -1,0 +1,126 @@
+"""Batch normalisation kernels (numba, parallel, cached).
+
+Same functions and signatures as ``tinygen.backend.reference.batch_norm``
+(read that file for the maths); tested against it.  The input is a contiguous
+``(N, C, L)`` array; per-channel vectors are float64 ``(C,)`` arrays.
+
+Parallel layout: the N * C rows of length L are independent, so every pass is
+a ``prange`` over rows (good when C is small but N large, and vice versa).
+Per-row partial sums go to an (N, C) float64 array and are then added per
+channel, so no two threads ever write the same location and the result does
+not depend on the number of threads.  All accumulation is in float64.
+
+Small inputs run on one thread (``sized``, shared by every numba kernel).
+"""
+import numpy as np
+from numba import njit, prange
+
+from . import sized
+
+# Reductions may reorder their float64 additions, so that LLVM can vectorise them
+# (strict left-to-right order makes each add wait for the previous one).  Only
+# reassociation: no assumptions about NaN or infinity.
+REDUCE_MATH = {"reassoc", "contract"}
+
+
+@njit(parallel=True, cache=True, fastmath=REDUCE_MATH)
+def _row_sums(x3):
+    """sum over L of every (n, c) row, in float64."""
+    n, c, length = x3.shape
+    out = np.empty((n, c), dtype=np.float64)
+    for row in prange(n * c):
+        i, j = row // c, row % c
+        s = 0.0
+        for k in range(length):
+            s += x3[i, j, k]
+        out[i, j] = s
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath=REDUCE_MATH)
+def _row_centered_sums(x3, mean):
+    """sum over L of (x - mean[c])^2 for every (n, c) row, in float64."""
+    n, c, length = x3.shape
+    out = np.empty((n, c), dtype=np.float64)
+    for row in prange(n * c):
+        i, j = row // c, row % c
+        m = mean[j]
+        s = 0.0
+        for k in range(length):
+            d = x3[i, j, k] - m
+            s += d * d
+        out[i, j] = s
+    return out
+
+
+def channel_stats(x3):
+    """Per-channel mean and biased variance (float64), two passes."""
+    n, _, length = x3.shape
+    count = n * length
+    mean = sized(_row_sums, x3.size, x3).sum(axis=0) / count
+    var = sized(_row_centered_sums, x3.size, x3, mean).sum(axis=0) / count
+    return mean, var
+
+
+def normalize_affine(x3, mean, scale, shift):
+    """``y = (x - mean[c]) * scale[c] + shift[c]`` in ``x3``'s dtype."""
+    return sized(_normalize_affine, x3.size, x3, mean, scale, shift)
+
+
+@njit(parallel=True, cache=True)
+def _normalize_affine(x3, mean, scale, shift):
+    n, c, length = x3.shape
+    out = np.empty_like(x3)
+    for row in prange(n * c):
+        i, j = row // c, row % c
+        m, a, b = mean[j], scale[j], shift[j]
+        for k in range(length):
+            out[i, j, k] = (x3[i, j, k] - m) * a + b
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath=REDUCE_MATH)
+def _row_backward_sums(g3, x3, mean):
+    n, c, length = x3.shape
+    sg = np.empty((n, c), dtype=np.float64)
+    sgx = np.empty((n, c), dtype=np.float64)
+    for row in prange(n * c):
+        i, j = row // c, row % c
+        m = mean[j]
+        a = 0.0
+        b = 0.0
+        for k in range(length):
+            g = np.float64(g3[i, j, k])
+            a += g
+            b += g * (x3[i, j, k] - m)
+        sg[i, j] = a
+        sgx[i, j] = b
+    return sg, sgx
+
+
+def backward_reduce(g3, x3, mean):
+    """Per-channel ``sum(g)`` and ``sum(g * (x - mean))`` in float64."""
+    sg, sgx = sized(_row_backward_sums, x3.size, g3, x3, mean)
+    return sg.sum(axis=0), sgx.sum(axis=0)
+
+
+def backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat):
+    """``dx = weight*inv_std * (g - sum_g/M - xhat * sum_g_xhat/M)`` in x's dtype."""
+    return sized(_backward_input, x3.size, g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat)
+
+
+@njit(parallel=True, cache=True)
+def _backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat):
+    n, c, length = x3.shape
+    count = n * length
+    out = np.empty_like(x3)
+    for row in prange(n * c):
+        i, j = row // c, row % c
+        m, s = mean[j], inv_std[j]
+        k_scale = weight[j] * s
+        a = sum_g[j] / count
+        b = sum_g_xhat[j] / count
+        for k in range(length):
+            xhat = (x3[i, j, k] - m) * s
+            out[i, j, k] = k_scale * (g3[i, j, k] - a - xhat * b)
+    return out

@@ -1,0 +1,226 @@
+"""Fast CPU 2-D convolution: numba im2col over the kept taps + one BLAS GEMM.
+
+Same interface and results as ``tinygen/backend/reference/conv.py`` (read that
+first for what is computed); this file is about how to compute it fast.
+
+Layout.  ``im2col`` gathers, for every input channel c and kept tap t, the
+values that tap meets at every output position of every image, into the row
+``c*T + t`` of a column matrix of shape (C*T, N*Hout*Wout).  The batch is
+folded into the columns so that each group's work is ONE large GEMM:
+
+    forward       y_g    (O/g, N*P)   = W_g (O/g, C/g*T) @ cols_g (C/g*T, N*P)
+    weight grad   gW_g^T (C/g*T, O/g) = cols_g @ gy_g^T
+    input grad    dcols_g             = W_g^T @ gy_g,  then col2im scatter-adds
+                                        dcols back into the input's shape
+
+(P = Hout*Wout; rows of one group are contiguous because row = c*T + t.)  The
+weight matrix W_g is the weight restricted to the kept taps,
+weight[:, :, tap_i, tap_j] reshaped to (O, C/g*T): masked taps are never
+gathered, multiplied or scattered.
+
+Both kernels are ``parallel=True`` (prange over rows for im2col, over (n, c)
+planes for col2im, so no two threads write the same element) and cached on
+disk; numba compiles one specialisation per dtype (float32, float64) on first
+use.  Tiny problems run them on one thread (``sized``), where starting the
+thread team costs more than the work.  Bounds are resolved
+per row (``_valid_range``), so the inner loops are plain strided copies/adds.
+A 1x1 convolution with stride 1 and no padding needs no im2col at all: it is a
+batched matmul over the images.
+"""
+import numpy as np
+from numba import njit, prange
+
+from . import sized
+
+
+@njit(cache=True, fastmath=False)
+def _valid_range(offset, stride, size, count):
+    """The output positions q in [0, count) whose input q*stride + offset lies in
+    [0, size), as a half-open range (lo, hi): the loops then need no per-element
+    bounds test."""
+    lo = max(0, -(offset // stride))
+    hi = min(count, max(0, (size - 1 - offset) // stride + 1))
+    return lo, max(lo, hi)
+
+
+@njit(cache=True, fastmath=False)
+def _im2col_row(x, cols, row, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
+    """Fill row ``c*T + t`` of the column matrix: what tap t meets in channel c."""
+    n_img = x.shape[0]
+    height, width = x.shape[2], x.shape[3]
+    n_taps = tap_i.shape[0]
+    plane = hout * wout
+    c = row // n_taps
+    t = row - c * n_taps
+    row_offset = tap_i[t] * dh - pt
+    col_offset = tap_j[t] * dw - pl
+    p_lo, p_hi = _valid_range(row_offset, sh, height, hout)
+    q_lo, q_hi = _valid_range(col_offset, sw, width, wout)
+    for n in range(n_img):
+        for p in range(hout):
+            base = n * plane + p * wout
+            if p < p_lo or p >= p_hi:
+                for q in range(wout):
+                    cols[row, base + q] = 0
+                continue
+            h = p * sh + row_offset
+            for q in range(q_lo):
+                cols[row, base + q] = 0
+            for q in range(q_lo, q_hi):
+                cols[row, base + q] = x[n, c, h, q * sw + col_offset]
+            for q in range(q_hi, wout):
+                cols[row, base + q] = 0
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _im2col_rows(x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
+    for row in prange(cols.shape[0]):
+        _im2col_row(x, cols, row, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
+
+
+@njit(cache=True, fastmath=False)
+def _col2im_plane(grad_x, dcols, nc, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
+    """Scatter-add every tap's column values into the (n, c) plane of grad_x."""
+    channels, height, width = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
+    n_taps = tap_i.shape[0]
+    plane = hout * wout
+    n = nc // channels
+    c = nc - n * channels
+    for t in range(n_taps):
+        row = c * n_taps + t
+        row_offset = tap_i[t] * dh - pt
+        col_offset = tap_j[t] * dw - pl
+        p_lo, p_hi = _valid_range(row_offset, sh, height, hout)
+        q_lo, q_hi = _valid_range(col_offset, sw, width, wout)
+        for p in range(p_lo, p_hi):
+            h = p * sh + row_offset
+            base = n * plane + p * wout
+            for q in range(q_lo, q_hi):
+                grad_x[n, c, h, q * sw + col_offset] += dcols[row, base + q]
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _col2im_planes(dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
+    # One (n, c) plane per iteration: threads never write the same element.
+    for nc in prange(grad_x.shape[0] * grad_x.shape[1]):
+        _col2im_plane(grad_x, dcols, nc, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
+
+
+# The big buffers are allocated by numpy, not inside the jitted code: numpy asks
+# the kernel for transparent huge pages on large allocations, numba's allocator
+# does not, and first-touch page faults then cost ~10x the gather itself.
+def _im2col(x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
+    """The (C*T, N*Hout*Wout) column matrix of x over the taps."""
+    cols = np.empty((x.shape[1] * len(tap_i), x.shape[0] * hout * wout), dtype=x.dtype)
+    sized(_im2col_rows, cols.size, x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
+    return cols
+
+
+def _col2im(dcols, tap_i, tap_j, n_img, channels, height, width, hout, wout,
+            sh, sw, pt, pl, dh, dw):
+    """Scatter-add the column matrix back into an (N, C, H, W) gradient."""
+    grad_x = np.zeros((n_img, channels, height, width), dtype=dcols.dtype)
+    sized(_col2im_planes, dcols.size, dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl,
+          dh, dw)
+    return grad_x
+
+
+# --- helpers ------------------------------------------------------------------------
+def _tap_arrays(taps):
+    """(tap_i, tap_j) as fresh writable int64 arrays (one numba specialisation)."""
+    taps = np.array(taps, dtype=np.int64).reshape(-1, 2)
+    return np.ascontiguousarray(taps[:, 0]), np.ascontiguousarray(taps[:, 1])
+
+
+def _geometry_args(geom):
+    (sh, sw), (dh, dw) = geom.stride, geom.dilation
+    top, _, left, _ = geom.padding
+    hout, wout = geom.out_size
+    return hout, wout, sh, sw, top, left, dh, dw
+
+
+def _is_pointwise(geom, taps):
+    """1x1 kernel, stride 1, no padding: the conv is a plain matmul."""
+    return (tuple(geom.kernel) == (1, 1) and tuple(geom.stride) == (1, 1)
+            and not any(geom.padding) and len(taps) == 1)
+
+
+def _weight_matrix(weight, tap_i, tap_j, groups):
+    """weight (O, C/g, kh, kw) at the kept taps as (g, O/g, C/g*T), row-major (c', t)."""
+    out_channels, in_per_group = weight.shape[:2]
+    w_taps = weight[:, :, tap_i, tap_j]                  # (O, C/g, T), a copy
+    return w_taps.reshape(groups, out_channels // groups, in_per_group * len(tap_i))
+
+
+def _channels_first(grad_y, groups):
+    """grad_y (N, O, Hout, Wout) as (g, O/g, N*Hout*Wout): the batch folded in."""
+    n, out_channels, hout, wout = grad_y.shape
+    return np.ascontiguousarray(grad_y.transpose(1, 0, 2, 3)).reshape(
+        groups, out_channels // groups, n * hout * wout)
+
+
+# --- the three ops ----------------------------------------------------------------------
+def conv2d_forward(x, weight, geom, taps):
+    x = np.ascontiguousarray(x)
+    g = geom.groups
+    n, channels = x.shape[:2]
+    out_channels = weight.shape[0]
+    hout, wout = geom.out_size
+    if _is_pointwise(geom, taps):
+        w = weight.reshape(g, out_channels // g, channels // g)
+        y = np.matmul(w, x.reshape(n, g, channels // g, hout * wout))
+        return y.reshape(n, out_channels, hout, wout)
+    tap_i, tap_j = _tap_arrays(taps)
+    cols = _im2col(x, tap_i, tap_j, *_geometry_args(geom))          # (C*T, N*P)
+    w = _weight_matrix(weight, tap_i, tap_j, g)                     # (g, O/g, C/g*T)
+    y = np.matmul(w, cols.reshape(g, cols.shape[0] // g, cols.shape[1]))  # (g, O/g, N*P)
+    y = y.reshape(out_channels, n, hout, wout).transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(y)
+
+
+def conv2d_input_grad(grad_y, weight, geom, taps):
+    grad_y = np.ascontiguousarray(grad_y)
+    g = geom.groups
+    n, out_channels = grad_y.shape[:2]
+    in_per_group = weight.shape[1]
+    channels = in_per_group * g
+    height, width = geom.in_size
+    if _is_pointwise(geom, taps):
+        w_t = weight.reshape(g, out_channels // g, in_per_group).transpose(0, 2, 1)
+        gx = np.matmul(w_t, grad_y.reshape(n, g, out_channels // g, height * width))
+        return gx.reshape(n, channels, height, width)
+    tap_i, tap_j = _tap_arrays(taps)
+    w = _weight_matrix(weight, tap_i, tap_j, g)                     # (g, O/g, C/g*T)
+    gy = _channels_first(grad_y, g)                                 # (g, O/g, N*P)
+    dcols = np.matmul(w.transpose(0, 2, 1), gy)                     # (g, C/g*T, N*P)
+    dcols = dcols.reshape(channels * len(tap_i), gy.shape[2])
+    hout, wout, sh, sw, pt, pl, dh, dw = _geometry_args(geom)
+    return _col2im(dcols, tap_i, tap_j, n, channels, height, width, hout, wout,
+                   sh, sw, pt, pl, dh, dw)
+
+
+def conv2d_weight_grad(x, grad_y, geom, taps):
+    x = np.ascontiguousarray(x)
+    grad_y = np.ascontiguousarray(grad_y)
+    g = geom.groups
+    n, channels = x.shape[:2]
+    out_channels = grad_y.shape[1]
+    in_per_group = channels // g
+    kh, kw = geom.kernel
+    if _is_pointwise(geom, taps):
+        p = x.shape[2] * x.shape[3]
+        gy = grad_y.reshape(n, g, out_channels // g, p)
+        xs = x.reshape(n, g, in_per_group, p).transpose(0, 1, 3, 2)
+        gw = np.matmul(gy, xs).sum(axis=0)                          # (g, O/g, C/g)
+        return gw.reshape(out_channels, in_per_group, 1, 1)
+    tap_i, tap_j = _tap_arrays(taps)
+    cols = _im2col(x, tap_i, tap_j, *_geometry_args(geom))          # (C*T, N*P)
+    cols = cols.reshape(g, cols.shape[0] // g, cols.shape[1])       # (g, C/g*T, N*P)
+    # gW_g^T = cols_g @ gy_g^T.  Written this way round (the long N*P axis
+    # reduced with the tall operand first) OpenBLAS runs it several times
+    # faster than gy_g @ cols_g^T, which it handles poorly for these shapes.
+    gw_t = np.matmul(cols, _channels_first(grad_y, g).transpose(0, 2, 1))  # (g, C/g*T, O/g)
+    gw_taps = gw_t.transpose(0, 2, 1)                               # (g, O/g, C/g*T)
+    grad_w = np.zeros((out_channels, in_per_group, kh, kw), dtype=x.dtype)
+    grad_w[:, :, tap_i, tap_j] = gw_taps.reshape(out_channels, in_per_group, len(tap_i))
+    return grad_w

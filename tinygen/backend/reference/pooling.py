@@ -1,0 +1,143 @@
+"""Pooling, nearest upsampling and the gated activation in plain numpy: the oracle.
+
+Inputs are contiguous ``(N, C, H, W)`` arrays.  The window arithmetic (output
+sizes, ceil mode, the average's divisors) is done once by the op layer
+(``tinygen.ops.pooling``) and passed in, so these functions only move numbers.
+
+Window ``(oh, ow)`` of a pool covers the input rows
+``oh * stride_h - pad_h + i * dilation_h`` for ``i < kernel_h`` (columns alike);
+positions outside the input are padding.  Each function loops over the
+``kernel_h * kernel_w`` taps and handles all windows of a tap at once with a
+strided slice of the padded input.
+"""
+import numpy as np
+
+
+def _padded(x, pad_h, pad_w, need_h, need_w, fill):
+    """``x`` inside a border of ``fill``: pad_h/pad_w before, enough after to hold
+    ``need_h`` x ``need_w`` (ceil mode may let the last window run past the padding)."""
+    n, c, h, w = x.shape
+    out = np.full((n, c, max(need_h, h + 2 * pad_h), max(need_w, w + 2 * pad_w)), fill,
+                  dtype=x.dtype)
+    out[:, :, pad_h:pad_h + h, pad_w:pad_w + w] = x
+    return out
+
+
+def _tap(array, i, j, out_h, out_w, stride, dilation):
+    """The element at tap (i, j) of every window, as an (..., out_h, out_w) view."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return array[..., i * dh: i * dh + (out_h - 1) * sh + 1: sh,
+                 j * dw: j * dw + (out_w - 1) * sw + 1: sw]
+
+
+def _needed(out_size, kernel, stride, dilation):
+    return (out_size - 1) * stride + (kernel - 1) * dilation + 1
+
+
+# --- max pooling -------------------------------------------------------------------------------
+def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
+    """Window maxima and their positions (``h * W + w`` in the unpadded input plane).
+
+    Ties go to the first position in row-major window order, and NaN wins, as in
+    PyTorch.  Returns ``(values, indices)``; indices are int64.
+    """
+    n, c, h, w = x.shape
+    (kh, kw), (ph, pw), (oh, ow) = kernel, padding, out_size
+    need_h = _needed(oh, kh, stride[0], dilation[0])
+    need_w = _needed(ow, kw, stride[1], dilation[1])
+    padded = _padded(x, ph, pw, need_h, need_w, -np.inf)
+    # Where each padded position comes from (-1: padding).
+    plane = np.arange(h * w, dtype=np.int64).reshape(h, w)
+    source = _padded(plane[None, None], ph, pw, need_h, need_w, -1)[0, 0]
+
+    best = np.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
+    index = np.full((n, c, oh, ow), -1, dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            value = _tap(padded, i, j, oh, ow, stride, dilation)
+            where = _tap(source, i, j, oh, ow, stride, dilation)
+            # the first real position of a window is its default argmax (all -inf)
+            take = (value > best) | np.isnan(value) | ((index < 0) & (where >= 0))
+            best = np.where(take, value, best)
+            index = np.where(take, where, index)
+    return best, index
+
+
+def gather_plane(x, indices):
+    """``out[n, c, ...] = x[n, c].flat[indices[n, c, ...]]`` (max pooling given argmaxes)."""
+    n, c = x.shape[:2]
+    flat = x.reshape(n, c, -1)
+    return np.take_along_axis(flat, indices.reshape(n, c, -1), axis=2).reshape(indices.shape)
+
+
+def scatter_plane(g, indices, in_shape):
+    """The adjoint of ``gather_plane``: zeros of ``in_shape`` with ``g`` added at ``indices``."""
+    n, c = in_shape[:2]
+    out = np.zeros((n * c, int(np.prod(in_shape[2:]))), dtype=g.dtype)
+    rows = np.arange(n * c)[:, None]
+    np.add.at(out, (rows, indices.reshape(n * c, -1)), g.reshape(n * c, -1))
+    return out.reshape(in_shape)
+
+
+# --- average pooling ---------------------------------------------------------------------------
+def avg_pool2d_forward(x, kernel, stride, padding, out_size, inv_divisor):
+    """Window sums times ``inv_divisor`` (an (out_h, out_w) float64 array; 0 for
+    windows with no input in them).  Padding counts as zeros."""
+    (kh, kw), (ph, pw), (oh, ow) = kernel, padding, out_size
+    need_h = _needed(oh, kh, stride[0], 1)
+    need_w = _needed(ow, kw, stride[1], 1)
+    padded = _padded(x, ph, pw, need_h, need_w, 0).astype(np.float64)
+    total = np.zeros(x.shape[:2] + (oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            total += _tap(padded, i, j, oh, ow, stride, (1, 1))
+    return (total * inv_divisor).astype(x.dtype)
+
+
+def avg_pool2d_adjoint(g, kernel, stride, padding, in_size, inv_divisor):
+    """The transpose of ``avg_pool2d_forward``: each window spreads its gradient
+    times ``inv_divisor`` back over its taps (overlapping windows add up)."""
+    (kh, kw), (ph, pw), (h, w) = kernel, padding, in_size
+    oh, ow = g.shape[2:]
+    need_h = max(_needed(oh, kh, stride[0], 1), h + 2 * ph)
+    need_w = max(_needed(ow, kw, stride[1], 1), w + 2 * pw)
+    padded = np.zeros(g.shape[:2] + (need_h, need_w))
+    share = g.astype(np.float64) * inv_divisor
+    for i in range(kh):
+        for j in range(kw):
+            _tap(padded, i, j, oh, ow, stride, (1, 1))[...] += share
+    return padded[:, :, ph:ph + h, pw:pw + w].astype(g.dtype)
+
+
+# --- nearest upsampling --------------------------------------------------------------------------
+def upsample_nearest_forward(x, rows, cols):
+    """``out[n, c, i, j] = x[n, c, rows[i], cols[j]]`` (rows/cols: source indices)."""
+    return x[:, :, rows[:, None], cols[None, :]]
+
+
+def upsample_nearest_adjoint(g, rows, cols, in_size):
+    """The transpose: every output pixel's gradient goes back to its source pixel
+    (for an integer scale factor s this is a sum over s x s blocks)."""
+    out = np.zeros(g.shape[:2] + tuple(in_size), dtype=g.dtype)
+    np.add.at(out, (slice(None), slice(None), rows[:, None], cols[None, :]), g)
+    return out
+
+
+# --- gated activation ----------------------------------------------------------------------------
+def _sigmoid(b):
+    e = np.exp(-np.abs(b))  # exp of a non-positive number only: no overflow
+    return np.where(b >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def gated_forward(x3):
+    """``tanh(a) * sigmoid(b)`` for ``x3`` of shape (P, 2, Q): a = x3[:, 0], b = x3[:, 1]."""
+    a, b = x3[:, 0].astype(np.float64), x3[:, 1].astype(np.float64)
+    return (np.tanh(a) * _sigmoid(b)).astype(x3.dtype)
+
+
+def gated_backward(g, x3):
+    """Gradient w.r.t. ``x3`` (P, 2, Q): ``[g (1 - t^2) s, g t s (1 - s)]``."""
+    a, b = x3[:, 0].astype(np.float64), x3[:, 1].astype(np.float64)
+    t, s = np.tanh(a), _sigmoid(b)
+    g = g.astype(np.float64)
+    return np.stack([g * (1.0 - t * t) * s, g * t * s * (1.0 - s)], axis=1).astype(x3.dtype)

@@ -1,0 +1,276 @@
+"""Normalisation family: ``batch_norm`` (training and evaluation).
+
+Training mode normalises with the batch's own statistics.  Its forward is fused
+(one kernel for the per-channel mean/variance, one for normalise-and-affine),
+and its backward has two forms:
+
+* with a graph being built for the gradient (``create_graph=True``, as in
+  WGAN-GP's gradient penalty) it recomputes the statistics from the saved input
+  with tinygen ops and writes the input gradient
+  ``inv_std / M * (M g - sum(g) - xhat * sum(g xhat))`` with tinygen ops too, so
+  the gradient is itself differentiable (in x, in the weight and in g);
+* otherwise (the engine runs backward under ``no_grad``) a fused kernel
+  computes the same formula from the saved per-channel statistics.
+
+Evaluation mode uses the running statistics, which are constants: it is an
+affine map per channel, ``y = (x - running_mean) * weight / sqrt(running_var +
+eps) + bias``.
+
+Kernels come from ``tinygen.backend.kernels`` (family ``"batch_norm"``): on the
+CPU the numba kernels, or the numpy reference under ``use_impl('reference')``.
+"""
+import numbers
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.tensor import Tensor
+from ..backend import device_of, array_module
+from ..backend.kernels import kernels
+from ._operands import is_float
+from .shape import reshape
+from .reduce import sum as _sum, mean as _mean
+
+def contiguous(array):
+    return array_module(array).ascontiguousarray(array)
+
+
+# --- shapes --------------------------------------------------------------------------------
+def _as_ncl(shape):
+    """(N, C, L) of an (N, C, *spatial) shape."""
+    return shape[0], shape[1], int(np.prod(shape[2:], dtype=np.int64))
+
+
+def _channel_shape(ndim):
+    """Shape that broadcasts a (C,) vector over an (N, C, *spatial) tensor."""
+    return (1, -1) + (1,) * (ndim - 2)
+
+
+def _reduce_axes(ndim):
+    return (0,) + tuple(range(2, ndim))
+
+
+def _f64(tensor_or_none, default, channels):
+    if tensor_or_none is None:
+        return np.full(channels, default, dtype=np.float64)
+    return np.asarray(_to_host(tensor_or_none), dtype=np.float64)
+
+
+def _to_host(array):
+    from ..backend import to_numpy
+
+    return to_numpy(array)
+
+
+def _update_running(running, batch, momentum):
+    """``running = (1 - momentum) * running + momentum * batch``, in place."""
+    xp = array_module(running)
+    batch = xp.asarray(batch)
+    running[...] = ((1.0 - momentum) * running + momentum * batch).astype(running.dtype)
+
+
+# --- training mode --------------------------------------------------------------------------
+class BatchNormTrain(Function):
+    """Normalise with batch statistics; inputs ``x`` then the present of weight, bias."""
+
+    def forward(self, x, *affine, has_weight, has_bias, eps, running_mean, running_var,
+                momentum):
+        k = kernels("batch_norm", x, "batch_norm")
+        weight = affine[0] if has_weight else None
+        bias = affine[-1] if has_bias else None
+        n, c, length = _as_ncl(x.shape)
+        x3 = contiguous(x).reshape(n, c, length)
+        mean, var = k.channel_stats(x3)
+        inv_std = 1.0 / np.sqrt(var + eps)
+        scale = _f64(weight, 1.0, c) * inv_std
+        out = k.normalize_affine(x3, mean, scale, _f64(bias, 0.0, c)).reshape(x.shape)
+
+        if running_mean is not None:  # like PyTorch: the unbiased variance is tracked
+            count = n * length
+            unbiased = var * (count / (count - 1))
+            _update_running(running_mean, mean, momentum)
+            _update_running(running_var, unbiased, momentum)
+
+        self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
+        self.mean, self.inv_std = mean, inv_std
+        self.save_inputs(*range(1 + len(affine)))
+        return out
+
+    def backward(self, grad):
+        saved = self.saved_inputs()
+        x = saved[0]
+        weight = saved[1] if self.has_weight else None
+        if is_grad_enabled():
+            grads = self._backward_graph(grad, x, weight)
+        else:
+            grads = self._backward_fused(grad, x, weight)
+        grad_x, grad_weight, grad_bias = grads
+        out = [grad_x]
+        if self.has_weight:
+            out.append(grad_weight)
+        if self.has_bias:
+            out.append(grad_bias)
+        return tuple(out)
+
+    def _needs(self):
+        needs = list(self.needs_input_grad)
+        need_x = needs[0]
+        need_w = self.has_weight and needs[1]
+        need_b = self.has_bias and needs[-1]
+        return need_x, need_w, need_b
+
+    def _backward_fused(self, grad, x, weight):
+        """One reduction pass and one elementwise pass (no graph is being built)."""
+        k = kernels("batch_norm", x.data, "batch_norm")
+        need_x, need_w, need_b = self._needs()
+        n, c, length = _as_ncl(x.shape)
+        x3 = contiguous(x.data).reshape(n, c, length)
+        g3 = contiguous(grad.data).reshape(n, c, length)
+        sum_g, sum_gc = k.backward_reduce(g3, x3, self.mean)
+        sum_g_xhat = sum_gc * self.inv_std
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            w = _f64(weight.data if weight is not None else None, 1.0, c)
+            grad_x = Tensor._make(k.backward_input(
+                g3, x3, self.mean, self.inv_std, w, sum_g, sum_g_xhat).reshape(x.shape))
+        if need_w:
+            grad_w = Tensor._make(sum_g_xhat.astype(x.dtype))
+        if need_b:
+            grad_b = Tensor._make(sum_g.astype(x.dtype))
+        return grad_x, grad_w, grad_b
+
+    def _backward_graph(self, grad, x, weight):
+        """The same gradients with tinygen ops, so that they can be differentiated again."""
+        need_x, need_w, need_b = self._needs()
+        axes = _reduce_axes(x.ndim)
+        centered = x - _mean(x, axes, keepdims=True)
+        var = _mean(centered * centered, axes, keepdims=True)
+        inv_std = (var + self.eps) ** -0.5
+        xhat = centered * inv_std
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            g_hat = grad * reshape(weight, _channel_shape(x.ndim)) if weight is not None else grad
+            grad_x = inv_std * (g_hat - _mean(g_hat, axes, keepdims=True)
+                                - xhat * _mean(g_hat * xhat, axes, keepdims=True))
+        if need_w:
+            grad_w = _sum(grad * xhat, axes)
+        if need_b:
+            grad_b = _sum(grad, axes)
+        return grad_x, grad_w, grad_b
+
+
+# --- evaluation mode ---------------------------------------------------------------------------
+class BatchNormEval(Function):
+    """``(x - running_mean) * weight / sqrt(running_var + eps) + bias`` (stats constant)."""
+
+    def forward(self, x, *affine, has_weight, has_bias, eps, running_mean, running_var):
+        k = kernels("batch_norm", x, "batch_norm")
+        weight = affine[0] if has_weight else None
+        bias = affine[-1] if has_bias else None
+        n, c, length = _as_ncl(x.shape)
+        mean = np.asarray(_to_host(running_mean), dtype=np.float64)
+        inv_std = 1.0 / np.sqrt(np.asarray(_to_host(running_var), dtype=np.float64) + eps)
+        scale = _f64(weight, 1.0, c) * inv_std
+        x3 = contiguous(x).reshape(n, c, length)
+        out = k.normalize_affine(x3, mean, scale, _f64(bias, 0.0, c)).reshape(x.shape)
+        xp = array_module(x)
+        self.mean = xp.asarray(mean.astype(x.dtype))
+        self.inv_std = xp.asarray(inv_std.astype(x.dtype))
+        self.has_weight, self.has_bias = has_weight, has_bias
+        self.save_inputs(*range(1 + len(affine)))
+        return out
+
+    def backward(self, grad):
+        # Linear in x with constant statistics, so these few tinygen ops are both the
+        # fast path and the differentiable one.
+        saved = self.saved_inputs()
+        x = saved[0]
+        shape = _channel_shape(x.ndim)
+        axes = _reduce_axes(x.ndim)
+        inv_std = reshape(Tensor._make(self.inv_std), shape)
+        out = []
+        if self.needs_input_grad[0]:
+            scale = inv_std * reshape(saved[1], shape) if self.has_weight else inv_std
+            out.append(grad * scale)
+        else:
+            out.append(None)
+        if self.has_weight:
+            need = self.needs_input_grad[1]
+            xhat = (x - reshape(Tensor._make(self.mean), shape)) * inv_std if need else None
+            out.append(_sum(grad * xhat, axes) if need else None)
+        if self.has_bias:
+            out.append(_sum(grad, axes) if self.needs_input_grad[-1] else None)
+        return tuple(out)
+
+
+# --- the op ----------------------------------------------------------------------------------
+def _check_vector(name, t, x, channels):
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"batch_norm: {name} must be a Tensor or None, got {type(t).__name__}")
+    if t.shape != (channels,):
+        raise ValueError(
+            f"batch_norm: {name} should contain {channels} elements (shape ({channels},)) for an "
+            f"input of shape {x.shape} with {channels} channels, got shape {t.shape}"
+        )
+    if t.dtype != x.dtype:
+        raise TypeError(
+            f"batch_norm: {name} has dtype {t.dtype} but the input (shape {x.shape}) has "
+            f"{x.dtype}; convert one with .float() or .double()"
+        )
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """PyTorch's ``F.batch_norm`` for (N, C), (N, C, L) and (N, C, H, W) inputs.
+
+    Training mode normalises with the batch's statistics and, when running
+    statistics are given, updates them in place:
+    ``new = (1 - momentum) * old + momentum * batch`` with the batch's *unbiased*
+    variance, as PyTorch does.  Evaluation mode uses the running statistics.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"batch_norm: input must be a Tensor, got {type(x).__name__}")
+    if not 2 <= x.ndim <= 4:
+        raise ValueError(
+            f"batch_norm: expected a 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W) input, got "
+            f"shape {x.shape}"
+        )
+    if not is_float(x.dtype):
+        raise TypeError(f"batch_norm: input must be floating point, got dtype {x.dtype}")
+    channels = x.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        _check_vector(name, t, x, channels)
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"batch_norm: eps must be a positive number, got {eps!r}")
+    affine = tuple(t for t in (weight, bias) if t is not None)
+    flags = dict(has_weight=weight is not None, has_bias=bias is not None, eps=float(eps))
+    if training:
+        n, _, length = _as_ncl(x.shape)
+        if n * length <= 1:
+            raise ValueError(
+                f"batch_norm: Expected more than 1 value per channel when training, got input "
+                f"size {x.shape}"
+            )
+        if (running_mean is None) != (running_var is None):
+            raise ValueError("batch_norm: running_mean and running_var must both be given or "
+                             "both be None")
+        if running_mean is not None and (isinstance(momentum, bool)
+                                         or not isinstance(momentum, numbers.Real)):
+            raise TypeError(
+                f"batch_norm: momentum must be a number, got {momentum!r} (for a cumulative "
+                "average pass momentum=1/num_batches, as BatchNorm modules do for momentum=None)"
+            )
+        return BatchNormTrain.apply(
+            x, *affine, **flags,
+            running_mean=None if running_mean is None else running_mean.data,
+            running_var=None if running_var is None else running_var.data,
+            momentum=None if running_mean is None else float(momentum))
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: running_mean and running_var must be given in evaluation "
+                         "mode (training=False)")
+    return BatchNormEval.apply(x, *affine, **flags, running_mean=running_mean.data,
+                               running_var=running_var.data)
