@@ -19,3 +19,6 @@ from .ops import *  # noqa: F401,F403
 from .backend import cuda  # noqa: F401
 from .serialization import save, load  # noqa: F401
 from . import testing, nn, optim  # noqa: F401
+from .autograd.trace import trace_backward  # noqa: F401
+from .autograd.anomaly import detect_anomaly, set_detect_anomaly, is_anomaly_enabled  # noqa: F401
+from . import viz  # noqa: F401

@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser("info", help="print versions and available accelerators")
     info.set_defaults(func=cmd_info)
+    from tinygen import cli_graph
+    cli_graph.add_parser(commands)
     return parser
 
 

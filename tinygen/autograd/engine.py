@@ -15,10 +15,16 @@ With ``create_graph`` the backward functions run with grad mode on, so the
 gradients they return are Tensors with a graph of their own.
 """
 from collections import deque
+import time
 
 from .grad_mode import no_grad, enable_grad
 from .function import Function
 from .hooks import apply_hooks
+
+
+# Callables ``observer(node, grads_out, grads_in, seconds)`` run after each node's
+# backward (trace_backward and detect_anomaly plug in here); empty costs one check.
+_backward_observers = []
 
 
 def _is_leaf_node(node):
@@ -209,7 +215,10 @@ def _backward_node(node, buffer, send, needed):
     present = next(g for g in buffer if g is not None)
     grads_out = [g if g is not None else _zeros_for(meta, present)
                  for g, meta in zip(buffer, node.output_meta)]
-    grads_in = node.backward(*grads_out)
+    if _backward_observers:
+        grads_in = _observed_backward(node, grads_out)
+    else:
+        grads_in = node.backward(*grads_out)
     if not isinstance(grads_in, tuple):
         grads_in = (grads_in,)
     if len(grads_in) != len(node.next_edges):
@@ -228,6 +237,18 @@ def _backward_node(node, buffer, send, needed):
                 f"{node.name}.backward returned a {grad.dtype} gradient for a {dtype} input"
             )
         send(edge[0], edge[1], grad)
+
+
+def _observed_backward(node, grads_out):
+    """``node.backward``, timed and shown to every backward observer."""
+    start = time.perf_counter()
+    grads_in = node.backward(*grads_out)
+    seconds = time.perf_counter() - start
+    if not isinstance(grads_in, tuple):
+        grads_in = (grads_in,)
+    for observer in list(_backward_observers):
+        observer(node, tuple(grads_out), grads_in, seconds)
+    return grads_in
 
 
 def _accumulate_leaf(leaf, grad, create_graph):
