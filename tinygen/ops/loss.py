@@ -125,7 +125,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if reduction == "mean":
         safe = xp.where(valid, target_data, 0)
         w = valid.astype(input.dtype) * (weight.data[safe] if weight is not None else 1.0)
-        smooth = sum(smooth) * (1.0 / float(w.sum()))
+        total = float(w.sum())
+        smooth = sum(smooth) * (1.0 / total if total > 0 else float("nan"))
     elif reduction == "sum":
         smooth = sum(smooth)
     return loss * (1.0 - label_smoothing) + smooth * label_smoothing
