@@ -32,6 +32,14 @@ def test_shared_gradient_objects_are_not_aliased_between_leaves():
     np.testing.assert_allclose(b.grad.numpy(), np.ones(3))
 
 
+def test_create_graph_gradients_of_leaves_are_fresh_writable_tensors():
+    a, b = f64(3), f64(3, seed=1)
+    (a + b).sum().backward(create_graph=True)
+    assert a.grad is not b.grad
+    a.grad.zero_()  # not a read-only broadcast view shared with b.grad
+    np.testing.assert_allclose(b.grad.numpy(), 1.0)
+
+
 def test_diamond_graph_sums_both_paths():
     x = f64(4)
     y = x.exp()

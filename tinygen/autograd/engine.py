@@ -261,4 +261,7 @@ def _accumulate_leaf(leaf, grad, create_graph):
         data = grad.data.copy() if leaf.grad is None else leaf.grad.data + grad.data
         leaf.grad = Tensor._make(data)
     else:
-        leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+        # A clone made with a differentiable op: a fresh array, with the graph kept.
+        from ..ops.elementwise import clone
+
+        leaf.grad = clone(grad) if leaf.grad is None else leaf.grad + grad

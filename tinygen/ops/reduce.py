@@ -135,7 +135,8 @@ class LogSumExp(Function):
         self.save_inputs(0)
         self.save_outputs(0)
         m = _stable_max(xp, a, axes)
-        out = xp.log(xp.sum(xp.exp(a - m), axis=axes, keepdims=True)) + m
+        with np.errstate(divide="ignore"):  # log(0) = -inf for all -inf slices, as intended
+            out = xp.log(xp.sum(xp.exp(a - m), axis=axes, keepdims=True)) + m
         return out if keepdims else out.reshape([s for i, s in enumerate(a.shape) if i not in axes])
 
     def backward(self, grad):

@@ -1,0 +1,72 @@
+"""Shared helpers for the op tests: float64 leaves, the double check, tie-free draws."""
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinygen as tg
+from tinygen.testing import gradcheck, gradgradcheck, strategies as tst
+
+# Small shapes: finite differences cost two evaluations per input element, and
+# gradgradcheck doubles the inputs (x and the upstream gradient).
+SMALL = dict(max_dims=3, max_side=3)
+
+
+def small_shapes(min_dims=0, max_dims=3, max_side=3):
+    return tst.shapes(min_dims=min_dims, max_dims=max_dims, max_side=max_side)
+
+
+def f64(array, requires_grad=True):
+    """A float64 leaf holding a copy of ``array``."""
+    return tg.tensor(np.asarray(array, dtype=np.float64), dtype=tg.float64,
+                     requires_grad=requires_grad)
+
+
+def f32(array, requires_grad=True):
+    return tg.tensor(np.asarray(array, dtype=np.float32), dtype=tg.float32,
+                     requires_grad=requires_grad)
+
+
+def check_grads(fn, inputs, atol=1e-5, rtol=1e-3, second_order=True):
+    """gradcheck and gradgradcheck of ``fn`` at ``inputs`` (both must pass)."""
+    assert gradcheck(fn, inputs, atol=atol, rtol=rtol)
+    if second_order:
+        assert gradgradcheck(fn, inputs, atol=atol, rtol=rtol)
+
+
+def assert_close(actual, expected, rtol=1e-10, atol=1e-12):
+    """Compare a Tensor (or array) with a numpy reference, shapes included."""
+    actual = actual.numpy() if isinstance(actual, tg.Tensor) else np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != expected {expected.shape}"
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+@st.composite
+def distinct_tensors(draw, shape=None, requires_grad=True):
+    """float64 tensors whose values are pairwise far apart (>= 0.2), whose absolute
+    values are pairwise far apart too, and which stay >= 0.2 away from 0.
+
+    max/min (and norm with p=inf) are not differentiable at ties; this keeps the
+    finite differences of gradcheck well away from them while the shape, the
+    order of the values and their signs are still drawn by hypothesis.
+    """
+    if shape is None:
+        shape = small_shapes()
+    if not isinstance(shape, tuple):
+        shape = draw(shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    order = np.array(draw(st.permutations(range(n))), dtype=np.float64).reshape(shape)
+    jitter = draw(hnp.arrays(np.float64, shape, elements=st.floats(-0.1, 0.1)))
+    signs = draw(hnp.arrays(np.bool_, shape, elements=st.booleans()))
+    magnitude = 0.3 + 0.4 * order + jitter
+    values = np.where(signs, magnitude, -magnitude)
+    t = tg.tensor(np.ascontiguousarray(values), dtype=tg.float64)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def quantized(array, offset):
+    """``array`` rounded to a multiple of 0.5, plus ``offset``: two arrays quantized
+    with offsets 0 and 0.25 differ by at least 0.25 everywhere (no ties)."""
+    return np.floor(np.asarray(array) * 2.0) / 2.0 + offset
