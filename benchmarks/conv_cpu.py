@@ -18,7 +18,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 
 
 def _parser():
@@ -39,18 +38,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-
-def _best_ms(fn, repeat, warmup=2):
-    """Best of ``repeat`` runs: on a shared machine the minimum is the stable
-    statistic (the median moves with whatever else runs)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
+from benchmarks._timing import time_ms  # noqa: E402
 
 
 def _workloads(rng):
@@ -146,18 +134,18 @@ def main(argv=None):
     for load in _workloads(rng):
         step = _tinygen_step(tg, C, load)
         with use_impl("numba"):
-            fast = _best_ms(step, args.repeat)
+            fast = time_ms(step, args.repeat, warmup=2, statistic='min')
             fast_grads = step()
         reference = None
         if not args.skip_reference:
             with use_impl("reference"):
-                reference = _best_ms(step, max(1, args.repeat // 3), warmup=1)
+                reference = time_ms(step, max(1, args.repeat // 3), warmup=1, statistic='min')
                 ref_grads = step()
             for a, b in zip(fast_grads, ref_grads):  # same numbers first
                 np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-3)
         theirs = None
         if torch is not None:
-            theirs = _best_ms(_torch_step(torch, C, load), args.repeat)
+            theirs = time_ms(_torch_step(torch, C, load), args.repeat, warmup=2, statistic='min')
         rows.append((load["name"], fast, reference, theirs))
 
     print(f"# tinygen {tg.__version__} conv (numba {numba.__version__}) vs numpy reference vs "

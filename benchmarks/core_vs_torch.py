@@ -14,21 +14,10 @@ tinygen).  Needs ``pip install torch==2.13.0`` (CPU build).
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import numpy as np
 
-
-def _median_ms(fn, repeat, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+from benchmarks._timing import time_ms
 
 
 def mlp_step_tinygen(tg, params, x, y):
@@ -112,10 +101,10 @@ def main(argv=None):
         chain(torch, th_x).backward()
 
     rows = [
-        ("MLP 784-256-256-10 fwd+bwd, batch 128", _median_ms(tg_step, args.repeat),
-         _median_ms(th_step, args.repeat)),
-        ("100-op elementwise chain fwd+bwd, (256,256)", _median_ms(tg_chain, args.repeat),
-         _median_ms(th_chain, args.repeat)),
+        ("MLP 784-256-256-10 fwd+bwd, batch 128", time_ms(tg_step, args.repeat),
+         time_ms(th_step, args.repeat)),
+        ("100-op elementwise chain fwd+bwd, (256,256)", time_ms(tg_chain, args.repeat),
+         time_ms(th_chain, args.repeat)),
     ]
     print(f"# tinygen {tg.__version__} vs PyTorch {torch.__version__} (CPU), numpy "
           f"{np.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}")

@@ -14,21 +14,10 @@ Prints median milliseconds and the ratios numba / torch and reference / numba.
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import numpy as np
 
-
-def _median_ms(fn, repeat, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+from benchmarks._timing import time_ms
 
 
 def _with_impl(name, fn):
@@ -110,9 +99,9 @@ def main(argv=None):
     _check(_with_impl("numba", tg_bn), th_bn)
     _check(_with_impl("reference", tg_bn), th_bn)
     rows.append(("batch_norm train fwd+bwd (64,64,16,16)",
-                 _median_ms(_with_impl("numba", tg_bn), args.repeat),
-                 _median_ms(_with_impl("reference", tg_bn), args.repeat),
-                 _median_ms(th_bn, args.repeat)))
+                 time_ms(_with_impl("numba", tg_bn), args.repeat),
+                 time_ms(_with_impl("reference", tg_bn), args.repeat),
+                 time_ms(th_bn, args.repeat)))
 
     # power iteration step on a (512, 4608) matrix
     wm = (rng.standard_normal((512, 4608)) * 0.02).astype(np.float32)
@@ -120,7 +109,7 @@ def main(argv=None):
     v0 = rng.standard_normal(4608).astype(np.float32)
     u0 /= np.linalg.norm(u0)
     v0 /= np.linalg.norm(v0)
-    tw, tu, tv = torch.tensor(wm), torch.tensor(u0), torch.tensor(v0)
+    tw, tu = torch.tensor(wm), torch.tensor(u0)
 
     def tg_power():
         return power_iteration(wm, u0, v0, 1, 1e-12)
@@ -133,9 +122,9 @@ def main(argv=None):
 
     for a, c in zip(tg_power(), th_power()):
         np.testing.assert_allclose(a, c.numpy(), rtol=1e-4, atol=1e-6)
-    power_ms = _median_ms(tg_power, args.repeat)
+    power_ms = time_ms(tg_power, args.repeat)
     rows.append(("power iteration step (512, 4608)", power_ms, power_ms,
-                 _median_ms(th_power, args.repeat)))
+                 time_ms(th_power, args.repeat)))
 
     # max_pool2d 2x2 and gated_activation, forward + backward
     x2 = rng.standard_normal((64, 64, 16, 16)).astype(np.float32)
@@ -150,9 +139,9 @@ def main(argv=None):
         theirs = _fwd_bwd_torch(th_op, torch.tensor(x2, requires_grad=True), [],
                                 torch.tensor(gg))
         _check(_with_impl("numba", ours), theirs)
-        rows.append((name, _median_ms(_with_impl("numba", ours), args.repeat),
-                     _median_ms(_with_impl("reference", ours), args.repeat),
-                     _median_ms(theirs, args.repeat)))
+        rows.append((name, time_ms(_with_impl("numba", ours), args.repeat),
+                     time_ms(_with_impl("reference", ours), args.repeat),
+                     time_ms(theirs, args.repeat)))
 
     print(f"# tinygen {tg.__version__} norm kernels vs PyTorch {torch.__version__} (CPU), numba "
           f"{numba.__version__}, numpy {np.__version__}, {args.threads} thread(s), "

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .autograd.tensor import Tensor
-from .backend import xp_for_device, to_device, array_module
+from .backend import to_device
 from .random import default_generator
 
 float32 = np.dtype(np.float32)

@@ -16,7 +16,6 @@ of the gradient itself: that is all higher-order derivatives need.
 Broadcasting is not undone here: backward may return a gradient in the
 broadcast (output) shape and the engine sums it back to the input's shape.
 """
-from ..backend import device_of
 from .grad_mode import is_grad_enabled
 
 # Attribute names that belong to the graph's bookkeeping, not to saved state.

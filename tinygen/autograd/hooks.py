@@ -10,7 +10,8 @@ _ids = itertools.count()
 
 
 class RemovableHandle:
-    """Returned by every ``register_*hook``; ``remove()`` unregisters the hook."""
+    """Returned by every ``register_*hook`` (tensors and modules); ``remove()``
+    unregisters the hook."""
 
     def __init__(self, store):
         self._store = store
@@ -24,6 +25,7 @@ class RemovableHandle:
 
     def __exit__(self, *exc):
         self.remove()
+        return False
 
 
 def register_tensor_hook(tensor, hook):

@@ -8,7 +8,6 @@ is defined in exactly one place.
 import numpy as np
 
 from ..backend import array_module, device_of, to_device, to_numpy, normalize_device
-from .grad_mode import is_grad_enabled
 
 _FLOAT_KINDS = "f"
 

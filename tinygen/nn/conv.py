@@ -95,6 +95,13 @@ class _ConvNd(Module):
     def reset_parameters(self, generator=None):
         _reset_conv_parameters(self, generator)
 
+    def forward(self, input):
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            input, padding = self._explicit_padding(input), 0
+        return self._op(input, self.weight, self.bias, self.stride, padding, self.dilation,
+                        self.groups)
+
     def _explicit_padding(self, input):
         """For padding_mode != 'zeros': pad the input explicitly (F.pad order), then
         convolve without padding, as PyTorch does."""
@@ -133,36 +140,26 @@ class Conv1d(_ConvNd):
     """1-D convolution over (N, C_in, L); weight (out, in/groups, k)."""
 
     _ndim = 1
+    _op = staticmethod(C.conv1d)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", dtype=None, device=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype=dtype, device=device)
 
-    def forward(self, input):
-        if self.padding_mode != "zeros":
-            return C.conv1d(self._explicit_padding(input), self.weight, self.bias, self.stride,
-                            0, self.dilation, self.groups)
-        return C.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
 
 
 class Conv2d(_ConvNd):
     """2-D convolution over (N, C_in, H, W); weight (out, in/groups, kH, kW)."""
 
     _ndim = 2
+    _op = staticmethod(C.conv2d)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", dtype=None, device=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype=dtype, device=device)
 
-    def forward(self, input):
-        if self.padding_mode != "zeros":
-            return C.conv2d(self._explicit_padding(input), self.weight, self.bias, self.stride,
-                            0, self.dilation, self.groups)
-        return C.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
 
 
 class _ConvTransposeNd(_ConvNd):
@@ -176,6 +173,10 @@ class _ConvTransposeNd(_ConvNd):
                              f"{padding!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, output_padding, dtype=dtype, device=device)
+
+    def forward(self, input, output_size=None):
+        return self._op(input, self.weight, self.bias, self.stride, self.padding,
+                        self._output_padding(input, output_size), self.groups, self.dilation)
 
     def _output_padding(self, input, output_size):
         """PyTorch's ``output_size``: the output_padding that yields that size."""
@@ -206,22 +207,14 @@ class ConvTranspose1d(_ConvTransposeNd):
     """Transposed 1-D convolution; weight (in, out/groups, k)."""
 
     _ndim = 1
-
-    def forward(self, input, output_size=None):
-        return C.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
-                                  self._output_padding(input, output_size), self.groups,
-                                  self.dilation)
+    _op = staticmethod(C.conv_transpose1d)
 
 
 class ConvTranspose2d(_ConvTransposeNd):
     """Transposed 2-D convolution; weight (in, out/groups, kH, kW)."""
 
     _ndim = 2
-
-    def forward(self, input, output_size=None):
-        return C.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                  self._output_padding(input, output_size), self.groups,
-                                  self.dilation)
+    _op = staticmethod(C.conv_transpose2d)
 
 
 class CausalConv1d(_ConvNd):

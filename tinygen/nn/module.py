@@ -17,7 +17,6 @@ lookup failed, so ordinary attributes cost nothing extra.
 """
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
-import itertools
 import numbers
 
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
+from ..autograd.hooks import RemovableHandle
 from ..backend import array_module, to_device, normalize_device
 from .parameter import Parameter
 
@@ -39,26 +39,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
         if not self.missing_keys and not self.unexpected_keys:
             return "<All keys matched successfully>"
         return super().__repr__()
-
-
-class _RemovableHandle:
-    """Returned by the hook registrations; ``remove()`` unregisters the hook."""
-
-    _next_id = itertools.count()
-
-    def __init__(self, hooks):
-        self._hooks = hooks
-        self.id = next(self._next_id)
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-        return False
 
 
 def _check_name(name, kind):
@@ -131,13 +111,13 @@ class Module:
 
     def register_forward_pre_hook(self, hook):
         """``hook(module, args)`` runs before forward; it may return replacement args."""
-        handle = _RemovableHandle(self._forward_pre_hooks)
+        handle = RemovableHandle(self._forward_pre_hooks)
         self._forward_pre_hooks[handle.id] = hook
         return handle
 
     def register_forward_hook(self, hook):
         """``hook(module, args, output)`` runs after forward; it may return a new output."""
-        handle = _RemovableHandle(self._forward_hooks)
+        handle = RemovableHandle(self._forward_hooks)
         self._forward_hooks[handle.id] = hook
         return handle
 
@@ -150,7 +130,7 @@ class Module:
         a replacement ``grad_input`` tuple.  Works with ``create_graph=True`` (the
         gradients are then Tensors with a graph).
         """
-        handle = _RemovableHandle(self._backward_hooks)
+        handle = RemovableHandle(self._backward_hooks)
         self._backward_hooks[handle.id] = hook
         return handle
 

@@ -100,22 +100,23 @@ class PowConstant(Function):
         return grad * pow(a, c - 1) * c
 
 
+def _apply_binary(function, name, a, b):
+    """Check dtypes and broadcast shapes (errors name both operands), then apply."""
+    a, b = binary_operands(a, b, name)
+    broadcast_shapes(name, a.shape, b.shape)
+    return function.apply(a, b)
+
+
 def add(a, b):
-    a, b = binary_operands(a, b, "add")
-    broadcast_shapes("add", a.shape, b.shape)
-    return Add.apply(a, b)
+    return _apply_binary(Add, "add", a, b)
 
 
 def sub(a, b):
-    a, b = binary_operands(a, b, "sub")
-    broadcast_shapes("sub", a.shape, b.shape)
-    return Sub.apply(a, b)
+    return _apply_binary(Sub, "sub", a, b)
 
 
 def mul(a, b):
-    a, b = binary_operands(a, b, "mul")
-    broadcast_shapes("mul", a.shape, b.shape)
-    return Mul.apply(a, b)
+    return _apply_binary(Mul, "mul", a, b)
 
 
 def div(a, b):
@@ -131,9 +132,7 @@ def pow(a, b):
         if not is_float(a.dtype) and (b < 0 or isinstance(b, float)):
             a = cast(a, np.float32)
         return PowConstant.apply(a, exponent=b)
-    a, b = binary_operands(a, b, "pow")
-    broadcast_shapes("pow", a.shape, b.shape)
-    return Pow.apply(a, b)
+    return _apply_binary(Pow, "pow", a, b)
 
 
 # --- unary math ---------------------------------------------------------------------------
@@ -398,15 +397,11 @@ class Minimum(_Extremum):
 
 
 def maximum(a, b):
-    a, b = binary_operands(a, b, "maximum")
-    broadcast_shapes("maximum", a.shape, b.shape)
-    return Maximum.apply(a, b)
+    return _apply_binary(Maximum, "maximum", a, b)
 
 
 def minimum(a, b):
-    a, b = binary_operands(a, b, "minimum")
-    broadcast_shapes("minimum", a.shape, b.shape)
-    return Minimum.apply(a, b)
+    return _apply_binary(Minimum, "minimum", a, b)
 
 
 # --- comparisons (not differentiable) -------------------------------------------------------

@@ -9,7 +9,7 @@ from ..backend import array_module
 from ._operands import as_tensor, is_float
 from .elementwise import log, clamp, softplus, abs as _abs, _const
 from .reduce import sum, mean, log_softmax
-from .shape import gather, unsqueeze, squeeze, broadcast_to, reshape
+from .shape import gather, unsqueeze, squeeze, reshape
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
-from ..backend import device_of, array_module
+from ..backend import array_module
 from ..backend.kernels import kernels
 from ._operands import is_float
 from .shape import reshape

@@ -6,7 +6,6 @@ axes; ``_keep`` restores those axes (as size 1) when ``keepdims`` dropped them.
 import numpy as np
 
 from ..autograd.function import Function
-from ..autograd.tensor import Tensor
 from ..backend import array_module
 from ._operands import as_tensor, is_float
 from .shape import normalize_axes, normalize_axis, reshape, broadcast_to

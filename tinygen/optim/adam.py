@@ -12,7 +12,6 @@ Per parameter, at step t (g is the gradient):
 """
 import math
 
-from ..backend import array_module
 from .optimizer import Optimizer, check_number
 
 
@@ -38,14 +37,8 @@ class Adam(Optimizer):
     def _update_group(self, group):
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        amsgrad, maximize = group["amsgrad"], group["maximize"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            xp = array_module(p.data)
-            g = p.grad.data
-            if maximize:
-                g = -g
+        amsgrad = group["amsgrad"]
+        for p, xp, g in self._gradients(group):
             state = self.state.setdefault(p, {})
             if not state:
                 state["step"] = 0

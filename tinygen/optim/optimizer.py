@@ -78,6 +78,16 @@ class Optimizer:
     def _update_group(self, group):
         raise NotImplementedError(f"{type(self).__name__} must define _update_group or step")
 
+    @staticmethod
+    def _gradients(group):
+        """``(param, xp, gradient array)`` for each of ``group``'s parameters that has
+        a gradient; the gradient is negated when the group maximizes."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = p.grad.data
+            yield p, array_module(p.data), (-g if group["maximize"] else g)
+
     # --- groups -------------------------------------------------------------------------
     def add_param_group(self, param_group):
         """Add a group ``{'params': [...], <options>}``; missing options come from defaults."""

@@ -9,7 +9,6 @@ Per parameter (g is the gradient):
     momentum:  b = momentum * b + g / avg;  p = p - lr * b
     otherwise: p = p - lr * g / avg
 """
-from ..backend import array_module
 from .optimizer import Optimizer, check_number
 
 
@@ -30,14 +29,8 @@ class RMSprop(Optimizer):
     def _update_group(self, group):
         lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
         weight_decay, momentum = float(group["weight_decay"]), float(group["momentum"])
-        centered, maximize = group["centered"], group["maximize"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            xp = array_module(p.data)
-            g = p.grad.data
-            if maximize:
-                g = -g
+        centered = group["centered"]
+        for p, xp, g in self._gradients(group):
             state = self.state.setdefault(p, {})
             if not state:
                 state["step"] = 0

@@ -7,7 +7,6 @@ Per parameter, exactly PyTorch's update (g is the gradient):
     g = g + momentum * b if nesterov, else g = b                        if momentum
     p = p - lr * g
 """
-from ..backend import array_module
 from .optimizer import Optimizer, check_number
 
 
@@ -30,14 +29,8 @@ class SGD(Optimizer):
     def _update_group(self, group):
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
-        nesterov, maximize = group["nesterov"], group["maximize"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            xp = array_module(p.data)
-            g = p.grad.data
-            if maximize:
-                g = -g
+        nesterov = group["nesterov"]
+        for p, xp, g in self._gradients(group):
             if weight_decay != 0:
                 g = g + weight_decay * p.data
             if momentum != 0:
