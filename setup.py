@@ -54,6 +54,10 @@ setup(
     long_description=readme.read_text(encoding="utf-8") if readme.is_file() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tinygen", "tinygen.*"]),
+    # The embedded Fashion-MNIST subset (the fallback when no real copy is found) and
+    # its MIT licence notice.
+    package_data={"tinygen.data": ["fmnist_subset.npz", "FASHION_MNIST_LICENSE.txt"]},
+    include_package_data=True,
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",

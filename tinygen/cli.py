@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
     from tinygen import cli_graph
     cli_graph.add_parser(commands)
+    from tinygen import cli_train
+    cli_train.add_parser(commands)
     return parser
 
 

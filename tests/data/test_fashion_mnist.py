@@ -29,8 +29,10 @@ def make_set(directory, n_train=12, n_test=7, gz=True, seed=0, skip=()):
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
-    """No real data anywhere: empty env, cache and system dirs point into tmp_path."""
+    """No real data anywhere: empty env, cache and system dirs point into tmp_path, and
+    no download (it would fetch the real files into the cache on an online machine)."""
     monkeypatch.delenv("TINYGEN_DATA", raising=False)
+    monkeypatch.setenv("TINYGEN_OFFLINE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setattr(fm, "SYSTEM_DIRS", (tmp_path / "system" / "fashion-mnist",))

@@ -4,7 +4,16 @@ Nothing here depends on tinygen's Tensor; callers wrap the arrays themselves.
 """
 
 from .errors import DataError
-from .fashion_mnist import CLASSES, cache_dir, find_fashion_mnist, load_fashion_mnist
+from .fashion_mnist import (
+    CLASSES,
+    SubsetWarning,
+    cache_dir,
+    find_fashion_mnist,
+    load_embedded_subset,
+    load_fashion_mnist,
+)
+from .download import DownloadError, download_fashion_mnist
+from .datasets import DATASETS, load_dataset
 from .idx import read_idx, write_idx
 from .loader import BatchLoader
 from .transforms import (
@@ -18,11 +27,17 @@ from .transforms import (
 __all__ = [
     "BatchLoader",
     "CLASSES",
+    "DATASETS",
     "DataError",
+    "DownloadError",
+    "SubsetWarning",
     "binarize_dynamic",
     "binarize_threshold",
     "cache_dir",
+    "download_fashion_mnist",
     "find_fashion_mnist",
+    "load_dataset",
+    "load_embedded_subset",
     "load_fashion_mnist",
     "quantize_8bit",
     "read_idx",

@@ -6,18 +6,29 @@ Offline first. The files are looked for, in order, in
    directory wants that data, not a silent fallback to some other copy);
 2. `$TINYGEN_DATA`, either the directory itself or `$TINYGEN_DATA/fashion-mnist`;
 3. the user cache, `$XDG_CACHE_HOME/tinygen/fashion-mnist` (default `~/.cache/...`);
-4. Debian's `dataset-fashion-mnist` package, `/usr/share/datasets/fashion-mnist`.
+4. Debian's `dataset-fashion-mnist` package, `/usr/share/datasets/fashion-mnist`;
+5. a download into the user cache, each file checked against its SHA-256
+   (`tinygen.data.download`; skipped fast when offline or with `$TINYGEN_OFFLINE=1`).
 
-Each place is a *source* in `_SOURCES`; downloading into the cache and an embedded
-fallback subset will be added as further sources after these. A directory counts only
-when it has all four files, each either raw or gzipped (`name` or `name.gz`).
+Each place is a *source* in `_SOURCES`, tried lazily in order (the download only runs
+when nothing before it had the files). A directory counts only when it has all four
+files, each either raw or gzipped (`name` or `name.gz`).
+
+When none of them has the data (and no `root` was named), `load_fashion_mnist` serves a
+small subset embedded in the package (`fmnist_subset.npz`: 3000 training and 1000 test
+images, class-balanced, MIT-licensed like the original, see FASHION_MNIST_LICENSE.txt)
+and says so with a `SubsetWarning`: enough to smoke-test a model, not to report results.
 """
 
 import os
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from . import download
 from .errors import DataError
 from .idx import read_idx
 
@@ -46,6 +57,14 @@ DATASET_DIRNAME = "fashion-mnist"
 SYSTEM_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
 
 IMAGE_SHAPE = (28, 28)
+
+# The embedded subset (built by `python -m tinygen.data.make_subset`).
+SUBSET_PATH = Path(__file__).with_name("fmnist_subset.npz")
+LICENSE_PATH = Path(__file__).with_name("FASHION_MNIST_LICENSE.txt")
+
+
+class SubsetWarning(UserWarning):
+    """The real Fashion-MNIST was not found: the small embedded subset is used."""
 
 
 def cache_dir():
@@ -78,15 +97,26 @@ def find_fashion_mnist(root=None):
                     f"\nneeded: {', '.join(_all_names())} (each raw or .gz); {hint}")
 
 
-def load_fashion_mnist(split="train", root=None):
+def load_fashion_mnist(split="train", root=None, allow_subset=True):
     """Load one split as `(images, labels)`: uint8 (N, 28, 28) and int64 (N,).
 
     split is "train" (60000 images) or "test" (10000). The files are validated: images
     must be 3-D uint8 of 28x28, labels 1-D integers in 0..9, with the same N.
+
+    When the files are found nowhere and `root` is None, the embedded subset (3000
+    train / 1000 test images) is returned with a SubsetWarning, unless `allow_subset`
+    is False (then the DataError listing the places searched is raised). A named
+    `root` never falls back: whoever names a directory wants that data.
     """
     if split not in FILES:
         raise ValueError(f"split must be one of {sorted(FILES)}, got {split!r}")
-    directory = find_fashion_mnist(root)
+    try:
+        directory = find_fashion_mnist(root)
+    except DataError as e:
+        if root is not None or not allow_subset:
+            raise
+        warnings.warn(_subset_warning(e), SubsetWarning, stacklevel=2)
+        return load_embedded_subset(split)
     images_name, labels_name = FILES[split]
     images_path = _existing(directory, images_name)
     labels_path = _existing(directory, labels_name)
@@ -113,10 +143,50 @@ def load_fashion_mnist(split="train", root=None):
     return images, labels.astype(np.int64)
 
 
+def load_embedded_subset(split="train"):
+    """The embedded subset's `split` as `(images, labels)`: uint8 (N, 28, 28), int64 (N,).
+
+    3000 training / 1000 test images, 10% of each class (see make_subset.py).
+    """
+    if split not in FILES:
+        raise ValueError(f"split must be one of {sorted(FILES)}, got {split!r}")
+    path = SUBSET_PATH
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            images = npz[f"{split}_images"]
+            labels = npz[f"{split}_labels"]
+    except FileNotFoundError:
+        raise DataError(f"{path}: the embedded Fashion-MNIST subset is missing from this "
+                        f"installation (reinstall tinygen)") from None
+    except KeyError as e:
+        raise DataError(f"{path}: the embedded subset has no entry {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path}: the embedded subset is corrupt ({e}); reinstall "
+                        f"tinygen") from None
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE \
+            or labels.shape != images.shape[:1] or labels.dtype.kind not in "iu" \
+            or (labels.size and int(labels.max()) >= len(CLASSES)):
+        raise DataError(f"{path}: the embedded subset's {split} arrays are malformed "
+                        f"(images {images.dtype} {images.shape}, labels {labels.dtype} "
+                        f"{labels.shape})")
+    return images, labels.astype(np.int64)
+
+
+def _subset_warning(error):
+    searched = str(error).split("\nneeded:")[0].replace("Fashion-MNIST not found; searched",
+                                                        "Searched")
+    return ("Fashion-MNIST was not found, so tinygen uses the SMALL EMBEDDED SUBSET "
+            "(3000 training / 1000 test images, 10% of each class): enough to try a model, "
+            "not for results. " + searched + "\nTo get the full data: install Debian's "
+            "dataset-fashion-mnist package (apt-get install dataset-fashion-mnist), or set "
+            "$TINYGEN_DATA to a directory with the four IDX files, or run once with network "
+            f"access (they are downloaded into {cache_dir()}).")
+
+
 # --- sources ------------------------------------------------------------------------
 # A source is a function of `root` returning a list of (label, directory) candidates.
-# find_fashion_mnist tries them in order. Later: a downloader (into cache_dir()) and an
-# embedded subset, each appended here.
+# find_fashion_mnist tries them in order, calling each only when the ones before it
+# had nothing (so the download source runs only when it is needed).
 
 def _explicit_root_source(root):
     root = Path(os.fspath(root)).expanduser()
@@ -139,13 +209,24 @@ def _system_source(root):
     return [("system (Debian dataset-fashion-mnist)", Path(d)) for d in SYSTEM_DIRS]
 
 
-_SOURCES = [_env_source, _cache_source, _system_source]
+def _download_source(root):
+    directory = cache_dir()
+    try:
+        download.download_fashion_mnist(directory)
+    except download.DownloadError as e:
+        return [(f"download into the user cache (failed: {e})", directory)]
+    return [("download into the user cache", directory)]
+
+
+_SOURCES = [_env_source, _cache_source, _system_source, _download_source]
 
 
 def _sources(root):
     if root is not None:
-        return [_explicit_root_source(root)]
-    return [source(root) for source in _SOURCES]
+        yield _explicit_root_source(root)
+        return
+    for source in _SOURCES:
+        yield source(root)
 
 
 # --- files in a directory ------------------------------------------------------------

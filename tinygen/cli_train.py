@@ -1,0 +1,216 @@
+"""``tinygen train``, ``tinygen sample`` and ``tinygen eval``: the shared training runner
+(``tinygen.training``) on the command line.
+
+    tinygen train vae --epochs 10 --out runs/vae          # checkpoint, PNGs, metrics.json
+    tinygen train vae --epochs 20 --out runs/vae --resume # on from the last epoch
+    tinygen sample --run runs/vae --n 64 --kind reconstructions
+    tinygen eval --run runs/vae --iwae-k 5000
+
+Models come from the registry in ``tinygen.models`` (``tinygen train --help`` lists
+them). Options a model defines itself (its ``default_config``) are set with
+``-o KEY=VALUE`` (VALUE read as JSON when it parses, else as a string).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+RUN_FILES = ("checkpoint.npz (latest epoch), samples.png and samples_epochNNN.png, "
+             "loss.png, metrics.json")
+
+
+def _models() -> str:
+    try:
+        from tinygen.models import EXPERIMENTS, _load_all
+
+        _load_all()
+        return ", ".join(sorted(EXPERIMENTS))
+    except Exception as exc:  # a broken model module must not break `tinygen info`
+        return f"(the model registry failed to load: {type(exc).__name__}: {exc})"
+
+
+def _key_value(text: str):
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+def _limit(text: str):
+    if text.lower() in ("all", "none"):
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}")
+    return n
+
+
+def _fail(command: str, exc: BaseException, code: int = 1) -> int:
+    print(f"tinygen {command}: error: {exc}", file=sys.stderr)
+    return code
+
+
+def _errors():
+    from tinygen.data import DataError
+    from tinygen.serialization import CheckpointError
+    from tinygen.training.runner import ConfigError, DeviceError
+
+    return (DataError, CheckpointError, ConfigError, DeviceError)
+
+
+# --- train ----------------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tinygen.models import get_experiment
+    from tinygen.training import train
+
+    try:
+        get_experiment(args.model)
+    except ValueError as exc:
+        return _fail("train", exc, 2)
+    options = {key: getattr(args, key) for key in
+               ("epochs", "batch_size", "lr", "seed", "device", "dataset", "data", "limit",
+                "test_limit", "n_samples") if hasattr(args, key)}
+    for key, value in args.option or []:
+        if key in options:
+            return _fail("train", f"-o {key}=...: use --{key.replace('_', '-')} instead", 2)
+        options[key] = value
+    out = args.out or f"runs/{args.model}"
+    try:
+        result = train(args.model, options, out=out, resume=args.resume,
+                       overwrite=args.overwrite, progress=not args.no_progress)
+    except _errors() as exc:
+        return _fail("train", exc)
+    except KeyboardInterrupt:
+        print(f"\ntinygen train: interrupted; continue from the last completed epoch with\n"
+              f"  tinygen train {args.model} --out {out} --resume", file=sys.stderr)
+        return 130
+    from tinygen.training.runner import METRICS_NAME, read_metrics
+
+    files = read_metrics(result.out / METRICS_NAME).get("files", {})
+    print(f"wrote {result.out}/: " + ", ".join([*files.values(), METRICS_NAME]))
+    if result.metrics:
+        print(json.dumps(result.metrics, indent=2))
+    return 0
+
+
+# --- sample ---------------------------------------------------------------------------------
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from tinygen.training.runner import sample_run
+
+    try:
+        path = sample_run(args.run, n=args.n, kind=args.kind, seed=args.seed, out=args.out,
+                          nrow=args.nrow, device=args.device, data=args.data)
+    except _errors() as exc:
+        return _fail("sample", exc)
+    print(f"wrote {path}")
+    return 0
+
+
+# --- eval -----------------------------------------------------------------------------------
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tinygen.training.runner import evaluate_run
+
+    options = dict(args.option or [])
+    if args.iwae_k is not None:
+        options["iwae_k"] = args.iwae_k
+    if hasattr(args, "test_limit"):
+        options["test_limit"] = args.test_limit
+    try:
+        metrics = evaluate_run(args.run, seed=args.seed, options=options, device=args.device,
+                               data=args.data, update_metrics=not args.no_update)
+    except _errors() as exc:
+        return _fail("eval", exc)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+# --- parsers --------------------------------------------------------------------------------
+
+def add_parser(commands) -> None:
+    models = _models()
+    S = argparse.SUPPRESS  # options not given stay out of the config (defaults come from
+    #                        the runner and the model; on --resume, from the checkpoint)
+    train = commands.add_parser(
+        "train", help="train a model; writes checkpoints, sample grids, loss plot, metrics",
+        description=f"Train a model on Fashion-MNIST. Models: {models}. Writes to --out: "
+                    f"{RUN_FILES}.",
+        argument_default=S)
+    train.add_argument("model", help=f"one of: {models}")
+    train.add_argument("--dataset", choices=["fashion-mnist"],
+                       help="the data set (default fashion-mnist)")
+    train.add_argument("--epochs", type=int, help="epochs in total (with --resume: the "
+                       "new total)")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--seed", type=int, help="seeds init, batches and sampling "
+                       "(default 0)")
+    train.add_argument("--device", choices=["cpu", "cuda"], help="default cpu")
+    train.add_argument("--limit", type=_limit, metavar="N",
+                       help="train on the first N images only (quick runs)")
+    train.add_argument("--test-limit", type=_limit, metavar="N",
+                       help="evaluate on the first N test images only")
+    train.add_argument("--n-samples", type=int, metavar="N", help="images per sample grid")
+    train.add_argument("--data", metavar="DIR", help="directory holding the four Fashion-MNIST "
+                       "IDX files (default: $TINYGEN_DATA, ~/.cache/tinygen, "
+                       "/usr/share/datasets/fashion-mnist, download, embedded subset)")
+    train.add_argument("-o", "--option", type=_key_value, action="append", default=[],
+                       metavar="KEY=VALUE", help="a model-specific option, e.g. -o beta=4")
+    train.add_argument("--out", default=None, metavar="DIR",
+                       help="run directory (default runs/MODEL)")
+    train.add_argument("--resume", action="store_true", default=False,
+                       help="continue the run in --out from its checkpoint, bit for bit")
+    train.add_argument("--overwrite", action="store_true", default=False,
+                       help="start afresh even though --out holds a checkpoint")
+    train.add_argument("--no-progress", action="store_true", default=False,
+                       help="no progress bars")
+    train.set_defaults(func=cmd_train)
+
+    from tinygen.training.runner import KINDS
+
+    sample = commands.add_parser(
+        "sample", help="write a grid of samples from a trained run",
+        description="Load a run's checkpoint and write a PNG grid of samples (VAEs also "
+                    "reconstructions and interpolations of test images).")
+    sample.add_argument("--run", required=True, metavar="DIR",
+                        help="run directory (or its checkpoint.npz)")
+    sample.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    sample.add_argument("--kind", choices=KINDS, default="samples")
+    sample.add_argument("--out", default=None, metavar="FILE.png",
+                        help="default: RUN/KIND_seedSEED.png")
+    sample.add_argument("--nrow", type=int, default=None, help="images per row")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                        help="default: the run's device")
+    sample.add_argument("--data", default=None, metavar="DIR",
+                        help="data directory, for reconstructions/interpolations")
+    sample.set_defaults(func=cmd_sample)
+
+    ev = commands.add_parser(
+        "eval", help="evaluate a trained run; updates its metrics.json",
+        description="Load a run's checkpoint, run the model's evaluation on the test split "
+                    "and merge the metrics into RUN/metrics.json.")
+    ev.add_argument("--run", required=True, metavar="DIR",
+                    help="run directory (or its checkpoint.npz)")
+    ev.add_argument("--iwae-k", type=int, default=None, metavar="K",
+                    help="importance samples for the VAE's IWAE bound")
+    ev.add_argument("--test-limit", type=_limit, default=argparse.SUPPRESS, metavar="N",
+                    help="first N test images, or 'all' (default: as in training)")
+    ev.add_argument("-o", "--option", type=_key_value, action="append", default=[],
+                    metavar="KEY=VALUE", help="a model-specific evaluation option")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    ev.add_argument("--data", default=None, metavar="DIR", help="data directory")
+    ev.add_argument("--no-update", action="store_true",
+                    help="print the metrics without touching metrics.json")
+    ev.set_defaults(func=cmd_eval)

@@ -1,0 +1,16 @@
+"""Generative models built on tinygen and their training recipes (Experiments)."""
+import importlib
+
+from .experiment import Experiment, register, get_experiment, EXPERIMENTS  # noqa: F401
+
+# Modules that define and register Experiments, imported on first lookup.
+_FAMILIES = ("classifier", "vae", "gan")
+
+
+def _load_all():
+    for family in _FAMILIES:
+        try:
+            importlib.import_module(f"{__name__}.{family}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{family}":
+                raise

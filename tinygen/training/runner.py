@@ -1,0 +1,509 @@
+"""The shared training loop behind ``tinygen train``: the same for every model family.
+
+    from tinygen.training import train
+    result = train("vae", {"epochs": 1, "limit": 2000}, out="runs/vae")
+    result = train("vae", {"epochs": 2}, out="runs/vae", resume=True)   # one more epoch
+
+A model family is an ``Experiment`` (``tinygen.models.experiment``); the runner owns:
+
+- the config: base defaults < the Experiment's ``default_config()`` < the caller's
+  options (unknown keys are errors; on ``resume`` the checkpoint's config is used and
+  only ``epochs`` and ``device`` may change);
+- data: ``experiment.load_data()``, a seeded ``BatchLoader`` over the train arrays
+  (``drop_last``, so every step sees a full batch);
+- randomness: ``tinygen.manual_seed(seed)`` before the experiment is built (weight init),
+  one numpy Generator for ``train_step`` (its own stream, not the loader's), a fixed one
+  for the sample grids (the same noise every epoch, so grids show progress) and one per
+  epoch for ``evaluate``; all of it is in the checkpoint;
+- per epoch: a tqdm bar with the latest losses and images/s; then, with every module in
+  eval mode and no autograd graph, ``samples_epoch{k:03d}.png`` and ``samples.png`` (if
+  the experiment can ``sample``), ``evaluate`` -> metrics, ``loss.png``, the checkpoint
+  ``checkpoint.npz`` and ``metrics.json`` (each written atomically, in that order).
+
+A run stopped at any point resumes from its last completed epoch, and computes exactly
+(bit for bit) what the uninterrupted run would have.
+"""
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import tinygen
+from tinygen.data import BatchLoader, DATASETS, DataError, SubsetWarning
+from tinygen.serialization import CheckpointError, atomic_open
+
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore, save_checkpoint
+from .history import History
+from .images import save_image_grid, save_loss_plot
+
+# Every run has these; an Experiment's default_config() may override the values.
+BASE_CONFIG = {
+    "epochs": 10,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "seed": 0,
+    "device": "cpu",
+    "dataset": "fashion-mnist",
+    "data": None,        # a directory holding the data (None: search, then the subset)
+    "limit": None,       # number of training images (None: all)
+    "test_limit": None,  # number of test images evaluate() sees (None: all)
+    "n_samples": 64,     # images in each sample grid
+}
+# What --resume may change; anything else would break the bit-for-bit continuation.
+RESUMABLE = ("epochs", "device")
+
+METRICS_NAME = "metrics.json"
+SAMPLES_NAME = "samples.png"
+LOSS_PLOT_NAME = "loss.png"
+
+# Independent random streams derived from the seed (SeedSequence spawn keys).
+_STREAM_TRAIN, _STREAM_SAMPLES, _STREAM_EVAL = 1, 2, 3
+
+
+class ConfigError(ValueError):
+    """A bad option: unknown key, wrong type, a change --resume cannot honour."""
+
+
+@dataclass
+class TrainResult:
+    experiment: object
+    out: Path
+    metrics: dict
+    history: History = field(repr=False, default=None)
+    train_images: int = 0
+
+
+def default_run_dir(experiment_name):
+    return Path("runs") / experiment_name
+
+
+def make_config(experiment_cls, options=None):
+    """Base defaults < the Experiment's defaults < ``options`` (None values ignored)."""
+    config = dict(BASE_CONFIG)
+    config.update(experiment_cls.default_config())
+    for key, value in (options or {}).items():
+        if key not in config:
+            raise ConfigError(f"unknown option {key!r} for model {experiment_cls.name!r}; "
+                              f"known: {', '.join(sorted(config))}")
+        if value is not None:
+            config[key] = value
+    check_config(config)
+    return config
+
+
+def check_config(config):
+    for key in ("epochs", "batch_size", "seed"):
+        value = config.get(key)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
+                or value < (0 if key == "seed" else 1):
+            raise ConfigError(f"{key} must be a {'non-negative' if key == 'seed' else 'positive'}"
+                              f" integer, got {value!r}")
+    for key in ("limit", "test_limit"):
+        value = config.get(key)
+        if value is not None and (not isinstance(value, (int, np.integer))
+                                  or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"{key} must be a positive integer or None, got {value!r}")
+    if not isinstance(config.get("lr"), (int, float)) or not config["lr"] > 0:
+        raise ConfigError(f"lr must be a positive number, got {config.get('lr')!r}")
+    if config.get("dataset") not in DATASETS:
+        raise DataError(f"unknown dataset {config.get('dataset')!r}; available: "
+                        f"{', '.join(DATASETS)}")
+    if config.get("device") not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda', got {config.get('device')!r}")
+    try:
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config must be JSON-serialisable: {e}") from None
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used on this machine."""
+
+
+def check_device(device):
+    """Raise DeviceError, saying why, when ``device`` cannot be used here."""
+    if device == "cuda" and not tinygen.cuda.is_available():
+        try:
+            tinygen.cuda.require_available()
+        except RuntimeError as e:
+            raise DeviceError(f"--device cuda: {e}; or run with --device cpu") from None
+
+
+def resume_config(saved, options):
+    """The checkpoint's config, with only RESUMABLE keys taken from ``options``."""
+    config = dict(saved)
+    for key, value in (options or {}).items():
+        if value is None:
+            continue
+        if key in RESUMABLE:
+            config[key] = value
+        elif key not in config or config[key] != value:
+            raise ConfigError(
+                f"cannot change {key!r} when resuming (the checkpoint has "
+                f"{config.get(key)!r}, asked for {value!r}); only "
+                f"{', '.join(RESUMABLE)} may change, or start a new run in another --out")
+    check_config(config)
+    return config
+
+
+def build_experiment(cls, config):
+    """``cls(config)``, with a bad model option reported as a ConfigError."""
+    try:
+        return cls(config)
+    except DataError:
+        raise
+    except (ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"model {cls.name!r}: {e}") from e
+
+
+def stream(seed, *key):
+    """A numpy Generator on the stream ``key`` of ``seed`` (independent streams)."""
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=tuple(key)))
+
+
+def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
+          progress=True, log=print):
+    """Train ``experiment_name`` (a registered Experiment) and write the run to ``out``.
+
+    config: options over the defaults (see ``make_config``). resume: continue the run
+    in ``out`` from its ``checkpoint.npz``. overwrite: start afresh even though ``out``
+    already holds a checkpoint (otherwise an error, so a finished run is not lost to a
+    repeated command). progress: show tqdm bars (on stderr). log: where the one-line
+    epoch summaries go (None: nowhere).
+    """
+    from tinygen.models import get_experiment
+
+    log = log or (lambda *a, **k: None)
+    cls = get_experiment(experiment_name)
+    out = Path(out) if out is not None else default_run_dir(experiment_name)
+    ckpt_path = out / CHECKPOINT_NAME
+    state = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise CheckpointError(f"{str(ckpt_path)!r}: no checkpoint to resume from "
+                                  f"(train without --resume first, or check --out)")
+        state = load_checkpoint(ckpt_path, model=experiment_name)
+        config = resume_config(state["config"], config)
+    else:
+        config = make_config(cls, config)
+        if ckpt_path.exists() and not overwrite:
+            raise CheckpointError(
+                f"{str(ckpt_path)!r} already exists: pass --resume to continue that run, "
+                f"--overwrite to start it again, or choose another --out")
+    check_device(config["device"])
+    out.mkdir(parents=True, exist_ok=True)
+
+    seed = config["seed"]
+    tinygen.manual_seed(seed)
+    experiment = build_experiment(cls, config)
+    train_arrays, test_arrays, subset = load_data_noting_subset(experiment)
+    loader = BatchLoader(train_arrays, config["batch_size"], shuffle=True, seed=seed,
+                         drop_last=True)
+    if len(loader) == 0:
+        raise ConfigError(f"{loader.num_samples} training images are fewer than one batch "
+                          f"of {config['batch_size']}: raise --limit or lower --batch-size")
+    generator = stream(seed, _STREAM_TRAIN)
+    history = History()
+    epoch, step = 0, 0
+    if state is not None:
+        restore(state, experiment, loader, generator)
+        history.load_state_dict(state["history"])
+        epoch, step = int(state["epoch"]), int(state["step"])
+        log(f"resuming {experiment_name} from {ckpt_path} after epoch {epoch} "
+            f"(step {step})")
+
+    metrics = _latest_metrics(history)
+    n_train = loader.num_samples
+    while epoch < config["epochs"]:
+        if loader.epoch != epoch:  # pragma: no cover - a broken invariant, not user error
+            raise RuntimeError(f"loader is at epoch {loader.epoch}, the run at {epoch}")
+        epoch += 1
+        start, images = time.perf_counter(), 0
+        bar = _progress_bar(len(loader), f"{experiment_name} {epoch}/{config['epochs']}",
+                            progress)
+        try:
+            for batch in loader:
+                losses = experiment.train_step(batch, generator)
+                losses = {k: _as_float(v) for k, v in losses.items()}
+                step += 1
+                images += len(batch[0])
+                history.append(step, epoch, losses)
+                bar.update(1)
+                rate = images / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix({**{k: f"{v:.4g}" for k, v in losses.items()},
+                                 "img/s": f"{rate:.0f}"}, refresh=False)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+
+        metrics = _end_of_epoch(experiment, test_arrays, out, epoch, seed)
+        record = {"epoch": epoch, "step": step, "losses": history.epoch_means(epoch),
+                  "metrics": metrics, "seconds": seconds,
+                  "images_per_second": images / max(seconds, 1e-9)}
+        history.end_epoch(record)
+        save_loss_plot(history, out / LOSS_PLOT_NAME, title=f"{experiment_name} training loss")
+        save_checkpoint(ckpt_path, experiment, loader, generator, epoch=epoch, step=step,
+                        history=history.state_dict())
+        write_metrics(out, experiment_name, experiment.config, history, n_train,
+                      len(test_arrays[0]) if test_arrays else 0, subset=subset)
+        log(_summary(experiment_name, record, config["epochs"]))
+
+    return TrainResult(experiment=experiment, out=out, metrics=metrics, history=history,
+                       train_images=n_train)
+
+
+def _end_of_epoch(experiment, test_arrays, out, epoch, seed):
+    """Sample grids and metrics, with modules in eval mode and no graph."""
+    with eval_mode(experiment), tinygen.no_grad():
+        if can_sample(experiment):
+            n = int(experiment.config.get("n_samples", 64))
+            images = experiment.sample(n, stream(seed, _STREAM_SAMPLES))
+            path = out / f"samples_epoch{epoch:03d}.png"
+            save_image_grid(images, path, scale=2)
+            _copy_atomic(path, out / SAMPLES_NAME)
+        metrics = experiment.evaluate(test_arrays, stream(seed, _STREAM_EVAL, epoch))
+    return {k: _as_float(v) for k, v in (metrics or {}).items()}
+
+
+def can_sample(experiment):
+    from tinygen.models.experiment import Experiment
+
+    return type(experiment).sample is not Experiment.sample
+
+
+class eval_mode:
+    """Every module of the experiment in eval mode inside the block, restored after."""
+
+    def __init__(self, experiment):
+        self.modules = list(experiment.modules().values())
+
+    def __enter__(self):
+        self.flags = [[(m, m.training) for m in module.modules()] for module in self.modules]
+        for module in self.modules:
+            module.eval()
+        return self
+
+    def __exit__(self, *exc):
+        for flags in self.flags:
+            for m, training in flags:
+                m.training = training
+        return False
+
+
+def load_data_noting_subset(experiment):
+    """``experiment.load_data()`` plus whether the embedded subset stood in for the real
+    data (its SubsetWarning is still shown; metrics.json records it)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SubsetWarning)
+        train_arrays, test_arrays = experiment.load_data()
+    subset = False
+    for w in caught:
+        subset = subset or issubclass(w.category, SubsetWarning)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return train_arrays, test_arrays, subset
+
+
+def write_metrics(out, experiment_name, config, history, n_train, n_test, extra=None,
+                  subset=False):
+    """``metrics.json``: the config, per-epoch losses/metrics and the latest metrics."""
+    path = Path(out) / METRICS_NAME
+    previous = read_metrics(path)
+    doc = {
+        "model": experiment_name,
+        "config": config,
+        "epochs_completed": len(history.epochs),
+        "global_step": history.steps[-1] if history.steps else 0,
+        "data": {"dataset": config.get("dataset"), "train_images": n_train,
+                 "test_images": n_test, "embedded_subset": bool(subset)},
+        "metrics": _latest_metrics(history),
+        "epochs": history.epochs,
+        "files": {key: name for key, name in (("checkpoint", CHECKPOINT_NAME),
+                                              ("samples", SAMPLES_NAME),
+                                              ("loss_plot", LOSS_PLOT_NAME))
+                  if (Path(out) / name).exists()},
+    }
+    if "eval" in previous:
+        doc["eval"] = previous["eval"]
+    doc.update(extra or {})
+    write_json(path, doc)
+    return doc
+
+
+def read_metrics(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def write_json(path, doc):
+    with atomic_open(os.fspath(path), "w") as f:
+        json.dump(_finite(doc), f, indent=2, allow_nan=False)
+        f.write("\n")
+
+
+def _finite(x):
+    """NaN and infinities as null: metrics.json stays standard JSON."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.ndarray):
+        return _finite(x.tolist())
+    return x
+
+
+def _latest_metrics(history):
+    return dict(history.epochs[-1]["metrics"]) if history.epochs else {}
+
+
+def _summary(name, record, epochs):
+    parts = [f"{k} {v:.4g}" for k, v in record["losses"].items()]
+    parts += [f"{k} {v:.4g}" for k, v in record["metrics"].items()]
+    return (f"{name} epoch {record['epoch']}/{epochs}: " + ", ".join(parts)
+            + f" ({record['seconds']:.1f} s, {record['images_per_second']:.0f} img/s)")
+
+
+def _as_float(value):
+    """A loss or metric as a plain Python number (ints and bools stay ints)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, (bool, int)):
+        return int(value)
+    return float(value)
+
+
+def _copy_atomic(src, dst):
+    with open(src, "rb") as f_in, atomic_open(os.fspath(dst), "wb") as f_out:
+        shutil.copyfileobj(f_in, f_out)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_bar(total, desc, enabled):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, file=sys.stderr,
+                leave=True, mininterval=0.5)
+
+
+# --- using a finished (or interrupted) run: sample and evaluate -----------------------------
+
+def checkpoint_path(run):
+    """``run`` is a run directory (holding checkpoint.npz) or a checkpoint file."""
+    run = Path(run)
+    if run.is_dir():
+        return run / CHECKPOINT_NAME
+    if not run.exists() and run.suffix != ".npz":
+        raise CheckpointError(f"{str(run)!r}: no such run directory")
+    return run
+
+
+def load_run(run, device=None, data=None, model=None):
+    """``(experiment, state)``: the experiment of a run, rebuilt from its checkpoint.
+
+    device / data: override where it runs and where its data is (the run may come
+    from another machine). model: the name the checkpoint must belong to.
+    """
+    from tinygen.models import get_experiment
+
+    path = checkpoint_path(run)
+    state = load_checkpoint(path, model=model)
+    try:
+        cls = get_experiment(state["model"])
+    except ValueError as e:
+        raise CheckpointError(f"{str(path)!r}: written by a model this tinygen does not "
+                              f"have ({e})") from None
+    config = dict(state["config"])
+    if device is not None:
+        config["device"] = device
+    if data is not None:
+        config["data"] = str(data)
+    check_device(config["device"])
+    tinygen.manual_seed(int(config.get("seed", 0)))
+    experiment = build_experiment(cls, config)
+    restore(state, experiment, training=False)
+    return experiment, state
+
+
+KINDS = ("samples", "reconstructions", "interpolations")
+
+
+def sample_run(run, n=64, kind="samples", seed=0, out=None, nrow=None, device=None,
+               data=None):
+    """Write a grid of ``n`` images of ``kind`` from a run's checkpoint; returns its path.
+
+    kind "samples" calls ``experiment.sample``; any other kind needs the optional
+    ``experiment.visualize(kind, n, generator, test_arrays)`` (VAEs: reconstructions,
+    interpolations), which gets the run's test split.
+    """
+    experiment, state = load_run(run, device=device, data=data)
+    generator = np.random.default_rng(int(seed))
+    with eval_mode(experiment), tinygen.no_grad():
+        if kind == "samples":
+            if not can_sample(experiment):
+                raise ConfigError(f"model {experiment.name!r} does not generate samples")
+            images = experiment.sample(int(n), generator)
+        else:
+            if not hasattr(experiment, "visualize"):
+                raise ConfigError(f"model {experiment.name!r} has no --kind {kind}; it only "
+                                  f"draws samples")
+            _, test_arrays = experiment.load_data()
+            images = experiment.visualize(kind, int(n), generator, test_arrays)
+    run_dir = Path(state["path"]).parent
+    out = Path(out) if out is not None else run_dir / f"{kind}_seed{seed}.png"
+    save_image_grid(images, out, nrow=nrow, scale=2)
+    return out
+
+
+def evaluate_run(run, seed=0, options=None, device=None, data=None, update_metrics=True):
+    """Run ``experiment.evaluate`` on a run's checkpoint; merge into its metrics.json.
+
+    options: config entries for this evaluation only (e.g. ``{"iwae_k": 5000}`` or
+    ``{"test_limit": None}`` for the whole test split).
+    """
+    experiment, state = load_run(run, device=device, data=data)
+    options = dict(options or {})
+    unknown = sorted(k for k in options if k not in experiment.config)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))} for model "
+                          f"{experiment.name!r}; known: {', '.join(sorted(experiment.config))}")
+    experiment.config.update(options)
+    _, test_arrays = experiment.load_data()
+    with eval_mode(experiment), tinygen.no_grad():
+        metrics = experiment.evaluate(test_arrays, np.random.default_rng(int(seed)))
+    metrics = {k: _as_float(v) for k, v in (metrics or {}).items()}
+    if update_metrics:
+        path = Path(state["path"]).parent / METRICS_NAME
+        doc = read_metrics(path)
+        doc.setdefault("model", state["model"])
+        doc.setdefault("metrics", {}).update(metrics)
+        doc["eval"] = {"metrics": metrics, "options": options, "seed": int(seed),
+                       "epoch": int(state["epoch"]), "step": int(state["step"]),
+                       "test_images": len(test_arrays[0]) if test_arrays else 0}
+        write_json(path, doc)
+    return metrics
