@@ -6,9 +6,16 @@ first use), ``thorough`` (many examples, for a developer's long run):
 """
 import os
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# Two xdist workers share two cores: each must compute on one thread, or numba's
+# parallel regions and OpenBLAS oversubscribe the cores and stall each other
+# (10x slower steps were measured).  Set before numpy/numba load their pools.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "ci", max_examples=20, deadline=None, derandomize=True,
