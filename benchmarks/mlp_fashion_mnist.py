@@ -13,7 +13,6 @@ import json
 import time
 from pathlib import Path
 
-
 import tinygen as tg
 from tinygen import nn
 from tinygen.data import BatchLoader, load_fashion_mnist, to_unit
