@@ -1,0 +1,195 @@
+"""VAE training recipes for the shared runner: ``tinygen train vae`` (ConvVAE) and
+``tinygen train vae-mlp`` (MLPVAE).
+
+Data.  ``likelihood: "bernoulli"`` (the default) models dynamically binarised
+Fashion-MNIST: every training batch is re-binarised (each pixel 1 with probability
+value/255) with the runner's generator, so a resumed run draws the very same bits.
+``likelihood: "discretized-logistic"`` models the 8-bit images themselves (scaled to
+[-1, 1]) with a per-pixel discretised logistic (PixelCNN++'s likelihood).
+
+Training minimises the negative ELBO (nats per image; one reparameterised sample per
+image, closed-form KL) with Adam.
+
+Evaluation (``evaluate``) reports, on the test images it is given -- the first
+``test_limit`` of the split (the runner's option; 1000 by default here, for per-epoch
+speed; ``tinygen eval --test-limit all`` for all 10000) -- the ELBO and the
+importance-weighted bound with ``iwae_k`` samples (the test log-likelihood estimate,
+nats per image; bits per pixel too for 8-bit data).  The test images are binarised
+with ``numpy.random.default_rng(test_binarize_seed)`` (seed 0 by default) in file
+order, so image i gets the same bits in every epoch, for every k and every subset
+size; the encoder noise comes from the generator the runner passes in.
+
+Samples: ``sample_mode: "mean"`` (the default) shows the decoder's mean -- the
+Bernoulli probabilities as grey levels, which look much better than binary draws;
+``"sample"`` shows draws of p(x|z).
+"""
+import math
+import time
+
+import numpy as np
+
+from ... import optim
+from ...data import load_dataset
+from ..experiment import Experiment, register
+from .networks import ConvVAE, MLPVAE
+
+COMMON_DEFAULTS = {
+    "batch_size": 128,
+    "lr": 1e-3,
+    "latent_dim": 32,
+    "likelihood": "bernoulli",        # or "discretized-logistic" (8-bit data)
+    "iwae_k": 100,                    # samples of the importance-weighted bound per image
+    "test_limit": 1000,               # test images evaluated (None: all 10000)
+    "eval_batch": 100,                # test images per IWAE call
+    "iwae_chunk": 4096,               # decoder passes per forward call (bounds memory)
+    "test_binarize_seed": 0,          # the fixed binarisation of the test set
+    "sample_mode": "mean",            # "mean" (grey-level probabilities) or "sample"
+}
+
+ARCHITECTURES = {
+    "conv": (ConvVAE, {"channels": [32, 64], "hidden": 256, "batchnorm": False}),
+    "mlp": (MLPVAE, {"hidden": [512, 256]}),
+}
+
+
+class VAEExperiment(Experiment):
+    architecture = "conv"
+
+    @classmethod
+    def default_config(cls):
+        return {**COMMON_DEFAULTS, **ARCHITECTURES[cls.architecture][1]}
+
+    def __init__(self, config):
+        config = {**self.default_config(), **dict(config)}
+        config.setdefault("seed", 0)
+        config.setdefault("device", "cpu")
+        config.setdefault("dataset", "fashion-mnist")
+        config.setdefault("limit", None)
+        if config["dataset"] not in (None, "fashion-mnist"):
+            raise ValueError(f"the VAE experiments train on 'fashion-mnist', got dataset "
+                             f"{config['dataset']!r}")
+        if config["sample_mode"] not in ("mean", "sample"):
+            raise ValueError(f"sample_mode must be 'mean' or 'sample', got "
+                             f"{config['sample_mode']!r}")
+        super().__init__(config)
+        cls, _ = ARCHITECTURES[self.architecture]
+        options = {name: config[name] for name in ARCHITECTURES[self.architecture][1]}
+        self.model = cls(latent_dim=int(config["latent_dim"]), likelihood=config["likelihood"],
+                         **options)
+        self.model.reset_parameters(np.random.default_rng([int(config["seed"]), 1]))
+        if config["device"] != "cpu":
+            self.model.to(device=config["device"])
+        self.optimizer = optim.Adam(self.model.parameters(), lr=float(config["lr"]))
+
+    # --- data --------------------------------------------------------------------------------
+    def load_data(self):
+        c = self.config
+        return load_dataset(c.get("dataset") or "fashion-mnist", root=c.get("data"),
+                            limit=c.get("limit"), test_limit=c.get("test_limit"))
+
+    def test_inputs(self, test_arrays, n=None):
+        """The first ``n`` test images in the model's input format, binarised (for the
+        Bernoulli) with the fixed ``test_binarize_seed``, in file order: a prefix of the
+        test set gets the bits the whole set would."""
+        images = np.asarray(test_arrays[0])
+        rng = np.random.default_rng(int(self.config["test_binarize_seed"]))
+        x = self.model.prepare(images, rng)
+        return x if n is None else x[:n]
+
+    # --- checkpointed state ------------------------------------------------------------------
+    def modules(self):
+        return {"vae": self.model}
+
+    def optimizers(self):
+        return {"adam": self.optimizer}
+
+    # --- training ----------------------------------------------------------------------------
+    def train_step(self, batch, generator):
+        self.model.train()
+        x = self.model.prepare(batch[0], generator)          # dynamic binarisation
+        log_px, kl = self.model.elbo_terms(x, generator)
+        loss = (kl - log_px).mean()                           # -ELBO, nats per image
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": float(loss.item()), "recon": float(-log_px.data.mean()),
+                "kl": float(kl.data.mean())}
+
+    # --- results -----------------------------------------------------------------------------
+    def _mean(self):
+        return self.config["sample_mode"] == "mean"
+
+    def sample(self, n, generator):
+        return self.model.sample(n, generator, mean=self._mean())
+
+    def evaluate(self, test_arrays, generator):
+        start = time.perf_counter()
+        n = self.config.get("test_limit")
+        n = len(test_arrays[0]) if n is None else min(int(n), len(test_arrays[0]))
+        k = int(self.config["iwae_k"])
+        batch = max(1, int(self.config["eval_batch"]))
+        x = self.test_inputs(test_arrays, n)
+        elbo, iwae = np.empty(n), np.empty(n)
+        for lo in range(0, n, batch):
+            xb = x[lo:lo + batch]
+            with self.model._evaluating():
+                elbo[lo:lo + len(xb)] = self.model.elbo(xb, generator).data
+            iwae[lo:lo + len(xb)] = self.model.iwae_bound(
+                xb, k, generator, chunk=int(self.config["iwae_chunk"]))
+        result = {"test_elbo_nats": float(elbo.mean()), "test_iwae_nats": float(iwae.mean()),
+                  "test_iwae_stderr": float(iwae.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
+                  "iwae_k": k, "eval_images": n}
+        if self.config["likelihood"] == "bernoulli":
+            result["test_binarize_seed"] = int(self.config["test_binarize_seed"])
+        else:  # bits per sub-pixel, the usual unit for 8-bit likelihoods
+            pixels = int(np.prod(x.shape[1:]))
+            result["test_iwae_bpd"] = float(-iwae.mean() / (pixels * math.log(2)))
+        result["eval_seconds"] = time.perf_counter() - start
+        return result
+
+    def visualize(self, kind, n, generator, test_arrays):
+        """uint8 images (n', 28, 28) for a grid, n' <= n:
+
+        samples          n images from the prior
+        reconstructions  test image, its reconstruction, next test image, ... (pairs)
+        interpolations   rows of round(sqrt(n)) images, each row a path in latent space
+                         from one test image's posterior mean to the next one's
+        """
+        mean = self._mean()
+        if kind == "samples":
+            return self.model.sample(n, generator, mean=mean)
+        m = max(1, n // 2)
+        x = self.test_inputs(test_arrays, None)
+        if kind == "reconstructions":
+            originals = self._shown(x[:m])
+            rec = self.model.reconstruct(x[:m], mean=mean, generator=generator)
+            return np.stack([originals, rec], axis=1).reshape(-1, *rec.shape[1:])
+        if kind == "interpolations":
+            steps = max(2, int(round(math.sqrt(n))))
+            rows = max(1, n // steps)
+            images = self.model.interpolate(x[0:2 * rows:2], x[1:2 * rows:2], steps,
+                                            mean=mean, generator=generator)
+            return images.reshape(-1, *images.shape[2:])
+        raise ValueError(f"unknown visualisation {kind!r}; choose samples, reconstructions "
+                         "or interpolations")
+
+    def _shown(self, x):
+        """Model inputs as uint8 images (N, 28, 28)."""
+        x = np.asarray(x, dtype=np.float64)[:, 0]
+        if self.config["likelihood"] != "bernoulli":
+            x = (x + 1.0) / 2.0
+        return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+@register("vae")
+class ConvVAEExperiment(VAEExperiment):
+    """``tinygen train vae``: the convolutional VAE (see the module doc)."""
+
+    architecture = "conv"
+
+
+@register("vae-mlp")
+class MLPVAEExperiment(VAEExperiment):
+    """``tinygen train vae-mlp``: the MLP VAE (see the module doc)."""
+
+    architecture = "mlp"

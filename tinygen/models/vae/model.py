@@ -1,0 +1,220 @@
+"""``VAE``: what every variational autoencoder here shares, whatever its networks.
+
+A subclass provides ``_encoder_output(x) -> (N, 2 * latent_dim)`` (the means, then
+the log-variances) and ``decode(z) -> params`` (N, C, H, W), C being the likelihood's
+channels per pixel (1 Bernoulli logit; or the discretised logistic's mean and
+log-scale).  From those this class builds
+
+    elbo(x, generator)       per example: E_q[log p(x|z)] - KL(q(z|x) || p(z)), with one
+                             reparameterised sample z = mu + sigma * eps and the KL in
+                             closed form (the training objective, maximised)
+    iwae_bound(x, k, ...)    per example: log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q
+                             (Burda et al. 2016); a lower bound on log p(x) that
+                             tightens as k grows: the test log-likelihood estimate
+    sample, reconstruct, interpolate   uint8 images for looking at
+
+Every random draw comes from the numpy Generator passed in (noise arrays are drawn on
+the CPU and moved to the model's device), so results are reproducible from a seed.
+``x`` is always the model's input format: what ``prepare(images_uint8, generator)``
+returns (binary {0, 1} for the Bernoulli likelihood, [-1, 1] for the discretised
+logistic), shaped (N, 1, H, W) or (N, H, W).
+"""
+import contextlib
+import inspect
+import math
+
+import numpy as np
+
+from ...autograd.grad_mode import no_grad
+from ...autograd.tensor import Tensor
+from ...backend import to_numpy
+from ...nn.module import Module
+from ...ops.elementwise import exp
+from ...ops.reduce import sum as _sum
+from ...ops.shape import chunk
+from ..likelihoods import gaussian_kl_standard, get_likelihood
+
+
+class VAE(Module):
+    image_shape = (1, 28, 28)
+
+    def __init__(self, latent_dim, likelihood="bernoulli"):
+        super().__init__()
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        self.latent_dim = latent_dim
+        self.likelihood = get_likelihood(likelihood)
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def _encoder_output(self, x):
+        raise NotImplementedError
+
+    def decode(self, z):
+        """Decoder parameters (N, C, H, W) for latents z (N, latent_dim)."""
+        raise NotImplementedError
+
+    # --- plumbing ----------------------------------------------------------------------------
+    def reset_parameters(self, generator=None):
+        """Re-draw every layer's initial weights from ``generator`` (a numpy Generator;
+        the default generator when None): one seed, one model, whatever ran before."""
+        for module in self.modules():
+            if module is self or not hasattr(module, "reset_parameters"):
+                continue
+            if "generator" in inspect.signature(module.reset_parameters).parameters:
+                module.reset_parameters(generator=generator)
+            else:
+                module.reset_parameters()
+
+    def _parameter(self):
+        return next(iter(self.parameters()))
+
+    def _tensor(self, array):
+        """A numpy array as a constant Tensor of the model's dtype, on its device."""
+        p = self._parameter()
+        t = Tensor._make(np.ascontiguousarray(array, dtype=p.dtype))
+        return t if p.device == "cpu" else t.to(device=p.device)
+
+    def _input(self, x):
+        """x (numpy or Tensor, (N, H, W) or (N, 1, H, W)) as a (N, 1, H, W) Tensor."""
+        if not isinstance(x, Tensor):
+            x = self._tensor(np.asarray(x))
+        if x.ndim == 3:
+            x = x.reshape(x.shape[0], 1, *x.shape[1:])
+        if tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"{type(self).__name__}: expected images of shape (N, "
+                             f"{', '.join(map(str, self.image_shape))}), got {x.shape}")
+        return x
+
+    def _noise(self, generator, shape):
+        dtype = self._parameter().dtype
+        return generator.standard_normal(shape, dtype=np.float64).astype(dtype)
+
+    @contextlib.contextmanager
+    def _evaluating(self):
+        """No graph and evaluation mode (BatchNorm's running statistics), then restore."""
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def prepare(self, images, generator=None):
+        """uint8 images (N, H, W) -> the model's input format (numpy float, (N, 1, H, W));
+        the Bernoulli likelihood binarises dynamically with ``generator``."""
+        return self.likelihood.prepare(images, generator, dtype=self._parameter().dtype)
+
+    # --- the model ---------------------------------------------------------------------------
+    def encode(self, x):
+        """q(z|x) = N(mu, diag(exp(logvar))): returns (mu, logvar), each (N, latent_dim)."""
+        mu, logvar = chunk(self._encoder_output(self._input(x)), 2, axis=1)
+        return mu, logvar
+
+    def log_likelihood(self, params, x):
+        """log p(x | params) per example (N,): summed over the pixels."""
+        return _sum(self.likelihood.log_prob(params, x), axis=(1, 2, 3))
+
+    def elbo_terms(self, x, generator):
+        """(expected log-likelihood, KL) per example, one reparameterised sample each."""
+        x = self._input(x)
+        mu, logvar = self.encode(x)
+        eps = self._tensor(self._noise(generator, mu.shape))
+        z = mu + exp(logvar * 0.5) * eps
+        log_px = self.log_likelihood(self.decode(z), x)
+        kl = _sum(gaussian_kl_standard(mu, logvar), axis=1)
+        return log_px, kl
+
+    def elbo(self, x, generator):
+        """The evidence lower bound per example (N,), differentiable (maximise it)."""
+        log_px, kl = self.elbo_terms(x, generator)
+        return log_px - kl
+
+    def iwae_bound(self, x, k, generator, chunk=4096):
+        """Importance-weighted bound per example (numpy float64, (N,)), in nats:
+
+            log p(x) >= log (1/k) sum_{i=1..k} p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x)
+
+        k = 1 is the ELBO (with a sampled KL); the bound rises towards log p(x) as k
+        grows.  Runs without a graph, in evaluation mode, decoding at most ``chunk``
+        (image, sample) pairs at a time so that memory stays bounded for any k.
+        log q is formed from the standardised noise itself, -(eps^2 + log 2 pi +
+        logvar)/2, so it does not lose digits to z - mu; the weights are summed
+        (logsumexp) in float64.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"iwae_bound: k must be a positive int, got {k!r}")
+        k, chunk = int(k), max(1, int(chunk))
+        with self._evaluating():
+            x = self._input(x)
+            n = x.shape[0]
+            images_per_block = max(1, min(n, chunk // k))
+            samples_per_pass = max(1, chunk // images_per_block)
+            result = np.empty(n, dtype=np.float64)
+            for lo in range(0, n, images_per_block):
+                xb = x[lo:lo + images_per_block]
+                result[lo:lo + xb.shape[0]] = self._iwae_block(xb, k, generator,
+                                                               samples_per_pass)
+        return result
+
+    def _iwae_block(self, x, k, generator, samples_per_pass):
+        b = x.shape[0]
+        mu, logvar = self.encode(x)
+        mu_np = to_numpy(mu.data).astype(np.float64)
+        logvar_np = to_numpy(logvar.data).astype(np.float64)
+        sigma_np = np.exp(0.5 * logvar_np)
+        half_log_2pi = 0.5 * math.log(2 * math.pi)
+        log_w = np.empty((k, b), dtype=np.float64)
+        for s0 in range(0, k, samples_per_pass):
+            s = min(samples_per_pass, k - s0)
+            eps = self._noise(generator, (s, b, self.latent_dim)).astype(np.float64)
+            z = mu_np + sigma_np * eps                                      # (s, b, L)
+            log_q = np.sum(-0.5 * eps * eps - half_log_2pi - 0.5 * logvar_np, axis=-1)
+            log_p_z = np.sum(-0.5 * z * z - half_log_2pi, axis=-1)
+            params = self.decode(self._tensor(z.reshape(s * b, self.latent_dim)))
+            xs = x if s == 1 else self._tensor(np.broadcast_to(
+                to_numpy(x.data), (s,) + tuple(x.shape)).reshape((s * b,) + tuple(x.shape[1:])))
+            log_px = to_numpy(self.log_likelihood(params, xs).data).astype(np.float64)
+            log_w[s0:s0 + s] = log_px.reshape(s, b) + log_p_z - log_q
+        top = log_w.max(axis=0)
+        return top + np.log(np.mean(np.exp(log_w - top), axis=0))
+
+    # --- looking at it -------------------------------------------------------------------------
+    def _images(self, params, generator, mean):
+        if mean:
+            return self.likelihood.mean_images(to_numpy(params.data))
+        if generator is None:
+            raise ValueError("drawing samples of p(x|z) (mean=False) needs a generator")
+        return self.likelihood.sample_images(to_numpy(params.data), generator)
+
+    def sample(self, n, generator, mean=True):
+        """``n`` images from z ~ N(0, I): uint8 (n, H, W).  ``mean=True`` shows the
+        decoder's mean (grey levels for the Bernoulli), else a draw from p(x|z)."""
+        with self._evaluating():
+            z = self._tensor(self._noise(generator, (int(n), self.latent_dim)))
+            return self._images(self.decode(z), generator, mean)
+
+    def reconstruct(self, x, mean=True, generator=None):
+        """Decode the posterior mean of each x: uint8 (N, H, W)."""
+        with self._evaluating():
+            mu, _ = self.encode(x)
+            return self._images(self.decode(mu), generator, mean)
+
+    def interpolate(self, x_a, x_b, steps=8, mean=True, generator=None):
+        """Decode ``steps`` evenly spaced points on the segment between the posterior means
+        of x_a[i] and x_b[i] (both ends included): uint8 (N, steps, H, W).  The ends
+        are exactly ``reconstruct(x_a)`` and ``reconstruct(x_b)``."""
+        if steps < 2:
+            raise ValueError(f"interpolate: steps must be >= 2, got {steps}")
+        with self._evaluating():
+            mu_a = to_numpy(self.encode(x_a)[0].data)
+            mu_b = to_numpy(self.encode(x_b)[0].data)
+            if mu_a.shape != mu_b.shape:
+                raise ValueError(f"interpolate: x_a and x_b hold different numbers of images "
+                                 f"({mu_a.shape[0]} and {mu_b.shape[0]})")
+            t = np.linspace(0.0, 1.0, steps).reshape(1, steps, 1)
+            z = (1.0 - t) * mu_a[:, None] + t * mu_b[:, None]           # (N, steps, L)
+            z[:, 0], z[:, -1] = mu_a, mu_b                             # the ends exactly
+            images = self._images(self.decode(self._tensor(z.reshape(-1, self.latent_dim))),
+                                  generator, mean)
+        return images.reshape(mu_a.shape[0], steps, *images.shape[1:])
