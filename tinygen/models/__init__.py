@@ -9,8 +9,4 @@ _FAMILIES = ("classifier", "vae", "gan")
 
 def _load_all():
     for family in _FAMILIES:
-        try:
-            importlib.import_module(f"{__name__}.{family}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{family}":
-                raise
+        importlib.import_module(f"{__name__}.{family}")
