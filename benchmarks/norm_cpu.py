@@ -30,20 +30,8 @@ def _with_impl(name, fn):
     return run
 
 
-def _fwd_bwd_tinygen(tg, op, x, params, g):
-    tensors = [x] + params
-
-    def step():
-        for t in tensors:
-            t.grad = None
-        y = op(x, *params)
-        y.backward(g)
-        return y, [t.grad for t in tensors]
-
-    return step
-
-
-def _fwd_bwd_torch(op, x, params, g):
+def _fwd_bwd(op, x, params, g):
+    """A forward+backward step; tinygen and PyTorch tensors share this API."""
     tensors = [x] + params
 
     def step():
@@ -92,9 +80,9 @@ def main(argv=None):
     th_args = ([torch.tensor(x, requires_grad=True)],
                [torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)],
                torch.tensor(g))
-    tg_bn = _fwd_bwd_tinygen(tg, lambda t, wt, bt: batch_norm(t, None, None, wt, bt, True),
+    tg_bn = _fwd_bwd(lambda t, wt, bt: batch_norm(t, None, None, wt, bt, True),
                              tg_args[0][0], tg_args[1], tg_args[2])
-    th_bn = _fwd_bwd_torch(lambda t, wt, bt: torch.nn.functional.batch_norm(
+    th_bn = _fwd_bwd(lambda t, wt, bt: torch.nn.functional.batch_norm(
         t, None, None, wt, bt, True), th_args[0][0], th_args[1], th_args[2])
     _check(_with_impl("numba", tg_bn), th_bn)
     _check(_with_impl("reference", tg_bn), th_bn)
@@ -135,8 +123,8 @@ def main(argv=None):
          lambda t: torch.tanh(t[:, :32]) * torch.sigmoid(t[:, 32:]), (64, 32, 16, 16)),
     ]:
         gg = rng.standard_normal(out_shape).astype(np.float32)
-        ours = _fwd_bwd_tinygen(tg, op, tg.tensor(x2, requires_grad=True), [], tg.tensor(gg))
-        theirs = _fwd_bwd_torch(th_op, torch.tensor(x2, requires_grad=True), [],
+        ours = _fwd_bwd(op, tg.tensor(x2, requires_grad=True), [], tg.tensor(gg))
+        theirs = _fwd_bwd(th_op, torch.tensor(x2, requires_grad=True), [],
                                 torch.tensor(gg))
         _check(_with_impl("numba", ours), theirs)
         rows.append((name, time_ms(_with_impl("numba", ours), args.repeat),

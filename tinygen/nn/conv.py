@@ -8,7 +8,6 @@ bias.  fan_in is computed from the weight's dimension 1 and the kernel size,
 for transposed convs too (their weight is (in, out/groups, *k), so that is
 out/groups * prod(k), exactly as PyTorch computes it).
 """
-import math
 import numbers
 
 import numpy as np
@@ -32,14 +31,6 @@ def _tuple(name, value, ndim, minimum=1):
     if any(v < minimum for v in value):
         raise ValueError(f"{name} must be >= {minimum}, got {name}={tuple(value)}")
     return tuple(int(v) for v in value)
-
-
-def _reset_conv_parameters(module, generator=None):
-    init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
-    if module.bias is not None:
-        fan_in, _ = init._calculate_fan_in_and_fan_out(module.weight)
-        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-        init.uniform_(module.bias, -bound, bound, generator=generator)
 
 
 class _ConvNd(Module):
@@ -93,7 +84,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self, generator=None):
-        _reset_conv_parameters(self, generator)
+        init.default_weight_and_bias_(self.weight, self.bias, generator)
 
     def forward(self, input):
         padding = self.padding
@@ -265,7 +256,7 @@ class MaskedConv2d(_ConvNd):
                                self.out_channels, self.groups_rgb)
 
     def reset_parameters(self, generator=None):
-        _reset_conv_parameters(self, generator)
+        init.default_weight_and_bias_(self.weight, self.bias, generator)
         xp_mask = to_device(self.mask, self.weight.device)
         self.weight.data[...] = self.weight.data * xp_mask
 

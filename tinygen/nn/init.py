@@ -195,3 +195,14 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
         return tensor
     std = _kaiming_std(tensor, a, mode, nonlinearity)
     return _write(tensor, _rng(generator).normal(0.0, std, tensor.shape))
+
+
+def default_weight_and_bias_(weight, bias=None, generator=None):
+    """PyTorch's default initialisation of Linear and conv layers: weight
+    kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the
+    bias uniform on the same bound."""
+    kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound, generator=generator)

@@ -1,5 +1,4 @@
 """``Linear``, ``Identity`` and ``Flatten``."""
-import math
 
 import numpy as np
 
@@ -43,11 +42,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self, generator=None):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound, generator=generator)
+        init.default_weight_and_bias_(self.weight, self.bias, generator)
 
     def forward(self, input):
         return F.linear(input, self.weight, self.bias)
