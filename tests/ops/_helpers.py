@@ -70,3 +70,26 @@ def quantized(array, offset):
     """``array`` rounded to a multiple of 0.5, plus ``offset``: two arrays quantized
     with offsets 0 and 0.25 differ by at least 0.25 everywhere (no ties)."""
     return np.floor(np.asarray(array) * 2.0) / 2.0 + offset
+
+
+class np_special:
+    """Plain numpy oracles for logsumexp/softmax/log_softmax (float64, max-shifted),
+    so the op tests need nothing beyond numpy."""
+
+    @staticmethod
+    def logsumexp(x, axis=None, keepdims=False):
+        x = np.asarray(x, dtype=np.float64)
+        m = np.max(x, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        with np.errstate(divide="ignore"):
+            out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+        return out if keepdims else np.squeeze(out, axis=axis)
+
+    @staticmethod
+    def log_softmax(x, axis=-1):
+        x = np.asarray(x, dtype=np.float64)
+        return x - np_special.logsumexp(x, axis=axis, keepdims=True)
+
+    @staticmethod
+    def softmax(x, axis=-1):
+        return np.exp(np_special.log_softmax(x, axis=axis))
