@@ -49,8 +49,8 @@ class Upsample(Module):
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
         super().__init__()
         if mode != "nearest":
-            raise NotImplementedError(f"Upsample: only mode='nearest' is implemented, got "
-                                      f"mode={mode!r}")
+            raise ValueError(f"Upsample: unsupported mode={mode!r}; the supported mode is "
+                             "'nearest'")
         if (size is None) == (scale_factor is None):
             raise ValueError(f"Upsample: exactly one of size and scale_factor must be given, got "
                              f"size={size!r} and scale_factor={scale_factor!r}")

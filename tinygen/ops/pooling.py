@@ -283,7 +283,7 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
     if mode != "nearest":
-        raise NotImplementedError(f"{op}: only mode='nearest' is implemented, got mode={mode!r}")
+        raise ValueError(f"{op}: unsupported mode={mode!r}; the supported mode is 'nearest'")
     if align_corners is not None:
         raise ValueError(f"{op}: align_corners option can only be set with the interpolating "
                          f"modes: linear | bilinear | bicubic | trilinear, got mode={mode!r}")
