@@ -13,7 +13,9 @@ from tinygen.backend.numba_kernels import conv as numba_conv
 from tinygen.backend.reference import conv as reference_conv
 from tinygen.ops import conv as C
 
-from ._helpers import conv_configs, conv_transpose_configs, impl, make_inputs, op_kwargs, rel_error
+from ._helpers import (
+    IMPLS, conv_configs, conv_transpose_configs, f64, impl, make_inputs, op_kwargs, rel_error,
+)
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
 
@@ -181,3 +183,50 @@ def test_masked_taps_are_never_read(implementation, groups_rgb):
     # rows 0..2 of a 'same' conv over rows 0..2 only: row 2 also reads rows 3,4 as
     # padding there -- but mask A never reads rows below, so they agree exactly.
     np.testing.assert_allclose(y[:, :, :3], expected.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("length, dilation", [(1, 4), (1, 9), (2, 7), (3, 2)])
+def test_padding_wider_than_the_output_matches_reference(length, dilation):
+    """A causal conv of a short sequence pads more than the whole output is long;
+    the numba kernels once zero-filled past the end of the column row there
+    (heap corruption).  Forward and both gradients must match the reference."""
+    rng = np.random.default_rng(length * 10 + dilation)
+    x_np, w_np = rng.standard_normal((2, 3, length)), rng.standard_normal((4, 3, 2))
+    g_np = rng.standard_normal((2, 4, length))
+    results = {}
+    for name in IMPLS:
+        with impl(name):
+            x, w = f64(x_np), f64(w_np)
+            y = tg.nn.functional.causal_conv1d(x, w, None, dilation)
+            y.backward(tg.tensor(g_np, dtype=tg.float64))
+            results[name] = (y.numpy(), x.grad.numpy(), w.grad.numpy())
+    for ours, ref in zip(results["numba"], results["reference"]):
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_padding_wider_than_a_tiny_input_matches_reference():
+    rng = np.random.default_rng(5)
+    x_np, w_np = rng.standard_normal((1, 2, 1, 2)), rng.standard_normal((3, 2, 3, 3))
+    outs = {}
+    for name in IMPLS:
+        with impl(name):
+            x, w = f64(x_np), f64(w_np)
+            y = tg.nn.functional.conv2d(x, w, padding=5, dilation=3)
+            y.sum().backward()
+            outs[name] = (y.numpy(), x.grad.numpy(), w.grad.numpy())
+    for ours, ref in zip(outs["numba"], outs["reference"]):
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_valid_range_is_exactly_the_in_bounds_outputs():
+    """The kernels copy inside [lo, hi) and zero-fill the rest of the row, so lo and hi
+    must stay within [0, count] (the length-1 causal conv above wrote past the row)."""
+    valid_range = getattr(numba_conv._valid_range, "py_func", numba_conv._valid_range)
+    for offset in range(-12, 8):
+        for stride in (1, 2, 3):
+            for size in (1, 2, 5):
+                for count in (0, 1, 2, 4):
+                    lo, hi = valid_range(offset, stride, size, count)
+                    assert 0 <= lo <= hi <= count, (offset, stride, size, count, lo, hi)
+                    inside = [q for q in range(count) if 0 <= q * stride + offset < size]
+                    assert list(range(lo, hi)) == inside, (offset, stride, size, count)
