@@ -4,7 +4,7 @@ import importlib
 from .experiment import Experiment, register, get_experiment, EXPERIMENTS  # noqa: F401
 
 # Modules that define and register Experiments, imported on first lookup.
-_FAMILIES = ("classifier", "vae", "gan")
+_FAMILIES = ("classifier", "vae", "gan", "wavenet")
 
 
 def _load_all():
