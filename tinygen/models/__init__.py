@@ -4,7 +4,7 @@ import importlib
 from .experiment import Experiment, register, get_experiment, EXPERIMENTS  # noqa: F401
 
 # Modules that define and register Experiments, imported on first lookup.
-_FAMILIES = ("classifier", "vae", "gan", "wavenet")
+_FAMILIES = ("classifier", "vae", "gan", "wavenet", "pixelcnn")
 
 
 def _load_all():

@@ -1,0 +1,9 @@
+"""PixelCNN and gated PixelCNN: autoregressive models of 8-bit images.
+
+    networks.py    PixelCNN, GatedPixelCNN (logits, NLL, bits/dim, sampling, completion)
+    experiment.py  ``tinygen train pixelcnn`` / ``gated-pixelcnn`` (test bits/dim)
+"""
+from .networks import PixelCNN, GatedPixelCNN  # noqa: F401
+from .experiment import (  # noqa: F401
+    PixelCNNExperiment, MaskedPixelCNNExperiment, GatedPixelCNNExperiment,
+)

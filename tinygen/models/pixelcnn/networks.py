@@ -1,0 +1,310 @@
+"""PixelCNN (van den Oord et al. 2016, "Pixel Recurrent Neural Networks") and the gated
+PixelCNN ("Conditional Image Generation with PixelCNN Decoders").
+
+Both model uint8 images (N, C, H, W) (or (N, H, W) for C=1) as a product of 256-way
+softmaxes, one per sub-pixel, in raster order and, for C=3, channel order R, G, B:
+
+    p(x) = prod_{r, c} prod_k p(x[k, r, c] | pixels before (r, c), channels < k at (r, c))
+
+Inputs are the images scaled to [-1, 1]; targets are the uint8 values as class indices.
+``forward`` returns logits (N, 256, C, H, W) (``cross_entropy``'s (N, classes, d...)).
+
+PixelCNN(channels=1, hidden=64, n_residual=5)
+    7x7 mask-A conv -> n_residual x [ReLU, 1x1 h->h/2, ReLU, 3x3 mask B, ReLU, 1x1 h/2->h]
+    (+ residual) -> ReLU, 1x1 mask B h->h, ReLU, 1x1 mask B h->C*256.
+    With C=3 every conv is masked with groups_rgb=3 (hidden and hidden/2 divisible by 3).
+
+GatedPixelCNN(channels=1, hidden=64, n_layers=8, num_conditions=None)
+    GatedPixelCNNLayer stacks (vertical + horizontal, residual on the horizontal), each
+    layer's gated horizontal features also go through a 1x1 skip conv; the skips are
+    summed -> ReLU, 1x1, ReLU, 1x1 -> C*256.  Class conditioning adds a per-layer learnt
+    bias (a bias-free Linear of the one-hot class) to both stacks' pre-gate features.
+    With C=3 the stacks see no channel of the current pixel; a 1x1 mask-A conv of the input
+    (groups_rgb=3) adds the current pixel's earlier channels before the head, whose 1x1
+    convs are masked B with groups_rgb=3.
+
+Sampling (``sample``, ``complete``) runs in raster and channel order.  The output at row r
+depends on input rows <= r only, none more than ``receptive_rows`` above r, and columns
+c - ``receptive_left`` .. c + ``receptive_right`` only, so ``fast=True`` (the default)
+runs the network on that window alone (zero padding at the window's edges only touches
+features the output at (r, c) never uses);
+``fast=False`` runs it on the whole image for every sub-pixel (the reference).
+Both draw exactly one ``generator.random(n)`` per sub-pixel and sample by inverse CDF, so
+they give the same images for the same generator.
+"""
+import inspect
+import math
+import numbers
+
+import numpy as np
+
+from ... import nn
+from ...autograd import Tensor, no_grad
+from ...nn import functional as F
+from ...nn.conv import GatedPixelCNNLayer, MaskedConv2d, _gate
+from ...ops.conv import down_shift
+
+
+def _positive(name, value):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class _AutoregressiveImageModel(nn.Module):
+    """What both PixelCNNs share: input scaling, NLL, bits/dim, sampling."""
+
+    def __init__(self, channels, n_classes, image_size, num_conditions=None):
+        super().__init__()
+        self.channels = _positive("channels", channels)
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+        self.n_classes = _positive("n_classes", n_classes)
+        if isinstance(image_size, numbers.Integral):
+            image_size = (int(image_size), int(image_size))
+        self.image_size = tuple(int(s) for s in image_size)
+        self.num_conditions = None if num_conditions is None else _positive(
+            "num_conditions", num_conditions)
+
+    # --- parameters / tensors ------------------------------------------------------------
+    def reset_parameters(self, generator=None):
+        """Re-draw every layer's weights from ``generator`` (a numpy Generator)."""
+        for module in self.modules():
+            if module is self or not hasattr(module, "reset_parameters"):
+                continue
+            if "generator" in inspect.signature(module.reset_parameters).parameters:
+                module.reset_parameters(generator=generator)
+            else:
+                module.reset_parameters()
+
+    def _parameter(self):
+        return next(iter(self.parameters()))
+
+    def _tensor(self, array):
+        p = self._parameter()
+        t = Tensor._make(np.ascontiguousarray(array, dtype=p.dtype))
+        return t if p.device == "cpu" else t.to(device=p.device)
+
+    def _images(self, images):
+        """uint8 (N, H, W) or (N, C, H, W) -> numpy uint8 (N, C, H, W)."""
+        x = np.asarray(images)
+        if x.ndim == 3 and self.channels == 1:
+            x = x[:, None]
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"expected images (N, {self.channels}, H, W)"
+                             + (" or (N, H, W)" if self.channels == 1 else "")
+                             + f", got shape {x.shape}")
+        if x.dtype.kind not in "iu" or x.min(initial=0) < 0 or x.max(initial=0) >= self.n_classes:
+            raise ValueError(f"images must hold integers in [0, {self.n_classes}), got "
+                             f"dtype {x.dtype}")
+        return x
+
+    def scale(self, images):
+        """uint8 (N, C, H, W) -> the network's input, a Tensor in [-1, 1]."""
+        x = np.asarray(images, dtype=np.float64)
+        return self._tensor(x * (2.0 / (self.n_classes - 1)) - 1.0)
+
+    def _one_hot(self, classes, n):
+        if self.num_conditions is None:
+            if classes is not None:
+                raise ValueError("this model is unconditional; classes must be None")
+            return None
+        if classes is None:
+            raise ValueError("this model is class-conditional; pass classes")
+        classes = np.broadcast_to(np.asarray(classes, dtype=np.int64), (n,))
+        if classes.min() < 0 or classes.max() >= self.num_conditions:
+            raise ValueError(f"classes must be in [0, {self.num_conditions})")
+        return self._tensor(np.eye(self.num_conditions)[classes])
+
+    def logits(self, images, classes=None):
+        """Logits (N, n_classes, C, H, W) for uint8 images."""
+        x = self._images(images)
+        return self(self.scale(x), self._one_hot(classes, len(x)))
+
+    def _reshape_logits(self, out):
+        n, _, h, w = out.shape
+        # output channels are grouped by colour: [R's classes, G's classes, B's classes]
+        out = out.reshape(n, self.channels, self.n_classes, h, w)
+        return out.permute(0, 2, 1, 3, 4)
+
+    # --- likelihood ----------------------------------------------------------------------
+    def nll(self, images, classes=None):
+        """Per-image negative log-likelihood in nats, a Tensor (N,)."""
+        x = self._images(images)
+        logits = self(self.scale(x), self._one_hot(classes, len(x)))
+        target = Tensor._make(x.astype(np.int64))
+        if self._parameter().device != "cpu":
+            target = target.to(device=self._parameter().device)
+        per = F.cross_entropy(logits, target, reduction="none")       # (N, C, H, W)
+        return per.reshape(len(x), -1).sum(1)
+
+    def bits_per_dim(self, images, classes=None):
+        """Mean NLL in bits per sub-pixel (a float), without building a graph."""
+        x = self._images(images)
+        with no_grad():
+            nats = self.nll(x, classes).data
+        return float(nats.mean()) / (int(np.prod(x.shape[1:])) * math.log(2))
+
+    # --- sampling ------------------------------------------------------------------------
+    # how far an output sees: rows above its own, columns to its left and right
+    # (set by subclasses)
+    receptive_rows = receptive_left = receptive_right = None
+
+    def _probabilities(self, x, cond, r, c, k, fast):
+        """softmax over classes at sub-pixel (k, r, c) for every image (numpy float64).
+        fast: run the network on the window of rows r - receptive_rows .. r and columns
+        c - receptive_left .. c + receptive_right only (exact: the output sees no later
+        row and nothing outside that window)."""
+        if fast:
+            lo = max(0, r - self.receptive_rows)
+            left = max(0, c - self.receptive_left)
+            inp = x[:, :, lo:r + 1, left:c + self.receptive_right + 1]
+        else:
+            lo = left = 0
+            inp = x
+        with no_grad():
+            out = self(self.scale(inp), cond)
+        logits = out.data[:, :, k, r - lo, c - left]
+        if not isinstance(logits, np.ndarray):  # pragma: no cover - cupy
+            logits = logits.get()
+        logits = np.asarray(logits, dtype=np.float64)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    @staticmethod
+    def _inverse_cdf(p, u):
+        cdf = np.cumsum(p, axis=1)
+        idx = (cdf < (u * cdf[:, -1])[:, None]).sum(axis=1)
+        return np.minimum(idx, p.shape[1] - 1)
+
+    def _fill(self, x, cond, generator, start, fast):
+        n, C, H, W = x.shape
+        was_training = self.training
+        self.eval()
+        try:
+            for r in range(start, H):
+                for c in range(W):
+                    for k in range(C):
+                        p = self._probabilities(x, cond, r, c, k, fast)
+                        u = generator.random(n)
+                        x[:, k, r, c] = self._inverse_cdf(p, u)
+        finally:
+            self.train(was_training)
+        return x
+
+    def sample(self, n, generator, classes=None, fast=True):
+        """``n`` images, uint8 (n, C, H, W), drawn in raster and channel order."""
+        n = _positive("n", n)
+        x = np.zeros((n, self.channels) + self.image_size, dtype=np.uint8)
+        x = self._fill(x, self._one_hot(classes, n), generator, 0, fast)
+        return x
+
+    def complete(self, images, rows_given, generator, classes=None, fast=True):
+        """Image completion: keep rows < ``rows_given`` of ``images`` (uint8) and draw
+        the rest in raster order; returns uint8 (N, C, H, W)."""
+        x = self._images(images).astype(np.uint8, copy=True)
+        if not 0 <= rows_given <= x.shape[2]:
+            raise ValueError(f"rows_given must be in [0, {x.shape[2]}], got {rows_given}")
+        x[:, :, rows_given:] = 0
+        return self._fill(x, self._one_hot(classes, len(x)), generator, rows_given, fast)
+
+
+class PixelCNN(_AutoregressiveImageModel):
+    def __init__(self, channels=1, hidden=64, n_residual=5, n_classes=256, image_size=28,
+                 dtype=None, device=None):
+        super().__init__(channels, n_classes, image_size)
+        hidden = _positive("hidden", hidden)
+        g = self.channels
+        if hidden % 2 or (hidden // 2) % g:
+            raise ValueError(f"hidden must be even and hidden/2 divisible by channels={g}, "
+                             f"got hidden={hidden}")
+        self.hidden, self.n_residual = hidden, int(n_residual)
+        # the 7x7 conv sees 3 rows up and 3 columns each side, each 3x3 conv one more
+        self.receptive_rows = self.receptive_left = self.receptive_right = 3 + self.n_residual
+        kw = dict(groups_rgb=g, dtype=dtype, device=device)
+        self.input_conv = MaskedConv2d(g, hidden, 7, "A", **kw)
+        blocks = []
+        for _ in range(self.n_residual):
+            blocks.append(nn.Sequential(
+                nn.ReLU(), MaskedConv2d(hidden, hidden // 2, 1, "B", **kw),
+                nn.ReLU(), MaskedConv2d(hidden // 2, hidden // 2, 3, "B", **kw),
+                nn.ReLU(), MaskedConv2d(hidden // 2, hidden, 1, "B", **kw)))
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Sequential(
+            nn.ReLU(), MaskedConv2d(hidden, hidden, 1, "B", **kw),
+            nn.ReLU(), MaskedConv2d(hidden, g * self.n_classes, 1, "B", **kw))
+
+    def forward(self, x, condition=None):
+        if condition is not None:
+            raise ValueError("PixelCNN is unconditional")
+        h = self.input_conv(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self._reshape_logits(self.head(h))
+
+
+class ConditionalGatedLayer(GatedPixelCNNLayer):
+    """GatedPixelCNNLayer plus a 1x1 skip output and an optional class bias."""
+
+    def __init__(self, in_channels, channels, kernel_size=3, first=False, num_conditions=None,
+                 dtype=None, device=None):
+        super().__init__(in_channels, channels, kernel_size, first, dtype=dtype, device=device)
+        kw = dict(dtype=dtype, device=device)
+        self.skip = nn.Conv2d(channels, channels, 1, **kw)
+        self.condition = (None if num_conditions is None
+                          else nn.Linear(num_conditions, 4 * channels, bias=False, **kw))
+
+    def forward(self, v, h, condition=None):
+        v_feat = self.vertical(v)
+        h_feat = self.horizontal(h) + self.vertical_to_horizontal(down_shift(v_feat))
+        if self.condition is not None and condition is not None:
+            bias = self.condition(condition)
+            n, c2 = bias.shape[0], v_feat.shape[1]
+            v_feat = v_feat + bias[:, :c2].reshape(n, c2, 1, 1)
+            h_feat = h_feat + bias[:, c2:].reshape(n, c2, 1, 1)
+        gated = _gate(h_feat)
+        h_out = self.horizontal_out(gated)
+        if not self.first:
+            h_out = h_out + h
+        return _gate(v_feat), h_out, self.skip(gated)
+
+
+class GatedPixelCNN(_AutoregressiveImageModel):
+    def __init__(self, channels=1, hidden=64, n_layers=8, n_classes=256, num_conditions=None,
+                 kernel_size=3, image_size=28, dtype=None, device=None):
+        super().__init__(channels, n_classes, image_size, num_conditions)
+        hidden = _positive("hidden", hidden)
+        g = self.channels
+        if hidden % g:
+            raise ValueError(f"hidden must be divisible by channels={g}, got {hidden}")
+        self.hidden, self.n_layers = hidden, _positive("n_layers", n_layers)
+        # the vertical stack grows k//2 rows up and k//2 columns each side a layer, the
+        # down-shift into h adds a row; the horizontal stack grows k//2 columns left a
+        # layer, its first conv (current pixel excluded) k//2 + 1
+        half = int(kernel_size) // 2
+        self.receptive_rows = self.receptive_left = self.n_layers * half + 1
+        self.receptive_right = self.n_layers * half
+        kw = dict(dtype=dtype, device=device)
+        self.layers = nn.ModuleList([
+            ConditionalGatedLayer(g if i == 0 else hidden, hidden, kernel_size, first=(i == 0),
+                                  num_conditions=self.num_conditions, **kw)
+            for i in range(self.n_layers)])
+        mkw = dict(groups_rgb=g, **kw)
+        # the current pixel's earlier colours (C=3 only; the stacks never see the pixel)
+        self.current = MaskedConv2d(g, hidden, 1, "A", **mkw) if g > 1 else None
+        self.head = nn.Sequential(
+            nn.ReLU(), MaskedConv2d(hidden, hidden, 1, "B", **mkw),
+            nn.ReLU(), MaskedConv2d(hidden, g * self.n_classes, 1, "B", **mkw))
+
+    def forward(self, x, condition=None):
+        if (condition is None) != (self.num_conditions is None):
+            raise ValueError("pass a one-hot condition exactly when num_conditions is set")
+        v = h = x
+        skips = None
+        for layer in self.layers:
+            v, h, s = layer(v, h, condition)
+            skips = s if skips is None else skips + s
+        if self.current is not None:
+            skips = skips + self.current(x)
+        return self._reshape_logits(self.head(skips))
