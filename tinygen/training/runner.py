@@ -450,7 +450,7 @@ def load_run(run, device=None, data=None, model=None):
     return experiment, state
 
 
-KINDS = ("samples", "reconstructions", "interpolations")
+KINDS = ("samples", "reconstructions", "interpolations", "completions")
 
 
 def sample_run(run, n=64, kind="samples", seed=0, out=None, nrow=None, device=None,
