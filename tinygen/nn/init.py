@@ -11,6 +11,7 @@ Fans, for a weight of shape (out, in, *kernel):
     fan_out = out * prod(kernel)
 (a conv weight's second dimension is already ``in / groups``).
 """
+import inspect
 import math
 import numbers
 from statistics import NormalDist
@@ -206,3 +207,16 @@ def default_weight_and_bias_(weight, bias=None, generator=None):
         fan_in, _ = _calculate_fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         uniform_(bias, -bound, bound, generator=generator)
+
+
+def reset_parameters_(module, generator=None):
+    """Re-draw the initial weights of every sub-module of ``module`` that has a
+    ``reset_parameters`` (PyTorch's default initialisations) from ``generator``, so
+    that one seed gives one model whatever was drawn before."""
+    for sub in module.modules():
+        if sub is module or not hasattr(sub, "reset_parameters"):
+            continue
+        if "generator" in inspect.signature(sub.reset_parameters).parameters:
+            sub.reset_parameters(generator=generator)
+        else:
+            sub.reset_parameters()

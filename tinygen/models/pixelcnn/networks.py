@@ -32,7 +32,6 @@ features the output at (r, c) never uses);
 Both draw exactly one ``generator.random(n)`` per sub-pixel and sample by inverse CDF, so
 they give the same images for the same generator.
 """
-import inspect
 import math
 import numbers
 
@@ -40,7 +39,7 @@ import numpy as np
 
 from ... import nn
 from ...autograd import Tensor, no_grad
-from ...nn import functional as F
+from ...nn import functional as F, init
 from ...nn.conv import GatedPixelCNNLayer, MaskedConv2d, _gate
 from ...ops.conv import down_shift
 
@@ -69,13 +68,7 @@ class _AutoregressiveImageModel(nn.Module):
     # --- parameters / tensors ------------------------------------------------------------
     def reset_parameters(self, generator=None):
         """Re-draw every layer's weights from ``generator`` (a numpy Generator)."""
-        for module in self.modules():
-            if module is self or not hasattr(module, "reset_parameters"):
-                continue
-            if "generator" in inspect.signature(module.reset_parameters).parameters:
-                module.reset_parameters(generator=generator)
-            else:
-                module.reset_parameters()
+        init.reset_parameters_(self, generator)
 
     def _parameter(self):
         return next(iter(self.parameters()))

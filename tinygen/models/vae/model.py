@@ -20,7 +20,6 @@ returns (binary {0, 1} for the Bernoulli likelihood, [-1, 1] for the discretised
 logistic), shaped (N, 1, H, W) or (N, H, W).
 """
 import contextlib
-import inspect
 import math
 
 import numpy as np
@@ -28,6 +27,7 @@ import numpy as np
 from ...autograd.grad_mode import no_grad
 from ...autograd.tensor import Tensor
 from ...backend import to_numpy
+from ...nn import init
 from ...nn.module import Module
 from ...ops.elementwise import exp
 from ...ops.reduce import sum as _sum
@@ -57,13 +57,7 @@ class VAE(Module):
     def reset_parameters(self, generator=None):
         """Re-draw every layer's initial weights from ``generator`` (a numpy Generator;
         the default generator when None): one seed, one model, whatever ran before."""
-        for module in self.modules():
-            if module is self or not hasattr(module, "reset_parameters"):
-                continue
-            if "generator" in inspect.signature(module.reset_parameters).parameters:
-                module.reset_parameters(generator=generator)
-            else:
-                module.reset_parameters()
+        init.reset_parameters_(self, generator)
 
     def _parameter(self):
         return next(iter(self.parameters()))

@@ -25,7 +25,7 @@ at a CDF boundary; run the model in float64 to make those vanishingly rare).
 import numpy as np
 
 from ... import nn, no_grad, tensor
-from ...nn import functional as F
+from ...nn import functional as F, init
 
 
 def _cycle(n_layers, dilation_cycle):
@@ -66,9 +66,7 @@ class WaveNet(nn.Module):
         return 1 + sum((self.kernel_size - 1) * d for d in self.dilations)
 
     def reset_parameters(self, generator=None):
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters"):
-                m.reset_parameters(generator)
+        init.reset_parameters_(self, generator)
 
     def _dtype(self):
         return self.embed.weight.data.dtype
