@@ -52,6 +52,9 @@ class Experiment:
     """
 
     name = None
+    # Datasets the family trains on (checked against config['dataset']); None when
+    # it reads its own data (WaveNet's audio) and ignores the option.
+    datasets = ("fashion-mnist",)
 
     @classmethod
     def default_config(cls):
@@ -59,6 +62,15 @@ class Experiment:
         return {}
 
     def __init__(self, config):
+        """Merge ``config`` over the common and the family's defaults, so an
+        Experiment built directly (tests, scripts) sees the same settings the
+        runner would give it."""
+        config = {"seed": 0, "device": "cpu", "dataset": "fashion-mnist", "limit": None,
+                  **self.default_config(), **dict(config)}
+        if self.datasets is not None and config["dataset"] not in (None, *self.datasets):
+            raise ValueError(f"the {self.name or type(self).__name__} experiments train on "
+                             f"{' or '.join(map(repr, self.datasets))}, got dataset "
+                             f"{config['dataset']!r}")
         self.config = config
 
     # --- data ------------------------------------------------------------------------------

@@ -98,11 +98,8 @@ class GANExperiment(Experiment):
         return {**COMMON_DEFAULTS, **cls.preset}
 
     def __init__(self, config):
-        config = {**self.default_config(), **{k: v for k, v in config.items()}}
-        config.setdefault("seed", 0)
-        config.setdefault("device", "cpu")
-        config.setdefault("dataset", "fashion-mnist")
-        config.setdefault("limit", None)
+        super().__init__(config)
+        config = self.config
         config["loss"] = L.canonical_loss(config["loss"])
         if int(config["n_critic"]) < 1:
             raise ValueError(f"n_critic must be >= 1, got {config['n_critic']}")
@@ -113,7 +110,6 @@ class GANExperiment(Experiment):
         if config["loss"] in L.PENALISED and config["d_batchnorm"]:
             raise ValueError("the gradient penalty is per sample; a BatchNorm critic couples "
                              "the samples (set d_batchnorm=False, as Gulrajani et al. do)")
-        super().__init__(config)
         self.d_loss_fn, self.g_loss_fn = L.LOSSES[config["loss"]]
         self.device = config["device"]
         seed = int(config["seed"])

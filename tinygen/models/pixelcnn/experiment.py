@@ -39,15 +39,8 @@ class PixelCNNExperiment(Experiment):
         return {**COMMON_DEFAULTS, **cls.options}
 
     def __init__(self, config):
-        config = {**self.default_config(), **dict(config)}
-        config.setdefault("seed", 0)
-        config.setdefault("device", "cpu")
-        config.setdefault("dataset", "fashion-mnist")
-        config.setdefault("limit", None)
-        if config["dataset"] not in (None, "fashion-mnist"):
-            raise ValueError(f"the PixelCNN experiments train on 'fashion-mnist', got dataset "
-                             f"{config['dataset']!r}")
         super().__init__(config)
+        config = self.config
         self.model = self.network(channels=1, hidden=int(config["hidden"]), image_size=28,
                                   **self._network_options())
         self.model.reset_parameters(np.random.default_rng([int(config["seed"]), 1]))

@@ -60,18 +60,11 @@ class VAEExperiment(Experiment):
         return {**COMMON_DEFAULTS, **ARCHITECTURES[cls.architecture][1]}
 
     def __init__(self, config):
-        config = {**self.default_config(), **dict(config)}
-        config.setdefault("seed", 0)
-        config.setdefault("device", "cpu")
-        config.setdefault("dataset", "fashion-mnist")
-        config.setdefault("limit", None)
-        if config["dataset"] not in (None, "fashion-mnist"):
-            raise ValueError(f"the VAE experiments train on 'fashion-mnist', got dataset "
-                             f"{config['dataset']!r}")
+        super().__init__(config)
+        config = self.config
         if config["sample_mode"] not in ("mean", "sample"):
             raise ValueError(f"sample_mode must be 'mean' or 'sample', got "
                              f"{config['sample_mode']!r}")
-        super().__init__(config)
         cls, _ = ARCHITECTURES[self.architecture]
         options = {name: config[name] for name in ARCHITECTURES[self.architecture][1]}
         self.model = cls(latent_dim=int(config["latent_dim"]), likelihood=config["likelihood"],

@@ -44,16 +44,15 @@ DEFAULTS = {
 
 @register("wavenet")
 class WaveNetExperiment(Experiment):
+    datasets = None  # audio comes from the ``audio`` option
+
     @classmethod
     def default_config(cls):
         return dict(DEFAULTS)
 
     def __init__(self, config):
-        config = {**self.default_config(), **dict(config)}
-        config.setdefault("seed", 0)
-        config.setdefault("device", "cpu")
-        config.setdefault("limit", None)
         super().__init__(config)
+        config = self.config
         self.model = WaveNet(int(config["n_layers"]), tuple(config["dilation_cycle"]),
                              int(config["residual_channels"]), int(config["skip_channels"]),
                              int(config["quantization"]), int(config["kernel_size"]))
