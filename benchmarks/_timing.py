@@ -19,3 +19,19 @@ def time_ms(fn, repeat, warmup=3, statistic="median"):
         times.append(time.perf_counter() - start)
     summary = min(times) if statistic == "min" else statistics.median(times)
     return 1e3 * summary
+
+
+def interleaved_ms(fns, repeat, warmup, block=5):
+    """Per function: (median, min) milliseconds over ``repeat`` calls, the functions
+    taking turns in blocks of ``block`` calls."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    while len(times[0]) < repeat:
+        for fn, ts in zip(fns, times):
+            for _ in range(min(block, repeat - len(ts))):
+                start = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - start)
+    return [(1e3 * statistics.median(ts), 1e3 * min(ts)) for ts in times]

@@ -21,9 +21,7 @@ falls on both alike.  Needs ``pip install torch`` (CPU build).
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 
 
 def _parser():
@@ -46,6 +44,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
 import numpy as np  # noqa: E402
 
 import tinygen as tg  # noqa: E402
+from benchmarks._timing import interleaved_ms  # noqa: E402
 from tinygen.models.vae import ConvVAE  # noqa: E402
 
 
@@ -89,22 +88,6 @@ def _batch(n):
         images = np.random.default_rng(0).integers(0, 256, (n, 28, 28)).astype(np.uint8)
         source = "random images (Fashion-MNIST not found)"
     return images, source
-
-
-def _interleaved_ms(fns, repeat, warmup, block=5):
-    """Per function: (median, min) milliseconds over ``repeat`` calls, the functions
-    taking turns in blocks of ``block`` calls."""
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in fns]
-    while len(times[0]) < repeat:
-        for fn, ts in zip(fns, times):
-            for _ in range(min(block, repeat - len(ts))):
-                start = time.perf_counter()
-                fn()
-                ts.append(time.perf_counter() - start)
-    return [(1e3 * statistics.median(ts), 1e3 * min(ts)) for ts in times]
 
 
 def main(argv=None):
@@ -151,7 +134,7 @@ def main(argv=None):
         loss.backward()
         opt_th.step()
 
-    (ours, ours_best), (theirs, theirs_best) = _interleaved_ms([step_tg, step_th], args.repeat,
+    (ours, ours_best), (theirs, theirs_best) = interleaved_ms([step_tg, step_th], args.repeat,
                                                                args.warmup)
     print(f"# tinygen {tg.__version__} vs PyTorch {torch.__version__} (CPU), numpy "
           f"{np.__version__}, numba {numba.__version__}, {args.threads} thread(s), "
