@@ -4,6 +4,7 @@
     tinygen train vae --epochs 10 --out runs/vae          # checkpoint, PNGs, metrics.json
     tinygen train vae --epochs 20 --out runs/vae --resume # on from the last epoch
     tinygen sample --run runs/vae --n 64 --kind reconstructions
+    tinygen sample --run runs/wavenet --n 2 --temperature 0.9 --out x.wav  # x_0.wav, x_1.wav
     tinygen eval --run runs/vae --iwae-k 5000
 
 Models come from the registry in ``tinygen.models`` (``tinygen train --help`` lists
@@ -108,11 +109,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from tinygen.training.runner import sample_run
 
     try:
-        path = sample_run(args.run, n=args.n, kind=args.kind, seed=args.seed, out=args.out,
-                          nrow=args.nrow, device=args.device, data=args.data)
+        written = sample_run(args.run, n=args.n, kind=args.kind, seed=args.seed, out=args.out,
+                             nrow=args.nrow, device=args.device, data=args.data,
+                             temperature=args.temperature, length=args.length)
     except _errors() as exc:
         return _fail("sample", exc)
-    print(f"wrote {path}")
+    for path in written if isinstance(written, list) else [written]:
+        print(f"wrote {path}")
     return 0
 
 
@@ -179,15 +182,24 @@ def add_parser(commands) -> None:
     from tinygen.training.runner import KINDS
 
     sample = commands.add_parser(
-        "sample", help="write a grid of samples from a trained run",
+        "sample", help="write a grid of samples (or WAV files) from a trained run",
         description="Load a run's checkpoint and write a PNG grid of samples (VAEs also "
-                    "reconstructions and interpolations of test images).")
+                    "reconstructions and interpolations of test images); audio models "
+                    "(wavenet) write one 16-bit WAV file per sample, a locally conditioned "
+                    "one following the features of held-out audio.")
     sample.add_argument("--run", required=True, metavar="DIR",
                         help="run directory (or its checkpoint.npz)")
-    sample.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    sample.add_argument("--n", type=int, default=None,
+                        help="number of images (default 64) or audio clips (default 1)")
     sample.add_argument("--kind", choices=KINDS, default="samples")
-    sample.add_argument("--out", default=None, metavar="FILE.png",
-                        help="default: RUN/KIND_seedSEED.png")
+    sample.add_argument("--out", default=None, metavar="FILE",
+                        help="default: RUN/KIND_seedSEED.png, or .wav for audio; several "
+                             "audio clips go to FILE's stem + _0, _1, ... .wav")
+    sample.add_argument("--temperature", type=float, default=None,
+                        help="audio: sample from softmax(logits / T) (default 1)")
+    sample.add_argument("--length", type=int, default=None, metavar="SAMPLES",
+                        help="audio: samples per clip (default: one second, for a "
+                             "locally conditioned model at most the held-out audio's n-th part)")
     sample.add_argument("--nrow", type=int, default=None, help="images per row")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=["cpu", "cuda"], default=None,

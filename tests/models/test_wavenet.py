@@ -111,3 +111,136 @@ def test_experiment_reads_a_wav_folder(tmp_path):
     assert audio.shape == (10,) and np.abs(audio).max() <= 1.0
     with pytest.raises(DataError):
         WaveNetExperiment({**TINY, "audio": str(tmp_path / "none")}).load_data()
+
+
+# --- local conditioning ----------------------------------------------------------------------
+def local_model(seed=0, hop=3, **kw):
+    return small(seed, quantization=16, local_channels=4, local_hop=hop, **kw)
+
+
+def test_local_receptive_field_is_stated_exactly():
+    m = local_model(hop=3)                          # dilations 1, 2, 4, 1, 2, 4
+    assert m.local_receptive_field == 1 + (2 + 4 + 1 + 2 + 4)   # layer 1's conv excluded
+    assert m.local_frames(0) == (0, 0) and m.local_frames(20) == (2, 6)
+    rng = np.random.default_rng(0)
+    T, frames = 30, 10
+    codes = rng.integers(0, 16, (1, T))
+    features = rng.standard_normal((1, 4, frames))
+    base = m(codes, local_features=features).data
+    for t in (0, 2, 3, 13, 14, 29):
+        first, last = m.local_frames(t)
+        for j in range(frames):
+            changed = features.copy()
+            changed[0, :, j] += 1.0
+            out = m(codes, local_features=changed).data[..., t]
+            if first <= j <= last:
+                assert not np.allclose(out, base[..., t]), (t, j)
+            else:   # frames outside the stated range have no influence at all
+                np.testing.assert_array_equal(out, base[..., t], err_msg=f"t={t} frame {j}")
+    # the range is tight at both ends for a time far from the start
+    assert m.local_frames(29)[0] == (29 - 13) // 3 > 0
+
+
+def test_local_conditioning_keeps_the_autoregressive_property():
+    m = local_model(hop=4)
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 16, (2, 20))
+    features = rng.standard_normal((2, 4, 5))
+    base = m(codes, local_features=features).data
+    for i in (0, 7, 19):
+        changed = codes.copy()
+        changed[:, i:] = rng.integers(0, 16, (2, 20 - i))
+        out = m(changed, local_features=features).data
+        np.testing.assert_array_equal(out[..., :i + 1], base[..., :i + 1])
+        if i < 19:
+            assert not np.allclose(out[..., i + 1:], base[..., i + 1:])
+
+
+def test_local_fast_generation_equals_naive():
+    m = local_model(hop=5)
+    features = np.random.default_rng(2).standard_normal((4, 12))     # 60 samples' worth
+    fast = m.generate(60, np.random.default_rng(4), local_features=features)
+    naive = m.generate(60, np.random.default_rng(4), local_features=features, naive=True)
+    np.testing.assert_array_equal(fast, naive)
+    # the features matter: other features, other samples from the same uniforms
+    other = m.generate(60, np.random.default_rng(4), local_features=features[:, ::-1])
+    assert not np.array_equal(other, fast)
+
+
+def test_local_features_are_checked():
+    m = local_model(hop=4)
+    codes = np.zeros((2, 9), np.int64)
+    with pytest.raises(ValueError, match="locally conditioned; pass local_features"):
+        m(codes)
+    with pytest.raises(ValueError, match=r"local_features has 2 frames; 9 samples at hop 4 "
+                                         r"need 3"):
+        m(codes, local_features=np.zeros((2, 4, 2)))
+    with pytest.raises(ValueError, match=r"shape \(2, 4, frames\)"):
+        m(codes, local_features=np.zeros((2, 3, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        m(codes, local_features=np.full((2, 4, 3), np.nan))
+    with pytest.raises(ValueError, match="has no local conditioning"):
+        small()(codes[:, :3], local_features=np.zeros((2, 4, 3)))
+    with pytest.raises(ValueError, match="both local_channels and local_hop"):
+        WaveNet(2, (1,), 4, 4, local_channels=3)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="10 samples at hop 4 need 3"):
+        m.generate(10, rng, local_features=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="global_class given but the model has no"):
+        m.generate(10, rng, local_features=np.zeros((4, 3)), global_class=1)
+    with pytest.raises(ValueError, match=r"global_class must lie in \[0, 3\)"):
+        small(global_classes=3).generate(5, rng, global_class=[0, 3], n_sequences=2)
+
+
+def test_loss_decreases_with_local_conditioning():
+    from tinygen.data.mel import log_mel_spectrogram
+
+    rate, hop = 4000, 16
+    audio = synthetic_melody(1.0, rate, seed=0)
+    codes = mu_law_encode(audio)
+    features = log_mel_spectrogram(audio, rate, 64, hop, 8)
+    m = small(residual_channels=16, skip_channels=32, dtype=None, local_channels=8,
+              local_hop=hop)
+    opt = optim.Adam(m.parameters(), lr=1e-2)
+    rng = np.random.default_rng(0)
+    losses = []
+    for _ in range(40):
+        starts = hop * rng.integers(0, (len(codes) - 64) // hop, 4)
+        batch = np.stack([codes[s:s + 64] for s in starts])
+        feats = np.stack([features[:, s // hop:s // hop + 4] for s in starts])
+        loss = m.loss(batch, local_features=feats)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+
+
+def test_experiment_with_mel_features_lines_windows_up(tmp_path):
+    from tinygen.data.mel import log_mel_spectrogram
+    from tinygen.models.wavenet.experiment import WaveNetExperiment
+
+    config = {**TINY, "local": "mel", "n_mels": 16, "mel_window": 128, "mel_hop": 32}
+    e = WaveNetExperiment(config)
+    (codes, features), (test_codes, test_features) = e.load_data()
+    assert codes.shape == (16, 128) and features.shape == (16, 16, 4)
+    assert test_codes.shape == (6, 128) and test_features.shape == (6, 16, 4)
+    train_audio, test_audio, rate = e.split_audio()
+    # each window's features are the frames of the training audio covering its samples
+    all_features = log_mel_spectrogram(train_audio, rate, 128, 32, 16)
+    for w in range(len(codes)):
+        matches = [s for s in range(0, len(train_audio) - 127, 32)
+                   if np.array_equal(mu_law_encode(train_audio[s:s + 128]), codes[w])]
+        assert matches
+        np.testing.assert_allclose(features[w], all_features[:, matches[0] // 32:][:, :4],
+                                   rtol=1e-6)
+    held = e.held_out_features(2, 50)          # 2 clips of ceil(50 / 32) = 2 frames
+    np.testing.assert_allclose(held[1], log_mel_spectrogram(test_audio, rate, 128, 32,
+                                                            16)[:, 2:4], rtol=1e-6)
+    from tinygen.data import DataError
+    with pytest.raises(DataError, match="too short to condition 5 clip"):
+        e.held_out_features(5, 1000)
+    with pytest.raises(ValueError, match="multiple of mel_hop"):
+        WaveNetExperiment({**config, "mel_hop": 48})
+    with pytest.raises(ValueError, match="local must be null"):
+        WaveNetExperiment({**config, "local": "mfcc"})

@@ -55,6 +55,8 @@ def test_sample_command(tiny, tmp_path, capsys):
         assert im.size == (3 * 58 + 2, 2 * 58 + 2)
     assert main(["sample", "--run", str(out), "--kind", "interpolations"]) == 1
     assert "no --kind interpolations" in capsys.readouterr().err
+    assert main(["sample", "--run", str(out), "--temperature", "0.5"]) == 1
+    assert "--temperature applies to audio models only" in capsys.readouterr().err
 
 
 def test_unknown_model(capsys):

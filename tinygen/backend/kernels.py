@@ -1,13 +1,13 @@
 """Which kernels serve an op: by family, by device, and by implementation.
 
-Every op family with hand-written kernels (conv, batch_norm, pooling) asks
-``kernels(family, array)`` for the module that serves ``array``'s device.  A
-device may have several implementations of the same functions: on the CPU the
-numba kernels (``"numba"``, the default) and the plain numpy reference
-(``"reference"``), which tests compare; on the GPU the CUDA backend registers
-its own (loaded through NVRTC or the AOT extension).  Which one runs is chosen
-per device with ``set_impl``/``use_impl`` or, for the CPU, the environment
-variable ``TINYGEN_CPU_IMPL``.
+Every op family with hand-written kernels (conv, batch_norm, pooling, and
+WaveNet's generation step) asks ``kernels(family, array)`` for the module that
+serves ``array``'s device.  A device may have several implementations of the
+same functions: on the CPU the numba kernels (``"numba"``, the default) and the
+plain numpy reference (``"reference"``), which tests compare; on the GPU the
+CUDA backend registers its own (loaded through NVRTC or the AOT extension).
+Which one runs is chosen per device with ``set_impl``/``use_impl`` or, for the
+CPU, the environment variable ``TINYGEN_CPU_IMPL``.
 
 Modules are registered by import path and imported on first use, so
 ``import tinygen`` does not import numba.
@@ -24,7 +24,7 @@ CPU_IMPL_ENV = "TINYGEN_CPU_IMPL"
 _REGISTRY = {
     family: {"cpu": {"numba": f"tinygen.backend.numba_kernels.{family}",
                      "reference": f"tinygen.backend.reference.{family}"}}
-    for family in ("conv", "batch_norm", "pooling")
+    for family in ("conv", "batch_norm", "pooling", "wavenet")
 }
 
 

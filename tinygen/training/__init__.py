@@ -7,6 +7,7 @@
   outputs, bit-for-bit ``resume``) and ``metrics.json``;
 - ``checkpoint``: the whole training state in one ``.npz`` (no pickle, atomic);
 - ``images``: sample grids and the loss plot as PNG, drawn with Pillow;
+- ``audio``: audio samples (WaveNet) as 16-bit WAV files;
 - ``history``: per-step losses and per-epoch records.
 
 Model families plug in as ``tinygen.models.Experiment`` subclasses.

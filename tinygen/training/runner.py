@@ -39,6 +39,7 @@ import tinygen
 from tinygen.data import BatchLoader, DATASETS, DataError, SubsetWarning
 from tinygen.serialization import CheckpointError, atomic_open
 
+from .audio import save_audio_samples, wav_paths
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore, save_checkpoint
 from .history import History
 from .images import save_image_grid, save_loss_plot
@@ -453,31 +454,71 @@ def load_run(run, device=None, data=None, model=None):
 KINDS = ("samples", "reconstructions", "interpolations", "completions")
 
 
-def sample_run(run, n=64, kind="samples", seed=0, out=None, nrow=None, device=None,
-               data=None):
-    """Write a grid of ``n`` images of ``kind`` from a run's checkpoint; returns its path.
+def sample_run(run, n=None, kind="samples", seed=0, out=None, nrow=None, device=None,
+               data=None, temperature=None, length=None):
+    """Write ``n`` samples of ``kind`` from a run's checkpoint.
 
-    kind "samples" calls ``experiment.sample``; any other kind needs the optional
+    Image models: a grid of ``n`` images (default 64) as PNG; returns its path.  kind
+    "samples" calls ``experiment.sample``; any other kind needs the optional
     ``experiment.visualize(kind, n, generator, test_arrays)`` (VAEs: reconstructions,
     interpolations), which gets the run's test split.
+
+    Audio models (an experiment with ``sample_audio``: WaveNet): ``n`` clips (default 1)
+    of ``length`` samples (default: the experiment's, e.g. one second) drawn at
+    ``temperature`` (default 1), one 16-bit WAV file each at the run's sample rate
+    (naming: ``tinygen.training.audio``); returns the list of paths.
     """
     experiment, state = load_run(run, device=device, data=data)
     generator = np.random.default_rng(int(seed))
+    run_dir = Path(state["path"]).parent
+    if hasattr(experiment, "sample_audio"):
+        return _sample_audio_run(experiment, run_dir, n, kind, seed, out, nrow, generator,
+                                 temperature, length)
+    for name, value in (("temperature", temperature), ("length", length)):
+        if value is not None:
+            raise ConfigError(f"model {experiment.name!r} draws images; --{name} applies to "
+                              f"audio models only")
+    n = 64 if n is None else int(n)
     with eval_mode(experiment), tinygen.no_grad():
         if kind == "samples":
             if not can_sample(experiment):
                 raise ConfigError(f"model {experiment.name!r} does not generate samples")
-            images = experiment.sample(int(n), generator)
+            images = experiment.sample(n, generator)
         else:
             if not hasattr(experiment, "visualize"):
                 raise ConfigError(f"model {experiment.name!r} has no --kind {kind}; it only "
                                   f"draws samples")
             _, test_arrays = experiment.load_data()
-            images = experiment.visualize(kind, int(n), generator, test_arrays)
-    run_dir = Path(state["path"]).parent
+            images = experiment.visualize(kind, n, generator, test_arrays)
     out = Path(out) if out is not None else run_dir / f"{kind}_seed{seed}.png"
     save_image_grid(images, out, nrow=nrow, scale=2)
     return out
+
+
+def _sample_audio_run(experiment, run_dir, n, kind, seed, out, nrow, generator, temperature,
+                      length):
+    if kind != "samples":
+        raise ConfigError(f"model {experiment.name!r} has no --kind {kind}; it only draws "
+                          f"audio samples")
+    if nrow is not None:
+        raise ConfigError("--nrow lays out image grids; audio samples are separate files")
+    n = 1 if n is None else int(n)
+    temperature = 1.0 if temperature is None else float(temperature)
+    for name, value in (("n", n), ("temperature", temperature)):
+        if not value > 0:
+            raise ConfigError(f"--{name} must be positive, got {value}")
+    if length is not None and int(length) < 1:
+        raise ConfigError(f"--length must be a positive number of samples, got {length}")
+    out = Path(out) if out is not None else run_dir / f"{kind}_seed{seed}.wav"
+    try:
+        paths = wav_paths(out, n)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    with eval_mode(experiment), tinygen.no_grad():
+        audio, rate = experiment.sample_audio(n, None if length is None else int(length),
+                                              generator, temperature)
+    save_audio_samples(audio, rate, out)
+    return paths
 
 
 def evaluate_run(run, seed=0, options=None, device=None, data=None, update_metrics=True):

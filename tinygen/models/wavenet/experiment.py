@@ -2,16 +2,24 @@
 
 Data (option ``audio``): ``"melody"`` (the default) is ``synthetic_melody(seconds,
 sample_rate, seed=melody_seed)``; otherwise a folder of 16-bit WAV files (sorted by name,
-all at one sample rate, concatenated).  The audio is mu-law encoded to ``quantization``
-codes; its first 90% is cut into ``train_windows`` windows of ``window`` samples at
-random (seeded) starts, the last 10% into consecutive non-overlapping test windows.
+all at one sample rate, concatenated).  The audio's first 90% is the training part, the
+last 10% the held-out part; both are mu-law encoded to ``quantization`` codes.  The
+training part is cut into ``train_windows`` windows of ``window`` samples at random
+(seeded) starts, the held-out part into consecutive non-overlapping test windows.
 ``limit`` / ``test_limit`` cap the number of windows.  (The runner's ``dataset`` option
 is ignored: it only knows image sets.)
 
+Local conditioning (``-o local=mel``): the model is conditioned on a log-mel spectrogram
+(``tinygen.data.mel``; ``n_mels`` bands, ``mel_window``-sample FFT windows, one frame per
+``mel_hop`` samples) of the very audio it models, computed separately on the training
+and the held-out part.  Windows then start at multiples of ``mel_hop`` (and ``window``
+must be one), so each window comes with its own ``window / mel_hop`` frames; at sampling
+time the model is conditioned on the features of held-out audio.
+
 Training minimises the NLL (nats per sample, every position of the window; the first
 ones see zero-padded context) with Adam.  ``evaluate`` reports the test NLL in bits per
-sample.  There is no image ``sample`` (the runner then draws no grids);
-``generate_audio`` returns float audio from the fast generator.
+sample.  There is no image ``sample`` (the runner then draws no grids); ``sample_audio``
+draws WAV-ready audio for ``tinygen sample``.
 """
 import math
 from pathlib import Path
@@ -21,6 +29,7 @@ import numpy as np
 from ... import optim, no_grad
 from ...data.audio import mu_law_decode, mu_law_encode, read_wav, synthetic_melody
 from ...data.errors import DataError
+from ...data.mel import log_mel_spectrogram
 from ..experiment import Experiment, register
 from .model import WaveNet
 
@@ -39,7 +48,12 @@ DEFAULTS = {
     "skip_channels": 64,
     "quantization": 256,
     "kernel_size": 2,
+    "local": None,              # "mel": condition on the audio's log-mel spectrogram
+    "n_mels": 40,
+    "mel_window": 1024,         # FFT window, samples
+    "mel_hop": 256,             # samples per feature frame
 }
+HELD_OUT = 0.1
 
 
 @register("wavenet")
@@ -53,13 +67,26 @@ class WaveNetExperiment(Experiment):
     def __init__(self, config):
         super().__init__(config)
         config = self.config
+        local = config.get("local")
+        if local not in (None, "mel"):
+            raise ValueError(f"local must be null (no local conditioning) or 'mel', got "
+                             f"{local!r}")
+        if local == "mel" and int(config["window"]) % int(config["mel_hop"]):
+            raise ValueError(f"with local=mel, window ({config['window']}) must be a multiple "
+                             f"of mel_hop ({config['mel_hop']})")
         self.model = WaveNet(int(config["n_layers"]), tuple(config["dilation_cycle"]),
                              int(config["residual_channels"]), int(config["skip_channels"]),
-                             int(config["quantization"]), int(config["kernel_size"]))
+                             int(config["quantization"]), int(config["kernel_size"]),
+                             local_channels=int(config["n_mels"]) if local else None,
+                             local_hop=int(config["mel_hop"]) if local else None)
         self.model.reset_parameters(np.random.default_rng([int(config["seed"]), 1]))
         if config["device"] != "cpu":
             self.model.to(device=config["device"])
         self.optimizer = optim.Adam(self.model.parameters(), lr=float(config["lr"]))
+
+    @property
+    def local(self):
+        return self.config.get("local") is not None
 
     # --- data ----------------------------------------------------------------------------------
     def load_audio(self):
@@ -81,23 +108,44 @@ class WaveNetExperiment(Experiment):
             parts.append(x.astype(np.float64) / 32768.0)
         return np.concatenate(parts), rate
 
+    def split_audio(self):
+        """``(train_audio, held_out_audio, sample_rate)``: float audio, 90% / 10%."""
+        audio, rate = self.load_audio()
+        split = int((1.0 - HELD_OUT) * len(audio))
+        return audio[:split], audio[split:], rate
+
+    def features(self, audio, rate):
+        """(n_mels, ceil(len(audio) / mel_hop)) float32 log-mel features of ``audio``."""
+        c = self.config
+        return log_mel_spectrogram(audio, rate, int(c["mel_window"]), int(c["mel_hop"]),
+                                   int(c["n_mels"])).astype(np.float32)
+
     def load_data(self):
         c = self.config
-        codes = mu_law_encode(self.load_audio()[0], int(c["quantization"]))
-        w = int(c["window"])
-        split = int(0.9 * len(codes))
-        train, test = codes[:split], codes[split:]
+        q, w = int(c["quantization"]), int(c["window"])
+        train_audio, test_audio, rate = self.split_audio()
+        train, test = mu_law_encode(train_audio, q), mu_law_encode(test_audio, q)
         if len(train) < w or len(test) < w:
-            raise DataError(f"audio of {len(codes)} samples is too short for windows of {w} "
-                            "(90% train / 10% test)")
+            raise DataError(f"audio of {len(train) + len(test)} samples is too short for "
+                            f"windows of {w} (90% train / 10% test)")
         n = int(c["train_windows"]) if c.get("limit") is None else int(c["limit"])
         rng = np.random.default_rng([int(c["seed"]), 2])
-        starts = rng.integers(0, len(train) - w + 1, n)
-        train_windows = np.stack([train[s:s + w] for s in starts])
-        test_windows = test[:len(test) // w * w].reshape(-1, w)
+        n_test = len(test) // w
         if c.get("test_limit") is not None:
-            test_windows = test_windows[:int(c["test_limit"])]
-        return (train_windows,), (test_windows,)
+            n_test = min(n_test, int(c["test_limit"]))
+        test_starts = np.arange(n_test) * w
+        if not self.local:
+            starts = rng.integers(0, len(train) - w + 1, n)
+            return (_windows(train, starts, w),), (_windows(test, test_starts, w),)
+        # feature frames of a window start at a multiple of the hop
+        hop = int(c["mel_hop"])
+        starts = hop * rng.integers(0, (len(train) - w) // hop + 1, n)
+        frames = w // hop
+        train_features = _frame_windows(self.features(train_audio, rate), starts // hop, frames)
+        test_features = _frame_windows(self.features(test_audio, rate), test_starts // hop,
+                                       frames)
+        return ((_windows(train, starts, w), train_features),
+                (_windows(test, test_starts, w), test_features))
 
     # --- checkpointed state --------------------------------------------------------------------
     def modules(self):
@@ -107,9 +155,13 @@ class WaveNetExperiment(Experiment):
         return {"adam": self.optimizer}
 
     # --- training / results --------------------------------------------------------------------
+    def _loss(self, batch):
+        codes = np.asarray(batch[0])
+        return self.model.loss(codes, local_features=batch[1] if self.local else None)
+
     def train_step(self, batch, generator):
         self.model.train()
-        loss = self.model.loss(np.asarray(batch[0]))
+        loss = self._loss(batch)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -117,17 +169,60 @@ class WaveNetExperiment(Experiment):
         return {"loss": value, "bits_per_sample": value / math.log(2)}
 
     def evaluate(self, test_arrays, generator, batch=8):
-        windows = np.asarray(test_arrays[0])
-        total = 0.0
+        n = len(test_arrays[0])
+        total, count = 0.0, 0
         with no_grad():
-            for lo in range(0, len(windows), batch):
-                xb = windows[lo:lo + batch]
-                total += float(self.model.loss(xb).item()) * xb.size
-        nats = total / max(windows.size, 1)
-        return {"test_nll_bits_per_sample": nats / math.log(2),
-                "test_samples": int(windows.size)}
+            for lo in range(0, n, batch):
+                part = tuple(np.asarray(a[lo:lo + batch]) for a in test_arrays)
+                total += float(self._loss(part).item()) * part[0].size
+                count += part[0].size
+        nats = total / max(count, 1)
+        return {"test_nll_bits_per_sample": nats / math.log(2), "test_samples": int(count)}
 
-    def generate_audio(self, n_samples, generator, temperature=1.0):
-        """Float audio in [-1, 1] from the fast (queue-based) generator."""
-        codes = self.model.generate(n_samples, generator, temperature)
+    def held_out_features(self, n_clips, length):
+        """(n_clips, n_mels, frames) features of consecutive held-out clips of ``length``
+        samples (each starting at a multiple of the hop, so frames line up)."""
+        _, test_audio, rate = self.split_audio()
+        hop = int(self.config["mel_hop"])
+        frames = -(-int(length) // hop)
+        features = self.features(test_audio, rate)
+        if n_clips * frames > features.shape[1]:
+            raise DataError(f"the held-out audio ({len(test_audio)} samples) is too short to "
+                            f"condition {n_clips} clip(s) of {length} samples; ask for fewer "
+                            f"or shorter samples")
+        return _frame_windows(features, np.arange(n_clips) * frames, frames)
+
+    def generate_audio(self, n_samples, generator, temperature=1.0, n_sequences=None,
+                       local_features=None):
+        """Float audio in [-1, 1] from the fast (queue-based) generator: (n_samples,),
+        or (n_sequences, n_samples)."""
+        codes = self.model.generate(n_samples, generator, temperature,
+                                    local_features=local_features, n_sequences=n_sequences)
         return mu_law_decode(codes, self.model.quantization)
+
+    def sample_audio(self, n, length, generator, temperature=1.0):
+        """``(audio (n, length) float in [-1, 1], sample_rate)``; a locally conditioned
+        model follows the features of n consecutive held-out clips.  ``length`` None:
+        one second, or for a locally conditioned model at most the held-out audio's
+        hop-aligned n-th part."""
+        _, held_out, rate = self.split_audio()
+        if length is None:
+            length = rate
+            if self.local:
+                hop = int(self.config["mel_hop"])
+                length = max(1, min(length, len(held_out) // n // hop * hop))
+        features = self.held_out_features(n, length) if self.local else None
+        audio = self.generate_audio(length, generator, temperature, n_sequences=n,
+                                    local_features=features)
+        return audio, rate
+
+
+def _windows(codes, starts, w):
+    return np.stack([codes[s:s + w] for s in starts]) if len(starts) else \
+        np.zeros((0, w), dtype=codes.dtype)
+
+
+def _frame_windows(features, first_frames, frames):
+    """(len(first_frames), n_mels, frames) slices of the (n_mels, F) features."""
+    return np.stack([features[:, f:f + frames] for f in first_frames]) if len(first_frames) \
+        else np.zeros((0, features.shape[0], frames), dtype=features.dtype)
