@@ -5,7 +5,8 @@ its arguments; a model sums them over the dimensions of one example itself.
 
 - ``bernoulli_log_prob(logits, x)``: binary pixels from logits (the VAE on binarised data).
 - ``discretized_logistic_log_prob(x, mean, log_scale)``: 8-bit pixels (PixelCNN++'s
-  likelihood, Salimans et al. 2017), for the VAE on 8-bit data and PixelCNN.
+  likelihood, Salimans et al. 2017), for the VAE on 8-bit data and the components of
+  PixelCNN's mixture output (``logistic_mixture.py``).
 - ``gaussian_log_prob``, ``standard_normal_log_prob``, ``gaussian_kl_standard``: the
   diagonal Gaussians of a VAE's encoder and prior.
 
@@ -25,6 +26,12 @@ from ..ops.shape import chunk
 from ..data.transforms import binarize_dynamic, quantize_8bit, to_symmetric, to_unit
 
 LOG_2PI = math.log(2.0 * math.pi)
+# PixelCNN++'s lower bound on a discretised logistic's log-scale (its code:
+# ``tf.maximum(log_scales, -7.)``).  At s = e^-7 ~ 9e-4 a logistic centred on a level
+# puts tanh(h / 2s) ~ 0.97 of its mass into that level's bin (half-width h = 1/255), so
+# the bound costs at most ~0.04 bits per sub-pixel, while 1/s <= e^7 ~ 1100 bounds the
+# standardised bin edges (x -+ h - mean)/s and with them the gradients.
+LOG_SCALE_MIN = -7.0
 
 
 def _tensor_like(x, like):
@@ -106,6 +113,16 @@ def discretized_logistic_sample(mean, log_scale, generator, num_classes=256):
     return _levels(draw, num_classes)
 
 
+def categorical_inverse_cdf(weights, u):
+    """Draws from categorical distributions by inverse CDF (numpy): ``weights`` (N, K,
+    ...) are non-negative and need not be normalised, ``u`` (N, ...) uniforms in [0, 1);
+    returns the int64 indices (N, ...): the first category whose cumulative weight
+    exceeds ``u`` times the total."""
+    cdf = np.cumsum(weights, axis=1)
+    index = (cdf < (u * cdf[:, -1])[:, None]).sum(axis=1)
+    return np.minimum(index, weights.shape[1] - 1)
+
+
 def _levels(values, num_classes=256):
     """Values on the [-1, 1] scale -> the nearest level 0..num_classes-1 (int64)."""
     k = np.rint((np.asarray(values, dtype=np.float64) + 1.0) * (num_classes - 1) / 2.0)
@@ -166,13 +183,14 @@ class DiscretizedLogistic:
     """8-bit pixels; the decoder outputs two channels per pixel: the mean (channel 0) and
     the log-scale (channel 1), on the [-1, 1] scale of ``to_symmetric``.
 
-    The log-scale is clamped below at ``log_scale_min`` (-7, as in PixelCNN++), so a
-    pixel's probability cannot collapse onto a single level with vanishing scale."""
+    The log-scale is clamped below at ``log_scale_min`` (``LOG_SCALE_MIN``, -7 as in
+    PixelCNN++), so a pixel's probability cannot collapse onto a single level with
+    vanishing scale."""
 
     name = "discretized-logistic"
     channels = 2
 
-    def __init__(self, log_scale_min=-7.0):
+    def __init__(self, log_scale_min=LOG_SCALE_MIN):
         self.log_scale_min = float(log_scale_min)
 
     def prepare(self, images, generator=None, dtype=np.float32):

@@ -1,6 +1,7 @@
 """PixelCNN and gated PixelCNN: autoregressive models of 8-bit images.
 
-    networks.py    PixelCNN, GatedPixelCNN (logits, NLL, bits/dim, sampling, completion)
+    networks.py    PixelCNN, GatedPixelCNN (softmax or discretized logistic mixture head;
+                   NLL, bits/dim, sampling, completion)
     experiment.py  ``tinygen train pixelcnn`` / ``gated-pixelcnn`` (test bits/dim)
 """
 from .networks import PixelCNN, GatedPixelCNN  # noqa: F401

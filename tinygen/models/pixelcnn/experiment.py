@@ -2,9 +2,11 @@
 convs, van den Oord et al. 2016) and ``tinygen train gated-pixelcnn`` (gated stacks;
 ``conditional: true`` conditions on the Fashion-MNIST class).
 
-Data: the 8-bit images themselves (inputs scaled to [-1, 1], targets the uint8 values,
-a 256-way softmax per pixel).  Training minimises the mean NLL (nats per image) with
-Adam; the progress bar also shows bits/dim.  ``evaluate`` reports the test NLL in bits
+Data: the 8-bit images themselves (inputs scaled to [-1, 1], targets the uint8 values).
+The output head is a 256-way softmax per pixel (``output: softmax``, the default) or,
+with ``-o output=dlm [-o mixtures=10]``, PixelCNN++'s discretized logistic mixture of
+``mixtures`` components.  Training minimises the mean NLL (nats per image) with Adam;
+the progress bar also shows bits/dim.  ``evaluate`` reports the test NLL in bits
 per dimension on the first ``test_limit`` test images (1000 by default, for per-epoch
 speed).  Samples are drawn pixel by pixel (``n_samples`` per epoch, 16 by default: each
 costs H*W network passes on a window of rows); ``visualize("completions", ...)`` fills
@@ -27,6 +29,8 @@ COMMON_DEFAULTS = {
     "test_limit": 1000,
     "eval_batch": 100,
     "n_samples": 16,
+    "output": "softmax",     # or "dlm": discretized logistic mixture (PixelCNN++)
+    "mixtures": 10,          # mixture components of the dlm head
 }
 
 
@@ -42,6 +46,7 @@ class PixelCNNExperiment(Experiment):
         super().__init__(config)
         config = self.config
         self.model = self.network(channels=1, hidden=int(config["hidden"]), image_size=28,
+                                  output=config["output"], mixtures=config["mixtures"],
                                   **self._network_options())
         self.model.reset_parameters(np.random.default_rng([int(config["seed"]), 1]))
         if config["device"] != "cpu":

@@ -1,36 +1,53 @@
 """PixelCNN (van den Oord et al. 2016, "Pixel Recurrent Neural Networks") and the gated
 PixelCNN ("Conditional Image Generation with PixelCNN Decoders").
 
-Both model uint8 images (N, C, H, W) (or (N, H, W) for C=1) as a product of 256-way
-softmaxes, one per sub-pixel, in raster order and, for C=3, channel order R, G, B:
+Both model uint8 images (N, C, H, W) (or (N, H, W) for C=1) autoregressively in raster
+order.  Inputs are the images scaled to [-1, 1].  Two output heads (``output=``):
+
+``"softmax"`` (the default; van den Oord et al.): a 256-way softmax per sub-pixel, in
+raster order and, for C=3, channel order R, G, B:
 
     p(x) = prod_{r, c} prod_k p(x[k, r, c] | pixels before (r, c), channels < k at (r, c))
 
-Inputs are the images scaled to [-1, 1]; targets are the uint8 values as class indices.
-``forward`` returns logits (N, 256, C, H, W) (``cross_entropy``'s (N, classes, d...)).
+``forward`` returns logits (N, 256, C, H, W) (``cross_entropy``'s (N, classes, d...));
+the targets are the uint8 values as class indices.
 
-PixelCNN(channels=1, hidden=64, n_residual=5)
+``"dlm"`` (PixelCNN++, Salimans et al. 2017): a discretized logistic mixture of
+``mixtures`` components per pixel (``tinygen.models.logistic_mixture``), all C channels
+jointly, coupled linearly for C=3:
+
+    p(x) = prod_{r, c} p(x[:, r, c] | pixels before (r, c))
+
+``forward`` returns the mixture parameters (N, P, H, W).  The network then must not see
+any channel of the current pixel, so its masks ignore colour groups (groups_rgb=1) and
+the gated model has no current-pixel path; the coupling carries R into G and B.
+
+PixelCNN(channels=1, hidden=64, n_residual=5, output="softmax", mixtures=10)
     7x7 mask-A conv -> n_residual x [ReLU, 1x1 h->h/2, ReLU, 3x3 mask B, ReLU, 1x1 h/2->h]
-    (+ residual) -> ReLU, 1x1 mask B h->h, ReLU, 1x1 mask B h->C*256.
-    With C=3 every conv is masked with groups_rgb=3 (hidden and hidden/2 divisible by 3).
+    (+ residual) -> ReLU, 1x1 mask B h->h, ReLU, 1x1 mask B h->C*256 (or P).
+    With C=3 and the softmax head every conv is masked with groups_rgb=3 (hidden and
+    hidden/2 divisible by 3).
 
-GatedPixelCNN(channels=1, hidden=64, n_layers=8, num_conditions=None)
+GatedPixelCNN(channels=1, hidden=64, n_layers=8, num_conditions=None, output="softmax",
+              mixtures=10)
     GatedPixelCNNLayer stacks (vertical + horizontal, residual on the horizontal), each
     layer's gated horizontal features also go through a 1x1 skip conv; the skips are
-    summed -> ReLU, 1x1, ReLU, 1x1 -> C*256.  Class conditioning adds a per-layer learnt
-    bias (a bias-free Linear of the one-hot class) to both stacks' pre-gate features.
-    With C=3 the stacks see no channel of the current pixel; a 1x1 mask-A conv of the input
-    (groups_rgb=3) adds the current pixel's earlier channels before the head, whose 1x1
-    convs are masked B with groups_rgb=3.
+    summed -> ReLU, 1x1, ReLU, 1x1 -> C*256 (or P).  Class conditioning adds a per-layer
+    learnt bias (a bias-free Linear of the one-hot class) to both stacks' pre-gate features.
+    With C=3 the stacks see no channel of the current pixel; with the softmax head a 1x1
+    mask-A conv of the input (groups_rgb=3) adds the current pixel's earlier channels
+    before the head, whose 1x1 convs are masked B with groups_rgb=3.
 
 Sampling (``sample``, ``complete``) runs in raster and channel order.  The output at row r
 depends on input rows <= r only, none more than ``receptive_rows`` above r, and columns
 c - ``receptive_left`` .. c + ``receptive_right`` only, so ``fast=True`` (the default)
 runs the network on that window alone (zero padding at the window's edges only touches
 features the output at (r, c) never uses);
-``fast=False`` runs it on the whole image for every sub-pixel (the reference).
-Both draw exactly one ``generator.random(n)`` per sub-pixel and sample by inverse CDF, so
-they give the same images for the same generator.
+``fast=False`` runs it on the whole image (the reference).  The softmax head runs the
+network once per sub-pixel and draws one ``generator.random(n)`` for each (inverse CDF);
+the mixture head runs it once per pixel and draws the pixel's component and channels
+(``DiscretizedLogisticMixture.sample``).  Fast and reference samplers draw the same
+numbers in the same order, so they give the same images for the same generator.
 """
 import math
 import numbers
@@ -39,9 +56,14 @@ import numpy as np
 
 from ... import nn
 from ...autograd import Tensor, no_grad
+from ...backend import to_numpy
 from ...nn import functional as F, init
 from ...nn.conv import GatedPixelCNNLayer, MaskedConv2d, _gate
 from ...ops.conv import down_shift
+from ..likelihoods import categorical_inverse_cdf
+from ..logistic_mixture import DiscretizedLogisticMixture
+
+OUTPUTS = ("softmax", "dlm")
 
 
 def _positive(name, value):
@@ -51,14 +73,27 @@ def _positive(name, value):
 
 
 class _AutoregressiveImageModel(nn.Module):
-    """What both PixelCNNs share: input scaling, NLL, bits/dim, sampling."""
+    """What both PixelCNNs share: input scaling, the output head's likelihood, NLL,
+    bits/dim, sampling."""
 
-    def __init__(self, channels, n_classes, image_size, num_conditions=None):
+    def __init__(self, channels, n_classes, image_size, num_conditions=None,
+                 output="softmax", mixtures=10):
         super().__init__()
         self.channels = _positive("channels", channels)
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels!r}")
         self.n_classes = _positive("n_classes", n_classes)
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be 'softmax' (256-way softmax per sub-pixel) or "
+                             f"'dlm' (discretized logistic mixture), got {output!r}")
+        self.output = output
+        self.mixtures = _positive("mixtures", mixtures)
+        self.mixture = None
+        if output == "dlm":
+            if self.n_classes != 256:
+                raise ValueError(f"output='dlm' models 8-bit values: n_classes must be 256, "
+                                 f"got {n_classes}")
+            self.mixture = DiscretizedLogisticMixture(self.channels, self.mixtures)
         if isinstance(image_size, numbers.Integral):
             image_size = (int(image_size), int(image_size))
         self.image_size = tuple(int(s) for s in image_size)
@@ -109,12 +144,35 @@ class _AutoregressiveImageModel(nn.Module):
             raise ValueError(f"classes must be in [0, {self.num_conditions})")
         return self._tensor(np.eye(self.num_conditions)[classes])
 
-    def logits(self, images, classes=None):
-        """Logits (N, n_classes, C, H, W) for uint8 images."""
+    def outputs(self, images, classes=None):
+        """The head's output for uint8 images: logits (N, n_classes, C, H, W) (softmax)
+        or mixture parameters (N, P, H, W) (dlm)."""
         x = self._images(images)
         return self(self.scale(x), self._one_hot(classes, len(x)))
 
-    def _reshape_logits(self, out):
+    def logits(self, images, classes=None):
+        """Logits (N, n_classes, C, H, W) for uint8 images (the softmax head)."""
+        if self.output != "softmax":
+            raise ValueError("logits: this model's output is a discretized logistic "
+                             "mixture; use outputs() for its parameters")
+        return self.outputs(images, classes)
+
+    @property
+    def _head_channels(self):
+        """Output channels of the last 1x1 conv."""
+        if self.mixture is not None:
+            return self.mixture.parameters_per_pixel
+        return self.channels * self.n_classes
+
+    @property
+    def _mask_groups(self):
+        """groups_rgb of the masks: colour groups for the softmax head only (the mixture
+        head's parameters must not see the current pixel at all)."""
+        return self.channels if self.mixture is None else 1
+
+    def _head_output(self, out):
+        if self.mixture is not None:
+            return out
         n, _, h, w = out.shape
         # output channels are grouped by colour: [R's classes, G's classes, B's classes]
         out = out.reshape(n, self.channels, self.n_classes, h, w)
@@ -124,11 +182,14 @@ class _AutoregressiveImageModel(nn.Module):
     def nll(self, images, classes=None):
         """Per-image negative log-likelihood in nats, a Tensor (N,)."""
         x = self._images(images)
-        logits = self(self.scale(x), self._one_hot(classes, len(x)))
-        target = Tensor._make(x.astype(np.int64))
-        if self._parameter().device != "cpu":
-            target = target.to(device=self._parameter().device)
-        per = F.cross_entropy(logits, target, reduction="none")       # (N, C, H, W)
+        out = self(self.scale(x), self._one_hot(classes, len(x)))
+        if self.mixture is not None:
+            per = -self.mixture.log_prob(out, x)                       # (N, H, W)
+        else:
+            target = Tensor._make(x.astype(np.int64))
+            if self._parameter().device != "cpu":
+                target = target.to(device=self._parameter().device)
+            per = F.cross_entropy(out, target, reduction="none")       # (N, C, H, W)
         return per.reshape(len(x), -1).sum(1)
 
     def bits_per_dim(self, images, classes=None):
@@ -143,8 +204,9 @@ class _AutoregressiveImageModel(nn.Module):
     # (set by subclasses)
     receptive_rows = receptive_left = receptive_right = None
 
-    def _probabilities(self, x, cond, r, c, k, fast):
-        """softmax over classes at sub-pixel (k, r, c) for every image (numpy float64).
+    def _output_at(self, x, cond, r, c, fast):
+        """The head's output at pixel (r, c) for every image (numpy float64): logits
+        (n, n_classes, C) or mixture parameters (n, P).
         fast: run the network on the window of rows r - receptive_rows .. r and columns
         c - receptive_left .. c + receptive_right only (exact: the output sees no later
         row and nothing outside that window)."""
@@ -157,19 +219,7 @@ class _AutoregressiveImageModel(nn.Module):
             inp = x
         with no_grad():
             out = self(self.scale(inp), cond)
-        logits = out.data[:, :, k, r - lo, c - left]
-        if not isinstance(logits, np.ndarray):  # pragma: no cover - cupy
-            logits = logits.get()
-        logits = np.asarray(logits, dtype=np.float64)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
-
-    @staticmethod
-    def _inverse_cdf(p, u):
-        cdf = np.cumsum(p, axis=1)
-        idx = (cdf < (u * cdf[:, -1])[:, None]).sum(axis=1)
-        return np.minimum(idx, p.shape[1] - 1)
+        return np.asarray(to_numpy(out.data[..., r - lo, c - left]), dtype=np.float64)
 
     def _fill(self, x, cond, generator, start, fast):
         n, C, H, W = x.shape
@@ -178,10 +228,14 @@ class _AutoregressiveImageModel(nn.Module):
         try:
             for r in range(start, H):
                 for c in range(W):
-                    for k in range(C):
-                        p = self._probabilities(x, cond, r, c, k, fast)
-                        u = generator.random(n)
-                        x[:, k, r, c] = self._inverse_cdf(p, u)
+                    if self.mixture is not None:    # one pass draws the whole pixel
+                        params = self._output_at(x, cond, r, c, fast)
+                        x[:, :, r, c] = self.mixture.sample(params, generator)
+                        continue
+                    for k in range(C):              # the softmax: a pass per sub-pixel
+                        logits = self._output_at(x, cond, r, c, fast)[:, :, k]
+                        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+                        x[:, k, r, c] = categorical_inverse_cdf(weights, generator.random(n))
         finally:
             self.train(was_training)
         return x
@@ -205,10 +259,10 @@ class _AutoregressiveImageModel(nn.Module):
 
 class PixelCNN(_AutoregressiveImageModel):
     def __init__(self, channels=1, hidden=64, n_residual=5, n_classes=256, image_size=28,
-                 dtype=None, device=None):
-        super().__init__(channels, n_classes, image_size)
+                 output="softmax", mixtures=10, dtype=None, device=None):
+        super().__init__(channels, n_classes, image_size, output=output, mixtures=mixtures)
         hidden = _positive("hidden", hidden)
-        g = self.channels
+        g = self._mask_groups
         if hidden % 2 or (hidden // 2) % g:
             raise ValueError(f"hidden must be even and hidden/2 divisible by channels={g}, "
                              f"got hidden={hidden}")
@@ -216,7 +270,7 @@ class PixelCNN(_AutoregressiveImageModel):
         # the 7x7 conv sees 3 rows up and 3 columns each side, each 3x3 conv one more
         self.receptive_rows = self.receptive_left = self.receptive_right = 3 + self.n_residual
         kw = dict(groups_rgb=g, dtype=dtype, device=device)
-        self.input_conv = MaskedConv2d(g, hidden, 7, "A", **kw)
+        self.input_conv = MaskedConv2d(self.channels, hidden, 7, "A", **kw)
         blocks = []
         for _ in range(self.n_residual):
             blocks.append(nn.Sequential(
@@ -226,7 +280,7 @@ class PixelCNN(_AutoregressiveImageModel):
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Sequential(
             nn.ReLU(), MaskedConv2d(hidden, hidden, 1, "B", **kw),
-            nn.ReLU(), MaskedConv2d(hidden, g * self.n_classes, 1, "B", **kw))
+            nn.ReLU(), MaskedConv2d(hidden, self._head_channels, 1, "B", **kw))
 
     def forward(self, x, condition=None):
         if condition is not None:
@@ -234,7 +288,7 @@ class PixelCNN(_AutoregressiveImageModel):
         h = self.input_conv(x)
         for block in self.blocks:
             h = h + block(h)
-        return self._reshape_logits(self.head(h))
+        return self._head_output(self.head(h))
 
 
 class ConditionalGatedLayer(GatedPixelCNNLayer):
@@ -265,10 +319,11 @@ class ConditionalGatedLayer(GatedPixelCNNLayer):
 
 class GatedPixelCNN(_AutoregressiveImageModel):
     def __init__(self, channels=1, hidden=64, n_layers=8, n_classes=256, num_conditions=None,
-                 kernel_size=3, image_size=28, dtype=None, device=None):
-        super().__init__(channels, n_classes, image_size, num_conditions)
+                 kernel_size=3, image_size=28, output="softmax", mixtures=10, dtype=None,
+                 device=None):
+        super().__init__(channels, n_classes, image_size, num_conditions, output, mixtures)
         hidden = _positive("hidden", hidden)
-        g = self.channels
+        g = self._mask_groups
         if hidden % g:
             raise ValueError(f"hidden must be divisible by channels={g}, got {hidden}")
         self.hidden, self.n_layers = hidden, _positive("n_layers", n_layers)
@@ -280,15 +335,16 @@ class GatedPixelCNN(_AutoregressiveImageModel):
         self.receptive_right = self.n_layers * half
         kw = dict(dtype=dtype, device=device)
         self.layers = nn.ModuleList([
-            ConditionalGatedLayer(g if i == 0 else hidden, hidden, kernel_size, first=(i == 0),
-                                  num_conditions=self.num_conditions, **kw)
+            ConditionalGatedLayer(self.channels if i == 0 else hidden, hidden, kernel_size,
+                                  first=(i == 0), num_conditions=self.num_conditions, **kw)
             for i in range(self.n_layers)])
         mkw = dict(groups_rgb=g, **kw)
-        # the current pixel's earlier colours (C=3 only; the stacks never see the pixel)
+        # the current pixel's earlier colours (C=3 softmax only; the stacks never see the
+        # pixel, and the mixture head must not)
         self.current = MaskedConv2d(g, hidden, 1, "A", **mkw) if g > 1 else None
         self.head = nn.Sequential(
             nn.ReLU(), MaskedConv2d(hidden, hidden, 1, "B", **mkw),
-            nn.ReLU(), MaskedConv2d(hidden, g * self.n_classes, 1, "B", **mkw))
+            nn.ReLU(), MaskedConv2d(hidden, self._head_channels, 1, "B", **mkw))
 
     def forward(self, x, condition=None):
         if (condition is None) != (self.num_conditions is None):
@@ -300,4 +356,4 @@ class GatedPixelCNN(_AutoregressiveImageModel):
             skips = s if skips is None else skips + s
         if self.current is not None:
             skips = skips + self.current(x)
-        return self._reshape_logits(self.head(skips))
+        return self._head_output(self.head(skips))
