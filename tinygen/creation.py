@@ -10,6 +10,7 @@ import numpy as np
 
 from .autograd.tensor import Tensor
 from .backend import to_device
+from .backend.cuda import is_cupy_array as is_device_array
 from .random import default_generator
 
 float32 = np.dtype(np.float32)
@@ -41,7 +42,9 @@ def _shape(size):
 
 
 def _finish(array, requires_grad, device):
-    t = Tensor._make(to_device(array, device or "cpu"))
+    """A leaf tensor of ``array`` on ``device`` (None: where ``array`` already is, so
+    ``tensor(cuda_tensor)`` stays on the GPU as in PyTorch; new host data is on the CPU)."""
+    t = Tensor._make(array if device is None else to_device(array, device))
     if requires_grad:
         t.requires_grad = True
     return t
@@ -51,7 +54,7 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
     """A new leaf tensor holding a copy of ``data``."""
     if isinstance(data, Tensor):
         data = data.data
-    if hasattr(data, "__cuda_array_interface__") or isinstance(data, np.ndarray):
+    if isinstance(data, np.ndarray) or is_device_array(data):
         array = data.copy() if dtype is None else data.astype(_dtype(dtype))
     else:
         array = np.array(data)
@@ -65,10 +68,12 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
 
 
 def as_tensor(data, dtype=None, device=None):
-    """Like ``tensor`` but shares memory with a numpy array when it can."""
+    """Like ``tensor`` but shares memory with an array (numpy, or cupy on the GPU) when
+    it can: when no dtype conversion and no copy to another device is needed."""
     if isinstance(data, Tensor) and dtype is None and device is None:
         return data
-    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+    is_array = isinstance(data, np.ndarray) or is_device_array(data)
+    if is_array and (dtype is None or np.dtype(dtype) == data.dtype):
         return _finish(data, False, device)
     return tensor(data, dtype=dtype, device=device)
 

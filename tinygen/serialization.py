@@ -19,8 +19,9 @@ everything else is a JSON object tagged by ``"$t"``:
     {"$t": "ndarray" | "tensor", "key": "a3", "dtype": "<f4", "shape": [2, 3]}
 
 dtype and shape are recorded so that ``load`` notices an entry whose ``.npy``
-header does not match what was written.  Tensors come back as CPU leaf tensors
-with ``requires_grad=False``; numpy scalars come back as Python numbers.
+header does not match what was written.  Tensors come back as leaf tensors with
+``requires_grad=False``, on the CPU or on the device passed to ``load``; numpy
+scalars come back as Python numbers.  GPU tensors and arrays are saved as numpy arrays.
 
 Why no pickle: unpickling runs arbitrary code, and a checkpoint is exactly the
 kind of file people download from strangers.  ``load`` reads with
@@ -41,6 +42,8 @@ import zlib
 import numpy as np
 
 from .autograd.tensor import Tensor
+from .backend import normalize_device, to_device, to_numpy
+from .backend.cuda import is_cupy_array, require_available
 
 __all__ = ["save", "load", "atomic_open", "CheckpointError", "FORMAT_VERSION"]
 
@@ -183,6 +186,8 @@ class _Encoder:
             return x
         if isinstance(x, Tensor):
             return self._array(x.numpy(), "tensor", path)
+        if is_cupy_array(x):  # a raw GPU array (optimizer state, buffers): saved as numpy
+            return self._array(to_numpy(x), "ndarray", path)
         if isinstance(x, np.ndarray):
             return self._array(x, "ndarray", path)
         if isinstance(x, np.generic):
@@ -277,9 +282,10 @@ def save(path, obj):
 
 # --- load -------------------------------------------------------------------------
 class _Decoder:
-    def __init__(self, npz, filename):
+    def __init__(self, npz, filename, device):
         self.npz = npz
         self.filename = filename
+        self.device = device
         self.names = set(npz.zip.namelist())
 
     def fail(self, what):
@@ -316,7 +322,7 @@ class _Decoder:
             return _NONFINITE[value]
         if tag in ("ndarray", "tensor"):
             arr = self._array(node, path)
-            return Tensor._make(arr) if tag == "tensor" else arr
+            return Tensor._make(to_device(arr, self.device)) if tag == "tensor" else arr
         raise self.fail(f"unknown node {tag!r} at {path}")
 
     def _items(self, node, path):
@@ -369,10 +375,11 @@ _CORRUPT = (zipfile.BadZipFile, zlib.error, ValueError, KeyError, EOFError, OSEr
             NotImplementedError, RuntimeError)
 
 
-def load(path):
+def load(path, device="cpu"):
     """Read a file written by ``save``; returns the saved structure.
 
-    Arrays are read fully into memory and the file is closed before returning.
+    Tensors are created on ``device`` ('cpu' or 'cuda'); plain arrays stay numpy
+    arrays.  Arrays are read fully into memory and the file is closed before returning.
     Raises ``FileNotFoundError`` for a missing file and ``CheckpointError`` (a
     ``ValueError``) naming the file for anything that is not a readable tinygen
     checkpoint.  Never unpickles anything.
@@ -380,6 +387,9 @@ def load(path):
     if not _is_path(path):
         raise TypeError(f"load(path) expects a str or os.PathLike, got {type(path).__qualname__}")
     filename = os.fspath(path)
+    device = normalize_device(device)
+    if device == "cuda":
+        require_available()  # before reading anything
     # We open the file ourselves so that it is closed on every path (np.load
     # leaks its handle when the zip's central directory is unreadable).
     with open(filename, "rb") as fh, contextlib.ExitStack() as stack:
@@ -391,7 +401,7 @@ def load(path):
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise CheckpointError(f"{filename!r} is a single .npy array, not a tinygen checkpoint")
         stack.enter_context(npz)
-        dec = _Decoder(npz, filename)
+        dec = _Decoder(npz, filename, device)
         try:
             doc = _read_meta(npz, dec)
             return dec.decode(doc["root"], "state")

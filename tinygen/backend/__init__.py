@@ -14,7 +14,9 @@ CUDA = "cuda"
 
 def array_module(array):
     """numpy or cupy, whichever owns ``array``."""
-    if isinstance(array, np.ndarray):
+    # Exact type first: the common case, and a device array may subclass
+    # ndarray (tinygen.testing.fake_cuda's does).
+    if type(array) is np.ndarray:
         return np
     if cuda.is_cupy_array(array):
         return cuda.cupy
@@ -23,6 +25,8 @@ def array_module(array):
 
 def device_of(array):
     """The device name ('cpu' or 'cuda') of a raw array."""
+    if type(array) is np.ndarray:
+        return CPU
     return CUDA if cuda.is_cupy_array(array) else CPU
 
 
@@ -58,4 +62,5 @@ def to_device(array, device):
 
 
 def to_numpy(array):
-    return array if isinstance(array, np.ndarray) else to_device(array, CPU)
+    """``array`` on the host (numpy arrays and scalars are returned as they are)."""
+    return cuda.cupy.asnumpy(array) if device_of(array) == CUDA else array

@@ -38,6 +38,23 @@ def as_tensor(value, like=None):
     return Tensor._make(array)
 
 
+def check_same_device(op_name, *named):
+    """Raise naming the op and both devices unless every ``(name, tensor)`` in ``named``
+    (None tensors skipped) is on one device.  Function.apply checks its Tensor inputs;
+    this is for tensors an op reads outside of them (targets, weights, buffers)."""
+    first = None
+    for name, t in named:
+        if t is None:
+            continue
+        if first is None:
+            first = (name, t.device)
+        elif t.device != first[1]:
+            raise RuntimeError(
+                f"{op_name}: {first[0]} is on {first[1]} but {name} is on {t.device}; "
+                "move them to one device with .to(device)"
+            )
+
+
 def _cast(t, dtype):
     from .elementwise import cast
 

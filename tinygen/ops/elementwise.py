@@ -10,7 +10,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..backend import array_module, to_device as _array_to_device, normalize_device
-from ._operands import as_tensor, binary_operands, broadcast_shapes, is_float
+from ._operands import as_tensor, binary_operands, broadcast_shapes, is_float, check_same_device
 from ..random import default_generator
 
 
@@ -364,6 +364,8 @@ def where(condition, a, b):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = as_tensor(a)
     a, b = binary_operands(a, b, "where")
+    if isinstance(condition, Tensor):
+        check_same_device("where", ("input", a), ("condition", condition))
     cond = condition.data if isinstance(condition, Tensor) else array_module(a.data).asarray(condition)
     if cond.dtype != bool:
         raise TypeError(f"where: condition must be boolean, got {cond.dtype}")

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..backend import array_module
-from ._operands import as_tensor, is_float
+from ._operands import as_tensor, is_float, check_same_device
 from .elementwise import log, clamp, softplus, abs as _abs, _const
 from .reduce import sum, mean, log_softmax
 from .shape import gather, unsqueeze, squeeze, reshape
@@ -70,6 +70,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         weight = as_tensor(weight, input)
         if weight.shape != (n_classes,):
             raise ValueError(f"nll_loss: weight must have shape ({n_classes},), got {weight.shape}")
+        check_same_device("nll_loss", ("input", input), ("weight", weight))
         w = w * weight.data[safe_target]
     w = _const(w)
     loss = -picked * w

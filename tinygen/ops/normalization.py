@@ -28,7 +28,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ..backend import array_module
 from ..backend.kernels import kernels
-from ._operands import is_float
+from ._operands import is_float, check_same_device
 from .shape import reshape
 from .reduce import sum as _sum, mean as _mean
 
@@ -51,16 +51,11 @@ def _reduce_axes(ndim):
     return (0,) + tuple(range(2, ndim))
 
 
-def _f64(tensor_or_none, default, channels):
-    if tensor_or_none is None:
-        return np.full(channels, default, dtype=np.float64)
-    return np.asarray(_to_host(tensor_or_none), dtype=np.float64)
-
-
-def _to_host(array):
-    from ..backend import to_numpy
-
-    return to_numpy(array)
+def _f64(array_or_none, default, channels, xp):
+    """A per-channel vector in float64 on the input's device (``xp``)."""
+    if array_or_none is None:
+        return xp.full(channels, default, dtype=np.float64)
+    return array_or_none.astype(np.float64)
 
 
 def _update_running(running, batch, momentum):
@@ -81,10 +76,11 @@ class BatchNormTrain(Function):
         bias = affine[-1] if has_bias else None
         n, c, length = _as_ncl(x.shape)
         x3 = contiguous(x).reshape(n, c, length)
+        xp = array_module(x)
         mean, var = k.channel_stats(x3)
-        inv_std = 1.0 / np.sqrt(var + eps)
-        scale = _f64(weight, 1.0, c) * inv_std
-        out = k.normalize_affine(x3, mean, scale, _f64(bias, 0.0, c)).reshape(x.shape)
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        scale = _f64(weight, 1.0, c, xp) * inv_std
+        out = k.normalize_affine(x3, mean, scale, _f64(bias, 0.0, c, xp)).reshape(x.shape)
 
         if running_mean is not None:  # like PyTorch: the unbiased variance is tracked
             count = n * length
@@ -131,7 +127,8 @@ class BatchNormTrain(Function):
         sum_g_xhat = sum_gc * self.inv_std
         grad_x = grad_w = grad_b = None
         if need_x:
-            w = _f64(weight.data if weight is not None else None, 1.0, c)
+            w = _f64(weight.data if weight is not None else None, 1.0, c,
+                     array_module(x.data))
             grad_x = Tensor._make(k.backward_input(
                 g3, x3, self.mean, self.inv_std, w, sum_g, sum_g_xhat).reshape(x.shape))
         if need_w:
@@ -169,14 +166,14 @@ class BatchNormEval(Function):
         weight = affine[0] if has_weight else None
         bias = affine[-1] if has_bias else None
         n, c, length = _as_ncl(x.shape)
-        mean = np.asarray(_to_host(running_mean), dtype=np.float64)
-        inv_std = 1.0 / np.sqrt(np.asarray(_to_host(running_var), dtype=np.float64) + eps)
-        scale = _f64(weight, 1.0, c) * inv_std
-        x3 = contiguous(x).reshape(n, c, length)
-        out = k.normalize_affine(x3, mean, scale, _f64(bias, 0.0, c)).reshape(x.shape)
         xp = array_module(x)
-        self.mean = xp.asarray(mean.astype(x.dtype))
-        self.inv_std = xp.asarray(inv_std.astype(x.dtype))
+        mean = running_mean.astype(np.float64)
+        inv_std = 1.0 / xp.sqrt(running_var.astype(np.float64) + eps)
+        scale = _f64(weight, 1.0, c, xp) * inv_std
+        x3 = contiguous(x).reshape(n, c, length)
+        out = k.normalize_affine(x3, mean, scale, _f64(bias, 0.0, c, xp)).reshape(x.shape)
+        self.mean = mean.astype(x.dtype)
+        self.inv_std = inv_std.astype(x.dtype)
         self.has_weight, self.has_bias = has_weight, has_bias
         self.save_inputs(*range(1 + len(affine)))
         return out
@@ -244,6 +241,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
         _check_vector(name, t, x, channels)
+    check_same_device("batch_norm", ("input", x), ("running_mean", running_mean),
+                      ("running_var", running_var), ("weight", weight), ("bias", bias))
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
         raise ValueError(f"batch_norm: eps must be a positive number, got {eps!r}")
     affine = tuple(t for t in (weight, bias) if t is not None)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from ..backend import array_module
+from ..backend import array_module, cuda, to_device
 from ._operands import as_tensor
 
 
@@ -367,12 +367,17 @@ def _is_basic(index):
 def _normalize_index(index, xp):
     if not isinstance(index, tuple):
         index = (index,)
+    device = "cpu" if xp is np else "cuda"
     out = []
     for i in index:
         if isinstance(i, Tensor):
             i = i.data
-        elif isinstance(i, (list, np.ndarray)) or (xp is not np and hasattr(i, "__cuda_array_interface__")):
+        # Index arrays follow the indexed tensor to its device (as a CPU index may
+        # index a GPU tensor in PyTorch): numpy cannot index with a device array.
+        if isinstance(i, list):
             i = xp.asarray(i)
+        elif isinstance(i, np.ndarray) or cuda.is_cupy_array(i):
+            i = to_device(i, device)
         if hasattr(i, "dtype") and not (i.dtype.kind in "iub"):
             raise IndexError(f"tensors used as indices must be integer or boolean, got {i.dtype}")
         out.append(i)
@@ -382,10 +387,8 @@ def _normalize_index(index, xp):
 def _scatter_add(xp, target, index, values):
     if xp is np:
         np.add.at(target, index, values)
-    else:  # cupy
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
+    else:
+        cuda.cupyx.scatter_add(target, index, values)
 
 
 class GetItem(Function):
@@ -447,6 +450,7 @@ def gather(x, dim, index):
             f"[{int(index_array.min())}, {int(index_array.max())}]"
         )
     xp = array_module(x.data)
+    index_array = to_device(index_array, x.device)
     grids = []
     for d, n in enumerate(index_array.shape):
         if d == dim:

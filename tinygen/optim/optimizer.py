@@ -23,7 +23,7 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..autograd.grad_mode import enable_grad
-from ..backend import array_module, to_device, to_numpy
+from ..backend import array_module, device_of, to_device, to_numpy
 
 
 class _RequiredParameter:
@@ -78,13 +78,27 @@ class Optimizer:
     def _update_group(self, group):
         raise NotImplementedError(f"{type(self).__name__} must define _update_group or step")
 
-    @staticmethod
-    def _gradients(group):
+    def _gradients(self, group):
         """``(param, xp, gradient array)`` for each of ``group``'s parameters that has
-        a gradient; the gradient is negated when the group maximizes."""
+        a gradient; the gradient is negated when the group maximizes.
+
+        The parameter's state follows it to its device: after ``model.to('cuda')``
+        the moment estimates built on the CPU are moved on the next step.
+        """
         for p in group["params"]:
             if p.grad is None:
                 continue
+            device = p.device
+            if p.grad.device != device:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step: a parameter of shape {p.shape} is on {device} "
+                    f"but its gradient is on {p.grad.device}"
+                )
+            state = self.state.get(p)
+            if state:
+                for name, value in state.items():
+                    if hasattr(value, "shape") and device_of(value) != device:
+                        state[name] = to_device(value, device)
             g = p.grad.data
             yield p, array_module(p.data), (-g if group["maximize"] else g)
 

@@ -159,7 +159,7 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
         ys = _outputs(fn, xs)
         live = [(y, g) for y, g in zip(ys, v) if y.requires_grad]
         if not live:
-            return tuple(Tensor._make(np.zeros(xs[i].shape)) for i in wrt)
+            return tuple(Tensor._make(array_module(xs[i].data).zeros(xs[i].shape)) for i in wrt)
         grads = autograd_grad([y for y, _ in live], [xs[i] for i in wrt],
                               grad_outputs=[g for _, g in live], create_graph=True,
                               allow_unused=True)

@@ -120,6 +120,9 @@ class WaveNet(nn.Module):
     def _dtype(self):
         return self.embed.weight.data.dtype
 
+    def _device(self):
+        return self.embed.weight.device
+
     def _require_local(self, what):
         if self.local_hop is None:
             raise ValueError(f"WaveNet.{what}: the model has no local conditioning")
@@ -148,7 +151,7 @@ class WaveNet(nn.Module):
         """The network on inputs ``onehot`` (N, Q, T) at times start .. start+T-1 (the
         time fixes which feature frames the positions get)."""
         n, _, length = onehot.shape
-        h = self.embed(tensor(onehot))
+        h = self.embed(tensor(onehot, device=self._device()))
         cond = self._class_one_hot(global_class, n)
         features = self._check_features(local_features, n, start + length)
         skip = None
@@ -170,7 +173,7 @@ class WaveNet(nn.Module):
         covering them, each repeated over its hop samples, cut to those times."""
         hop = self.local_hop
         first, last = start // hop, (start + length - 1) // hop
-        c = self.local_condition[i](tensor(features[:, :, first:last + 1]))
+        c = self.local_condition[i](tensor(features[:, :, first:last + 1], device=self._device()))
         n, channels, frames = c.shape
         up = c.reshape(n, channels, frames, 1).broadcast_to((n, channels, frames, hop))
         offset = start - first * hop
@@ -212,7 +215,7 @@ class WaveNet(nn.Module):
         c = np.broadcast_to(np.asarray(global_class, dtype=np.int64), (n,))
         if c.min() < 0 or c.max() >= self.global_classes:
             raise ValueError(f"WaveNet: global_class must lie in [0, {self.global_classes})")
-        return tensor(np.eye(self.global_classes, dtype=self._dtype())[c])
+        return tensor(np.eye(self.global_classes, dtype=self._dtype())[c], device=self._device())
 
     def loss(self, codes, global_class=None, local_features=None):
         """Mean NLL in nats per sample."""
