@@ -26,6 +26,11 @@ _REGISTRY = {
                      "reference": f"tinygen.backend.reference.{family}"}}
     for family in ("conv", "batch_norm", "pooling", "wavenet")
 }
+# Spectral norm's power iteration has no numba kernel (its mat-vecs are BLAS calls
+# already): on the CPU both implementation names serve the reference.
+_REGISTRY["spectral_norm"] = {
+    "cpu": {impl: "tinygen.backend.reference.spectral_norm" for impl in ("numba", "reference")}
+}
 
 
 def _cpu_impl_from_env():
@@ -90,3 +95,10 @@ def kernels(family, array, op_name=None):
     if isinstance(module, str):
         module = by_impl[impl] = importlib.import_module(module)
     return module
+
+
+# The GPU: each CUDA family module that exists (tinygen/backend/cuda_kernels/<family>.py),
+# as impls "nvrtc" (the default) and "aot".
+from .cuda_kernels import register_families as _register_cuda_families  # noqa: E402
+
+_register_cuda_families(register, list(_REGISTRY))

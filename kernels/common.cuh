@@ -1,0 +1,107 @@
+// common.cuh: the one header every kernels/<family>.cu includes first.
+//
+// The same kernel source is compiled three ways (see tinygen/backend/cuda_kernels):
+//   nvcc    the ahead-of-time extension tinygen._C (sm_80, sm_90) and the compile tests;
+//   NVRTC   at run time through cupy.RawModule: no host headers exist there (<cmath>,
+//           <cstdio>, ... cannot be included), the math functions are built in;
+//   g++     the CPU emulator (TINYGEN_CUDA_EMULATION defined): emulation.h supplies the
+//           CUDA language (threadIdx, __syncthreads, __shared__, atomicAdd, math overloads).
+//
+// All kernel files are compiled TOGETHER, as one translation unit that #includes every
+// kernels/*.cu: a helper defined at file scope in two families is a redefinition error.
+// Put a family's helpers in `namespace <family>` (or name them <family>_...); only the
+// extern "C" entry points live in the global namespace.
+//
+// What kernels may use besides plain C++ (the contract: tinygen/backend/cuda_kernels/__init__.py):
+//   threadIdx, blockIdx, blockDim, gridDim, __syncthreads() (block-uniform control flow
+//   only), static __shared__ arrays, atomicAdd (float, double, int), min/max, exp expf
+//   log logf tanh tanhf sqrt sqrtf rsqrt rsqrtf fabs fabsf fma fmaf (float and double
+//   overloads of the unsuffixed names), __threadfence, __int_as_float __float_as_int
+//   __longlong_as_double __double_as_longlong, and the tg_* helpers below.
+#pragma once
+
+#ifdef TINYGEN_CUDA_EMULATION
+#include "emulation.h"
+#endif
+
+// This thread's position in a 1-D launch, and the step of a grid-stride loop over
+// `count` elements: `for (long long i = tg_thread_index(); i < count; i += tg_grid_stride())`.
+// long long because count may exceed 2^31 while blockIdx.x * blockDim.x is unsigned.
+__device__ __forceinline__ long long tg_thread_index() {
+    return (long long)blockIdx.x * blockDim.x + threadIdx.x;
+}
+
+__device__ __forceinline__ long long tg_grid_stride() {
+    return (long long)gridDim.x * blockDim.x;
+}
+
+// +infinity of T (NVRTC has no INFINITY macro and no <limits>).
+template <class T> __device__ __forceinline__ T tg_infinity();
+template <> __device__ __forceinline__ float tg_infinity<float>() {
+    return __int_as_float(0x7f800000);
+}
+template <> __device__ __forceinline__ double tg_infinity<double>() {
+    return __longlong_as_double(0x7ff0000000000000LL);
+}
+
+// sigmoid(x) = 1 / (1 + exp(-x)), with exp of a non-positive number only: no overflow
+// for large |x| of either sign, and full relative accuracy in the tails.
+template <class T> __device__ __forceinline__ T tg_sigmoid(T x) {
+    T e = exp(-fabs(x));
+    T s = T(1) / (T(1) + e);
+    return x >= T(0) ? s : e * s;
+}
+
+// sigmoid'(x) = sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = exp(-|x|): no
+// cancellation in 1 - s where s rounds to 1.
+template <class T> __device__ __forceinline__ T tg_sigmoid_derivative(T x) {
+    T e = exp(-fabs(x));
+    T d = T(1) + e;
+    return e / (d * d);
+}
+
+// tanh'(x) = 1 - tanh(x)^2 = 4 e / (1 + e)^2 with e = exp(-2|x|): 1 - t*t loses every
+// digit once t rounds to +-1 (|x| > 9 in float), this form keeps them all.
+template <class T> __device__ __forceinline__ T tg_tanh_derivative(T x) {
+    T e = exp(T(-2) * fabs(x));
+    T d = T(1) + e;
+    return T(4) * e / (d * d);
+}
+
+// The sum of `value` over all threads of the block, returned to every thread.
+// Every thread of the block must call it (it contains __syncthreads), none may have
+// returned before; `scratch` is a __shared__ array of at least blockDim.x * blockDim.y *
+// blockDim.z elements, free for reuse once the call returns.  A shared-memory tree:
+// the same order of additions on the GPU and in the emulator.
+template <class T> __device__ T tg_block_sum(T value, T* scratch) {
+    const unsigned count = blockDim.x * blockDim.y * blockDim.z;
+    const unsigned tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    scratch[tid] = value;
+    __syncthreads();
+    unsigned half = 1;
+    while (half < count) half <<= 1;  // the smallest power of two >= count, halved below
+    for (half >>= 1; half > 0; half >>= 1) {
+        if (tid < half && tid + half < count) scratch[tid] += scratch[tid + half];
+        __syncthreads();
+    }
+    T total = scratch[0];
+    __syncthreads();  // everyone has read scratch[0] before anyone may overwrite it
+    return total;
+}
+
+// True in every thread of the block that is the last of `count` blocks to take a ticket
+// from `*ticket` (the "threadfence reduction": each block writes its partial results,
+// then takes a ticket; the last one can read them all and finalise).  Every thread of
+// the block must call it after its global writes.  The last block resets the ticket to
+// 0, ready for the next launch with the same array.
+__device__ __forceinline__ bool tg_is_last_block(int* ticket, int count) {
+    __shared__ int last;
+    __threadfence();  // this thread's writes reach every block before the ticket is taken
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {
+        last = atomicAdd(ticket, 1) == count - 1;
+        if (last) *ticket = 0;
+    }
+    __syncthreads();
+    return last != 0;
+}

@@ -1,0 +1,160 @@
+"""``launch(name, grid, block, args)``: run one kernel of kernels/*.cu, on any path.
+
+The arrays decide where: numpy arrays go to the CPU emulator, cupy arrays to the GPU
+through NVRTC (default) or the AOT extension tinygen._C, as selected with
+``tinygen.backend.kernels.set_impl("cuda", "nvrtc" | "aot")``.  Before that, every
+argument is checked against the kernel's parsed signature, so a wrong call is a
+Python exception naming the argument, never a kernel reading the wrong memory.
+
+cupy is imported only when a cupy array comes in: the CPU path never needs it.
+"""
+import numpy as np
+
+from .source import default_sources
+
+MAX_THREADS_PER_BLOCK = 1024
+# CUDA's limits on each launch dimension (compute capability >= 3.0).
+MAX_GRID = (2**31 - 1, 65535, 65535)
+MAX_BLOCK = (1024, 1024, 64)
+
+_INT_RANGES = {"int": (-2**31, 2**31 - 1), "long long": (-2**63, 2**63 - 1)}
+
+
+def _dims(what, value, limits):
+    """An int or a 1- to 3-tuple of positive ints -> a 3-tuple."""
+    dims = (value,) if isinstance(value, (int, np.integer)) else tuple(value)
+    if not 1 <= len(dims) <= 3:
+        raise ValueError(f"{what} must have 1 to 3 dimensions, got {value!r}")
+    for d, limit, axis in zip(dims, limits, "xyz"):
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"{what} sizes must be ints, got {value!r}")
+        if not 1 <= d <= limit:
+            raise ValueError(f"{what}.{axis} must be in [1, {limit}], got {value!r}")
+    return tuple(int(d) for d in dims) + (1,) * (3 - len(dims))
+
+
+def _is_cupy_array(value):
+    return type(value).__module__.startswith("cupy") and hasattr(value, "data")
+
+
+def _device_of(value):
+    """'cpu' for numpy, ('cuda', id) for cupy, None for anything else."""
+    if isinstance(value, np.ndarray):
+        return "cpu"
+    if _is_cupy_array(value):
+        return ("cuda", value.device.id)
+    return None
+
+
+def _describe_device(device):
+    return "the CPU (numpy)" if device == "cpu" else f"GPU {device[1]} (cupy)"
+
+
+def _check_array(signature, index, param, value):
+    where = f"{signature.name}: argument {index} {param.name!r} ({param})"
+    device = _device_of(value)
+    if device is None:
+        raise TypeError(f"{where} must be a numpy or cupy array, got {type(value).__name__}")
+    if value.dtype != np.dtype(param.dtype_name):
+        raise TypeError(f"{where} must be a {param.dtype_name} array, got {value.dtype}")
+    if not value.flags.c_contiguous:
+        raise ValueError(f"{where} must be C-contiguous (use ascontiguousarray), got strides "
+                         f"{value.strides} for shape {value.shape}")
+    if device == "cpu":
+        if not value.flags.aligned:
+            raise ValueError(f"{where} is not aligned for {param.dtype_name}")
+        if not param.is_const and not value.flags.writeable:
+            raise ValueError(f"{where} is written by the kernel but the array is read-only")
+    return device
+
+
+def _check_scalar(signature, index, param, value):
+    where = f"{signature.name}: argument {index} {param.name!r} ({param})"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where} must be a number, got {type(value).__name__}")
+    dtype = np.dtype(param.dtype_name)
+    if param.ctype in _INT_RANGES:
+        if not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{where} must be an integer, got {value!r}")
+        lo, hi = _INT_RANGES[param.ctype]
+        if not lo <= int(value) <= hi:
+            raise OverflowError(f"{where}: {value} does not fit in a {param.ctype}")
+        return dtype.type(int(value))
+    converted = dtype.type(value)
+    if np.isfinite(value) and not np.isfinite(converted):
+        raise OverflowError(f"{where}: {value} overflows a {param.ctype}")
+    return converted
+
+
+def pack_arguments(signature, args):
+    """Check ``args`` against ``signature``; return (values, device).
+
+    values: the arrays as given and the scalars as numpy scalars of the parameter's
+    exact type; device: 'cpu' or ('cuda', id), shared by all arrays."""
+    args = tuple(args)
+    if len(args) != len(signature.params):
+        raise TypeError(f"{signature.name} takes {len(signature.params)} arguments "
+                        f"({', '.join(map(str, signature.params))}), got {len(args)}")
+    values, device, first = [], None, None
+    for index, (param, value) in enumerate(zip(signature.params, args)):
+        if param.is_pointer:
+            here = _check_array(signature, index, param, value)
+            if device is None:
+                device, first = here, param.name
+            elif here != device:
+                raise ValueError(
+                    f"{signature.name}: all arrays must be on one device: {first!r} is on "
+                    f"{_describe_device(device)}, {param.name!r} on {_describe_device(here)}")
+            values.append(value)
+        else:
+            values.append(_check_scalar(signature, index, param, value))
+    if device is None:
+        raise TypeError(f"{signature.name}: no array argument, so no device to run on")
+    return values, device
+
+
+def launch(name, grid, block, args, *, sources=None):
+    """Run kernel ``name`` over ``grid`` x ``block`` with ``args`` (see the module doc).
+
+    grid/block: an int or a tuple of up to 3 ints.  ``sources`` (a
+    ``source.KernelSources``) defaults to the package's kernels; tests pass their own
+    to run test-only kernels (emulator only)."""
+    sources = default_sources() if sources is None else sources
+    signature = sources.signature(name)
+    grid = _dims(f"{name}: grid", grid, MAX_GRID)
+    block = _dims(f"{name}: block", block, MAX_BLOCK)
+    threads = block[0] * block[1] * block[2]
+    if threads > MAX_THREADS_PER_BLOCK:
+        raise ValueError(f"{name}: block {block} has {threads} threads; a block may have at "
+                         f"most {MAX_THREADS_PER_BLOCK}")
+    values, device = pack_arguments(signature, args)
+    if device == "cpu":
+        from . import emulator
+
+        emulator.library(sources).run(signature, grid, block, values)
+        return
+    _launch_on_gpu(sources, signature, grid, block, values, device[1])
+
+
+def _launch_on_gpu(sources, signature, grid, block, values, device_id):
+    import cupy
+
+    from .. import kernels
+
+    current = cupy.cuda.Device().id
+    if device_id != current:
+        raise ValueError(f"{signature.name}: the arrays are on GPU {device_id} but the current "
+                         f"device is GPU {current} (use `with cupy.cuda.Device({device_id}):`)")
+    impl = kernels.get_impl("cuda")
+    if impl == "aot":
+        if sources is not default_sources():
+            raise ValueError(f"{signature.name}: the AOT extension holds only the package's "
+                             "kernels; extra kernel sources run through NVRTC or the emulator")
+        from . import aot
+
+        aot.launch(signature, grid, block, values)
+    else:
+        from . import nvrtc
+
+        nvrtc.launch(sources, signature, grid, block, values)
