@@ -1,0 +1,307 @@
+"""CUDA 2-D convolution: the implicit-GEMM kernels of kernels/conv.cu.
+
+Same functions, arguments and results as ``tinygen/backend/reference/conv.py`` (what
+is computed) and ``tinygen/backend/numba_kernels/conv.py``; kernels/conv.cu explains
+how.  This module checks the arrays, builds the tap tables, sizes the grids and
+allocates the outputs with the inputs' array module: cupy arrays run on the GPU,
+numpy arrays on the CUDA emulator (tests without a GPU).
+
+Launch shapes (blocks of 256 threads; a block owns a BM x BN output tile):
+
+    forward       grid (ceil(N*Hout*Wout / BN), ceil(Og / BM), groups)
+    input grad    grid (ceil(N*ceil(H/sh)*ceil(W/sw) / BN), ceil(Cg / BM), groups*sh*sw)
+                  -- one z slice per group and stride phase
+    weight grad   grid (ceil(Cg*T / BN), ceil(Og / BM), groups*splits), then a
+                  deterministic reduction of the splits (a second, 1-D launch)
+
+The tile (BM, BN) is picked by the GEMM's row count M (Og, or Cg for the input
+gradient): 64x64 for M > 32, else 32x128 or 16x128 so that few rows are wasted;
+128x128 when M >= 128 and the problem still has enough such tiles to fill the device
+(one 128x128 block fills a multiprocessor).
+"""
+import functools
+
+import numpy as np
+
+from .. import array_module
+from .launch import launch
+
+THREADS = 256
+_DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+# (name, BM, BN) from the smallest row count up; the entry points are conv_<op>_<name>_<dt>.
+_TILES = (("m16", 16, 128), ("m32", 32, 128), ("m64", 64, 64))
+_LARGE_TILE = ("m128", 128, 128)
+_K_SLICE = 16             # kernels/conv.cu's kSlice: split sizes are multiples of it
+# A weight-gradient split reduces at least this many columns (16 K slices): fewer would
+# spend a block's time on its prologue and epilogue, and grow the partial sums.
+_MIN_SPLIT_COLUMNS = 256
+_MAX_GRID_YZ = 65535      # CUDA's limit on gridDim.y and gridDim.z
+_INT32_MAX = 2**31 - 1
+# The emulator runs blocks one after another: more splits only add work there, so it
+# aims at a few blocks (enough to exercise the split reduction in tests).
+EMULATOR_TARGET_BLOCKS = 4
+
+
+# --- checks --------------------------------------------------------------------------------
+def _check_dtypes(op, **arrays):
+    dtypes = {name: getattr(a, "dtype", None) for name, a in arrays.items()}
+    for name, dtype in dtypes.items():
+        if dtype not in _DTYPE_SUFFIX:
+            raise TypeError(f"{op}: {name} must be a float32 or float64 array, got "
+                            f"{dtype if dtype is not None else type(arrays[name]).__name__}")
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+        raise TypeError(f"{op}: the arrays must share one dtype, got {listed}")
+    return _DTYPE_SUFFIX[next(iter(dtypes.values()))]
+
+
+def _check_4d(op, **arrays):
+    for name, array in arrays.items():
+        if array.ndim != 4:
+            raise ValueError(f"{op}: {name} must be 4-D, got shape {tuple(array.shape)}")
+
+
+def _check_shape(op, name, array, expected, meaning):
+    if tuple(array.shape) != tuple(expected):
+        raise ValueError(f"{op}: {name} must have shape {tuple(expected)} {meaning}, got "
+                         f"{tuple(array.shape)}")
+
+
+def _check_geometry(op, geom, channels, out_channels, in_per_group):
+    groups = geom.groups
+    if channels != in_per_group * groups or out_channels % groups:
+        raise ValueError(f"{op}: {channels} input and {out_channels} output channels do not "
+                         f"split into groups={groups} of {in_per_group} input channels")
+    # The kernels index within an image plane and within the GEMM's K in 32-bit ints.
+    for what, value in (("input plane H*W", geom.in_size[0] * geom.in_size[1]),
+                        ("output plane Hout*Wout", geom.out_size[0] * geom.out_size[1]),
+                        ("channels * kernel area", channels * geom.kernel[0] * geom.kernel[1]),
+                        ("out_channels * kernel area",
+                         out_channels * geom.kernel[0] * geom.kernel[1])):
+        if value > _INT32_MAX:
+            raise ValueError(f"{op}: the {what} = {value} exceeds the kernels' 32-bit index "
+                             "range")
+
+
+def _tap_array(op, taps, kernel):
+    """``taps`` as a (T, 2) int32 numpy array, each tap inside the kernel."""
+    taps = np.asarray(taps)
+    if taps.size == 0:
+        return np.zeros((0, 2), dtype=np.int32)
+    if taps.ndim != 2 or taps.shape[1] != 2 or taps.dtype.kind not in "iu":
+        raise ValueError(f"{op}: taps must be a (T, 2) integer array of (i, j), got "
+                         f"shape {taps.shape} dtype {taps.dtype}")
+    kh, kw = kernel
+    if (taps[:, 0].min() < 0 or taps[:, 0].max() >= kh or taps[:, 1].min() < 0
+            or taps[:, 1].max() >= kw):
+        raise ValueError(f"{op}: taps must lie inside the {kh}x{kw} kernel, got "
+                         f"{taps.tolist()}")
+    return np.ascontiguousarray(taps, dtype=np.int32)
+
+
+def _contiguous(xp, array):
+    return array if array.flags.c_contiguous else xp.ascontiguousarray(array)
+
+
+def _tile(rows, columns, min_blocks):
+    """(name, BM, BN) for a GEMM of ``rows`` x ``columns`` (per group): the large tile
+    when it still yields ``min_blocks`` blocks (callers ask for two waves of it: half
+    of ``_target_blocks``, as one such block fills a multiprocessor), else the smallest
+    tile whose height covers ``rows`` well."""
+    _, bm, bn = _LARGE_TILE
+    if rows >= bm and _blocks(rows, bm) * _blocks(columns, bn) >= min_blocks:
+        return _LARGE_TILE
+    for name, bm, bn in _TILES:
+        if rows <= bm:
+            return name, bm, bn
+    return _TILES[-1]
+
+
+def _blocks(count, size):
+    return -(-count // size)
+
+
+# --- tap tables on the device, cached (a tap list is reused every step) --------------------
+def _device_key(xp):
+    if xp is np:
+        return "host"
+    return f"{xp.__name__}:{xp.cuda.Device().id}"
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_table(device_key, xp, kind, data, shape, extra):
+    tables = _build_table(kind, np.frombuffer(data, dtype=np.int32).reshape(shape), extra)
+    return tuple(xp.asarray(t) if xp is not np else t for t in tables)
+
+
+def _tables(xp, kind, taps, extra=()):
+    return _cached_table(_device_key(xp), xp, kind, taps.tobytes(), taps.shape, extra)
+
+
+def _build_table(kind, taps, extra):
+    if kind == "taps":
+        return (taps,)
+    # "phases": the taps grouped by stride phase for the input gradient (conv.cu):
+    # rows (i, j, b_i, b_j) with i*dh = ph + sh*b_i, and where each phase starts.
+    sh, sw, dh, dw = extra
+    rows, starts = [], [0]
+    for ph in range(sh):
+        for pw in range(sw):
+            for i, j in taps:
+                if (i * dh) % sh == ph and (j * dw) % sw == pw:
+                    rows.append((i, j, (i * dh - ph) // sh, (j * dw - pw) // sw))
+            starts.append(len(rows))
+    table = np.array(rows, dtype=np.int32).reshape(-1, 4)
+    return table, np.array(starts, dtype=np.int32)
+
+
+def _is_raster(taps, kernel):
+    """Every tap of the kernel, in row-major order (a dense conv)."""
+    kh, kw = kernel
+    return len(taps) == kh * kw and bool(
+        (taps == np.argwhere(np.ones((kh, kw), dtype=bool))).all())
+
+
+def _target_blocks(xp):
+    """About how many blocks fill the device: 4 per multiprocessor (two waves of the
+    64x64 tile, of which two blocks are resident per multiprocessor)."""
+    if xp is np:
+        return EMULATOR_TARGET_BLOCKS
+    return 4 * _multiprocessors(xp, xp.cuda.Device().id)
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(xp, device):
+    return int(xp.cuda.runtime.getDeviceProperties(device)["multiProcessorCount"])
+
+
+def _weight_grad_splits(columns, tiles, groups, target_blocks):
+    """(splits, split_columns): the N*Hout*Wout reduction cut into equal chunks, a
+    multiple of the K slice each, enough of them for ``target_blocks`` blocks."""
+    splits = max(1, min(_blocks(target_blocks, tiles), _blocks(columns, _MIN_SPLIT_COLUMNS),
+                        _MAX_GRID_YZ // groups))
+    split_columns = _blocks(_blocks(columns, splits), _K_SLICE) * _K_SLICE
+    return _blocks(columns, split_columns), split_columns
+
+
+def _geometry(geom):
+    (sh, sw), (dh, dw) = geom.stride, geom.dilation
+    top, _, left, _ = geom.padding
+    return sh, sw, top, left, dh, dw
+
+
+def _grid(x_blocks, y_blocks, z_blocks, op):
+    if x_blocks > _INT32_MAX or y_blocks > _MAX_GRID_YZ or z_blocks > _MAX_GRID_YZ:
+        raise ValueError(f"{op}: the problem needs a grid of {(x_blocks, y_blocks, z_blocks)} "
+                         "blocks, beyond CUDA's limits")
+    return (x_blocks, y_blocks, z_blocks)
+
+
+# --- the three ops -----------------------------------------------------------------------
+def conv2d_forward(x, weight, geom, taps):
+    op = "conv2d_forward"
+    xp = array_module(x)
+    suffix = _check_dtypes(op, x=x, weight=weight)
+    _check_4d(op, x=x, weight=weight)
+    out_channels, in_per_group = weight.shape[:2]
+    n, channels = x.shape[:2]
+    _check_shape(op, "x", x, (n, in_per_group * geom.groups) + tuple(geom.in_size),
+                 "(N, C, H, W) with C = weight.shape[1] * groups")
+    _check_shape(op, "weight", weight, (out_channels, in_per_group) + tuple(geom.kernel),
+                 "(O, C/groups, kh, kw)")
+    _check_geometry(op, geom, channels, out_channels, in_per_group)
+    taps = _tap_array(op, taps, geom.kernel)
+    hout, wout = geom.out_size
+    if len(taps) == 0 or x.size == 0 or weight.size == 0:
+        return xp.zeros((n, out_channels, hout, wout), dtype=x.dtype)
+    x, weight = _contiguous(xp, x), _contiguous(xp, weight)
+    (tap_table,) = _tables(xp, "taps", taps)
+    y = xp.empty((n, out_channels, hout, wout), dtype=x.dtype)
+    g = geom.groups
+    columns = n * hout * wout
+    name, bm, bn = _tile(out_channels // g, columns, _target_blocks(xp) / (2 * g))
+    grid = _grid(_blocks(columns, bn), _blocks(out_channels // g, bm), g, op)
+    sh, sw, top, left, dh, dw = _geometry(geom)
+    launch(f"conv_forward_{name}_{suffix}", grid, (THREADS, 1, 1),
+           (x, weight, tap_table, y, n, channels, geom.in_size[0], geom.in_size[1],
+            out_channels, hout, wout, geom.kernel[0], geom.kernel[1], len(taps), g,
+            sh, sw, top, left, dh, dw))
+    return y
+
+
+def conv2d_input_grad(grad_y, weight, geom, taps):
+    op = "conv2d_input_grad"
+    xp = array_module(grad_y)
+    suffix = _check_dtypes(op, grad_y=grad_y, weight=weight)
+    _check_4d(op, grad_y=grad_y, weight=weight)
+    out_channels, in_per_group = weight.shape[:2]
+    n = grad_y.shape[0]
+    _check_shape(op, "grad_y", grad_y, (n, out_channels) + tuple(geom.out_size),
+                 "(N, O, Hout, Wout) with O = weight.shape[0]")
+    _check_shape(op, "weight", weight, (out_channels, in_per_group) + tuple(geom.kernel),
+                 "(O, C/groups, kh, kw)")
+    g = geom.groups
+    channels = in_per_group * g
+    _check_geometry(op, geom, channels, out_channels, in_per_group)
+    taps = _tap_array(op, taps, geom.kernel)
+    height, width = geom.in_size
+    if len(taps) == 0 or grad_y.size == 0 or weight.size == 0:
+        return xp.zeros((n, channels, height, width), dtype=grad_y.dtype)
+    grad_y, weight = _contiguous(xp, grad_y), _contiguous(xp, weight)
+    sh, sw, top, left, dh, dw = _geometry(geom)
+    phase_taps, phase_start = _tables(xp, "phases", taps, (sh, sw, dh, dw))
+    grad_x = xp.empty((n, channels, height, width), dtype=grad_y.dtype)
+    columns = n * _blocks(height, sh) * _blocks(width, sw)  # of the largest stride phase
+    name, bm, bn = _tile(in_per_group, columns, _target_blocks(xp) / (2 * g * sh * sw))
+    grid = _grid(_blocks(columns, bn), _blocks(in_per_group, bm), g * sh * sw, op)
+    launch(f"conv_input_grad_{name}_{suffix}", grid, (THREADS, 1, 1),
+           (grad_y, weight, phase_taps, phase_start, grad_x, n, channels, height, width,
+            out_channels, geom.out_size[0], geom.out_size[1], geom.kernel[0], geom.kernel[1],
+            g, sh, sw, top, left))
+    return grad_x
+
+
+def conv2d_weight_grad(x, grad_y, geom, taps):
+    op = "conv2d_weight_grad"
+    xp = array_module(x)
+    suffix = _check_dtypes(op, x=x, grad_y=grad_y)
+    _check_4d(op, x=x, grad_y=grad_y)
+    n, channels = x.shape[:2]
+    out_channels = grad_y.shape[1]
+    g = geom.groups
+    if channels % g:
+        raise ValueError(f"{op}: x has {channels} channels, not divisible by groups={g}")
+    in_per_group = channels // g
+    _check_shape(op, "x", x, (n, channels) + tuple(geom.in_size), "(N, C, H, W)")
+    _check_shape(op, "grad_y", grad_y, (n, out_channels) + tuple(geom.out_size),
+                 "(N, O, Hout, Wout)")
+    _check_geometry(op, geom, channels, out_channels, in_per_group)
+    taps = _tap_array(op, taps, geom.kernel)
+    kh, kw = geom.kernel
+    hout, wout = geom.out_size
+    shape = (out_channels, in_per_group, kh, kw)
+    if len(taps) == 0 or x.size == 0 or grad_y.size == 0:
+        return xp.zeros(shape, dtype=x.dtype)
+    x, grad_y = _contiguous(xp, x), _contiguous(xp, grad_y)
+    (tap_table,) = _tables(xp, "taps", taps)
+    out_per_group, n_taps = out_channels // g, len(taps)
+    # Splitting the reduction fills the device, so the large tile needs no block count.
+    name, bm, bn = _tile(out_per_group, in_per_group * n_taps, 1)
+    x_blocks, y_blocks = _blocks(in_per_group * n_taps, bn), _blocks(out_per_group, bm)
+    splits, split_columns = _weight_grad_splits(n * hout * wout, x_blocks * y_blocks * g, g,
+                                                _target_blocks(xp))
+    partial = xp.empty((splits, out_channels, in_per_group * n_taps), dtype=x.dtype)
+    sh, sw, top, left, dh, dw = _geometry(geom)
+    launch(f"conv_weight_grad_{name}_{suffix}", _grid(x_blocks, y_blocks, g * splits, op),
+           (THREADS, 1, 1),
+           (x, grad_y, tap_table, partial, n, channels, geom.in_size[0], geom.in_size[1],
+            out_channels, hout, wout, n_taps, g, sh, sw, top, left, dh, dw, splits,
+            split_columns))
+    if splits == 1 and _is_raster(taps, geom.kernel):
+        return partial.reshape(shape)  # already grad_w's layout: no reduction, no scatter
+    grad_w = xp.zeros(shape, dtype=x.dtype)
+    count = out_channels * in_per_group * n_taps
+    launch(f"conv_weight_grad_reduce_{suffix}", (min(_blocks(count, THREADS), 4096), 1, 1),
+           (THREADS, 1, 1),
+           (partial, tap_table, grad_w, splits, out_channels, in_per_group, kh, kw, n_taps))
+    return grad_w
