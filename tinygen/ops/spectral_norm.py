@@ -16,7 +16,7 @@ import numbers
 
 from ..autograd.tensor import Tensor
 from ..backend import array_module
-from ..backend.reference import spectral_norm as _reference
+from ..backend.kernels import kernels
 from .linalg import matmul
 from .shape import permute, reshape, normalize_axis
 
@@ -64,7 +64,8 @@ def power_iteration(weight_matrix, u, v, n_iterations=1, eps=1e-12):
     if u.dtype != w.dtype or v.dtype != w.dtype:
         raise TypeError(f"power_iteration: u ({u.dtype}) and v ({v.dtype}) must have the "
                         f"weight's dtype {w.dtype}")
-    return _reference.power_iteration(w, u, v, int(n_iterations), float(eps))
+    impl = kernels("spectral_norm", w, "power_iteration")
+    return impl.power_iteration(w, u, v, int(n_iterations), float(eps))
 
 
 def spectral_sigma(weight, u, v, dim=0):

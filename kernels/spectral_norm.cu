@@ -1,0 +1,201 @@
+// Spectral normalisation: one power-iteration step per launch, and sigma = u^T W v.
+//
+// Maths (tinygen.backend.reference.spectral_norm): for W (rows x cols), one step is
+//     v <- normalize(W^T u),   u <- normalize(W v),   sigma = u^T W v
+// with normalize(y) = y / max(||y||, eps).
+//
+// One launch does the whole step because W is split by COLUMNS: block b owns the slab of
+// kCols columns J_b and computes
+//     pass 1:  v_J = (W^T u)_J              (needs all of u: an input, so no waiting)
+//     pass 2:  y_b = W[:, J_b] v_J          (its share of W v, from the same slab)
+// so each block reads only its slab of W (twice; the second pass mostly from cache), and
+// W v_raw = sum_b y_b.  The LAST block to finish (an atomic ticket) then does the O(rows +
+// cols) rest: with nv = max(||v_raw||, eps), v = v_raw / nv and W v = (sum_b y_b) / nv,
+// whose normalisation is u, and sigma = u . (W v) costs nothing more.  The partial sums
+// are added in block order, so the result does not depend on scheduling.  All sums are in
+// double.  Workspaces (Python allocates them): v_raw (cols), partial_y (blocks x rows),
+// partial_vv (blocks) and a ticket (one int, 0 before the launch; the last block resets it).
+#include "common.cuh"
+
+namespace spectral_norm {
+
+constexpr int kThreads = 256;                  // threads per block (Python launches this)
+constexpr int kCols = 32;                      // columns per block: one per lane of a warp
+constexpr int kRowGroups = kThreads / kCols;   // rows handled side by side in pass 1
+constexpr int kTileRows = 32;                  // rows per shared-memory tile in pass 2
+
+// vj[c] = (W^T u)[j0 + c] for c < kCols (0 past the last column), into shared `vj`.
+// Thread (group, lane) sums rows group, group + kRowGroups, ... of column j0 + lane: a
+// warp reads kCols consecutive values of one row (coalesced) and one broadcast u[i].
+template <class T>
+__device__ void slab_transposed_product(const T* __restrict__ w, const T* __restrict__ u,
+                                        long long rows, long long cols, long long j0,
+                                        double* vj) {
+    __shared__ double partial[kRowGroups][kCols];
+    const int lane = threadIdx.x % kCols;
+    const int group = threadIdx.x / kCols;
+    const long long j = j0 + lane;
+    double acc = 0.0;
+    if (j < cols) {
+        for (long long i = group; i < rows; i += kRowGroups) {
+            acc += (double)w[i * cols + j] * (double)u[i];
+        }
+    }
+    partial[group][lane] = acc;
+    __syncthreads();
+    if (threadIdx.x < kCols) {
+        double s = 0.0;
+        for (int g = 0; g < kRowGroups; ++g) s += partial[g][threadIdx.x];
+        vj[threadIdx.x] = s;
+    }
+    __syncthreads();
+}
+
+template <class T>
+__device__ void power_step(const T* __restrict__ w, T* __restrict__ u, T* __restrict__ v,
+                           double* __restrict__ v_raw, double* __restrict__ partial_y,
+                           double* __restrict__ partial_vv, int* __restrict__ ticket,
+                           T* __restrict__ sigma, long long rows, long long cols, double eps) {
+    __shared__ double vj[kCols];
+    __shared__ double tile[kTileRows][kCols + 1];  // +1: a row's sum reads no bank twice
+    __shared__ double scratch[kThreads];
+    __shared__ double shared_norm;
+    const int tid = threadIdx.x;
+    const long long b = blockIdx.x;
+    const long long blocks = gridDim.x;
+    const long long j0 = b * kCols;
+
+    // pass 1: this slab's part of W^T u, and of ||W^T u||^2
+    slab_transposed_product(w, u, rows, cols, j0, vj);
+    if (tid < kCols && j0 + tid < cols) v_raw[j0 + tid] = vj[tid];
+    if (tid == 0) {
+        double s = 0.0;
+        for (int c = 0; c < kCols; ++c) s += vj[c] * vj[c];
+        partial_vv[b] = s;
+    }
+
+    // pass 2: y_b = W[:, J_b] v_J, a tile of kTileRows x kCols at a time: loaded
+    // coalesced (row by row) with the products, then summed along each tile row.
+    const int lane = tid % kCols;
+    const int group = tid / kCols;
+    const long long j = j0 + lane;
+    const double v_lane = vj[lane];
+    for (long long i0 = 0; i0 < rows; i0 += kTileRows) {
+        for (int r = group; r < kTileRows; r += kRowGroups) {
+            const long long i = i0 + r;
+            tile[r][lane] = (i < rows && j < cols) ? (double)w[i * cols + j] * v_lane : 0.0;
+        }
+        __syncthreads();
+        if (tid < kTileRows && i0 + tid < rows) {
+            double s = 0.0;
+            for (int c = 0; c < kCols; ++c) s += tile[tid][c];
+            partial_y[b * rows + i0 + tid] = s;
+        }
+        __syncthreads();
+    }
+    if (!tg_is_last_block(ticket, (int)gridDim.x)) return;
+
+    // The last block: nv = max(||v_raw||, eps); v = v_raw / nv; W v = (sum_b y_b) / nv.
+    if (tid == 0) {
+        double vv = 0.0;
+        for (long long k = 0; k < blocks; ++k) vv += partial_vv[k];
+        shared_norm = max(sqrt(vv), eps);
+    }
+    __syncthreads();
+    const double nv = shared_norm;
+    for (long long c = tid; c < cols; c += kThreads) v[c] = (T)(v_raw[c] / nv);
+    double yy = 0.0;
+    for (long long i = tid; i < rows; i += kThreads) {
+        double y = 0.0;
+        for (long long k = 0; k < blocks; ++k) y += partial_y[k * rows + i];
+        y /= nv;
+        partial_y[i] = y;  // only this thread reads or writes column i here
+        yy += y * y;
+    }
+    const double nu = max(sqrt(tg_block_sum(yy, scratch)), eps);
+    double s = 0.0;
+    for (long long i = tid; i < rows; i += kThreads) {
+        const double wv = partial_y[i];
+        const double ui = wv / nu;
+        u[i] = (T)ui;
+        s += ui * wv;
+    }
+    s = tg_block_sum(s, scratch);
+    if (tid == 0) sigma[0] = (T)s;
+}
+
+// sigma = u^T W v = sum_j v_j (W^T u)_j: pass 1 of the step per slab, then the last
+// block adds the per-block partials in order.
+template <class T>
+__device__ void sigma(const T* __restrict__ w, const T* __restrict__ u,
+                      const T* __restrict__ v, double* __restrict__ partial,
+                      int* __restrict__ ticket, T* __restrict__ out, long long rows,
+                      long long cols) {
+    __shared__ double vj[kCols];
+    const long long j0 = (long long)blockIdx.x * kCols;
+    slab_transposed_product(w, u, rows, cols, j0, vj);
+    if (threadIdx.x == 0) {
+        double s = 0.0;
+        for (int c = 0; c < kCols && j0 + c < cols; ++c) s += vj[c] * (double)v[j0 + c];
+        partial[blockIdx.x] = s;
+    }
+    if (!tg_is_last_block(ticket, (int)gridDim.x) || threadIdx.x != 0) return;
+    double s = 0.0;
+    for (long long k = 0; k < (long long)gridDim.x; ++k) s += partial[k];
+    out[0] = (T)s;
+}
+
+}  // namespace spectral_norm
+
+// --- entry points -----------------------------------------------------------------------------
+extern "C" __global__ void spectral_norm_power_step_f32(const float* __restrict__ w,
+                                                        float* __restrict__ u,
+                                                        float* __restrict__ v,
+                                                        double* __restrict__ v_raw,
+                                                        double* __restrict__ partial_y,
+                                                        double* __restrict__ partial_vv,
+                                                        int* __restrict__ ticket,
+                                                        float* __restrict__ sigma,
+                                                        long long rows,
+                                                        long long cols,
+                                                        double eps) {
+    spectral_norm::power_step(w, u, v, v_raw, partial_y, partial_vv, ticket, sigma, rows, cols,
+                              eps);
+}
+
+extern "C" __global__ void spectral_norm_power_step_f64(const double* __restrict__ w,
+                                                        double* __restrict__ u,
+                                                        double* __restrict__ v,
+                                                        double* __restrict__ v_raw,
+                                                        double* __restrict__ partial_y,
+                                                        double* __restrict__ partial_vv,
+                                                        int* __restrict__ ticket,
+                                                        double* __restrict__ sigma,
+                                                        long long rows,
+                                                        long long cols,
+                                                        double eps) {
+    spectral_norm::power_step(w, u, v, v_raw, partial_y, partial_vv, ticket, sigma, rows, cols,
+                              eps);
+}
+
+extern "C" __global__ void spectral_norm_sigma_f32(const float* __restrict__ w,
+                                                   const float* __restrict__ u,
+                                                   const float* __restrict__ v,
+                                                   double* __restrict__ partial,
+                                                   int* __restrict__ ticket,
+                                                   float* __restrict__ out,
+                                                   long long rows,
+                                                   long long cols) {
+    spectral_norm::sigma(w, u, v, partial, ticket, out, rows, cols);
+}
+
+extern "C" __global__ void spectral_norm_sigma_f64(const double* __restrict__ w,
+                                                   const double* __restrict__ u,
+                                                   const double* __restrict__ v,
+                                                   double* __restrict__ partial,
+                                                   int* __restrict__ ticket,
+                                                   double* __restrict__ out,
+                                                   long long rows,
+                                                   long long cols) {
+    spectral_norm::sigma(w, u, v, partial, ticket, out, rows, cols);
+}
