@@ -1,0 +1,66 @@
+"""Every CUDA kernel once, on small odd shapes, float32 and float64, NVRTC and AOT:
+the program that compute-sanitizer runs (``benchmarks/gpu_session.sh``).
+
+    compute-sanitizer --tool memcheck python -m benchmarks.check_kernels
+
+The calls are the rows of ``benchmarks.kernels`` at their 'tiny' size (every family:
+dense, strided, transposed, masked, gated-stack and causal convolutions in all three
+directions, batchnorm, power iteration, gated activation, the WaveNet step), each
+compared with the cuDNN / PyTorch result.  cupy's memory pool is switched off first, so
+that every array is an allocation of its own and memcheck sees any access past its end.
+Exits 1 if a result differs or a call fails, 2 without a GPU.
+"""
+import argparse
+import sys
+
+import numpy as np
+
+from benchmarks._kernel_workloads import Env, workloads
+from benchmarks.kernels import _available_impls, _relative_error, gpu_missing_reason
+
+TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--impl", nargs="*", default=["nvrtc", "aot"], choices=("nvrtc", "aot"))
+    args = parser.parse_args(argv)
+    reason = gpu_missing_reason()
+    if reason:
+        print(f"benchmarks.check_kernels needs a CUDA GPU: {reason}", file=sys.stderr)
+        return 2
+    import cupy as cp
+    import torch
+
+    from tinygen.backend import cuda_kernels, kernels as K
+
+    cp.cuda.set_allocator(None)
+    cuda_kernels.register_families(K.register, ("conv", "batch_norm", "pooling", "wavenet"))
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    failures = 0
+    for impl in _available_impls(args.impl):
+        for dtype in (np.float32, np.float64):
+            env = Env(cp, torch, "cuda", dtype)
+            for workload in workloads("tiny"):
+                label = f"{impl} {np.dtype(dtype).name} {workload.name}"
+                try:
+                    case = workload.build(env, np.random.default_rng(0))
+                    with K.use_impl(impl, device="cuda"):
+                        ours = case.ours()
+                    cp.cuda.Device().synchronize()
+                    error = _relative_error(ours, case.expected(case.theirs()), env)
+                except Exception as exc:
+                    print(f"FAILED   {label}: {type(exc).__name__}: {exc}", flush=True)
+                    failures += 1
+                    continue
+                ok = error <= TOLERANCE[np.dtype(dtype)]
+                failures += not ok
+                print(f"{'ok' if ok else 'MISMATCH':<8} {label}: relative error {error:.1e}",
+                      flush=True)
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
