@@ -9,15 +9,22 @@ Window ``(oh, ow)`` of a pool covers the input rows
 positions outside the input are padding.  Each function loops over the
 ``kernel_h * kernel_w`` taps and handles all windows of a tap at once with a
 strided slice of the padded input.
+
+The code is written against the inputs' array module (``xp``: numpy here, cupy for
+GPU arrays), so the 'cuda' family serves pooling and upsampling with these same
+functions until they get kernels of their own; the scatters therefore use
+``bincount`` (both modules have it) rather than ``np.add.at``.
 """
 import numpy as np
 
+from .. import array_module
 
-def _padded(x, pad_h, pad_w, need_h, need_w, fill):
+
+def _padded(xp, x, pad_h, pad_w, need_h, need_w, fill):
     """``x`` inside a border of ``fill``: pad_h/pad_w before, enough after to hold
     ``need_h`` x ``need_w`` (ceil mode may let the last window run past the padding)."""
     n, c, h, w = x.shape
-    out = np.full((n, c, max(need_h, h + 2 * pad_h), max(need_w, w + 2 * pad_w)), fill,
+    out = xp.full((n, c, max(need_h, h + 2 * pad_h), max(need_w, w + 2 * pad_w)), fill,
                   dtype=x.dtype)
     out[:, :, pad_h:pad_h + h, pad_w:pad_w + w] = x
     return out
@@ -34,6 +41,13 @@ def _needed(out_size, kernel, stride, dilation):
     return (out_size - 1) * stride + (kernel - 1) * dilation + 1
 
 
+def _scatter_add(xp, index, values, size, dtype):
+    """zeros(size) with ``values`` added at the flat int64 ``index`` (summed in float64)."""
+    total = xp.bincount(index.ravel(), weights=values.ravel().astype(xp.float64),
+                        minlength=size)
+    return total.astype(dtype)
+
+
 # --- max pooling -------------------------------------------------------------------------------
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     """Window maxima and their positions (``h * W + w`` in the unpadded input plane).
@@ -41,25 +55,26 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     Ties go to the first position in row-major window order, and NaN wins, as in
     PyTorch.  Returns ``(values, indices)``; indices are int64.
     """
+    xp = array_module(x)
     n, c, h, w = x.shape
     (kh, kw), (ph, pw), (oh, ow) = kernel, padding, out_size
     need_h = _needed(oh, kh, stride[0], dilation[0])
     need_w = _needed(ow, kw, stride[1], dilation[1])
-    padded = _padded(x, ph, pw, need_h, need_w, -np.inf)
+    padded = _padded(xp, x, ph, pw, need_h, need_w, -xp.inf)
     # Where each padded position comes from (-1: padding).
-    plane = np.arange(h * w, dtype=np.int64).reshape(h, w)
-    source = _padded(plane[None, None], ph, pw, need_h, need_w, -1)[0, 0]
+    plane = xp.arange(h * w, dtype=xp.int64).reshape(h, w)
+    source = _padded(xp, plane[None, None], ph, pw, need_h, need_w, -1)[0, 0]
 
-    best = np.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
-    index = np.full((n, c, oh, ow), -1, dtype=np.int64)
+    best = xp.full((n, c, oh, ow), -xp.inf, dtype=x.dtype)
+    index = xp.full((n, c, oh, ow), -1, dtype=xp.int64)
     for i in range(kh):
         for j in range(kw):
             value = _tap(padded, i, j, oh, ow, stride, dilation)
             where = _tap(source, i, j, oh, ow, stride, dilation)
             # the first real position of a window is its default argmax (all -inf)
-            take = (value > best) | np.isnan(value) | ((index < 0) & (where >= 0))
-            best = np.where(take, value, best)
-            index = np.where(take, where, index)
+            take = (value > best) | xp.isnan(value) | ((index < 0) & (where >= 0))
+            best = xp.where(take, value, best)
+            index = xp.where(take, where, index)
     return best, index
 
 
@@ -67,42 +82,45 @@ def gather_plane(x, indices):
     """``out[n, c, ...] = x[n, c].flat[indices[n, c, ...]]`` (max pooling given argmaxes)."""
     n, c = x.shape[:2]
     flat = x.reshape(n, c, -1)
-    return np.take_along_axis(flat, indices.reshape(n, c, -1), axis=2).reshape(indices.shape)
+    return array_module(x).take_along_axis(flat, indices.reshape(n, c, -1), axis=2).reshape(indices.shape)
 
 
 def scatter_plane(g, indices, in_shape):
     """The adjoint of ``gather_plane``: zeros of ``in_shape`` with ``g`` added at ``indices``."""
+    xp = array_module(g)
     n, c = in_shape[:2]
-    out = np.zeros((n * c, int(np.prod(in_shape[2:]))), dtype=g.dtype)
-    rows = np.arange(n * c)[:, None]
-    np.add.at(out, (rows, indices.reshape(n * c, -1)), g.reshape(n * c, -1))
-    return out.reshape(in_shape)
+    plane = int(np.prod(in_shape[2:]))
+    offsets = (xp.arange(n * c, dtype=xp.int64) * plane).reshape(n, c, 1)
+    flat = indices.reshape(n, c, -1) + offsets         # positions in the (N*C*plane,) output
+    return _scatter_add(xp, flat, g, n * c * plane, g.dtype).reshape(in_shape)
 
 
 # --- average pooling ---------------------------------------------------------------------------
 def avg_pool2d_forward(x, kernel, stride, padding, out_size, inv_divisor):
     """Window sums times ``inv_divisor`` (an (out_h, out_w) float64 array; 0 for
     windows with no input in them).  Padding counts as zeros."""
+    xp = array_module(x)
     (kh, kw), (ph, pw), (oh, ow) = kernel, padding, out_size
     need_h = _needed(oh, kh, stride[0], 1)
     need_w = _needed(ow, kw, stride[1], 1)
-    padded = _padded(x, ph, pw, need_h, need_w, 0).astype(np.float64)
-    total = np.zeros(x.shape[:2] + (oh, ow))
+    padded = _padded(xp, x, ph, pw, need_h, need_w, 0).astype(xp.float64)
+    total = xp.zeros(x.shape[:2] + (oh, ow))
     for i in range(kh):
         for j in range(kw):
             total += _tap(padded, i, j, oh, ow, stride, (1, 1))
-    return (total * inv_divisor).astype(x.dtype)
+    return (total * xp.asarray(inv_divisor)).astype(x.dtype)
 
 
 def avg_pool2d_adjoint(g, kernel, stride, padding, in_size, inv_divisor):
     """The transpose of ``avg_pool2d_forward``: each window spreads its gradient
     times ``inv_divisor`` back over its taps (overlapping windows add up)."""
+    xp = array_module(g)
     (kh, kw), (ph, pw), (h, w) = kernel, padding, in_size
     oh, ow = g.shape[2:]
     need_h = max(_needed(oh, kh, stride[0], 1), h + 2 * ph)
     need_w = max(_needed(ow, kw, stride[1], 1), w + 2 * pw)
-    padded = np.zeros(g.shape[:2] + (need_h, need_w))
-    share = g.astype(np.float64) * inv_divisor
+    padded = xp.zeros(g.shape[:2] + (need_h, need_w))
+    share = g.astype(xp.float64) * xp.asarray(inv_divisor)
     for i in range(kh):
         for j in range(kw):
             _tap(padded, i, j, oh, ow, stride, (1, 1))[...] += share
@@ -112,15 +130,21 @@ def avg_pool2d_adjoint(g, kernel, stride, padding, in_size, inv_divisor):
 # --- nearest upsampling --------------------------------------------------------------------------
 def upsample_nearest_forward(x, rows, cols):
     """``out[n, c, i, j] = x[n, c, rows[i], cols[j]]`` (rows/cols: source indices)."""
+    xp = array_module(x)
+    rows, cols = xp.asarray(rows), xp.asarray(cols)
     return x[:, :, rows[:, None], cols[None, :]]
 
 
 def upsample_nearest_adjoint(g, rows, cols, in_size):
     """The transpose: every output pixel's gradient goes back to its source pixel
     (for an integer scale factor s this is a sum over s x s blocks)."""
-    out = np.zeros(g.shape[:2] + tuple(in_size), dtype=g.dtype)
-    np.add.at(out, (slice(None), slice(None), rows[:, None], cols[None, :]), g)
-    return out
+    xp = array_module(g)
+    n, c = g.shape[:2]
+    h, w = in_size
+    rows, cols = xp.asarray(rows, dtype=xp.int64), xp.asarray(cols, dtype=xp.int64)
+    plane = (rows[:, None] * w + cols[None, :]).reshape(1, 1, -1)
+    offsets = (xp.arange(n * c, dtype=xp.int64) * (h * w)).reshape(n, c, 1)
+    return _scatter_add(xp, plane + offsets, g, n * c * h * w, g.dtype).reshape(n, c, h, w)
 
 
 # --- gated activation ----------------------------------------------------------------------------
