@@ -21,7 +21,6 @@ falls on both alike.  Needs ``pip install torch`` (CPU build).
 import argparse
 import os
 import platform
-import sys
 
 
 def _parser():
@@ -33,13 +32,9 @@ def _parser():
     return parser
 
 
-# BLAS and numba read their thread counts when they load: pin them to --threads before
-# the imports, so that numba, BLAS and torch all use the same number of threads.
-_threads = str(_parser().parse_known_args(sys.argv[1:] if __name__ == "__main__" else [])[0]
-               .threads)
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-             "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, _threads)
+from benchmarks._timing import pin_threads  # noqa: E402  (standard library only)
+
+pin_threads(_parser(), __name__ == "__main__")
 
 import numpy as np  # noqa: E402
 
