@@ -1,23 +1,27 @@
 """Normalisation family: ``batch_norm`` (training and evaluation).
 
 Training mode normalises with the batch's own statistics.  Its forward is fused
-(one kernel for the per-channel mean/variance, one for normalise-and-affine),
-and its backward has two forms:
+(``train_stats``: the per-channel mean, variance, ``inv_std`` and the running
+update; then ``normalize_affine``), and its backward has two forms:
 
 * with a graph being built for the gradient (``create_graph=True``, as in
   WGAN-GP's gradient penalty) it recomputes the statistics from the saved input
   with tinygen ops and writes the input gradient
   ``inv_std / M * (M g - sum(g) - xhat * sum(g xhat))`` with tinygen ops too, so
   the gradient is itself differentiable (in x, in the weight and in g);
-* otherwise (the engine runs backward under ``no_grad``) a fused kernel
-  computes the same formula from the saved per-channel statistics.
+* otherwise (the engine runs backward under ``no_grad``) fused kernels compute
+  the same formula from the saved per-channel statistics (``backward_stats`` for
+  ``sum(g)`` and ``sum(g xhat)``, then ``backward_input``).
 
 Evaluation mode uses the running statistics, which are constants: it is an
 affine map per channel, ``y = (x - running_mean) * weight / sqrt(running_var +
 eps) + bias``.
 
 Kernels come from ``tinygen.backend.kernels`` (family ``"batch_norm"``): on the
-CPU the numba kernels, or the numpy reference under ``use_impl('reference')``.
+CPU the numba kernels, or the numpy reference under ``use_impl('reference')``; on
+a GPU the CUDA ones.  Every device's module has the same functions, so the op
+calls the same ones everywhere (the CUDA module runs each fused one in a single
+launch; the CPU modules compose them from smaller kernels).
 """
 import numbers
 
@@ -58,11 +62,17 @@ def _f64(array_or_none, default, channels, xp):
     return array_or_none.astype(np.float64)
 
 
-def _update_running(running, batch, momentum):
-    """``running = (1 - momentum) * running + momentum * batch``, in place."""
-    xp = array_module(running)
-    batch = xp.asarray(batch)
-    running[...] = ((1.0 - momentum) * running + momentum * batch).astype(running.dtype)
+def _updatable(buffer):
+    """A running-statistics buffer as the kernels update it, in place and contiguous:
+    the buffer itself, or a copy of a strided view that ``_write_back`` copies back."""
+    if buffer is None or buffer.flags.c_contiguous:
+        return buffer
+    return contiguous(buffer)
+
+
+def _write_back(buffer, updated):
+    if updated is not buffer:
+        buffer[...] = updated
 
 
 # --- training mode --------------------------------------------------------------------------
@@ -77,16 +87,14 @@ class BatchNormTrain(Function):
         n, c, length = _as_ncl(x.shape)
         x3 = contiguous(x).reshape(n, c, length)
         xp = array_module(x)
-        mean, var = k.channel_stats(x3)
-        inv_std = 1.0 / xp.sqrt(var + eps)
+        # the batch statistics, and the running ones updated in place (the running
+        # variance tracks the batch's unbiased variance, as PyTorch's)
+        running = _updatable(running_mean), _updatable(running_var)
+        mean, _, inv_std = k.train_stats(x3, eps, *running, momentum)
+        _write_back(running_mean, running[0])
+        _write_back(running_var, running[1])
         scale = _f64(weight, 1.0, c, xp) * inv_std
         out = k.normalize_affine(x3, mean, scale, _f64(bias, 0.0, c, xp)).reshape(x.shape)
-
-        if running_mean is not None:  # like PyTorch: the unbiased variance is tracked
-            count = n * length
-            unbiased = var * (count / (count - 1))
-            _update_running(running_mean, mean, momentum)
-            _update_running(running_var, unbiased, momentum)
 
         self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
         self.mean, self.inv_std = mean, inv_std
@@ -123,8 +131,7 @@ class BatchNormTrain(Function):
         n, c, length = _as_ncl(x.shape)
         x3 = contiguous(x.data).reshape(n, c, length)
         g3 = contiguous(grad.data).reshape(n, c, length)
-        sum_g, sum_gc = k.backward_reduce(g3, x3, self.mean)
-        sum_g_xhat = sum_gc * self.inv_std
+        sum_g, sum_g_xhat = k.backward_stats(g3, x3, self.mean, self.inv_std)
         grad_x = grad_w = grad_b = None
         if need_x:
             w = _f64(weight.data if weight is not None else None, 1.0, c,

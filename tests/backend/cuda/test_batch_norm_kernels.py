@@ -227,3 +227,44 @@ def test_batch_norm_op_on_the_fake_gpu_runs_the_kernels(emulated, rng, training)
         # the kernel backward against finite differences of the kernel forward
         gradcheck(lambda x, w, b: F.batch_norm(x, rm, rv, w, b, training=training,
                                                momentum=0.0), [x, w, b])
+
+
+def test_batch_norm_op_on_the_fake_gpu_calls_the_fused_kernels(emulated, rng, monkeypatch):
+    calls, depth = [], [0]
+
+    def spy(function):
+        def wrapper(*args, **kwargs):
+            if depth[0] == 0:  # the op's own calls, not the module's calls to its pieces
+                calls.append(function.__name__)
+            depth[0] += 1
+            try:
+                return function(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return wrapper
+
+    for name in ("train_stats", "channel_stats", "normalize_affine", "backward_stats",
+                 "backward_reduce", "backward_input"):
+        monkeypatch.setattr(cuda_bn, name, spy(getattr(cuda_bn, name)))
+    data = rng.standard_normal((3, 2, 5)) + 4
+    weight, bias = rng.standard_normal(2), rng.standard_normal(2)
+    upstream = rng.standard_normal(data.shape)
+    with fake_cuda():
+        x, w, b = (tg.tensor(a, device="cuda", requires_grad=True) for a in (data, weight, bias))
+        # running statistics as strided views: the kernel updates a contiguous copy
+        storage = tg.tensor(np.arange(8.0), device="cuda")
+        running_mean, running_var = storage[0:4:2], storage[5:8:2]
+        y = F.batch_norm(x, running_mean, running_var, w, b, training=True, momentum=0.3)
+        assert calls == ["train_stats", "normalize_affine"]
+        g = tg.tensor(upstream, device="cuda")
+        fused = tg.grad(y, [x, w, b], g, retain_graph=True)
+        assert calls[2:] == ["backward_stats", "backward_input"]
+        graph = tg.grad(y, [x, w, b], g, create_graph=True)  # tinygen ops, no kernels
+        assert len(calls) == 4
+        for a, c in zip(fused, graph):
+            np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-10, atol=1e-12)
+        stored = storage.numpy()
+    expected = np.arange(8.0)
+    expected[0:4:2] = 0.7 * expected[0:4:2] + 0.3 * data.mean(axis=(0, 2))
+    expected[5:8:2] = 0.7 * expected[5:8:2] + 0.3 * data.var(axis=(0, 2), ddof=1)
+    np.testing.assert_allclose(stored, expected, rtol=1e-12)

@@ -118,6 +118,147 @@ def test_numba_kernels_match_reference(n, c, length, dtype, seed):
     np.testing.assert_allclose(dx, ref.backward_input(*args), **tol)
 
 
+# --- the fused entry points of the CPU modules (train_stats, backward_stats) ---------------------
+def _old_train_stats(x3, eps, running_mean, running_var, momentum):
+    """What the op computed before it called train_stats: channel_stats, inv_std, and the
+    running update with the unbiased variance, written out here to pin those semantics."""
+    mean, var = ref.channel_stats(x3)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    if running_mean is not None:
+        count = x3.shape[0] * x3.shape[2]
+        for running, batch in ((running_mean, mean), (running_var, var * (count / (count - 1)))):
+            running[...] = ((1.0 - momentum) * running + momentum * batch).astype(running.dtype)
+    return mean, var, inv_std
+
+
+@given(st.integers(1, 5), st.integers(1, 4), st.integers(1, 20), dtypes, seeds,
+       st.sampled_from([0.0, 0.1, 0.75, 1.0]), st.booleans())
+def test_train_stats_of_both_cpu_modules_equal_the_old_composition(n, c, length, dtype, seed,
+                                                                    momentum, track):
+    assume(n * length > 1 or not track)
+    rng = np.random.default_rng(seed)
+    x3 = (rng.standard_normal((n, c, length)) * 3 + 1).astype(dtype)
+    eps = 10.0 ** rng.uniform(-6, -1)
+    buffers0 = (rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype))
+    results = {}
+    for name, train_stats in (("old", _old_train_stats), ("reference", ref.train_stats),
+                              ("numba", fast.train_stats)):
+        running = [b.copy() for b in buffers0] if track else [None, None]
+        stats = train_stats(x3, eps, *running, momentum if track else None)
+        assert all(s.dtype == np.float64 and s.shape == (c,) for s in stats)
+        results[name] = stats, running
+    # the reference is the old composition, bit for bit
+    for a, b in zip(results["reference"][0] + tuple(results["reference"][1]),
+                    results["old"][0] + tuple(results["old"][1])):
+        np.testing.assert_array_equal(a, b)
+    (mean, var, inv_std), running = results["numba"]
+    expected, expected_running = results["old"]
+    np.testing.assert_allclose(mean, expected[0], rtol=1e-12, atol=1e-12 * np.abs(x3).max())
+    np.testing.assert_allclose(var, expected[1], rtol=1e-12)
+    np.testing.assert_allclose(inv_std, expected[2], rtol=1e-12)
+    if track:
+        assert running[0].dtype == running[1].dtype == dtype
+        assert not np.array_equal(running[1], buffers0[1]) or momentum == 0.0
+        for a, b in zip(running, expected_running):
+            np.testing.assert_allclose(a, b, **(tolerance(dtype) if dtype == np.float32
+                                                 else dict(rtol=1e-12, atol=1e-12)))
+
+
+@given(st.integers(1, 5), st.integers(1, 4), st.integers(1, 20), seeds)
+def test_backward_stats_of_both_cpu_modules_equal_the_old_composition(n, c, length, seed):
+    rng = np.random.default_rng(seed)
+    x3 = rng.standard_normal((n, c, length)) * 3 + 1
+    g3 = rng.standard_normal((n, c, length))
+    mean, var = ref.channel_stats(x3)
+    inv_std = 1.0 / np.sqrt(var + 1e-5)
+    sum_g, sum_gc = ref.backward_reduce(g3, x3, mean)
+    old = (sum_g, sum_gc * inv_std)  # what the op computed before it called backward_stats
+    for a, b in zip(ref.backward_stats(g3, x3, mean, inv_std), old):
+        np.testing.assert_array_equal(a, b)
+    # sums of terms of both signs: the error is relative to the sum of the terms' sizes
+    scale = (np.abs(g3).sum(axis=(0, 2)),
+             (np.abs(g3) * np.abs(x3 - mean[:, None]) * inv_std[:, None]).sum(axis=(0, 2)))
+    for a, b, size in zip(fast.backward_stats(g3, x3, mean, inv_std), old, scale):
+        assert a.dtype == np.float64 and a.shape == (c,)
+        assert np.all(np.abs(a - b) <= 1e-12 * size)
+
+
+@pytest.mark.parametrize("k", [ref, fast], ids=["reference", "numba"])
+def test_train_stats_with_one_value_per_channel_and_bad_arguments(k):
+    x3 = np.array([[[2.0], [-3.0]]])  # (1, 2, 1): the biased variance is 0, M - 1 is 0
+    mean, var, inv_std = k.train_stats(x3, 0.25)
+    np.testing.assert_array_equal(mean, [2.0, -3.0])
+    np.testing.assert_array_equal(var, [0.0, 0.0])
+    np.testing.assert_array_equal(inv_std, [2.0, 2.0])
+    running_mean, running_var = np.zeros(2), np.ones(2)
+    with pytest.raises(ValueError, match=r"unbiased variance .* more than 1 value per channel, "
+                                         r"got input shape \(1, 2, 1\)"):
+        k.train_stats(x3, 0.25, running_mean, running_var, 0.1)
+    np.testing.assert_array_equal(running_mean, 0.0)  # refused before anything was written
+    with pytest.raises(ValueError, match="running_mean and running_var must both be given"):
+        k.train_stats(np.zeros((2, 2, 1)), 0.25, running_mean, None, 0.1)
+    with pytest.raises(ValueError, match="eps must be positive, got 0"):
+        k.train_stats(x3, 0)
+
+
+@pytest.mark.parametrize("name", ["reference", "numba"])
+def test_module_momentum_none_keeps_the_cumulative_average(name):
+    """BatchNorm(momentum=None) passes momentum = 1 / num_batches to the op: the running
+    statistics are the plain average of the batches' mean and unbiased variance."""
+    rng = np.random.default_rng(5)
+    batches = [rng.standard_normal((4, 2, 3)) * (i + 1) + i for i in range(3)]
+    bn = nn.BatchNorm1d(2, momentum=None, dtype=tg.float64)
+    with impl(name):
+        for x in batches:
+            bn(tg.tensor(x, dtype=tg.float64))
+    means = [x.mean(axis=(0, 2)) for x in batches]
+    variances = [x.var(axis=(0, 2), ddof=1) for x in batches]
+    np.testing.assert_allclose(bn.running_mean.numpy(), np.mean(means, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var.numpy(), np.mean(variances, axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [ref, fast], ids=["reference", "numba"])
+def test_op_calls_the_fused_entry_points_of_the_cpu_module(k, monkeypatch):
+    calls, depth = [], [0]
+
+    def spy(function):
+        def wrapper(*args):
+            if depth[0] == 0:  # the op's own calls, not the module's calls to its pieces
+                calls.append(function.__name__)
+            depth[0] += 1
+            try:
+                return function(*args)
+            finally:
+                depth[0] -= 1
+        return wrapper
+
+    for name in ("train_stats", "backward_stats", "channel_stats", "backward_reduce"):
+        monkeypatch.setattr(k, name, spy(getattr(k, name)))
+    rng = np.random.default_rng(6)
+    x, w, b = _inputs((3, 2, 4), "both", 6)
+    with impl("reference" if k is ref else "numba"):
+        y = batch_norm(x, f64(np.zeros(2), False), f64(np.ones(2), False), w, b, training=True)
+        assert calls == ["train_stats"]
+        g = f64(rng.standard_normal(y.shape), False)
+        tg.grad(y, [x, w, b], g, retain_graph=True)
+        assert calls == ["train_stats", "backward_stats"]
+        tg.grad(y, [x, w, b], g, create_graph=True)  # the differentiable path: tinygen ops
+        assert calls == ["train_stats", "backward_stats"]
+
+
+def test_strided_running_buffers_are_updated_in_place():
+    rng = np.random.default_rng(7)
+    x = f64(rng.standard_normal((5, 3, 2)), False)
+    storage = f64(np.arange(12.0), False)
+    running_mean, running_var = storage[0:6:2], storage[7:12:2]  # views, not contiguous
+    batch_norm(x, running_mean, running_var, training=True, momentum=0.5)
+    x3 = x.numpy()
+    expected = np.arange(12.0)
+    expected[0:6:2] = 0.5 * expected[0:6:2] + 0.5 * x3.mean(axis=(0, 2))
+    expected[7:12:2] = 0.5 * expected[7:12:2] + 0.5 * x3.var(axis=(0, 2), ddof=1)
+    np.testing.assert_allclose(storage.numpy(), expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("training", [True, False])
 def test_op_gives_the_same_results_with_both_kernels(dtype, training):

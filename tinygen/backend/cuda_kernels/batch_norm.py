@@ -6,7 +6,8 @@ file for the maths) and the numba kernels: ``channel_stats``, ``normalize_affine
 a GPU, numpy under the CPU emulator); per-channel vectors are float64 ``(C,)`` arrays,
 and outputs are allocated with the input's array module.
 
-Two fused functions do in one launch what the op now does in several steps:
+Two fused functions, the ones the op calls, each do in one launch what the CPU
+modules compose from the others:
 
 * ``train_stats(x3, eps, running_mean, running_var, momentum)``: the batch mean,
   biased variance and ``inv_std``, and the running-statistics update (unbiased

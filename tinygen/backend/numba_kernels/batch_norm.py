@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import sized
+from ..reference.batch_norm import finish_backward_stats, finish_train_stats
 
 # Reductions may reorder their float64 additions, so that LLVM can vectorise them
 # (strict left-to-right order makes each add wait for the previous one).  Only
@@ -62,6 +63,13 @@ def channel_stats(x3):
     return mean, var
 
 
+def train_stats(x3, eps, running_mean=None, running_var=None, momentum=0.1):
+    """Per-channel ``(mean, var, inv_std)`` and the running update (as the reference:
+    its composition, on these kernels' channel statistics)."""
+    mean, var = channel_stats(x3)
+    return finish_train_stats(x3, mean, var, eps, running_mean, running_var, momentum)
+
+
 def normalize_affine(x3, mean, scale, shift):
     """``y = (x - mean[c]) * scale[c] + shift[c]`` in ``x3``'s dtype."""
     return sized(_normalize_affine, x3.size, x3, mean, scale, shift)
@@ -102,6 +110,11 @@ def backward_reduce(g3, x3, mean):
     """Per-channel ``sum(g)`` and ``sum(g * (x - mean))`` in float64."""
     sg, sgx = sized(_row_backward_sums, x3.size, g3, x3, mean)
     return sg.sum(axis=0), sgx.sum(axis=0)
+
+
+def backward_stats(g3, x3, mean, inv_std):
+    """Per-channel ``sum(g)`` and ``sum(g * xhat)`` in float64 (as the reference)."""
+    return finish_backward_stats(*backward_reduce(g3, x3, mean), inv_std)
 
 
 def backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat):

@@ -22,6 +22,12 @@ The backward pass, with xhat = (x - mean) * inv_std:
 
 (the two subtracted terms are what the batch statistics' own dependence on x
 contributes: shifting every x moves the mean, scaling every x moves the std).
+
+The op calls two fused entry points on every device, which the CUDA kernels run
+in one launch each: ``train_stats`` (mean, var, inv_std and the running-statistics
+update) and ``backward_stats`` (sum(g), sum(g * xhat)).  Here they are composed
+from the pieces above by ``finish_train_stats`` and ``finish_backward_stats``,
+which the numba module shares, so the composition is written once.
 """
 import numpy as np
 
@@ -68,7 +74,7 @@ def backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat):
     """The input gradient ``dx`` in ``x3``'s dtype (formula in the module docstring).
 
     ``weight`` is the (C,) float64 weight (ones without affine); ``sum_g`` and
-    ``sum_g_xhat`` come from ``backward_reduce`` (the latter times inv_std).
+    ``sum_g_xhat`` come from ``backward_stats``.
     """
     n, _, length = x3.shape
     count = n * length
@@ -78,3 +84,53 @@ def backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat):
         g - _per_channel(sum_g / count) - xhat * _per_channel(sum_g_xhat / count)
     )
     return dx.astype(x3.dtype)
+
+
+# --- the fused entry points -------------------------------------------------------------------
+def train_stats(x3, eps, running_mean=None, running_var=None, momentum=0.1):
+    """Per-channel ``(mean, var, inv_std)`` in float64 (var biased, ``inv_std = 1 /
+    sqrt(var + eps)``); with running buffers, also updates them in place (see
+    ``finish_train_stats``)."""
+    mean, var = channel_stats(x3)
+    return finish_train_stats(x3, mean, var, eps, running_mean, running_var, momentum)
+
+
+def backward_stats(g3, x3, mean, inv_std):
+    """Per-channel ``sum(g)`` and ``sum(g * xhat)`` in float64: the bias and weight
+    gradients, and what ``backward_input`` needs."""
+    return finish_backward_stats(*backward_reduce(g3, x3, mean), inv_std)
+
+
+def finish_train_stats(x3, mean, var, eps, running_mean, running_var, momentum):
+    """``train_stats`` given ``channel_stats(x3)``: adds inv_std and the running update
+
+        running = (1 - momentum) * running + momentum * batch
+
+    in the buffers' dtype, with the batch's *unbiased* variance ``var * M / (M - 1)``
+    for ``running_var`` (as PyTorch: the running variance estimates the population's,
+    while the batch is normalised with its own biased one)."""
+    if not eps > 0:
+        raise ValueError(f"batch_norm: eps must be positive, got {eps!r}")
+    inv_std = 1.0 / np.sqrt(var + eps)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var must both be given or both "
+                         "be None")
+    if running_mean is not None:
+        n, _, length = x3.shape
+        count = n * length
+        if count < 2:
+            raise ValueError(f"batch_norm: the unbiased variance for the running statistics "
+                             f"needs more than 1 value per channel, got input shape {x3.shape}")
+        _update_running(running_mean, mean, momentum)
+        _update_running(running_var, var * (count / (count - 1)), momentum)
+    return mean, var, inv_std
+
+
+def finish_backward_stats(sum_g, sum_g_centered, inv_std):
+    """``backward_stats`` given ``backward_reduce``: xhat = (x - mean) * inv_std, and
+    inv_std is constant per channel, so sum(g * xhat) = sum(g * (x - mean)) * inv_std."""
+    return sum_g, sum_g_centered * inv_std
+
+
+def _update_running(running, batch, momentum):
+    running[...] = ((1.0 - momentum) * running + momentum * batch).astype(running.dtype)
