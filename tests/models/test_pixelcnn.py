@@ -2,8 +2,9 @@
 discretized logistic mixture ("dlm") heads: the autoregressive property end to end
 (raster and colour order; whole pixels for the mixture), the gated model's full receptive
 field (no blind spot), shapes and NLL, training on real Fashion-MNIST, sampling and
-completion (the row-cropped sampler gives exactly the naive sampler's images), the
-experiments and the command line, bad arguments."""
+completion (the windowed and the gated model's incremental samplers draw exactly the
+naive sampler's images; the incremental sampler's outputs are the forward's, its work
+O(layers) per pixel), the experiments and the command line, bad arguments."""
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ import tinygen as tg
 from tinygen import optim
 from tinygen.data import load_fashion_mnist
 from tinygen.models.pixelcnn import GatedPixelCNN, PixelCNN
+from tinygen.models.pixelcnn.sampling import GatedIncremental
 
 SIZE = 6
 
@@ -30,6 +32,8 @@ def _models():
         "gated-3": GatedPixelCNN(3, 24, 6, image_size=SIZE, dtype=np.float64),
         "gated-cond": GatedPixelCNN(1, 8, 3, num_conditions=4, image_size=SIZE,
                                     dtype=np.float64),
+        "gated-3-cond": GatedPixelCNN(3, 12, 3, num_conditions=4, image_size=SIZE,
+                                      dtype=np.float64),
         "pixelcnn-1-dlm": PixelCNN(1, 8, 2, image_size=SIZE, dtype=np.float64, **DLM),
         "pixelcnn-3-dlm": PixelCNN(3, 8, 2, image_size=SIZE, dtype=np.float64, **DLM),
         "gated-1-dlm": GatedPixelCNN(1, 8, 6, image_size=SIZE, dtype=np.float64, **DLM),
@@ -233,16 +237,82 @@ def _train_briefly(real_images, model, lr):
     return before, model.bits_per_dim(held_out)
 
 
-@pytest.mark.parametrize("name", ["pixelcnn-1", "pixelcnn-3", "gated-1", "gated-cond",
-                                  "pixelcnn-3-dlm", "gated-3-dlm", "gated-cond-dlm"])
-def test_fast_sampling_equals_naive(name):
+def _assert_every_sampler_draws_the_naive_images(model, draw):
+    """``draw(fast)`` with each of the model's samplers gives the naive images (float64:
+    their outputs differ by rounding only, far too little to move an inverse-CDF draw)."""
+    naive = draw(False)
+    assert len(np.unique(naive)) > 3        # real draws, not a constant image
+    assert model.samplers[0] == "naive"
+    for sampler in model.samplers[1:] + (True,):
+        np.testing.assert_array_equal(draw(sampler), naive, err_msg=f"fast={sampler!r}")
+    return naive
+
+
+@pytest.mark.parametrize("name", list(_models()))
+def test_every_sampler_draws_the_naive_images(name):
+    """Windowed (both models) and incremental (gated; fast=True) sampling, with and
+    without conditioning, C=1 and C=3, softmax and mixture heads."""
     model = _init(_models()[name])
     classes = _classes(model, 3)
-    fast = model.sample(3, np.random.default_rng(7), classes=classes, fast=True)
-    naive = model.sample(3, np.random.default_rng(7), classes=classes, fast=False)
-    assert fast.shape == (3, model.channels, SIZE, SIZE) and fast.dtype == np.uint8
-    np.testing.assert_array_equal(fast, naive)
-    assert len(np.unique(fast)) > 3        # real draws, not a constant image
+    images = _assert_every_sampler_draws_the_naive_images(
+        model, lambda fast: model.sample(3, np.random.default_rng(7), classes, fast))
+    assert images.shape == (3, model.channels, SIZE, SIZE) and images.dtype == np.uint8
+    expected = ("naive", "windowed") + (("incremental",) if name.startswith("gated") else ())
+    assert model.samplers == expected
+
+
+def _drive_incremental(model, x, classes):
+    """The incremental sampler's outputs at every pixel of a given image x, asked in
+    raster order as the sampler does (the forward's layout: (N, P, H, W) or
+    (N, n_classes, C, H, W))."""
+    sampler = GatedIncremental(model, x, model._one_hot(classes, len(x)))
+    outs = [[sampler.at(r, c) for c in range(x.shape[3])] for r in range(x.shape[2])]
+    return np.moveaxis(np.array(outs), (0, 1), (-2, -1))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 1e-5)])
+@pytest.mark.parametrize("kwargs", [
+    dict(channels=1), dict(channels=3), dict(channels=3, **DLM), dict(channels=1, **DLM),
+    dict(channels=3, num_conditions=4), dict(channels=1, kernel_size=5)],
+    ids=["1", "3", "3-dlm", "1-dlm", "3-cond", "1-k5"])
+def test_incremental_outputs_are_the_forwards(kwargs, dtype, rtol):
+    """Fed a whole random image (the stacks never read the current pixel or later ones,
+    the current-pixel conv only earlier colours), the incremental sampler's output at
+    every pixel is the forward's, up to float rounding: relative to the largest output,
+    1e-13 in float64 and 1e-5 in float32 (measured: 4e-16 and 2e-7).  The image is
+    larger than every layer's row and column window."""
+    model = _init(GatedPixelCNN(hidden=12, n_layers=3, image_size=(7, 9), dtype=dtype,
+                                **kwargs))
+    x = np.random.default_rng(12).integers(0, 256, (2, model.channels, 7, 9), dtype=np.uint8)
+    classes = _classes(model, 2)
+    with tg.no_grad():
+        expected = np.asarray(model.outputs(x, classes).data, dtype=np.float64)
+    got = _drive_incremental(model, x, classes)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=rtol * np.abs(expected).max())
+
+
+def test_incremental_sampler_reuses_the_stacks_work():
+    """O(layers) work per pixel: each layer's vertical conv runs once per row on at most
+    kh + 1 rows, its horizontal conv once per pixel (not per colour) on at most kw + 1
+    columns; the head runs once per sub-pixel."""
+    H, W, layers = 5, 6, 3
+    model = _init(GatedPixelCNN(3, 12, layers, kernel_size=5, image_size=(H, W),
+                                dtype=np.float64))
+    seen = {"vertical": [], "horizontal": [], "head": []}
+    for layer in model.layers:
+        layer.vertical.register_forward_hook(
+            lambda m, args, out: seen["vertical"].append(args[0].shape))
+        layer.horizontal.register_forward_hook(
+            lambda m, args, out: seen["horizontal"].append(args[0].shape))
+    model.head.register_forward_hook(lambda m, args, out: seen["head"].append(1))
+    model.sample(2, np.random.default_rng(13))
+    assert len(seen["vertical"]) == H * layers
+    assert max(shape[2] for shape in seen["vertical"]) == 3 + 1       # kh = 3
+    assert len(seen["horizontal"]) == H * W * layers
+    assert {shape[2] for shape in seen["horizontal"]} == {1}
+    assert max(shape[3] for shape in seen["horizontal"]) == 3 + 1     # kw = 3
+    assert len(seen["head"]) == H * W * 3
 
 
 def test_sampling_is_reproducible_and_follows_the_model():
@@ -280,15 +350,19 @@ def test_mixture_sampling_draws_each_pixel_from_its_mixture():
     assert len({tuple(p) for p in a[:, :, 0, 0]}) > 100       # real draws of RGB triples
 
 
-@pytest.mark.parametrize("name", ["gated-1", "gated-1-dlm"])
+@pytest.mark.parametrize("name", ["gated-1", "gated-1-dlm", "gated-3-cond", "pixelcnn-3"])
 def test_complete_keeps_the_given_rows(name):
+    """And every sampler completes as the naive one does (the incremental sampler starts
+    from the given rows' vertical features)."""
     model = _init(_models()[name])
-    images = np.random.default_rng(9).integers(0, 256, (2, SIZE, SIZE), dtype=np.uint8)
-    done = model.complete(images, 3, np.random.default_rng(10))
-    assert done.shape == (2, 1, SIZE, SIZE)
-    np.testing.assert_array_equal(done[:, 0, :3], images[:, :3])
-    naive = model.complete(images, 3, np.random.default_rng(10), fast=False)
-    np.testing.assert_array_equal(done, naive)
+    images = np.random.default_rng(9).integers(0, 256, (2, model.channels, SIZE, SIZE),
+                                               dtype=np.uint8)
+    classes = _classes(model, 2)
+    done = _assert_every_sampler_draws_the_naive_images(
+        model, lambda fast: model.complete(images, 3, np.random.default_rng(10), classes,
+                                           fast))
+    assert done.shape == (2, model.channels, SIZE, SIZE)
+    np.testing.assert_array_equal(done[:, :, :3], images[:, :, :3])
 
 
 BIG = [PixelCNN(1, 8, 1, image_size=(12, 13), dtype=np.float64),
@@ -313,14 +387,14 @@ def test_receptive_window_is_exact(model):
 
 
 @pytest.mark.parametrize("model", BIG, ids=BIG_IDS)
-def test_windowed_sampling_equals_naive_on_big_images(model):
-    """Images larger than the receptive field: the window really crops."""
+def test_every_sampler_draws_the_naive_images_on_big_images(model):
+    """Images larger than the receptive field: the windows really crop."""
     _init(model)
     assert model.receptive_rows + 1 < 12
     assert model.receptive_left + model.receptive_right + 1 < 13
-    fast = model.sample(2, np.random.default_rng(11), fast=True)
-    naive = model.sample(2, np.random.default_rng(11), fast=False)
-    np.testing.assert_array_equal(fast, naive)
+    classes = _classes(model, 2)
+    _assert_every_sampler_draws_the_naive_images(
+        model, lambda fast: model.sample(2, np.random.default_rng(11), classes, fast))
 
 
 @pytest.mark.parametrize("name, options", [
@@ -384,6 +458,15 @@ def test_command_line_train_sample_eval_resume_with_the_mixture_head(tmp_path, m
     assert main(["train", "gated-pixelcnn", "--epochs", "1", "--limit", "16", "--out",
                  str(tmp_path / "bad"), "--no-progress", "-o", "output=logistic"]) == 1
     assert "output must be 'softmax'" in capsys.readouterr().err
+
+
+def test_bad_sampler_raises_a_clear_error():
+    with pytest.raises(ValueError, match=r"fast must be True, False or one of \('naive', "
+                                         r"'windowed'\) for PixelCNN, got 'incremental'"):
+        PixelCNN(1, 8, 1, image_size=4).sample(1, np.random.default_rng(0), fast="incremental")
+    with pytest.raises(ValueError, match="fast must be .* got 1"):
+        GatedPixelCNN(1, 8, 1, image_size=4).complete(np.zeros((1, 4, 4), np.uint8), 2,
+                                                      np.random.default_rng(0), fast=1)
 
 
 @pytest.mark.parametrize("cls", [PixelCNN, GatedPixelCNN])

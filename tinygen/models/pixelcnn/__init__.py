@@ -2,6 +2,8 @@
 
     networks.py    PixelCNN, GatedPixelCNN (softmax or discretized logistic mixture head;
                    NLL, bits/dim, sampling, completion)
+    sampling.py    the samplers' ways to get an output: naive, windowed, and the gated
+                   model's incremental one (per-layer row and column caches)
     experiment.py  ``tinygen train pixelcnn`` / ``gated-pixelcnn`` (test bits/dim)
 """
 from .networks import PixelCNN, GatedPixelCNN  # noqa: F401

@@ -38,16 +38,21 @@ GatedPixelCNN(channels=1, hidden=64, n_layers=8, num_conditions=None, output="so
     mask-A conv of the input (groups_rgb=3) adds the current pixel's earlier channels
     before the head, whose 1x1 convs are masked B with groups_rgb=3.
 
-Sampling (``sample``, ``complete``) runs in raster and channel order.  The output at row r
-depends on input rows <= r only, none more than ``receptive_rows`` above r, and columns
-c - ``receptive_left`` .. c + ``receptive_right`` only, so ``fast=True`` (the default)
-runs the network on that window alone (zero padding at the window's edges only touches
-features the output at (r, c) never uses);
-``fast=False`` runs it on the whole image (the reference).  The softmax head runs the
-network once per sub-pixel and draws one ``generator.random(n)`` for each (inverse CDF);
-the mixture head runs it once per pixel and draws the pixel's component and channels
-(``DiscretizedLogisticMixture.sample``).  Fast and reference samplers draw the same
-numbers in the same order, so they give the same images for the same generator.
+Sampling (``sample``, ``complete``) runs in raster and channel order; how the head's
+output at (r, c) is computed is ``fast`` (``sampling.py``):
+
+    False           "naive": the network on the whole image, every time (the reference)
+    "windowed"      the network on the window the output sees: rows r - ``receptive_rows``
+                    .. r, columns c - ``receptive_left`` .. c + ``receptive_right``
+    "incremental"   gated only: per-layer caches, the vertical stack run once per row and
+                    the horizontal stack once per pixel on the few columns it reads
+    True            the fastest the model has: "incremental" (gated), "windowed" (PixelCNN)
+
+The softmax head is asked once per sub-pixel and draws one ``generator.random(n)`` for
+each (inverse CDF); the mixture head once per pixel and draws the pixel's component and
+channels (``DiscretizedLogisticMixture.sample``).  All samplers draw the same numbers in
+the same order from outputs equal up to float rounding, so they give the same images for
+the same generator.
 """
 import math
 import numbers
@@ -56,12 +61,11 @@ import numpy as np
 
 from ... import nn
 from ...autograd import Tensor, no_grad
-from ...backend import to_numpy
 from ...nn import functional as F, init
-from ...nn.conv import GatedPixelCNNLayer, MaskedConv2d, _gate
-from ...ops.conv import down_shift
+from ...nn.conv import GatedPixelCNNLayer, MaskedConv2d
 from ..likelihoods import categorical_inverse_cdf
 from ..logistic_mixture import DiscretizedLogisticMixture
+from .sampling import SAMPLERS
 
 OUTPUTS = ("softmax", "dlm")
 
@@ -201,39 +205,33 @@ class _AutoregressiveImageModel(nn.Module):
 
     # --- sampling ------------------------------------------------------------------------
     # how far an output sees: rows above its own, columns to its left and right
-    # (set by subclasses)
+    # (set by subclasses; the windowed sampler's window)
     receptive_rows = receptive_left = receptive_right = None
+    # the ways this model can compute an output while sampling (``sampling.SAMPLERS``),
+    # the fastest last
+    samplers = ("naive", "windowed")
 
-    def _output_at(self, x, cond, r, c, fast):
-        """The head's output at pixel (r, c) for every image (numpy float64): logits
-        (n, n_classes, C) or mixture parameters (n, P).
-        fast: run the network on the window of rows r - receptive_rows .. r and columns
-        c - receptive_left .. c + receptive_right only (exact: the output sees no later
-        row and nothing outside that window)."""
-        if fast:
-            lo = max(0, r - self.receptive_rows)
-            left = max(0, c - self.receptive_left)
-            inp = x[:, :, lo:r + 1, left:c + self.receptive_right + 1]
-        else:
-            lo = left = 0
-            inp = x
-        with no_grad():
-            out = self(self.scale(inp), cond)
-        return np.asarray(to_numpy(out.data[..., r - lo, c - left]), dtype=np.float64)
+    def _sampler(self, fast):
+        if isinstance(fast, bool):
+            return SAMPLERS[self.samplers[-1] if fast else "naive"]
+        if isinstance(fast, str) and fast in self.samplers:
+            return SAMPLERS[fast]
+        raise ValueError(f"fast must be True, False or one of {self.samplers} for "
+                         f"{type(self).__name__}, got {fast!r}")
 
     def _fill(self, x, cond, generator, start, fast):
         n, C, H, W = x.shape
+        outputs = self._sampler(fast)(self, x, cond)
         was_training = self.training
         self.eval()
         try:
             for r in range(start, H):
                 for c in range(W):
-                    if self.mixture is not None:    # one pass draws the whole pixel
-                        params = self._output_at(x, cond, r, c, fast)
-                        x[:, :, r, c] = self.mixture.sample(params, generator)
+                    if self.mixture is not None:    # one output draws the whole pixel
+                        x[:, :, r, c] = self.mixture.sample(outputs.at(r, c), generator)
                         continue
-                    for k in range(C):              # the softmax: a pass per sub-pixel
-                        logits = self._output_at(x, cond, r, c, fast)[:, :, k]
+                    for k in range(C):              # the softmax: one per sub-pixel
+                        logits = outputs.at(r, c)[:, :, k]
                         weights = np.exp(logits - logits.max(axis=1, keepdims=True))
                         x[:, k, r, c] = categorical_inverse_cdf(weights, generator.random(n))
         finally:
@@ -241,7 +239,8 @@ class _AutoregressiveImageModel(nn.Module):
         return x
 
     def sample(self, n, generator, classes=None, fast=True):
-        """``n`` images, uint8 (n, C, H, W), drawn in raster and channel order."""
+        """``n`` images, uint8 (n, C, H, W), drawn in raster and channel order.
+        ``fast``: True, False (naive) or a name from ``samplers`` (module notes)."""
         n = _positive("n", n)
         x = np.zeros((n, self.channels) + self.image_size, dtype=np.uint8)
         x = self._fill(x, self._one_hot(classes, n), generator, 0, fast)
@@ -292,7 +291,9 @@ class PixelCNN(_AutoregressiveImageModel):
 
 
 class ConditionalGatedLayer(GatedPixelCNNLayer):
-    """GatedPixelCNNLayer plus a 1x1 skip output and an optional class bias."""
+    """GatedPixelCNNLayer plus a 1x1 skip output and an optional class bias.  The
+    incremental sampler runs its two parts (``vertical_part``, ``horizontal_and_skip``)
+    separately, on the rows and columns it needs."""
 
     def __init__(self, in_channels, channels, kernel_size=3, first=False, num_conditions=None,
                  dtype=None, device=None):
@@ -302,22 +303,30 @@ class ConditionalGatedLayer(GatedPixelCNNLayer):
         self.condition = (None if num_conditions is None
                           else nn.Linear(num_conditions, 4 * channels, bias=False, **kw))
 
+    def condition_bias(self, condition):
+        """``vertical_part``'s bias for a one-hot condition (N, num_conditions): the
+        class's learnt biases of the vertical and horizontal pre-gate features, each
+        (N, 2*channels, 1, 1); None without conditioning."""
+        if self.condition is None or condition is None:
+            return None
+        bias = self.condition(condition)
+        n, c2 = bias.shape[0], bias.shape[1] // 2
+        return bias[:, :c2].reshape(n, c2, 1, 1), bias[:, c2:].reshape(n, c2, 1, 1)
+
+    def horizontal_and_skip(self, h, from_vertical):
+        """(h', skip): ``horizontal_part`` with the skip conv of its gated features."""
+        h_out, gated = self.horizontal_part(h, from_vertical)
+        return h_out, self.skip(gated)
+
     def forward(self, v, h, condition=None):
-        v_feat = self.vertical(v)
-        h_feat = self.horizontal(h) + self.vertical_to_horizontal(down_shift(v_feat))
-        if self.condition is not None and condition is not None:
-            bias = self.condition(condition)
-            n, c2 = bias.shape[0], v_feat.shape[1]
-            v_feat = v_feat + bias[:, :c2].reshape(n, c2, 1, 1)
-            h_feat = h_feat + bias[:, c2:].reshape(n, c2, 1, 1)
-        gated = _gate(h_feat)
-        h_out = self.horizontal_out(gated)
-        if not self.first:
-            h_out = h_out + h
-        return _gate(v_feat), h_out, self.skip(gated)
+        v_out, from_vertical = self.vertical_part(v, self.condition_bias(condition))
+        h_out, skip = self.horizontal_and_skip(h, from_vertical)
+        return v_out, h_out, skip
 
 
 class GatedPixelCNN(_AutoregressiveImageModel):
+    samplers = ("naive", "windowed", "incremental")
+
     def __init__(self, channels=1, hidden=64, n_layers=8, n_classes=256, num_conditions=None,
                  kernel_size=3, image_size=28, output="softmax", mixtures=10, dtype=None,
                  device=None):
@@ -327,9 +336,10 @@ class GatedPixelCNN(_AutoregressiveImageModel):
         if hidden % g:
             raise ValueError(f"hidden must be divisible by channels={g}, got {hidden}")
         self.hidden, self.n_layers = hidden, _positive("n_layers", n_layers)
-        # the vertical stack grows k//2 rows up and k//2 columns each side a layer, the
-        # down-shift into h adds a row; the horizontal stack grows k//2 columns left a
-        # layer, its first conv (current pixel excluded) k//2 + 1
+        # the windowed sampler's window: the vertical stack grows k//2 rows up and k//2
+        # columns each side a layer, the down-shift into h adds a row; the horizontal
+        # stack grows k//2 columns left a layer, its first conv (current pixel excluded)
+        # k//2 + 1
         half = int(kernel_size) // 2
         self.receptive_rows = self.receptive_left = self.n_layers * half + 1
         self.receptive_right = self.n_layers * half
@@ -354,6 +364,11 @@ class GatedPixelCNN(_AutoregressiveImageModel):
         for layer in self.layers:
             v, h, s = layer(v, h, condition)
             skips = s if skips is None else skips + s
+        return self._head(skips, x)
+
+    def _head(self, skips, x):
+        """The output from the layers' summed skips and the input ``x`` at the same
+        positions (whose current-pixel colours only the C=3 softmax head reads)."""
         if self.current is not None:
             skips = skips + self.current(x)
         return self._head_output(self.head(skips))
