@@ -60,7 +60,8 @@ import numbers
 import numpy as np
 
 from ... import nn
-from ...autograd import Tensor, no_grad
+from ...autograd import no_grad
+from ...creation import tensor
 from ...nn import functional as F, init
 from ...nn.conv import GatedPixelCNNLayer, MaskedConv2d
 from ..likelihoods import categorical_inverse_cdf
@@ -114,8 +115,7 @@ class _AutoregressiveImageModel(nn.Module):
 
     def _tensor(self, array):
         p = self._parameter()
-        t = Tensor._make(np.ascontiguousarray(array, dtype=p.dtype))
-        return t if p.device == "cpu" else t.to(device=p.device)
+        return tensor(array, dtype=p.dtype, device=p.device)
 
     def _images(self, images):
         """uint8 (N, H, W) or (N, C, H, W) -> numpy uint8 (N, C, H, W)."""
@@ -190,9 +190,7 @@ class _AutoregressiveImageModel(nn.Module):
         if self.mixture is not None:
             per = -self.mixture.log_prob(out, x)                       # (N, H, W)
         else:
-            target = Tensor._make(x.astype(np.int64))
-            if self._parameter().device != "cpu":
-                target = target.to(device=self._parameter().device)
+            target = tensor(x.astype(np.int64), device=self._parameter().device)
             per = F.cross_entropy(out, target, reduction="none")       # (N, C, H, W)
         return per.reshape(len(x), -1).sum(1)
 

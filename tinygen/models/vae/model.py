@@ -27,6 +27,7 @@ import numpy as np
 from ...autograd.grad_mode import no_grad
 from ...autograd.tensor import Tensor
 from ...backend import to_numpy
+from ...creation import tensor
 from ...nn import init
 from ...nn.module import Module
 from ...ops.elementwise import exp
@@ -65,8 +66,7 @@ class VAE(Module):
     def _tensor(self, array):
         """A numpy array as a constant Tensor of the model's dtype, on its device."""
         p = self._parameter()
-        t = Tensor._make(np.ascontiguousarray(array, dtype=p.dtype))
-        return t if p.device == "cpu" else t.to(device=p.device)
+        return tensor(array, dtype=p.dtype, device=p.device)
 
     def _input(self, x):
         """x (numpy or Tensor, (N, H, W) or (N, 1, H, W)) as a (N, 1, H, W) Tensor."""
