@@ -29,10 +29,6 @@ def is_anomaly_enabled():
     return _state["enabled"]
 
 
-def is_anomaly_check_nan_enabled():
-    return _state["enabled"] and _state["check_nan"]
-
-
 def _record_creation_stack(node):
     stack = traceback.extract_stack()
     # Drop the engine's own frames (this observer, Function.apply): the stack

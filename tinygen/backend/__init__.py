@@ -42,14 +42,6 @@ def normalize_device(device):
     raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
 
 
-def xp_for_device(device):
-    device = normalize_device(device)
-    if device == CUDA:
-        cuda.require_available()
-        return cuda.cupy
-    return np
-
-
 def to_device(array, device):
     """Copy ``array`` to ``device`` (no copy when it is already there)."""
     device = normalize_device(device)
