@@ -20,6 +20,7 @@ import time
 from .grad_mode import no_grad, enable_grad
 from .function import Function
 from .hooks import apply_hooks
+from .primitives import clone, sum_to
 
 
 # Callables ``observer(node, grads_out, grads_in, seconds)`` run after each node's
@@ -100,8 +101,6 @@ def _sum_to_shape(grad, shape, node):
     """Undo broadcasting: sum ``grad`` back to ``shape``."""
     if grad.shape == shape:
         return grad
-    from ..ops.shape import sum_to
-
     try:
         return sum_to(grad, shape)
     except ValueError as exc:
@@ -262,6 +261,4 @@ def _accumulate_leaf(leaf, grad, create_graph):
         leaf.grad = Tensor._make(data)
     else:
         # A clone made with a differentiable op: a fresh array, with the graph kept.
-        from ..ops.elementwise import clone
-
         leaf.grad = clone(grad) if leaf.grad is None else leaf.grad + grad

@@ -3,11 +3,14 @@
 A tensor created by the user is a *leaf*; a tensor produced by an op that
 recorded a node has ``grad_fn`` (that node) and ``_output_index`` (which of the
 node's outputs it is).  Methods are thin wrappers over ``tinygen.ops`` so an op
-is defined in exactly one place.
+is defined in exactly one place.  The op layer sits above this one and imports
+Tensor, so this module does not import it: ``tinygen.ops`` binds itself to the name
+``ops`` here when it is imported (which ``import tinygen`` always does).
 """
 import numpy as np
 
 from ..backend import array_module, device_of, to_device, to_numpy, normalize_device
+from .primitives import clone
 
 _FLOAT_KINDS = "f"
 
@@ -137,9 +140,12 @@ class Tensor:
     def size(self, dim=None):
         if dim is None:
             return self.shape
-        from ..ops.shape import normalize_axis
-
-        return self.shape[normalize_axis(dim, self.ndim)]
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"size: axis must be an int, got {dim!r}")
+        if not -self.ndim <= dim < self.ndim:
+            raise ValueError(f"size: axis {dim} is out of range for a tensor with "
+                             f"{self.ndim} dimensions (shape {self.shape})")
+        return self.shape[dim]
 
     def numel(self):
         return int(self.data.size)
@@ -226,7 +232,7 @@ class Tensor:
         return self.to(device="cuda")
 
     def clone(self):
-        return ops.clone(self)
+        return clone(self)
 
     # --- in-place helpers (data only; never recorded) -------------------------------
     def zero_(self):
@@ -355,4 +361,11 @@ def _looks_like_dtype(name):
         return False
 
 
-from .. import ops  # noqa: E402  (ops import Tensor; methods resolve it at call time)
+class _OpsNotBound:
+    """Stands for ``tinygen.ops`` until that package binds itself (see the docstring)."""
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"Tensor.{name}: tinygen.ops is not imported yet; import tinygen")
+
+
+ops = _OpsNotBound()

@@ -12,6 +12,9 @@ from ..autograd.tensor import Tensor
 from ..backend import array_module, to_device as _array_to_device, normalize_device
 from ._operands import as_tensor, binary_operands, broadcast_shapes, is_float, check_same_device
 from ..random import default_generator
+# clone is an autograd primitive (the engine clones a gradient into .grad under
+# create_graph); this family re-exports it.
+from ..autograd.primitives import Clone, clone  # noqa: F401
 
 
 def _const(array):
@@ -475,18 +478,6 @@ def to_device(x, device):
     # Function.apply checks that inputs share a device; this op crosses devices
     # on purpose, and has a single input.
     return ToDevice.apply(x, device=device)
-
-
-class Clone(Function):
-    def forward(self, a):
-        return a.copy()
-
-    def backward(self, grad):
-        return grad
-
-
-def clone(x):
-    return Clone.apply(x)
 
 
 # --- dropout ------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..backend import array_module, cuda, to_device
 from ._operands import as_tensor
+# broadcast_to and its adjoint sum_to are autograd primitives (the engine undoes
+# broadcasting with sum_to); this family re-exports them.
+from ..autograd.primitives import BroadcastTo, SumTo, broadcast_to, sum_to  # noqa: F401
 
 
 # --- axis helpers ------------------------------------------------------------------
@@ -131,29 +134,7 @@ def transpose(x, dim0=-2, dim1=-1):
     return permute(x, tuple(dims))
 
 
-# --- broadcasting -----------------------------------------------------------------------
-class BroadcastTo(Function):
-    def forward(self, a, shape):
-        self.in_shape = a.shape
-        return array_module(a).broadcast_to(a, shape)
-
-    def backward(self, grad):
-        return sum_to(grad, self.in_shape)
-
-
-def broadcast_to(x, shape):
-    shape = tuple(int(s) for s in shape)
-    if shape == x.shape:
-        return x
-    try:
-        np.broadcast_shapes(x.shape, shape)
-        if np.broadcast_shapes(x.shape, shape) != shape:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"cannot broadcast a tensor of shape {x.shape} to {shape}") from None
-    return BroadcastTo.apply(x, shape=shape)
-
-
+# --- broadcasting (broadcast_to and sum_to: tinygen/autograd/primitives.py) ----------------
 def expand(x, sizes):
     """PyTorch's expand: -1 keeps a dimension's size; new dimensions go in front."""
     sizes = tuple(int(s) for s in sizes)
@@ -166,43 +147,6 @@ def expand(x, sizes):
     if any(s < 0 for s in shape[:lead]):
         raise ValueError(f"expand: -1 is not allowed for new leading dimensions in {sizes}")
     return broadcast_to(x, shape)
-
-
-def _sum_to_axes(in_shape, shape):
-    """Axes to sum (and whether to keep them) to bring ``in_shape`` down to ``shape``."""
-    lead = len(in_shape) - len(shape)
-    if lead < 0:
-        raise ValueError(f"cannot sum a tensor of shape {in_shape} to {shape}")
-    axes = list(range(lead))
-    for i, s in enumerate(shape):
-        n = in_shape[lead + i]
-        if s == n:
-            continue
-        if s != 1:
-            raise ValueError(f"cannot sum a tensor of shape {in_shape} to {shape}")
-        axes.append(lead + i)
-    return tuple(axes), lead
-
-
-class SumTo(Function):
-    """Sum over broadcast axes: the adjoint of broadcast_to."""
-
-    def forward(self, a, shape):
-        self.in_shape = a.shape
-        axes, lead = _sum_to_axes(a.shape, shape)
-        out = a.sum(axis=axes, keepdims=True)
-        return out.reshape(shape)
-
-    def backward(self, grad):
-        return broadcast_to(grad, self.in_shape)
-
-
-def sum_to(x, shape):
-    shape = tuple(shape)
-    if shape == x.shape:
-        return x
-    _sum_to_axes(x.shape, shape)  # validate before recording
-    return SumTo.apply(x, shape=shape)
 
 
 # --- joining and splitting ------------------------------------------------------------------
