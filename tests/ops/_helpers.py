@@ -1,10 +1,11 @@
-"""Shared helpers for the op tests: float64 leaves, the double check, tie-free draws."""
+"""Shared helpers for the op tests: float32 leaves, small shapes, tie-free draws, numpy
+oracles (float64 leaves, check_grads and assert_close are public: tinygen.testing)."""
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinygen as tg
-from tinygen.testing import gradcheck, gradgradcheck, strategies as tst
+from tinygen.testing import strategies as tst
 
 # Small shapes: finite differences cost two evaluations per input element, and
 # gradgradcheck doubles the inputs (x and the upstream gradient).
@@ -15,30 +16,9 @@ def small_shapes(min_dims=0, max_dims=3, max_side=3):
     return tst.shapes(min_dims=min_dims, max_dims=max_dims, max_side=max_side)
 
 
-def f64(array, requires_grad=True):
-    """A float64 leaf holding a copy of ``array``."""
-    return tg.tensor(np.asarray(array, dtype=np.float64), dtype=tg.float64,
-                     requires_grad=requires_grad)
-
-
 def f32(array, requires_grad=True):
     return tg.tensor(np.asarray(array, dtype=np.float32), dtype=tg.float32,
                      requires_grad=requires_grad)
-
-
-def check_grads(fn, inputs, atol=1e-5, rtol=1e-3, second_order=True):
-    """gradcheck and gradgradcheck of ``fn`` at ``inputs`` (both must pass)."""
-    assert gradcheck(fn, inputs, atol=atol, rtol=rtol)
-    if second_order:
-        assert gradgradcheck(fn, inputs, atol=atol, rtol=rtol)
-
-
-def assert_close(actual, expected, rtol=1e-10, atol=1e-12):
-    """Compare a Tensor (or array) with a numpy reference, shapes included."""
-    actual = actual.numpy() if isinstance(actual, tg.Tensor) else np.asarray(actual)
-    expected = np.asarray(expected)
-    assert actual.shape == expected.shape, f"shape {actual.shape} != expected {expected.shape}"
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
 
 
 @st.composite

@@ -13,9 +13,9 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinygen as tg
-from tinygen.testing import strategies as tst
+from tinygen.testing import assert_close, check_grads, f64, strategies as tst
 
-from ._helpers import assert_close, check_grads, f32, f64, quantized, small_shapes
+from ._helpers import f32, quantized, small_shapes
 
 
 def _sigmoid(x):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import tinygen as tg
+from tinygen.testing import f64
 
-from ._helpers import f32, f64
+from ._helpers import f32
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinygen as tg
-from tinygen.testing import gradcheck, gradgradcheck, strategies as tst
+from tinygen.testing import assert_close, f64, gradcheck, gradgradcheck, strategies as tst
 
-from ._helpers import assert_close, f64, small_shapes
+from ._helpers import small_shapes
 
 
 def second_derivative(f):

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinygen as tg
-from tinygen.testing import strategies as tst
+from tinygen.testing import assert_close, check_grads, f64, strategies as tst
 
-from ._helpers import assert_close, check_grads, f32, f64
+from ._helpers import f32
 
 RANKS = ["1d@1d", "1d@2d", "2d@1d", "2d@2d", "batched@2d", "2d@batched", "batched@batched",
          "1d@batched", "batched@1d"]

@@ -13,9 +13,9 @@ from hypothesis import assume, given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinygen as tg
-from tinygen.testing import strategies as tst
+from tinygen.testing import assert_close, check_grads, f64, strategies as tst
 
-from ._helpers import np_special, assert_close, check_grads, f32, f64
+from ._helpers import np_special, f32
 
 REDUCTIONS = ["mean", "sum", "none"]
 

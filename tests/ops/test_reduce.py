@@ -7,9 +7,9 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 import tinygen as tg
-from tinygen.testing import strategies as tst
+from tinygen.testing import assert_close, check_grads, f64, strategies as tst
 
-from ._helpers import np_special, assert_close, check_grads, distinct_tensors, f32, f64, small_shapes
+from ._helpers import np_special, distinct_tensors, f32, small_shapes
 
 
 def _count(shape, axis):

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinygen as tg
-from tinygen.testing import strategies as tst
+from tinygen.testing import assert_close, check_grads, f64, strategies as tst
 
-from ._helpers import assert_close, check_grads, f32, f64, small_shapes
+from ._helpers import f32, small_shapes
 
 
 def _shapes_with_size(n, max_dims=3):

@@ -4,10 +4,7 @@ import numpy as np
 import tinygen as tg
 from tinygen import nn
 from tinygen.autograd.memory import graph_nodes, graph_summary, saved_tensor_bytes
-
-
-def f64(values):
-    return tg.tensor(np.asarray(values, dtype=np.float64), dtype=tg.float64, requires_grad=True)
+from tinygen.testing import f64
 
 
 def test_known_expression_counts_each_saved_array():

@@ -7,11 +7,7 @@ import pytest
 
 import tinygen as tg
 from tinygen.autograd.function import Function
-
-
-def f64(values, requires_grad=True):
-    return tg.tensor(np.asarray(values, dtype=np.float64), dtype=tg.float64,
-                     requires_grad=requires_grad)
+from tinygen.testing import f64
 
 
 def parse(dot):

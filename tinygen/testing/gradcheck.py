@@ -5,6 +5,16 @@ random upstream gradient ``v`` with central differences of the scalar
 ``<v, f(x)>``, element by element, in float64.  On failure it reports the worst
 element: which input, where, both values and the error.
 
+``fast_mode=True`` (Chainer's and PyTorch's fast mode) checks one random unit
+direction ``u`` per input instead: the analytic ``<v^T J, u>`` against
+``(<v, f(x + eps u)> - <v, f(x - eps u)>) / 2 eps``, two evaluations of ``fn`` per
+input whatever its size, so tests can use real shapes.  A failure names the
+input, not the element: run the element-wise mode on a small case to locate it.
+A wrong backward that is wrong everywhere (a factor, a transpose) is always
+caught; one wrong in a single element of n is caught unless the direction puts
+little weight there (its component is ~1/sqrt(n)): likely, not certain, so use
+several seeds or the element-wise mode where that matters.
+
 It also looks for kinks (Chainer's idea): if the one-sided differences on the
 left and on the right disagree, the input sits on a non-differentiable point
 (relu at 0, abs at 0, max with ties) and the comparison there would be
@@ -50,12 +60,12 @@ def _dot(outs, vs):
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, grad_outputs=None, seed=0,
-              check_kinks=True, raise_exception=True):
+              check_kinks=True, raise_exception=True, fast_mode=False):
     """Check ``fn``'s gradients w.r.t. every input that requires grad.
 
     ``inputs`` are float64 Tensors (a single Tensor is accepted).  Returns True,
-    or raises ``GradcheckError`` naming the worst element (or returns False
-    when ``raise_exception=False``).
+    or raises ``GradcheckError`` naming the worst element (with ``fast_mode``, the
+    input) or returns False when ``raise_exception=False``.
     """
     inputs = _as_tuple(inputs)
     for i, t in enumerate(inputs):
@@ -90,9 +100,58 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, grad_outputs=None, see
         for g, i in zip(grads, wrt)
     ]
 
-    worst = None
     # Grad mode stays on: fn may itself take gradients (gradgradcheck's does).
     f0 = _dot(_outputs(fn, inputs), vs) if check_kinks else None
+    check = _check_direction if fast_mode else _check_elements
+    failure = check(fn, inputs, vs, wrt, analytic, f0, eps, atol, rtol, rng)
+    if failure is None:
+        return True
+    if raise_exception:
+        raise GradcheckError(failure)
+    return False
+
+
+def _kink(left, right, numeric, err, atol, rtol):
+    """One-sided differences that disagree where the check fails: a kink, not a bug."""
+    tol = atol + rtol * abs(numeric)
+    return err > tol and abs(right - left) > 10 * tol
+
+
+def _check_direction(fn, inputs, vs, wrt, analytic, f0, eps, atol, rtol, rng):
+    """Fast mode: the derivative along one random unit direction per input."""
+    for a_grad, i in zip(analytic, wrt):
+        data = inputs[i].data
+        xp = array_module(data)
+        u = rng.standard_normal(data.shape)
+        u /= max(np.linalg.norm(u), 1e-300)
+        original = data.copy()
+        step = xp.asarray(eps * u, dtype=data.dtype)
+        data[...] = original + step
+        f_plus = _dot(_outputs(fn, inputs), vs)
+        data[...] = original - step
+        f_minus = _dot(_outputs(fn, inputs), vs)
+        data[...] = original
+        numeric = (f_plus - f_minus) / (2 * eps)
+        directional = float(np.sum(a_grad * u))
+        err = abs(directional - numeric)
+        if f0 is not None and _kink((f0 - f_minus) / eps, (f_plus - f0) / eps, numeric, err,
+                                    atol, rtol):
+            return (f"gradcheck (fast mode): inputs[{i}] (shape {inputs[i].shape}) lies on a "
+                    "kink along the random direction: the one-sided derivatives differ, so "
+                    "the function is not differentiable there; move the test input away "
+                    "from it")
+        if err > atol + rtol * abs(numeric):
+            return (f"gradcheck (fast mode) failed for inputs[{i}] (shape {inputs[i].shape}): "
+                    f"along a random unit direction the analytic derivative is "
+                    f"{directional:.10g}, the numerical {numeric:.10g}, |difference| "
+                    f"{err:.3g} > atol {atol} + rtol {rtol} * |numerical|; rerun with "
+                    "fast_mode=False on a small input to find the element")
+    return None
+
+
+def _check_elements(fn, inputs, vs, wrt, analytic, f0, eps, atol, rtol, rng):
+    """Element-wise mode: central differences for every element; the worst one."""
+    worst = None
     for a_grad, i in zip(analytic, wrt):
         data = inputs[i].data
         flat = data.reshape(-1)  # a view: writes perturb the input
@@ -108,39 +167,34 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, grad_outputs=None, see
             numeric = (f_plus - f_minus) / (2 * eps)
             analytic_j = float(a_grad.reshape(-1)[j])
             err = abs(analytic_j - numeric)
-            tol = atol + rtol * abs(numeric)
-            if check_kinks:
+            if f0 is not None:
                 right = (f_plus - f0) / eps
                 left = (f0 - f_minus) / eps
-                if abs(right - left) > 10 * (atol + rtol * abs(numeric)) and err > tol:
+                if _kink(left, right, numeric, err, atol, rtol):
                     index = np.unravel_index(j, data.shape)
-                    msg = (
+                    return (
                         f"gradcheck: inputs[{i}] at index {tuple(int(k) for k in index)} "
                         f"(value {original!r}) lies on a kink: one-sided derivatives "
                         f"{left:.6g} (left) and {right:.6g} (right) differ, so the function "
                         "is not differentiable there; move the test input away from it"
                     )
-                    if raise_exception:
-                        raise GradcheckError(msg)
-                    return False
+            tol = atol + rtol * abs(numeric)
             if err > tol and (worst is None or err - tol > worst[0]):
                 worst = (err - tol, i, np.unravel_index(j, data.shape), analytic_j, numeric, err)
     if worst is None:
-        return True
+        return None
     _, i, index, a, n, err = worst
-    msg = (
+    return (
         f"gradcheck failed for inputs[{i}] (shape {inputs[i].shape}) at index "
         f"{tuple(int(k) for k in index)}: analytic {a:.10g}, numerical {n:.10g}, "
         f"|difference| {err:.3g} > atol {atol} + rtol {rtol} * |numerical|"
     )
-    if raise_exception:
-        raise GradcheckError(msg)
-    return False
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0,
-                  check_kinks=True, raise_exception=True):
-    """Check second derivatives: gradcheck of ``(x, v) -> v^T J(x)``."""
+                  check_kinks=True, raise_exception=True, fast_mode=False):
+    """Check second derivatives: gradcheck of ``(x, v) -> v^T J(x)`` (``fast_mode``:
+    along one random direction per input, as in ``gradcheck``)."""
     inputs = _as_tuple(inputs)
     wrt = [i for i, t in enumerate(inputs) if t.requires_grad]
     outs = _outputs(fn, inputs)
@@ -169,4 +223,14 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
         )
 
     return gradcheck(vjp, tuple(inputs) + vs, eps=eps, atol=atol, rtol=rtol, seed=seed + 2,
-                     check_kinks=check_kinks, raise_exception=raise_exception)
+                     check_kinks=check_kinks, raise_exception=raise_exception,
+                     fast_mode=fast_mode)
+
+
+def check_grads(fn, inputs, atol=1e-5, rtol=1e-3, second_order=True, fast_mode=False, **kw):
+    """``gradcheck`` and (unless ``second_order=False``) ``gradgradcheck`` of ``fn`` at
+    ``inputs``; both must pass (a failure raises ``GradcheckError``)."""
+    gradcheck(fn, inputs, atol=atol, rtol=rtol, fast_mode=fast_mode, **kw)
+    if second_order:
+        gradgradcheck(fn, inputs, atol=atol, rtol=rtol, fast_mode=fast_mode, **kw)
+    return True

@@ -8,24 +8,12 @@ from tinygen.backend.kernels import use_impl
 IMPLS = ("reference", "numba")
 
 
-def f64(array, requires_grad=True):
-    return tg.tensor(np.asarray(array, dtype=np.float64), dtype=tg.float64,
-                     requires_grad=requires_grad)
-
-
 def tensor(array, dtype, requires_grad=True):
     return tg.tensor(np.asarray(array).astype(dtype), dtype=dtype, requires_grad=requires_grad)
 
 
 def impl(name):
     return use_impl(name)
-
-
-def rel_error(actual, expected):
-    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
-    scale = max(np.abs(expected).max(initial=0.0), 1e-300)
-    return np.abs(actual - expected).max(initial=0.0) / scale
 
 
 # --- hypothesis configs ------------------------------------------------------------------

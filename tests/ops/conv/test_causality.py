@@ -14,8 +14,9 @@ from hypothesis import given, settings, strategies as st
 import tinygen as tg
 from tinygen.ops import conv as C
 from tinygen.nn.conv import GatedPixelCNNLayer
+from tinygen.testing import f64
 
-from ._helpers import IMPLS, f64, impl
+from ._helpers import IMPLS, impl
 
 
 def _no_grad_eval(fn, x):

@@ -12,10 +12,9 @@ import tinygen as tg
 from tinygen.backend.numba_kernels import conv as numba_conv
 from tinygen.backend.reference import conv as reference_conv
 from tinygen.ops import conv as C
+from tinygen.testing import f64, rel_error
 
-from ._helpers import (
-    IMPLS, conv_configs, conv_transpose_configs, f64, impl, make_inputs, op_kwargs, rel_error,
-)
+from ._helpers import IMPLS, conv_configs, conv_transpose_configs, impl, make_inputs, op_kwargs
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
 

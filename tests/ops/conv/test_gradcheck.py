@@ -13,10 +13,11 @@ from hypothesis import given, settings, strategies as st
 
 import tinygen as tg
 from tinygen.ops import conv as C
-from tinygen.testing import gradcheck, gradgradcheck
+from tinygen.testing import f64, gradcheck, gradgradcheck
 
-from ._helpers import (conv_configs, conv_transpose_configs, f64, impl, make_inputs,
-                       masked_configs, op_kwargs)
+from ._helpers import (
+    conv_configs, conv_transpose_configs, impl, make_inputs, masked_configs, op_kwargs,
+)
 
 
 def _inputs(config, seed):

@@ -4,7 +4,6 @@ from hypothesis import strategies as st
 
 import tinygen as tg
 from tinygen.backend.kernels import use_impl
-from tinygen.testing import gradcheck, gradgradcheck
 
 
 def impl(name):
@@ -12,19 +11,8 @@ def impl(name):
     return use_impl(name)
 
 
-def f64(array, requires_grad=True):
-    return tg.tensor(np.asarray(array, dtype=np.float64), dtype=tg.float64,
-                     requires_grad=requires_grad)
-
-
 def tensor(array, dtype, requires_grad=False):
     return tg.tensor(np.asarray(array, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
-
-
-def check_grads(fn, inputs, atol=1e-5, rtol=1e-3):
-    """gradcheck and gradgradcheck in float64 (both must pass)."""
-    assert gradcheck(fn, inputs, atol=atol, rtol=rtol)
-    assert gradgradcheck(fn, inputs, atol=atol, rtol=rtol)
 
 
 def tie_free(rng, shape, spacing=0.05):

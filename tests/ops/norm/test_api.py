@@ -4,8 +4,7 @@ import numpy as np
 import tinygen as tg
 from tinygen import nn
 import tinygen.nn.functional as F
-
-from ._util import f64
+from tinygen.testing import f64
 
 
 def test_public_names():

@@ -11,8 +11,9 @@ from tinygen.nn import norm as nn
 from tinygen.backend.numba_kernels import batch_norm as fast
 from tinygen.backend.reference import batch_norm as ref
 from tinygen.ops.normalization import batch_norm
+from tinygen.testing import check_grads, f64
 
-from ._util import check_grads, dtypes, f64, impl, seeds, tensor, tolerance
+from ._util import dtypes, impl, seeds, tensor, tolerance
 
 
 @st.composite

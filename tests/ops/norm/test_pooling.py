@@ -10,8 +10,9 @@ from tinygen.backend.numba_kernels import pooling as fast
 from tinygen.backend.reference import pooling as ref
 from tinygen.nn.pooling import MaxPool2d, AvgPool2d, Upsample, GatedActivation
 from tinygen.ops.pooling import max_pool2d, avg_pool2d, interpolate, gated_activation
+from tinygen.testing import check_grads, f64
 
-from ._util import check_grads, dtypes, f64, impl, seeds, tensor, tie_free, tolerance
+from ._util import dtypes, impl, seeds, tensor, tie_free, tolerance
 
 
 @st.composite

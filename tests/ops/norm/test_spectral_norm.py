@@ -11,8 +11,9 @@ from tinygen.nn.linear import Linear
 from tinygen.nn.utils.spectral_norm import spectral_norm, remove_spectral_norm
 from tinygen.ops.spectral_norm import (power_iteration, spectral_normalize, spectral_sigma,
                                        weight_to_matrix)
+from tinygen.testing import check_grads, f64
 
-from ._util import check_grads, f64, seeds
+from ._util import seeds
 
 
 class WeightOnly(Module):
