@@ -20,6 +20,19 @@ from . import device_of
 
 CPU_IMPL_ENV = "TINYGEN_CPU_IMPL"
 
+# Each family's contract: the functions the ops and models call through ``kernels()``,
+# which every implementation of the family provides (tests/backend/test_kernel_contracts.py
+# checks each registered module against it).
+CONTRACTS = {
+    "conv": ("conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad"),
+    "batch_norm": ("train_stats", "normalize_affine", "backward_stats", "backward_input"),
+    "pooling": ("max_pool2d_forward", "gather_plane", "scatter_plane", "avg_pool2d_forward",
+                "avg_pool2d_adjoint", "upsample_nearest_forward", "upsample_nearest_adjoint",
+                "gated_forward", "gated_backward"),
+    "spectral_norm": ("power_iteration",),
+    "wavenet": ("pack", "new_ring", "step"),
+}
+
 # family -> device -> implementation name -> module (or its import path)
 _REGISTRY = {
     family: {"cpu": {"numba": f"tinygen.backend.numba_kernels.{family}",

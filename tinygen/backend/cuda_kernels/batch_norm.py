@@ -1,13 +1,15 @@
 """Batch normalisation kernels on CUDA (kernels/batch_norm.cu).
 
-Same functions and results as ``tinygen.backend.reference.batch_norm`` (read that
-file for the maths) and the numba kernels: ``channel_stats``, ``normalize_affine``,
-``backward_reduce``, ``backward_input``.  The input is an ``(N, C, L)`` array (cupy on
-a GPU, numpy under the CPU emulator); per-channel vectors are float64 ``(C,)`` arrays,
-and outputs are allocated with the input's array module.
+Same results as ``tinygen.backend.reference.batch_norm`` (read that file for the
+maths) and the numba kernels, for the family's contract
+(``tinygen.backend.kernels.CONTRACTS``): ``train_stats``, ``normalize_affine``,
+``backward_stats``, ``backward_input``; ``channel_stats`` and ``backward_reduce`` are
+here too, but only the kernel tests call them.  The input is an ``(N, C, L)`` array
+(cupy on a GPU, numpy under the CPU emulator); per-channel vectors are float64
+``(C,)`` arrays, and outputs are allocated with the input's array module.
 
-Two fused functions, the ones the op calls, each do in one launch what the CPU
-modules compose from the others:
+The two fused functions each do in one launch what the CPU modules compose from
+``channel_stats`` and ``backward_reduce``:
 
 * ``train_stats(x3, eps, running_mean, running_var, momentum)``: the batch mean,
   biased variance and ``inv_std``, and the running-statistics update (unbiased

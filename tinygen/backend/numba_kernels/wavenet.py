@@ -27,7 +27,7 @@ from numba import njit, prange
 
 from . import PARALLEL_THRESHOLD
 from ..reference.wavenet import (  # noqa: F401  (the shared layout, re-exported)
-    StepWeights, check_step, new_ring, ring_layout,
+    StepWeights, check_step, new_ring, pack, ring_layout,
 )
 
 FAST = {"reassoc", "contract"}

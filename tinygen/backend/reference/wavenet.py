@@ -70,6 +70,12 @@ def ring_layout(weights):
     return offsets, sizes, int(sizes.sum())
 
 
+def pack(weights):
+    """The weights in this implementation's layout: ``StepWeights`` as they are (the
+    CUDA kernel packs them into one flat array instead)."""
+    return weights
+
+
 def new_ring(weights, batch):
     """All-zero ring buffers for ``batch`` sequences about to start at t = 0."""
     return np.zeros((int(batch), ring_layout(weights)[2], weights.res_w.shape[1]),
@@ -82,7 +88,7 @@ def new_ring(weights, batch):
 _checked = (None, None)
 
 
-def checked_layout(weights):
+def _checked_layout(weights):
     """``check_weights(weights)``, then ``ring_layout(weights)`` -- both remembered for
     the last weights seen."""
     global _checked
@@ -122,7 +128,7 @@ def check_weights(weights):
 
 def check_step(weights, ring, t, previous, cond):
     """Validate the weights and one step's arguments; returns the ring layout."""
-    layout = checked_layout(weights)
+    layout = _checked_layout(weights)
     Q, R = weights.embed.shape
     L = weights.conv_w.shape[0]
     slots = layout[2]
@@ -153,7 +159,7 @@ def check_step(weights, ring, t, previous, cond):
     return layout
 
 
-def sigmoid(x):
+def _sigmoid(x):
     # the tanh form never overflows (1 / (1 + exp(-x)) does for x < -709 in float64)
     return 0.5 * np.tanh(0.5 * x) + 0.5
 
@@ -175,7 +181,7 @@ def step(weights, ring, t, previous, cond=None):
         for j in range(k):
             past = ring[:, base + (t - (k - 1 - j) * d) % size]   # input at t - (k-1-j) d
             z = z + past @ w.conv_w[l, j].T
-        g = np.tanh(z[:, :R]) * sigmoid(z[:, R:])
+        g = np.tanh(z[:, :R]) * _sigmoid(z[:, R:])
         h = h + g @ w.res_w[l].T + w.res_b[l]
         skip = skip + g @ w.skip_w[l].T + w.skip_b[l]
     y = np.maximum(skip, 0) @ w.out1_w.T + w.out1_b

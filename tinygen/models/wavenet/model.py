@@ -282,8 +282,7 @@ class WaveNet(nn.Module):
         device (the conditioning terms are computed here, on the host)."""
         weights = self.step_weights()
         impl = kernels("wavenet", weights.embed, "WaveNet.generate")
-        if hasattr(impl, "pack"):        # a kernel with its own layout: convert once
-            weights = impl.pack(weights)
+        weights = impl.pack(weights)     # into the kernel's own layout, once
         ring = impl.new_ring(weights, batch)
         cond = self._step_conditioning(batch, classes, features)
         hop = self.local_hop
