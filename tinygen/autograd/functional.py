@@ -244,24 +244,23 @@ def _scalar_and_gradient(func, inputs, strict):
     return output[0], gradient
 
 
-def hvp(func, inputs, v=None, create_graph=False, strict=False):
-    """``(func(*inputs), H v)`` for a scalar ``func``: the jvp of its gradient."""
+def _hessian_product(func, inputs, v, create_graph, strict, product):
     inputs, in_tuple = _prepare_inputs(inputs, create_graph)
     v = _check_v(v, inputs, "inputs")
     output, gradient = _scalar_and_gradient(func, inputs, strict)
-    result = _jvp(gradient, inputs, v, create_graph, strict)
+    result = product(gradient, inputs, v, create_graph, strict)
     return (_finish((output,), create_graph)[0],
             _shaped_like(_finish(result, create_graph), in_tuple))
+
+
+def hvp(func, inputs, v=None, create_graph=False, strict=False):
+    """``(func(*inputs), H v)`` for a scalar ``func``: the jvp of its gradient."""
+    return _hessian_product(func, inputs, v, create_graph, strict, _jvp)
 
 
 def vhp(func, inputs, v=None, create_graph=False, strict=False):
     """``(func(*inputs), v^T H)`` for a scalar ``func``: the vjp of its gradient."""
-    inputs, in_tuple = _prepare_inputs(inputs, create_graph)
-    v = _check_v(v, inputs, "inputs")
-    output, gradient = _scalar_and_gradient(func, inputs, strict)
-    result = _vjp(gradient, inputs, v, create_graph, strict)
-    return (_finish((output,), create_graph)[0],
-            _shaped_like(_finish(result, create_graph), in_tuple))
+    return _hessian_product(func, inputs, v, create_graph, strict, _vjp)
 
 
 class _Stack(Function):
