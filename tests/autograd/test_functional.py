@@ -143,6 +143,14 @@ def test_create_graph_results_can_be_differentiated_again():
     np.testing.assert_allclose(g.numpy(), 6 * x.numpy())
 
 
+def test_an_input_passed_twice_gets_its_own_gradient_in_both_modes():
+    x = f64([0.5, -1.5], requires_grad=True)
+    for create_graph in (False, True):
+        _, (ga, gb) = AF.vjp(lambda a, b: (a * b.exp()).sum(), (x, x), create_graph=create_graph)
+        np.testing.assert_allclose(ga.numpy(), np.exp(x.numpy()))
+        np.testing.assert_allclose(gb.numpy(), x.numpy() * np.exp(x.numpy()))
+
+
 def test_independent_outputs_give_zeros_or_a_strict_error():
     x, y = f64([1.0, 2.0]), f64([3.0])
     _, (gx, gy) = AF.vjp(lambda a, b: (a * 2).sum(), (x, y))

@@ -24,6 +24,7 @@ from ..backend import array_module
 from .engine import run_backward
 from .function import Function
 from .grad_mode import enable_grad
+from .primitives import clone
 
 
 def as_tensor_tuple(values, what):
@@ -128,15 +129,16 @@ def _ones(like):
 
 
 def _prepare_inputs(inputs, create_graph):
-    """Tensors to differentiate with respect to: the inputs themselves when the result
-    must stay connected to their graph (create_graph), else detached copies."""
+    """Tensors to differentiate with respect to: under create_graph a clone of each
+    input that requires grad (connected to its graph, yet a node of its own, so an
+    input passed twice gets two gradients), else a detached alias."""
     inputs, was_tuple = _tensors(inputs, "inputs")
     for i, t in enumerate(inputs):
         if t.dtype.kind != "f":
             raise TypeError(f"inputs[{i}] has dtype {t.dtype}: only floating-point inputs "
                             "can be differentiated")
-    prepared = tuple(t if create_graph and t.requires_grad else t.detach().requires_grad_()
-                     for t in inputs)
+    prepared = tuple(clone(t) if create_graph and t.requires_grad
+                     else t.detach().requires_grad_() for t in inputs)
     return prepared, was_tuple
 
 
