@@ -19,6 +19,7 @@ from ..autograd.functional import grad as autograd_grad
 from ..backend import cuda, to_numpy
 from ..backend.kernels import use_impl
 from ..creation import tensor as _tensor
+from .gradcheck import _as_tuple
 
 CPU_IMPLS = ("reference", "numba")
 
@@ -57,10 +58,6 @@ def assert_close(actual, expected, rtol=1e-10, atol=1e-12):
 def _tolerance(dtype):
     """float32 kernels sum in other orders than the reference: 1e-5; float64 1e-10."""
     return (1e-5, 1e-5) if np.dtype(dtype) == np.float32 else (1e-10, 1e-10)
-
-
-def _as_tuple(values):
-    return (values,) if isinstance(values, Tensor) else tuple(values)
 
 
 def _run(fn, inputs, upstream, rng, device):
