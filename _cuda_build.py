@@ -52,6 +52,8 @@ CSRC = ROOT / "csrc"
 KERNELS = ROOT / "kernels"
 # The kernel signature parser the run-time launchers use (standard library only).
 KERNEL_SOURCE_PARSER = ROOT / "tinygen" / "backend" / "cuda_kernels" / "source.py"
+# The one flag set of both GPU paths (standard library only).
+COMPILE_FLAGS = ROOT / "tinygen" / "backend" / "cuda_kernels" / "compile_flags.py"
 
 # Where libcudart lives inside a toolkit: the classic layout, then the targets/ one.
 _LIB_SUBDIRS = ("lib64", "targets/x86_64-linux/lib", "lib")
@@ -154,15 +156,20 @@ def skip_reason(environ=None) -> str | None:
     return None
 
 
+def nvcc_compile_flags(archs: list[int], threads: int = 1) -> list[str]:
+    """Every flag of the nvcc compile of a .cu file of the extension, but -c and -o."""
+    return ["-O3", *nvcc_device_flags(), "-Xcompiler", "-fPIC", "--threads", str(threads),
+            f"-I{CSRC}", f"-I{KERNELS}", *nvcc_gencode_flags(archs)]
+
+
 class CudaBuildError(Exception):
     pass
 
 
-def _kernel_source_module():
-    """tinygen/backend/cuda_kernels/source.py, loaded by path: tinygen itself (and its
-    dependencies) need not be importable at build time."""
-    name = "_tinygen_kernel_source"
-    spec = importlib.util.spec_from_file_location(name, KERNEL_SOURCE_PARSER)
+def _load_by_path(name, path):
+    """A standard-library-only module of tinygen, loaded by path: tinygen itself (and
+    its dependencies) need not be importable at build time."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while it executes
     try:
@@ -170,6 +177,16 @@ def _kernel_source_module():
     finally:
         del sys.modules[name]
     return module
+
+
+def _kernel_source_module():
+    return _load_by_path("_tinygen_kernel_source", KERNEL_SOURCE_PARSER)
+
+
+def nvcc_device_flags() -> list[str]:
+    """The language and floating-point flags of every nvcc compile: the same set the
+    NVRTC path uses (tinygen/backend/cuda_kernels/compile_flags.py says why)."""
+    return list(_load_by_path("_tinygen_compile_flags", COMPILE_FLAGS).nvcc_device_flags())
 
 
 def kernel_table_source(kernel_dir: Path = KERNELS) -> tuple[str, list[str]]:
@@ -274,8 +291,7 @@ class build_ext(_build_ext):
         cu_sources = [write_kernel_table(obj_dir)] + sorted(CSRC.glob("*.cu"))
         cpus = os.cpu_count() or 1
         threads = max(1, cpus // max(1, len(cu_sources)))
-        nvcc_flags = ["-O3", "-std=c++17", "-Xcompiler", "-fPIC", "--threads", str(threads),
-                      f"-I{CSRC}", f"-I{KERNELS}", *nvcc_gencode_flags(archs)]
+        nvcc_flags = nvcc_compile_flags(archs, threads)
         objects = [str(obj_dir / (src.stem + ".cu.o")) for src in cu_sources]
         with ThreadPoolExecutor(max_workers=min(cpus, max(1, len(cu_sources)))) as pool:
             list(pool.map(lambda so: _run([str(toolkit.nvcc), *nvcc_flags, "-c", str(so[0]),

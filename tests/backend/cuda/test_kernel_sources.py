@@ -1,12 +1,10 @@
-"""Every kernels/*.cu follows the contract and compiles with nvcc (sm_80, sm_90) and NVRTC.
+"""Every kernels/*.cu follows the contract and compiles with nvcc for sm_80 and sm_90.
 
-nvcc: one call per file with both gencode targets (standalone: a file may rely on
-common.cuh only); the files are separate tests, so pytest-xdist spreads them.  NVRTC:
-the translation unit that tinygen.backend.cuda_kernels.nvrtc hands cupy, checked by
-NVRTC's front end for compute_80 and compute_90 (code generation is nvcc's test's).
-Nothing is cached: every run compiles the files as they are now."""
-import ctypes
-import ctypes.util
+nvcc: one call per file with both gencode targets and the AOT build's flags
+(standalone: a file may rely on common.cuh only); the files are separate tests, so
+pytest-xdist spreads them.  Nothing is cached: every run compiles the files as they are
+now.  The NVRTC path's code generation (the module cupy builds, to cubin) is
+test_nvrtc_codegen.py's."""
 import importlib.util
 import re
 import shutil
@@ -16,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tinygen.backend.cuda_kernels import nvrtc
 from tinygen.backend.cuda_kernels.source import blank_comments, default_sources, kernel_dir
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,79 +69,8 @@ def test_file_compiles_with_nvcc_for_sm80_and_sm90(path, tmp_path):
     out = tmp_path / (path.stem + ".fatbin")
     gencode = [flag for arch in ARCHS
                for flag in ("-gencode", f"arch=compute_{arch},code=sm_{arch}")]
-    cmd = [nvcc, "-std=c++17", "-fatbin", *gencode, f"-I{kernel_dir()}", str(path), "-o", str(out)]
+    cmd = [nvcc, *_cuda_build().nvcc_device_flags(), "-fatbin", *gencode, f"-I{kernel_dir()}",
+           str(path), "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
     assert out.stat().st_size > 0
-
-
-# --- NVRTC -----------------------------------------------------------------------------------
-def _nvrtc_library():
-    """libnvrtc from the CUDA toolkit, the nvidia-cuda-nvrtc wheel, or the loader path."""
-    candidates = []
-    toolkit = _toolkit()
-    if toolkit:
-        candidates += sorted(toolkit.lib_dir.glob("libnvrtc.so*"))
-    for entry in sys.path:
-        for sub in ("nvidia/cu13/lib", "nvidia/cuda_nvrtc/lib"):
-            candidates += sorted((Path(entry) / sub).glob("libnvrtc.so*"))
-    found = ctypes.util.find_library("nvrtc")
-    if found:
-        candidates.append(found)
-    for candidate in candidates:
-        try:
-            lib = ctypes.CDLL(str(candidate))
-        except OSError:
-            continue
-        lib.nvrtcGetErrorString.restype = ctypes.c_char_p
-        return lib
-    return None
-
-
-def _nvrtc_compile(lib, code, name, options):
-    """(result code, log) of compiling ``code`` with ``options``."""
-    prog = ctypes.c_void_p()
-    status = lib.nvrtcCreateProgram(ctypes.byref(prog), code.encode(), name.encode(), 0, None,
-                                    None)
-    assert status == 0, lib.nvrtcGetErrorString(status).decode()
-    try:
-        encoded = [o.encode() for o in options]
-        result = lib.nvrtcCompileProgram(prog, len(encoded),
-                                         (ctypes.c_char_p * len(encoded))(*encoded))
-        size = ctypes.c_size_t()
-        lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
-        log = ctypes.create_string_buffer(size.value)
-        lib.nvrtcGetProgramLog(prog, log)
-        return result, log.value.decode(errors="replace")
-    finally:
-        lib.nvrtcDestroyProgram(ctypes.byref(prog))
-
-
-@pytest.fixture(scope="module")
-def libnvrtc():
-    lib = _nvrtc_library()
-    if lib is None:
-        pytest.skip("no libnvrtc found (CUDA toolkit or the nvidia-cuda-nvrtc wheel)")
-    return lib
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-def test_nvrtc_module_compiles(libnvrtc, arch):
-    sources = default_sources()
-    options = [*nvrtc.options(sources), f"-arch=compute_{arch}", "-fdevice-syntax-only"]
-    result, log = _nvrtc_compile(libnvrtc, nvrtc.module_code(sources), "tinygen_kernels.cu",
-                                 options)
-    if result != 0 and "-fdevice-syntax-only" in log:  # an NVRTC older than the option
-        result, log = _nvrtc_compile(libnvrtc, nvrtc.module_code(sources),
-                                     "tinygen_kernels.cu", options[:-1])
-    assert result == 0, (f"NVRTC ({libnvrtc.nvrtcGetErrorString(result).decode()}) with "
-                         f"{options}:\n{log}")
-
-
-def test_nvrtc_reports_errors(libnvrtc):
-    # The check above can fail: a kernel that uses a host-only function is refused.
-    code = ('#include "common.cuh"\n'
-            'extern "C" __global__ void bad_f32(float* y) { y[0] = printf_host_only(); }\n')
-    result, log = _nvrtc_compile(libnvrtc, code, "bad.cu",
-                                 [f"-I{kernel_dir()}", "-arch=compute_80", "-fdevice-syntax-only"])
-    assert result != 0 and "printf_host_only" in log

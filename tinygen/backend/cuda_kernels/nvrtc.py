@@ -8,8 +8,7 @@ without the digest an edited kernel or common.cuh would keep running its stale b
 """
 import threading
 
-# nvcc's language level; cupy adds the -arch of the device it compiles for.
-OPTIONS = ("-std=c++17",)
+from . import compile_flags
 
 _modules = {}
 _lock = threading.Lock()
@@ -21,7 +20,9 @@ def module_code(sources):
 
 
 def options(sources):
-    return OPTIONS + (f"-I{sources.directory}",)
+    """What RawModule gets: the one flag set (compile_flags; cupy adds -ftz=true, the
+    device's -arch=sm_XX and --device-as-default-execution-space after these)."""
+    return compile_flags.nvrtc_user_options(sources.directory)
 
 
 def module(sources):
