@@ -1,0 +1,169 @@
+"""benchmarks.kernel_static: occupancy, the SASS main-loop reader and the ceiling model
+(on hand-written SASS), and the whole tool on real NVRTC output (no GPU needed)."""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmarks import kernel_static as ks
+from tinygen.backend.cuda_kernels import codegen
+from tinygen.backend.cuda_kernels.source import KernelSources, kernel_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("registers,shared,threads,blocks,fraction", [
+    (255, 33024, 256, 1, 0.125),   # conv m128 f64 today: one block of 8 warps
+    (114, 8320, 256, 2, 0.25),     # conv m64 f32: 114 -> 128 registers a thread
+    (32, 0, 256, 8, 1.0),          # thread limit
+    (32, 0, 32, 32, 0.5),          # block limit: 32 blocks of one warp
+    (32, 100 * 1024, 256, 2, 0.25),  # shared memory: 2 x (100 KB + 1 KB) <= 228 KB
+    (64, 0, 1024, 1, 0.5),         # 64 registers x 1024 threads = all 65536
+])
+def test_occupancy_on_sm90(registers, shared, threads, blocks, fraction):
+    assert ks.occupancy(registers, shared, threads) == (blocks, fraction)
+
+
+_SASS = """
+        code for sm_90
+                Function : toy_f32
+        /*0000*/                   S2R R0, SR_TID.X ;
+        /*0010*/                   LDG.E.128 R4, desc[UR4][R2.64] ;
+        /*0020*/                   STS.128 [R0], R4 ;
+        /*0030*/                   BAR.SYNC.DEFER_BLOCKING 0x0 ;
+        /*0040*/                   LDS R8, [R0] ;
+        /*0050*/                   LDS.128 R12, [R0+0x10] ;
+        /*0060*/                   FFMA R20, R8, R12, R20 ;
+        /*0070*/                   FFMA.FTZ R21, R8, R13, R21 ;
+        /*0080*/                   FFMA R22, R8, R14, R22 ;
+        /*0090*/                   FFMA R23, R8, R15, R23 ;
+        /*00a0*/                   LDS.64 R16, [R0+0x20] ;
+        /*00b0*/                   FFMA R20, R16, R12, R20 ;
+        /*00c0*/                   FFMA R21, R16, R13, R21 ;
+        /*00d0*/                   FFMA R22, R17, R14, R22 ;
+        /*00e0*/                   FFMA R23, R17, R15, R23 ;
+        /*00f0*/              @!P0 BRA 0x40 ;
+        /*0100*/                   BAR.SYNC.DEFER_BLOCKING 0x0 ;
+        /*0110*/                   NOP ;
+        /*0120*/               @P1 BRA 0x10 ;
+        /*0130*/                   STG.E [R2.64], R20 ;
+        /*0140*/                   EXIT ;
+                Function : other_f64
+        /*0000*/                   EXIT ;
+"""
+
+
+def test_sass_main_loop_and_ceiling():
+    functions = ks.split_functions(_SASS)
+    assert set(functions) == {"toy_f32", "other_f64"}
+    toy = functions["toy_f32"]
+    assert toy[5].opcode == "LDS.128" and toy[5].base == "LDS"
+    assert sorted(ks.loops(toy)) == [(1, 18), (4, 15)]
+    first, last, m = ks.main_loop(toy, "FFMA")
+    assert (first, last) == (4, 15)  # the inner loop: all the FMAs are its own
+    assert m.inner_loops == 0 and m.instructions == 12 and m.fma == 8
+    assert m.shared_loads == {32: 1, 128: 1, 64: 1} and m.barriers == 0
+    assert m.wavefronts == 1 + 4 + 2
+    c = ks.ceiling(m, "f32")
+    # FMA pipe 8/4 = 2 clocks, issue 12/4 = 3, shared 7 wavefronts = 7 clocks
+    assert c["issue"] == pytest.approx(2 / 3) and c["shared"] == pytest.approx(2 / 7)
+    assert c["ceiling"] == c["shared"] and c["bound"] == "shared memory"
+    outer = ks.mix(toy, 1, 18, "FFMA")  # NOP not counted; STS.128 costs 4 wavefronts
+    assert outer.instructions == 17 and outer.barriers == 2 and outer.wavefronts == 11
+    assert outer.global_loads == {128: 1}
+    own = ks.mix(toy, 1, 18, "FFMA", skip=[(4, 15)])  # the outer loop less the inner one
+    assert own.instructions == 5 and own.fma == 0 and own.wavefronts == 4
+    assert ks.main_loop(functions["other_f64"], "DFMA") is None
+    assert ks.ceiling(ks.LoopMix(instructions=100, fma=50), "f32") is None  # no shared loads
+
+
+def test_launch_threads_read_launch_bounds(tmp_path):
+    (tmp_path / "common.cuh").write_text("")
+    (tmp_path / "a.cu").write_text(
+        '#include "common.cuh"\n'
+        'extern "C" __global__ void __launch_bounds__(128, 4) a_small_f32(float* y) {}\n'
+        '// extern "C" __global__ void __launch_bounds__(64) commented_f32(float* y) {}\n'
+        'extern "C" __global__ void a_plain_f32(float* y) {}\n')
+    assert ks.launch_threads(KernelSources(tmp_path)) == {"a_small_f32": 128,
+                                                          "a_plain_f32": ks.DEFAULT_THREADS}
+
+
+_TOY = r'''#include "common.cuh"
+// A 16x16-tile GEMM step: operands staged in shared memory, 4 FMAs per shared load.
+extern "C" __global__ void __launch_bounds__(128) toy_gemm_f32(const float* a, const float* b,
+                                                               float* c, int k_count) {
+    __shared__ float as[16][65];
+    __shared__ float bs[16][65];
+    float acc[4][4] = {};
+    const int t = threadIdx.x;
+    for (int k0 = 0; k0 < k_count; k0 += 16) {
+        for (int i = t; i < 16 * 64; i += 128) {
+            as[i / 64][i % 64] = a[k0 * 64 + i];
+            bs[i / 64][i % 64] = b[k0 * 64 + i];
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < 16; ++kk)
+            for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j)
+                    acc[i][j] += as[kk][t % 16 + 16 * i] * bs[kk][t / 16 + 8 * j];
+        __syncthreads();
+    }
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) c[(t * 4 + i) * 4 + j] = acc[i][j];
+}
+extern "C" __global__ void toy_scale_f32(const float* x, float* y, long long n) {
+    for (long long i = tg_thread_index(); i < n; i += tg_grid_stride()) y[i] = 2.0f * x[i];
+}
+'''
+
+
+@pytest.fixture(scope="module")
+def toolchain():
+    try:
+        codegen.load_nvrtc()
+    except codegen.CodegenUnavailable as exc:
+        pytest.skip(str(exc))
+    if codegen.find_tool("cuobjdump") is None:
+        pytest.skip("no cuobjdump (CUDA toolkit or `pip install nvidia-cuda-cuobjdump`)")
+
+
+def test_analyses_real_nvrtc_output(toolchain, tmp_path):
+    (tmp_path / "common.cuh").write_text((kernel_dir() / "common.cuh").read_text())
+    (tmp_path / "toy.cu").write_text(_TOY)
+    report = ks.analyse(KernelSources(tmp_path), 90)
+    assert "-ftz=true" in report["options"] and "-arch=sm_90" in report["options"]
+    rows = {r["kernel"]: r for r in report["rows"]}
+    gemm, scale = rows["toy_gemm_f32"], rows["toy_scale_f32"]
+    assert gemm["threads"] == 128 and gemm["spill_bytes"] == 0
+    assert gemm["shared"] == 2 * 16 * 65 * 4
+    assert gemm["blocks_per_sm"] >= 1 and 0 < gemm["occupancy"] <= 1
+    loop = gemm["loop"]
+    assert loop["fma"] == 16 * 16 and loop["barriers"] == 2
+    assert sum(loop["shared_loads"].values()) >= 16 * 8 / 4  # at least, with wide loads
+    assert 0 < gemm["ceiling"]["ceiling"] <= 1
+    assert scale["ceiling"] is None and scale["loop"]["global_loads"]
+
+
+def test_main_writes_the_report(toolchain, tmp_path):
+    assert ks.main(["--before", "", "--only", "gated_activation", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "static-sm90.md").read_text()
+    assert "gated_activation_forward_f32" in md and "conv_forward" not in md
+    assert "No GPU timing exists" in md and "ceiling" in md
+    doc = json.loads((tmp_path / "static-sm90.json").read_text())
+    assert doc["before"] is None
+    assert {r["kernel"] for r in doc["after"]["rows"]} == {
+        f"gated_activation_{p}_{t}" for p in ("forward", "backward") for t in ("f32", "f64")}
+
+
+def test_before_sources_come_from_git(tmp_path):
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+                      capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    sources = ks.sources_at("HEAD", tmp_path)
+    committed = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", "HEAD",
+                                "kernels/"], capture_output=True, text=True).stdout.split()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(n).name for n in committed)
+    assert "common.cuh" in {p.name for p in tmp_path.iterdir()}
+    assert any(p.name == "conv.cu" for p in sources.files)
