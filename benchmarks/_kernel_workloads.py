@@ -10,8 +10,15 @@ FLOPs count the useful multiply-adds (a masked conv: its kept taps only) as 2 ea
 Bytes are the traffic an implementation cannot avoid when the data does not fit in
 cache: every input read once and every output written once, except batchnorm, whose
 statistics need a pass over x before it can be normalised (forward: x read twice,
-y written; backward: x and g read twice, dx written).
+y written; backward: x and g read twice, dx written).  These credited bytes are not the
+working set: ``Env.tracking`` counts the bytes of every array a case allocates (both
+sides' inputs, copies included), which is what the timing rotates past the L2 cache.
+
+What cuDNN's side does beyond the convolution a framework would do too, and is timed:
+WaveNet's causal conv pads its input on the left first (cuDNN has no one-sided
+padding), and its input gradient is cut back to the unpadded length.
 """
+import contextlib
 import dataclasses
 import importlib
 from typing import Callable, NamedTuple
@@ -27,8 +34,32 @@ class Env:
     device: str
     dtype: object = np.float32
 
+    _tracked: list = dataclasses.field(default=None, init=False, repr=False)
+
+    @contextlib.contextmanager
+    def tracking(self):
+        """Count the bytes of the arrays made through ``array`` / ``zeros`` inside: a
+        one-element list, filled in when the block ends."""
+        outer, self._tracked = self._tracked, []
+        total = [0]
+        try:
+            yield total
+        finally:
+            total[0] = sum(self._tracked)
+            self._tracked = outer
+            if outer is not None:
+                outer.append(total[0])
+
+    def _made(self, array):
+        if self._tracked is not None:
+            self._tracked.append(int(array.nbytes))
+        return array
+
     def array(self, host):
-        return self.xp.asarray(host)
+        return self._made(self.xp.asarray(host))
+
+    def zeros(self, shape, dtype=None):
+        return self._made(self.xp.zeros(shape, dtype=dtype or self.dtype))
 
     def tensor(self, array):
         """A torch view of ``array`` (same memory, through DLPack)."""
@@ -57,6 +88,8 @@ class Case:
     bytes: float
     # Maps theirs' result to ours' layout before comparing (not timed).
     expected: Callable = _unchanged
+    # More baselines timed beside theirs, returning theirs' layout: name -> call.
+    others: dict = dataclasses.field(default_factory=dict)
 
 
 class Goal(NamedTuple):
@@ -95,8 +128,9 @@ def _randn(env, rng, shape, scale=1.0):
 # --- convolutions ---------------------------------------------------------------------------
 class ConvPair(NamedTuple):
     """A convolution in ours' terms (x, w, ConvGeometry, taps) and in cuDNN's
-    (aten.convolution arguments, possibly on a padded input or a larger masked
-    weight), with maps from cuDNN's results to ours' layout."""
+    (aten.convolution arguments, possibly on a larger masked weight), with maps from
+    cuDNN's results to ours' layout (``fix_*``, not timed) and what cuDNN's side must
+    do around the convolution (``prepare_x``, ``finish_dx``: timed)."""
     x: object
     w: object
     geom: object
@@ -106,6 +140,8 @@ class ConvPair(NamedTuple):
     args: tuple                # (stride, padding, dilation, transposed, output_padding, groups)
     fix_dx: Callable = lambda t: t
     fix_dw: Callable = lambda t: t
+    prepare_x: Callable = lambda t: t
+    finish_dx: Callable = lambda t: t
 
 
 def _geometry(in_size, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1):
@@ -130,21 +166,24 @@ def _conv_case(env, rng, pair, phase, transposed=False):
     o, (ho, wo) = pair.w.shape[0], pair.geom.out_size
     y_shape = (n, o, ho, wo)
     flops = 2.0 * n * ho * wo * o * (c // groups) * len(pair.taps)
-    g = _randn(env, rng, pair.x.shape if transposed else y_shape)   # upstream gradient
-    tg = env.tensor(g)
+    g = tg = None
+    if phase != "fwd":  # the upstream gradient (a forward row's working set is without it)
+        g = _randn(env, rng, pair.x.shape if transposed else y_shape)
+        tg = env.tensor(g)
     item = pair.x.itemsize
 
     def conv_bwd(mask):
-        return aten.convolution_backward(tg, pair.tx, pair.tw, None, stride, padding, dilation,
-                                         t_flag, out_pad, groups, mask)
+        return aten.convolution_backward(tg, pair.prepare_x(pair.tx), pair.tw, None, stride,
+                                         padding, dilation, t_flag, out_pad, groups, mask)
 
     x_bytes, w_bytes, y_bytes = pair.x.size * item, pair.w.size * item, n * o * ho * wo * item
     if not transposed:
         calls = {
             "fwd": (lambda: k.conv2d_forward(pair.x, pair.w, pair.geom, pair.taps),
-                    lambda: aten.convolution(pair.tx, pair.tw, None, *pair.args), lambda t: t),
+                    lambda: aten.convolution(pair.prepare_x(pair.tx), pair.tw, None, *pair.args),
+                    lambda t: t),
             "dgrad": (lambda: k.conv2d_input_grad(g, pair.w, pair.geom, pair.taps),
-                      lambda: conv_bwd([True, False, False])[0], pair.fix_dx),
+                      lambda: pair.finish_dx(conv_bwd([True, False, False])[0]), pair.fix_dx),
             "wgrad": (lambda: k.conv2d_weight_grad(pair.x, g, pair.geom, pair.taps),
                       lambda: conv_bwd([False, True, False])[1], pair.fix_dw),
         }
@@ -222,7 +261,7 @@ def gated_stack(n, c, o, size, k, stack):
             crop = (slice(None), slice(None), slice(None), slice(0, half))
         x = _randn(env, rng, (n, c) + size)
         w = _randn(env, rng, (o, c) + kernel, 0.1)
-        w_full = env.xp.zeros((o, c) + full, dtype=env.dtype)
+        w_full = env.zeros((o, c) + full)
         w_full[crop] = w
         tw = env.tensor(w_full)
         args = ([1, 1], [full[0] // 2, full[1] // 2], [1, 1], False, [0, 0], 1)
@@ -233,17 +272,19 @@ def gated_stack(n, c, o, size, k, stack):
 
 def causal_conv(n, c, o, length, k, d):
     """WaveNet's causal conv1d (left padding inside the kernel) vs cuDNN's conv on the
-    input padded ahead of time (cuDNN has no one-sided padding)."""
+    input padded on the left (cuDNN has no one-sided padding): the pad copy, and for
+    the input gradient the copy back to the unpadded length, are in cuDNN's time, as
+    they are in a framework's step."""
     def pair(env, rng):
+        F = env.torch.nn.functional
         pad = d * (k - 1)
         x = _randn(env, rng, (n, c, 1, length))
         w = _randn(env, rng, (o, c, 1, k), 0.1)
-        x_padded = env.xp.zeros((n, c, 1, length + pad), dtype=env.dtype)
-        x_padded[..., pad:] = x
         geom = _geometry((1, length), (1, k), padding=(0, 0, pad, 0), dilation=(1, d))
         args = ([1, 1], [0, 0], [1, d], False, [0, 0], 1)
-        return ConvPair(x, w, geom, _all_taps((1, k)), env.tensor(x_padded), env.tensor(w),
-                        args, fix_dx=lambda t: t[..., pad:])
+        return ConvPair(x, w, geom, _all_taps((1, k)), env.tensor(x), env.tensor(w), args,
+                        prepare_x=lambda t: F.pad(t, (pad, 0)),
+                        finish_dx=lambda t: t[..., pad:].contiguous())
     return pair
 
 
@@ -262,10 +303,18 @@ def _batch_norm_case(env, rng, shape, phase, eps=1e-5, momentum=0.1):
     w, b = _randn(env, rng, (c,)), _randn(env, rng, (c,))
     w64, b64 = w.astype(np.float64), b.astype(np.float64)
     x3 = x.reshape(n, c, -1)
-    running = [env.xp.zeros(c, dtype=env.dtype), env.xp.ones(c, dtype=env.dtype)]
+    running = [env.zeros(c), env.array(np.ones(c, dtype=env.dtype))]
     tx, tw, tb = env.tensor(x), env.tensor(w), env.tensor(b)
     t_running = [env.tensor(r.copy()) for r in running]
+    default_running = [env.tensor(r.copy()) for r in running]
     cudnn = env.device != "cpu"
+
+    def default_forward(inputs=(tx, tw, tb)):
+        """What a PyTorch model runs: F.batch_norm, whichever kernel it dispatches to
+        (cuDNN's or PyTorch's own, by shape and settings)."""
+        x_, w_, b_ = inputs
+        return torch.nn.functional.batch_norm(x_, *default_running, w_, b_, True, momentum,
+                                              eps)
 
     def theirs_forward():
         if cudnn:
@@ -277,7 +326,8 @@ def _batch_norm_case(env, rng, shape, phase, eps=1e-5, momentum=0.1):
             mean, _, inv_std = k.train_stats(x3, eps, *running, momentum)
             return k.normalize_affine(x3, mean, w64 * inv_std, b64).reshape(shape)
 
-        return Case(ours, lambda: theirs_forward()[0], 0.0, 3 * x.nbytes)
+        return Case(ours, lambda: theirs_forward()[0], 0.0, 3 * x.nbytes,
+                    others={"torch default": default_forward})
 
     g = _randn(env, rng, shape)
     g3, tg = g.reshape(n, c, -1), env.tensor(g)
@@ -296,7 +346,14 @@ def _batch_norm_case(env, rng, shape, phase, eps=1e-5, momentum=0.1):
         return aten.native_batch_norm_backward(tg, tx, tw, *t_running, saved[1], saved[2], True,
                                                eps, [True, True, True])
 
-    return Case(ours, theirs, 0.0, 5 * x.nbytes)
+    leaves = [t.detach().requires_grad_() for t in (tx, tw, tb)]
+    with torch.enable_grad():
+        y = default_forward(leaves)
+
+    def default_backward():  # autograd's dispatch of the backward of F.batch_norm
+        return torch.autograd.grad(y, leaves, tg, retain_graph=True)
+
+    return Case(ours, theirs, 0.0, 5 * x.nbytes, others={"torch default": default_backward})
 
 
 def batch_norm_workload(shape, phase, goals):
@@ -378,10 +435,10 @@ def _wavenet_case(env, rng, batch, layers, residual, skip, classes, k=2):
                           dilations=env.array(dilations))
     offsets, sizes, slots = ring_layout(StepWeights(**host, dilations=dilations))
     ring = _randn(env, rng, (batch, slots, R))
-    t_ring = env.tensor(ring).clone()
+    t_ring = env.tensor(env.array(ring.copy()))
     t = int(sizes.max()) * 3 + 5
     previous = env.array(rng.integers(0, Q, batch).astype(np.int64))
-    tw = {name: torch.from_numpy(a).to(env.device) for name, a in host.items()}
+    tw = {name: env.tensor(env.array(a)) for name, a in host.items()}  # theirs' own copy
     t_previous = env.tensor(previous)
 
     def theirs():  # the same step written layer by layer with torch ops
