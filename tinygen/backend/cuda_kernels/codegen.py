@@ -34,6 +34,7 @@ from . import compile_flags, nvrtc
 
 ARCHS = (80, 90)
 REPORT_OPTIONS = ("-Xptxas", "-v")
+CACHE_ENTRIES = 24  # builds kept on disk
 # Where the PyPI wheels put their files, under a site-packages directory.
 _WHEEL_LIB_DIRS = ("nvidia/cu13/lib", "nvidia/cuda_nvrtc/lib", "nvidia/cu12/lib")
 _WHEEL_BIN_DIRS = ("nvidia/cu13/bin", "nvidia/cuda_cuobjdump/bin", "nvidia/cuda_nvdisasm/bin",
@@ -258,6 +259,7 @@ def compile_module(sources, arch, *, cache=True):
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process compiling the same: wait for it
         if cubin_path.is_file() and meta_path.is_file():
             meta = json.loads(meta_path.read_text())
+            cubin_path.touch()  # recently used: kept by _prune
             return Build(arch, options, lib.version, cubin_path.read_bytes(), meta["log"])
         build = _compile(lib, code, options, arch)
         for path, data in ((cubin_path, build.cubin),
@@ -265,7 +267,16 @@ def compile_module(sources, arch, *, cache=True):
             temporary = path.with_suffix(path.suffix + ".tmp")
             temporary.write_bytes(data)
             temporary.replace(path)
-        return build
+    _prune(directory)
+    return build
+
+
+def _prune(directory, keep=CACHE_ENTRIES):
+    """Delete all but the ``keep`` newest builds (each kernel edit makes a new one)."""
+    builds = sorted(directory.glob("*.cubin"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in builds[keep:]:
+        for path in (stale, stale.with_suffix(".json"), stale.with_suffix(".lock")):
+            path.unlink(missing_ok=True)
 
 
 def _compile(lib, code, options, arch):
