@@ -182,3 +182,38 @@ def test_nvcc_and_nvrtc_generate_the_same_code(libnvrtc, tmp_path):
     runtime = _nvrtc_opcodes(libnvrtc, compile_flags.cupy_nvrtc_options(
         compile_flags.nvrtc_user_options(kernel_dir()), 90), tmp_path / "runtime.cubin")
     assert _opcodes(out) == runtime
+
+
+# --- on a real GPU: cupy's own option vector -----------------------------------------------
+@pytest.mark.cuda
+def test_cupy_hands_nvrtc_the_options_we_compile_with(monkeypatch):
+    # What codegen compiles in CI must be what cupy compiles on the GPU: capture the
+    # options of a real RawModule compile (a unique source, so cupy's cache misses).
+    import tinygen
+
+    if not tinygen.cuda.is_available():
+        pytest.skip("needs a CUDA GPU with cupy")
+    import uuid
+
+    import cupy
+    from cupy.cuda import compiler
+
+    seen = []
+    original = compiler._NVRTCProgram.compile
+
+    def spy(self, options=(), *args, **kwargs):
+        seen.append(tuple(options))
+        return original(self, options, *args, **kwargs)
+
+    monkeypatch.setattr(compiler._NVRTCProgram, "compile", spy)
+    sources = default_sources()
+    code = f"// {uuid.uuid4()}\n" + nvrtc.module_code(sources)
+    cupy.RawModule(code=code, options=nvrtc.options(sources)).get_function(
+        next(iter(sources.signatures)))
+    arch = int(cupy.cuda.Device().compute_capability)
+    wanted = compile_flags.cupy_nvrtc_options(nvrtc.options(sources), arch)
+
+    def flags(options):  # include directories depend on the installation only
+        return [o for o in options if not o.startswith("-I")]
+
+    assert seen and flags(seen[-1]) == flags(wanted)
