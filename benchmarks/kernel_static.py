@@ -328,9 +328,10 @@ def detail_table(rows):
         if loop:
             fma = f"{loop['fma']}"
             if loop["other_fma"]:
-                fma += f" (+{loop['other_fma']} other)"
+                other = "DFMA" if loop["fma_opcode"] == "FFMA" else "FFMA"
+                fma += f" (+{loop['other_fma']} {other})"
             loads = sum(loop["shared_loads"].values())
-            per_fma = f"{loads / loop['fma']:.2f}" if loop["fma"] else "-"
+            per_fma = f"{loads / loop['fma']:.2f}" if loop["fma"] and loads else "-"
             loop_cells = (f"{loop['instructions']} | {fma} | "
                           f"{_pct(loop['fma'] / max(loop['instructions'], 1))} | "
                           f"{_widths(loop['shared_loads'])} | {per_fma} | "
