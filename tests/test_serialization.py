@@ -430,3 +430,30 @@ def test_every_flipped_byte_is_caught_or_harmless(tmp_path):
             continue
         assert_same(obj, out, f"byte {i}")
     assert caught > len(data) // 2
+
+
+def test_atomic_open_unlinks_its_temp_file_when_the_disk_is_full(tmp_path, monkeypatch):
+    """Closing a file whose buffer cannot be flushed raises ENOSPC again; the temp file
+    must still go (else the disk stays full), and the error names the target."""
+    import errno
+    import io
+
+    from tinygen import serialization
+
+    class FullDisk(io.BufferedWriter):
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fdopen(fd, mode, **kw):
+        return FullDisk(io.FileIO(fd, "w"))
+
+    target = tmp_path / "ckpt.npz"
+    monkeypatch.setattr(serialization.os, "fdopen", fdopen)
+    with pytest.raises(OSError) as e:
+        with atomic_open(target, "wb") as f:
+            f.write(b"x" * 10)
+    monkeypatch.undo()
+    assert leftovers(tmp_path) == []
+    assert e.value.errno == errno.ENOSPC
+    assert str(e.value) == f"cannot write {str(target)!r}: No space left on device"
+    assert ".tmp" not in str(e.value) and "\n" not in str(e.value)

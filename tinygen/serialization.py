@@ -45,7 +45,7 @@ from .autograd.tensor import Tensor
 from .backend import normalize_device, to_device, to_numpy
 from .backend.cuda import is_cupy_array, require_available
 
-__all__ = ["save", "load", "atomic_open", "CheckpointError", "FORMAT_VERSION"]
+__all__ = ["save", "load", "atomic_open", "AtomicWriteError", "CheckpointError", "FORMAT_VERSION"]
 
 FORMAT_KIND = "tinygen.save"
 FORMAT_VERSION = 1
@@ -110,7 +110,10 @@ def atomic_open(path, mode="wb", encoding=None, newline=None):
     except OSError:
         perms = 0o666 & ~_current_umask()
 
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    except OSError as e:
+        raise _write_error(dest, e) from None
     f = None
     try:
         if "b" in mode:
@@ -124,14 +127,35 @@ def atomic_open(path, mode="wb", encoding=None, newline=None):
             f.close()
         os.chmod(tmp, perms)
         os.replace(tmp, dest)
-    except BaseException:
-        if f is None:
-            os.close(fd)
-        else:
-            f.close()
+    except BaseException as e:
+        # Unlink first: closing can raise again (ENOSPC while flushing the buffer), and
+        # a temp file left behind would keep the disk full for the retry.
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            if f is None:
+                os.close(fd)
+            else:
+                f.close()
+        if isinstance(e, OSError):
+            raise _write_error(dest, e) from None
         raise
+    _fsync_directory(directory)
+
+
+class AtomicWriteError(OSError):
+    """Writing a file failed (disk full, read-only, no permission); names the target, not
+    the temp file, and nothing of the temp file is left behind."""
+
+    def __str__(self):
+        return self.strerror
+
+
+def _write_error(dest, e):
+    reason = e.strerror or str(e)
+    return AtomicWriteError(e.errno, f"cannot write {dest!r}: {reason}")
+
+
     _fsync_directory(directory)
 
 
