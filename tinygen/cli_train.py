@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 RUN_FILES = ("checkpoint.npz (latest epoch), samples.png and samples_epochNNN.png, "
              "loss.png, metrics.json")
@@ -61,10 +62,10 @@ def _fail(command: str, exc: BaseException, code: int = 1) -> int:
 
 def _errors():
     from tinygen.data import DataError
-    from tinygen.serialization import CheckpointError
+    from tinygen.serialization import AtomicWriteError, CheckpointError
     from tinygen.training.runner import ConfigError, DeviceError
 
-    return (DataError, CheckpointError, ConfigError, DeviceError)
+    return (DataError, CheckpointError, ConfigError, DeviceError, AtomicWriteError)
 
 
 # --- train ----------------------------------------------------------------------------------
@@ -91,8 +92,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     except _errors() as exc:
         return _fail("train", exc)
     except KeyboardInterrupt:
-        print(f"\ntinygen train: interrupted; continue from the last completed epoch with\n"
-              f"  tinygen train {args.model} --out {out} --resume", file=sys.stderr)
+        from tinygen.training import CHECKPOINT_NAME
+
+        if (Path(out) / CHECKPOINT_NAME).is_file():
+            print(f"\ntinygen train: interrupted; continue from the last trained epoch "
+                  f"with\n  tinygen train {args.model} --out {out} --resume", file=sys.stderr)
+        else:
+            print("\ntinygen train: interrupted before the first epoch ended; nothing was "
+                  "saved (run the same command again to start over)", file=sys.stderr)
         return 130
     from tinygen.training.runner import METRICS_NAME, read_metrics
 

@@ -64,8 +64,9 @@ def test_nothing_found_with_env_lists_env_dirs(isolated, monkeypatch):
     msg = str(e.value)
     assert f"$TINYGEN_DATA: {isolated / 'data'} " in msg
     assert str(isolated / "data" / "fashion-mnist") in msg
-    assert str(isolated / "xdg-cache" / "tinygen" / "fashion-mnist") in msg
-    assert str(isolated / "system" / "fashion-mnist") in msg
+    # a named $TINYGEN_DATA is the only place looked at (no silent other copy)
+    assert str(isolated / "xdg-cache") not in msg and str(isolated / "system") not in msg
+    assert "unset $TINYGEN_DATA" in msg
 
 
 def test_system_dir_found(isolated):
@@ -104,11 +105,18 @@ def test_env_subdirectory(isolated, monkeypatch):
     assert find_fashion_mnist() == sub
 
 
-def test_env_without_files_falls_through(isolated, monkeypatch):
-    (isolated / "data").mkdir()
-    system = make_set(isolated / "system" / "fashion-mnist")
-    monkeypatch.setenv("TINYGEN_DATA", str(isolated / "data"))
-    assert find_fashion_mnist() == system
+def test_env_without_files_is_an_error_not_another_copy(isolated, monkeypatch):
+    """Issue 11: $TINYGEN_DATA naming a missing or incomplete folder used to fall back
+    silently to another copy (or the embedded subset)."""
+    make_set(isolated / "system" / "fashion-mnist")
+    incomplete = make_set(isolated / "data")
+    next(incomplete.glob("t10k-labels*")).unlink()
+    for folder in (isolated / "data", isolated / "missing"):
+        monkeypatch.setenv("TINYGEN_DATA", str(folder))
+        with pytest.raises(DataError, match="TINYGEN_DATA"):
+            find_fashion_mnist()
+        with pytest.raises(DataError, match=str(folder)):
+            load_fashion_mnist("test")  # no embedded-subset fallback either
 
 
 def test_root_beats_everything(isolated, monkeypatch):

@@ -21,7 +21,8 @@ def test_train_classifier_end_to_end(tmp_path, subset_dir, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["width"] == 4 and metrics["config"]["limit"] == 256
     assert metrics["data"] == {"dataset": "fashion-mnist", "train_images": 256,
-                               "test_images": 200, "embedded_subset": False}
+                               "test_images": 200, "embedded_subset": False,
+                               "source": [str(subset_dir)]}
     assert f"wrote {out}/: checkpoint.npz, loss.png, metrics.json" in captured.out
     assert 0.0 <= metrics["metrics"]["test_accuracy"] <= 1.0
     with Image.open(out / "loss.png") as im:
@@ -130,4 +131,5 @@ def test_subset_fallback_is_recorded(tmp_path, monkeypatch, capsys):
                      str(out), "--test-limit", "50", "-o", "width=2", "-o", "hidden=4",
                      "--batch-size", "32",
                      "--no-progress"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["data"]["embedded_subset"] is True
+    data = json.loads((out / "metrics.json").read_text())["data"]
+    assert data["embedded_subset"] is True and data["source"] == ["embedded subset"]

@@ -6,11 +6,13 @@ Nothing here depends on tinygen's Tensor; callers wrap the arrays themselves.
 from .errors import DataError
 from .fashion_mnist import (
     CLASSES,
+    EMBEDDED_SUBSET,
     SubsetWarning,
     cache_dir,
     find_fashion_mnist,
     load_embedded_subset,
     load_fashion_mnist,
+    recording_sources,
 )
 from .download import DownloadError, download_fashion_mnist
 from .datasets import DATASETS, load_dataset
@@ -36,6 +38,8 @@ __all__ = [
     "cache_dir",
     "download_fashion_mnist",
     "find_fashion_mnist",
+    "recording_sources",
+    "EMBEDDED_SUBSET",
     "load_dataset",
     "load_embedded_subset",
     "load_fashion_mnist",

@@ -4,7 +4,8 @@ Offline first. The files are looked for, in order, in
 
 1. the `root` argument, when one is given (and only there: a caller who names a
    directory wants that data, not a silent fallback to some other copy);
-2. `$TINYGEN_DATA`, either the directory itself or `$TINYGEN_DATA/fashion-mnist`;
+2. `$TINYGEN_DATA`, either the directory itself or `$TINYGEN_DATA/fashion-mnist` (when
+   set, only there, for the same reason);
 3. the user cache, `$XDG_CACHE_HOME/tinygen/fashion-mnist` (default `~/.cache/...`);
 4. Debian's `dataset-fashion-mnist` package, `/usr/share/datasets/fashion-mnist`;
 5. a download into the user cache, each file checked against its SHA-256
@@ -20,6 +21,7 @@ images, class-balanced, MIT-licensed like the original, see FASHION_MNIST_LICENS
 and says so with a `SubsetWarning`: enough to smoke-test a model, not to report results.
 """
 
+import contextlib
 import os
 import warnings
 import zipfile
@@ -91,6 +93,8 @@ def find_fashion_mnist(root=None):
     lines = [f"  {label}: {directory} ({_describe_missing(directory, missing)})"
              for label, directory, missing in searched]
     hint = ("put the files there" if root is not None else
+            "put the files there, or unset $TINYGEN_DATA to search the usual places"
+            if os.environ.get("TINYGEN_DATA") else
             "set $TINYGEN_DATA to a directory holding them, or install Debian's "
             "dataset-fashion-mnist package")
     raise DataError("Fashion-MNIST not found; searched:\n" + "\n".join(lines) +
@@ -113,10 +117,12 @@ def load_fashion_mnist(split="train", root=None, allow_subset=True):
     try:
         directory = find_fashion_mnist(root)
     except DataError as e:
-        if root is not None or not allow_subset:
+        if root is not None or os.environ.get("TINYGEN_DATA") or not allow_subset:
             raise
         warnings.warn(_subset_warning(e), SubsetWarning, stacklevel=2)
+        _note_source(EMBEDDED_SUBSET)
         return load_embedded_subset(split)
+    _note_source(str(directory))
     images_name, labels_name = FILES[split]
     images_path = _existing(directory, images_name)
     labels_path = _existing(directory, labels_name)
@@ -141,6 +147,28 @@ def load_fashion_mnist(split="train", root=None, allow_subset=True):
         raise DataError(f"{labels_path}: label {int(labels[where])} at index {where} is "
                         f"outside 0..{len(CLASSES) - 1}")
     return images, labels.astype(np.int64)
+
+
+EMBEDDED_SUBSET = "embedded subset"
+_RECORDERS = []
+
+
+@contextlib.contextmanager
+def recording_sources():
+    """Inside the block, every split loaded notes where it came from (a directory, or
+    ``EMBEDDED_SUBSET``) in the list this yields: the runner records it in metrics.json."""
+    seen = []
+    _RECORDERS.append(seen)
+    try:
+        yield seen
+    finally:
+        _RECORDERS.remove(seen)
+
+
+def _note_source(source):
+    for seen in _RECORDERS:
+        if source not in seen:
+            seen.append(source)
 
 
 def load_embedded_subset(split="train"):
@@ -224,6 +252,9 @@ _SOURCES = [_env_source, _cache_source, _system_source, _download_source]
 def _sources(root):
     if root is not None:
         yield _explicit_root_source(root)
+        return
+    if os.environ.get("TINYGEN_DATA"):  # named, like root: that data or an error
+        yield _env_source(root)
         return
     for source in _SOURCES:
         yield source(root)

@@ -15,17 +15,22 @@ A model family is an ``Experiment`` (``tinygen.models.experiment``); the runner 
   one numpy Generator for ``train_step`` (its own stream, not the loader's), a fixed one
   for the sample grids (the same noise every epoch, so grids show progress) and one per
   epoch for ``evaluate``; all of it is in the checkpoint;
-- per epoch: a tqdm bar with the latest losses and images/s; then, with every module in
-  eval mode and no autograd graph, ``samples_epoch{k:03d}.png`` and ``samples.png`` (if
-  the experiment can ``sample``), ``evaluate`` -> metrics, ``loss.png``, the checkpoint
-  ``checkpoint.npz`` and ``metrics.json`` (each written atomically, in that order).
+- per epoch: a tqdm bar with the latest losses and images/s; as soon as the epoch's
+  training ends, the checkpoint ``checkpoint.npz`` and ``metrics.json`` (the epoch marked
+  ``"evaluated": false``); then, with every module in eval mode and no autograd graph,
+  ``samples_epoch{k:03d}.png`` and ``samples.png`` (if the experiment can ``sample``),
+  ``evaluate`` -> metrics, ``loss.png`` and ``metrics.json`` again (each file written
+  atomically, in that order). Artifacts of epoch k are never newer than the checkpoint.
 
-A run stopped at any point resumes from its last completed epoch, and computes exactly
-(bit for bit) what the uninterrupted run would have.
+A run stopped at any point (SIGKILL, Ctrl-C, a crash in evaluation) resumes from its
+last trained epoch, first redoing that epoch's sampling and evaluation when they did not
+finish, and computes exactly (bit for bit) what the uninterrupted run would have.
 """
+import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -36,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 import tinygen
-from tinygen.data import BatchLoader, DATASETS, DataError, SubsetWarning
+from tinygen.data import BatchLoader, DATASETS, DataError, SubsetWarning, recording_sources
 from tinygen.serialization import CheckpointError, atomic_open
 
 from .audio import save_audio_samples, wav_paths
@@ -63,6 +68,11 @@ RESUMABLE = ("epochs", "device")
 METRICS_NAME = "metrics.json"
 SAMPLES_NAME = "samples.png"
 LOSS_PLOT_NAME = "loss.png"
+
+# Files of a run directory written through atomic_open (their temp files are
+# ".NAME.XXXX.tmp"): a new start or a resume removes those a killed run left.
+_STALE_TEMP = re.compile(r"\.(checkpoint\.npz|metrics\.json|samples(_epoch\d+)?\.png|"
+                         r"loss\.png)\.\w+\.tmp")
 
 # Independent random streams derived from the seed (SeedSequence spawn keys).
 _STREAM_TRAIN, _STREAM_SAMPLES, _STREAM_EVAL = 1, 2, 3
@@ -154,6 +164,23 @@ def resume_config(saved, options):
     return config
 
 
+def make_run_dir(out):
+    """Create ``out`` (an error naming it when that fails) and remove the temp files a
+    killed run left in it (``atomic_open`` removes its own unless killed with SIGKILL)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {str(out)!r}: cannot create it ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {str(out)!r}: not writable")
+    for stale in out.glob(".*.tmp"):
+        if _STALE_TEMP.fullmatch(stale.name):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
 def build_experiment(cls, config):
     """``cls(config)``, with a bad model option reported as a ConfigError."""
     try:
@@ -186,12 +213,19 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
     out = Path(out) if out is not None else default_run_dir(experiment_name)
     ckpt_path = out / CHECKPOINT_NAME
     state = None
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite starts it "
+                          "again: pass one of them")
     if resume:
         if not ckpt_path.is_file():
             raise CheckpointError(f"{str(ckpt_path)!r}: no checkpoint to resume from "
                                   f"(train without --resume first, or check --out)")
         state = load_checkpoint(ckpt_path, model=experiment_name)
         config = resume_config(state["config"], config)
+        if config["epochs"] < int(state["epoch"]):
+            raise ConfigError(f"--epochs {config['epochs']}: the run in {str(out)!r} has "
+                              f"already trained {int(state['epoch'])} epochs; --epochs is "
+                              f"the new total, so give at least that")
     else:
         config = make_config(cls, config)
         if ckpt_path.exists() and not overwrite:
@@ -199,12 +233,12 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
                 f"{str(ckpt_path)!r} already exists: pass --resume to continue that run, "
                 f"--overwrite to start it again, or choose another --out")
     check_device(config["device"])
-    out.mkdir(parents=True, exist_ok=True)
+    make_run_dir(out)
 
     seed = config["seed"]
     tinygen.manual_seed(seed)
     experiment = build_experiment(cls, config)
-    train_arrays, test_arrays, subset = load_data_noting_subset(experiment)
+    train_arrays, test_arrays, subset, source = load_data_noting_subset(experiment)
     loader = BatchLoader(train_arrays, config["batch_size"], shuffle=True, seed=seed,
                          drop_last=True)
     if len(loader) == 0:
@@ -220,8 +254,28 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
         log(f"resuming {experiment_name} from {ckpt_path} after epoch {epoch} "
             f"(step {step})")
 
-    metrics = _latest_metrics(history)
     n_train = loader.num_samples
+    n_test = len(test_arrays[0]) if test_arrays else 0
+
+    def finish_epoch(record):
+        """Sampling and evaluation of a trained (and checkpointed) epoch, then its
+        metrics.json; redone on resume when a run stopped before it ended."""
+        record.update(metrics=_end_of_epoch(experiment, test_arrays, out, record["epoch"],
+                                            seed, progress), evaluated=True)
+        save_loss_plot(history, out / LOSS_PLOT_NAME, title=f"{experiment_name} training loss")
+        write_metrics(out, experiment_name, experiment.config, history, n_train, n_test,
+                      subset=subset, source=source)
+        log(_summary(experiment_name, record, config["epochs"]))
+
+    if history.epochs and not history.epochs[-1].get("evaluated", True):
+        done = _evaluated_record(out, history.epochs[-1])
+        if done is not None:  # metrics.json already has it: the run stopped after
+            history.epochs[-1].update(metrics=done, evaluated=True)
+        else:
+            log(f"evaluating epoch {epoch}, which the interrupted run trained but did not "
+                f"evaluate")
+            finish_epoch(history.epochs[-1])
+
     while epoch < config["epochs"]:
         if loader.epoch != epoch:  # pragma: no cover - a broken invariant, not user error
             raise RuntimeError(f"loader is at epoch {loader.epoch}, the run at {epoch}")
@@ -244,32 +298,49 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
             bar.close()
         seconds = time.perf_counter() - start
 
-        metrics = _end_of_epoch(experiment, test_arrays, out, epoch, seed)
+        # The checkpoint first: whatever happens while sampling and evaluating (Ctrl-C,
+        # a crash), the epoch's training is kept, and its evaluation is redone on resume.
         record = {"epoch": epoch, "step": step, "losses": history.epoch_means(epoch),
-                  "metrics": metrics, "seconds": seconds,
+                  "metrics": {}, "evaluated": False, "seconds": seconds,
                   "images_per_second": images / max(seconds, 1e-9)}
         history.end_epoch(record)
-        save_loss_plot(history, out / LOSS_PLOT_NAME, title=f"{experiment_name} training loss")
         save_checkpoint(ckpt_path, experiment, loader, generator, epoch=epoch, step=step,
                         history=history.state_dict())
-        write_metrics(out, experiment_name, experiment.config, history, n_train,
-                      len(test_arrays[0]) if test_arrays else 0, subset=subset)
-        log(_summary(experiment_name, record, config["epochs"]))
+        write_metrics(out, experiment_name, experiment.config, history, n_train, n_test,
+                      subset=subset, source=source)
+        finish_epoch(history.epochs[-1])
 
-    return TrainResult(experiment=experiment, out=out, metrics=metrics, history=history,
-                       train_images=n_train)
+    return TrainResult(experiment=experiment, out=out, metrics=_latest_metrics(history),
+                       history=history, train_images=n_train)
 
 
-def _end_of_epoch(experiment, test_arrays, out, epoch, seed):
-    """Sample grids and metrics, with modules in eval mode and no graph."""
-    with eval_mode(experiment), tinygen.no_grad():
-        if can_sample(experiment):
-            n = int(experiment.config.get("n_samples", 64))
-            images = experiment.sample(n, stream(seed, _STREAM_SAMPLES))
-            path = out / f"samples_epoch{epoch:03d}.png"
-            save_image_grid(images, path, scale=2)
-            _copy_atomic(path, out / SAMPLES_NAME)
-        metrics = experiment.evaluate(test_arrays, stream(seed, _STREAM_EVAL, epoch))
+def _evaluated_record(out, record):
+    """The metrics of ``record``'s epoch as metrics.json holds them, or None when it does
+    not (the run stopped before that epoch's evaluation was written)."""
+    for saved in read_metrics(Path(out) / METRICS_NAME).get("epochs", []):
+        if (isinstance(saved, dict) and saved.get("epoch") == record["epoch"]
+                and saved.get("step") == record["step"] and saved.get("evaluated")):
+            return dict(saved.get("metrics") or {})
+    return None
+
+
+def _end_of_epoch(experiment, test_arrays, out, epoch, seed, progress=False):
+    """Sample grids and metrics, with modules in eval mode and no graph.
+
+    tinygen's global generator is put back afterwards: training after this epoch must not
+    depend on whether its evaluation ran in this process or was redone on resume."""
+    rng_state = tinygen.get_rng_state()
+    try:
+        with eval_mode(experiment), tinygen.no_grad():
+            if can_sample(experiment):
+                n = int(experiment.config.get("n_samples", 64))
+                images = experiment.sample(n, stream(seed, _STREAM_SAMPLES))
+                path = out / f"samples_epoch{epoch:03d}.png"
+                save_image_grid(images, path, scale=2)
+                _copy_atomic(path, out / SAMPLES_NAME)
+            metrics = experiment.evaluate(test_arrays, stream(seed, _STREAM_EVAL, epoch))
+    finally:
+        tinygen.set_rng_state(rng_state)
     return {k: _as_float(v) for k, v in (metrics or {}).items()}
 
 
@@ -300,30 +371,36 @@ class eval_mode:
 
 def load_data_noting_subset(experiment):
     """``experiment.load_data()`` plus whether the embedded subset stood in for the real
-    data (its SubsetWarning is still shown; metrics.json records it)."""
-    with warnings.catch_warnings(record=True) as caught:
+    data (its SubsetWarning is still shown; metrics.json records it) and where the data
+    came from (the directories read, or the embedded subset)."""
+    with warnings.catch_warnings(record=True) as caught, recording_sources() as source:
         warnings.simplefilter("always", SubsetWarning)
         train_arrays, test_arrays = experiment.load_data()
     subset = False
     for w in caught:
         subset = subset or issubclass(w.category, SubsetWarning)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return train_arrays, test_arrays, subset
+    return train_arrays, test_arrays, subset, list(source)
 
 
 def write_metrics(out, experiment_name, config, history, n_train, n_test, extra=None,
-                  subset=False):
+                  subset=False, source=None):
     """``metrics.json``: the config, per-epoch losses/metrics and the latest metrics."""
     path = Path(out) / METRICS_NAME
     previous = read_metrics(path)
     doc = {
         "model": experiment_name,
         "config": config,
+        # Trained and checkpointed / also sampled and evaluated: they differ (by one) only
+        # while a run is in its end-of-epoch work or stopped there (resume redoes it).
         "epochs_completed": len(history.epochs),
+        "epochs_evaluated": len(_evaluated(history)),
         "global_step": history.steps[-1] if history.steps else 0,
         "data": {"dataset": config.get("dataset"), "train_images": n_train,
-                 "test_images": n_test, "embedded_subset": bool(subset)},
+                 "test_images": n_test, "embedded_subset": bool(subset),
+                 "source": source or []},
         "metrics": _latest_metrics(history),
+        "metrics_epoch": _evaluated(history)[-1]["epoch"] if _evaluated(history) else None,
         "epochs": history.epochs,
         "files": {key: name for key, name in (("checkpoint", CHECKPOINT_NAME),
                                               ("samples", SAMPLES_NAME),
@@ -367,8 +444,13 @@ def _finite(x):
     return x
 
 
+def _evaluated(history):
+    return [r for r in history.epochs if r.get("evaluated", True)]
+
+
 def _latest_metrics(history):
-    return dict(history.epochs[-1]["metrics"]) if history.epochs else {}
+    done = _evaluated(history)
+    return dict(done[-1]["metrics"]) if done else {}
 
 
 def _summary(name, record, epochs):
