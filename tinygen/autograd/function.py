@@ -22,7 +22,8 @@ from .grad_mode import is_grad_enabled
 _BOOKKEEPING = frozenset(
     {"next_edges", "input_meta", "output_meta", "needs_input_grad", "_recording",
      "_inputs", "_save_input_idx", "_save_output_idx", "_freed", "_saved_output_data",
-     "_saved_inputs", "_creation_stack", "_tensor_hooks"}
+     "_saved_inputs", "_creation_stack", "_tensor_hooks", "_saved_versions",
+     "_output_versions"}
 )
 
 
@@ -36,6 +37,8 @@ class Function:
     _freed = False
     _saved_inputs = None
     _saved_output_data = None
+    _saved_versions = ()
+    _output_versions = ()
     _tensor_hooks = None
 
     # --- what subclasses write ------------------------------------------------
@@ -61,10 +64,19 @@ class Function:
 
     def saved_inputs(self):
         self._check_not_freed()
-        return self._saved_inputs
+        saved = self._saved_inputs
+        if self._saved_versions:
+            for t, (version, data) in zip(saved, self._saved_versions):
+                if t.data is not data or (t._vc is not None and t._vc[0] != version):
+                    k = next(k for k, s in enumerate(saved) if s is t)
+                    raise _modified_error(self, f"input {self._save_input_idx[k]}", t, version)
+        return saved
 
     def saved_outputs(self):
         self._check_not_freed()
+        for (i, data), vc in zip(self._saved_output_data, self._output_versions):
+            if vc[0]:
+                raise _modified_error(self, f"output {i}", _SavedOutput(data, vc), 0)
         from .tensor import Tensor
 
         return tuple(Tensor._make(data, self, i) for i, data in self._saved_output_data)
@@ -113,10 +125,17 @@ class Function:
         node.output_meta = tuple((o.shape, o.dtype) for o in outs)
         node._saved_inputs = tuple(inputs[i] for i in node._save_input_idx)
         node._saved_output_data = tuple((i, outs[i]) for i in node._save_output_idx)
+        if node._save_input_idx:  # what saved_inputs() checks: nothing changed in place
+            node._saved_versions = [(0 if t._vc is None else t._vc[0], t.data)
+                                    for t in node._saved_inputs]
         if _record_observers:
             for observer in _record_observers:
                 observer(node)
         results = tuple(Tensor._make(o, node, i) for i, o in enumerate(outs))
+        if node._save_output_idx:  # what saved_outputs() checks: still at version 0
+            versions = node._output_versions = []
+            for i in node._save_output_idx:
+                versions.append(results[i]._version_counter())
         return results if multiple else results[0]
 
     # --- graph bookkeeping -------------------------------------------------------
@@ -136,6 +155,8 @@ class Function:
         """Drop saved state after backward (the graph is freed)."""
         self._saved_inputs = None
         self._saved_output_data = None
+        self._saved_versions = ()
+        self._output_versions = ()
         for name, value in list(vars(self).items()):
             if name not in _BOOKKEEPING and hasattr(value, "nbytes") and hasattr(value, "shape"):
                 setattr(self, name, None)
@@ -147,6 +168,27 @@ class Function:
 
     def __repr__(self):
         return f"<{self.name} backward>"
+
+
+class _SavedOutput:
+    """What the error message needs of a saved output (the node keeps only its array)."""
+
+    def __init__(self, data, vc):
+        self.data, self._vc = data, vc
+        self.shape, self.dtype = tuple(data.shape), data.dtype
+
+
+def _modified_error(node, which, t, version):
+    """The RuntimeError for a tensor saved for backward and then changed in place."""
+    if t._vc is not None and t._vc[0] != version:
+        what = f"{t._vc[1] or 'an in-place op'} (version {version} when saved, {t._vc[0]} now)"
+    else:
+        what = "an assignment to its .data"
+    return RuntimeError(
+        f"{node.name} backward: its {which} (a {t.dtype} tensor of shape "
+        f"{tuple(t.shape)}), saved for backward, was modified in place by {what}, so its "
+        f"gradient would be computed from the new values; make the change after backward(), "
+        f"on a .clone(), or under a new forward pass")
 
 
 # Callables run on every newly recorded node (debugging tools plug in here).

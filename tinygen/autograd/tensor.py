@@ -25,7 +25,7 @@ class Tensor:
     __array_priority__ = 1000
 
     __slots__ = ("data", "grad", "grad_fn", "_output_index", "_requires_grad", "_hooks",
-                 "__weakref__")
+                 "_vc", "__weakref__")
 
     def __init__(self, data, requires_grad=False):
         if isinstance(data, Tensor):
@@ -40,6 +40,7 @@ class Tensor:
         self.grad_fn = None
         self._output_index = 0
         self._hooks = None
+        self._vc = None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -54,6 +55,7 @@ class Tensor:
         t.grad_fn = grad_fn
         t._output_index = output_index
         t._hooks = None
+        t._vc = None
         t._requires_grad = grad_fn is not None
         return t
 
@@ -89,8 +91,34 @@ class Tensor:
         return (self, 0)
 
     def detach(self):
-        """The same data, cut from the graph."""
-        return Tensor._make(self.data)
+        """The same data, cut from the graph (and the same version counter: an in-place
+        change through either is seen by a backward that saved the other)."""
+        t = Tensor._make(self.data)
+        t._vc = self._version_counter()
+        return t
+
+    # --- the version counter -------------------------------------------------------
+    # Every in-place change (fill_, copy_, zero_, assigning .data, an optimizer step)
+    # bumps it; a Function that saved this tensor for backward compares the version it
+    # saw with the current one (function.py), so a gradient is never computed from
+    # overwritten values. ``_vc`` is None until first needed, then ``[version, what]``
+    # (what: the latest in-place op, for the error message).
+    def _version_counter(self):
+        if self._vc is None:
+            self._vc = [0, None]
+        return self._vc
+
+    @property
+    def _version(self):
+        return 0 if self._vc is None else self._vc[0]
+
+    def _bump_version(self, what):
+        vc = self._vc
+        if vc is None:
+            self._vc = [1, what]
+        else:
+            vc[0] += 1
+            vc[1] = what
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (or only ``inputs``')."""
@@ -234,13 +262,15 @@ class Tensor:
     def clone(self):
         return clone(self)
 
-    # --- in-place helpers (data only; never recorded) -------------------------------
+    # --- in-place helpers (data only; never recorded, but versioned) ---------------
     def zero_(self):
         self.data[...] = 0
+        self._bump_version("zero_")
         return self
 
     def fill_(self, value):
         self.data[...] = value
+        self._bump_version("fill_")
         return self
 
     def copy_(self, other):
@@ -250,6 +280,7 @@ class Tensor:
         if tuple(src.shape) != self.shape:
             raise ValueError(f"copy_: shape {tuple(src.shape)} does not match {self.shape}")
         self.data[...] = src
+        self._bump_version("copy_")
         return self
 
     # --- arithmetic -------------------------------------------------------------------

@@ -88,6 +88,8 @@ class Optimizer:
         for p in group["params"]:
             if p.grad is None:
                 continue
+            # updated in place: a graph that saved p before this step cannot backward
+            p._bump_version(f"{type(self).__name__}.step")
             device = p.device
             if p.grad.device != device:
                 raise RuntimeError(
