@@ -212,7 +212,7 @@ def test_default_classifier_is_loaded_with_grad_enabled(monkeypatch):
 
     seen = []
 
-    def fake_load_or_train():
+    def fake_load_or_train(**kwargs):
         seen.append(tg.is_grad_enabled())
         return StubClassifier()
 

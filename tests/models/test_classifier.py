@@ -101,7 +101,48 @@ def test_load_or_train_trains_once(tmp_path, subset_root, monkeypatch):
 
 def test_default_path_respects_xdg(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert C.default_classifier_path() == tmp_path / "tinygen" / "classifier.npz"
+    assert C.default_classifier_path("abc") == tmp_path / "tinygen" / "classifier-abc.npz"
+
+
+def test_cache_is_keyed_by_data_checksum_and_config(tmp_path, subset_root, monkeypatch):
+    """Issue 11: the cached FD classifier was reused whatever data trained it (the
+    3000-image subset gives ~76% accuracy, not ~90%). The key now holds the data's
+    checksum and the config; a message says it is trained; the model says which it is."""
+    from tinygen.data import write_idx
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    options = {"limit": 64, "test_limit": 50, "width": 4, "hidden": 16}
+    kw = dict(epochs=1, batch_size=16, progress=False, options=options)
+    said = []
+    first = C.load_or_train_classifier(data=subset_root, log=said.append, **kw)
+    assert said[0].startswith("training the FD-FMNIST classifier once (1 epochs on 64 images")
+    checksum = C.data_checksum(subset_root)[0]
+    ident = first.identity
+    assert ident["data_checksum"] == checksum and ident["test_accuracy"] == first.test_accuracy
+    assert ident["config"]["width"] == 4 and ident["path"].endswith(f"classifier-{ident['key']}.npz")
+
+    other = tmp_path / "other-data"  # the same images but one label changed: other data
+    other.mkdir()
+    for split, (img, lab) in {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}.items():
+        x, y = load_embedded_subset(split)
+        y = y.copy()
+        y[-1] = (y[-1] + 1) % 10
+        write_idx(other / img, x)
+        write_idx(other / lab, y.astype(np.uint8))
+    said.clear()
+    second = C.load_or_train_classifier(data=other, log=said.append, **kw)
+    assert said and second.identity["key"] != ident["key"]
+    said.clear()
+    third = C.load_or_train_classifier(data=subset_root, log=said.append,
+                                       **{**kw, "options": {**options, "width": 2}})
+    assert said and third.identity["key"] not in (ident["key"], second.identity["key"])
+
+    import tinygen.training
+
+    monkeypatch.setattr(tinygen.training, "train", lambda *a, **k: 1 / 0)  # cached now
+    again = C.load_or_train_classifier(data=subset_root, log=said.append, **kw)
+    assert again.identity == ident
 
 
 def test_load_classifier_errors(tmp_path):

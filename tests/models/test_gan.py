@@ -348,6 +348,10 @@ def test_evaluate_reports_fd_and_floor(tmp_path, monkeypatch):
         result = exp.evaluate(None, np.random.default_rng(0), classifier=Stub())
     assert result["fd_samples"] == 200
     assert result["fd_fmnist"] > result["fd_floor"] > 0.0
+    assert exp.evaluation_info() == {}  # the stub says nothing about itself
+    Stub.identity = {"key": "k1", "test_accuracy": 0.9}
+    exp.evaluate(None, np.random.default_rng(0), classifier=Stub())
+    assert exp.evaluation_info() == {"fd_classifier": {"key": "k1", "test_accuracy": 0.9}}
     assert make("dcgan").evaluate(None, np.random.default_rng(0)) == {}  # fd_samples=0
 
 

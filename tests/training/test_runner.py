@@ -206,3 +206,16 @@ def test_sample_and_evaluate_a_run(tiny, tmp_path):
     # the eval entry survives further training
     run(tiny, tmp_path, 2, resume=True)
     assert "eval" in json.loads((tmp_path / "metrics.json").read_text())
+
+
+def test_metrics_record_the_evaluation_info(tiny, tmp_path, monkeypatch):
+    """Issue 11: what scored a run (e.g. the FD classifier's identity and accuracy) is
+    in metrics.json, and stays there when the run is evaluated again or resumed."""
+    from tiny_experiment import TinyExperiment
+
+    info = {"fd_classifier": {"key": "abc", "test_accuracy": 0.9}}
+    monkeypatch.setattr(TinyExperiment, "evaluation_info", lambda self: info, raising=False)
+    run(tiny, tmp_path, 1)
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    assert doc["evaluation"] == info and doc["epochs_evaluated"] == 1
+    assert doc["metrics_epoch"] == 1 and doc["epochs"][0]["evaluated"] is True

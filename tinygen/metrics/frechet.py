@@ -110,15 +110,16 @@ def images_to_unit(images):
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def _default_classifier():
-    """The shared FD-FMNIST classifier (trained and cached on first use).  Training
+def _default_classifier(root=None):
+    """The shared FD-FMNIST classifier of the data in ``root`` (None: the usual search),
+    trained and cached on first use (keyed by the data's checksum).  Training
     needs autograd, and evaluation often runs under ``no_grad`` (the runner's
     end-of-epoch hook does), so grad mode is switched back on around it."""
     from ..autograd.grad_mode import enable_grad
     from ..models.classifier import load_or_train_classifier
 
     with enable_grad():
-        return load_or_train_classifier()
+        return load_or_train_classifier(data=root)
 
 
 def classifier_features(images, classifier=None, batch_size=FEATURE_BATCH):
@@ -212,7 +213,7 @@ def reference_statistics(split="test", classifier=None, n=None, seed=0, cache=Tr
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    classifier = classifier if classifier is not None else _default_classifier()
+    classifier = classifier if classifier is not None else _default_classifier(root)
     classifier_key = _fingerprint_classifier(classifier)
     memory_key = (split, n, seed, classifier_key, None if root is None else os.fspath(root))
     if memory_key in _MEMORY:
@@ -253,7 +254,7 @@ def fd_fmnist(images, reference="test", classifier=None, batch_size=FEATURE_BATC
     a ``(mu, cov)`` pair, or another array of images.  classifier: None for the
     shared one (``tinygen.models.classifier.load_or_train_classifier()``).
     """
-    classifier = classifier if classifier is not None else _default_classifier()
+    classifier = classifier if classifier is not None else _default_classifier(root)
     if isinstance(reference, str):
         ref = reference_statistics(reference, classifier, batch_size=batch_size, root=root)
     elif isinstance(reference, tuple) and len(reference) == 2:
@@ -269,7 +270,7 @@ def fd_floor(classifier=None, n_train=None, seed=0, batch_size=FEATURE_BATCH, ro
     generator would score.  ``n_train`` draws that many training images (with
     ``seed``) to match the number of generated images an FD was computed from (the
     estimate's upward bias depends on it); None uses all 60000."""
-    classifier = classifier if classifier is not None else _default_classifier()
+    classifier = classifier if classifier is not None else _default_classifier(root)
     train = reference_statistics("train", classifier, n=n_train, seed=seed,
                                  batch_size=batch_size, root=root)
     test = reference_statistics("test", classifier, batch_size=batch_size, root=root)

@@ -111,6 +111,12 @@ class Experiment:
         """``{metric: float}`` on held-out data (written to metrics.json)."""
         return {}
 
+    def evaluation_info(self):
+        """What the latest ``evaluate`` used that its numbers depend on (e.g. the FD
+        classifier's identity and test accuracy), JSON-able; metrics.json's
+        ``evaluation``."""
+        return {}
+
 
 def to_uint8_images(x, low=0.0, high=1.0):
     """Float images in [low, high] as uint8 (clipped)."""

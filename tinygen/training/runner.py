@@ -264,7 +264,7 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
                                             seed, progress), evaluated=True)
         save_loss_plot(history, out / LOSS_PLOT_NAME, title=f"{experiment_name} training loss")
         write_metrics(out, experiment_name, experiment.config, history, n_train, n_test,
-                      subset=subset, source=source)
+                      subset=subset, source=source, extra=_evaluation_info(experiment))
         log(_summary(experiment_name, record, config["epochs"]))
 
     if history.epochs and not history.epochs[-1].get("evaluated", True):
@@ -312,6 +312,11 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
 
     return TrainResult(experiment=experiment, out=out, metrics=_latest_metrics(history),
                        history=history, train_images=n_train)
+
+
+def _evaluation_info(experiment):
+    info = experiment.evaluation_info() if hasattr(experiment, "evaluation_info") else {}
+    return {"evaluation": info} if info else None
 
 
 def _evaluated_record(out, record):
@@ -407,8 +412,9 @@ def write_metrics(out, experiment_name, config, history, n_train, n_test, extra=
                                               ("loss_plot", LOSS_PLOT_NAME))
                   if (Path(out) / name).exists()},
     }
-    if "eval" in previous:
-        doc["eval"] = previous["eval"]
+    for key in ("eval", "evaluation"):
+        if key in previous:
+            doc[key] = previous[key]
     doc.update(extra or {})
     write_json(path, doc)
     return doc
@@ -625,6 +631,8 @@ def evaluate_run(run, seed=0, options=None, device=None, data=None, update_metri
         doc = read_metrics(path)
         doc.setdefault("model", state["model"])
         doc.setdefault("metrics", {}).update(metrics)
+        if _evaluation_info(experiment):
+            doc.update(_evaluation_info(experiment))
         doc["eval"] = {"metrics": metrics, "options": options, "seed": int(seed),
                        "epoch": int(state["epoch"]), "step": int(state["step"]),
                        "test_images": len(test_arrays[0]) if test_arrays else 0}

@@ -279,6 +279,10 @@ class GANExperiment(Experiment):
         start = time.perf_counter()
         images = self.generated_images(n, generator)
         root = self.config.get("data")
+        if classifier is None:
+            classifier = frechet._default_classifier(root)
+        # which classifier scored the run (an FD is comparable only under the same one)
+        self.fd_classifier = getattr(classifier, "identity", None)
         result = {"fd_fmnist": frechet.fd_fmnist(images, "test", classifier=classifier,
                                                  root=root),
                   "fd_samples": n}
@@ -286,6 +290,10 @@ class GANExperiment(Experiment):
             result["fd_floor"] = frechet.fd_floor(classifier=classifier, n_train=n, root=root)
         result["fd_seconds"] = time.perf_counter() - start
         return result
+
+    def evaluation_info(self):
+        info = getattr(self, "fd_classifier", None)
+        return {"fd_classifier": info} if info else {}
 
 
 @register("dcgan")
