@@ -36,6 +36,15 @@ def _cupy_line() -> str:
     return f"{cupy.__version__} ({count} device(s))"
 
 
+def _cpu_kernels_line() -> str:
+    from tinygen.backend import kernels
+
+    try:
+        return kernels.get_impl("cpu") + f" (${kernels.CPU_IMPL_ENV} selects numba or reference)"
+    except kernels.KernelImplError as exc:
+        return f"error: {exc}"
+
+
 def _extension_lines() -> list[str]:
     try:
         from tinygen import _C
@@ -62,6 +71,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"numpy:       {_module_version('numpy')}",
         f"numba:       {_module_version('numba')}",
         f"cupy:        {_cupy_line()}",
+        f"cpu kernels: {_cpu_kernels_line()}",
         *_extension_lines(),
     ]
     print("\n".join(lines))

@@ -55,17 +55,34 @@ def _limit(text: str):
     return n
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
 def _fail(command: str, exc: BaseException, code: int = 1) -> int:
     print(f"tinygen {command}: error: {exc}", file=sys.stderr)
     return code
 
 
+def _interrupted(command: str, consequence: str) -> int:
+    print(f"\ntinygen {command}: interrupted; {consequence}", file=sys.stderr)
+    return 130
+
+
 def _errors():
+    from tinygen.backend.kernels import KernelImplError
     from tinygen.data import DataError
     from tinygen.serialization import AtomicWriteError, CheckpointError
     from tinygen.training.runner import ConfigError, DeviceError
 
-    return (DataError, CheckpointError, ConfigError, DeviceError, AtomicWriteError)
+    return (DataError, CheckpointError, ConfigError, DeviceError, AtomicWriteError,
+            KernelImplError)
 
 
 # --- train ----------------------------------------------------------------------------------
@@ -81,8 +98,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = {key: getattr(args, key) for key in
                ("epochs", "batch_size", "lr", "seed", "device", "dataset", "data", "limit",
                 "test_limit", "n_samples") if hasattr(args, key)}
-    for key, value in args.option or []:
-        if key in options:
+    from tinygen.training.options import FLAGS
+
+    flags = set(options) | set(FLAGS) | {"device", "dataset", "data"}
+    for key, value in args.option or []:  # a repeated -o: the last one wins
+        if key in flags:
             return _fail("train", f"-o {key}=...: use --{key.replace('_', '-')} instead", 2)
         options[key] = value
     out = args.out or f"runs/{args.model}"
@@ -104,7 +124,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tinygen.training.runner import METRICS_NAME, read_metrics
 
     files = read_metrics(result.out / METRICS_NAME).get("files", {})
-    print(f"wrote {result.out}/: " + ", ".join([*files.values(), METRICS_NAME]))
+    if result.new_epochs == 0 and args.resume:
+        print(f"nothing to train: {result.out} has all {len(result.history.epochs)} epochs "
+              f"already (--epochs is the new total)")
+    else:
+        print(f"wrote {result.out}/: " + ", ".join([*files.values(), METRICS_NAME]))
     if result.metrics:
         print(json.dumps(result.metrics, indent=2))
     return 0
@@ -121,6 +145,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
                              temperature=args.temperature, length=args.length)
     except _errors() as exc:
         return _fail("sample", exc)
+    except KeyboardInterrupt:
+        return _interrupted("sample", "nothing was written")
     for path in written if isinstance(written, list) else [written]:
         print(f"wrote {path}")
     return 0
@@ -141,6 +167,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                data=args.data, update_metrics=not args.no_update)
     except _errors() as exc:
         return _fail("eval", exc)
+    except KeyboardInterrupt:
+        return _interrupted("eval", "metrics.json is unchanged")
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -159,9 +187,9 @@ def add_parser(commands) -> None:
     train.add_argument("model", help=f"one of: {models}")
     train.add_argument("--dataset", choices=["fashion-mnist"],
                        help="the data set (default fashion-mnist)")
-    train.add_argument("--epochs", type=int, help="epochs in total (with --resume: the "
+    train.add_argument("--epochs", type=_positive, help="epochs in total (with --resume: the "
                        "new total)")
-    train.add_argument("--batch-size", type=int)
+    train.add_argument("--batch-size", type=_positive)
     train.add_argument("--lr", type=float, help="learning rate")
     train.add_argument("--seed", type=int, help="seeds init, batches and sampling "
                        "(default 0)")
@@ -170,7 +198,7 @@ def add_parser(commands) -> None:
                        help="train on the first N images only (quick runs)")
     train.add_argument("--test-limit", type=_limit, metavar="N",
                        help="evaluate on the first N test images only")
-    train.add_argument("--n-samples", type=int, metavar="N", help="images per sample grid")
+    train.add_argument("--n-samples", type=_positive, metavar="N", help="images per sample grid")
     train.add_argument("--data", metavar="DIR", help="directory holding the four Fashion-MNIST "
                        "IDX files (default: $TINYGEN_DATA, ~/.cache/tinygen, "
                        "/usr/share/datasets/fashion-mnist, download, embedded subset)")
@@ -196,18 +224,19 @@ def add_parser(commands) -> None:
                     "one following the features of held-out audio.")
     sample.add_argument("--run", required=True, metavar="DIR",
                         help="run directory (or its checkpoint.npz)")
-    sample.add_argument("--n", type=int, default=None,
+    sample.add_argument("--n", type=_positive, default=None,
                         help="number of images (default 64) or audio clips (default 1)")
     sample.add_argument("--kind", choices=KINDS, default="samples")
     sample.add_argument("--out", default=None, metavar="FILE",
                         help="default: RUN/KIND_seedSEED.png, or .wav for audio; several "
-                             "audio clips go to FILE's stem + _0, _1, ... .wav")
+                             "audio clips go to FILE's stem + _0, _1, ... .wav (its "
+                             "directory is created)")
     sample.add_argument("--temperature", type=float, default=None,
                         help="audio: sample from softmax(logits / T) (default 1)")
-    sample.add_argument("--length", type=int, default=None, metavar="SAMPLES",
+    sample.add_argument("--length", type=_positive, default=None, metavar="SAMPLES",
                         help="audio: samples per clip (default: one second, for a "
                              "locally conditioned model at most the held-out audio's n-th part)")
-    sample.add_argument("--nrow", type=int, default=None, help="images per row")
+    sample.add_argument("--nrow", type=_positive, default=None, help="images per row")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=["cpu", "cuda"], default=None,
                         help="default: the run's device")
@@ -221,7 +250,7 @@ def add_parser(commands) -> None:
                     "and merge the metrics into RUN/metrics.json.")
     ev.add_argument("--run", required=True, metavar="DIR",
                     help="run directory (or its checkpoint.npz)")
-    ev.add_argument("--iwae-k", type=int, default=None, metavar="K",
+    ev.add_argument("--iwae-k", type=_positive, default=None, metavar="K",
                     help="importance samples for the VAE's IWAE bound")
     ev.add_argument("--test-limit", type=_limit, default=argparse.SUPPRESS, metavar="N",
                     help="first N test images, or 'all' (default: as in training)")

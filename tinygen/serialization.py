@@ -420,8 +420,11 @@ def load(path, device="cpu"):
         try:
             npz = np.load(fh, allow_pickle=False)
         except _CORRUPT as e:
-            # Neither zip nor .npy: np.load refuses (it would otherwise unpickle).
-            raise CheckpointError(f"{filename!r} is not an npz archive: {e}") from e
+            # Neither zip nor .npy: np.load refuses (it would otherwise unpickle); its
+            # message then advises allow_pickle=True, which a checkpoint must never need.
+            why = "" if "pickle" in str(e) else f": {e}"
+            raise CheckpointError(f"{filename!r} is not an npz archive (not a file written "
+                                  f"by tinygen.save; truncated or corrupt?){why}") from e
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise CheckpointError(f"{filename!r} is a single .npy array, not a tinygen checkpoint")
         stack.enter_context(npz)

@@ -457,7 +457,7 @@ def test_command_line_train_sample_eval_resume_with_the_mixture_head(tmp_path, m
     capsys.readouterr()
     assert main(["train", "gated-pixelcnn", "--epochs", "1", "--limit", "16", "--out",
                  str(tmp_path / "bad"), "--no-progress", "-o", "output=logistic"]) == 1
-    assert "output must be 'softmax'" in capsys.readouterr().err
+    assert "-o output=logistic: output must be one of softmax, dlm" in capsys.readouterr().err
 
 
 def test_bad_sampler_raises_a_clear_error():

@@ -46,18 +46,30 @@ _REGISTRY["spectral_norm"] = {
 }
 
 
+class KernelImplError(ValueError):
+    """``$TINYGEN_CPU_IMPL`` names no CPU kernel implementation."""
+
+
 def _cpu_impl_from_env():
     name = os.environ.get(CPU_IMPL_ENV, "").strip().lower() or "numba"
     if name not in ("numba", "reference"):
-        raise ValueError(
+        raise KernelImplError(
             f"{CPU_IMPL_ENV}={name!r} is not a CPU kernel implementation; "
             "expected 'numba' or 'reference'"
         )
     return name
 
 
-# device -> the implementation in use
-_selected = {"cpu": _cpu_impl_from_env()}
+# device -> the implementation in use. The CPU's is read from the environment on first
+# use, not at import: a bad value is then an error of the op (or of `tinygen train`),
+# and `import tinygen` / `tinygen info` still work and can report it.
+_selected = {}
+
+
+def _impl(device):
+    if device == "cpu" and "cpu" not in _selected:
+        _selected["cpu"] = _cpu_impl_from_env()
+    return _selected.get(device)
 
 
 def register(family, device, impl, module):
@@ -68,7 +80,7 @@ def register(family, device, impl, module):
 
 
 def get_impl(device="cpu"):
-    return _selected.get(device)
+    return _impl(device)
 
 
 def set_impl(device, name):
@@ -89,7 +101,10 @@ def use_impl(name, device="cpu"):
     try:
         yield
     finally:
-        _selected[device] = previous
+        if previous is None:  # not chosen yet: the environment decides again
+            _selected.pop(device, None)
+        else:
+            _selected[device] = previous
 
 
 def kernels(family, array, op_name=None):
@@ -101,7 +116,7 @@ def kernels(family, array, op_name=None):
             f"{op_name or family}: no {device} kernels are registered yet (they come with the "
             "GPU backend, kernels/*.cu); move the tensors to the CPU with .cpu()"
         )
-    impl = _selected.get(device)
+    impl = _impl(device)
     if impl not in by_impl:
         raise RuntimeError(f"{op_name or family}: no {impl!r} kernels are registered for {device}")
     module = by_impl[impl]

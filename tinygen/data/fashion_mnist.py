@@ -90,15 +90,19 @@ def find_fashion_mnist(root=None):
             if not missing:
                 return directory
             searched.append((label, directory, missing))
-    lines = [f"  {label}: {directory} ({_describe_missing(directory, missing)})"
+    lines = [f"{label}: {directory} ({_describe_missing(directory, missing)})"
              for label, directory, missing in searched]
+    named = root is not None or os.environ.get("TINYGEN_DATA")
     hint = ("put the files there" if root is not None else
             "put the files there, or unset $TINYGEN_DATA to search the usual places"
             if os.environ.get("TINYGEN_DATA") else
             "set $TINYGEN_DATA to a directory holding them, or install Debian's "
             "dataset-fashion-mnist package")
-    raise DataError("Fashion-MNIST not found; searched:\n" + "\n".join(lines) +
-                    f"\nneeded: {', '.join(_all_names())} (each raw or .gz); {hint}")
+    # one named place: one line (the CLI's error line); the whole search: one line each
+    sep = "; " if named else "\n  "
+    raise DataError(f"Fashion-MNIST not found; searched:{' ' if named else sep}" +
+                    sep.join(lines) + ("; " if named else "\n") +
+                    f"needed: {', '.join(_all_names())} (each raw or .gz); {hint}")
 
 
 def load_fashion_mnist(split="train", root=None, allow_subset=True):

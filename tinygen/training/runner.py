@@ -48,6 +48,7 @@ from .audio import save_audio_samples, wav_paths
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore, save_checkpoint
 from .history import History
 from .images import save_image_grid, save_loss_plot
+from .options import ConfigError, check_options
 
 # Every run has these; an Experiment's default_config() may override the values.
 BASE_CONFIG = {
@@ -78,8 +79,6 @@ _STALE_TEMP = re.compile(r"\.(checkpoint\.npz|metrics\.json|samples(_epoch\d+)?\
 _STREAM_TRAIN, _STREAM_SAMPLES, _STREAM_EVAL = 1, 2, 3
 
 
-class ConfigError(ValueError):
-    """A bad option: unknown key, wrong type, a change --resume cannot honour."""
 
 
 @dataclass
@@ -89,6 +88,7 @@ class TrainResult:
     metrics: dict
     history: History = field(repr=False, default=None)
     train_images: int = 0
+    new_epochs: int = 0  # epochs trained by this call (0: the run had them all already)
 
 
 def default_run_dir(experiment_name):
@@ -97,14 +97,15 @@ def default_run_dir(experiment_name):
 
 def make_config(experiment_cls, options=None):
     """Base defaults < the Experiment's defaults < ``options`` (None values ignored)."""
-    config = dict(BASE_CONFIG)
-    config.update(experiment_cls.default_config())
+    defaults = {**BASE_CONFIG, **experiment_cls.default_config()}
+    config = dict(defaults)
     for key, value in (options or {}).items():
         if key not in config:
             raise ConfigError(f"unknown option {key!r} for model {experiment_cls.name!r}; "
                               f"known: {', '.join(sorted(config))}")
         if value is not None:
             config[key] = value
+    config = check_options(defaults, config)
     check_config(config)
     return config
 
@@ -116,6 +117,8 @@ def check_config(config):
                 or value < (0 if key == "seed" else 1):
             raise ConfigError(f"{key} must be a {'non-negative' if key == 'seed' else 'positive'}"
                               f" integer, got {value!r}")
+    if not _positive_int(config.get("n_samples", 1)):
+        raise ConfigError(f"--n-samples {config.get('n_samples')}: must be a positive integer")
     for key in ("limit", "test_limit"):
         value = config.get(key)
         if value is not None and (not isinstance(value, (int, np.integer))
@@ -134,12 +137,20 @@ def check_config(config):
         raise ConfigError(f"config must be JSON-serialisable: {e}") from None
 
 
+def _positive_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+
+
 class DeviceError(RuntimeError):
     """The requested device cannot be used on this machine."""
 
 
 def check_device(device):
-    """Raise DeviceError, saying why, when ``device`` cannot be used here."""
+    """Raise DeviceError, saying why, when ``device`` cannot be used here (and
+    KernelImplError when $TINYGEN_CPU_IMPL names no CPU implementation)."""
+    from tinygen.backend import kernels
+
+    kernels.get_impl("cpu")
     if device == "cuda" and not tinygen.cuda.is_available():
         try:
             tinygen.cuda.require_available()
@@ -189,6 +200,9 @@ def build_experiment(cls, config):
         raise
     except (ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"model {cls.name!r}: {e}") from e
+    except MemoryError as e:
+        raise ConfigError(f"model {cls.name!r} does not fit in memory with these options "
+                          f"({e}); make it smaller") from None
 
 
 def stream(seed, *key):
@@ -311,7 +325,8 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
         finish_epoch(history.epochs[-1])
 
     return TrainResult(experiment=experiment, out=out, metrics=_latest_metrics(history),
-                       history=history, train_images=n_train)
+                       history=history, train_images=n_train,
+                       new_epochs=epoch - (int(state["epoch"]) if state is not None else 0))
 
 
 def _evaluation_info(experiment):
@@ -556,6 +571,11 @@ def sample_run(run, n=None, kind="samples", seed=0, out=None, nrow=None, device=
     ``temperature`` (default 1), one 16-bit WAV file each at the run's sample rate
     (naming: ``tinygen.training.audio``); returns the list of paths.
     """
+    for name, value in (("--n", n), ("--nrow", nrow), ("--length", length)):
+        if value is not None and not _positive_int(value):
+            raise ConfigError(f"{name} {value}: must be a positive integer")
+    if out is not None:
+        check_output_file(out)
     experiment, state = load_run(run, device=device, data=data)
     generator = np.random.default_rng(int(seed))
     run_dir = Path(state["path"]).parent
@@ -566,6 +586,14 @@ def sample_run(run, n=None, kind="samples", seed=0, out=None, nrow=None, device=
         if value is not None:
             raise ConfigError(f"model {experiment.name!r} draws images; --{name} applies to "
                               f"audio models only")
+    kinds = getattr(experiment, "kinds", ("samples",))
+    if kind not in kinds:
+        raise ConfigError(f"--kind {kind}: model {experiment.name!r} has no --kind {kind}; "
+                          f"it draws {', '.join(kinds)}")
+    out = Path(out) if out is not None else run_dir / f"{kind}_seed{seed}.png"
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--out {str(out)!r}: image grids are written as PNG; give a path "
+                          f"ending in .png")
     n = 64 if n is None else int(n)
     with eval_mode(experiment), tinygen.no_grad():
         if kind == "samples":
@@ -573,14 +601,26 @@ def sample_run(run, n=None, kind="samples", seed=0, out=None, nrow=None, device=
                 raise ConfigError(f"model {experiment.name!r} does not generate samples")
             images = experiment.sample(n, generator)
         else:
-            if not hasattr(experiment, "visualize"):
-                raise ConfigError(f"model {experiment.name!r} has no --kind {kind}; it only "
-                                  f"draws samples")
             _, test_arrays = experiment.load_data()
             images = experiment.visualize(kind, n, generator, test_arrays)
-    out = Path(out) if out is not None else run_dir / f"{kind}_seed{seed}.png"
     save_image_grid(images, out, nrow=nrow, scale=2)
     return out
+
+
+def check_output_file(out):
+    """Make ``--out``'s directory (as ``--out`` of train does) or raise a ConfigError
+    naming it, before the minutes of sampling rather than after."""
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a directory; give a file name")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {str(out)!r}: cannot create directory {str(parent)!r} "
+                          f"({e.strerror})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {str(out)!r}: directory {str(parent)!r} is not writable")
 
 
 def _sample_audio_run(experiment, run_dir, n, kind, seed, out, nrow, generator, temperature,
@@ -621,7 +661,8 @@ def evaluate_run(run, seed=0, options=None, device=None, data=None, update_metri
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))} for model "
                           f"{experiment.name!r}; known: {', '.join(sorted(experiment.config))}")
-    experiment.config.update(options)
+    defaults = {**BASE_CONFIG, **type(experiment).default_config()}
+    experiment.config.update(check_options(defaults, options, keys=list(options)))
     _, test_arrays = experiment.load_data()
     with eval_mode(experiment), tinygen.no_grad():
         metrics = experiment.evaluate(test_arrays, np.random.default_rng(int(seed)))

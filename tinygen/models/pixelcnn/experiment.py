@@ -36,6 +36,7 @@ COMMON_DEFAULTS = {
 
 class PixelCNNExperiment(Experiment):
     network = PixelCNN
+    kinds = ("samples", "completions")  # what visualize draws
     options = {"n_residual": 5}
 
     @classmethod

@@ -54,6 +54,7 @@ ARCHITECTURES = {
 
 class VAEExperiment(Experiment):
     architecture = "conv"
+    kinds = ("samples", "reconstructions", "interpolations")  # what visualize draws
 
     @classmethod
     def default_config(cls):
