@@ -18,7 +18,7 @@ from .random import manual_seed, default_generator, get_rng_state, set_rng_state
 from .ops import *  # noqa: F401,F403
 from .backend import cuda  # noqa: F401
 from .serialization import save, load  # noqa: F401
-from . import testing, nn, optim  # noqa: F401
+from . import testing, nn, optim, progress  # noqa: F401
 from .autograd.trace import trace_backward  # noqa: F401
 from .autograd.anomaly import detect_anomaly, set_detect_anomaly, is_anomaly_enabled  # noqa: F401
 from . import viz  # noqa: F401

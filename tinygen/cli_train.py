@@ -142,7 +142,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     try:
         written = sample_run(args.run, n=args.n, kind=args.kind, seed=args.seed, out=args.out,
                              nrow=args.nrow, device=args.device, data=args.data,
-                             temperature=args.temperature, length=args.length)
+                             temperature=args.temperature, length=args.length,
+                             progress=not args.no_progress)
     except _errors() as exc:
         return _fail("sample", exc)
     except KeyboardInterrupt:
@@ -164,7 +165,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         options["test_limit"] = args.test_limit
     try:
         metrics = evaluate_run(args.run, seed=args.seed, options=options, device=args.device,
-                               data=args.data, update_metrics=not args.no_update)
+                               data=args.data, update_metrics=not args.no_update,
+                               progress=not args.no_progress)
     except _errors() as exc:
         return _fail("eval", exc)
     except KeyboardInterrupt:
@@ -242,6 +244,7 @@ def add_parser(commands) -> None:
                         help="default: the run's device")
     sample.add_argument("--data", default=None, metavar="DIR",
                         help="data directory, for reconstructions/interpolations")
+    sample.add_argument("--no-progress", action="store_true", help="no progress bar")
     sample.set_defaults(func=cmd_sample)
 
     ev = commands.add_parser(
@@ -261,4 +264,5 @@ def add_parser(commands) -> None:
     ev.add_argument("--data", default=None, metavar="DIR", help="data directory")
     ev.add_argument("--no-update", action="store_true",
                     help="print the metrics without touching metrics.json")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
+
 FEATURE_BATCH = 500
 
 
@@ -136,7 +138,8 @@ def classifier_features(images, classifier=None, batch_size=FEATURE_BATCH):
     out = []
     try:
         with no_grad():
-            for lo in range(0, x.shape[0], batch_size):
+            for lo in progress.steps(range(0, x.shape[0], batch_size), "FD features",
+                                     unit="batch"):
                 f = classifier.features(tensor(x[lo:lo + batch_size], device=device))
                 out.append(np.asarray(f.numpy() if hasattr(f, "numpy") else f, np.float64))
     finally:

@@ -351,7 +351,7 @@ def _end_of_epoch(experiment, test_arrays, out, epoch, seed, progress=False):
     depend on whether its evaluation ran in this process or was redone on resume."""
     rng_state = tinygen.get_rng_state()
     try:
-        with eval_mode(experiment), tinygen.no_grad():
+        with eval_mode(experiment), tinygen.no_grad(), tinygen.progress.shown(progress):
             if can_sample(experiment):
                 n = int(experiment.config.get("n_samples", 64))
                 images = experiment.sample(n, stream(seed, _STREAM_SAMPLES))
@@ -558,7 +558,7 @@ KINDS = ("samples", "reconstructions", "interpolations", "completions")
 
 
 def sample_run(run, n=None, kind="samples", seed=0, out=None, nrow=None, device=None,
-               data=None, temperature=None, length=None):
+               data=None, temperature=None, length=None, progress=False):
     """Write ``n`` samples of ``kind`` from a run's checkpoint.
 
     Image models: a grid of ``n`` images (default 64) as PNG; returns its path.  kind
@@ -576,6 +576,11 @@ def sample_run(run, n=None, kind="samples", seed=0, out=None, nrow=None, device=
             raise ConfigError(f"{name} {value}: must be a positive integer")
     if out is not None:
         check_output_file(out)
+    with tinygen.progress.shown(progress):
+        return _sample_run(run, n, kind, seed, out, nrow, device, data, temperature, length)
+
+
+def _sample_run(run, n, kind, seed, out, nrow, device, data, temperature, length):
     experiment, state = load_run(run, device=device, data=data)
     generator = np.random.default_rng(int(seed))
     run_dir = Path(state["path"]).parent
@@ -649,7 +654,8 @@ def _sample_audio_run(experiment, run_dir, n, kind, seed, out, nrow, generator, 
     return paths
 
 
-def evaluate_run(run, seed=0, options=None, device=None, data=None, update_metrics=True):
+def evaluate_run(run, seed=0, options=None, device=None, data=None, update_metrics=True,
+                 progress=False):
     """Run ``experiment.evaluate`` on a run's checkpoint; merge into its metrics.json.
 
     options: config entries for this evaluation only (e.g. ``{"iwae_k": 5000}`` or
@@ -664,7 +670,7 @@ def evaluate_run(run, seed=0, options=None, device=None, data=None, update_metri
     defaults = {**BASE_CONFIG, **type(experiment).default_config()}
     experiment.config.update(check_options(defaults, options, keys=list(options)))
     _, test_arrays = experiment.load_data()
-    with eval_mode(experiment), tinygen.no_grad():
+    with eval_mode(experiment), tinygen.no_grad(), tinygen.progress.shown(progress):
         metrics = experiment.evaluate(test_arrays, np.random.default_rng(int(seed)))
     metrics = {k: _as_float(v) for k, v in (metrics or {}).items()}
     if update_metrics:

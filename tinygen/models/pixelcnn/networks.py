@@ -59,7 +59,7 @@ import numbers
 
 import numpy as np
 
-from ... import nn
+from ... import nn, progress
 from ...autograd import no_grad
 from ...creation import tensor
 from ...nn import functional as F, init
@@ -223,7 +223,7 @@ class _AutoregressiveImageModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            for r in range(start, H):
+            for r in progress.steps(range(start, H), f"sampling {n} images", unit="row"):
                 for c in range(W):
                     if self.mixture is not None:    # one output draws the whole pixel
                         x[:, :, r, c] = self.mixture.sample(outputs.at(r, c), generator)

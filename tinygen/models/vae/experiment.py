@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from ... import optim
+from ... import optim, progress
 from ...data import load_dataset
 from ..experiment import Experiment, register
 from .networks import ConvVAE, MLPVAE
@@ -124,7 +124,7 @@ class VAEExperiment(Experiment):
         batch = max(1, int(self.config["eval_batch"]))
         x = self.test_inputs(test_arrays, n)
         elbo, iwae = np.empty(n), np.empty(n)
-        for lo in range(0, n, batch):
+        for lo in progress.steps(range(0, n, batch), f"IWAE k={k}", unit="batch"):
             xb = x[lo:lo + batch]
             with self.model._evaluating():
                 elbo[lo:lo + len(xb)] = self.model.elbo(xb, generator).data

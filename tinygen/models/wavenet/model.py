@@ -48,7 +48,7 @@ model in float64 to make those vanishingly rare).
 """
 import numpy as np
 
-from ... import nn, no_grad, tensor
+from ... import nn, no_grad, progress, tensor
 from ...backend import array_module, to_numpy
 from ...backend.kernels import kernels
 from ...backend.reference.wavenet import StepWeights
@@ -250,7 +250,7 @@ class WaveNet(nn.Module):
                 self._fast_stepper(batch, classes, features)
             out = np.empty((batch, n_samples), dtype=np.int64)
             previous = None                    # the start input
-            for t in range(n_samples):
+            for t in progress.steps(range(n_samples), "sampling audio", unit="sample"):
                 logits = step(previous)
                 out[:, t] = previous = sample_codes(logits, temperature,
                                                     generator.random(batch))
