@@ -177,6 +177,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 # --- parsers --------------------------------------------------------------------------------
 
+class _ModelHelp(argparse.Action):
+    """``tinygen train MODEL --help``: the usual help, then MODEL's ``-o`` options (name,
+    type, default, meaning) and its defaults of the common flags."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show this help (after MODEL: also that model's -o options) and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        model = getattr(namespace, "model", None)
+        if model:
+            print()
+            print(model_options_help(model))
+        parser.exit()
+
+
+def model_options_help(model: str) -> str:
+    from tinygen.models import get_experiment
+    from tinygen.training.options import FLAGS, describe_options
+    from tinygen.training.runner import BASE_CONFIG
+
+    try:
+        cls = get_experiment(model)
+    except ValueError as exc:
+        return f"({exc})"
+    defaults = cls.default_config()
+    lines = [f"options of {model} (-o KEY=VALUE, VALUE as JSON: 16, 0.5, true, null, "
+             f"[32,64], mel):"]
+    lines += ["  " + line for line in describe_options(defaults, skip=BASE_CONFIG)]
+    common = {**BASE_CONFIG, **defaults}
+    flags = [f"--{k.replace('_', '-')} {'all' if common[k] is None else common[k]}"
+             for k in FLAGS if k in common]
+    lines.append(f"defaults of the common flags for {model}: " + ", ".join(flags))
+    return "\n".join(lines)
+
+
 def add_parser(commands) -> None:
     models = _models()
     S = argparse.SUPPRESS  # options not given stay out of the config (defaults come from
@@ -184,8 +221,9 @@ def add_parser(commands) -> None:
     train = commands.add_parser(
         "train", help="train a model; writes checkpoints, sample grids, loss plot, metrics",
         description=f"Train a model on Fashion-MNIST. Models: {models}. Writes to --out: "
-                    f"{RUN_FILES}.",
-        argument_default=S)
+                    f"{RUN_FILES}. `tinygen train MODEL --help` lists MODEL's -o options.",
+        argument_default=S, add_help=False)
+    train.add_argument("-h", "--help", action=_ModelHelp)
     train.add_argument("model", help=f"one of: {models}")
     train.add_argument("--dataset", choices=["fashion-mnist"],
                        help="the data set (default fashion-mnist)")
@@ -205,7 +243,8 @@ def add_parser(commands) -> None:
                        "IDX files (default: $TINYGEN_DATA, ~/.cache/tinygen, "
                        "/usr/share/datasets/fashion-mnist, download, embedded subset)")
     train.add_argument("-o", "--option", type=_key_value, action="append", default=[],
-                       metavar="KEY=VALUE", help="a model-specific option, e.g. -o beta=4")
+                       metavar="KEY=VALUE", help="a model-specific option, e.g. -o "
+                       "latent_dim=16 (`tinygen train MODEL --help` lists them)")
     train.add_argument("--out", default=None, metavar="DIR",
                        help="run directory (default runs/MODEL)")
     train.add_argument("--resume", action="store_true", default=False,

@@ -236,6 +236,7 @@ def describe_options(defaults, skip=()):
         kind = _kind(defaults[key], spec)
         if spec is not None and spec.choices:
             kind = "|".join("null" if c is None else c for c in spec.choices)
+        kind = {"int list": "[int]"}.get(kind, kind)
         default = _show(defaults[key]) if not isinstance(defaults[key], list) else \
             "[" + ",".join(map(str, defaults[key])) + "]"
         meaning = spec.meaning if spec is not None else ""
