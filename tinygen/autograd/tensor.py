@@ -9,6 +9,7 @@ Tensor, so this module does not import it: ``tinygen.ops`` binds itself to the n
 """
 import numpy as np
 
+from .._torch_names import torch_names
 from ..backend import array_module, device_of, to_device, to_numpy, normalize_device
 from .primitives import clone
 
@@ -333,20 +334,32 @@ class Tensor:
     def maximum(self, other): return ops.maximum(self, other)
     def minimum(self, other): return ops.minimum(self, other)
 
-    # --- reductions ------------------------------------------------------------------
+    # --- reductions (numpy's axis/keepdims or PyTorch's dim/keepdim) -------------------
+    @torch_names
     def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
+    @torch_names
     def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
+    @torch_names
     def var(self, axis=None, keepdims=False, correction=1):
         return ops.var(self, axis, keepdims, correction=correction)
+    @torch_names
     def std(self, axis=None, keepdims=False, correction=1):
         return ops.std(self, axis, keepdims, correction=correction)
+    @torch_names(indices=lambda self, *a, **k: self.argmax(*a, **k))
     def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
+    @torch_names(indices=lambda self, *a, **k: self.argmin(*a, **k))
     def min(self, axis=None, keepdims=False): return ops.min(self, axis, keepdims)
+    @torch_names
     def logsumexp(self, axis=None, keepdims=False): return ops.logsumexp(self, axis, keepdims)
+    @torch_names
     def norm(self, p=2, axis=None, keepdims=False): return ops.norm(self, p, axis, keepdims)
+    @torch_names
     def argmax(self, axis=None, keepdims=False): return ops.argmax(self, axis, keepdims)
+    @torch_names
     def argmin(self, axis=None, keepdims=False): return ops.argmin(self, axis, keepdims)
+    @torch_names
     def softmax(self, axis=-1): return ops.softmax(self, axis)
+    @torch_names
     def log_softmax(self, axis=-1): return ops.log_softmax(self, axis)
 
     # --- shape -----------------------------------------------------------------------
@@ -356,7 +369,9 @@ class Tensor:
     def permute(self, *dims): return ops.permute(self, _varargs(dims))
     def expand(self, *sizes): return ops.expand(self, _varargs(sizes))
     def broadcast_to(self, shape): return ops.broadcast_to(self, shape)
+    @torch_names
     def squeeze(self, axis=None): return ops.squeeze(self, axis)
+    @torch_names
     def unsqueeze(self, axis): return ops.unsqueeze(self, axis)
     def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)
     def gather(self, dim, index): return ops.gather(self, dim, index)

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..backend import array_module
+from .._torch_names import torch_names
 from ._operands import as_tensor, is_float
 from .shape import normalize_axes, normalize_axis, reshape, broadcast_to
 from .elementwise import exp, sqrt, abs as _abs, cast, where, _const
@@ -30,6 +31,7 @@ class Sum(Function):
         return broadcast_to(_keep(grad, self.in_shape, self.axes), self.in_shape)
 
 
+@torch_names
 def sum(x, axis=None, keepdims=False):
     x = as_tensor(x)
     axes = normalize_axes(axis, x.ndim, x.shape)
@@ -40,6 +42,7 @@ def _count(x, axes):
     return int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
 
 
+@torch_names
 def mean(x, axis=None, keepdims=False):
     x = as_tensor(x)
     if not is_float(x.dtype):
@@ -51,6 +54,7 @@ def mean(x, axis=None, keepdims=False):
     return sum(x, axes, keepdims) * (1.0 / n)
 
 
+@torch_names
 def var(x, axis=None, keepdims=False, correction=1, unbiased=None):
     """Variance with ``correction`` (1: unbiased, PyTorch's default; 0: population)."""
     if unbiased is not None:
@@ -66,6 +70,7 @@ def var(x, axis=None, keepdims=False, correction=1, unbiased=None):
     return sum(centered * centered, axes, keepdims) * (1.0 / (n - correction))
 
 
+@torch_names
 def std(x, axis=None, keepdims=False, correction=1, unbiased=None):
     return sqrt(var(x, axis, keepdims, correction, unbiased))
 
@@ -97,16 +102,19 @@ class Min(_Extreme):
     reduce = "amin"
 
 
+@torch_names(indices=lambda *a, **k: argmax(*a, **k))
 def max(x, axis=None, keepdims=False):
     x = as_tensor(x)
     return Max.apply(x, axes=normalize_axes(axis, x.ndim, x.shape), keepdims=keepdims)
 
 
+@torch_names(indices=lambda *a, **k: argmin(*a, **k))
 def min(x, axis=None, keepdims=False):
     x = as_tensor(x)
     return Min.apply(x, axes=normalize_axes(axis, x.ndim, x.shape), keepdims=keepdims)
 
 
+@torch_names
 def argmax(x, axis=None, keepdims=False):
     """Index of the maximum (flattened when ``axis`` is None); not differentiable."""
     x = as_tensor(x)
@@ -115,6 +123,7 @@ def argmax(x, axis=None, keepdims=False):
     return _const(array_module(x.data).argmax(x.data, axis=axis, keepdims=keepdims))
 
 
+@torch_names
 def argmin(x, axis=None, keepdims=False):
     x = as_tensor(x)
     if axis is not None:
@@ -145,6 +154,7 @@ class LogSumExp(Function):
         return reshape(grad, keep) * exp(a - reshape(out, keep))
 
 
+@torch_names
 def logsumexp(x, axis=None, keepdims=False):
     x = as_tensor(x)
     return LogSumExp.apply(x, axes=normalize_axes(axis, x.ndim, x.shape), keepdims=keepdims)
@@ -176,11 +186,13 @@ class LogSoftmax(Function):
         return grad - exp(out) * sum(grad, self.axis, keepdims=True)
 
 
+@torch_names
 def softmax(x, axis=-1):
     x = as_tensor(x)
     return Softmax.apply(x, axis=normalize_axis(axis, x.ndim, x.shape))
 
 
+@torch_names
 def log_softmax(x, axis=-1):
     x = as_tensor(x)
     return LogSoftmax.apply(x, axis=normalize_axis(axis, x.ndim, x.shape))
@@ -206,6 +218,7 @@ class L2Norm(Function):
         return reshape(grad, keep) * a / safe
 
 
+@torch_names
 def norm(x, p=2, axis=None, keepdims=False):
     """Vector p-norm over ``axis`` (all axes by default): p = 1, 2, inf or any p > 0."""
     x = as_tensor(x)

@@ -11,6 +11,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..backend import array_module, cuda, to_device
+from .._torch_names import torch_names
 from ._operands import as_tensor
 # broadcast_to and its adjoint sum_to are autograd primitives (the engine undoes
 # broadcasting with sum_to); this family re-exports them.
@@ -84,6 +85,7 @@ def reshape(x, shape):
 view = reshape
 
 
+@torch_names
 def squeeze(x, axis=None):
     """Drop size-1 axes (all of them, or the given ones if they have size 1)."""
     if axis is None:
@@ -93,6 +95,7 @@ def squeeze(x, axis=None):
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
 
 
+@torch_names
 def unsqueeze(x, axis):
     axis = normalize_axis(axis, x.ndim + 1, x.shape)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
@@ -165,6 +168,7 @@ class Concatenate(Function):
         return tuple(grads)
 
 
+@torch_names
 def concatenate(tensors, axis=0):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
@@ -191,6 +195,7 @@ def concatenate(tensors, axis=0):
 cat = concatenate
 
 
+@torch_names
 def stack(tensors, axis=0):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
@@ -202,6 +207,7 @@ def stack(tensors, axis=0):
     return concatenate([unsqueeze(t, axis) for t in tensors], axis)
 
 
+@torch_names
 def split(x, split_size_or_sections, axis=0):
     """PyTorch's split: equal chunks of a size, or a list of section sizes."""
     axis = normalize_axis(axis, x.ndim, x.shape)
@@ -222,6 +228,7 @@ def split(x, split_size_or_sections, axis=0):
     return tuple(parts)
 
 
+@torch_names
 def chunk(x, chunks, axis=0):
     if isinstance(chunks, bool) or not isinstance(chunks, numbers.Integral) or chunks <= 0:
         raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
