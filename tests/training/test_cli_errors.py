@@ -42,6 +42,13 @@ def interrupt(*args, **kwargs):
     raise KeyboardInterrupt
 
 
+def disk_full(file, *args, **kwargs):
+    import errno
+
+    file.write(b"PK\x03\x04 some bytes first")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
 # (argv with {vae}/{base} placeholders, expected exit code, text the message must hold,
 #  monkeypatches: (module path, attribute, value), environment)
 CASES = [
@@ -100,6 +107,8 @@ SPECIAL = [
     ("train vae --out {base}/t1", 1, "TINYGEN_CPU_IMPL='foo' is not a CPU kernel implementation",
      None, {"TINYGEN_CPU_IMPL": "foo"}),
     ("sample --run {vae}", 1, "TINYGEN_CPU_IMPL='foo'", None, {"TINYGEN_CPU_IMPL": "foo"}),
+    ("train vae --out {base}/t1", 1, "cannot write '{base}/t1/checkpoint.npz': No space left",
+     ("numpy", "savez", disk_full), {}),
 ]
 
 
@@ -109,6 +118,9 @@ def _patch(monkeypatch, patch):
     import importlib
 
     where, attribute, value = patch
+    if "." not in where:
+        monkeypatch.setattr(importlib.import_module(where), attribute, value)
+        return
     module_name, _, cls_name = where.rpartition(".")
     monkeypatch.setattr(getattr(importlib.import_module(module_name), cls_name), attribute,
                         value)
@@ -151,6 +163,7 @@ def test_bad_input_is_one_error_line(runs, argv, code, message, patch, env, caps
     after = snapshot(base)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing changed
     assert not [k for k in after if k not in before and not k.startswith(("t1/", "t2/"))]
+    assert not [k for k in after if k.endswith(".tmp")]  # no temp file left behind
 
 
 def test_info_reports_a_bad_cpu_impl_instead_of_crashing(monkeypatch, capsys):

@@ -121,7 +121,7 @@ def _default_classifier(root=None):
     from ..models.classifier import load_or_train_classifier
 
     with enable_grad():
-        return load_or_train_classifier(data=root)
+        return load_or_train_classifier(data=root, progress=progress.is_shown())
 
 
 def classifier_features(images, classifier=None, batch_size=FEATURE_BATCH):
