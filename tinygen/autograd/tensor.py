@@ -9,7 +9,7 @@ Tensor, so this module does not import it: ``tinygen.ops`` binds itself to the n
 """
 import numpy as np
 
-from .._torch_names import torch_names
+from ._torch_names import torch_names
 from ..backend import array_module, device_of, to_device, to_numpy, normalize_device
 from .primitives import clone
 

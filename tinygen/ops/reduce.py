@@ -7,7 +7,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..backend import array_module
-from .._torch_names import torch_names
+from ..autograd._torch_names import torch_names
 from ._operands import as_tensor, is_float
 from .shape import normalize_axes, normalize_axis, reshape, broadcast_to
 from .elementwise import exp, sqrt, abs as _abs, cast, where, _const

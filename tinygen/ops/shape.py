@@ -11,7 +11,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..backend import array_module, cuda, to_device
-from .._torch_names import torch_names
+from ..autograd._torch_names import torch_names
 from ._operands import as_tensor
 # broadcast_to and its adjoint sum_to are autograd primitives (the engine undoes
 # broadcasting with sum_to); this family re-exports them.
