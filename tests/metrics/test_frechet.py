@@ -214,10 +214,16 @@ def test_default_classifier_is_loaded_with_grad_enabled(monkeypatch):
 
     def fake_load_or_train(**kwargs):
         seen.append(tg.is_grad_enabled())
+        bars.append(kwargs.get("progress"))
         return StubClassifier()
 
     monkeypatch.setattr(classifier_module, "load_or_train_classifier", fake_load_or_train)
+    bars = []
     with tg.no_grad():
         assert isinstance(frechet._default_classifier(), StubClassifier)
         assert not tg.is_grad_enabled()
     assert seen == [True]
+    # training it (minutes) shows the runner's bars when the caller shows bars
+    with tg.progress.shown():
+        frechet._default_classifier()
+    assert bars == [False, True]
