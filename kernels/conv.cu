@@ -2,16 +2,15 @@
 // gradient over a list of kernel taps, as implicit GEMMs with shared-memory tiling.
 //
 // What is computed is tinygen/backend/reference/conv.py (read it first); the Python side
-// that chooses grids and builds the tap tables is tinygen/backend/cuda_kernels/conv.py.
+// that chooses tiles and grids and builds the tap tables is
+// tinygen/backend/cuda_kernels/conv.py.
 //
 // One mechanism for every convolution.  A kernel never sees a mask: it gets the list of
 // taps (i, j) to iterate, so a dense 3x3 conv passes all 9 taps and a 7x7 PixelCNN mask A
 // passes the 24 it keeps -- masked taps are never loaded or multiplied.  The gated
 // PixelCNN stacks (shifted kernels), RGB-grouped masks (a partly kept centre tap whose
 // weight the caller zeroed), 1-D convs and WaveNet's dilated causal conv1d (height-1
-// geometry, padding on the left only) are all just geometries + tap lists.  A separate
-// 1-D kernel for the causal conv would not be faster: with height 1 the gather below
-// degenerates to reading shifted, contiguous rows of x, which is what a 1-D kernel does.
+// geometry, padding on the left only) are all just geometries + tap lists.
 //
 // The three GEMMs (per group g; Cg = C/groups, Og = O/groups, T taps, P = Hout*Wout):
 //
@@ -22,37 +21,104 @@
 //                 computed per stride phase (below): no multiplications by the zeros a
 //                 stride-s transposed conv would otherwise insert
 //   weight grad   gw_g[o, kc]   = sum_col GY_g[o, col] * X_g[kc, col]    kc = (c, t)
-//                 the reduction runs over N*P columns: split-K, deterministic (below)
+//                 the reduction runs over N*P columns: split, deterministic (below)
 //
-// Tiling.  A block of 256 threads (16 x 16) owns a (16*TM) x (16*TN) tile of the result;
-// thread (ty, tx) accumulates the TM x TN register micro-tile at rows ty + 16*i, columns
-// tx + 16*j (strided, so that the 16 threads of a half-warp read 16 consecutive shared
-// words of B and write 16 consecutive output columns).  K is walked in slices of 16:
-// each slice of A (16 x 16*TM) and B (16 x 16*TN) is gathered from global memory into
-// registers while the previous slice is being multiplied out of shared memory, so the
-// global latency hides behind the FMAs (register prefetch, one shared buffer).  Every
-// thread gathers the same k of every slot it loads, so its (channel, tap) position is
-// advanced by a counter instead of a division per element.  Edges: rows, columns and k
-// beyond the problem load zeros and are never stored, so no size has to be a multiple
-// of a tile.  Tile shapes: 64x64 (TM = TN = 4) when M is large; 32x128 (TM = 2, TN = 8)
-// and 16x128 (TM = 1, TN = 8) when M (the output channels of a group, or the input
-// channels for the input gradient) is small, so that few rows are wasted; these are
-// capped at 128 registers so that two blocks share a multiprocessor.  And 128x128
-// (TM = TN = 8, one block per multiprocessor, 200-255 registers) for large problems:
-// per K step a thread then does 64 FMAs for 16 shared-memory reads instead of 16 for 8,
-// which is what keeps the FMA pipes rather than shared memory busy.
+// The main loop (gemm_main_loop) -- what bounds the speed, so it is built for the FMA
+// pipes rather than for shared memory or instruction issue:
+//   - a block of 256 threads owns a BM x BN = (16*TM) x (16*TN) tile; each thread a
+//     TM x TN register block: rows ty*TM .. ty*TM+TM-1 (contiguous) and columns in
+//     runs of 16 bytes, (16*v + tx)*V .. +V-1 (V = 16 / sizeof(T)), so every K step it
+//     reads its A rows and B columns with 16-byte shared loads (LDS.128);
+//   - a warp is 4 x 8 threads of the 16 x 16 grid: per load its 32 threads touch at
+//     most 128 distinct bytes (4 A runs, 8 B runs, the rest broadcast), one shared
+//     memory wavefront per load instruction;
+//   - K is walked in slices of kSlice (64 bytes of k: 16 floats, 8 doubles) through two
+//     shared buffers: the next slice is gathered from global memory into registers while
+//     this one is multiplied, then stored into the other buffer; one barrier per slice;
+//   - the tap table (per tap: the input offsets and the weight offset it needs) is
+//     copied into shared memory once per block; offsets are 32-bit (the host refuses
+//     arrays of 2^31 elements or more);
+//   - rows past M are clamped onto row M-1 (loaded, never stored: no test per element)
+//     and columns past the end get an input position that fails the bounds test, so
+//     no size needs to be a multiple of a tile.
+// Per K slice a thread issues TM*TN*kSlice FMAs, kSlice*(ceil(TM/V) + TN/V) shared
+// loads, and gathers (BM + BN)*kSlice/256 elements.  Tiles: m128 = 128x128 (8x8) for
+// large M, m64 = 64x128 (4x8) for the 64-channel layers, m32 = 32x128 (2x8) and m16 =
+// 16x128 (1x8) for few rows.  benchmarks/results/static-sm90.md has the instruction mix.
 //
-// Shared tiles have one column of padding: the threads that store a slice walk down
-// k, and an unpadded row of 64 words would put all 16 of them in one bank.
+// Split K.  When a GEMM has too few tiles to fill the GPU, the host cuts K into
+// `splits` ranges (blockIdx.z = g * splits + s): split s writes its partial result to
+// out + s * out_count and conv_split_sum adds the partials in split order -- two passes,
+// no atomics, bit-for-bit deterministic.
+//
+// Shared tiles have 16 bytes of padding per k row: the threads that store a slice walk
+// down k, and rows of a multiple of 32 words would put them all in one bank.
 #include "common.cuh"
 
 namespace conv {
 
-constexpr int kSide = 16;       // the block is kSide x kSide threads (blockDim.x == 256)
-constexpr int kSlice = 16;      // the K extent of one shared-memory tile
-constexpr int kFar = -(1 << 29);  // a coordinate that fails every bounds test
+constexpr int kThreads = 256;       // blockDim.x: a 16 x 16 grid of threads
+constexpr int kFar = -(1 << 29);    // a coordinate that fails every bounds test
+constexpr int kMaxTaps = 32;        // taps per forward / input-gradient launch: a bit each
+
+// The shape of one tile of type T with a TM x TN register block per thread.
+template <typename T, int TM_, int TN_>
+struct Tile {
+    static constexpr int TM = TM_, TN = TN_;
+    static constexpr int BM = 16 * TM, BN = 16 * TN;
+    static constexpr int kSlice = 64 / (int)sizeof(T);  // K per shared buffer: 16 f32, 8 f64
+    static constexpr int V = 16 / (int)sizeof(T);       // elements per 16-byte shared load
+    static constexpr int kLanes = kThreads / kSlice;    // threads per k of a slice
+    // Elements each thread gathers per slice: A (k = tid % kSlice, rows tid / kSlice +
+    // kLanes * r), B (same for k-fastest B; column-fastest B: k = tid / kLanes,
+    // columns tid % kLanes + kLanes * r).
+    static constexpr int kALoads = (BM * kSlice + kThreads - 1) / kThreads;
+    static constexpr int kBLoads = BN * kSlice / kThreads;
+    static_assert(BN * kSlice % kThreads == 0, "B slices must split evenly over the block");
+    static_assert(TN % V == 0, "B register runs are 16 bytes");
+};
+
+// A run of N elements that one shared-memory load instruction moves.
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Run {
+    T v[N];
+};
+
+// out[0..N) = p[0..N), p aligned to min(N, V) elements, in 16-byte (or smaller) loads.
+template <typename T, int N>
+__device__ __forceinline__ void load_runs(const T* p, T* out)
+{
+    constexpr int W = N * (int)sizeof(T) < 16 ? N : 16 / (int)sizeof(T);
+#pragma unroll
+    for (int c = 0; c < N / W; ++c) {
+        const Run<T, W> r = reinterpret_cast<const Run<T, W>*>(p)[c];
+#pragma unroll
+        for (int e = 0; e < W; ++e) out[c * W + e] = r.v[e];
+    }
+}
+
+// This thread's place in the 16 x 16 grid: a warp is 4 rows x 8 columns of it.
+__device__ __forceinline__ int thread_row()
+{
+    const int tid = (int)threadIdx.x;
+    return 4 * (tid / 64) + (tid % 32) / 8;
+}
+
+__device__ __forceinline__ int thread_col()
+{
+    const int tid = (int)threadIdx.x;
+    return 8 * ((tid / 32) % 2) + tid % 8;
+}
+
+// The tile column of this thread's register column j.
+template <typename S>
+__device__ __forceinline__ int register_col(int j)
+{
+    return (16 * (j / S::V) + thread_col()) * S::V + j % S::V;
+}
 
 // k = outer * n_taps + tap, moved forward kSlice at a time without a division.
+template <int kStep>
 struct TapCounter {
     int outer, tap, n_taps, step_outer, step_tap;
 
@@ -61,8 +127,8 @@ struct TapCounter {
         n_taps = taps_per_outer;
         outer = k / taps_per_outer;
         tap = k - outer * taps_per_outer;
-        step_outer = kSlice / taps_per_outer;
-        step_tap = kSlice - step_outer * taps_per_outer;
+        step_outer = kStep / taps_per_outer;
+        step_tap = kStep - step_outer * taps_per_outer;
     }
 
     __device__ void advance()
@@ -76,171 +142,251 @@ struct TapCounter {
     }
 };
 
-// Of the rows first, first + 16, first + 32, ... (first = m0 + ty), how many lie below
-// the end, given remaining = end - first.
-__device__ __forceinline__ int rows_from(int remaining)
+// The block's tap table (rows of 4 ints, at most kMaxTaps rows: the host cuts longer
+// tap lists into launches of kMaxTaps) copied into shared memory.  Every thread must
+// call it: it ends with a barrier.
+__device__ __forceinline__ const int* shared_tap_table(const int* table, int n_taps)
 {
-    return remaining > 0 ? (remaining + kSide - 1) / kSide : 0;
+    __shared__ int copy[4 * kMaxTaps];
+    for (int e = (int)threadIdx.x; e < 4 * n_taps; e += kThreads) copy[e] = table[e];
+    __syncthreads();
+    return copy;
 }
 
 // ---------------------------------------------------------------------------------------
 // The GEMM main loop shared by the three kernels.  Operands gathers one K slice into
 // registers (fetch), moves to the next one (advance), and says how its B slice is laid
-// out over the threads: kBColumnFastest (thread t holds k = t / 16 and columns
-// t % 16 + 16 r) or k-fastest (k = t % 16, columns t / 16 + 16 r).  A is always
-// k-fastest (k = t % 16, rows t / 16 + 16 r).
+// out over the threads (kBColumnFastest, see Tile).
 // ---------------------------------------------------------------------------------------
-template <typename T, int TM, int TN, typename Operands>
-__device__ void accumulate_tiles(Operands& ops, long long k_count, T (&acc)[TM][TN])
+template <typename S, typename T>
+__device__ __forceinline__ void store_slice(T (*a_tile)[S::BM + S::V], T (*b_tile)[S::BN + S::V],
+                                            const T (&a)[S::kALoads], const T (&b)[S::kBLoads],
+                                            bool b_column_fastest)
 {
-    __shared__ T a_tile[kSlice][kSide * TM + 1];
-    __shared__ T b_tile[kSlice][kSide * TN + 1];
     const int tid = (int)threadIdx.x;
-    const int tx = tid % kSide, ty = tid / kSide;
+#pragma unroll
+    for (int r = 0; r < S::kALoads; ++r) {
+        const int row = tid / S::kSlice + S::kLanes * r;
+        if (S::BM * S::kSlice >= kThreads || row < S::BM) a_tile[tid % S::kSlice][row] = a[r];
+    }
+#pragma unroll
+    for (int r = 0; r < S::kBLoads; ++r) {
+        if (b_column_fastest)
+            b_tile[tid / S::kLanes][tid % S::kLanes + S::kLanes * r] = b[r];
+        else
+            b_tile[tid % S::kSlice][tid / S::kSlice + S::kLanes * r] = b[r];
+    }
+}
 
-    for (int i = 0; i < TM; ++i)
-        for (int j = 0; j < TN; ++j)
-            acc[i][j] = T(0);
+template <typename S, typename T, typename Operands>
+__device__ void gemm_main_loop(Operands& ops, int k_count, T (&acc)[S::TM][S::TN])
+{
+    constexpr int KS = S::kSlice;
+    struct alignas(16) Buffers {  // 16-byte rows for the 16-byte loads
+        T a[2][KS][S::BM + S::V];
+        T b[2][KS][S::BN + S::V];
+    };
+    __shared__ Buffers tiles;
+    T (*const a_tile)[KS][S::BM + S::V] = tiles.a;
+    T (*const b_tile)[KS][S::BN + S::V] = tiles.b;
+    const int row0 = thread_row() * S::TM;
+    const int col0 = thread_col() * S::V;
 
-    T a_next[TM], b_next[TN];
-    if (k_count > 0) ops.fetch(a_next, b_next);
-    for (long long k0 = 0; k0 < k_count; k0 += kSlice) {
-        for (int r = 0; r < TM; ++r) a_tile[tx][ty + kSide * r] = a_next[r];
-        for (int r = 0; r < TN; ++r) {
-            if (Operands::kBColumnFastest)
-                b_tile[ty][tx + kSide * r] = b_next[r];
-            else
-                b_tile[tx][ty + kSide * r] = b_next[r];
-        }
-        __syncthreads();
-        if (k0 + kSlice < k_count) {  // prefetch the next slice while this one is used
+#pragma unroll
+    for (int i = 0; i < S::TM; ++i)
+#pragma unroll
+        for (int j = 0; j < S::TN; ++j) acc[i][j] = T(0);
+    if (k_count <= 0) return;  // block-uniform
+
+    T a_next[S::kALoads], b_next[S::kBLoads];
+    ops.fetch(a_next, b_next);
+    store_slice<S>(a_tile[0], b_tile[0], a_next, b_next, Operands::kBColumnFastest);
+    __syncthreads();
+    int buffer = 0;
+    for (int k0 = 0; k0 < k_count; k0 += KS) {
+        const bool more = k0 + KS < k_count;  // block-uniform
+        if (more) {  // gather the next slice while this one is multiplied
             ops.advance();
             ops.fetch(a_next, b_next);
         }
 #pragma unroll
-        for (int kk = 0; kk < kSlice; ++kk) {
-            T a[TM], b[TN];
-            for (int i = 0; i < TM; ++i) a[i] = a_tile[kk][ty + kSide * i];
-            for (int j = 0; j < TN; ++j) b[j] = b_tile[kk][tx + kSide * j];
-            for (int i = 0; i < TM; ++i)
-                for (int j = 0; j < TN; ++j)
-                    acc[i][j] += a[i] * b[j];
+        for (int kk = 0; kk < KS; ++kk) {
+            T a[S::TM], b[S::TN];
+            load_runs<T, S::TM>(&a_tile[buffer][kk][row0], a);
+#pragma unroll
+            for (int v = 0; v < S::TN / S::V; ++v)
+                load_runs<T, S::V>(&b_tile[buffer][kk][col0 + 16 * S::V * v], b + S::V * v);
+#pragma unroll
+            for (int i = 0; i < S::TM; ++i)
+#pragma unroll
+                for (int j = 0; j < S::TN; ++j) acc[i][j] += a[i] * b[j];
         }
+        // The other buffer was last read before the previous barrier: free to fill.
+        if (more)
+            store_slice<S>(a_tile[buffer ^ 1], b_tile[buffer ^ 1], a_next, b_next,
+                           Operands::kBColumnFastest);
         __syncthreads();
+        buffer ^= 1;
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// Forward: A = W_g restricted to the taps (Og x Cg*T), B = the implicit im2col X_g.
+// The B gather of the forward and input-gradient GEMMs: B[(outer, t), col] =
+// src[col_off + outer * plane + tab[t].off] where the source position (h + tab[t].dh,
+// w + tab[t].dw) of column col lies inside the source plane, else 0.  Column-fastest:
+// this thread gathers one k (kb) for columns tid % kLanes + kLanes * r.  Which taps
+// are inside is worked out once per column (a bit per tap, at most kMaxTaps taps a
+// launch), so the gather tests one bit per element instead of two ranges.
 // ---------------------------------------------------------------------------------------
-template <typename T, int TM, int TN>
-struct ForwardOperands {
-    static constexpr bool kBColumnFastest = true;
-    const T* x;
-    const T* w;
-    const int* taps;  // (T, 2): i, j
-    int in_per_group, height, width, kernel_w, kernel_area, dilation_h, dilation_w;
-    // This thread's A rows m = m0 + ty + 16 r, an arithmetic progression: the weight
-    // offset of the first, the step, and how many of them exist.
-    long long w_row;
-    long long w_row_step;
-    int rows;
-    TapCounter ka;        // the k this thread loads of A: (c, t)
-    long long x_image[TN];  // offset of x[n, g*Cg]
-    int ih0[TN], iw0[TN];   // the input position of tap (0, 0); kFar for no column
-    TapCounter kb;
+template <typename S, typename T>
+struct ColumnGather {
+    const T* src;
+    int plane, outer_count;
+    int bias;  // added to every col_off to make it >= 0: pad_top * width + pad_left
+    int col_off[S::kBLoads];
+    unsigned inside[S::kBLoads];  // bit t: tap t of this column reads inside the plane
+    TapCounter<S::kSlice> kb;
 
-    __device__ void fetch(T (&a)[TM], T (&b)[TN]) const
+    // Column r of this thread reads (h, w) + (dh, dw) of each tap in image_off's plane
+    // of height x width; an invalid column reads nothing.
+    __device__ void set_column(const int* tab, int n_taps, int r, bool valid, int image_off,
+                               int h, int w, int height, int width)
     {
-        const bool ka_ok = ka.outer < in_per_group;
-        long long w_off = 0;
-        if (ka_ok)
-            w_off = (long long)ka.outer * kernel_area + taps[2 * ka.tap] * kernel_w
-                    + taps[2 * ka.tap + 1];
-        for (int r = 0; r < TM; ++r)
-            a[r] = (ka_ok && r < rows) ? w[w_row + r * w_row_step + w_off] : T(0);
+        unsigned bits = 0;
+        for (int t = 0; valid && t < n_taps; ++t) {
+            const bool in = (unsigned)(h + tab[4 * t]) < (unsigned)height
+                            && (unsigned)(w + tab[4 * t + 1]) < (unsigned)width;
+            bits |= (unsigned)in << t;
+        }
+        inside[r] = bits;
+        col_off[r] = valid ? image_off + h * width + w + bias : 0;
+    }
 
-        const bool kb_ok = kb.outer < in_per_group;
-        int di = 0, dj = 0;
-        long long plane = 0;
-        if (kb_ok) {
-            di = taps[2 * kb.tap] * dilation_h;
-            dj = taps[2 * kb.tap + 1] * dilation_w;
-            plane = (long long)kb.outer * height * width;
-        }
-        for (int r = 0; r < TN; ++r) {
-            const int ih = ih0[r] + di, iw = iw0[r] + dj;
-            const bool ok = kb_ok && ih >= 0 && ih < height && iw >= 0 && iw < width;
-            b[r] = ok ? x[x_image[r] + plane + (long long)ih * width + iw] : T(0);
-        }
+    __device__ void fetch(const int* tab, T (&b)[S::kBLoads]) const
+    {
+        const unsigned bit = kb.outer < outer_count ? 1u << kb.tap : 0u;
+        const unsigned off = (unsigned)(kb.outer * plane + tab[4 * kb.tap + 2] - bias);
+        // Unsigned 32-bit index sums (col_off is biased to be >= 0): one add and one wide
+        // multiply-add per address, no 64-bit arithmetic.
+#pragma unroll
+        for (int r = 0; r < S::kBLoads; ++r)
+            b[r] = (inside[r] & bit) ? src[(unsigned)col_off[r] + off] : T(0);
+    }
+};
+
+// The A gather of the forward and input-gradient GEMMs: A[row, (outer, t)] =
+// w[row_off[r] + outer * outer_stride + tab[t].w].  Past the end of K (outer >=
+// outer_count) it reads the last outer's weights instead: finite, inside the array, at
+// a kept tap, and multiplied by B = 0 there -- no test per element.
+template <typename S, typename T>
+struct WeightGather {
+    const T* w;
+    int outer_stride, outer_count;
+    int row_off[S::kALoads];
+    TapCounter<S::kSlice> ka;
+
+    __device__ void fetch(const int* tab, T (&a)[S::kALoads]) const
+    {
+        const unsigned off =
+            (unsigned)(min(ka.outer, outer_count - 1) * outer_stride + tab[4 * ka.tap + 3]);
+#pragma unroll
+        for (int r = 0; r < S::kALoads; ++r) a[r] = w[(unsigned)row_off[r] + off];
+    }
+};
+
+template <typename S, typename T>
+struct TapOperands {
+    static constexpr bool kBColumnFastest = true;
+    const int* tab;
+    WeightGather<S, T> a;
+    ColumnGather<S, T> b;
+
+    __device__ void fetch(T (&av)[S::kALoads], T (&bv)[S::kBLoads]) const
+    {
+        a.fetch(tab, av);
+        b.fetch(tab, bv);
     }
 
     __device__ void advance()
     {
-        ka.advance();
-        kb.advance();
+        a.ka.advance();
+        b.kb.advance();
     }
 };
 
+// Where this block's split of K starts, and how many k it covers.
+__device__ __forceinline__ void split_range(int k_total, int split_k, int s, int& k_begin,
+                                            int& k_count)
+{
+    k_begin = s * split_k;
+    k_count = min(k_total - k_begin, split_k);
+    if (k_count < 0) k_count = 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: A = W_g restricted to the taps (Og x Cg*T), B = the implicit im2col X_g.
+// tab rows: (i*dh, j*dw, i*dh*W + j*dw, i*kw + j).
+// ---------------------------------------------------------------------------------------
 template <typename T, int TM, int TN>
 __device__ void conv_forward(const T* x, const T* w, const int* taps, T* y, int batch,
                              int channels, int height, int width, int out_channels,
                              int out_height, int out_width, int kernel_h, int kernel_w,
                              int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-                             int pad_left, int dilation_h, int dilation_w)
+                             int pad_left, int splits, int split_k)
 {
+    using S = Tile<T, TM, TN>;
     const int tid = (int)threadIdx.x;
-    const int tx = tid % kSide, ty = tid / kSide;
-    const int g = (int)blockIdx.z;
+    const int g = (int)blockIdx.z / splits, s = (int)blockIdx.z - g * splits;
     const int in_per_group = channels / groups, out_per_group = out_channels / groups;
-    const int m0 = (int)blockIdx.y * kSide * TM;
-    const long long n0 = (long long)blockIdx.x * kSide * TN;
-    const long long plane_out = (long long)out_height * out_width;
-    const long long columns = (long long)batch * plane_out;
+    const int m0 = (int)blockIdx.y * S::BM, n0 = (int)blockIdx.x * S::BN;
+    const int plane_out = out_height * out_width, plane_in = height * width;
+    const int columns = batch * plane_out;
+    const int kernel_area = kernel_h * kernel_w;
+    int k_begin, k_count;
+    split_range(in_per_group * n_taps, split_k, s, k_begin, k_count);
 
-    ForwardOperands<T, TM, TN> ops;
-    ops.x = x;
-    ops.w = w;
-    ops.taps = taps;
-    ops.in_per_group = in_per_group;
-    ops.height = height;
-    ops.width = width;
-    ops.kernel_w = kernel_w;
-    ops.kernel_area = kernel_h * kernel_w;
-    ops.dilation_h = dilation_h;
-    ops.dilation_w = dilation_w;
-    ops.w_row = (long long)(g * out_per_group + m0 + ty) * in_per_group * ops.kernel_area;
-    ops.w_row_step = (long long)kSide * in_per_group * ops.kernel_area;
-    ops.rows = rows_from(out_per_group - m0 - ty);
-    ops.ka.start(tx, n_taps);
-    for (int r = 0; r < TN; ++r) {
-        const long long col = n0 + tx + kSide * r;
-        ops.x_image[r] = 0;
-        ops.ih0[r] = kFar;
-        ops.iw0[r] = kFar;
-        if (col < columns) {
-            const long long n = col / plane_out;
-            const int pix = (int)(col - n * plane_out);
-            const int p = pix / out_width, q = pix - (pix / out_width) * out_width;
-            ops.x_image[r] = (n * channels + (long long)g * in_per_group) * height * width;
-            ops.ih0[r] = p * stride_h - pad_top;
-            ops.iw0[r] = q * stride_w - pad_left;
-        }
+    TapOperands<S, T> ops;
+    ops.tab = shared_tap_table(taps, n_taps);
+    ops.a.w = w;
+    ops.a.outer_stride = kernel_area;
+    ops.a.outer_count = in_per_group;
+#pragma unroll
+    for (int r = 0; r < S::kALoads; ++r) {
+        const int m = min(m0 + tid / S::kSlice + S::kLanes * r, out_per_group - 1);
+        ops.a.row_off[r] = (g * out_per_group + m) * in_per_group * kernel_area;
     }
-    ops.kb.start(ty, n_taps);
+    ops.b.src = x;
+    ops.b.bias = pad_top * width + pad_left;  // h >= -pad_top, w >= -pad_left
+    ops.b.plane = plane_in;
+    ops.b.outer_count = in_per_group;
+#pragma unroll
+    for (int r = 0; r < S::kBLoads; ++r) {
+        const int col = n0 + tid % S::kLanes + S::kLanes * r;
+        const int n = col / plane_out, pix = col - (col / plane_out) * plane_out;
+        const int p = pix / out_width, q = pix - (pix / out_width) * out_width;
+        ops.b.set_column(ops.tab, n_taps, r, col < columns,
+                         (n * channels + g * in_per_group) * plane_in, p * stride_h - pad_top,
+                         q * stride_w - pad_left, height, width);
+    }
+    if (k_count > 0) {
+        ops.a.ka.start(k_begin + tid % S::kSlice, n_taps);
+        ops.b.kb.start(k_begin + tid / S::kLanes, n_taps);
+    }
 
     T acc[TM][TN];
-    accumulate_tiles<T, TM, TN>(ops, (long long)in_per_group * n_taps, acc);
+    gemm_main_loop<S>(ops, k_count, acc);
 
+    T* out = y + (long long)s * batch * out_channels * plane_out;
+#pragma unroll
     for (int j = 0; j < TN; ++j) {
-        const long long col = n0 + tx + kSide * j;
+        const int col = n0 + register_col<S>(j);
         if (col >= columns) continue;
-        const long long n = col / plane_out;
-        const long long pix = col - n * plane_out;
+        const int n = col / plane_out, pix = col - (col / plane_out) * plane_out;
+        const int base = (n * out_channels + g * out_per_group) * plane_out + pix;
+#pragma unroll
         for (int i = 0; i < TM; ++i) {
-            const int m = m0 + ty + kSide * i;
-            if (m < out_per_group)
-                y[(n * out_channels + g * out_per_group + m) * plane_out + pix] = acc[i][j];
+            const int m = m0 + thread_row() * TM + i;
+            if (m < out_per_group) out[base + m * plane_out] = acc[i][j];
         }
     }
 }
@@ -255,133 +401,91 @@ __device__ void conv_forward(const T* x, const T* w, const int* taps, T* y, int 
 // conv is a dense GEMM with no structural zeros (sh*sw times less work than gathering
 // over all taps and testing divisibility).  Within phase ph, rows are h = h0 + sh*m with
 // h0 = (ph - pt) mod sh; writing h + pt = ph + sh*a_h and i*dh = ph + sh*b_i gives
-// p = a_h - b_i, no division.  The host sorts the taps by phase into rows (i, j, b_i, b_j)
-// and passes where each phase's taps start.  Every gx element belongs to exactly one
-// (group, phase, column) and is written once (zero if its phase has no taps): no atomics.
+// p = a_h - b_i, no division.  The host sorts the taps by phase into rows
+// (-b_i, -b_j, -(b_i*Wout + b_j), i*kw + j) and passes where each phase's taps start.
+// Every gx element belongs to exactly one (group, phase, column) and is written once
+// (zero if its phase has no taps): no atomics.
 //
 // A = W_g^T restricted to the phase's taps (Cg x Og*Tph), B[(o, t), col] = grad_y gathered.
 // ---------------------------------------------------------------------------------------
-template <typename T, int TM, int TN>
-struct InputGradOperands {
-    static constexpr bool kBColumnFastest = true;
-    const T* grad_y;
-    const T* w;
-    const int* taps;  // this phase's rows of (i, j, b_i, b_j)
-    int out_per_group, in_per_group, out_height, out_width, kernel_w, kernel_area;
-    long long w_col;      // offset of weight[g*Og, c] for this thread's first row c
-    int rows;             // of its rows c = m0 + ty + 16 r, how many exist
-    TapCounter ka;        // (o, t)
-    long long gy_image[TN];  // offset of grad_y[n, g*Og]
-    int ah[TN], aw[TN];      // kFar for no column
-    TapCounter kb;
-
-    __device__ void fetch(T (&a)[TM], T (&b)[TN]) const
-    {
-        const bool ka_ok = ka.outer < out_per_group;
-        long long w_off = 0;
-        if (ka_ok)
-            w_off = (long long)ka.outer * in_per_group * kernel_area
-                    + taps[4 * ka.tap] * kernel_w + taps[4 * ka.tap + 1];
-        for (int r = 0; r < TM; ++r)
-            a[r] = (ka_ok && r < rows) ? w[w_col + r * kSide * kernel_area + w_off] : T(0);
-
-        const bool kb_ok = kb.outer < out_per_group;
-        int bi = 0, bj = 0;
-        long long plane = 0;
-        if (kb_ok) {
-            bi = taps[4 * kb.tap + 2];
-            bj = taps[4 * kb.tap + 3];
-            plane = (long long)kb.outer * out_height * out_width;
-        }
-        for (int r = 0; r < TN; ++r) {
-            const int p = ah[r] - bi, q = aw[r] - bj;
-            const bool ok = kb_ok && p >= 0 && p < out_height && q >= 0 && q < out_width;
-            b[r] = ok ? grad_y[gy_image[r] + plane + (long long)p * out_width + q] : T(0);
-        }
-    }
-
-    __device__ void advance()
-    {
-        ka.advance();
-        kb.advance();
-    }
-};
-
 template <typename T, int TM, int TN>
 __device__ void conv_input_grad(const T* grad_y, const T* w, const int* taps,
                                 const int* phase_start, T* grad_x, int batch, int channels,
                                 int height, int width, int out_channels, int out_height,
                                 int out_width, int kernel_h, int kernel_w, int groups,
-                                int stride_h, int stride_w, int pad_top, int pad_left)
+                                int stride_h, int stride_w, int pad_top, int pad_left,
+                                int splits, int split_k)
 {
+    using S = Tile<T, TM, TN>;
     const int tid = (int)threadIdx.x;
-    const int tx = tid % kSide, ty = tid / kSide;
     const int phases = stride_h * stride_w;
-    const int g = (int)blockIdx.z / phases, phase = (int)blockIdx.z - g * phases;
+    const int z = (int)blockIdx.z / splits, s = (int)blockIdx.z - z * splits;
+    const int g = z / phases, phase = z - g * phases;
     const int ph = phase / stride_w, pw = phase - (phase / stride_w) * stride_w;
     // The first row/column of this phase and how many there are.
     const int h0 = ((ph - pad_top) % stride_h + stride_h) % stride_h;
     const int w0 = ((pw - pad_left) % stride_w + stride_w) % stride_w;
     const int rows = h0 < height ? (height - h0 + stride_h - 1) / stride_h : 0;
     const int cols = w0 < width ? (width - w0 + stride_w - 1) / stride_w : 0;
-    const long long plane_phase = (long long)rows * cols;
-    const long long columns = (long long)batch * plane_phase;
-    const long long n0 = (long long)blockIdx.x * kSide * TN;
+    const int plane_phase = rows * cols;
+    const int columns = batch * plane_phase;
+    const int n0 = (int)blockIdx.x * S::BN;
     if (n0 >= columns) return;  // the grid is sized for the largest phase (block-uniform)
 
     const int in_per_group = channels / groups, out_per_group = out_channels / groups;
-    const int m0 = (int)blockIdx.y * kSide * TM;
+    const int m0 = (int)blockIdx.y * S::BM;
     const int tap_begin = phase_start[phase];
     const int phase_taps = phase_start[phase + 1] - tap_begin;
-    const long long plane_out = (long long)out_height * out_width;
+    const int plane_out = out_height * out_width;
+    const int kernel_area = kernel_h * kernel_w;
     const int a_h0 = (h0 + pad_top - ph) / stride_h, a_w0 = (w0 + pad_left - pw) / stride_w;
+    int k_begin, k_count;
+    split_range(out_per_group * phase_taps, split_k, s, k_begin, k_count);
 
-    InputGradOperands<T, TM, TN> ops;
-    ops.grad_y = grad_y;
-    ops.w = w;
-    ops.taps = taps + 4 * tap_begin;
-    ops.out_per_group = out_per_group;
-    ops.in_per_group = in_per_group;
-    ops.out_height = out_height;
-    ops.out_width = out_width;
-    ops.kernel_w = kernel_w;
-    ops.kernel_area = kernel_h * kernel_w;
-    ops.w_col = ((long long)g * out_per_group * in_per_group + m0 + ty) * ops.kernel_area;
-    ops.rows = rows_from(in_per_group - m0 - ty);
-    for (int r = 0; r < TN; ++r) {
-        const long long col = n0 + tx + kSide * r;
-        ops.gy_image[r] = 0;
-        ops.ah[r] = kFar;
-        ops.aw[r] = kFar;
-        if (col < columns) {
-            const long long n = col / plane_phase;
-            const int pix = (int)(col - n * plane_phase);
-            const int mh = pix / cols, mw = pix - (pix / cols) * cols;
-            ops.gy_image[r] = (n * out_channels + (long long)g * out_per_group) * plane_out;
-            ops.ah[r] = a_h0 + mh;
-            ops.aw[r] = a_w0 + mw;
-        }
+    TapOperands<S, T> ops;
+    ops.tab = shared_tap_table(taps + 4 * tap_begin, phase_taps);
+    ops.a.w = w;
+    ops.a.outer_stride = in_per_group * kernel_area;
+    ops.a.outer_count = out_per_group;
+#pragma unroll
+    for (int r = 0; r < S::kALoads; ++r) {
+        const int c = min(m0 + tid / S::kSlice + S::kLanes * r, in_per_group - 1);
+        ops.a.row_off[r] = (g * out_per_group * in_per_group + c) * kernel_area;
     }
+    ops.b.src = grad_y;
+    ops.b.bias = 0;  // h = a_h0 + mh >= 0, w >= 0
+    ops.b.plane = plane_out;
+    ops.b.outer_count = out_per_group;
+#pragma unroll
+    for (int r = 0; r < S::kBLoads; ++r) {
+        const int col = n0 + tid % S::kLanes + S::kLanes * r;
+        const int n = col / plane_phase, pix = col - (col / plane_phase) * plane_phase;
+        const int mh = pix / cols, mw = pix - (pix / cols) * cols;
+        ops.b.set_column(ops.tab, phase_taps, r, col < columns,
+                         (n * out_channels + g * out_per_group) * plane_out, a_h0 + mh,
+                         a_w0 + mw, out_height, out_width);
+    }
+    if (k_count > 0) {  // a tap counter needs at least one tap
+        ops.a.ka.start(k_begin + tid % S::kSlice, phase_taps);
+        ops.b.kb.start(k_begin + tid / S::kLanes, phase_taps);
+    }
+
     T acc[TM][TN];
-    const long long k_count = (long long)out_per_group * phase_taps;
-    if (phase_taps > 0) {  // a tap counter needs at least one tap
-        ops.ka.start(tx, phase_taps);
-        ops.kb.start(ty, phase_taps);
-    }
-    accumulate_tiles<T, TM, TN>(ops, k_count, acc);
+    gemm_main_loop<S>(ops, k_count, acc);
 
+    T* out = grad_x + (long long)s * batch * channels * height * width;
+#pragma unroll
     for (int j = 0; j < TN; ++j) {
-        const long long col = n0 + tx + kSide * j;
+        const int col = n0 + register_col<S>(j);
         if (col >= columns) continue;
-        const long long n = col / plane_phase;
-        const int pix = (int)(col - n * plane_phase);
+        const int n = col / plane_phase, pix = col - (col / plane_phase) * plane_phase;
         const int h = h0 + stride_h * (pix / cols);
         const int wc = w0 + stride_w * (pix - (pix / cols) * cols);
+        const int base = ((n * channels + g * in_per_group) * height + h) * width + wc;
+#pragma unroll
         for (int i = 0; i < TM; ++i) {
-            const int c = m0 + ty + kSide * i;
-            if (c < in_per_group)
-                grad_x[((n * channels + g * in_per_group + c) * height + h) * width + wc] =
-                    acc[i][j];
+            const int c = m0 + thread_row() * TM + i;
+            if (c < in_per_group) out[base + c * height * width] = acc[i][j];
         }
     }
 }
@@ -396,44 +500,45 @@ __device__ void conv_input_grad(const T* grad_y, const T* w, const int* taps,
 // the taps of grad_w: two passes, no atomics, so the result is deterministic (bit for
 // bit the same on every run).
 //
-// A[col, o] = grad_y, B[col, (c, t)] = X_g, both k-fastest: the 16 threads of a
-// half-warp read 16 consecutive columns, i.e. consecutive (strided by sw) addresses.
+// A[col, o] = grad_y, B[col, (c, t)] = X_g, both k-fastest: this thread loads column
+// k = tid % kSlice of every slice, (n, p, q) advanced by a mixed-radix counter.
 // ---------------------------------------------------------------------------------------
-template <typename T, int TM, int TN>
+template <typename S, typename T>
 struct WeightGradOperands {
     static constexpr bool kBColumnFastest = false;
     const T* x;
     const T* grad_y;
     int height, width, out_height, out_width, stride_h, stride_w, pad_top, pad_left;
-    long long image_x, image_gy;  // per-image strides: C*H*W and O*Hout*Wout
+    int image_x, image_gy;  // per-image strides: C*H*W and O*Hout*Wout
     // The column this thread loads, as (n, p, q), and the step of kSlice columns in
     // that mixed radix (N, Hout, Wout).
-    long long col, col_end;
+    int col, col_end;
     int n, p, q, step_n, step_p, step_q;
-    long long gy_row;      // offset of grad_y[0, g*Og + m] for this thread's first row m
-    int rows;              // of its rows m = m0 + ty + 16 r, how many exist
-    long long x_plane[TN];  // offset of x[0, g*Cg + c]
-    int ioff[TN], joff[TN];  // i*dh, j*dw of the tap; kFar for no (c, t)
+    int gy_row[S::kALoads];     // offset of grad_y[0, g*Og + m] (m clamped into the group)
+    int x_off[S::kBLoads];      // offset of x[0, g*Cg + c] + i*dh*W + j*dw
+    int ioff[S::kBLoads], joff[S::kBLoads];  // i*dh, j*dw of the tap; kFar for no (c, t)
 
-    __device__ void fetch(T (&a)[TM], T (&b)[TN]) const
+    __device__ void fetch(T (&a)[S::kALoads], T (&b)[S::kBLoads]) const
     {
+        // Past the split's end: A = 0, and B = 0 through a row that fails the bounds test.
         const bool ok = col < col_end;
-        const long long gy_at = (long long)n * image_gy + (long long)p * out_width + q;
-        const long long row_step = (long long)kSide * out_height * out_width;
-        for (int r = 0; r < TM; ++r)
-            a[r] = (ok && r < rows) ? grad_y[gy_row + r * row_step + gy_at] : T(0);
-        const long long x_at = (long long)n * image_x;
+        const unsigned gy_at = (unsigned)(n * image_gy + p * out_width + q);
+#pragma unroll
+        for (int r = 0; r < S::kALoads; ++r) a[r] = ok ? grad_y[(unsigned)gy_row[r] + gy_at] : T(0);
         const int ih0 = p * stride_h - pad_top, iw0 = q * stride_w - pad_left;
-        for (int r = 0; r < TN; ++r) {
-            const int ih = ih0 + ioff[r], iw = iw0 + joff[r];
-            const bool in = ok && ih >= 0 && ih < height && iw >= 0 && iw < width;
-            b[r] = in ? x[x_plane[r] + x_at + (long long)ih * width + iw] : T(0);
+        const int ih_test = ok ? ih0 : kFar;
+        const unsigned x_at = (unsigned)(n * image_x + ih0 * width + iw0);
+#pragma unroll
+        for (int r = 0; r < S::kBLoads; ++r) {
+            const bool in = (unsigned)(ih_test + ioff[r]) < (unsigned)height
+                            && (unsigned)(iw0 + joff[r]) < (unsigned)width;
+            b[r] = in ? x[(unsigned)x_off[r] + x_at] : T(0);
         }
     }
 
     __device__ void advance()
     {
-        col += kSlice;
+        col += S::kSlice;
         q += step_q;
         if (q >= out_width) {
             q -= out_width;
@@ -456,20 +561,19 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
                                  int pad_left, int dilation_h, int dilation_w, int splits,
                                  long long split_columns)
 {
+    using S = Tile<T, TM, TN>;
     const int tid = (int)threadIdx.x;
-    const int tx = tid % kSide, ty = tid / kSide;
     const int g = (int)blockIdx.z / splits, s = (int)blockIdx.z - g * splits;
     const int in_per_group = channels / groups, out_per_group = out_channels / groups;
     const int kc_count = in_per_group * n_taps;
-    const int m0 = (int)blockIdx.y * kSide * TM;
-    const int n0 = (int)blockIdx.x * kSide * TN;
+    const int m0 = (int)blockIdx.y * S::BM;
+    const int n0 = (int)blockIdx.x * S::BN;
     const int plane_out = out_height * out_width;
-    const long long columns = (long long)batch * plane_out;
-    const long long col_begin = (long long)s * split_columns;
-    long long col_end = col_begin + split_columns;
-    if (col_end > columns) col_end = columns;
+    const int columns = batch * plane_out;
+    const int col_begin = (int)(s * split_columns);
+    const int col_end = (int)min((long long)columns, col_begin + split_columns);
 
-    WeightGradOperands<T, TM, TN> ops;
+    WeightGradOperands<S, T> ops;
     ops.x = x;
     ops.grad_y = grad_y;
     ops.height = height;
@@ -480,46 +584,53 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
     ops.stride_w = stride_w;
     ops.pad_top = pad_top;
     ops.pad_left = pad_left;
-    ops.image_x = (long long)channels * height * width;
-    ops.image_gy = (long long)out_channels * plane_out;
-    ops.col = col_begin + tx;
+    ops.image_x = channels * height * width;
+    ops.image_gy = out_channels * plane_out;
+    ops.col = col_begin + tid % S::kSlice;
     ops.col_end = col_end;
     {
-        const long long n = ops.col / plane_out;
-        const int pix = (int)(ops.col - n * plane_out);
-        ops.n = (int)n;
+        const int n = ops.col / plane_out;
+        const int pix = ops.col - n * plane_out;
+        ops.n = n;
         ops.p = pix / out_width;
         ops.q = pix - ops.p * out_width;
-        ops.step_n = kSlice / plane_out;
-        const int rest = kSlice - ops.step_n * plane_out;
+        ops.step_n = S::kSlice / plane_out;
+        const int rest = S::kSlice - ops.step_n * plane_out;
         ops.step_p = rest / out_width;
         ops.step_q = rest - ops.step_p * out_width;
     }
-    ops.gy_row = (long long)(g * out_per_group + m0 + ty) * plane_out;
-    ops.rows = rows_from(out_per_group - m0 - ty);
-    for (int r = 0; r < TN; ++r) {
-        const int kc = n0 + ty + kSide * r;
-        ops.x_plane[r] = 0;
+#pragma unroll
+    for (int r = 0; r < S::kALoads; ++r) {
+        const int m = min(m0 + tid / S::kSlice + S::kLanes * r, out_per_group - 1);
+        ops.gy_row[r] = (g * out_per_group + m) * plane_out;
+    }
+#pragma unroll
+    for (int r = 0; r < S::kBLoads; ++r) {
+        const int kc = n0 + tid / S::kSlice + S::kLanes * r;
+        ops.x_off[r] = 0;
         ops.ioff[r] = kFar;
         ops.joff[r] = kFar;
         if (kc < kc_count) {
             const int c = kc / n_taps, t = kc - (kc / n_taps) * n_taps;
-            ops.x_plane[r] = ((long long)g * in_per_group + c) * height * width;
             ops.ioff[r] = taps[2 * t] * dilation_h;
             ops.joff[r] = taps[2 * t + 1] * dilation_w;
+            ops.x_off[r] = (g * in_per_group + c) * height * width + ops.ioff[r] * width
+                           + ops.joff[r];
         }
     }
 
     T acc[TM][TN];
-    accumulate_tiles<T, TM, TN>(ops, col_end - col_begin, acc);
+    gemm_main_loop<S>(ops, col_end - col_begin, acc);
 
     T* out = partial + (long long)s * out_channels * kc_count;
+#pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int m = m0 + ty + kSide * i;
+        const int m = m0 + thread_row() * TM + i;
         if (m >= out_per_group) continue;
+#pragma unroll
         for (int j = 0; j < TN; ++j) {
-            const int kc = n0 + tx + kSide * j;
-            if (kc < kc_count) out[(long long)(g * out_per_group + m) * kc_count + kc] = acc[i][j];
+            const int kc = n0 + register_col<S>(j);
+            if (kc < kc_count) out[(g * out_per_group + m) * kc_count + kc] = acc[i][j];
         }
     }
 }
@@ -532,9 +643,7 @@ __device__ void conv_weight_grad_reduce(const T* partial, const int* taps, T* gr
                                         int kernel_h, int kernel_w, int n_taps)
 {
     const long long count = (long long)out_channels * in_per_group * n_taps;
-    const long long stride = (long long)gridDim.x * blockDim.x;
-    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < count;
-         e += stride) {
+    for (long long e = tg_thread_index(); e < count; e += tg_grid_stride()) {
         T sum = T(0);
         for (int s = 0; s < splits; ++s) sum += partial[s * count + e];
         const long long oc = e / n_taps;
@@ -543,211 +652,228 @@ __device__ void conv_weight_grad_reduce(const T* partial, const int* taps, T* gr
     }
 }
 
+// out[e] = sum over s of partial[s * count + e], in split order (split-K forward and
+// input gradient).
+template <typename T>
+__device__ void split_sum(const T* partial, T* out, int splits, long long count)
+{
+    for (long long e = tg_thread_index(); e < count; e += tg_grid_stride()) {
+        T sum = partial[e];
+        for (int s = 1; s < splits; ++s) sum += partial[s * count + e];
+        out[e] = sum;
+    }
+}
+
 }  // namespace conv
 
 // =======================================================================================
-// Entry points.  Tile names: m128 = 128x128 (TM = TN = 8), m64 = 64x64 (TM = TN = 4),
-// m32 = 32x128, m16 = 16x128.
+// Entry points.  Tile names: m128 = 128x128 (TM = TN = 8), m64 = 64x128 (TM = 4, TN = 8),
+// m32 = 32x128 (2x8), m16 = 16x128 (1x8) -- BM x BN, register block TM x TN per thread.
 // Launch with blockDim = (256, 1, 1) and the grids described in conv.py.
 // =======================================================================================
 
-// --- forward: grid (ceil(N*Hout*Wout / BN), ceil(Og / BM), groups) ---------------------
+// --- forward: grid (ceil(N*Hout*Wout / BN), ceil(Og / BM), groups*splits); taps: rows
+//     (i*dh, j*dw, i*dh*W + j*dw, i*kw + j); y: (splits, N, O, Hout, Wout) -------------
+
 extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m128_f32(
     const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int dilation_h, int dilation_w)
+    int pad_left, int splits, int split_k)
 {
     conv::conv_forward<float, 8, 8>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    dilation_h, dilation_w);
+                                    splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m128_f64(
     const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int dilation_h, int dilation_w)
+    int pad_left, int splits, int split_k)
 {
     conv::conv_forward<double, 8, 8>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    dilation_h, dilation_w);
+                                    splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m64_f32(
     const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int dilation_h, int dilation_w)
+    int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<float, 4, 4>(x, weight, taps, y, batch, channels, height, width,
-                                       out_channels, out_height, out_width, kernel_h, kernel_w,
-                                       n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                       dilation_h, dilation_w);
+    conv::conv_forward<float, 4, 8>(x, weight, taps, y, batch, channels, height, width,
+                                    out_channels, out_height, out_width, kernel_h, kernel_w,
+                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
+                                    splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m64_f64(
     const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int dilation_h, int dilation_w)
+    int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<double, 4, 4>(x, weight, taps, y, batch, channels, height, width,
-                                        out_channels, out_height, out_width, kernel_h,
-                                        kernel_w, n_taps, groups, stride_h, stride_w, pad_top,
-                                        pad_left, dilation_h, dilation_w);
+    conv::conv_forward<double, 4, 8>(x, weight, taps, y, batch, channels, height, width,
+                                    out_channels, out_height, out_width, kernel_h, kernel_w,
+                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
+                                    splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m32_f32(
     const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int dilation_h, int dilation_w)
+    int pad_left, int splits, int split_k)
 {
     conv::conv_forward<float, 2, 8>(x, weight, taps, y, batch, channels, height, width,
-                                       out_channels, out_height, out_width, kernel_h, kernel_w,
-                                       n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                       dilation_h, dilation_w);
+                                    out_channels, out_height, out_width, kernel_h, kernel_w,
+                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
+                                    splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m32_f64(
     const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int dilation_h, int dilation_w)
+    int pad_left, int splits, int split_k)
 {
     conv::conv_forward<double, 2, 8>(x, weight, taps, y, batch, channels, height, width,
-                                        out_channels, out_height, out_width, kernel_h,
-                                        kernel_w, n_taps, groups, stride_h, stride_w, pad_top,
-                                        pad_left, dilation_h, dilation_w);
+                                    out_channels, out_height, out_width, kernel_h, kernel_w,
+                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
+                                    splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m16_f32(
     const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int dilation_h, int dilation_w)
+    int pad_left, int splits, int split_k)
 {
     conv::conv_forward<float, 1, 8>(x, weight, taps, y, batch, channels, height, width,
-                                        out_channels, out_height, out_width, kernel_h,
-                                        kernel_w, n_taps, groups, stride_h, stride_w, pad_top,
-                                        pad_left, dilation_h, dilation_w);
+                                    out_channels, out_height, out_width, kernel_h, kernel_w,
+                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
+                                    splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m16_f64(
     const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int dilation_h, int dilation_w)
+    int pad_left, int splits, int split_k)
 {
     conv::conv_forward<double, 1, 8>(x, weight, taps, y, batch, channels, height, width,
-                                         out_channels, out_height, out_width, kernel_h,
-                                         kernel_w, n_taps, groups, stride_h, stride_w, pad_top,
-                                         pad_left, dilation_h, dilation_w);
+                                    out_channels, out_height, out_width, kernel_h, kernel_w,
+                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
+                                    splits, split_k);
 }
 
 // --- input grad: grid (ceil(N*ceil(H/sh)*ceil(W/sw) / BN), ceil(Cg / BM),
-//     groups*sh*sw); taps (T, 4) sorted by phase, phase_start (sh*sw + 1) ---------------
+//     groups*sh*sw*splits); taps: rows (-b_i, -b_j, -(b_i*Wout + b_j), i*kw + j) sorted
+//     by phase, phase_start (sh*sw + 1); grad_x: (splits, N, C, H, W) -----------------
+
 extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m128_f32(
     const float* grad_y, const float* weight, const int* taps, const int* phase_start,
     float* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left)
+    int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
     conv::conv_input_grad<float, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left);
+                                       stride_w, pad_top, pad_left, splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m128_f64(
     const double* grad_y, const double* weight, const int* taps, const int* phase_start,
     double* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left)
+    int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
     conv::conv_input_grad<double, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left);
+                                       stride_w, pad_top, pad_left, splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m64_f32(
     const float* grad_y, const float* weight, const int* taps, const int* phase_start,
     float* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left)
+    int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<float, 4, 4>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                          channels, height, width, out_channels, out_height,
-                                          out_width, kernel_h, kernel_w, groups, stride_h,
-                                          stride_w, pad_top, pad_left);
+    conv::conv_input_grad<float, 4, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+                                       channels, height, width, out_channels, out_height,
+                                       out_width, kernel_h, kernel_w, groups, stride_h,
+                                       stride_w, pad_top, pad_left, splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m64_f64(
     const double* grad_y, const double* weight, const int* taps, const int* phase_start,
     double* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left)
+    int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<double, 4, 4>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                           channels, height, width, out_channels, out_height,
-                                           out_width, kernel_h, kernel_w, groups, stride_h,
-                                           stride_w, pad_top, pad_left);
+    conv::conv_input_grad<double, 4, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+                                       channels, height, width, out_channels, out_height,
+                                       out_width, kernel_h, kernel_w, groups, stride_h,
+                                       stride_w, pad_top, pad_left, splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m32_f32(
     const float* grad_y, const float* weight, const int* taps, const int* phase_start,
     float* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left)
+    int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
     conv::conv_input_grad<float, 2, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                          channels, height, width, out_channels, out_height,
-                                          out_width, kernel_h, kernel_w, groups, stride_h,
-                                          stride_w, pad_top, pad_left);
+                                       channels, height, width, out_channels, out_height,
+                                       out_width, kernel_h, kernel_w, groups, stride_h,
+                                       stride_w, pad_top, pad_left, splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m32_f64(
     const double* grad_y, const double* weight, const int* taps, const int* phase_start,
     double* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left)
+    int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
     conv::conv_input_grad<double, 2, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                           channels, height, width, out_channels, out_height,
-                                           out_width, kernel_h, kernel_w, groups, stride_h,
-                                           stride_w, pad_top, pad_left);
+                                       channels, height, width, out_channels, out_height,
+                                       out_width, kernel_h, kernel_w, groups, stride_h,
+                                       stride_w, pad_top, pad_left, splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m16_f32(
     const float* grad_y, const float* weight, const int* taps, const int* phase_start,
     float* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left)
+    int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
     conv::conv_input_grad<float, 1, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                           channels, height, width, out_channels, out_height,
-                                           out_width, kernel_h, kernel_w, groups, stride_h,
-                                           stride_w, pad_top, pad_left);
+                                       channels, height, width, out_channels, out_height,
+                                       out_width, kernel_h, kernel_w, groups, stride_h,
+                                       stride_w, pad_top, pad_left, splits, split_k);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m16_f64(
     const double* grad_y, const double* weight, const int* taps, const int* phase_start,
     double* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left)
+    int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
     conv::conv_input_grad<double, 1, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                            channels, height, width, out_channels, out_height,
-                                            out_width, kernel_h, kernel_w, groups, stride_h,
-                                            stride_w, pad_top, pad_left);
+                                       channels, height, width, out_channels, out_height,
+                                       out_width, kernel_h, kernel_w, groups, stride_h,
+                                       stride_w, pad_top, pad_left, splits, split_k);
 }
 
 // --- weight grad: grid (ceil(Cg*T / BN), ceil(Og / BM), groups*splits) writing
 //     partial (splits, O, Cg*T); then conv_weight_grad_reduce over O*Cg*T elements ------
+
 extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m128_f32(
     const float* x, const float* grad_y, const int* taps, float* partial, int batch,
     int channels, int height, int width, int out_channels, int out_height, int out_width,
@@ -778,10 +904,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m64_f32(
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<float, 4, 4>(x, grad_y, taps, partial, batch, channels, height,
-                                           width, out_channels, out_height, out_width, n_taps,
-                                           groups, stride_h, stride_w, pad_top, pad_left,
-                                           dilation_h, dilation_w, splits, split_columns);
+    conv::conv_weight_grad<float, 4, 8>(x, grad_y, taps, partial, batch, channels, height,
+                                        width, out_channels, out_height, out_width, n_taps,
+                                        groups, stride_h, stride_w, pad_top, pad_left,
+                                        dilation_h, dilation_w, splits, split_columns);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m64_f64(
@@ -790,10 +916,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m64_f64(
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<double, 4, 4>(x, grad_y, taps, partial, batch, channels, height,
-                                            width, out_channels, out_height, out_width, n_taps,
-                                            groups, stride_h, stride_w, pad_top, pad_left,
-                                            dilation_h, dilation_w, splits, split_columns);
+    conv::conv_weight_grad<double, 4, 8>(x, grad_y, taps, partial, batch, channels, height,
+                                        width, out_channels, out_height, out_width, n_taps,
+                                        groups, stride_h, stride_w, pad_top, pad_left,
+                                        dilation_h, dilation_w, splits, split_columns);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m32_f32(
@@ -803,9 +929,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m32_f32(
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
     conv::conv_weight_grad<float, 2, 8>(x, grad_y, taps, partial, batch, channels, height,
-                                           width, out_channels, out_height, out_width, n_taps,
-                                           groups, stride_h, stride_w, pad_top, pad_left,
-                                           dilation_h, dilation_w, splits, split_columns);
+                                        width, out_channels, out_height, out_width, n_taps,
+                                        groups, stride_h, stride_w, pad_top, pad_left,
+                                        dilation_h, dilation_w, splits, split_columns);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m32_f64(
@@ -815,9 +941,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m32_f64(
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
     conv::conv_weight_grad<double, 2, 8>(x, grad_y, taps, partial, batch, channels, height,
-                                            width, out_channels, out_height, out_width, n_taps,
-                                            groups, stride_h, stride_w, pad_top, pad_left,
-                                            dilation_h, dilation_w, splits, split_columns);
+                                        width, out_channels, out_height, out_width, n_taps,
+                                        groups, stride_h, stride_w, pad_top, pad_left,
+                                        dilation_h, dilation_w, splits, split_columns);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m16_f32(
@@ -827,9 +953,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m16_f32(
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
     conv::conv_weight_grad<float, 1, 8>(x, grad_y, taps, partial, batch, channels, height,
-                                            width, out_channels, out_height, out_width, n_taps,
-                                            groups, stride_h, stride_w, pad_top, pad_left,
-                                            dilation_h, dilation_w, splits, split_columns);
+                                        width, out_channels, out_height, out_width, n_taps,
+                                        groups, stride_h, stride_w, pad_top, pad_left,
+                                        dilation_h, dilation_w, splits, split_columns);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m16_f64(
@@ -838,20 +964,20 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m16_f64(
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<double, 1, 8>(x, grad_y, taps, partial, batch, channels,
-                                             height, width, out_channels, out_height, out_width,
-                                             n_taps, groups, stride_h, stride_w, pad_top,
-                                             pad_left, dilation_h, dilation_w, splits,
-                                             split_columns);
+    conv::conv_weight_grad<double, 1, 8>(x, grad_y, taps, partial, batch, channels, height,
+                                        width, out_channels, out_height, out_width, n_taps,
+                                        groups, stride_h, stride_w, pad_top, pad_left,
+                                        dilation_h, dilation_w, splits, split_columns);
 }
 
 // --- weight grad, second pass: grid-stride over O*Cg*T elements -------------------------
+
 extern "C" __global__ void conv_weight_grad_reduce_f32(
     const float* partial, const int* taps, float* grad_w, int splits, int out_channels,
     int in_per_group, int kernel_h, int kernel_w, int n_taps)
 {
     conv::conv_weight_grad_reduce<float>(partial, taps, grad_w, splits, out_channels,
-                                            in_per_group, kernel_h, kernel_w, n_taps);
+                                        in_per_group, kernel_h, kernel_w, n_taps);
 }
 
 extern "C" __global__ void conv_weight_grad_reduce_f64(
@@ -859,5 +985,19 @@ extern "C" __global__ void conv_weight_grad_reduce_f64(
     int in_per_group, int kernel_h, int kernel_w, int n_taps)
 {
     conv::conv_weight_grad_reduce<double>(partial, taps, grad_w, splits, out_channels,
-                                             in_per_group, kernel_h, kernel_w, n_taps);
+                                        in_per_group, kernel_h, kernel_w, n_taps);
+}
+
+// --- split-K second pass (forward, input grad): grid-stride over `count` elements ------
+
+extern "C" __global__ void conv_split_sum_f32(const float* partial, float* out, int splits,
+                                              long long count)
+{
+    conv::split_sum<float>(partial, out, splits, count);
+}
+
+extern "C" __global__ void conv_split_sum_f64(const double* partial, double* out, int splits,
+                                              long long count)
+{
+    conv::split_sum<double>(partial, out, splits, count);
 }

@@ -4,8 +4,9 @@ against the numpy reference, run on the CPU by the CUDA emulator.
 Every case checks all three functions (forward, input gradient = conv_transpose2d,
 weight gradient) in float64 (1e-10) and float32 (1e-5), relative to the largest
 reference value; the reference always runs in float64 on the same inputs.  Sizes are
-odd and not multiples of the tiles (128x128, 64x64, 32x128, 16x128), the cases reach every
-tile shape, several K slices and several column tiles.  Geometries and tap lists are
+odd and not multiples of the tiles (128x128, 64x128, 32x128, 16x128), the cases reach every
+tile shape, several K slices and several column tiles, split K and tap lists longer than
+one launch takes.  Geometries and tap lists are
 built by tinygen.ops.conv's own helpers, so they are exactly what the ops pass.
 """
 import numpy as np
@@ -132,6 +133,7 @@ DENSE = {
     # M beyond one 64-row tile (forward, weight grad) and input channels for the
     # input gradient on the 64x64 and 32x128 tiles
     "70 output channels": ((1, 3, 5, 6), (70, 3, 3, 1), dict(padding=(1, 0))),
+    "50 output channels": ((1, 4, 5, 5), (50, 4, 3, 3), dict(padding=1)),
     "40 input channels": ((1, 40, 5, 5), (3, 40, 3, 3), dict(padding=1)),
     "20 channels each": ((1, 20, 4, 5), (20, 20, 2, 3), dict(padding=((1, 0), (1, 1)))),
     # the 128x128 tile, with a row edge (130 = 128 + 2)
@@ -145,10 +147,18 @@ TILES = {
     "1x1": ("m16", "m16", "m16"),
     "20 channels each": ("m32", "m32", "m32"),
     "40 input channels": ("m16", "m64", "m16"),
-    "70 output channels": ("m64", "m16", "m64"),
+    # 70 rows: the 128x128 tile would be one block, below the emulator's "wave" of 4,
+    # so the forward takes 64x128; the weight gradient fills the device by splitting.
+    "70 output channels": ("m64", "m16", "m128"),
+    "50 output channels": ("m64", "m16", "m64"),
     "130 output channels": ("m128", "m16", "m128"),
     "130 input channels": ("m16", "m128", "m16"),
 }
+
+
+def _is_second_pass(name):
+    """A launch that sums partial results (split K, weight-gradient splits)."""
+    return "reduce" in name or "split_sum" in name
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -159,7 +169,7 @@ def test_dense_conv_matches_reference(rng, launches, dtype, case):
     run_case(rng, dtype, geom, taps, x_shape[0], x_shape[1], w_shape[0])
     if case in TILES:
         suffix = "f32" if dtype is np.float32 else "f64"
-        assert [name for name, _ in launches if "reduce" not in name] == [
+        assert [name for name, _ in launches if not _is_second_pass(name)] == [
             f"conv_{fn}_{tile}_{suffix}"
             for fn, tile in zip(("forward", "input_grad", "weight_grad"), TILES[case])]
 
@@ -323,6 +333,49 @@ def test_masked_kernels_never_read_masked_weights(rng, dtype):
     # ... and the weight gradient is exactly zero at the masked taps.
     gw = cuda_conv.conv2d_weight_grad(x, gy, geom, mask.taps)
     assert (gw[:, :, masked] == 0).all() and (gw[:, :, ~masked] != 0).all()
+
+
+# --- split K, and tap lists longer than one launch ---------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_and_input_grad_split_k_when_their_tiles_do_not_fill_a_wave(rng, launches,
+                                                                           dtype):
+    """One 16x128 tile each, below the emulator's wave of 4 blocks: K = 16 channels * 9
+    taps = 9 slices is split in two (at least 4 slices a split), then summed."""
+    geom, taps = conv_problem((1, 16, 5, 5), (16, 16, 3, 3), padding=1)
+    x, w, gy = random_operands(rng, geom, 1, 16, 16, dtype)
+    check_all(x, w, gy, geom, taps)
+    suffix = "f32" if dtype is np.float32 else "f64"
+    assert [launch for launch in launches[:4] if "split_sum" not in launch[0]] == [
+        (f"conv_forward_m16_{suffix}", (1, 1, 2)), (f"conv_input_grad_m16_{suffix}", (1, 1, 2))]
+    assert [name for name, _ in launches[:4]][1::2] == [f"conv_split_sum_{suffix}"] * 2
+    # deterministic: the partial sums are added in split order
+    np.testing.assert_array_equal(cuda_conv.conv2d_forward(x, w, geom, taps),
+                                  cuda_conv.conv2d_forward(x, w, geom, taps))
+
+
+def test_grids_that_fill_a_wave_are_not_split(rng, monkeypatch, launches):
+    geom, taps = conv_problem((1, 16, 5, 5), (16, 16, 3, 3), padding=1)
+    x, w, gy = random_operands(rng, geom, 1, 16, 16, np.float64)
+    split = cuda_conv.conv2d_forward(x, w, geom, taps)
+    monkeypatch.setattr(cuda_conv, "EMULATOR_TARGET_BLOCKS", 1)
+    launches.clear()
+    whole = cuda_conv.conv2d_forward(x, w, geom, taps)
+    assert launches == [("conv_forward_m16_f64", (1, 1, 1))]
+    np.testing.assert_allclose(whole, split, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tap_lists_over_32_run_as_several_launches(rng, launches, dtype):
+    """A dense 7x7 kernel has 49 taps; a launch takes 32 (a bit each): two launches per
+    function, summed.  Also with stride 2, whose phases split the taps again."""
+    for kwargs in (dict(padding=3), dict(padding=3, stride=2)):
+        geom, taps = conv_problem((1, 2, 6, 5), (3, 2, 7, 7), **kwargs)
+        assert len(taps) == 49
+        launches.clear()
+        run_case(rng, dtype, geom, taps, 1, 2, 3)
+        names = [name.rsplit("_", 1)[0].removesuffix("_m16") for name, _ in launches]
+        assert names[:6] == ["conv_forward", "conv_forward", "conv_split_sum",
+                             "conv_input_grad", "conv_input_grad", "conv_split_sum"]
 
 
 # --- the weight gradient's split reduction ------------------------------------------------------

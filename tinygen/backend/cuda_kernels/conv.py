@@ -8,16 +8,20 @@ numpy arrays on the CUDA emulator (tests without a GPU).
 
 Launch shapes (blocks of 256 threads; a block owns a BM x BN output tile):
 
-    forward       grid (ceil(N*Hout*Wout / BN), ceil(Og / BM), groups)
-    input grad    grid (ceil(N*ceil(H/sh)*ceil(W/sw) / BN), ceil(Cg / BM), groups*sh*sw)
-                  -- one z slice per group and stride phase
+    forward       grid (ceil(N*Hout*Wout / BN), ceil(Og / BM), groups*splits)
+    input grad    grid (ceil(N*ceil(H/sh)*ceil(W/sw) / BN), ceil(Cg / BM), groups*sh*sw*splits)
+                  -- one z slice per group, stride phase and split of K
     weight grad   grid (ceil(Cg*T / BN), ceil(Og / BM), groups*splits), then a
                   deterministic reduction of the splits (a second, 1-D launch)
 
 The tile (BM, BN) is picked by the GEMM's row count M (Og, or Cg for the input
-gradient): 64x64 for M > 32, else 32x128 or 16x128 so that few rows are wasted;
-128x128 when M >= 128 and the problem still has enough such tiles to fill the device
-(one 128x128 block fills a multiprocessor).
+gradient): 16x128, 32x128 or 64x128 for M up to 16, 32, 64 (few rows wasted; the
+64-channel layers get the 64x128 tile), 128x128 above that when it still fills one wave
+of the GPU (one such block per multiprocessor), else 64x128.  When the tiles of a
+forward or input-gradient GEMM do not fill one wave, K is split (split-K, summed by a
+second launch in split order: deterministic).  A forward or input-gradient launch takes
+at most 32 taps (kernels/conv.cu keeps one bit per tap); longer tap lists run as several
+launches whose results are summed the same way.
 """
 import functools
 
@@ -29,9 +33,16 @@ from .launch import launch
 THREADS = 256
 _DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 # (name, BM, BN) from the smallest row count up; the entry points are conv_<op>_<name>_<dt>.
-_TILES = (("m16", 16, 128), ("m32", 32, 128), ("m64", 64, 64))
+_TILES = (("m16", 16, 128), ("m32", 32, 128), ("m64", 64, 128))
 _LARGE_TILE = ("m128", 128, 128)
-_K_SLICE = 16             # kernels/conv.cu's kSlice: split sizes are multiples of it
+# Blocks of each tile resident per multiprocessor (kernels/conv.cu's __launch_bounds__).
+_BLOCKS_PER_SM = {"m16": 2, "m32": 2, "m64": 2, "m128": 1}
+_K_SLICE = 16             # kernels/conv.cu's kSlice (float; 8 for double): split sizes
+                          # are multiples of it
+_MAX_TAPS = 32            # kernels/conv.cu's kMaxTaps: taps per forward/input-grad launch
+# A split of K covers at least this many K slices: fewer would spend a block's time on
+# its prologue and epilogue rather than on its main loop.
+_MIN_SPLIT_SLICES = 4
 # A weight-gradient split reduces at least this many columns (16 K slices): fewer would
 # spend a block's time on its prologue and epilogue, and grow the partial sums.
 _MIN_SPLIT_COLUMNS = 256
@@ -67,17 +78,17 @@ def _check_shape(op, name, array, expected, meaning):
                          f"{tuple(array.shape)}")
 
 
-def _check_geometry(op, geom, channels, out_channels, in_per_group):
+def _check_geometry(op, geom, n, channels, out_channels, in_per_group):
     groups = geom.groups
     if channels != in_per_group * groups or out_channels % groups:
         raise ValueError(f"{op}: {channels} input and {out_channels} output channels do not "
                          f"split into groups={groups} of {in_per_group} input channels")
-    # The kernels index within an image plane and within the GEMM's K in 32-bit ints.
-    for what, value in (("input plane H*W", geom.in_size[0] * geom.in_size[1]),
-                        ("output plane Hout*Wout", geom.out_size[0] * geom.out_size[1]),
-                        ("channels * kernel area", channels * geom.kernel[0] * geom.kernel[1]),
-                        ("out_channels * kernel area",
-                         out_channels * geom.kernel[0] * geom.kernel[1])):
+    # The kernels index every array with 32-bit offsets, some of them biased by up to an
+    # image plane (kernels/conv.cu).
+    (h, w), (hout, wout), (kh, kw) = geom.in_size, geom.out_size, geom.kernel
+    for what, value in (("input N*C*H*W", (n * channels + 1) * h * w + w),
+                        ("output N*O*Hout*Wout", (n * out_channels + 1) * hout * wout + wout),
+                        ("weight O*C/groups*kh*kw", out_channels * in_per_group * kh * kw)):
         if value > _INT32_MAX:
             raise ValueError(f"{op}: the {what} = {value} exceeds the kernels' 32-bit index "
                              "range")
@@ -103,22 +114,25 @@ def _contiguous(xp, array):
     return array if array.flags.c_contiguous else xp.ascontiguousarray(array)
 
 
-def _tile(rows, columns, min_blocks):
-    """(name, BM, BN) for a GEMM of ``rows`` x ``columns`` (per group): the large tile
-    when it still yields ``min_blocks`` blocks (callers ask for two waves of it: half
-    of ``_target_blocks``, as one such block fills a multiprocessor), else the smallest
-    tile whose height covers ``rows`` well."""
-    _, bm, bn = _LARGE_TILE
-    if rows >= bm and _blocks(rows, bm) * _blocks(columns, bn) >= min_blocks:
-        return _LARGE_TILE
+def _tile(rows, columns, groups, multiprocessors):
+    """(name, BM, BN) for a GEMM of ``rows`` x ``columns`` per group: the smallest tile
+    whose height covers ``rows``; above 64 rows the 128x128 tile when its blocks still
+    fill the ``multiprocessors`` (one block each), else 64x128 (two per multiprocessor)."""
     for name, bm, bn in _TILES:
         if rows <= bm:
             return name, bm, bn
+    _, bm, bn = _LARGE_TILE
+    if groups * _blocks(rows, bm) * _blocks(columns, bn) >= multiprocessors:
+        return _LARGE_TILE
     return _TILES[-1]
 
 
 def _blocks(count, size):
     return -(-count // size)
+
+
+def _round_up(count, size):
+    return _blocks(count, size) * size
 
 
 # --- tap tables on the device, cached (a tap list is reused every step) --------------------
@@ -135,24 +149,39 @@ def _cached_table(device_key, xp, kind, data, shape, extra):
 
 
 def _tables(xp, kind, taps, extra=()):
+    taps = np.ascontiguousarray(taps, dtype=np.int32)
     return _cached_table(_device_key(xp), xp, kind, taps.tobytes(), taps.shape, extra)
 
 
 def _build_table(kind, taps, extra):
     if kind == "taps":
         return (taps,)
+    if kind == "forward":
+        # Per tap what the forward gather needs (conv.cu, ColumnGather / WeightGather):
+        # its input offsets (i*dh, j*dw, i*dh*W + j*dw) and its weight offset i*kw + j.
+        width, dh, dw, kw = extra
+        i, j = taps[:, 0].astype(np.int64), taps[:, 1].astype(np.int64)
+        table = np.stack([i * dh, j * dw, i * dh * width + j * dw, i * kw + j], axis=1)
+        return (table.astype(np.int32).reshape(-1, 4),)
     # "phases": the taps grouped by stride phase for the input gradient (conv.cu):
-    # rows (i, j, b_i, b_j) with i*dh = ph + sh*b_i, and where each phase starts.
-    sh, sw, dh, dw = extra
+    # rows (-b_i, -b_j, -(b_i*Wout + b_j), i*kw + j) with i*dh = ph + sh*b_i, and where
+    # each phase starts.
+    sh, sw, dh, dw, out_width, kw = extra
     rows, starts = [], [0]
     for ph in range(sh):
         for pw in range(sw):
             for i, j in taps:
                 if (i * dh) % sh == ph and (j * dw) % sw == pw:
-                    rows.append((i, j, (i * dh - ph) // sh, (j * dw - pw) // sw))
+                    bi, bj = (i * dh - ph) // sh, (j * dw - pw) // sw
+                    rows.append((-bi, -bj, -(bi * out_width + bj), i * kw + j))
             starts.append(len(rows))
     table = np.array(rows, dtype=np.int32).reshape(-1, 4)
     return table, np.array(starts, dtype=np.int32)
+
+
+def _tap_chunks(taps):
+    """The tap list cut into launches of at most _MAX_TAPS taps."""
+    return [taps[k:k + _MAX_TAPS] for k in range(0, len(taps), _MAX_TAPS)]
 
 
 def _is_raster(taps, kernel):
@@ -162,12 +191,26 @@ def _is_raster(taps, kernel):
         (taps == np.argwhere(np.ones((kh, kw), dtype=bool))).all())
 
 
-def _target_blocks(xp):
-    """About how many blocks fill the device: 4 per multiprocessor (two waves of the
-    64x64 tile, of which two blocks are resident per multiprocessor)."""
+def _multiprocessor_count(xp):
+    """The multiprocessors of the device (the emulator: EMULATOR_TARGET_BLOCKS)."""
     if xp is np:
         return EMULATOR_TARGET_BLOCKS
-    return 4 * _multiprocessors(xp, xp.cuda.Device().id)
+    return _multiprocessors(xp, xp.cuda.Device().id)
+
+
+def _wave(xp, tile_name):
+    """How many blocks of this tile run at once on the device: one wave."""
+    if xp is np:
+        return EMULATOR_TARGET_BLOCKS
+    return _BLOCKS_PER_SM[tile_name] * _multiprocessor_count(xp)
+
+
+def _target_blocks(xp):
+    """About how many blocks fill the device: 4 per multiprocessor (two waves of the
+    tiles of which two blocks are resident per multiprocessor)."""
+    if xp is np:
+        return EMULATOR_TARGET_BLOCKS
+    return 4 * _multiprocessor_count(xp)
 
 
 @functools.lru_cache(maxsize=None)
@@ -175,12 +218,23 @@ def _multiprocessors(xp, device):
     return int(xp.cuda.runtime.getDeviceProperties(device)["multiProcessorCount"])
 
 
+def _split_k(k, tiles, wave, max_splits):
+    """(splits, split_k): K cut into ``splits`` ranges of ``split_k`` (a multiple of the K
+    slice) when ``tiles`` blocks would leave most of a wave idle, each range at least
+    _MIN_SPLIT_SLICES slices long; (1, K) when the tiles fill a wave."""
+    if tiles >= wave or k <= 0:
+        return 1, max(k, 1)
+    splits = max(1, min(_blocks(wave, tiles), k // (_MIN_SPLIT_SLICES * _K_SLICE), max_splits))
+    split_k = _round_up(_blocks(k, splits), _K_SLICE)
+    return _blocks(k, split_k), split_k
+
+
 def _weight_grad_splits(columns, tiles, groups, target_blocks):
     """(splits, split_columns): the N*Hout*Wout reduction cut into equal chunks, a
     multiple of the K slice each, enough of them for ``target_blocks`` blocks."""
     splits = max(1, min(_blocks(target_blocks, tiles), _blocks(columns, _MIN_SPLIT_COLUMNS),
                         _MAX_GRID_YZ // groups))
-    split_columns = _blocks(_blocks(columns, splits), _K_SLICE) * _K_SLICE
+    split_columns = _round_up(_blocks(columns, splits), _K_SLICE)
     return _blocks(columns, split_columns), split_columns
 
 
@@ -197,6 +251,25 @@ def _grid(x_blocks, y_blocks, z_blocks, op):
     return (x_blocks, y_blocks, z_blocks)
 
 
+def _partials(xp, result, parts):
+    """Where the launches write: ``result`` itself, or ``parts`` partial results to be
+    summed into it (split K, several tap chunks)."""
+    if parts == 1:
+        return result
+    if parts * result.size > _INT32_MAX:
+        raise ValueError(f"the {parts} partial results of {result.size} elements exceed the "
+                         "kernels' 32-bit index range")
+    return xp.empty((parts,) + result.shape, dtype=result.dtype)
+
+
+def _sum_partials(partial, result, suffix):
+    """result = partial[0] + partial[1] + ... in that order (deterministic)."""
+    if partial is result:
+        return
+    launch(f"conv_split_sum_{suffix}", (min(_blocks(result.size, THREADS), 4096), 1, 1),
+           (THREADS, 1, 1), (partial, result, partial.shape[0], result.size))
+
+
 # --- the three ops -----------------------------------------------------------------------
 def conv2d_forward(x, weight, geom, taps):
     op = "conv2d_forward"
@@ -209,23 +282,32 @@ def conv2d_forward(x, weight, geom, taps):
                  "(N, C, H, W) with C = weight.shape[1] * groups")
     _check_shape(op, "weight", weight, (out_channels, in_per_group) + tuple(geom.kernel),
                  "(O, C/groups, kh, kw)")
-    _check_geometry(op, geom, channels, out_channels, in_per_group)
+    _check_geometry(op, geom, n, channels, out_channels, in_per_group)
     taps = _tap_array(op, taps, geom.kernel)
     hout, wout = geom.out_size
     if len(taps) == 0 or x.size == 0 or weight.size == 0:
         return xp.zeros((n, out_channels, hout, wout), dtype=x.dtype)
     x, weight = _contiguous(xp, x), _contiguous(xp, weight)
-    (tap_table,) = _tables(xp, "taps", taps)
     y = xp.empty((n, out_channels, hout, wout), dtype=x.dtype)
     g = geom.groups
-    columns = n * hout * wout
-    name, bm, bn = _tile(out_channels // g, columns, _target_blocks(xp) / (2 * g))
-    grid = _grid(_blocks(columns, bn), _blocks(out_channels // g, bm), g, op)
+    columns, rows = n * hout * wout, out_channels // g
+    name, bm, bn = _tile(rows, columns, g, _multiprocessor_count(xp))
+    x_blocks, y_blocks = _blocks(columns, bn), _blocks(rows, bm)
+    chunks = _tap_chunks(taps)
+    splits, _ = _split_k(in_per_group * len(chunks[0]), x_blocks * y_blocks * g,
+                         _wave(xp, name), _MAX_GRID_YZ // g)
+    partial = _partials(xp, y, len(chunks) * splits)
     sh, sw, top, left, dh, dw = _geometry(geom)
-    launch(f"conv_forward_{name}_{suffix}", grid, (THREADS, 1, 1),
-           (x, weight, tap_table, y, n, channels, geom.in_size[0], geom.in_size[1],
-            out_channels, hout, wout, geom.kernel[0], geom.kernel[1], len(taps), g,
-            sh, sw, top, left, dh, dw))
+    for c, chunk in enumerate(chunks):
+        (table,) = _tables(xp, "forward", chunk, (geom.in_size[1], dh, dw, geom.kernel[1]))
+        split_k = _round_up(_blocks(in_per_group * len(chunk), splits), _K_SLICE)
+        out = partial if partial is y else partial[c * splits:(c + 1) * splits]
+        launch(f"conv_forward_{name}_{suffix}", _grid(x_blocks, y_blocks, g * splits, op),
+               (THREADS, 1, 1),
+               (x, weight, table, out, n, channels, geom.in_size[0], geom.in_size[1],
+                out_channels, hout, wout, geom.kernel[0], geom.kernel[1], len(chunk), g,
+                sh, sw, top, left, splits, split_k))
+    _sum_partials(partial, y, suffix)
     return y
 
 
@@ -242,23 +324,41 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
                  "(O, C/groups, kh, kw)")
     g = geom.groups
     channels = in_per_group * g
-    _check_geometry(op, geom, channels, out_channels, in_per_group)
+    _check_geometry(op, geom, n, channels, out_channels, in_per_group)
     taps = _tap_array(op, taps, geom.kernel)
     height, width = geom.in_size
     if len(taps) == 0 or grad_y.size == 0 or weight.size == 0:
         return xp.zeros((n, channels, height, width), dtype=grad_y.dtype)
     grad_y, weight = _contiguous(xp, grad_y), _contiguous(xp, weight)
     sh, sw, top, left, dh, dw = _geometry(geom)
-    phase_taps, phase_start = _tables(xp, "phases", taps, (sh, sw, dh, dw))
     grad_x = xp.empty((n, channels, height, width), dtype=grad_y.dtype)
     columns = n * _blocks(height, sh) * _blocks(width, sw)  # of the largest stride phase
-    name, bm, bn = _tile(in_per_group, columns, _target_blocks(xp) / (2 * g * sh * sw))
-    grid = _grid(_blocks(columns, bn), _blocks(in_per_group, bm), g * sh * sw, op)
-    launch(f"conv_input_grad_{name}_{suffix}", grid, (THREADS, 1, 1),
-           (grad_y, weight, phase_taps, phase_start, grad_x, n, channels, height, width,
-            out_channels, geom.out_size[0], geom.out_size[1], geom.kernel[0], geom.kernel[1],
-            g, sh, sw, top, left))
+    z = g * sh * sw
+    name, bm, bn = _tile(in_per_group, columns, z, _multiprocessor_count(xp))
+    x_blocks, y_blocks = _blocks(columns, bn), _blocks(in_per_group, bm)
+    chunks = _tap_chunks(taps)
+    extra = (sh, sw, dh, dw, geom.out_size[1], geom.kernel[1])
+    tables = [_tables(xp, "phases", chunk, extra) for chunk in chunks]
+    # K of the phase with the most taps decides the splits (the others' splits are shorter)
+    k_max = [(out_channels // g) * _most_phase_taps(chunk, sh, sw, dh, dw) for chunk in chunks]
+    splits, _ = _split_k(k_max[0], x_blocks * y_blocks * z, _wave(xp, name), _MAX_GRID_YZ // z)
+    partial = _partials(xp, grad_x, len(chunks) * splits)
+    for c, (phase_taps, phase_start) in enumerate(tables):
+        split_k = _round_up(_blocks(k_max[c], splits), _K_SLICE)
+        out = partial if partial is grad_x else partial[c * splits:(c + 1) * splits]
+        launch(f"conv_input_grad_{name}_{suffix}", _grid(x_blocks, y_blocks, z * splits, op),
+               (THREADS, 1, 1),
+               (grad_y, weight, phase_taps, phase_start, out, n, channels, height, width,
+                out_channels, geom.out_size[0], geom.out_size[1], geom.kernel[0],
+                geom.kernel[1], g, sh, sw, top, left, splits, max(split_k, _K_SLICE)))
+    _sum_partials(partial, grad_x, suffix)
     return grad_x
+
+
+def _most_phase_taps(taps, sh, sw, dh, dw):
+    """The most taps any stride phase of the input gradient gets."""
+    phases = ((taps[:, 0] * dh) % sh) * sw + (taps[:, 1] * dw) % sw
+    return int(np.bincount(phases).max())
 
 
 def conv2d_weight_grad(x, grad_y, geom, taps):
@@ -275,7 +375,7 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
     _check_shape(op, "x", x, (n, channels) + tuple(geom.in_size), "(N, C, H, W)")
     _check_shape(op, "grad_y", grad_y, (n, out_channels) + tuple(geom.out_size),
                  "(N, O, Hout, Wout)")
-    _check_geometry(op, geom, channels, out_channels, in_per_group)
+    _check_geometry(op, geom, n, channels, out_channels, in_per_group)
     taps = _tap_array(op, taps, geom.kernel)
     kh, kw = geom.kernel
     hout, wout = geom.out_size
@@ -286,10 +386,13 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
     (tap_table,) = _tables(xp, "taps", taps)
     out_per_group, n_taps = out_channels // g, len(taps)
     # Splitting the reduction fills the device, so the large tile needs no block count.
-    name, bm, bn = _tile(out_per_group, in_per_group * n_taps, 1)
+    name, bm, bn = _tile(out_per_group, in_per_group * n_taps, g, 1)
     x_blocks, y_blocks = _blocks(in_per_group * n_taps, bn), _blocks(out_per_group, bm)
     splits, split_columns = _weight_grad_splits(n * hout * wout, x_blocks * y_blocks * g, g,
                                                 _target_blocks(xp))
+    if splits * out_channels * in_per_group * n_taps > _INT32_MAX:
+        raise ValueError(f"{op}: the {splits} partial weight gradients exceed the kernels' "
+                         "32-bit index range")
     partial = xp.empty((splits, out_channels, in_per_group * n_taps), dtype=x.dtype)
     sh, sw, top, left, dh, dw = _geometry(geom)
     launch(f"conv_weight_grad_{name}_{suffix}", _grid(x_blocks, y_blocks, g * splits, op),
