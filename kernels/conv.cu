@@ -265,12 +265,10 @@ struct ColumnGather {
     __device__ void fetch(const int* tab, T (&b)[S::kBLoads]) const
     {
         const unsigned bit = kb.outer < outer_count ? 1u << kb.tap : 0u;
-        const unsigned off = (unsigned)(kb.outer * plane + tab[4 * kb.tap + 2] - bias);
-        // Unsigned 32-bit index sums (col_off is biased to be >= 0): one add and one wide
-        // multiply-add per address, no 64-bit arithmetic.
+                const unsigned base = (unsigned)(kb.outer * plane + tab[4 * kb.tap + 2] - bias);
 #pragma unroll
         for (int r = 0; r < S::kBLoads; ++r)
-            b[r] = (inside[r] & bit) ? src[(unsigned)col_off[r] + off] : T(0);
+            b[r] = (inside[r] & bit) ? src[(unsigned)col_off[r] + base] : T(0);
     }
 };
 
@@ -287,10 +285,10 @@ struct WeightGather {
 
     __device__ void fetch(const int* tab, T (&a)[S::kALoads]) const
     {
-        const unsigned off =
+        const unsigned base =
             (unsigned)(min(ka.outer, outer_count - 1) * outer_stride + tab[4 * ka.tap + 3]);
 #pragma unroll
-        for (int r = 0; r < S::kALoads; ++r) a[r] = w[(unsigned)row_off[r] + off];
+        for (int r = 0; r < S::kALoads; ++r) a[r] = w[(unsigned)row_off[r] + base];
     }
 };
 
@@ -390,6 +388,85 @@ __device__ void conv_forward(const T* x, const T* w, const int* taps, T* y, int 
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Forward with one input channel per group (C = 1 first layers, depthwise convs): K is
+// just the taps (24 for a 7x7 mask A), too short for the GEMM's slices, prologue and
+// epilogue to pay off.  Direct instead: a block owns 256 * kPix output pixels and
+// kDirectOuts output channels of group g = blockIdx.z.  Each thread gathers the kTaps
+// inputs of each of its kPix pixels once, into registers; the block's weights (kept taps
+// only, zero past n_taps) sit in shared memory; then per output channel a thread does
+// kPix * kTaps FMAs for kTaps / V 16-byte shared loads (the same address for the whole
+// block: a broadcast) and kPix stores.  kTaps is n_taps rounded up to a multiple of 8.
+// ---------------------------------------------------------------------------------------
+constexpr int kDirectOuts = 32;  // output channels per block (blockIdx.y)
+
+template <typename T, int kTaps, int kPix>
+__device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* y, int batch,
+                                    int channels, int height, int width, int out_channels,
+                                    int out_height, int out_width, int kernel_h, int kernel_w,
+                                    int n_taps, int groups, int stride_h, int stride_w,
+                                    int pad_top, int pad_left)
+{
+    static_assert(kTaps % 8 == 0 && kTaps <= kMaxTaps, "kTaps: a multiple of 8, at most 32");
+    struct alignas(16) Weights {
+        T v[kDirectOuts][kTaps];
+    };
+    __shared__ Weights weights;
+    const int tid = (int)threadIdx.x;
+    const int g = (int)blockIdx.z, o0 = (int)blockIdx.y * kDirectOuts;
+    const int out_per_group = out_channels / groups;
+    const int plane_out = out_height * out_width, plane_in = height * width;
+    const int columns = batch * plane_out;
+    const int* tab = shared_tap_table(taps, n_taps);  // ends with a barrier
+
+    for (int e = tid; e < kDirectOuts * kTaps; e += kThreads) {
+        const int o = e / kTaps, t = e - (e / kTaps) * kTaps;
+        const bool ok = o0 + o < out_per_group && t < n_taps;
+        weights.v[o][t] =
+            ok ? w[(g * out_per_group + o0 + o) * kernel_h * kernel_w + tab[4 * t + 3]] : T(0);
+    }
+    T xv[kPix][kTaps];
+    int out_off[kPix];  // of y[n, g*Og + o0, pix]; -1: no such pixel
+#pragma unroll
+    for (int p = 0; p < kPix; ++p) {
+        const int col = (int)blockIdx.x * kThreads * kPix + tid + kThreads * p;
+        const bool valid = col < columns;
+        const int n = col / plane_out, pix = col - (col / plane_out) * plane_out;
+        const int h = (pix / out_width) * stride_h - pad_top;
+        const int wc = (pix - (pix / out_width) * out_width) * stride_w - pad_left;
+        const int image = (n * channels + g) * plane_in + h * width + wc;
+#pragma unroll
+        for (int t = 0; t < kTaps; ++t) {
+            const bool in = valid && t < n_taps && (unsigned)(h + tab[4 * t]) < (unsigned)height
+                            && (unsigned)(wc + tab[4 * t + 1]) < (unsigned)width;
+            xv[p][t] = in ? x[image + tab[4 * t + 2]] : T(0);
+        }
+        out_off[p] = valid ? (n * out_channels + g * out_per_group + o0) * plane_out + pix : -1;
+    }
+    __syncthreads();  // the weights are in
+
+    const int o_count = min(kDirectOuts, out_per_group - o0);
+    T* out = y;  // moved one output plane per output channel
+    for (int o = 0; o < o_count; ++o, out += plane_out) {
+        T wv[kTaps];
+        load_runs<T, kTaps>(&weights.v[o][0], wv);
+#pragma unroll
+        for (int p = 0; p < kPix; ++p) {
+            T acc = T(0);
+#pragma unroll
+            for (int t = 0; t < kTaps; ++t) acc += wv[t] * xv[p][t];
+            if (out_off[p] >= 0) out[(unsigned)out_off[p]] = acc;
+        }
+    }
+}
+
+// Pixels per thread of the direct kernel: its inputs take about 96 registers.
+template <typename T, int kTaps>
+struct DirectPixels {
+    static constexpr int words = kTaps * (int)sizeof(T) / 4;
+    static constexpr int value = 96 / words < 8 ? (96 / words > 0 ? 96 / words : 1) : 8;
+};
 
 // ---------------------------------------------------------------------------------------
 // Input gradient (the transposed convolution), one stride phase at a time.
@@ -510,6 +587,7 @@ struct WeightGradOperands {
     const T* grad_y;
     int height, width, out_height, out_width, stride_h, stride_w, pad_top, pad_left;
     int image_x, image_gy;  // per-image strides: C*H*W and O*Hout*Wout
+    int bias;               // pad_top * width + pad_left: makes every x_off >= 0
     // The column this thread loads, as (n, p, q), and the step of kSlice columns in
     // that mixed radix (N, Hout, Wout).
     int col, col_end;
@@ -520,14 +598,16 @@ struct WeightGradOperands {
 
     __device__ void fetch(T (&a)[S::kALoads], T (&b)[S::kBLoads]) const
     {
-        // Past the split's end: A = 0, and B = 0 through a row that fails the bounds test.
+        // Past the split's end: B = 0 through a row that fails the bounds test, and A
+        // reads column 0 (finite, inside the array) instead of testing each element.
         const bool ok = col < col_end;
-        const unsigned gy_at = (unsigned)(n * image_gy + p * out_width + q);
+        const unsigned gy_at = (unsigned)(ok ? n * image_gy + p * out_width + q : 0);
 #pragma unroll
-        for (int r = 0; r < S::kALoads; ++r) a[r] = ok ? grad_y[(unsigned)gy_row[r] + gy_at] : T(0);
+        for (int r = 0; r < S::kALoads; ++r) a[r] = grad_y[(unsigned)gy_row[r] + gy_at];
         const int ih0 = p * stride_h - pad_top, iw0 = q * stride_w - pad_left;
         const int ih_test = ok ? ih0 : kFar;
-        const unsigned x_at = (unsigned)(n * image_x + ih0 * width + iw0);
+        // x_off is biased by pad_top * width + pad_left to be >= 0
+        const unsigned x_at = (unsigned)(n * image_x + ih0 * width + iw0 - bias);
 #pragma unroll
         for (int r = 0; r < S::kBLoads; ++r) {
             const bool in = (unsigned)(ih_test + ioff[r]) < (unsigned)height
@@ -586,6 +666,7 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
     ops.pad_left = pad_left;
     ops.image_x = channels * height * width;
     ops.image_gy = out_channels * plane_out;
+    ops.bias = pad_top * width + pad_left;
     ops.col = col_begin + tid % S::kSlice;
     ops.col_end = col_end;
     {
@@ -615,7 +696,7 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
             ops.ioff[r] = taps[2 * t] * dilation_h;
             ops.joff[r] = taps[2 * t + 1] * dilation_w;
             ops.x_off[r] = (g * in_per_group + c) * height * width + ops.ioff[r] * width
-                           + ops.joff[r];
+                           + ops.joff[r] + ops.bias;
         }
     }
 
@@ -699,25 +780,25 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m128_f64(
                                     splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m64_f32(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m64_f32(
     const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<float, 4, 8>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<float, 4, 16>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m64_f64(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m64_f64(
     const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<double, 4, 8>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<double, 4, 16>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
@@ -799,25 +880,25 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m128_f64(
                                        stride_w, pad_top, pad_left, splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m64_f32(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m64_f32(
     const float* grad_y, const float* weight, const int* taps, const int* phase_start,
     float* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<float, 4, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<float, 4, 16>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m64_f64(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m64_f64(
     const double* grad_y, const double* weight, const int* taps, const int* phase_start,
     double* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<double, 4, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<double, 4, 16>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
@@ -898,25 +979,25 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m128_f64(
                                         dilation_h, dilation_w, splits, split_columns);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m64_f32(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m64_f32(
     const float* x, const float* grad_y, const int* taps, float* partial, int batch,
     int channels, int height, int width, int out_channels, int out_height, int out_width,
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<float, 4, 8>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<float, 4, 16>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m64_f64(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m64_f64(
     const double* x, const double* grad_y, const int* taps, double* partial, int batch,
     int channels, int height, int width, int out_channels, int out_height, int out_width,
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<double, 4, 8>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<double, 4, 16>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);
@@ -1000,4 +1081,120 @@ extern "C" __global__ void conv_split_sum_f64(const double* partial, double* out
                                               long long count)
 {
     conv::split_sum<double>(partial, out, splits, count);
+}
+
+// --- forward with one input channel per group: grid (ceil(N*Hout*Wout / (256*kPix)),
+//     ceil(Og / 32), groups), kPix = conv::DirectPixels<T, N>::value (conv.py has the
+//     table); taps as for the forward GEMM, n_taps <= N ---------------------------------------------------------------
+
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t8_f32(
+    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
+    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
+    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
+    int pad_left)
+{
+    conv::conv_forward_direct<float, 8, conv::DirectPixels<float, 8>::value>(
+        x, weight, taps, y, batch, channels,
+                                                   height, width, out_channels, out_height,
+                                                   out_width, kernel_h, kernel_w, n_taps,
+                                                   groups, stride_h, stride_w, pad_top,
+                                                   pad_left);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t8_f64(
+    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
+    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
+    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
+    int pad_left)
+{
+    conv::conv_forward_direct<double, 8, conv::DirectPixels<double, 8>::value>(
+        x, weight, taps, y, batch, channels,
+                                                   height, width, out_channels, out_height,
+                                                   out_width, kernel_h, kernel_w, n_taps,
+                                                   groups, stride_h, stride_w, pad_top,
+                                                   pad_left);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t16_f32(
+    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
+    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
+    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
+    int pad_left)
+{
+    conv::conv_forward_direct<float, 16, conv::DirectPixels<float, 16>::value>(
+        x, weight, taps, y, batch, channels,
+                                                   height, width, out_channels, out_height,
+                                                   out_width, kernel_h, kernel_w, n_taps,
+                                                   groups, stride_h, stride_w, pad_top,
+                                                   pad_left);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t16_f64(
+    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
+    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
+    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
+    int pad_left)
+{
+    conv::conv_forward_direct<double, 16, conv::DirectPixels<double, 16>::value>(
+        x, weight, taps, y, batch, channels,
+                                                   height, width, out_channels, out_height,
+                                                   out_width, kernel_h, kernel_w, n_taps,
+                                                   groups, stride_h, stride_w, pad_top,
+                                                   pad_left);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t24_f32(
+    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
+    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
+    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
+    int pad_left)
+{
+    conv::conv_forward_direct<float, 24, conv::DirectPixels<float, 24>::value>(
+        x, weight, taps, y, batch, channels,
+                                                   height, width, out_channels, out_height,
+                                                   out_width, kernel_h, kernel_w, n_taps,
+                                                   groups, stride_h, stride_w, pad_top,
+                                                   pad_left);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t24_f64(
+    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
+    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
+    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
+    int pad_left)
+{
+    conv::conv_forward_direct<double, 24, conv::DirectPixels<double, 24>::value>(
+        x, weight, taps, y, batch, channels,
+                                                   height, width, out_channels, out_height,
+                                                   out_width, kernel_h, kernel_w, n_taps,
+                                                   groups, stride_h, stride_w, pad_top,
+                                                   pad_left);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t32_f32(
+    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
+    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
+    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
+    int pad_left)
+{
+    conv::conv_forward_direct<float, 32, conv::DirectPixels<float, 32>::value>(
+        x, weight, taps, y, batch, channels,
+                                                   height, width, out_channels, out_height,
+                                                   out_width, kernel_h, kernel_w, n_taps,
+                                                   groups, stride_h, stride_w, pad_top,
+                                                   pad_left);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t32_f64(
+    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
+    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
+    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
+    int pad_left)
+{
+    conv::conv_forward_direct<double, 32, conv::DirectPixels<double, 32>::value>(
+        x, weight, taps, y, batch, channels,
+                                                   height, width, out_channels, out_height,
+                                                   out_width, kernel_h, kernel_w, n_taps,
+                                                   groups, stride_h, stride_w, pad_top,
+                                                   pad_left);
 }

@@ -378,6 +378,47 @@ def test_tap_lists_over_32_run_as_several_launches(rng, launches, dtype):
                              "conv_input_grad", "conv_input_grad", "conv_split_sum"]
 
 
+# --- one input channel per group: the direct forward kernel ---------------------------------
+DIRECT = {
+    # name: (x shape, weight shape, conv2d keyword arguments, mask type or None, kernel)
+    "C=1 7x7 mask A, 40 outputs": ((2, 1, 9, 11), (40, 1, 7, 7), dict(padding=3), "A", "t24"),
+    "C=1 4x4 stride 2 (a DCGAN layer)": ((2, 1, 9, 9), (5, 1, 4, 4), dict(stride=2, padding=1),
+                                         None, "t16"),
+    "C=1 5x5 dense": ((1, 1, 6, 7), (3, 1, 5, 5), dict(padding=2), None, "t32"),
+    "depthwise 2x2, groups 3": ((2, 3, 5, 6), (6, 1, 2, 2), dict(groups=3, padding=1), None,
+                                "t8"),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(DIRECT))
+def test_single_channel_forward_runs_the_direct_kernel(rng, launches, dtype, case):
+    x_shape, w_shape, kwargs, mask_type, kernel = DIRECT[case]
+    geom, taps = conv_problem(x_shape, w_shape, **kwargs)
+    mask = None
+    if mask_type:
+        mask = C._pixelcnn_weight_mask(geom.kernel, mask_type, 1, w_shape[0], 1)
+        taps = mask.taps
+    run_case(rng, dtype, geom, taps, x_shape[0], x_shape[1], w_shape[0], weight_mask=mask)
+    suffix = "f32" if dtype is np.float32 else "f64"
+    name, grid = launches[0]
+    assert name == f"conv_forward_direct_{kernel}_{suffix}"
+    assert grid[1:] == (-(-w_shape[0] // geom.groups // 32), geom.groups)
+
+
+def test_direct_kernel_never_reads_masked_weights(rng):
+    mask = C._pixelcnn_weight_mask((7, 7), "A", 1, 3, 1)
+    geom, _ = conv_problem((2, 1, 6, 5), (3, 1, 7, 7), padding=3)
+    x, w, _ = random_operands(rng, geom, 2, 1, 3, np.float32)
+    masked = ~mask.array.any(axis=(0, 1))
+    poisoned = w.copy()
+    poisoned[:, :, masked] = np.nan
+    y = cuda_conv.conv2d_forward(x, poisoned, geom, mask.taps)
+    np.testing.assert_array_equal(y, cuda_conv.conv2d_forward(
+        x, np.where(masked, 0, w).astype(np.float32), geom, mask.taps))
+    assert np.isfinite(y).all()
+
+
 # --- the weight gradient's split reduction ------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masked", [False, True], ids=["dense", "mask B"])
@@ -407,9 +448,12 @@ def test_a_dense_unsplit_weight_grad_needs_no_reduction(rng, launches):
 
 
 # --- races: results must not depend on the order the threads of a block run in -------------
-def test_results_do_not_depend_on_thread_order(rng):
-    geom, taps = conv_problem((2, 20, 6, 7), (20, 20, 3, 3), stride=(2, 1), padding=1)
-    x, w, gy = random_operands(rng, geom, 2, 20, 20, np.float64)
+@pytest.mark.parametrize("channels,out_channels,kernel", [(20, 20, 3), (1, 33, 5)],
+                         ids=["GEMM", "direct forward (C=1), split K"])
+def test_results_do_not_depend_on_thread_order(rng, channels, out_channels, kernel):
+    geom, taps = conv_problem((2, channels, 6, 7), (out_channels, channels, kernel, kernel),
+                              stride=(2, 1), padding=1)
+    x, w, gy = random_operands(rng, geom, 2, channels, out_channels, np.float64)
     forward = [f(a, b, geom, taps) for f, a, b in (
         (cuda_conv.conv2d_forward, x, w), (cuda_conv.conv2d_input_grad, gy, w),
         (cuda_conv.conv2d_weight_grad, x, gy))]

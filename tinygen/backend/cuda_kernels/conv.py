@@ -22,6 +22,10 @@ forward or input-gradient GEMM do not fill one wave, K is split (split-K, summed
 second launch in split order: deterministic).  A forward or input-gradient launch takes
 at most 32 taps (kernels/conv.cu keeps one bit per tap); longer tap lists run as several
 launches whose results are summed the same way.
+
+A forward with one input channel per group (C = 1 first layers, depthwise convs) and at
+most 32 taps skips the GEMM: conv_forward_direct_t<taps rounded up to 8>, grid
+(ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32), groups).
 """
 import functools
 
@@ -40,6 +44,7 @@ _BLOCKS_PER_SM = {"m16": 2, "m32": 2, "m64": 2, "m128": 1}
 _K_SLICE = 16             # kernels/conv.cu's kSlice (float; 8 for double): split sizes
                           # are multiples of it
 _MAX_TAPS = 32            # kernels/conv.cu's kMaxTaps: taps per forward/input-grad launch
+_DIRECT_OUTS = 32         # kernels/conv.cu's kDirectOuts: output channels per direct block
 # A split of K covers at least this many K slices: fewer would spend a block's time on
 # its prologue and epilogue rather than on its main loop.
 _MIN_SPLIT_SLICES = 4
@@ -290,6 +295,9 @@ def conv2d_forward(x, weight, geom, taps):
     x, weight = _contiguous(xp, x), _contiguous(xp, weight)
     y = xp.empty((n, out_channels, hout, wout), dtype=x.dtype)
     g = geom.groups
+    if in_per_group == 1 and len(taps) <= _MAX_TAPS:
+        _forward_direct(xp, x, weight, geom, taps, y, suffix, op)
+        return y
     columns, rows = n * hout * wout, out_channels // g
     name, bm, bn = _tile(rows, columns, g, _multiprocessor_count(xp))
     x_blocks, y_blocks = _blocks(columns, bn), _blocks(rows, bm)
@@ -309,6 +317,29 @@ def conv2d_forward(x, weight, geom, taps):
                 sh, sw, top, left, splits, split_k))
     _sum_partials(partial, y, suffix)
     return y
+
+
+def _direct_pixels(n_taps, itemsize):
+    """kernels/conv.cu's DirectPixels: output pixels per thread of the direct kernel."""
+    words = n_taps * itemsize // 4
+    return min(8, max(1, 96 // words))
+
+
+def _forward_direct(xp, x, weight, geom, taps, y, suffix, op):
+    """The forward of a conv with one input channel per group (C = 1 first layers,
+    depthwise convs): conv_forward_direct_t<8|16|24|32>, no GEMM."""
+    n, channels = x.shape[:2]
+    out_channels, g = weight.shape[0], geom.groups
+    hout, wout = geom.out_size
+    kernel_taps = _round_up(len(taps), 8)
+    pixels = THREADS * _direct_pixels(kernel_taps, x.itemsize)
+    sh, sw, top, left, dh, dw = _geometry(geom)
+    (table,) = _tables(xp, "forward", taps, (geom.in_size[1], dh, dw, geom.kernel[1]))
+    grid = _grid(_blocks(n * hout * wout, pixels), _blocks(out_channels // g, _DIRECT_OUTS), g,
+                 op)
+    launch(f"conv_forward_direct_t{kernel_taps}_{suffix}", grid, (THREADS, 1, 1),
+           (x, weight, table, y, n, channels, geom.in_size[0], geom.in_size[1], out_channels,
+            hout, wout, geom.kernel[0], geom.kernel[1], len(taps), g, sh, sw, top, left))
 
 
 def conv2d_input_grad(grad_y, weight, geom, taps):
