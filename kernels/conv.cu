@@ -43,7 +43,7 @@
 //     no size needs to be a multiple of a tile.
 // Per K slice a thread issues TM*TN*kSlice FMAs, kSlice*(ceil(TM/V) + TN/V) shared
 // loads, and gathers (BM + BN)*kSlice/256 elements.  Tiles: m128 = 128x128 (8x8) for
-// large M, m64 = 64x128 (4x8) for the 64-channel layers, m32 = 32x128 (2x8) and m16 =
+// large M, m64 = 64x256 (4x16) for the 64-channel layers, m32 = 32x128 (2x8) and m16 =
 // 16x128 (1x8) for few rows.  benchmarks/results/static-sm90.md has the instruction mix.
 //
 // Split K.  When a GEMM has too few tiles to fill the GPU, the host cuts K into
@@ -748,7 +748,7 @@ __device__ void split_sum(const T* partial, T* out, int splits, long long count)
 }  // namespace conv
 
 // =======================================================================================
-// Entry points.  Tile names: m128 = 128x128 (TM = TN = 8), m64 = 64x128 (TM = 4, TN = 8),
+// Entry points.  Tile names: m128 = 128x128 (TM = TN = 8), m64 = 64x256 (TM = 4, TN = 16),
 // m32 = 32x128 (2x8), m16 = 16x128 (1x8) -- BM x BN, register block TM x TN per thread.
 // Launch with blockDim = (256, 1, 1) and the grids described in conv.py.
 // =======================================================================================

@@ -174,6 +174,22 @@ def test_dense_conv_matches_reference(rng, launches, dtype, case):
             for fn, tile in zip(("forward", "input_grad", "weight_grad"), TILES[case])]
 
 
+@pytest.mark.parametrize("name,bm,bn", cuda_conv._TILES + (cuda_conv._LARGE_TILE,))
+def test_each_tile_computes_exactly_the_block_conv_py_sizes_grids_for(name, bm, bn):
+    """One block of a 1x1 conv one row and one column larger than the tile: the block
+    writes the BM x BN corner and nothing else (conv.py's grids rely on this)."""
+    from tinygen.backend.cuda_kernels.launch import launch
+    x = np.ones((1, 1, 1, bn + 1), np.float32)
+    w = np.ones((bm + 1, 1, 1, 1), np.float32)
+    y = np.full((1, bm + 1, 1, bn + 1), np.nan, np.float32)
+    table = np.zeros((1, 4), np.int32)
+    launch(f"conv_forward_{name}_f32", (1, 1, 1), (cuda_conv.THREADS, 1, 1),
+           (x, w, table, y, 1, 1, 1, bn + 1, bm + 1, 1, bn + 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 16))
+    written = ~np.isnan(y[0, :, 0, :])
+    assert written[:bm, :bn].all() and not written[bm:, :].any() and not written[:, bn:].any()
+    np.testing.assert_array_equal(y[0, :bm, 0, :bn], 1)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("x_shape,w_shape,kwargs", [
     ((2, 4, 4, 5), (4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),

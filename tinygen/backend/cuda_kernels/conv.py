@@ -15,9 +15,9 @@ Launch shapes (blocks of 256 threads; a block owns a BM x BN output tile):
                   deterministic reduction of the splits (a second, 1-D launch)
 
 The tile (BM, BN) is picked by the GEMM's row count M (Og, or Cg for the input
-gradient): 16x128, 32x128 or 64x128 for M up to 16, 32, 64 (few rows wasted; the
-64-channel layers get the 64x128 tile), 128x128 above that when it still fills one wave
-of the GPU (one such block per multiprocessor), else 64x128.  When the tiles of a
+gradient): 16x128, 32x128 or 64x256 for M up to 16, 32, 64 (few rows wasted; the
+64-channel layers get the wide 64x256 tile), 128x128 above that when it still fills one
+wave of the GPU (one block per multiprocessor), else 64x256.  When the tiles of a
 forward or input-gradient GEMM do not fill one wave, K is split (split-K, summed by a
 second launch in split order: deterministic).  A forward or input-gradient launch takes
 at most 32 taps (kernels/conv.cu keeps one bit per tap); longer tap lists run as several
@@ -37,10 +37,10 @@ from .launch import launch
 THREADS = 256
 _DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 # (name, BM, BN) from the smallest row count up; the entry points are conv_<op>_<name>_<dt>.
-_TILES = (("m16", 16, 128), ("m32", 32, 128), ("m64", 64, 128))
+_TILES = (("m16", 16, 128), ("m32", 32, 128), ("m64", 64, 256))
 _LARGE_TILE = ("m128", 128, 128)
 # Blocks of each tile resident per multiprocessor (kernels/conv.cu's __launch_bounds__).
-_BLOCKS_PER_SM = {"m16": 2, "m32": 2, "m64": 2, "m128": 1}
+_BLOCKS_PER_SM = {"m16": 2, "m32": 2, "m64": 1, "m128": 1}
 _K_SLICE = 16             # kernels/conv.cu's kSlice (float; 8 for double): split sizes
                           # are multiples of it
 _MAX_TAPS = 32            # kernels/conv.cu's kMaxTaps: taps per forward/input-grad launch
@@ -122,7 +122,7 @@ def _contiguous(xp, array):
 def _tile(rows, columns, groups, multiprocessors):
     """(name, BM, BN) for a GEMM of ``rows`` x ``columns`` per group: the smallest tile
     whose height covers ``rows``; above 64 rows the 128x128 tile when its blocks still
-    fill the ``multiprocessors`` (one block each), else 64x128 (two per multiprocessor)."""
+    fill the ``multiprocessors`` (one block each), else 64x256 (twice the blocks)."""
     for name, bm, bn in _TILES:
         if rows <= bm:
             return name, bm, bn
