@@ -97,6 +97,15 @@ __device__ __forceinline__ void load_runs(const T* p, T* out)
     }
 }
 
+// v, which the compiler may no longer recompute from its parts: without this it rebuilds
+// the weight gradient's slice offset inside every predicated load (5 instructions each).
+// An empty asm statement; g++ (the emulator) accepts the same syntax.
+__device__ __forceinline__ unsigned computed_once(unsigned v)
+{
+    asm("" : "+r"(v));
+    return v;
+}
+
 // This thread's place in the 16 x 16 grid: a warp is 4 rows x 8 columns of it.
 __device__ __forceinline__ int thread_row()
 {
@@ -607,7 +616,7 @@ struct WeightGradOperands {
         const int ih0 = p * stride_h - pad_top, iw0 = q * stride_w - pad_left;
         const int ih_test = ok ? ih0 : kFar;
         // x_off is biased by pad_top * width + pad_left to be >= 0
-        const unsigned x_at = (unsigned)(n * image_x + ih0 * width + iw0 - bias);
+        const unsigned x_at = computed_once((unsigned)(n * image_x + ih0 * width + iw0 - bias));
 #pragma unroll
         for (int r = 0; r < S::kBLoads; ++r) {
             const bool in = (unsigned)(ih_test + ioff[r]) < (unsigned)height
