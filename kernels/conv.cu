@@ -25,13 +25,13 @@
 //
 // The main loop (gemm_main_loop) -- what bounds the speed, so it is built for the FMA
 // pipes rather than for shared memory or instruction issue:
-//   - a block of 256 threads owns a BM x BN = (16*TM) x (16*TN) tile; each thread a
-//     TM x TN register block: rows ty*TM .. ty*TM+TM-1 (contiguous) and columns in
-//     runs of 16 bytes, (16*v + tx)*V .. +V-1 (V = 16 / sizeof(T)), so every K step it
-//     reads its A rows and B columns with 16-byte shared loads (LDS.128);
-//   - a warp is 4 x 8 threads of the 16 x 16 grid: per load its 32 threads touch at
-//     most 128 distinct bytes (4 A runs, 8 B runs, the rest broadcast), one shared
-//     memory wavefront per load instruction;
+//   - a block of 256 threads owns a BM x BN tile; the threads form a kRows x kCols grid
+//     (16 x 16 or 8 x 32), each thread a TM x TN register block: rows ty*TM .. +TM-1
+//     (contiguous) and columns in runs of 16 bytes, (kCols*v + tx)*V .. +V-1
+//     (V = 16 / sizeof(T)), so every K step it reads its A rows and B columns with
+//     16-byte shared loads (LDS.128);
+//   - a warp is 4 x 8 threads of that grid: per load its 32 threads touch at most 128
+//     distinct bytes (4 A runs, 8 B runs, the rest broadcast);
 //   - K is walked in slices of kSlice (64 bytes of k: 16 floats, 8 doubles) through two
 //     shared buffers: the next slice is gathered from global memory into registers while
 //     this one is multiplied, then stored into the other buffer; one barrier per slice;
@@ -42,9 +42,11 @@
 //     and columns past the end get an input position that fails the bounds test, so
 //     no size needs to be a multiple of a tile.
 // Per K slice a thread issues TM*TN*kSlice FMAs, kSlice*(ceil(TM/V) + TN/V) shared
-// loads, and gathers (BM + BN)*kSlice/256 elements.  Tiles: m128 = 128x128 (8x8) for
-// large M, m64 = 64x256 (4x16) for the 64-channel layers, m32 = 32x128 (2x8) and m16 =
-// 16x128 (1x8) for few rows.  benchmarks/results/static-sm90.md has the instruction mix.
+// loads, and gathers (BM + BN)*kSlice/256 elements.  Tiles: m128 = 128x128 (8x8 on
+// 16 x 16) for large M, m64 = 64x256 (8x8 on 8 x 32) for the 64-channel layers, m32 =
+// 32x256 (4x8 on 8 x 32) and m16 = 16x256 (2x8 on 8 x 32) for few rows.  8x8 blocks
+// need 4 LDS.128 per 64 FMAs: the shared-memory pipe keeps up even if each 16-byte
+// load costs 4 wavefronts.  benchmarks/results/static-sm90.md has the instruction mix.
 //
 // Split K.  When a GEMM has too few tiles to fill the GPU, the host cuts K into
 // `splits` ranges (blockIdx.z = g * splits + s): split s writes its partial result to
@@ -57,15 +59,16 @@
 
 namespace conv {
 
-constexpr int kThreads = 256;       // blockDim.x: a 16 x 16 grid of threads
+constexpr int kThreads = 256;       // blockDim.x
 constexpr int kFar = -(1 << 29);    // a coordinate that fails every bounds test
 constexpr int kMaxTaps = 32;        // taps per forward / input-gradient launch: a bit each
 
-// The shape of one tile of type T with a TM x TN register block per thread.
-template <typename T, int TM_, int TN_>
+// The shape of one tile of type T: the 256 threads form a kRows x kCols grid, each
+// thread a TM x TN register block.
+template <typename T, int TM_, int TN_, int kRows_>
 struct Tile {
-    static constexpr int TM = TM_, TN = TN_;
-    static constexpr int BM = 16 * TM, BN = 16 * TN;
+    static constexpr int TM = TM_, TN = TN_, kRows = kRows_, kCols = kThreads / kRows_;
+    static constexpr int BM = kRows * TM, BN = kCols * TN;
     static constexpr int kSlice = 64 / (int)sizeof(T);  // K per shared buffer: 16 f32, 8 f64
     static constexpr int V = 16 / (int)sizeof(T);       // elements per 16-byte shared load
     static constexpr int kLanes = kThreads / kSlice;    // threads per k of a slice
@@ -76,6 +79,7 @@ struct Tile {
     static constexpr int kBLoads = BN * kSlice / kThreads;
     static_assert(BN * kSlice % kThreads == 0, "B slices must split evenly over the block");
     static_assert(TN % V == 0, "B register runs are 16 bytes");
+    static_assert(kRows % 4 == 0 && kCols % 8 == 0, "warps are 4 x 8 threads of the grid");
 };
 
 // A run of N elements that one shared-memory load instruction moves.
@@ -106,24 +110,27 @@ __device__ __forceinline__ unsigned computed_once(unsigned v)
     return v;
 }
 
-// This thread's place in the 16 x 16 grid: a warp is 4 rows x 8 columns of it.
+// This thread's place in the kRows x kCols grid: a warp is 4 rows x 8 columns of it,
+// the warps of a row side by side.
+template <typename S>
 __device__ __forceinline__ int thread_row()
 {
     const int tid = (int)threadIdx.x;
-    return 4 * (tid / 64) + (tid % 32) / 8;
+    return 4 * (tid / (4 * S::kCols)) + (tid % 32) / 8;
 }
 
+template <typename S>
 __device__ __forceinline__ int thread_col()
 {
     const int tid = (int)threadIdx.x;
-    return 8 * ((tid / 32) % 2) + tid % 8;
+    return 8 * ((tid / 32) % (S::kCols / 8)) + tid % 8;
 }
 
-// The tile column of this thread's register column j.
+// The tile column of this thread's register column j: runs of V, kCols * V apart.
 template <typename S>
 __device__ __forceinline__ int register_col(int j)
 {
-    return (16 * (j / S::V) + thread_col()) * S::V + j % S::V;
+    return (S::kCols * (j / S::V) + thread_col<S>()) * S::V + j % S::V;
 }
 
 // k = outer * n_taps + tap, moved forward kSlice at a time without a division.
@@ -198,8 +205,8 @@ __device__ void gemm_main_loop(Operands& ops, int k_count, T (&acc)[S::TM][S::TN
     __shared__ Buffers tiles;
     T (*const a_tile)[KS][S::BM + S::V] = tiles.a;
     T (*const b_tile)[KS][S::BN + S::V] = tiles.b;
-    const int row0 = thread_row() * S::TM;
-    const int col0 = thread_col() * S::V;
+    const int row0 = thread_row<S>() * S::TM;
+    const int col0 = thread_col<S>() * S::V;
 
 #pragma unroll
     for (int i = 0; i < S::TM; ++i)
@@ -224,7 +231,7 @@ __device__ void gemm_main_loop(Operands& ops, int k_count, T (&acc)[S::TM][S::TN
             load_runs<T, S::TM>(&a_tile[buffer][kk][row0], a);
 #pragma unroll
             for (int v = 0; v < S::TN / S::V; ++v)
-                load_runs<T, S::V>(&b_tile[buffer][kk][col0 + 16 * S::V * v], b + S::V * v);
+                load_runs<T, S::V>(&b_tile[buffer][kk][col0 + S::kCols * S::V * v], b + S::V * v);
 #pragma unroll
             for (int i = 0; i < S::TM; ++i)
 #pragma unroll
@@ -334,14 +341,14 @@ __device__ __forceinline__ void split_range(int k_total, int split_k, int s, int
 // Forward: A = W_g restricted to the taps (Og x Cg*T), B = the implicit im2col X_g.
 // tab rows: (i*dh, j*dw, i*dh*W + j*dw, i*kw + j).
 // ---------------------------------------------------------------------------------------
-template <typename T, int TM, int TN>
+template <typename T, int TM, int TN, int kRows>
 __device__ void conv_forward(const T* x, const T* w, const int* taps, T* y, int batch,
                              int channels, int height, int width, int out_channels,
                              int out_height, int out_width, int kernel_h, int kernel_w,
                              int n_taps, int groups, int stride_h, int stride_w, int pad_top,
                              int pad_left, int splits, int split_k)
 {
-    using S = Tile<T, TM, TN>;
+    using S = Tile<T, TM, TN, kRows>;
     const int tid = (int)threadIdx.x;
     const int g = (int)blockIdx.z / splits, s = (int)blockIdx.z - g * splits;
     const int in_per_group = channels / groups, out_per_group = out_channels / groups;
@@ -392,7 +399,7 @@ __device__ void conv_forward(const T* x, const T* w, const int* taps, T* y, int 
         const int base = (n * out_channels + g * out_per_group) * plane_out + pix;
 #pragma unroll
         for (int i = 0; i < TM; ++i) {
-            const int m = m0 + thread_row() * TM + i;
+            const int m = m0 + thread_row<S>() * TM + i;
             if (m < out_per_group) out[base + m * plane_out] = acc[i][j];
         }
     }
@@ -494,7 +501,7 @@ struct DirectPixels {
 //
 // A = W_g^T restricted to the phase's taps (Cg x Og*Tph), B[(o, t), col] = grad_y gathered.
 // ---------------------------------------------------------------------------------------
-template <typename T, int TM, int TN>
+template <typename T, int TM, int TN, int kRows>
 __device__ void conv_input_grad(const T* grad_y, const T* w, const int* taps,
                                 const int* phase_start, T* grad_x, int batch, int channels,
                                 int height, int width, int out_channels, int out_height,
@@ -502,7 +509,7 @@ __device__ void conv_input_grad(const T* grad_y, const T* w, const int* taps,
                                 int stride_h, int stride_w, int pad_top, int pad_left,
                                 int splits, int split_k)
 {
-    using S = Tile<T, TM, TN>;
+    using S = Tile<T, TM, TN, kRows>;
     const int tid = (int)threadIdx.x;
     const int phases = stride_h * stride_w;
     const int z = (int)blockIdx.z / splits, s = (int)blockIdx.z - z * splits;
@@ -570,7 +577,7 @@ __device__ void conv_input_grad(const T* grad_y, const T* w, const int* taps,
         const int base = ((n * channels + g * in_per_group) * height + h) * width + wc;
 #pragma unroll
         for (int i = 0; i < TM; ++i) {
-            const int c = m0 + thread_row() * TM + i;
+            const int c = m0 + thread_row<S>() * TM + i;
             if (c < in_per_group) out[base + c * height * width] = acc[i][j];
         }
     }
@@ -642,7 +649,7 @@ struct WeightGradOperands {
     }
 };
 
-template <typename T, int TM, int TN>
+template <typename T, int TM, int TN, int kRows>
 __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T* partial,
                                  int batch, int channels, int height, int width,
                                  int out_channels, int out_height, int out_width, int n_taps,
@@ -650,7 +657,7 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
                                  int pad_left, int dilation_h, int dilation_w, int splits,
                                  long long split_columns)
 {
-    using S = Tile<T, TM, TN>;
+    using S = Tile<T, TM, TN, kRows>;
     const int tid = (int)threadIdx.x;
     const int g = (int)blockIdx.z / splits, s = (int)blockIdx.z - g * splits;
     const int in_per_group = channels / groups, out_per_group = out_channels / groups;
@@ -715,7 +722,7 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
     T* out = partial + (long long)s * out_channels * kc_count;
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        const int m = m0 + thread_row() * TM + i;
+        const int m = m0 + thread_row<S>() * TM + i;
         if (m >= out_per_group) continue;
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
@@ -757,8 +764,9 @@ __device__ void split_sum(const T* partial, T* out, int splits, long long count)
 }  // namespace conv
 
 // =======================================================================================
-// Entry points.  Tile names: m128 = 128x128 (TM = TN = 8), m64 = 64x256 (TM = 4, TN = 16),
-// m32 = 32x128 (2x8), m16 = 16x128 (1x8) -- BM x BN, register block TM x TN per thread.
+// Entry points.  Tile names: m128 = 128x128 (TM = TN = 8), m64 = 64x256 (TM = TN = 8 on an 8 x 32 thread grid),
+// m32 = 32x256 (4x8 on 8 x 32), m16 = 16x256 (2x8 on 8 x 32) -- BM x BN, register block
+// TM x TN per thread.
 // Launch with blockDim = (256, 1, 1) and the grids described in conv.py.
 // =======================================================================================
 
@@ -771,7 +779,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m128_f32(
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<float, 8, 8>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<float, 8, 8, 16>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
@@ -783,7 +791,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m128_f64(
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<double, 8, 8>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<double, 8, 8, 16>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
@@ -795,7 +803,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m64_f32(
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<float, 4, 16>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<float, 8, 8, 8>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
@@ -807,31 +815,31 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m64_f64(
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<double, 4, 16>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<double, 8, 8, 8>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m32_f32(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m32_f32(
     const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<float, 2, 8>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<float, 4, 8, 8>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m32_f64(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m32_f64(
     const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<double, 2, 8>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<double, 4, 8, 8>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
@@ -843,19 +851,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m16_f32(
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<float, 1, 8>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<float, 2, 8, 8>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m16_f64(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m16_f64(
     const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
     int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
     int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
     int pad_left, int splits, int split_k)
 {
-    conv::conv_forward<double, 1, 8>(x, weight, taps, y, batch, channels, height, width,
+    conv::conv_forward<double, 2, 8, 8>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                     splits, split_k);
@@ -871,7 +879,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m128_f32(
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<float, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<float, 8, 8, 16>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
@@ -883,7 +891,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m128_f64(
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<double, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<double, 8, 8, 16>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
@@ -895,7 +903,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m64_f32(
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<float, 4, 16>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<float, 8, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
@@ -907,31 +915,31 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m64_f64(
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<double, 4, 16>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<double, 8, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m32_f32(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m32_f32(
     const float* grad_y, const float* weight, const int* taps, const int* phase_start,
     float* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<float, 2, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<float, 4, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m32_f64(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m32_f64(
     const double* grad_y, const double* weight, const int* taps, const int* phase_start,
     double* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<double, 2, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<double, 4, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
@@ -943,19 +951,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m16_f32(
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<float, 1, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<float, 2, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m16_f64(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m16_f64(
     const double* grad_y, const double* weight, const int* taps, const int* phase_start,
     double* grad_x, int batch, int channels, int height, int width, int out_channels,
     int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
     int stride_w, int pad_top, int pad_left, int splits, int split_k)
 {
-    conv::conv_input_grad<double, 1, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+    conv::conv_input_grad<double, 2, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
                                        stride_w, pad_top, pad_left, splits, split_k);
@@ -970,7 +978,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m128_f32(
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<float, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<float, 8, 8, 16>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);
@@ -982,7 +990,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m128_f64(
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<double, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<double, 8, 8, 16>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);
@@ -994,7 +1002,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m64_f32(
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<float, 4, 16>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<float, 8, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);
@@ -1006,31 +1014,31 @@ extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m64_f64(
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<double, 4, 16>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<double, 8, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m32_f32(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m32_f32(
     const float* x, const float* grad_y, const int* taps, float* partial, int batch,
     int channels, int height, int width, int out_channels, int out_height, int out_width,
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<float, 2, 8>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<float, 4, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m32_f64(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m32_f64(
     const double* x, const double* grad_y, const int* taps, double* partial, int batch,
     int channels, int height, int width, int out_channels, int out_height, int out_width,
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<double, 2, 8>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<double, 4, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);
@@ -1042,19 +1050,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m16_f32(
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<float, 1, 8>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<float, 2, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m16_f64(
+extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m16_f64(
     const double* x, const double* grad_y, const int* taps, double* partial, int batch,
     int channels, int height, int width, int out_channels, int out_height, int out_width,
     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
     int dilation_h, int dilation_w, int splits, long long split_columns)
 {
-    conv::conv_weight_grad<double, 1, 8>(x, grad_y, taps, partial, batch, channels, height,
+    conv::conv_weight_grad<double, 2, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
                                         dilation_h, dilation_w, splits, split_columns);

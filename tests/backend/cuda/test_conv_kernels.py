@@ -4,7 +4,7 @@ against the numpy reference, run on the CPU by the CUDA emulator.
 Every case checks all three functions (forward, input gradient = conv_transpose2d,
 weight gradient) in float64 (1e-10) and float32 (1e-5), relative to the largest
 reference value; the reference always runs in float64 on the same inputs.  Sizes are
-odd and not multiples of the tiles (128x128, 64x128, 32x128, 16x128), the cases reach every
+odd and not multiples of the tiles (128x128, 64x256, 32x256, 16x256), the cases reach every
 tile shape, several K slices and several column tiles, split K and tap lists longer than
 one launch takes.  Geometries and tap lists are
 built by tinygen.ops.conv's own helpers, so they are exactly what the ops pass.
@@ -131,7 +131,7 @@ DENSE = {
     "1x1 stride 2": ((1, 3, 9, 6), (4, 3, 1, 1), dict(stride=2)),
     "4x4 stride 2 (a DCGAN layer)": ((2, 3, 9, 9), (5, 3, 4, 4), dict(stride=2, padding=1)),
     # M beyond one 64-row tile (forward, weight grad) and input channels for the
-    # input gradient on the 64x64 and 32x128 tiles
+    # input gradient on the 64x256 and 32x256 tiles
     "70 output channels": ((1, 3, 5, 6), (70, 3, 3, 1), dict(padding=(1, 0))),
     "50 output channels": ((1, 4, 5, 5), (50, 4, 3, 3), dict(padding=1)),
     "40 input channels": ((1, 40, 5, 5), (3, 40, 3, 3), dict(padding=1)),
@@ -355,7 +355,7 @@ def test_masked_kernels_never_read_masked_weights(rng, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_forward_and_input_grad_split_k_when_their_tiles_do_not_fill_a_wave(rng, launches,
                                                                            dtype):
-    """One 16x128 tile each, below the emulator's wave of 4 blocks: K = 16 channels * 9
+    """One 16x256 tile each, below the emulator's wave of 4 blocks: K = 16 channels * 9
     taps = 9 slices is split in two (at least 4 slices a split), then summed."""
     geom, taps = conv_problem((1, 16, 5, 5), (16, 16, 3, 3), padding=1)
     x, w, gy = random_operands(rng, geom, 1, 16, 16, dtype)

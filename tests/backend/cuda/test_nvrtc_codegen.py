@@ -26,9 +26,7 @@ ROOT = Path(__file__).resolve().parents[3]
 # Kernels that spill today and whose redesign is under way (issue 13 item 5: conv's
 # m128 tile in double runs out of registers on sm_90).  The gate below fails on any other spill,
 # and on an entry here that no longer spills: the list can only shrink.
-KNOWN_SPILLS = {
-    (90, "conv_forward_m128_f64"): "issue 13 item 5 (conv redesign)",
-}
+KNOWN_SPILLS = {}
 
 
 def _cuda_build():

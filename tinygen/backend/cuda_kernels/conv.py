@@ -15,8 +15,8 @@ Launch shapes (blocks of 256 threads; a block owns a BM x BN output tile):
                   deterministic reduction of the splits (a second, 1-D launch)
 
 The tile (BM, BN) is picked by the GEMM's row count M (Og, or Cg for the input
-gradient): 16x128, 32x128 or 64x256 for M up to 16, 32, 64 (few rows wasted; the
-64-channel layers get the wide 64x256 tile), 128x128 above that when it still fills one
+gradient): 16x256, 32x256 or 64x256 for M up to 16, 32, 64 (few rows wasted; the
+64-channel layers get the 64x256 tile), 128x128 above that when it still fills one
 wave of the GPU (one block per multiprocessor), else 64x256.  When the tiles of a
 forward or input-gradient GEMM do not fill one wave, K is split (split-K, summed by a
 second launch in split order: deterministic).  A forward or input-gradient launch takes
@@ -37,10 +37,10 @@ from .launch import launch
 THREADS = 256
 _DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 # (name, BM, BN) from the smallest row count up; the entry points are conv_<op>_<name>_<dt>.
-_TILES = (("m16", 16, 128), ("m32", 32, 128), ("m64", 64, 256))
+_TILES = (("m16", 16, 256), ("m32", 32, 256), ("m64", 64, 256))
 _LARGE_TILE = ("m128", 128, 128)
 # Blocks of each tile resident per multiprocessor (kernels/conv.cu's __launch_bounds__).
-_BLOCKS_PER_SM = {"m16": 2, "m32": 2, "m64": 1, "m128": 1}
+_BLOCKS_PER_SM = {"m16": 2, "m32": 1, "m64": 1, "m128": 1}
 _K_SLICE = 16             # kernels/conv.cu's kSlice (float; 8 for double): split sizes
                           # are multiples of it
 _MAX_TAPS = 32            # kernels/conv.cu's kMaxTaps: taps per forward/input-grad launch
