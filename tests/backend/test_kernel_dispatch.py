@@ -46,7 +46,10 @@ def test_devices_without_kernels_get_a_clear_error(monkeypatch):
 
 
 def test_a_registered_device_implementation_is_used(monkeypatch):
-    monkeypatch.setattr(K, "_REGISTRY", {f: dict(d) for f, d in K._REGISTRY.items()})
+    # copied down to the per-device dicts, which register() writes into: a shallower copy
+    # leaves the sentinel in the real registry for every later test of this process
+    monkeypatch.setattr(K, "_REGISTRY", {f: {dev: dict(impls) for dev, impls in d.items()}
+                                         for f, d in K._REGISTRY.items()})
     monkeypatch.setattr(K, "_selected", dict(K._selected))
     monkeypatch.setattr(K, "device_of", lambda array: "cuda")
     sentinel = object()
