@@ -307,6 +307,10 @@ class build_ext(_build_ext):
         ext.define_macros += [("TINYGEN_COMPILED_ARCHS", ",".join(map(str, archs)))]
         ext.extra_compile_args += ["-std=c++17", "-O3", "-fvisibility=hidden"]
         ext.extra_objects += objects
+        # setuptools relinks only when a source or a `depends` entry is newer than the
+        # module; extra_objects are not looked at, so without this an edit of kernels/*.cu
+        # rebuilds the objects and leaves the old kernels linked in _C.
+        ext.depends += objects
         ext.library_dirs += [str(toolkit.lib_dir)]
         ext.libraries += ["cudart_static", "dl", "rt", "pthread"] if static else ["cudart"]
         if not static:

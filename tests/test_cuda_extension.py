@@ -123,3 +123,30 @@ def test_arch_list():
         cuda_build.parse_archs("90;hopper")
     flags = cuda_build.nvcc_gencode_flags([80, 90])
     assert "arch=compute_80,code=sm_80" in flags and "arch=compute_90,code=compute_90" in flags
+
+
+def test_a_rebuilt_kernel_object_relinks_the_module(tmp_path, monkeypatch):
+    """The nvcc objects are dependencies of the link: setuptools skips the link when the
+    module is newer than every source and `depends` entry, so new kernel objects alone
+    would leave stale kernels in tinygen._C (seen after editing kernels/conv.cu)."""
+    from setuptools import Distribution, Extension
+
+    toolkit = cuda_build.CudaToolkit(tmp_path, tmp_path / "nvcc", tmp_path / "include",
+                                     tmp_path / "lib")
+    monkeypatch.setattr(cuda_build, "find_cuda_toolkit", lambda environ=None: toolkit)
+
+    def fake_run(cmd, env=None):  # nvcc: just write the object it was asked for
+        Path(cmd[cmd.index("-o") + 1]).write_bytes(b"object")
+
+    monkeypatch.setattr(cuda_build, "_run", fake_run)
+    linked = []
+    monkeypatch.setattr(cuda_build._build_ext, "build_extension",
+                        lambda self, ext: linked.append(list(ext.depends)))
+    ext = Extension(cuda_build.EXTENSION_NAME, sources=["csrc/module.cpp"])
+    command = cuda_build.build_ext(Distribution({"ext_modules": [ext]}))
+    command.build_temp = str(tmp_path / "build")
+    command.ensure_finalized()
+    command.compiler = type("Compiler", (), {})()
+    command._build_cuda_extension(ext)
+    objects = [o for o in ext.extra_objects if o.endswith(".cu.o")]
+    assert objects and set(objects) <= set(linked[0])
