@@ -20,7 +20,7 @@ def import_mpi():
     """mpi4py's MPI module, or a DistributedError saying how to get it."""
     try:
         from mpi4py import MPI
-    except ImportError as exc:  # mpi4py missing, or libmpi not found by it
+    except (ImportError, RuntimeError, OSError) as exc:  # mpi4py missing, or no libmpi
         raise DistributedError(f"distributed training needs MPI ({exc}); {INSTALL_HINT}") \
             from None
     return MPI
