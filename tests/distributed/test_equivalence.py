@@ -1,7 +1,7 @@
 """The acceptance test of data parallelism: in float64, R ranks with batch B/R each (and
 batch norm synchronised) take the same steps as one process with batch B -- the same
 losses and the same weights, to 1e-10, after several steps -- for the conv VAE (with
-batch norm) and DCGAN (batch norm in G and D).
+batch norm), DCGAN (batch norm in G and D) and WGAN-GP (the penalty's double backward).
 
 Each rank computes the one-process run itself (the whole batch, no communicator), then
 the data-parallel run on its shard, and compares; a final check that every rank holds
@@ -74,9 +74,11 @@ def _ranks_agree(comm, state):
 
 CONV_VAE = {"channels": [4, 8], "hidden": 16, "latent_dim": 4, "batchnorm": True}
 DCGAN = {"latent_dim": 8, "g_channels": 4, "d_channels": 4}
+WGAN_GP = {**DCGAN, "n_critic": 2}  # the penalty's double backward, G's sync batch norm
 
 
-@pytest.mark.parametrize("name, config", [("vae", CONV_VAE), ("dcgan", DCGAN)])
+@pytest.mark.parametrize("name, config", [("vae", CONV_VAE), ("dcgan", DCGAN),
+                                          ("wgan-gp", WGAN_GP)])
 def test_ranks_with_split_batches_match_one_process(comm, name, config):
     reference = _run(name, config, None)
     distributed = _run(name, config, DistributedRun(comm))
