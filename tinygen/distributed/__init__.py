@@ -22,6 +22,11 @@ from .mpi import MPICommunicator, mpi_available
 from .reducer import GradientReducer, broadcast_module_, DEFAULT_BUCKET_BYTES
 from .sharded_random import ShardedGenerator
 
+__all__ = ["init", "abort_job", "world_rank", "Communicator", "LocalCommunicator",
+           "MPICommunicator", "Request", "CollectiveTimeout", "DistributedError",
+           "GradientReducer", "broadcast_module_", "ShardedGenerator", "mpi_available",
+           "DEFAULT_BUCKET_BYTES", "DEFAULT_TIMEOUT", "TIMEOUT_ENV"]
+
 BACKENDS = ("mpi", "nccl", "local")
 
 

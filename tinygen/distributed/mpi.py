@@ -50,9 +50,16 @@ class MPICommunicator(Communicator):
 
     def local_rank(self):
         """This process's index among the ranks on its own machine (GPU selection)."""
+        return self._node()[0]
+
+    def local_size(self):
+        """How many ranks run on this process's machine."""
+        return self._node()[1]
+
+    def _node(self):
         node = self._comm.Split_type(self._MPI.COMM_TYPE_SHARED)
         try:
-            return node.Get_rank()
+            return node.Get_rank(), node.Get_size()
         finally:
             node.Free()
 

@@ -23,6 +23,8 @@ A parameter without a gradient stays without one only if it has none on every ra
 gradient present on some ranks but not others is an error (the ranks ran different
 graphs), found by a small all-reduce of the presence flags.
 """
+import time
+
 import numpy as np
 
 from ..autograd.tensor import Tensor
@@ -162,8 +164,6 @@ class GradientReducer:
     # --- the averaging --------------------------------------------------------------------------
     def synchronize(self):
         """Replace every parameter's ``.grad`` by its average over the ranks."""
-        import time
-
         present = np.array([p.grad is not None for p in self.params], dtype=np.int32)
         for bucket in self.buckets[self._next_to_send:]:
             if not self.overlap:

@@ -18,7 +18,6 @@ import hashlib
 
 import numpy as np
 
-from .comm import DistributedError
 from .reducer import GradientReducer, broadcast_module_, DEFAULT_BUCKET_BYTES
 from .sharded_random import ShardedGenerator
 
@@ -36,7 +35,10 @@ class DistributedRun:
     def start(cls, device, **options):
         from . import init
 
-        return cls(init(device), **options)
+        comm = init(device)
+        if device == "cpu":
+            share_cores(comm)
+        return cls(comm, **options)
 
     @property
     def writer(self):
@@ -83,6 +85,31 @@ class DistributedRun:
 
     def stats(self):
         return {name: dict(r.stats) for name, r in self.reducers.items()}
+
+
+def share_cores(comm):
+    """Give each of the ranks on a machine its share of the cores for numba's and BLAS's
+    thread pools (by default each would use them all, and R ranks would oversubscribe
+    the machine R times), unless the user set NUMBA_NUM_THREADS / OMP_NUM_THREADS."""
+    import os
+
+    if "NUMBA_NUM_THREADS" in os.environ or "OMP_NUM_THREADS" in os.environ:
+        return None
+    local = comm.local_size() if hasattr(comm, "local_size") else 1
+    threads = max(1, (os.cpu_count() or 1) // max(1, local))
+    try:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except (ImportError, ValueError):
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+    return threads
 
 
 def _fingerprint(module):
