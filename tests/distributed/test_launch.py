@@ -41,6 +41,20 @@ def test_train_distributed_follows_one_process(own_mpiexec, tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == \
         sorted(p.name for p in (tmp_path / "one").iterdir())
 
+    # every rank resumes from rank 0's checkpoint, and goes on as one process would
+    more = ["--epochs", "2", "--resume"]
+    one = subprocess.run([*TINYGEN, "train", *common, *more, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=ENV, timeout=240)
+    assert one.returncode == 0, one.stderr
+    two = _mpiexec(own_mpiexec, 2, [*TINYGEN, "train", *common, *more, "--distributed",
+                                    "--out", str(tmp_path / "two")])
+    assert two.returncode == 0, two.stderr + two.stdout
+    assert "resuming vae" in two.stdout
+    a = json.loads((tmp_path / "one" / "metrics.json").read_text())["epochs"][1]["losses"]
+    b = json.loads((tmp_path / "two" / "metrics.json").read_text())["epochs"][1]["losses"]
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-4), k
+
 
 SCRIPT = textwrap.dedent("""
     import os, sys, time

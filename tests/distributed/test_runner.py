@@ -3,7 +3,11 @@ plain run).  The runs follow the one-process run; only rank 0 writes; rank 0's
 metrics reach every rank."""
 import json
 
+import numpy as np
 import pytest
+
+from tinygen.distributed import DistributedError
+from tinygen.models import get_experiment
 
 from tinygen.distributed.training import DistributedRun
 from tinygen.training import train
@@ -27,3 +31,14 @@ def test_runner_with_distributed_run(comm, tmp_path):
         assert doc["epochs_completed"] == 1 and (out / "checkpoint.npz").is_file()
     else:
         assert not out.exists()  # only rank 0 writes
+
+
+def test_ranks_that_resumed_different_checkpoints_are_refused(comm2):
+    exp = get_experiment("vae")({"channels": [4], "hidden": 8, "latent_dim": 2})
+    if comm2.rank == 1:
+        exp.model.encoder[0].weight.data[...] += 1.0  # another checkpoint
+    with pytest.raises(DistributedError, match="the ranks disagree on the weights of 'vae'"):
+        DistributedRun(comm2).prepare(exp, resumed_step=5)
+    with pytest.raises(DistributedError, match="the ranks disagree on the step"):
+        DistributedRun(comm2).prepare(exp, resumed_step=5 + comm2.rank)
+    assert np.isfinite(exp.model.encoder[0].weight.numpy()).all()
