@@ -69,9 +69,12 @@ setup(
         # NVRTC and cuobjdump from PyPI (no GPU, no toolkit needed): CI compiles the
         # run-time CUDA module to sm_80/sm_90 machine code and reads it
         # (tests/backend/cuda/test_nvrtc_codegen.py, benchmarks/kernel_static.py).
-        "test": ["pytest", "hypothesis", "pytest-xdist",
+        # mpi4py's wheels load the system's MPI at run time (Debian: openmpi-bin);
+        # tests/distributed skip without one.
+        "test": ["pytest", "hypothesis", "pytest-xdist", "mpi4py",
                  "nvidia-cuda-nvrtc>=13; sys_platform == 'linux'",
                  "nvidia-cuda-cuobjdump>=13; sys_platform == 'linux'"],
+        "mpi": ["mpi4py"],
         # cupy wheels are built per CUDA major version: cupy-cuda12x for CUDA 12.x
         # drivers/toolkits; with a CUDA 13 toolkit install cupy-cuda13x instead.
         "cuda": ["cupy-cuda12x"],

@@ -9,7 +9,8 @@ import os
 # Two xdist workers share two cores: each must compute on one thread, or numba's
 # parallel regions and OpenBLAS oversubscribe the cores and stall each other
 # (10x slower steps were measured).  Set before numpy/numba load their pools.
-if os.environ.get("PYTEST_XDIST_WORKER"):
+# The same for the ranks of `mpiexec -n 2 python -m pytest tests/distributed`.
+if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("OMPI_COMM_WORLD_SIZE"):
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 

@@ -81,8 +81,10 @@ def _errors():
     from tinygen.serialization import AtomicWriteError, CheckpointError
     from tinygen.training.runner import ConfigError, DeviceError
 
+    from tinygen.distributed import DistributedError
+
     return (DataError, CheckpointError, ConfigError, DeviceError, AtomicWriteError,
-            KernelImplError)
+            KernelImplError, DistributedError)
 
 
 # --- train ----------------------------------------------------------------------------------
@@ -108,9 +110,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{args.model}"
     try:
         result = train(args.model, options, out=out, resume=args.resume,
-                       overwrite=args.overwrite, progress=not args.no_progress)
+                       overwrite=args.overwrite, progress=not args.no_progress,
+                       distributed=args.distributed)
     except _errors() as exc:
-        return _fail("train", exc)
+        code = _fail("train", exc)
+        if args.distributed:  # the other ranks would wait for this one forever
+            from tinygen.distributed import abort_job
+
+            abort_job(code)
+        return code
     except KeyboardInterrupt:
         from tinygen.training import CHECKPOINT_NAME
 
@@ -121,6 +129,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             print("\ntinygen train: interrupted before the first epoch ended; nothing was "
                   "saved (run the same command again to start over)", file=sys.stderr)
         return 130
+    except BaseException:
+        if args.distributed:
+            import traceback
+
+            traceback.print_exc()
+            from tinygen.distributed import abort_job
+
+            abort_job(1)
+        raise
+    if args.distributed:
+        from tinygen.distributed import world_rank
+
+        if world_rank() != 0:  # rank 0 reports for the job
+            return 0
     from tinygen.training.runner import METRICS_NAME, read_metrics
 
     files = read_metrics(result.out / METRICS_NAME).get("files", {})
@@ -253,6 +275,10 @@ def add_parser(commands) -> None:
                        help="start afresh even though --out holds a checkpoint")
     train.add_argument("--no-progress", action="store_true", default=False,
                        help="no progress bars")
+    train.add_argument("--distributed", action="store_true", default=False,
+                       help="data-parallel over the ranks of an MPI job (mpirun -n R "
+                            "tinygen train ... --distributed): --batch-size is the global "
+                            "batch, split evenly; only rank 0 writes --out")
     train.set_defaults(func=cmd_train)
 
     from tinygen.training.runner import KINDS

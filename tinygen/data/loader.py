@@ -6,6 +6,14 @@ run or on any global random state, so a run restarted from a checkpoint sees exa
 the batches it would have seen had it never stopped. state_dict() records the seed, the
 epoch and how many batches of it were already handed out (all plain ints, so they fit
 in an .npz checkpoint); load_state_dict() continues from there, mid-epoch included.
+
+Sharding (data-parallel training): with ``world_size=R`` and ``rank=r`` the loader walks
+the very same global batches of ``batch_size`` samples and yields only rank r's
+contiguous part of each, ``batch_size / R`` samples (a last partial batch is split as
+evenly as it goes, lower ranks taking the extra samples).  Concatenating the ranks'
+parts in rank order gives the one-process batch, so R ranks with B/R each follow the
+data order of one process with B.  The state is the same on every rank and counts
+global batches: any rank's state_dict resumes every rank, with any number of ranks.
 """
 
 import operator
@@ -25,7 +33,8 @@ class BatchLoader:
     copies.
     """
 
-    def __init__(self, arrays, batch_size, shuffle=True, seed=0, drop_last=False):
+    def __init__(self, arrays, batch_size, shuffle=True, seed=0, drop_last=False, rank=0,
+                 world_size=1):
         if isinstance(arrays, np.ndarray) or not isinstance(arrays, (tuple, list)):
             raise TypeError(f"arrays must be a tuple of numpy arrays, e.g. (images,) or "
                             f"(images, labels); got {type(arrays).__name__}")
@@ -45,6 +54,14 @@ class BatchLoader:
         self.shuffle = bool(shuffle)
         self.seed = _nonnegative_int(seed, "seed")
         self.drop_last = bool(drop_last)
+        self.world_size = _positive_int(world_size, "world_size")
+        self.rank = _nonnegative_int(rank, "rank")
+        if self.rank >= self.world_size:
+            raise ValueError(f"rank {self.rank} is not below world_size {self.world_size}")
+        if self.batch_size % self.world_size:
+            raise ValueError(f"batch_size {self.batch_size} (the global batch) must be a "
+                             f"multiple of world_size {self.world_size}, so that every rank "
+                             f"gets batch_size / world_size samples")
         self.epoch = 0
         self._position = 0  # batches of self.epoch already yielded
 
@@ -70,6 +87,7 @@ class BatchLoader:
             # Record progress before handing the batch out: a state_dict taken in the
             # loop body then resumes after this batch, not with it again.
             self._position = b + 1
+            lo, hi = self.shard_bounds(lo, hi)
             if order is None:
                 yield tuple(a[lo:hi] for a in self.arrays)
             else:
@@ -78,6 +96,14 @@ class BatchLoader:
         if len(self) == 0:
             self.epoch += 1  # an epoch with no batches is still a pass
         self._roll_over_finished_epoch()
+
+    def shard_bounds(self, lo, hi):
+        """This rank's ``[lo', hi')`` of the global batch ``[lo, hi)``."""
+        if self.world_size == 1:
+            return lo, hi
+        base, extra = divmod(hi - lo, self.world_size)
+        start = lo + self.rank * base + min(self.rank, extra)
+        return start, start + base + (self.rank < extra)
 
     def state_dict(self):
         """Plain-int state from which load_state_dict resumes bit for bit."""
@@ -122,9 +148,11 @@ class BatchLoader:
 
     def __repr__(self):
         shapes = ", ".join(str(a.shape) for a in self.arrays)
+        shard = f", rank={self.rank}, world_size={self.world_size}" \
+            if self.world_size > 1 else ""
         return (f"BatchLoader(arrays=[{shapes}], batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last}, "
-                f"epoch={self.epoch})")
+                f"epoch={self.epoch}{shard})")
 
 
 def _as_int(value, name):

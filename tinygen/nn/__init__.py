@@ -11,7 +11,7 @@ from .loss import (  # noqa: F401
     CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss, MSELoss, L1Loss,
 )
 from . import init, functional, utils  # noqa: F401
-from .norm import BatchNorm1d, BatchNorm2d  # noqa: F401
+from .norm import BatchNorm1d, BatchNorm2d, SyncBatchNorm  # noqa: F401
 from .pooling import MaxPool2d, AvgPool2d, Upsample, GatedActivation  # noqa: F401
 from .conv import (  # noqa: F401
     Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, CausalConv1d, MaskedConv2d,

@@ -6,6 +6,13 @@ State: ``weight`` (ones) and ``bias`` (zeros) when ``affine``; buffers
 statistics normalise the input and update the running ones; in evaluation mode
 the running ones are used (or, without them, the batch's).  ``momentum=None``
 makes the running statistics a cumulative average (factor 1 / num_batches_tracked).
+
+``comm`` (a ``tinygen.distributed`` communicator; None by default) makes the batch
+statistics those of the union of every rank's batch (``sync_batch_norm``): a data-
+parallel run then normalises exactly as one process with the whole batch would.
+``SyncBatchNorm`` is the same module with ``comm`` required, and
+``SyncBatchNorm.convert_sync_batchnorm(module, comm)`` switches every batch norm of a
+model over in place (same parameters, buffers and state_dict keys).
 """
 import numbers
 
@@ -13,7 +20,7 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..backend import to_device
-from ..ops.normalization import batch_norm
+from ..ops.normalization import batch_norm, sync_batch_norm
 from . import init
 from ._validate import positive_int, float_dtype
 from .module import Module
@@ -24,8 +31,9 @@ class _BatchNorm(Module):
     _expected = ()  # accepted input ndims, set by subclasses
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=None, device=None):
+                 track_running_stats=True, dtype=None, device=None, comm=None):
         super().__init__()
+        self.comm = comm
         self.num_features = positive_int("num_features", num_features)
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
             raise ValueError(f"eps must be a positive number, got {eps!r}")
@@ -93,6 +101,11 @@ class _BatchNorm(Module):
         # Batch statistics in training mode, and in evaluation mode without running ones.
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
+        if use_batch_stats and self.comm is not None:
+            return sync_batch_norm(
+                input, self.running_mean if track else None,
+                self.running_var if track else None, self.weight, self.bias, factor,
+                self.eps, self.comm)
         return batch_norm(
             input,
             self.running_mean if track else None,
@@ -115,3 +128,28 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation over (N, C, H, W) inputs."""
 
     _expected = (4,)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalisation over (N, C), (N, C, L) or (N, C, H, W) inputs with statistics
+    over every rank of ``comm`` (PyTorch's ``SyncBatchNorm``, ``comm`` standing for its
+    process group)."""
+
+    _expected = (2, 3, 4)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, comm=None, dtype=None, device=None):
+        if comm is None:
+            raise ValueError("SyncBatchNorm needs a communicator (comm=tinygen.distributed."
+                             "init()); use BatchNorm1d/2d in a single process")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
+                         device, comm=comm)
+
+    @staticmethod
+    def convert_sync_batchnorm(module, comm):
+        """Give every batch norm in ``module`` the communicator ``comm`` (in place: the
+        parameters the optimizers hold stay the same objects); returns ``module``."""
+        for m in module.modules():
+            if isinstance(m, _BatchNorm):
+                m.comm = comm
+        return module

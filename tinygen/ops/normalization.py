@@ -280,3 +280,134 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                          "mode (training=False)")
     return BatchNormEval.apply(x, *affine, **flags, running_mean=running_mean.data,
                                running_var=running_var.data)
+
+
+# --- training mode across the ranks of a distributed job -----------------------------------
+class SyncBatchNormTrain(Function):
+    """``BatchNormTrain`` with statistics over the union of every rank's batch.
+
+    Forward: the global mean (all-reduced sums and counts), then the global variance
+    from all-reduced sums of squared deviations (two passes, as the one-process
+    kernels, so a split batch agrees with the whole one to rounding).  Backward: each
+    rank's loss only sees its own outputs, so the per-channel ``sum(g)`` and
+    ``sum(g * xhat)`` are all-reduced (the gradient of the sum of every rank's loss
+    through the shared statistics) while the weight and bias get this rank's share
+    only (the data-parallel gradient average adds the shares up).  With a graph being
+    built, the same formulas run with tinygen ops and the differentiable
+    ``all_reduce``, so double backward works across ranks too.
+    """
+
+    def forward(self, x, *affine, has_weight, has_bias, eps, running_mean, running_var,
+                momentum, comm):
+        k = kernels("batch_norm", x, "batch_norm")
+        xp = array_module(x)
+        weight = affine[0] if has_weight else None
+        bias = affine[-1] if has_bias else None
+        n, c, length = _as_ncl(x.shape)
+        x3 = contiguous(x).reshape(n, c, length)
+        sums = xp.zeros(c + 1, dtype=np.float64)
+        sums[:c] = x3.sum(axis=(0, 2), dtype=np.float64)
+        sums[c] = n * length
+        comm.allreduce_(sums)
+        count = float(sums[c])
+        if count <= 1:
+            raise ValueError(f"sync_batch_norm: expected more than 1 value per channel over "
+                             f"all ranks when training, got {count:g}")
+        mean = sums[:c] / count
+        squares = xp.ascontiguousarray(
+            ((x3 - mean[None, :, None].astype(x.dtype)) ** 2).sum(axis=(0, 2), dtype=np.float64))
+        var = comm.allreduce_(squares) / count
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        if running_mean is not None:
+            running_mean[...] = ((1.0 - momentum) * running_mean
+                                 + momentum * mean).astype(running_mean.dtype)
+            running_var[...] = ((1.0 - momentum) * running_var
+                                + momentum * var * (count / (count - 1.0))).astype(running_var.dtype)
+        scale = _f64(weight, 1.0, c, xp) * inv_std
+        out = k.normalize_affine(x3, mean, scale, _f64(bias, 0.0, c, xp)).reshape(x.shape)
+
+        self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
+        self.mean, self.inv_std, self.count, self.comm = mean, inv_std, count, comm
+        self.save_inputs(*range(1 + len(affine)))
+        return out
+
+    backward = BatchNormTrain.backward
+    _needs = BatchNormTrain._needs
+
+    def _backward_fused(self, grad, x, weight):
+        k = kernels("batch_norm", x.data, "batch_norm")
+        xp = array_module(x.data)
+        need_x, need_w, need_b = self._needs()
+        n, c, length = _as_ncl(x.shape)
+        x3 = contiguous(x.data).reshape(n, c, length)
+        g3 = contiguous(grad.data).reshape(n, c, length)
+        sum_g, sum_g_xhat = k.backward_stats(g3, x3, self.mean, self.inv_std)
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            both = xp.concatenate([sum_g, sum_g_xhat]).astype(np.float64)
+            self.comm.allreduce_(both)
+            # backward_input divides the sums by this rank's count; scale them so that it
+            # divides by the global one
+            local = n * length / self.count
+            w = _f64(weight.data if weight is not None else None, 1.0, c, xp)
+            grad_x = Tensor._make(k.backward_input(
+                g3, x3, self.mean, self.inv_std, w, both[:c] * local,
+                both[c:] * local).reshape(x.shape))
+        if need_w:
+            grad_w = Tensor._make(sum_g_xhat.astype(x.dtype))
+        if need_b:
+            grad_b = Tensor._make(sum_g.astype(x.dtype))
+        return grad_x, grad_w, grad_b
+
+    def _backward_graph(self, grad, x, weight):
+        from .collective import all_reduce
+
+        need_x, need_w, need_b = self._needs()
+        axes = _reduce_axes(x.ndim)
+        count, comm = self.count, self.comm
+        mean = all_reduce(_sum(x, axes, keepdims=True), comm) / count
+        centered = x - mean
+        var = all_reduce(_sum(centered * centered, axes, keepdims=True), comm) / count
+        inv_std = (var + self.eps) ** -0.5
+        xhat = centered * inv_std
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            g_hat = grad * reshape(weight, _channel_shape(x.ndim)) if weight is not None else grad
+            mean_g = all_reduce(_sum(g_hat, axes, keepdims=True), comm) / count
+            mean_g_xhat = all_reduce(_sum(g_hat * xhat, axes, keepdims=True), comm) / count
+            grad_x = inv_std * (g_hat - mean_g - xhat * mean_g_xhat)
+        if need_w:
+            grad_w = _sum(grad * xhat, axes)
+        if need_b:
+            grad_b = _sum(grad, axes)
+        return grad_x, grad_w, grad_b
+
+
+def sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, eps, comm):
+    """Training-mode ``batch_norm`` whose statistics cover every rank's batch of ``comm``
+    (a tinygen.distributed communicator); updates the running statistics in place with
+    the global ones, identically on every rank."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"sync_batch_norm: input must be a Tensor, got {type(x).__name__}")
+    if not 2 <= x.ndim <= 4:
+        raise ValueError(f"sync_batch_norm: expected a 2-D, 3-D or 4-D input, got shape "
+                         f"{x.shape}")
+    if not is_float(x.dtype):
+        raise TypeError(f"sync_batch_norm: input must be floating point, got dtype {x.dtype}")
+    channels = x.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        _check_vector(name, t, x, channels)
+    check_same_device("sync_batch_norm", ("input", x), ("running_mean", running_mean),
+                      ("running_var", running_var), ("weight", weight), ("bias", bias))
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("sync_batch_norm: running_mean and running_var must both be given "
+                         "or both be None")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"sync_batch_norm: eps must be a positive number, got {eps!r}")
+    affine = tuple(t for t in (weight, bias) if t is not None)
+    return SyncBatchNormTrain.apply(
+        x, *affine, has_weight=weight is not None, has_bias=bias is not None, eps=float(eps),
+        running_mean=None if running_mean is None else running_mean.data,
+        running_var=None if running_var is None else running_var.data,
+        momentum=None if running_mean is None else float(momentum), comm=comm)

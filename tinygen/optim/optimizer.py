@@ -157,12 +157,27 @@ class Optimizer:
                 else:
                     p.grad.data[...] = 0
 
+    def register_step_pre_hook(self, hook):
+        """``hook(optimizer, args, kwargs)`` runs at the start of every ``step()`` (after a
+        closure's backward), e.g. to average gradients over data-parallel ranks; returns a
+        handle whose ``remove()`` unregisters it (PyTorch's method of the same name)."""
+        from ..autograd.hooks import RemovableHandle
+
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        store = self.__dict__.setdefault("_step_pre_hooks", {})
+        handle = RemovableHandle(store)
+        store[handle.id] = hook
+        return handle
+
     def step(self, closure=None):
         """One update of every parameter that has a gradient; returns ``closure()``'s loss."""
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        for hook in list(self.__dict__.get("_step_pre_hooks", {}).values()):
+            hook(self, (closure,), {})
         for group in self.param_groups:
             self._update_group(group)
         return loss

@@ -124,6 +124,13 @@ class FakeCudaArray(np.ndarray):
     def trace(self, *args, **kwargs):
         return _to_device_view(self.view(np.ndarray).trace(*args, **kwargs))
 
+    @property
+    def __cuda_array_interface__(self):
+        """Where the data is, as cupy arrays say it (raw-pointer APIs such as NCCL's)."""
+        return {"shape": self.shape, "typestr": self.dtype.str, "version": 3,
+                "data": (self.ctypes.data, not self.flags.writeable),
+                "strides": None if self.flags.c_contiguous else self.strides}
+
     def get(self):
         """A host copy, as ``cupy.ndarray.get()``."""
         return np.array(self, subok=False, copy=True)

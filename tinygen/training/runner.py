@@ -211,14 +211,17 @@ def stream(seed, *key):
 
 
 def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
-          progress=True, log=print):
+          progress=True, log=print, distributed=False):
     """Train ``experiment_name`` (a registered Experiment) and write the run to ``out``.
 
     config: options over the defaults (see ``make_config``). resume: continue the run
     in ``out`` from its ``checkpoint.npz``. overwrite: start afresh even though ``out``
     already holds a checkpoint (otherwise an error, so a finished run is not lost to a
     repeated command). progress: show tqdm bars (on stderr). log: where the one-line
-    epoch summaries go (None: nowhere).
+    epoch summaries go (None: nowhere). distributed: True (or a
+    ``tinygen.distributed.training.DistributedRun``) to train data-parallel with the
+    other ranks of an MPI job: ``batch_size`` is then the global batch, and only rank 0
+    writes files and logs.
     """
     from tinygen.models import get_experiment
 
@@ -247,14 +250,21 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
                 f"{str(ckpt_path)!r} already exists: pass --resume to continue that run, "
                 f"--overwrite to start it again, or choose another --out")
     check_device(config["device"])
-    make_run_dir(out)
+    dist = _distributed_run(distributed, config)
+    if dist is not None and not dist.writer:
+        log, progress = (lambda *a, **k: None), False
+    else:
+        make_run_dir(out)
 
     seed = config["seed"]
     tinygen.manual_seed(seed)
     experiment = build_experiment(cls, config)
     train_arrays, test_arrays, subset, source = load_data_noting_subset(experiment)
-    loader = BatchLoader(train_arrays, config["batch_size"], shuffle=True, seed=seed,
-                         drop_last=True)
+    try:
+        loader = BatchLoader(train_arrays, config["batch_size"], shuffle=True, seed=seed,
+                             drop_last=True, **(dist.loader_shard() if dist else {}))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if len(loader) == 0:
         raise ConfigError(f"{loader.num_samples} training images are fewer than one batch "
                           f"of {config['batch_size']}: raise --limit or lower --batch-size")
@@ -267,19 +277,26 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
         epoch, step = int(state["epoch"]), int(state["step"])
         log(f"resuming {experiment_name} from {ckpt_path} after epoch {epoch} "
             f"(step {step})")
+    if dist is not None:
+        dist.prepare(experiment, resumed_step=step)
 
     n_train = loader.num_samples
     n_test = len(test_arrays[0]) if test_arrays else 0
 
     def finish_epoch(record):
         """Sampling and evaluation of a trained (and checkpointed) epoch, then its
-        metrics.json; redone on resume when a run stopped before it ended."""
-        record.update(metrics=_end_of_epoch(experiment, test_arrays, out, record["epoch"],
-                                            seed, progress), evaluated=True)
-        save_loss_plot(history, out / LOSS_PLOT_NAME, title=f"{experiment_name} training loss")
-        write_metrics(out, experiment_name, experiment.config, history, n_train, n_test,
-                      subset=subset, source=source, extra=_evaluation_info(experiment))
-        log(_summary(experiment_name, record, config["epochs"]))
+        metrics.json; redone on resume when a run stopped before it ended.  In a
+        distributed run rank 0 does it and the other ranks wait for its metrics."""
+        if dist is None or dist.writer:
+            record.update(metrics=_end_of_epoch(experiment, test_arrays, out, record["epoch"],
+                                                seed, progress), evaluated=True)
+            save_loss_plot(history, out / LOSS_PLOT_NAME,
+                           title=f"{experiment_name} training loss")
+            write_metrics(out, experiment_name, experiment.config, history, n_train, n_test,
+                          subset=subset, source=source, extra=_evaluation_info(experiment))
+            log(_summary(experiment_name, record, config["epochs"]))
+        if dist is not None:
+            record.update(metrics=dist.after_epoch(record["metrics"]), evaluated=True)
 
     if history.epochs and not history.epochs[-1].get("evaluated", True):
         done = _evaluated_record(out, history.epochs[-1])
@@ -299,10 +316,14 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
                             progress)
         try:
             for batch in loader:
-                losses = experiment.train_step(batch, generator)
+                if dist is None:
+                    losses = experiment.train_step(batch, generator)
+                else:
+                    losses = dist.average(experiment.train_step(
+                        batch, dist.generator(generator, batch)))
                 losses = {k: _as_float(v) for k, v in losses.items()}
                 step += 1
-                images += len(batch[0])
+                images += len(batch[0]) * (dist.size if dist else 1)
                 history.append(step, epoch, losses)
                 bar.update(1)
                 rate = images / max(time.perf_counter() - start, 1e-9)
@@ -318,15 +339,26 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
                   "metrics": {}, "evaluated": False, "seconds": seconds,
                   "images_per_second": images / max(seconds, 1e-9)}
         history.end_epoch(record)
-        save_checkpoint(ckpt_path, experiment, loader, generator, epoch=epoch, step=step,
-                        history=history.state_dict())
-        write_metrics(out, experiment_name, experiment.config, history, n_train, n_test,
-                      subset=subset, source=source)
+        if dist is None or dist.writer:
+            save_checkpoint(ckpt_path, experiment, loader, generator, epoch=epoch, step=step,
+                            history=history.state_dict())
+            write_metrics(out, experiment_name, experiment.config, history, n_train, n_test,
+                          subset=subset, source=source)
         finish_epoch(history.epochs[-1])
 
     return TrainResult(experiment=experiment, out=out, metrics=_latest_metrics(history),
                        history=history, train_images=n_train,
                        new_epochs=epoch - (int(state["epoch"]) if state is not None else 0))
+
+
+def _distributed_run(distributed, config):
+    """None for a one-process run, else the DistributedRun (see tinygen.distributed)."""
+    if not distributed:
+        return None
+    from tinygen.distributed.training import DistributedRun
+
+    return distributed if isinstance(distributed, DistributedRun) \
+        else DistributedRun.start(config["device"])
 
 
 def _evaluation_info(experiment):

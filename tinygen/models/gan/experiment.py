@@ -156,7 +156,9 @@ class GANExperiment(Experiment):
         return self._tensor(x * np.float32(2.0 / 255.0) - np.float32(1.0))
 
     def _tensor(self, array):
-        t = Tensor._make(np.ascontiguousarray(array))
+        # in the networks' dtype: float32 by default, float64 after .double() (tests)
+        dtype = next(iter(self.generator.parameters())).dtype
+        t = Tensor._make(np.ascontiguousarray(array, dtype=dtype))
         return t if self.device == "cpu" else t.to(device=self.device)
 
     def noise(self, n, generator):

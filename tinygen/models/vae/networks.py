@@ -15,7 +15,9 @@ logistic mean and log-scale).  Every conv has kernel 4, stride 2, padding 1, so 
 halves the size (rounding down: 7 -> 3 with a third entry in ``channels``); the
 transposed convs mirror them, with the output_padding that restores odd sizes.
 ``hidden=None`` connects the conv features straight to the latent layer (and back).
-``batchnorm=True`` puts BatchNorm2d after every conv and transposed conv but the last.
+``batchnorm=True`` puts BatchNorm2d after every conv and transposed conv but the last;
+those layers then have no bias, which the normalisation would subtract again (its
+gradient is zero up to rounding, and Adam would turn that rounding noise into steps).
 """
 import numbers
 
@@ -79,7 +81,8 @@ class ConvVAE(VAE):
 
         layers, c_in = [], 1
         for c in channels:
-            layers.append(nn.Conv2d(c_in, c, 4, stride=2, padding=1, **kw))
+            layers.append(nn.Conv2d(c_in, c, 4, stride=2, padding=1, bias=not self.batchnorm,
+                                    **kw))
             if self.batchnorm:
                 layers.append(nn.BatchNorm2d(c, **kw))
             layers.append(nn.ReLU())
@@ -102,8 +105,10 @@ class ConvVAE(VAE):
         outs = list(reversed(channels[:-1])) + [self.likelihood.channels]
         for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
             size_in, size_out = sizes[len(channels) - i], sizes[len(channels) - i - 1]
+            normalized = self.batchnorm and i < len(channels) - 1
             layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1,
-                                             output_padding=size_out - 2 * size_in, **kw))
+                                             output_padding=size_out - 2 * size_in,
+                                             bias=not normalized, **kw))
             if i < len(channels) - 1:  # not after the output layer
                 if self.batchnorm:
                     layers.append(nn.BatchNorm2d(c_out, **kw))
