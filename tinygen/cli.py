@@ -2,6 +2,7 @@
 
     tinygen --version
     tinygen info        versions, and which accelerated parts are available
+    tinygen data        build a synthesized data set (speech corpus)
 
 New commands are subparsers added in `build_parser`, each with a `func(args) -> int`.
 """
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_graph.add_parser(commands)
     from tinygen import cli_train
     cli_train.add_parser(commands)
+    from tinygen import cli_data
+    cli_data.add_parser(commands)
     return parser
 
 

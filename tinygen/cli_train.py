@@ -6,6 +6,7 @@
     tinygen sample --run runs/vae --n 64 --kind reconstructions
     tinygen sample --run runs/wavenet --n 2 --temperature 0.9 --out x.wav  # x_0.wav, x_1.wav
     tinygen eval --run runs/vae --iwae-k 5000
+    tinygen eval --run runs/wavenet --audio data/speech/test  # bits/sample on WAV files
 
 Models come from the registry in ``tinygen.models`` (``tinygen train --help`` lists
 them). Options a model defines itself (its ``default_config``) are set with
@@ -185,6 +186,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         options["iwae_k"] = args.iwae_k
     if hasattr(args, "test_limit"):
         options["test_limit"] = args.test_limit
+    if args.audio is not None:          # audio models: another folder of WAV files, whole
+        options["test_audio"] = args.audio
+        options.setdefault("test_limit", None)
     try:
         metrics = evaluate_run(args.run, seed=args.seed, options=options, device=args.device,
                                data=args.data, update_metrics=not args.no_update,
@@ -322,6 +326,10 @@ def add_parser(commands) -> None:
                     help="importance samples for the VAE's IWAE bound")
     ev.add_argument("--test-limit", type=_limit, default=argparse.SUPPRESS, metavar="N",
                     help="first N test images, or 'all' (default: as in training)")
+    ev.add_argument("--audio", default=None, metavar="DIR",
+                    help="audio models: evaluate on the 16-bit WAV files (*.wav, *.WAV) of "
+                         "DIR, at the model's sample rate, instead of the held-out part "
+                         "(all of them unless --test-limit)")
     ev.add_argument("-o", "--option", type=_key_value, action="append", default=[],
                     metavar="KEY=VALUE", help="a model-specific evaluation option")
     ev.add_argument("--seed", type=int, default=0)

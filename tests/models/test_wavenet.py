@@ -92,7 +92,7 @@ def test_experiment_trains_with_the_runner(tmp_path):
 
     result = train("wavenet", dict(TINY), out=tmp_path / "run", progress=False, log=None)
     bits = result.metrics["test_nll_bits_per_sample"]
-    assert 0 < bits < 8.1 and result.metrics["test_samples"] == 768
+    assert 0 < bits < 8.1 and result.metrics["test_samples"] == 800   # all held-out samples
     doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert doc["model"] == "wavenet"
 
@@ -105,8 +105,11 @@ def test_experiment_reads_a_wav_folder(tmp_path):
     for i in range(2):
         write_wav(tmp_path / f"{i}.wav", synthetic_melody(0.5, 4000, seed=i), 4000)
     e = WaveNetExperiment({**TINY, "audio": str(tmp_path)})
-    (train_windows,), (test_windows,) = e.load_data()
-    assert train_windows.shape == (16, 128) and test_windows.shape == (3, 128)
+    (train_windows,), (test_windows, weights) = e.load_data()
+    # 400 held-out samples: one window of receptive field (16) + 128 scored ones, then
+    # 128 per window after 16 samples of context; each sample is scored exactly once
+    assert train_windows.shape == (16, 128) and test_windows.shape == (3, 144)
+    assert weights.sum() == 400 and weights[0].sum() == 144 and weights[1, :16].sum() == 0
     audio = e.generate_audio(10, np.random.default_rng(0))
     assert audio.shape == (10,) and np.abs(audio).max() <= 1.0
     with pytest.raises(DataError):

@@ -1,13 +1,28 @@
 """``tinygen train wavenet``: WaveNet on mu-law audio.
 
 Data (option ``audio``): ``"melody"`` (the default) is ``synthetic_melody(seconds,
-sample_rate, seed=melody_seed)``; otherwise a folder of 16-bit WAV files (sorted by name,
-all at one sample rate, concatenated).  The audio's first 90% is the training part, the
-last 10% the held-out part; both are mu-law encoded to ``quantization`` codes.  The
-training part is cut into ``train_windows`` windows of ``window`` samples at random
-(seeded) starts, the held-out part into consecutive non-overlapping test windows.
-``limit`` / ``test_limit`` cap the number of windows.  (The runner's ``dataset`` option
-is ignored: it only knows image sets.)
+sample_rate, seed=melody_seed)``; otherwise a folder of 16-bit WAV files (``*.wav`` or
+``*.WAV``, sorted by name, all at one sample rate).  A folder holding ``train/`` and
+``test/`` subfolders (``tinygen data speech`` makes one) is split by those: the
+held-out part is whole utterances of sentences never trained on.  Any other folder
+(or the melody) is concatenated and split 90% / 10%.  Option ``test_audio`` (``tinygen
+eval --audio DIR``) replaces the held-out part by the WAV files of another folder, which
+must have the training sample rate.  Both parts are mu-law encoded to ``quantization``
+codes.  ``limit`` / ``test_limit`` cap the number of windows (the test windows kept
+are spread evenly over the held-out part).  (The runner's ``dataset`` option is
+ignored: it only knows image sets.)
+
+Training windows: ``train_windows`` windows of ``window`` samples at random (seeded)
+starts, each inside one file (one segment of the 90% part).  The first positions of a
+training window see zero-padded context; that is the usual, cheap approximation.
+
+Held-out NLL is exact: every held-out sample is scored exactly once, with its whole
+receptive field of real audio (or the true start of its file).  A test window is a
+``window``-sample chunk of a file preceded by ``receptive_field`` samples of context
+from the same file; a weight array (1 = scored, 0 = context or padding) rides with the
+codes, so ``evaluate`` returns the NLL of the files as the model would score them in
+one pass.  (``local=mel`` keeps plain consecutive windows, aligned with the feature
+frames, whose first positions see zero-padded context.)
 
 Local conditioning (``-o local=mel``): the model is conditioned on a log-mel spectrogram
 (``tinygen.data.mel``; ``n_mels`` bands, ``mel_window``-sample FFT windows, one frame per
@@ -16,10 +31,10 @@ and the held-out part.  Windows then start at multiples of ``mel_hop`` (and ``wi
 must be one), so each window comes with its own ``window / mel_hop`` frames; at sampling
 time the model is conditioned on the features of held-out audio.
 
-Training minimises the NLL (nats per sample, every position of the window; the first
-ones see zero-padded context) with Adam.  ``evaluate`` reports the test NLL in bits per
-sample.  There is no image ``sample`` (the runner then draws no grids); ``sample_audio``
-draws WAV-ready audio for ``tinygen sample``.
+Training minimises the NLL (nats per sample, every position of the window) with Adam.
+``evaluate`` reports the test NLL in bits per sample.  There is no image ``sample`` (the
+runner then draws no grids); ``sample_audio`` draws WAV-ready audio for ``tinygen
+sample``.
 """
 import math
 from pathlib import Path
@@ -27,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import optim, no_grad
+from ...backend import to_numpy
 from ...data.audio import mu_law_decode, mu_law_encode, read_wav, synthetic_melody
 from ...data.errors import DataError
 from ...data.mel import log_mel_spectrogram
@@ -48,6 +64,7 @@ DEFAULTS = {
     "skip_channels": 64,
     "quantization": 256,
     "kernel_size": 2,
+    "test_audio": None,         # a folder of WAV files to evaluate on (tinygen eval --audio)
     "local": None,              # "mel": condition on the audio's log-mel spectrogram
     "n_mels": 40,
     "mel_window": 1024,         # FFT window, samples
@@ -90,29 +107,38 @@ class WaveNetExperiment(Experiment):
 
     # --- data ----------------------------------------------------------------------------------
     def load_audio(self):
-        """Float audio in [-1, 1] and its sample rate."""
+        """Float audio in [-1, 1] and its sample rate: the melody, or a folder's WAV files
+        concatenated (a folder with train/ and test/: those, in that order)."""
+        train, test, rate = self.load_parts(held_out_override=False)
+        return np.concatenate(train + test), rate
+
+    def load_parts(self, held_out_override=True):
+        """``(train_parts, held_out_parts, sample_rate)``: lists of float audio arrays in
+        [-1, 1], one per file (a 90/10 split gives one part each); ``test_audio`` replaces
+        the held-out parts unless ``held_out_override`` is False."""
         c = self.config
         if c["audio"] == "melody":
             rate = int(c["sample_rate"])
-            return synthetic_melody(float(c["seconds"]), rate, seed=int(c["melody_seed"])), rate
-        folder = Path(c["audio"])
-        files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
-        if not files:
-            raise DataError(f"{folder}: not a folder holding .wav files")
-        parts, rate = [], None
-        for f in files:
-            x, r = read_wav(f)
-            if rate is not None and r != rate:
-                raise DataError(f"{f}: sample rate {r} differs from the other files' {rate}")
-            rate = r
-            parts.append(x.astype(np.float64) / 32768.0)
-        return np.concatenate(parts), rate
+            audio = synthetic_melody(float(c["seconds"]), rate, seed=int(c["melody_seed"]))
+            train, test = _split(audio)
+        else:
+            folder = Path(c["audio"])
+            if (folder / "train").is_dir() and (folder / "test").is_dir():
+                train, rate = read_wav_folder(folder / "train")
+                test, test_rate = read_wav_folder(folder / "test")
+                _same_rate(folder / "test", test_rate, rate)
+            else:
+                parts, rate = read_wav_folder(folder)
+                train, test = _split(np.concatenate(parts))
+        if held_out_override and c.get("test_audio") is not None:
+            test, test_rate = read_wav_folder(c["test_audio"])
+            _same_rate(c["test_audio"], test_rate, rate)
+        return train, test, rate
 
     def split_audio(self):
-        """``(train_audio, held_out_audio, sample_rate)``: float audio, 90% / 10%."""
-        audio, rate = self.load_audio()
-        split = int((1.0 - HELD_OUT) * len(audio))
-        return audio[:split], audio[split:], rate
+        """``(train_audio, held_out_audio, sample_rate)``: each part's files concatenated."""
+        train, test, rate = self.load_parts()
+        return np.concatenate(train), np.concatenate(test), rate
 
     def features(self, audio, rate):
         """(n_mels, ceil(len(audio) / mel_hop)) float32 log-mel features of ``audio``."""
@@ -122,22 +148,34 @@ class WaveNetExperiment(Experiment):
 
     def load_data(self):
         c = self.config
+        if self.local:
+            return self._load_local_data()
+        q, w = int(c["quantization"]), int(c["window"])
+        train_audio, test_audio, _ = self.load_parts()
+        # training codes kept as uint8 when they fit: long runs hold many windows
+        small = np.uint8 if q <= 256 else np.int64
+        train = [mu_law_encode(a, q).astype(small) for a in train_audio]
+        test = [mu_law_encode(a, q) for a in test_audio]
+        n = int(c["train_windows"]) if c.get("limit") is None else int(c["limit"])
+        rng = np.random.default_rng([int(c["seed"]), 2])
+        train_windows = _random_windows(train, w, n, rng)
+        codes, weights = _scoring_windows(test, w, self.model.receptive_field,
+                                          silence=int(mu_law_encode(0.0, q)))
+        keep = _spread(len(codes), c.get("test_limit"))
+        return (train_windows,), (codes[keep], weights[keep])
+
+    def _load_local_data(self):
+        """Windows aligned with the feature frames (see the module docstring)."""
+        c = self.config
         q, w = int(c["quantization"]), int(c["window"])
         train_audio, test_audio, rate = self.split_audio()
         train, test = mu_law_encode(train_audio, q), mu_law_encode(test_audio, q)
         if len(train) < w or len(test) < w:
             raise DataError(f"audio of {len(train) + len(test)} samples is too short for "
-                            f"windows of {w} (90% train / 10% test)")
+                            f"windows of {w} (train / held-out parts)")
         n = int(c["train_windows"]) if c.get("limit") is None else int(c["limit"])
         rng = np.random.default_rng([int(c["seed"]), 2])
-        n_test = len(test) // w
-        if c.get("test_limit") is not None:
-            n_test = min(n_test, int(c["test_limit"]))
-        test_starts = np.arange(n_test) * w
-        if not self.local:
-            starts = rng.integers(0, len(train) - w + 1, n)
-            return (_windows(train, starts, w),), (_windows(test, test_starts, w),)
-        # feature frames of a window start at a multiple of the hop
+        test_starts = np.arange(len(test) // w)[_spread(len(test) // w, c.get("test_limit"))] * w
         hop = int(c["mel_hop"])
         starts = hop * rng.integers(0, (len(train) - w) // hop + 1, n)
         frames = w // hop
@@ -156,7 +194,7 @@ class WaveNetExperiment(Experiment):
 
     # --- training / results --------------------------------------------------------------------
     def _loss(self, batch):
-        codes = np.asarray(batch[0])
+        codes = np.asarray(batch[0]).astype(np.int64)
         return self.model.loss(codes, local_features=batch[1] if self.local else None)
 
     def train_step(self, batch, generator):
@@ -169,13 +207,21 @@ class WaveNetExperiment(Experiment):
         return {"loss": value, "bits_per_sample": value / math.log(2)}
 
     def evaluate(self, test_arrays, generator, batch=8):
+        """Held-out NLL in bits per sample.  Without local conditioning the test arrays are
+        (codes, weights) and only the weighted positions count (see the module docstring)."""
         n = len(test_arrays[0])
-        total, count = 0.0, 0
+        total, count = 0.0, 0.0
         with no_grad():
             for lo in range(0, n, batch):
                 part = tuple(np.asarray(a[lo:lo + batch]) for a in test_arrays)
-                total += float(self._loss(part).item()) * part[0].size
-                count += part[0].size
+                if self.local:
+                    total += float(self._loss(part).item()) * part[0].size
+                    count += part[0].size
+                    continue
+                codes, weights = part
+                nll = _position_nll(to_numpy(self.model(codes).data), codes)
+                total += float(np.sum(nll * weights))
+                count += float(np.sum(weights))
         nats = total / max(count, 1)
         return {"test_nll_bits_per_sample": nats / math.log(2), "test_samples": int(count)}
 
@@ -226,3 +272,87 @@ def _frame_windows(features, first_frames, frames):
     """(len(first_frames), n_mels, frames) slices of the (n_mels, F) features."""
     return np.stack([features[:, f:f + frames] for f in first_frames]) if len(first_frames) \
         else np.zeros((0, features.shape[0], frames), dtype=features.dtype)
+
+
+def read_wav_folder(folder):
+    """``(list of float audio in [-1, 1], sample_rate)``: the ``*.wav`` / ``*.WAV`` files
+    of ``folder`` sorted by name, all at one rate."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav") \
+        if folder.is_dir() else []
+    if not files:
+        raise DataError(f"{folder}: not a folder holding .wav files")
+    parts, rate = [], None
+    for f in files:
+        x, r = read_wav(f)
+        if rate is not None and r != rate:
+            raise DataError(f"{f}: sample rate {r} differs from the other files' {rate}")
+        rate = r
+        parts.append(x.astype(np.float64) / 32768.0)
+    return parts, rate
+
+
+def _same_rate(where, rate, expected):
+    if rate != expected:
+        raise DataError(f"{where}: sample rate {rate} Hz, but the model is trained on "
+                        f"{expected} Hz audio")
+
+
+def _split(audio):
+    split = int((1.0 - HELD_OUT) * len(audio))
+    return [audio[:split]], [audio[split:]]
+
+
+def _spread(n, limit):
+    """Indices of at most ``limit`` of ``n`` windows, spread evenly (all when None)."""
+    if limit is None or int(limit) >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, int(limit)).round().astype(np.int64))
+
+
+def _random_windows(parts, w, n, rng):
+    """``n`` windows of ``w`` codes, each inside one part, uniform over all such windows."""
+    counts = np.array([max(0, len(p) - w + 1) for p in parts])
+    if counts.sum() == 0:
+        raise DataError(f"no training file holds a window of {w} samples (longest "
+                        f"{max(map(len, parts))})")
+    cum = np.cumsum(counts)
+    r = rng.integers(0, cum[-1], n)
+    which = np.searchsorted(cum, r, side="right")
+    offsets = r - (cum[which] - counts[which])
+    return np.stack([parts[i][o:o + w] for i, o in zip(which, offsets)]) if n else \
+        np.zeros((0, w), dtype=np.int64)
+
+
+def _scoring_windows(parts, w, context, silence):
+    """``(codes, weights)``, both (n, context + w): every sample of every part scored
+    (weight 1) exactly once, after at least ``context`` samples of its own part or at the
+    part's true start.  A part's first window scores its first context + w samples; the
+    next ones score w each after context samples of context (weight 0); the last is
+    padded with ``silence`` (weight 0)."""
+    L = int(context) + int(w)
+    codes, weights = [], []
+    for p in parts:
+        s = 0
+        while s < len(p):
+            a = max(0, s - int(context))
+            e = min(len(p), a + L)
+            window = np.full(L, silence, dtype=np.int64)
+            weight = np.zeros(L, dtype=np.float32)
+            window[:e - a] = p[a:e]
+            weight[s - a:e - a] = 1.0
+            codes.append(window)
+            weights.append(weight)
+            s = e
+    if not codes:
+        raise DataError("the held-out audio is empty")
+    return np.stack(codes), np.stack(weights)
+
+
+def _position_nll(logits, codes):
+    """(N, T) NLL in nats of ``codes`` (N, T) under ``logits`` (N, Q, T), numpy."""
+    logits = logits.astype(np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
+    picked = np.take_along_axis(logits, codes[:, None, :], axis=1)[:, 0]
+    return log_z - picked
