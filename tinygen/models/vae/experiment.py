@@ -8,16 +8,26 @@ value/255) with the runner's generator, so a resumed run draws the very same bit
 [-1, 1]) with a per-pixel discretised logistic (PixelCNN++'s likelihood).
 
 Training minimises the negative ELBO (nats per image; one reparameterised sample per
-image, closed-form KL) with Adam.
+image, closed-form KL, or its one-sample estimate under ``prior: "vamp"``) with Adam.
+Options for longer runs: ``kl_warmup_steps`` (the KL weight rises linearly from 0 to 1,
+as in Sønderby et al. 2016 and the VampPrior paper's 100-epoch warm-up) and
+``lr_schedule: "cosine"`` (from ``lr`` to ``lr_min`` over ``lr_decay_steps``).  Both
+are functions of the optimizer-step count, which checkpoints hold, so ``--resume``
+continues them.  The reported ``loss`` is the plain -ELBO even during warm-up.
 
 Evaluation (``evaluate``) reports, on the test images it is given -- the first
 ``test_limit`` of the split (the runner's option; 1000 by default here, for per-epoch
 speed; ``tinygen eval --test-limit all`` for all 10000) -- the ELBO and the
 importance-weighted bound with ``iwae_k`` samples (the test log-likelihood estimate,
 nats per image; bits per pixel too for 8-bit data).  The test images are binarised
-with ``numpy.random.default_rng(test_binarize_seed)`` (seed 0 by default) in file
-order, so image i gets the same bits in every epoch, for every k and every subset
-size; the encoder noise comes from the generator the runner passes in.
+once, stochastically (pixel = 1 with probability value/255, the same rule as the
+training data's dynamic binarisation), with ``numpy.random.default_rng(test_binarize_seed)``
+(seed 0 by default) in file order, so image i gets the same bits in every epoch, for
+every k and every subset size; this is the protocol of the dynamically binarised
+references (a single fixed stochastic binarisation of the test set, not a 0.5
+threshold).  The encoder noise comes from the generator the runner passes in.
+Cost: IS-5000 decodes 5000 x 10000 images; ``iwae_chunk`` of them per call (samples
+of one image, or several images' samples together when k < iwae_chunk).
 
 Samples: ``sample_mode: "mean"`` (the default) shows the decoder's mean -- the
 Bernoulli probabilities as grey levels, which look much better than binary draws;
@@ -44,6 +54,12 @@ COMMON_DEFAULTS = {
     "iwae_chunk": 4096,               # decoder passes per forward call (bounds memory)
     "test_binarize_seed": 0,          # the fixed binarisation of the test set
     "sample_mode": "mean",            # "mean" (grey-level probabilities) or "sample"
+    "prior": "standard",              # or "vamp" (VampPrior)
+    "pseudo_inputs": 500,             # the VampPrior's pseudo-inputs
+    "kl_warmup_steps": 0,             # KL weight rises linearly 0 -> 1 over these steps
+    "lr_schedule": "constant",        # or "cosine": lr -> lr_min over lr_decay_steps
+    "lr_decay_steps": 0,
+    "lr_min": 1e-5,
 }
 
 ARCHITECTURES = {
@@ -68,12 +84,22 @@ class VAEExperiment(Experiment):
                              f"{config['sample_mode']!r}")
         cls, _ = ARCHITECTURES[self.architecture]
         options = {name: config[name] for name in ARCHITECTURES[self.architecture][1]}
+        if config["lr_schedule"] not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got "
+                             f"{config['lr_schedule']!r}")
+        if config["lr_schedule"] == "cosine" and int(config["lr_decay_steps"]) < 1:
+            raise ValueError("lr_schedule=cosine needs lr_decay_steps >= 1 (optimizer steps; "
+                             "an epoch of 60000 images at batch 128 is 469)")
+        if int(config["kl_warmup_steps"]) < 0:
+            raise ValueError(f"kl_warmup_steps must be >= 0, got {config['kl_warmup_steps']}")
         self.model = cls(latent_dim=int(config["latent_dim"]), likelihood=config["likelihood"],
+                         prior=config["prior"], pseudo_inputs=int(config["pseudo_inputs"]),
                          **options)
         self.model.reset_parameters(np.random.default_rng([int(config["seed"]), 1]))
         if config["device"] != "cpu":
             self.model.to(device=config["device"])
         self.optimizer = optim.Adam(self.model.parameters(), lr=float(config["lr"]))
+        self.steps = 0          # optimizer steps taken: drives KL warm-up and lr schedule
 
     # --- data --------------------------------------------------------------------------------
     def load_data(self):
@@ -97,17 +123,45 @@ class VAEExperiment(Experiment):
     def optimizers(self):
         return {"adam": self.optimizer}
 
+    def extra_state(self):
+        return {"steps": int(self.steps)}
+
+    def load_extra_state(self, state):
+        self.steps = int(np.asarray(state.get("steps", 0)))
+
+    # --- schedules (functions of the step count, so a resumed run continues them) ----------
+    def kl_weight(self, step=None):
+        """The KL term's weight: step / kl_warmup_steps, at most 1 (1 without warm-up)."""
+        step = self.steps if step is None else step
+        warmup = int(self.config["kl_warmup_steps"])
+        return 1.0 if warmup <= 0 else min(1.0, step / warmup)
+
+    def learning_rate(self, step=None):
+        """cosine: lr_min + (lr - lr_min) (1 + cos(pi t / T)) / 2, t capped at T."""
+        step = self.steps if step is None else step
+        c = self.config
+        lr = float(c["lr"])
+        if c["lr_schedule"] == "constant":
+            return lr
+        t = min(1.0, step / int(c["lr_decay_steps"]))
+        return float(c["lr_min"]) + (lr - float(c["lr_min"])) * 0.5 * (1 + math.cos(math.pi * t))
+
     # --- training ----------------------------------------------------------------------------
     def train_step(self, batch, generator):
         self.model.train()
         x = self.model.prepare(batch[0], generator)          # dynamic binarisation
         log_px, kl = self.model.elbo_terms(x, generator)
-        loss = (kl - log_px).mean()                           # -ELBO, nats per image
+        beta = self.kl_weight()
+        objective = (kl * beta - log_px).mean()               # -ELBO when beta = 1
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
         self.optimizer.zero_grad()
-        loss.backward()
+        objective.backward()
         self.optimizer.step()
-        return {"loss": float(loss.item()), "recon": float(-log_px.data.mean()),
-                "kl": float(kl.data.mean())}
+        self.steps += 1
+        recon, kl = float(-log_px.data.mean()), float(kl.data.mean())
+        # the loss reported is the true -ELBO, whatever the warm-up weight
+        return {"loss": recon + kl, "recon": recon, "kl": kl}
 
     # --- results -----------------------------------------------------------------------------
     def _mean(self):

@@ -13,6 +13,10 @@ log-scale).  From those this class builds
                              tightens as k grows: the test log-likelihood estimate
     sample, reconstruct, interpolate   uint8 images for looking at
 
+Prior (``prior``): ``"standard"`` N(0, I), KL in closed form; or ``"vamp"``, the
+VampPrior over ``pseudo_inputs`` learned pseudo-inputs (``prior.py``), KL estimated
+with the same sample z as the likelihood, log p(z) exact in the IWAE bound.
+
 Every random draw comes from the numpy Generator passed in (noise arrays are drawn on
 the CPU and moved to the model's device), so results are reproducible from a seed.
 ``x`` is always the model's input format: what ``prepare(images_uint8, generator)``
@@ -34,17 +38,25 @@ from ...ops.elementwise import exp
 from ...ops.reduce import sum as _sum
 from ...ops.shape import chunk
 from ..likelihoods import gaussian_kl_standard, get_likelihood
+from .prior import LOG_2PI, VampPrior, mixture_log_prob
 
 
 class VAE(Module):
     image_shape = (1, 28, 28)
 
-    def __init__(self, latent_dim, likelihood="bernoulli"):
+    def __init__(self, latent_dim, likelihood="bernoulli", prior="standard", pseudo_inputs=500,
+                 dtype=None):
         super().__init__()
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
         self.latent_dim = latent_dim
         self.likelihood = get_likelihood(likelihood)
+        if prior not in ("standard", "vamp"):
+            raise ValueError(f"prior must be 'standard' or 'vamp', got {prior!r}")
+        self.prior_name = prior
+        if prior == "vamp":
+            low = 0.0 if self.likelihood.name == "bernoulli" else -1.0
+            self.prior = VampPrior(pseudo_inputs, self.image_shape, low, 1.0, dtype=dtype)
 
     # --- what subclasses provide -------------------------------------------------------------
     def _encoder_output(self, x):
@@ -116,8 +128,39 @@ class VAE(Module):
         eps = self._tensor(self._noise(generator, mu.shape))
         z = mu + exp(logvar * 0.5) * eps
         log_px = self.log_likelihood(self.decode(z), x)
-        kl = _sum(gaussian_kl_standard(mu, logvar), axis=1)
+        if self.prior_name == "standard":
+            kl = _sum(gaussian_kl_standard(mu, logvar), axis=1)
+        else:  # one-sample estimate: log q(z|x) - log p(z), at the z decoded above
+            log_q = _sum((eps * eps + logvar + LOG_2PI) * -0.5, axis=1)
+            kl = log_q - mixture_log_prob(z, *self.prior_components())
         return log_px, kl
+
+    def prior_components(self):
+        """VampPrior: (means, logvars), each (K, latent_dim): q(z|u_k) at the pseudo-inputs."""
+        return self.encode(self.prior.pseudo_inputs())
+
+    def log_prior(self, z):
+        """log p(z) per row of z (numpy (N, latent_dim)), float64."""
+        z = np.asarray(z, dtype=np.float64)
+        if self.prior_name == "standard":
+            return np.sum(-0.5 * z * z - 0.5 * LOG_2PI, axis=-1)
+        means, logvars = self._prior_numpy()
+        return mixture_log_prob(z, means, logvars)
+
+    def _prior_numpy(self):
+        with self._evaluating():
+            means, logvars = self.prior_components()
+        return (to_numpy(means.data).astype(np.float64),
+                to_numpy(logvars.data).astype(np.float64))
+
+    def _prior_noise(self, generator, n):
+        """z ~ p(z), (n, latent_dim) numpy of the model's dtype."""
+        eps = self._noise(generator, (int(n), self.latent_dim))
+        if self.prior_name == "standard":
+            return eps
+        means, logvars = self._prior_numpy()
+        k = generator.integers(0, means.shape[0], int(n))
+        return (means[k] + np.exp(0.5 * logvars[k]) * eps).astype(eps.dtype)
 
     def elbo(self, x, generator):
         """The evidence lower bound per example (N,), differentiable (maximise it)."""
@@ -164,7 +207,7 @@ class VAE(Module):
             eps = self._noise(generator, (s, b, self.latent_dim)).astype(np.float64)
             z = mu_np + sigma_np * eps                                      # (s, b, L)
             log_q = np.sum(-0.5 * eps * eps - half_log_2pi - 0.5 * logvar_np, axis=-1)
-            log_p_z = np.sum(-0.5 * z * z - half_log_2pi, axis=-1)
+            log_p_z = self.log_prior(z.reshape(s * b, self.latent_dim)).reshape(s, b)
             params = self.decode(self._tensor(z.reshape(s * b, self.latent_dim)))
             xs = x if s == 1 else self._tensor(np.broadcast_to(
                 to_numpy(x.data), (s,) + tuple(x.shape)).reshape((s * b,) + tuple(x.shape[1:])))
@@ -182,10 +225,10 @@ class VAE(Module):
         return self.likelihood.sample_images(to_numpy(params.data), generator)
 
     def sample(self, n, generator, mean=True):
-        """``n`` images from z ~ N(0, I): uint8 (n, H, W).  ``mean=True`` shows the
+        """``n`` images from z ~ p(z): uint8 (n, H, W).  ``mean=True`` shows the
         decoder's mean (grey levels for the Bernoulli), else a draw from p(x|z)."""
         with self._evaluating():
-            z = self._tensor(self._noise(generator, (int(n), self.latent_dim)))
+            z = self._tensor(self._prior_noise(generator, n))
             return self._images(self.decode(z), generator, mean)
 
     def reconstruct(self, x, mean=True, generator=None):

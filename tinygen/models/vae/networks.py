@@ -10,6 +10,9 @@ ConvVAE(latent_dim=32, channels=(32, 64), hidden=256, batchnorm=False)
     decoder  latent -> [hidden] -> 3136 -> (64, 7, 7) -convT 4x4 s2-> (32, 14, 14)
              -convT 4x4 s2-> (C, 28, 28)
 
+Both take ``prior`` ("standard" or "vamp") and ``pseudo_inputs`` (the VampPrior's K);
+see ``model.py``.
+
 C is the likelihood's channels per pixel: 1 (Bernoulli logits) or 2 (discretised
 logistic mean and log-scale).  Every conv has kernel 4, stride 2, padding 1, so each
 halves the size (rounding down: 7 -> 3 with a third entry in ``channels``); the
@@ -35,8 +38,8 @@ def _sizes(channels):
 
 class MLPVAE(VAE):
     def __init__(self, latent_dim=32, hidden=(512, 256), likelihood="bernoulli", dtype=None,
-                 device=None):
-        super().__init__(latent_dim, likelihood)
+                 device=None, prior="standard", pseudo_inputs=500):
+        super().__init__(latent_dim, likelihood, prior, pseudo_inputs, dtype)
         hidden = (int(hidden),) if isinstance(hidden, numbers.Integral) else _sizes(hidden)
         self.hidden = hidden
         kw = dict(dtype=dtype, device=device)
@@ -66,8 +69,9 @@ class MLPVAE(VAE):
 
 class ConvVAE(VAE):
     def __init__(self, latent_dim=32, channels=(32, 64), hidden=256, batchnorm=False,
-                 likelihood="bernoulli", dtype=None, device=None):
-        super().__init__(latent_dim, likelihood)
+                 likelihood="bernoulli", dtype=None, device=None, prior="standard",
+                 pseudo_inputs=500):
+        super().__init__(latent_dim, likelihood, prior, pseudo_inputs, dtype)
         channels = _sizes(channels)
         self.channels, self.hidden, self.batchnorm = channels, hidden, bool(batchnorm)
         kw = dict(dtype=dtype, device=device)
