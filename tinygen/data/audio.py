@@ -3,12 +3,14 @@ companding (ITU-T G.711's continuous form, as in the WaveNet paper) and a
 procedurally generated melody that serves as offline training data.
 
     read_wav(path)                 -> (int16 samples (N,), sample_rate); stereo averaged
+    read_wav_folder(folder)        -> ([float audio in [-1, 1] per file], sample_rate)
     write_wav(path, samples, sr)   int16, or float in [-1, 1]; written atomically
     mu_law_encode(x, channels=256) float in [-1, 1] -> int64 codes in [0, channels)
     mu_law_decode(codes, channels) codes -> float in [-1, 1]
     synthetic_melody(seconds, sample_rate=16000, seed=0) -> float64 in [-1, 1]
 """
 import wave
+from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +48,24 @@ def read_wav(path):
     else:
         mono = np.rint(data.astype(np.float64).mean(axis=1)).astype(np.int16)
     return mono, int(rate)
+
+
+def read_wav_folder(folder):
+    """``(list of float audio in [-1, 1], sample_rate)``: the ``*.wav`` / ``*.WAV`` files
+    of ``folder`` sorted by name, all at one rate."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav") \
+        if folder.is_dir() else []
+    if not files:
+        raise DataError(f"{folder}: not a folder holding .wav files")
+    parts, rate = [], None
+    for f in files:
+        x, r = read_wav(f)
+        if rate is not None and r != rate:
+            raise DataError(f"{f}: sample rate {r} differs from the other files' {rate}")
+        rate = r
+        parts.append(x.astype(np.float64) / 32768.0)
+    return parts, rate
 
 
 def write_wav(path, samples, sample_rate):

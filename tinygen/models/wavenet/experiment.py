@@ -43,7 +43,7 @@ import numpy as np
 
 from ... import optim, no_grad
 from ...backend import to_numpy
-from ...data.audio import mu_law_decode, mu_law_encode, read_wav, synthetic_melody
+from ...data.audio import mu_law_decode, mu_law_encode, read_wav_folder, synthetic_melody
 from ...data.errors import DataError
 from ...data.mel import log_mel_spectrogram
 from ..experiment import Experiment, register
@@ -272,24 +272,6 @@ def _frame_windows(features, first_frames, frames):
     """(len(first_frames), n_mels, frames) slices of the (n_mels, F) features."""
     return np.stack([features[:, f:f + frames] for f in first_frames]) if len(first_frames) \
         else np.zeros((0, features.shape[0], frames), dtype=features.dtype)
-
-
-def read_wav_folder(folder):
-    """``(list of float audio in [-1, 1], sample_rate)``: the ``*.wav`` / ``*.WAV`` files
-    of ``folder`` sorted by name, all at one rate."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav") \
-        if folder.is_dir() else []
-    if not files:
-        raise DataError(f"{folder}: not a folder holding .wav files")
-    parts, rate = [], None
-    for f in files:
-        x, r = read_wav(f)
-        if rate is not None and r != rate:
-            raise DataError(f"{f}: sample rate {r} differs from the other files' {rate}")
-        rate = r
-        parts.append(x.astype(np.float64) / 32768.0)
-    return parts, rate
 
 
 def _same_rate(where, rate, expected):
