@@ -106,16 +106,10 @@ class WaveNetExperiment(Experiment):
         return self.config.get("local") is not None
 
     # --- data ----------------------------------------------------------------------------------
-    def load_audio(self):
-        """Float audio in [-1, 1] and its sample rate: the melody, or a folder's WAV files
-        concatenated (a folder with train/ and test/: those, in that order)."""
-        train, test, rate = self.load_parts(held_out_override=False)
-        return np.concatenate(train + test), rate
-
-    def load_parts(self, held_out_override=True):
+    def load_parts(self):
         """``(train_parts, held_out_parts, sample_rate)``: lists of float audio arrays in
-        [-1, 1], one per file (a 90/10 split gives one part each); ``test_audio`` replaces
-        the held-out parts unless ``held_out_override`` is False."""
+        [-1, 1], one per file (a 90/10 split gives one part each); ``test_audio``, when
+        set, replaces the held-out parts."""
         c = self.config
         if c["audio"] == "melody":
             rate = int(c["sample_rate"])
@@ -130,7 +124,7 @@ class WaveNetExperiment(Experiment):
             else:
                 parts, rate = read_wav_folder(folder)
                 train, test = _split(np.concatenate(parts))
-        if held_out_override and c.get("test_audio") is not None:
+        if c.get("test_audio") is not None:
             test, test_rate = read_wav_folder(c["test_audio"])
             _same_rate(c["test_audio"], test_rate, rate)
         return train, test, rate
