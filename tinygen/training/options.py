@@ -56,6 +56,15 @@ SPECS = {
                         choices=("mean", "sample")),
     "channels": Spec("conv channels of the encoder per stage", 1, _WIDTH),
     "batchnorm": Spec("batch norm in the conv encoder/decoder"),
+    "prior": Spec("prior p(z): standard normal or VampPrior (a mixture of the encoder's "
+                  "posteriors at learned pseudo-inputs)", choices=("standard", "vamp")),
+    "pseudo_inputs": Spec("pseudo-inputs of the VampPrior (prior vamp)", 1, _COUNT),
+    "kl_warmup_steps": Spec("KL weight rises linearly from 0 to 1 over these steps (0: none)",
+                            0),
+    "lr_schedule": Spec("learning-rate schedule by step: constant, or cosine from lr to "
+                        "lr_min over lr_decay_steps", choices=("constant", "cosine")),
+    "lr_decay_steps": Spec("steps of the cosine schedule (lr_schedule cosine)", 0),
+    "lr_min": Spec("learning rate at the end of the cosine schedule", 0),
     # GANs
     "g_channels": Spec("generator width C: latent -> (2C,7,7) -> (C,14,14) -> image",
                        1, _WIDTH),
@@ -88,6 +97,8 @@ SPECS = {
     "conditional": Spec("condition on the class label"),
     # WaveNet
     "audio": Spec("'melody' (synthetic) or a folder of 16-bit WAV files"),
+    "test_audio": Spec("a folder of 16-bit WAV files to evaluate on (null: the held-out "
+                       "part of audio)", kind="str"),
     "seconds": Spec("length of the synthetic melody, seconds", 0, 1e5, above=True),
     "sample_rate": Spec("samples per second", 1, 10 ** 6),
     "melody_seed": Spec("seed of the synthetic melody", 0),
@@ -105,7 +116,7 @@ SPECS = {
 }
 
 # Options whose value may be null whatever the default (the runner's Nones).
-_NULLABLE = {"limit", "test_limit", "g_lr", "d_lr", "local"}
+_NULLABLE = {"limit", "test_limit", "g_lr", "d_lr", "local", "test_audio"}
 # The runner's options that have their own flag (named so in messages).
 FLAGS = ("epochs", "batch_size", "lr", "seed", "limit", "test_limit", "n_samples")
 
