@@ -229,7 +229,7 @@ __device__ void backward_input(const T* __restrict__ g, const T* __restrict__ x,
 }  // namespace batch_norm
 
 // --- entry points -----------------------------------------------------------------------------
-extern "C" __global__ void batch_norm_train_stats_f32(const float* __restrict__ x,
+extern "C" __global__ void __launch_bounds__(256) batch_norm_train_stats_f32(const float* __restrict__ x,
                                                       double* __restrict__ partial_mean,
                                                       double* __restrict__ partial_m2,
                                                       int* __restrict__ tickets,
@@ -250,7 +250,7 @@ extern "C" __global__ void batch_norm_train_stats_f32(const float* __restrict__ 
                             momentum, update_running);
 }
 
-extern "C" __global__ void batch_norm_train_stats_f64(const double* __restrict__ x,
+extern "C" __global__ void __launch_bounds__(256) batch_norm_train_stats_f64(const double* __restrict__ x,
                                                       double* __restrict__ partial_mean,
                                                       double* __restrict__ partial_m2,
                                                       int* __restrict__ tickets,
@@ -271,7 +271,7 @@ extern "C" __global__ void batch_norm_train_stats_f64(const double* __restrict__
                             momentum, update_running);
 }
 
-extern "C" __global__ void batch_norm_normalize_affine_f32(const float* __restrict__ x,
+extern "C" __global__ void __launch_bounds__(256) batch_norm_normalize_affine_f32(const float* __restrict__ x,
                                                            const double* __restrict__ mean,
                                                            const double* __restrict__ scale,
                                                            const double* __restrict__ shift,
@@ -282,7 +282,7 @@ extern "C" __global__ void batch_norm_normalize_affine_f32(const float* __restri
     batch_norm::normalize_affine(x, mean, scale, shift, y, total, channels, length);
 }
 
-extern "C" __global__ void batch_norm_normalize_affine_f64(const double* __restrict__ x,
+extern "C" __global__ void __launch_bounds__(256) batch_norm_normalize_affine_f64(const double* __restrict__ x,
                                                            const double* __restrict__ mean,
                                                            const double* __restrict__ scale,
                                                            const double* __restrict__ shift,
@@ -293,7 +293,7 @@ extern "C" __global__ void batch_norm_normalize_affine_f64(const double* __restr
     batch_norm::normalize_affine(x, mean, scale, shift, y, total, channels, length);
 }
 
-extern "C" __global__ void batch_norm_backward_sums_f32(const float* __restrict__ g,
+extern "C" __global__ void __launch_bounds__(256) batch_norm_backward_sums_f32(const float* __restrict__ g,
                                                         const float* __restrict__ x,
                                                         const double* __restrict__ mean,
                                                         const double* __restrict__ centered_scale,
@@ -310,7 +310,7 @@ extern "C" __global__ void batch_norm_backward_sums_f32(const float* __restrict_
                               sum_gc, n, channels, length, chunk);
 }
 
-extern "C" __global__ void batch_norm_backward_sums_f64(const double* __restrict__ g,
+extern "C" __global__ void __launch_bounds__(256) batch_norm_backward_sums_f64(const double* __restrict__ g,
                                                         const double* __restrict__ x,
                                                         const double* __restrict__ mean,
                                                         const double* __restrict__ centered_scale,
@@ -327,7 +327,7 @@ extern "C" __global__ void batch_norm_backward_sums_f64(const double* __restrict
                               sum_gc, n, channels, length, chunk);
 }
 
-extern "C" __global__ void batch_norm_backward_input_f32(const float* __restrict__ g,
+extern "C" __global__ void __launch_bounds__(256) batch_norm_backward_input_f32(const float* __restrict__ g,
                                                          const float* __restrict__ x,
                                                          const double* __restrict__ mean,
                                                          const double* __restrict__ inv_std,
@@ -342,7 +342,7 @@ extern "C" __global__ void batch_norm_backward_input_f32(const float* __restrict
                                length);
 }
 
-extern "C" __global__ void batch_norm_backward_input_f64(const double* __restrict__ g,
+extern "C" __global__ void __launch_bounds__(256) batch_norm_backward_input_f64(const double* __restrict__ g,
                                                          const double* __restrict__ x,
                                                          const double* __restrict__ mean,
                                                          const double* __restrict__ inv_std,

@@ -19,25 +19,36 @@
 
 namespace spectral_norm {
 
-constexpr int kThreads = 256;                  // threads per block (Python launches this)
-constexpr int kCols = 32;                      // columns per block: one per lane of a warp
-constexpr int kRowGroups = kThreads / kCols;   // rows handled side by side in pass 1
-constexpr int kTileRows = 32;                  // rows per shared-memory tile in pass 2
+// Threads per block at most (the entry points' __launch_bounds__; Python launches this
+// many): any multiple of kCols up to it works.
+constexpr int kThreads = 256;
+constexpr int kCols = 32;                         // columns per block: one per lane of a warp
+constexpr int kMaxRowGroups = kThreads / kCols;   // rows handled side by side in pass 1
+constexpr int kTileRows = 32;                     // rows per shared-memory tile in pass 2
+
+// The block is blockDim.x / kCols groups of kCols threads (see kThreads).
+__device__ __forceinline__ int row_groups() {
+    if (blockDim.x % kCols != 0 || blockDim.x > kThreads || blockDim.y * blockDim.z != 1) {
+        __trap();  // launch.py refuses such blocks first: never a silent wrong answer
+    }
+    return blockDim.x / kCols;
+}
 
 // vj[c] = (W^T u)[j0 + c] for c < kCols (0 past the last column), into shared `vj`.
-// Thread (group, lane) sums rows group, group + kRowGroups, ... of column j0 + lane: a
+// Thread (group, lane) sums rows group, group + groups, ... of column j0 + lane: a
 // warp reads kCols consecutive values of one row (coalesced) and one broadcast u[i].
 template <class T>
 __device__ void slab_transposed_product(const T* __restrict__ w, const T* __restrict__ u,
                                         long long rows, long long cols, long long j0,
                                         double* vj) {
-    __shared__ double partial[kRowGroups][kCols];
+    __shared__ double partial[kMaxRowGroups][kCols];
+    const int groups = row_groups();
     const int lane = threadIdx.x % kCols;
     const int group = threadIdx.x / kCols;
     const long long j = j0 + lane;
     double acc = 0.0;
     if (j < cols) {
-        for (long long i = group; i < rows; i += kRowGroups) {
+        for (long long i = group; i < rows; i += groups) {
             acc += (double)w[i * cols + j] * (double)u[i];
         }
     }
@@ -45,7 +56,7 @@ __device__ void slab_transposed_product(const T* __restrict__ w, const T* __rest
     __syncthreads();
     if (threadIdx.x < kCols) {
         double s = 0.0;
-        for (int g = 0; g < kRowGroups; ++g) s += partial[g][threadIdx.x];
+        for (int g = 0; g < groups; ++g) s += partial[g][threadIdx.x];
         vj[threadIdx.x] = s;
     }
     __syncthreads();
@@ -81,7 +92,7 @@ __device__ void power_step(const T* __restrict__ w, T* __restrict__ u, T* __rest
     const long long j = j0 + lane;
     const double v_lane = vj[lane];
     for (long long i0 = 0; i0 < rows; i0 += kTileRows) {
-        for (int r = group; r < kTileRows; r += kRowGroups) {
+        for (int r = group; r < kTileRows; r += row_groups()) {
             const long long i = i0 + r;
             tile[r][lane] = (i < rows && j < cols) ? (double)w[i * cols + j] * v_lane : 0.0;
         }
@@ -103,9 +114,9 @@ __device__ void power_step(const T* __restrict__ w, T* __restrict__ u, T* __rest
     }
     __syncthreads();
     const double nv = shared_norm;
-    for (long long c = tid; c < cols; c += kThreads) v[c] = (T)(v_raw[c] / nv);
+    for (long long c = tid; c < cols; c += blockDim.x) v[c] = (T)(v_raw[c] / nv);
     double yy = 0.0;
-    for (long long i = tid; i < rows; i += kThreads) {
+    for (long long i = tid; i < rows; i += blockDim.x) {
         double y = 0.0;
         for (long long k = 0; k < blocks; ++k) y += partial_y[k * rows + i];
         y /= nv;
@@ -114,7 +125,7 @@ __device__ void power_step(const T* __restrict__ w, T* __restrict__ u, T* __rest
     }
     const double nu = max(sqrt(tg_block_sum(yy, scratch)), eps);
     double s = 0.0;
-    for (long long i = tid; i < rows; i += kThreads) {
+    for (long long i = tid; i < rows; i += blockDim.x) {
         const double wv = partial_y[i];
         const double ui = wv / nu;
         u[i] = (T)ui;
@@ -148,7 +159,7 @@ __device__ void sigma(const T* __restrict__ w, const T* __restrict__ u,
 }  // namespace spectral_norm
 
 // --- entry points -----------------------------------------------------------------------------
-extern "C" __global__ void spectral_norm_power_step_f32(const float* __restrict__ w,
+extern "C" __global__ void __launch_bounds__(256) spectral_norm_power_step_f32(const float* __restrict__ w,
                                                         float* __restrict__ u,
                                                         float* __restrict__ v,
                                                         double* __restrict__ v_raw,
@@ -163,7 +174,7 @@ extern "C" __global__ void spectral_norm_power_step_f32(const float* __restrict_
                               eps);
 }
 
-extern "C" __global__ void spectral_norm_power_step_f64(const double* __restrict__ w,
+extern "C" __global__ void __launch_bounds__(256) spectral_norm_power_step_f64(const double* __restrict__ w,
                                                         double* __restrict__ u,
                                                         double* __restrict__ v,
                                                         double* __restrict__ v_raw,
@@ -178,7 +189,7 @@ extern "C" __global__ void spectral_norm_power_step_f64(const double* __restrict
                               eps);
 }
 
-extern "C" __global__ void spectral_norm_sigma_f32(const float* __restrict__ w,
+extern "C" __global__ void __launch_bounds__(256) spectral_norm_sigma_f32(const float* __restrict__ w,
                                                    const float* __restrict__ u,
                                                    const float* __restrict__ v,
                                                    double* __restrict__ partial,
@@ -189,7 +200,7 @@ extern "C" __global__ void spectral_norm_sigma_f32(const float* __restrict__ w,
     spectral_norm::sigma(w, u, v, partial, ticket, out, rows, cols);
 }
 
-extern "C" __global__ void spectral_norm_sigma_f64(const double* __restrict__ w,
+extern "C" __global__ void __launch_bounds__(256) spectral_norm_sigma_f64(const double* __restrict__ w,
                                                    const double* __restrict__ u,
                                                    const double* __restrict__ v,
                                                    double* __restrict__ partial,

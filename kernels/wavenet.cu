@@ -191,7 +191,7 @@ __device__ void step(const T* __restrict__ params, const long long* __restrict__
 }  // namespace wavenet
 
 // --- entry points -----------------------------------------------------------------------------
-extern "C" __global__ void wavenet_step_f32(const float* __restrict__ params,
+extern "C" __global__ void __launch_bounds__(256) wavenet_step_f32(const float* __restrict__ params,
                                             const long long* __restrict__ dilations,
                                             const long long* __restrict__ ring_offsets,
                                             float* __restrict__ ring,
@@ -215,7 +215,7 @@ extern "C" __global__ void wavenet_step_f32(const float* __restrict__ params,
                   temperature, sample);
 }
 
-extern "C" __global__ void wavenet_step_f64(const double* __restrict__ params,
+extern "C" __global__ void __launch_bounds__(256) wavenet_step_f64(const double* __restrict__ params,
                                             const long long* __restrict__ dilations,
                                             const long long* __restrict__ ring_offsets,
                                             double* __restrict__ ring,
