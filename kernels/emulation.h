@@ -55,6 +55,14 @@ struct uint3 {
     unsigned x, y, z;
 };
 
+// The 16-byte vector types (kernels load and store through them: LDG.128 / STG.128).
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) double2 {
+    double x, y;
+};
+
 struct dim3 {
     unsigned x, y, z;
     constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}

@@ -354,10 +354,13 @@ class EmulatorLibrary:
             if id(value) in aliased:  # kept in place: no redzone, overlaps trimmed
                 pointer, redzone = value.ctypes.data, 0
             else:
-                buffer = np.zeros(nbytes + 2 * REDZONE_BYTES, dtype=np.uint8)
-                buffer[REDZONE_BYTES:REDZONE_BYTES + nbytes] = value.reshape(-1).view(np.uint8)
-                pointer, redzone = buffer.ctypes.data + REDZONE_BYTES, REDZONE_BYTES
-                staged.append((param, value, buffer))
+                # the copy keeps the original's address modulo 64: the same alignment, so
+                # the same vector-load decisions, as the caller's array
+                buffer = np.zeros(nbytes + 2 * REDZONE_BYTES + 64, dtype=np.uint8)
+                start = REDZONE_BYTES + (value.ctypes.data - buffer.ctypes.data - REDZONE_BYTES) % 64
+                buffer[start:start + nbytes] = value.reshape(-1).view(np.uint8)
+                pointer, redzone = buffer.ctypes.data + start, REDZONE_BYTES
+                staged.append((param, value, buffer, start))
             pointers[param.name] = pointer
             lib.tg_check_add_buffer(param.name.encode(), pointer, nbytes, value.itemsize,
                                     redzone)
@@ -368,10 +371,9 @@ class EmulatorLibrary:
                        for p, v in zip(signature.params, values)])
         finally:
             lib.tg_check_stop()
-            for param, value, buffer in staged:
+            for param, value, buffer, start in staged:
                 if not param.is_const and value.nbytes:
-                    value.reshape(-1).view(np.uint8)[:] = \
-                        buffer[REDZONE_BYTES:REDZONE_BYTES + value.nbytes]
+                    value.reshape(-1).view(np.uint8)[:] = buffer[start:start + value.nbytes]
         findings = self.findings()
         if findings:
             shown = "\n  ".join(findings)
