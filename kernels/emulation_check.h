@@ -30,7 +30,9 @@
 // the last barrier (and what a itself had fenced so far), and ACQUIRES into a's pending
 // set every earlier release on L (atomics on one word form one chain).  A fence moves the
 // thread's pending releases (and those its block shared at a barrier) into its acquired
-// set; a barrier shares every thread's pending and acquired sets with the whole block.
+// set, with everything those releases carried (the releasing thread's own acquired set:
+// ordering is transitive across chains of tickets, as in spectral norm's merge tree); a
+// barrier shares every thread's pending and acquired sets with the whole block.
 // A cross-block access is ordered when one release of the earlier block covers the
 // earlier access (fence count past it) and the later thread has acquired it (a volatile
 // load: has it pending -- it reads the L2, as the CUDA programming guide's example).
@@ -135,6 +137,9 @@ struct State {
     Knowledge block_pending, block_acquired;
     std::map<std::uint32_t, std::vector<Release>> releases;  // by block
     std::map<Address, std::uint64_t> last_release;           // by atomic location
+    // What each release on a location carried along: the releasing thread's acquired
+    // knowledge (so that ordering is transitive: block A -> B -> C through two tickets).
+    std::map<Address, std::vector<std::pair<std::uint64_t, Knowledge>>> carried;
     std::uint64_t release_seq = 0;
     std::vector<Report> reports;
     int dropped = 0;
@@ -184,6 +189,19 @@ inline void report(const std::string& kind, const std::string& text, const void*
 
 // Where `a` lies in `o`, as an element index when the element size is known (arguments)
 // or can be taken from the access (a __shared__ array's type is not in the symbol table).
+// An acquire: `into` learns the releases in `pending` and everything those carried.
+inline void acquire(Knowledge& into, const Knowledge& pending) {
+    const State& s = state;
+    for (const auto& [location, seq] : pending) {
+        merge(into, location, seq);
+        auto it = s.carried.find(location);
+        if (it == s.carried.end()) continue;
+        for (const auto& [release_seq, knowledge] : it->second) {
+            if (release_seq <= seq) merge(into, knowledge);
+        }
+    }
+}
+
 inline std::string where(const Object& o, Address a, unsigned bytes) {
     const Address offset = a - o.begin;
     const unsigned item = o.item > 1 ? unsigned(o.item) : bytes;
@@ -412,8 +430,8 @@ void tg_check_fence(const void*) {
     if (!s.active) return;
     const unsigned me = s.thread;
     ++s.fences[me];
-    tg_check::merge(s.acquired[me], s.pending[me]);
-    tg_check::merge(s.acquired[me], s.block_pending);
+    tg_check::acquire(s.acquired[me], s.pending[me]);
+    tg_check::acquire(s.acquired[me], s.block_pending);
 }
 
 void tg_check_atomic(const void* address, unsigned bytes, const void* pc) {
@@ -430,6 +448,9 @@ void tg_check_atomic(const void* address, unsigned bytes, const void* pc) {
     r.fences[me] = s.fences[me];
     s.releases[s.block].push_back(std::move(r));
     s.last_release[a] = s.release_seq;
+    tg_check::Knowledge carried = s.acquired[me];
+    tg_check::merge(carried, s.block_acquired);
+    s.carried[a].emplace_back(s.release_seq, std::move(carried));
     tg_check::merge(s.pending[me], a, s.release_seq);  // its own atomic: coherence
 }
 
@@ -465,6 +486,7 @@ TG_CHECK_EXPORT void tg_check_begin_launch(const unsigned* grid, const unsigned*
     s.dropped = 0;
     s.releases.clear();
     s.last_release.clear();
+    s.carried.clear();
     s.release_seq = 0;
     s.epoch = 0;
     for (auto& o : s.objects) o.generation = 0;
