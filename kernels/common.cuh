@@ -16,8 +16,14 @@
 //   threadIdx, blockIdx, blockDim, gridDim, __syncthreads() (block-uniform control flow
 //   only), static __shared__ arrays, atomicAdd (float, double, int), min/max, exp expf
 //   log logf tanh tanhf sqrt sqrtf rsqrt rsqrtf fabs fabsf fma fmaf (float and double
-//   overloads of the unsuffixed names), __threadfence, __int_as_float __float_as_int
+//   overloads of the unsuffixed names), __threadfence, __trap, float4 and double2 (16-byte
+//   vector loads and stores), volatile loads, __int_as_float __float_as_int
 //   __longlong_as_double __double_as_longlong, and the tg_* helpers below.
+// A kernel whose shared arrays are sized for a block size declares it with
+// __launch_bounds__(N) on its entry points (a literal N: launch.py parses and enforces it).
+// The checked emulator (emulation_check.h) runs every kernel test: races between
+// barriers, blocks reading each other's data without tg_is_last_block's fences,
+// uninitialised __shared__ reads and out-of-bounds accesses fail the test.
 #pragma once
 
 #ifdef TINYGEN_CUDA_EMULATION
