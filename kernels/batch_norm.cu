@@ -48,7 +48,8 @@ __device__ __forceinline__ void load(const T* __restrict__ p, double (&out)[V]) 
     if constexpr (V == 1) {
         out[0] = (double)p[0];
     } else {
-        const typename Vector<T, V>::type v = *reinterpret_cast<const typename Vector<T, V>::type*>(p);
+        using Packed = typename Vector<T, V>::type;
+        const Packed v = *reinterpret_cast<const Packed*>(p);
         out[0] = (double)v.x;
         out[1] = (double)v.y;
         if constexpr (V == 4) {

@@ -14,16 +14,21 @@
 // counter advances whenever a block starts or a barrier opens, so "same epoch" means
 // "same block, between the same two barriers".  Reported, with the pcs of both accesses
 // (Python turns them into source lines with addr2line):
-//   race       two threads of a block touch a word in one barrier epoch, at least one
-//              writing (atomic with atomic is fine): a missing __syncthreads();
-//   unfenced   a block touches a word another block wrote (or read) when no fence
-//              discipline orders the two (blocks run in any order, concurrently, and
-//              through per-SM L1 caches): the writer must __threadfence() after writing
-//              and before its block's atomic ticket, and the reader must take a later
-//              ticket and fence after it (or read with a volatile load) -- see
-//              tg_is_last_block in common.cuh;
-//   uninit     a read of __shared__ memory no thread of the block has written;
-//   oob        an access to a redzone around an argument or a shared array's guard.
+//   race           two threads of a block touch a word in one barrier epoch, at least one
+//                  writing (atomic with atomic is fine): a missing __syncthreads();
+//   unfenced       a block touches a word another block wrote (or read) when no fence
+//                  discipline orders the two (blocks run in any order, concurrently,
+//                  through per-SM L1 caches): the writer must __threadfence() after
+//                  writing and before its block's atomic ticket, and the reader must
+//                  take a later ticket and fence after it (or read with a volatile
+//                  load) -- see tg_is_last_block in common.cuh;
+//   uninitialised  a read of __shared__ memory no thread of the block has written;
+//   out of bounds  an access to a redzone around an argument or a shared array's guard.
+//
+// Limits (a checker of the tests' launches, not a proof): one last writer and one last
+// reader (or "several", within an epoch) per word; an access far past a redzone or past a
+// guard into the next shared array goes unseen; global memory is not initcheck'ed; only
+// the orderings this file models (barriers, fences, atomic tickets, volatile loads) count.
 //
 // The ordering model (a small vector clock over the blocks of one launch): an atomic of
 // thread a on global word L RELEASES for its block what every thread had fenced before

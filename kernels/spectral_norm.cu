@@ -74,8 +74,9 @@ __device__ void slab_transposed_product(const T* __restrict__ w, const T* __rest
 // node's ticket (a distinct R for every node).  Returns true in the block that has merged
 // the root (its slot 0 holds the totals); every other block returns false.  Every
 // thread of the block calls it after writing its slot.
-__device__ __forceinline__ bool merge_up_tree(double* __restrict__ partial_y, double* __restrict__ partial_vv,
-                              int* __restrict__ tickets, long long rows) {
+__device__ __forceinline__ bool merge_up_tree(double* __restrict__ partial_y,
+                                              double* __restrict__ partial_vv,
+                                              int* __restrict__ tickets, long long rows) {
     const long long blocks = gridDim.x;
     long long node = blockIdx.x;
     for (long long width = blocks, level = 0; width > 1; width = (width + 1) / 2, ++level) {
@@ -190,54 +191,62 @@ __device__ void sigma(const T* __restrict__ w, const T* __restrict__ u,
 }  // namespace spectral_norm
 
 // --- entry points -----------------------------------------------------------------------------
-extern "C" __global__ void __launch_bounds__(256) spectral_norm_power_step_f32(const float* __restrict__ w,
-                                                        float* __restrict__ u,
-                                                        float* __restrict__ v,
-                                                        double* __restrict__ v_raw,
-                                                        double* __restrict__ partial_y,
-                                                        double* __restrict__ partial_vv,
-                                                        int* __restrict__ tickets,
-                                                        float* __restrict__ sigma,
-                                                        long long rows,
-                                                        long long cols,
-                                                        double eps) {
+extern "C" __global__ void __launch_bounds__(256)
+spectral_norm_power_step_f32(
+    const float* __restrict__ w,
+    float* __restrict__ u,
+    float* __restrict__ v,
+    double* __restrict__ v_raw,
+    double* __restrict__ partial_y,
+    double* __restrict__ partial_vv,
+    int* __restrict__ tickets,
+    float* __restrict__ sigma,
+    long long rows,
+    long long cols,
+    double eps) {
     spectral_norm::power_step(w, u, v, v_raw, partial_y, partial_vv, tickets, sigma, rows, cols,
                               eps);
 }
 
-extern "C" __global__ void __launch_bounds__(256) spectral_norm_power_step_f64(const double* __restrict__ w,
-                                                        double* __restrict__ u,
-                                                        double* __restrict__ v,
-                                                        double* __restrict__ v_raw,
-                                                        double* __restrict__ partial_y,
-                                                        double* __restrict__ partial_vv,
-                                                        int* __restrict__ tickets,
-                                                        double* __restrict__ sigma,
-                                                        long long rows,
-                                                        long long cols,
-                                                        double eps) {
+extern "C" __global__ void __launch_bounds__(256)
+spectral_norm_power_step_f64(
+    const double* __restrict__ w,
+    double* __restrict__ u,
+    double* __restrict__ v,
+    double* __restrict__ v_raw,
+    double* __restrict__ partial_y,
+    double* __restrict__ partial_vv,
+    int* __restrict__ tickets,
+    double* __restrict__ sigma,
+    long long rows,
+    long long cols,
+    double eps) {
     spectral_norm::power_step(w, u, v, v_raw, partial_y, partial_vv, tickets, sigma, rows, cols,
                               eps);
 }
 
-extern "C" __global__ void __launch_bounds__(256) spectral_norm_sigma_f32(const float* __restrict__ w,
-                                                   const float* __restrict__ u,
-                                                   const float* __restrict__ v,
-                                                   double* __restrict__ partial,
-                                                   int* __restrict__ ticket,
-                                                   float* __restrict__ out,
-                                                   long long rows,
-                                                   long long cols) {
+extern "C" __global__ void __launch_bounds__(256)
+spectral_norm_sigma_f32(
+    const float* __restrict__ w,
+    const float* __restrict__ u,
+    const float* __restrict__ v,
+    double* __restrict__ partial,
+    int* __restrict__ ticket,
+    float* __restrict__ out,
+    long long rows,
+    long long cols) {
     spectral_norm::sigma(w, u, v, partial, ticket, out, rows, cols);
 }
 
-extern "C" __global__ void __launch_bounds__(256) spectral_norm_sigma_f64(const double* __restrict__ w,
-                                                   const double* __restrict__ u,
-                                                   const double* __restrict__ v,
-                                                   double* __restrict__ partial,
-                                                   int* __restrict__ ticket,
-                                                   double* __restrict__ out,
-                                                   long long rows,
-                                                   long long cols) {
+extern "C" __global__ void __launch_bounds__(256)
+spectral_norm_sigma_f64(
+    const double* __restrict__ w,
+    const double* __restrict__ u,
+    const double* __restrict__ v,
+    double* __restrict__ partial,
+    int* __restrict__ ticket,
+    double* __restrict__ out,
+    long long rows,
+    long long cols) {
     spectral_norm::sigma(w, u, v, partial, ticket, out, rows, cols);
 }

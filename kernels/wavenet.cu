@@ -187,7 +187,9 @@ __device__ void chain(const T* __restrict__ params, const long long* __restrict_
             gates[(b * n_layers + l) * R + r] = g[r];
         }
         __syncthreads();
-        for (int o = tid; o < R; o += nt) h[o] += (double)w.res_b[o] + column_dot(w.res_t, g, R, R, o);
+        for (int o = tid; o < R; o += nt) {
+            h[o] += (double)w.res_b[o] + column_dot(w.res_t, g, R, R, o);
+        }
         __syncthreads();
     }
 }

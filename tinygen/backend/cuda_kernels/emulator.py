@@ -357,7 +357,8 @@ class EmulatorLibrary:
                 # the copy keeps the original's address modulo 64: the same alignment, so
                 # the same vector-load decisions, as the caller's array
                 buffer = np.zeros(nbytes + 2 * REDZONE_BYTES + 64, dtype=np.uint8)
-                start = REDZONE_BYTES + (value.ctypes.data - buffer.ctypes.data - REDZONE_BYTES) % 64
+                start = REDZONE_BYTES + (value.ctypes.data - buffer.ctypes.data
+                                         - REDZONE_BYTES) % 64
                 buffer[start:start + nbytes] = value.reshape(-1).view(np.uint8)
                 pointer, redzone = buffer.ctypes.data + start, REDZONE_BYTES
                 staged.append((param, value, buffer, start))

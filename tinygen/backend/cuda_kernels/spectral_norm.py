@@ -8,7 +8,8 @@ array code, which serves cupy as well).
 
 Each iteration is ONE launch computing ``v = normalize(W^T u)``, ``u = normalize(W v)``
 and ``sigma = u^T W v`` (the kernel file explains how a grid does that without a
-grid-wide barrier: a tree of per-block partial sums merged by the blocks themselves).  ``power_iteration_sigma`` also returns that last sigma, which
+grid-wide barrier: a tree of per-block partial sums merged by the blocks themselves).
+``power_iteration_sigma`` also returns that last sigma, which
 saves the separate ``sigma`` launch.  Sums are accumulated in double.
 """
 import numbers
