@@ -16,8 +16,14 @@
 //   threadIdx, blockIdx, blockDim, gridDim, __syncthreads() (block-uniform control flow
 //   only), static __shared__ arrays, atomicAdd (float, double, int), min/max, exp expf
 //   log logf tanh tanhf sqrt sqrtf rsqrt rsqrtf fabs fabsf fma fmaf (float and double
-//   overloads of the unsuffixed names), __threadfence, __int_as_float __float_as_int
+//   overloads of the unsuffixed names), __threadfence, __trap, float4 and double2 (16-byte
+//   vector loads and stores), volatile loads, __int_as_float __float_as_int
 //   __longlong_as_double __double_as_longlong, and the tg_* helpers below.
+// A kernel whose shared arrays are sized for a block size declares it with
+// __launch_bounds__(N) on its entry points (a literal N: launch.py parses and enforces it).
+// The checked emulator (emulation_check.h) runs every kernel test: races between
+// barriers, blocks reading each other's data without tg_is_last_block's fences,
+// uninitialised __shared__ reads and out-of-bounds accesses fail the test.
 #pragma once
 
 #ifdef TINYGEN_CUDA_EMULATION
@@ -94,13 +100,26 @@ template <class T> __device__ T tg_block_sum(T value, T* scratch) {
 // then takes a ticket; the last one can read them all and finalise).  Every thread of
 // the block must call it after its global writes.  The last block resets the ticket to
 // 0, ready for the next launch with the same array.
+//
+// Both halves of the fence discipline (the CUDA memory model's release and acquire
+// patterns; the checked emulator verifies them, emulation_check.h):
+//   release  every thread fences after its writes and before the barrier that precedes
+//            thread 0's atomic: no block's ticket is taken before its partials are
+//            visible GPU-wide;
+//   acquire  the winner's thread 0 fences after its atomic, before the barrier that
+//            releases its block to read: without it the last block may read other
+//            blocks' partials as stale lines of its SM's L1 (sm_70+ keeps global loads
+//            in L1), the very values the ticket was meant to wait for.
 __device__ __forceinline__ bool tg_is_last_block(int* ticket, int count) {
     __shared__ int last;
-    __threadfence();  // this thread's writes reach every block before the ticket is taken
+    __threadfence();  // release: this thread's writes reach every block before the ticket
     __syncthreads();
     if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {
         last = atomicAdd(ticket, 1) == count - 1;
-        if (last) *ticket = 0;
+        if (last) {
+            *ticket = 0;
+            __threadfence();  // acquire: the block's reads below come after the ticket
+        }
     }
     __syncthreads();
     return last != 0;

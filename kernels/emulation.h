@@ -20,7 +20,16 @@
 //     both source locations;
 //   - within a phase the fibers run in thread order, or in reverse order after
 //     tg_emu::set_reverse_order(true): a race between threads of a block (a missing
-//     __syncthreads) shows up as results that depend on the order.
+//     __syncthreads) shows up as results that depend on the order;
+//   - __trap() ends the launch with an error naming the thread and the place.
+//
+// The checked build (TINYGEN_CUDA_CHECK defined, the kernels compiled with
+// -fsanitize=thread): every load and store of kernel code calls a __tsan_* hook of
+// emulation_check.h (the race/memory/init checker, compiled as its own translation unit),
+// and this file tells that checker what the compiler cannot see: which fiber runs,
+// when a block starts and a barrier opens, and every atomic and fence.  __shared__
+// arrays are each followed by a 64-byte guard object (tg_shared_guard_N): the checker
+// finds both in the symbol table, and an access to a guard is out of bounds.
 #pragma once
 
 #ifndef TINYGEN_CUDA_EMULATION
@@ -46,6 +55,14 @@ struct uint3 {
     unsigned x, y, z;
 };
 
+// The 16-byte vector types (kernels load and store through them: LDG.128 / STG.128).
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) double2 {
+    double x, y;
+};
+
 struct dim3 {
     unsigned x, y, z;
     constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
@@ -58,14 +75,38 @@ inline uint3 blockIdx;
 inline dim3 blockDim;
 inline dim3 gridDim;
 
+// --- the checker's hooks (the checked build only; emulation_check.h implements them) ---------
+#ifdef TINYGEN_CUDA_CHECK
+extern "C" {
+void tg_check_block_begin(unsigned linear_block, unsigned threads);
+void tg_check_thread(unsigned thread);
+void tg_check_barrier_open();
+void tg_check_fence(const void* pc);
+void tg_check_atomic(const void* address, unsigned bytes, const void* pc);
+}
+#define TG_EMU_NOINLINE_UNCHECKED __attribute__((noinline, no_sanitize_thread))
+#endif
+
 // --- execution-space qualifiers -------------------------------------------------------------
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
-#define __shared__ static  // one block at a time: a static is that block's shared memory
 // __restrict__ is a GNU C++ keyword already.
+
+// One block at a time: a static is that block's shared memory.
+#ifdef TINYGEN_CUDA_CHECK
+// A guard object, then the array (gcc lays them out array first, guard after; the
+// checker verifies which arrays got a guard).  __COUNTER__ makes the guard names unique.
+#define TG_EMU_SHARED_WITH_GUARD(n) \
+    __attribute__((used, aligned(16))) static char tg_shared_guard_##n[64]; \
+    __attribute__((aligned(16))) static
+#define TG_EMU_SHARED_EXPAND(n) TG_EMU_SHARED_WITH_GUARD(n)
+#define __shared__ TG_EMU_SHARED_EXPAND(__COUNTER__)
+#else
+#define __shared__ static
+#endif
 
 // --- math: CUDA has float and double overloads of the unsuffixed names ----------------------
 using std::ceil;
@@ -121,12 +162,24 @@ inline double __longlong_as_double(long long v) { return std::bit_cast<double>(v
 inline long long __double_as_longlong(double v) { return std::bit_cast<long long>(v); }
 
 // --- atomics: fibers switch only at barriers, so a plain read-modify-write is atomic --------
+// (In the checked build the checker is told, and the read-modify-write itself is not
+// instrumented: it must not count as a plain load and store.)
+#ifdef TINYGEN_CUDA_CHECK
+template <class T>
+TG_EMU_NOINLINE_UNCHECKED T tg_emu_atomic_add(T* address, T value) {
+    tg_check_atomic(address, sizeof(T), __builtin_return_address(0));
+    T old = *address;
+    *address = old + value;
+    return old;
+}
+#else
 template <class T>
 inline T tg_emu_atomic_add(T* address, T value) {
     T old = *address;
     *address = old + value;
     return old;
 }
+#endif
 inline float atomicAdd(float* address, float value) { return tg_emu_atomic_add(address, value); }
 inline double atomicAdd(double* address, double value) { return tg_emu_atomic_add(address, value); }
 inline int atomicAdd(int* address, int value) { return tg_emu_atomic_add(address, value); }
@@ -138,8 +191,18 @@ inline unsigned long long atomicAdd(unsigned long long* address, unsigned long l
 }
 
 // Blocks run one after another on one OS thread: a block's global writes are visible to
-// every later block without a fence.
+// every later block without a fence.  What a GPU needs (the fence discipline of
+// common.cuh's tg_is_last_block) the checked build verifies.
+#ifdef TINYGEN_CUDA_CHECK
+TG_EMU_NOINLINE_UNCHECKED inline void __threadfence() {
+    tg_check_fence(__builtin_return_address(0));
+}
+#else
 inline void __threadfence() {}
+#endif
+
+// __trap(): the launch fails with the thread, block and place (see tg_emu::trap).
+#define __trap() ::tg_emu::trap(__FILE__, __LINE__)
 
 // --- the scheduler ----------------------------------------------------------------------------
 #define __syncthreads() ::tg_emu::barrier(__FILE__, __LINE__)
@@ -166,6 +229,7 @@ struct Scheduler {
     void (*body)(void*) = nullptr;
     void* body_context = nullptr;
     bool reverse_order = false;
+    bool trapped = false;
     std::string error;
 };
 
@@ -184,6 +248,23 @@ inline void barrier(const char* file, int line) {
     // Another fiber ran meanwhile: threadIdx and __shared__ data changed behind the
     // compiler's back, so nothing may be kept in registers across this point.
     asm volatile("" ::: "memory");
+}
+
+inline std::string coords(unsigned x, unsigned y, unsigned z) {
+    return "(" + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) + ")";
+}
+
+// __trap(): record why, and leave the fiber for good (run_block ends the launch).
+[[noreturn]] inline void trap(const char* file, int line) {
+    Scheduler& s = scheduler;
+    s.error = std::string("__trap() in thread ") +
+              coords(threadIdx.x, threadIdx.y, threadIdx.z) + " of block " +
+              coords(blockIdx.x, blockIdx.y, blockIdx.z) + " at " + file + ":" +
+              std::to_string(line);
+    s.trapped = true;
+    s.states[s.current] = Fiber::Finished;
+    swapcontext(&s.contexts[s.current], &s.scheduler_context);
+    __builtin_unreachable();  // the scheduler never resumes a trapped fiber
 }
 
 inline void fiber_main() {
@@ -212,10 +293,6 @@ inline bool allocate_stacks() {
     return true;
 }
 
-inline std::string coords(unsigned x, unsigned y, unsigned z) {
-    return "(" + std::to_string(x) + ", " + std::to_string(y) + ", " + std::to_string(z) + ")";
-}
-
 inline std::string thread_coords(unsigned t) {
     return coords(t % blockDim.x, (t / blockDim.x) % blockDim.y, t / (blockDim.x * blockDim.y));
 }
@@ -233,6 +310,10 @@ inline bool run_block(unsigned threads) {
         makecontext(&c, fiber_main, 0);
         s.states[t] = Fiber::Runnable;
     }
+#ifdef TINYGEN_CUDA_CHECK
+    tg_check_block_begin(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),
+                         threads);
+#endif
     for (;;) {
         for (unsigned k = 0; k < threads; ++k) {
             const unsigned t = s.reverse_order ? threads - 1 - k : k;
@@ -240,7 +321,11 @@ inline bool run_block(unsigned threads) {
             threadIdx = {t % blockDim.x, (t / blockDim.x) % blockDim.y,
                          t / (blockDim.x * blockDim.y)};
             s.current = t;
+#ifdef TINYGEN_CUDA_CHECK
+            tg_check_thread(t);
+#endif
             swapcontext(&s.scheduler_context, &s.contexts[t]);
+            if (s.trapped) return false;
         }
         // Every fiber now waits at a barrier or has finished: open the barrier.
         unsigned first = threads;
@@ -262,6 +347,9 @@ inline bool run_block(unsigned threads) {
             s.states[t] = Fiber::Runnable;
         }
         if (first == threads) return true;  // all finished
+#ifdef TINYGEN_CUDA_CHECK
+        tg_check_barrier_open();
+#endif
     }
 }
 
@@ -270,6 +358,7 @@ inline int run(const unsigned grid[3], const unsigned block[3], void (*body)(voi
     Scheduler& s = scheduler;
     std::lock_guard<std::mutex> lock(s.mutex);
     s.error.clear();
+    s.trapped = false;
     const unsigned long long threads =
         static_cast<unsigned long long>(block[0]) * block[1] * block[2];
     if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0 || threads == 0) {

@@ -2,13 +2,21 @@
 //
 // What a step computes is tinygen/backend/reference/wavenet.py (read it first: the ring
 // buffers of past layer inputs, the dilated conv as k mat-vecs, the gate, the residual
-// and skip 1x1 convs, the two output layers).  One launch does the whole step: block b
-// runs sequence b through all layers in order, the layers separated by __syncthreads(),
-// so no grid-wide synchronisation is needed; the block's threads share the output
-// channels of each mat-vec.  The activations of the sequence live in shared memory (in
-// double, whatever T is); every sum is accumulated in double.
+// and skip 1x1 convs, the two output layers).  Two launches do the whole step:
+//   chain  (B blocks) block b runs sequence b's residual chain through all layers in
+//          order, the layers separated by __syncthreads() (each layer needs the one
+//          before: no grid-wide synchronisation exists to split it), and stores each
+//          layer's gate output;
+//   heads  (B x G blocks) the skip 1x1 convs -- as much work as the chain when S is large,
+//          and independent of one another -- split over G blocks per sequence, each
+//          summing a share of the layers; the last of them (a ticket per sequence)
+//          adds the shares and runs the output layers.
+// So the serial chain per sequence no longer carries the skip convs, and they run on G
+// SMs per sequence instead of one.  The threads of a block share the output channels of
+// each mat-vec.  Activations live in shared memory (in double, whatever T is); every sum
+// is accumulated in double.
 //
-// Optionally (sample != 0) the block then draws the next code from softmax(logits /
+// Optionally (sample != 0) the heads' last block then draws the next code from softmax(logits /
 // temperature) with the given uniform, by inverting the CDF exactly as
 // tinygen.models.wavenet's _sample does (cumulative sum in index order, first index
 // whose CDF exceeds u * total), so the next step can be launched with no round trip
@@ -30,6 +38,12 @@
 // time t lives in slot ring_offsets[l] + t % ((k-1) * dilations[l] + 1).  previous (B):
 // the codes x_{t-1}, -1 at t = 0 (the all-zero start input); cond (B, L, 2R), read only
 // when has_cond: each layer's conditioning term of the gate; logits (B, Q) in T.
+// Workspaces: gates (B, L, R) and partial (B, G, S) in double, tickets (B) ints (zero
+// before the heads launch; each sequence's last block resets its own).
+//
+// The entry points declare __launch_bounds__(256, 1): the grids are small (B or B x G
+// blocks), so registers matter more than blocks per SM; with (256) alone ptxas capped
+// them at 64 and spilled around the slow-path division calls.
 #include "common.cuh"
 
 namespace wavenet {
@@ -92,17 +106,104 @@ __device__ long long draw(double* out, double* scratch, int Q, double temperatur
     return index < Q - 1 ? index : Q - 1;
 }
 
+// Where a layer's weights are in the packed array.
 template <class T>
-__device__ void step(const T* __restrict__ params, const long long* __restrict__ dilations,
-                     const long long* __restrict__ ring_offsets, T* __restrict__ ring,
-                     const T* __restrict__ cond, const long long* __restrict__ previous,
-                     T* __restrict__ logits, const double* __restrict__ uniforms,
-                     long long* __restrict__ sampled, int n_layers, int R, int S, int Q, int k,
-                     long long slots, long long t, int has_cond, double temperature,
-                     int sample) {
+struct LayerWeights {
+    const T* conv_t;
+    const T* conv_b;
+    const T* res_t;
+    const T* res_b;
+    const T* skip_t;
+    const T* skip_b;
+};
+
+template <class T>
+__device__ __forceinline__ LayerWeights<T> layer_weights(const T* params, int l, int R, int S,
+                                                         int Q, int k) {
+    const int R2 = 2 * R;
+    const long long stride =
+        (long long)k * R * R2 + R2 + (long long)R * R + R + (long long)R * S + S;
+    LayerWeights<T> w;
+    w.conv_t = params + (long long)Q * R + R + l * stride;  // past embed and embed_b
+    w.conv_b = w.conv_t + (long long)k * R * R2;
+    w.res_t = w.conv_b + R2;
+    w.res_b = w.res_t + (long long)R * R;
+    w.skip_t = w.res_b + R;
+    w.skip_b = w.skip_t + (long long)R * S;
+    return w;
+}
+
+// Phase 1, one block per sequence: the residual chain, layer after layer (each needs the
+// previous one's output): ring write, taps, dilated conv, gate, residual 1x1 conv.  The
+// gate outputs go to gates (B, L, R) in double for phase 2; the skip convolutions, which
+// feed nothing back into the chain, are left to phase 2.
+template <class T>
+__device__ void chain(const T* __restrict__ params, const long long* __restrict__ dilations,
+                      const long long* __restrict__ ring_offsets, T* __restrict__ ring,
+                      const T* __restrict__ cond, const long long* __restrict__ previous,
+                      double* __restrict__ gates, int n_layers, int R, int S, int Q, int k,
+                      long long slots, long long t, int has_cond) {
     __shared__ double h[kMaxResidual];
     __shared__ double taps[kMaxKernelSize * kMaxResidual];
     __shared__ double z[2 * kMaxResidual];
+    __shared__ double g[kMaxResidual];
+    const int tid = threadIdx.x;
+    const int nt = blockDim.x;
+    const long long b = blockIdx.x;
+    const int R2 = 2 * R;
+    const T* embed = params;
+    const T* embed_b = embed + (long long)Q * R;
+    T* my_ring = ring + b * slots * R;
+
+    const long long code = previous[b];  // -1: the all-zero start input
+    for (int r = tid; r < R; r += nt) {
+        h[r] = (double)embed_b[r] + (code >= 0 ? (double)embed[code * R + r] : 0.0);
+    }
+    for (int l = 0; l < n_layers; ++l) {
+        const LayerWeights<T> w = layer_weights(params, l, R, S, Q, k);
+        const long long d = dilations[l];
+        const long long base = ring_offsets[l];
+        const long long size = (k - 1) * d + 1;
+        const long long position = t % size;  // one 64-bit modulo per layer, not per tap
+        T* now = my_ring + (base + position) * R;
+        for (int r = tid; r < R; r += nt) now[r] = (T)h[r];
+        __syncthreads();
+        // tap j multiplies the layer's input at t - (k-1-j) d (tap k-1: the one just written)
+        for (int i = tid; i < k * R; i += nt) {
+            const int j = i / R;
+            const int r = i - j * R;
+            long long slot = position - (k - 1 - j) * d;  // (k-1-j) d < size
+            if (slot < 0) slot += size;
+            taps[i] = (double)my_ring[(base + slot) * R + r];
+        }
+        __syncthreads();
+        for (int o = tid; o < R2; o += nt) {
+            const double c = has_cond ? (double)cond[(b * n_layers + l) * R2 + o] : 0.0;
+            z[o] = (double)w.conv_b[o] + c + column_dot(w.conv_t, taps, k * R, R2, o);
+        }
+        __syncthreads();
+        for (int r = tid; r < R; r += nt) {
+            g[r] = tanh(z[r]) * tg_sigmoid(z[R + r]);
+            gates[(b * n_layers + l) * R + r] = g[r];
+        }
+        __syncthreads();
+        for (int o = tid; o < R; o += nt) {
+            h[o] += (double)w.res_b[o] + column_dot(w.res_t, g, R, R, o);
+        }
+        __syncthreads();
+    }
+}
+
+// Phase 2, a (B, G) grid: block (b, s) adds the skip outputs of its share of the layers
+// (layers s, s + G, ...) for sequence b, all S channels, into partial (B, G, S); the
+// last of the sequence's G blocks (ticket b) adds the G partials in order and runs the
+// output layers (relu, 1x1 conv, relu, 1x1 conv) and the optional draw.
+template <class T>
+__device__ void heads(const T* __restrict__ params, const double* __restrict__ gates,
+                      double* __restrict__ partial, int* __restrict__ tickets,
+                      T* __restrict__ logits, const double* __restrict__ uniforms,
+                      long long* __restrict__ sampled, int n_layers, int R, int S, int Q,
+                      int k, double temperature, int sample) {
     __shared__ double g[kMaxResidual];
     __shared__ double skip[kMaxSkip];
     __shared__ double y[kMaxSkip];
@@ -111,67 +212,33 @@ __device__ void step(const T* __restrict__ params, const long long* __restrict__
     const int tid = threadIdx.x;
     const int nt = blockDim.x;
     const long long b = blockIdx.x;
-    const int R2 = 2 * R;
+    const long long share = blockIdx.y;
+    const long long shares = gridDim.y;
 
-    const T* embed = params;
-    const T* embed_b = embed + (long long)Q * R;
-    const T* layers = embed_b + R;
-    const long long layer_stride =
-        (long long)k * R * R2 + R2 + (long long)R * R + R + (long long)R * S + S;
-    const T* out1_t = layers + n_layers * layer_stride;
+    for (int s = tid; s < S; s += nt) skip[s] = 0.0;
+    for (long long l = share; l < n_layers; l += shares) {
+        const LayerWeights<T> w = layer_weights(params, (int)l, R, S, Q, k);
+        for (int r = tid; r < R; r += nt) g[r] = gates[(b * n_layers + l) * R + r];
+        __syncthreads();
+        for (int s = tid; s < S; s += nt) {
+            skip[s] += (double)w.skip_b[s] + column_dot(w.skip_t, g, R, S, s);
+        }
+        __syncthreads();  // g is rewritten next
+    }
+    for (int s = tid; s < S; s += nt) partial[(b * shares + share) * S + s] = skip[s];
+    if (!tg_is_last_block(tickets + b, (int)shares)) return;
+
+    const T* out1_t = params + (long long)Q * R + R +
+                      (long long)n_layers * ((long long)k * R * 2 * R + 2 * R +
+                                             (long long)R * R + R + (long long)R * S + S);
     const T* out1_b = out1_t + (long long)S * S;
     const T* out2_t = out1_b + S;
     const T* out2_b = out2_t + (long long)S * Q;
-    T* my_ring = ring + b * slots * R;
-
-    const long long code = previous[b];  // -1: the all-zero start input
-    for (int r = tid; r < R; r += nt) {
-        h[r] = (double)embed_b[r] + (code >= 0 ? (double)embed[code * R + r] : 0.0);
+    for (int s = tid; s < S; s += nt) {
+        double total = 0.0;
+        for (long long j = 0; j < shares; ++j) total += partial[(b * shares + j) * S + s];
+        skip[s] = max(total, 0.0);
     }
-    for (int s = tid; s < S; s += nt) skip[s] = 0.0;
-
-    for (int l = 0; l < n_layers; ++l) {
-        const long long d = dilations[l];
-        const long long base = ring_offsets[l];
-        const long long size = (k - 1) * d + 1;
-        const T* conv_t = layers + l * layer_stride;
-        const T* conv_b = conv_t + (long long)k * R * R2;
-        const T* res_t = conv_b + R2;
-        const T* res_b = res_t + (long long)R * R;
-        const T* skip_t = res_b + R;
-        const T* skip_b = skip_t + (long long)R * S;
-
-        T* now = my_ring + (base + t % size) * R;
-        for (int r = tid; r < R; r += nt) now[r] = (T)h[r];
-        __syncthreads();
-        // tap j multiplies the layer's input at t - (k-1-j) d (tap k-1: the one just written)
-        for (int i = tid; i < k * R; i += nt) {
-            const int j = i / R;
-            const int r = i - j * R;
-            long long slot = (t - (k - 1 - j) * d) % size;
-            if (slot < 0) slot += size;
-            taps[i] = (double)my_ring[(base + slot) * R + r];
-        }
-        __syncthreads();
-        for (int o = tid; o < R2; o += nt) {
-            const double c = has_cond ? (double)cond[(b * n_layers + l) * R2 + o] : 0.0;
-            z[o] = (double)conv_b[o] + c + column_dot(conv_t, taps, k * R, R2, o);
-        }
-        __syncthreads();
-        for (int r = tid; r < R; r += nt) g[r] = tanh(z[r]) * tg_sigmoid(z[R + r]);
-        __syncthreads();
-        // residual and skip outputs side by side: R + S independent dot products
-        for (int o = tid; o < R + S; o += nt) {
-            if (o < R) {
-                h[o] += (double)res_b[o] + column_dot(res_t, g, R, R, o);
-            } else {
-                skip[o - R] += (double)skip_b[o - R] + column_dot(skip_t, g, R, S, o - R);
-            }
-        }
-        __syncthreads();
-    }
-
-    for (int s = tid; s < S; s += nt) skip[s] = max(skip[s], 0.0);
     __syncthreads();
     for (int s = tid; s < S; s += nt) {
         y[s] = max((double)out1_b[s] + column_dot(out1_t, skip, S, S, s), 0.0);
@@ -191,50 +258,40 @@ __device__ void step(const T* __restrict__ params, const long long* __restrict__
 }  // namespace wavenet
 
 // --- entry points -----------------------------------------------------------------------------
-extern "C" __global__ void wavenet_step_f32(const float* __restrict__ params,
-                                            const long long* __restrict__ dilations,
-                                            const long long* __restrict__ ring_offsets,
-                                            float* __restrict__ ring,
-                                            const float* __restrict__ cond,
-                                            const long long* __restrict__ previous,
-                                            float* __restrict__ logits,
-                                            const double* __restrict__ uniforms,
-                                            long long* __restrict__ sampled,
-                                            int n_layers,
-                                            int residual,
-                                            int skip,
-                                            int classes,
-                                            int kernel_size,
-                                            long long slots,
-                                            long long t,
-                                            int has_cond,
-                                            double temperature,
-                                            int sample) {
-    wavenet::step(params, dilations, ring_offsets, ring, cond, previous, logits, uniforms,
-                  sampled, n_layers, residual, skip, classes, kernel_size, slots, t, has_cond,
-                  temperature, sample);
+extern "C" __global__ void __launch_bounds__(256, 1) wavenet_chain_f32(
+    const float* __restrict__ params, const long long* __restrict__ dilations,
+    const long long* __restrict__ ring_offsets, float* __restrict__ ring,
+    const float* __restrict__ cond, const long long* __restrict__ previous,
+    double* __restrict__ gates, int n_layers, int residual, int skip, int classes,
+    int kernel_size, long long slots, long long t, int has_cond) {
+    wavenet::chain(params, dilations, ring_offsets, ring, cond, previous, gates, n_layers,
+                   residual, skip, classes, kernel_size, slots, t, has_cond);
 }
 
-extern "C" __global__ void wavenet_step_f64(const double* __restrict__ params,
-                                            const long long* __restrict__ dilations,
-                                            const long long* __restrict__ ring_offsets,
-                                            double* __restrict__ ring,
-                                            const double* __restrict__ cond,
-                                            const long long* __restrict__ previous,
-                                            double* __restrict__ logits,
-                                            const double* __restrict__ uniforms,
-                                            long long* __restrict__ sampled,
-                                            int n_layers,
-                                            int residual,
-                                            int skip,
-                                            int classes,
-                                            int kernel_size,
-                                            long long slots,
-                                            long long t,
-                                            int has_cond,
-                                            double temperature,
-                                            int sample) {
-    wavenet::step(params, dilations, ring_offsets, ring, cond, previous, logits, uniforms,
-                  sampled, n_layers, residual, skip, classes, kernel_size, slots, t, has_cond,
-                  temperature, sample);
+extern "C" __global__ void __launch_bounds__(256, 1) wavenet_chain_f64(
+    const double* __restrict__ params, const long long* __restrict__ dilations,
+    const long long* __restrict__ ring_offsets, double* __restrict__ ring,
+    const double* __restrict__ cond, const long long* __restrict__ previous,
+    double* __restrict__ gates, int n_layers, int residual, int skip, int classes,
+    int kernel_size, long long slots, long long t, int has_cond) {
+    wavenet::chain(params, dilations, ring_offsets, ring, cond, previous, gates, n_layers,
+                   residual, skip, classes, kernel_size, slots, t, has_cond);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) wavenet_heads_f32(
+    const float* __restrict__ params, const double* __restrict__ gates,
+    double* __restrict__ partial, int* __restrict__ tickets, float* __restrict__ logits,
+    const double* __restrict__ uniforms, long long* __restrict__ sampled, int n_layers,
+    int residual, int skip, int classes, int kernel_size, double temperature, int sample) {
+    wavenet::heads(params, gates, partial, tickets, logits, uniforms, sampled, n_layers,
+                   residual, skip, classes, kernel_size, temperature, sample);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) wavenet_heads_f64(
+    const double* __restrict__ params, const double* __restrict__ gates,
+    double* __restrict__ partial, int* __restrict__ tickets, double* __restrict__ logits,
+    const double* __restrict__ uniforms, long long* __restrict__ sampled, int n_layers,
+    int residual, int skip, int classes, int kernel_size, double temperature, int sample) {
+    wavenet::heads(params, gates, partial, tickets, logits, uniforms, sampled, n_layers,
+                   residual, skip, classes, kernel_size, temperature, sample);
 }

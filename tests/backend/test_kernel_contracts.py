@@ -28,9 +28,11 @@ KNOWN_EXTRAS = {
     # The pieces the fused train_stats/backward_stats are composed of on the CPU, and
     # the composition shared by reference and numba; tests compare them piece by piece.
     ("batch_norm", "tinygen.backend.reference.batch_norm"):
-        {"channel_stats", "backward_reduce", "finish_train_stats", "finish_backward_stats"},
+        {"channel_stats", "backward_reduce", "finish_train_stats", "finish_train_forward",
+         "finish_backward_stats"},
     ("batch_norm", "tinygen.backend.numba_kernels.batch_norm"):
-        {"channel_stats", "backward_reduce", "finish_train_stats", "finish_backward_stats"},
+        {"channel_stats", "backward_reduce", "finish_train_stats", "finish_train_forward",
+         "finish_backward_stats"},
     # Only the CUDA kernel tests call these two (the op uses the fused entry points).
     ("batch_norm", "tinygen.backend.cuda_kernels.batch_norm"):
         {"channel_stats", "backward_reduce"},

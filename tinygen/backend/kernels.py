@@ -25,7 +25,8 @@ CPU_IMPL_ENV = "TINYGEN_CPU_IMPL"
 # checks each registered module against it).
 CONTRACTS = {
     "conv": ("conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad"),
-    "batch_norm": ("train_stats", "normalize_affine", "backward_stats", "backward_input"),
+    "batch_norm": ("train_stats", "train_forward", "normalize_affine", "backward_stats",
+                   "backward_input"),
     "pooling": ("max_pool2d_forward", "gather_plane", "scatter_plane", "avg_pool2d_forward",
                 "avg_pool2d_adjoint", "upsample_nearest_forward", "upsample_nearest_adjoint",
                 "gated_forward", "gated_backward"),

@@ -1,8 +1,8 @@
 """Normalisation family: ``batch_norm`` (training and evaluation).
 
 Training mode normalises with the batch's own statistics.  Its forward is fused
-(``train_stats``: the per-channel mean, variance, ``inv_std`` and the running
-update; then ``normalize_affine``), and its backward has two forms:
+(``train_forward``: ``train_stats``, the per-channel mean, variance, ``inv_std`` and
+the running update; then ``normalize_affine``), and its backward has two forms:
 
 * with a graph being built for the gradient (``create_graph=True``, as in
   WGAN-GP's gradient penalty) it recomputes the statistics from the saved input
@@ -86,15 +86,13 @@ class BatchNormTrain(Function):
         bias = affine[-1] if has_bias else None
         n, c, length = _as_ncl(x.shape)
         x3 = contiguous(x).reshape(n, c, length)
-        xp = array_module(x)
         # the batch statistics, and the running ones updated in place (the running
         # variance tracks the batch's unbiased variance, as PyTorch's)
         running = _updatable(running_mean), _updatable(running_var)
-        mean, _, inv_std = k.train_stats(x3, eps, *running, momentum)
+        out, mean, inv_std = k.train_forward(x3, weight, bias, eps, *running, momentum)
+        out = out.reshape(x.shape)
         _write_back(running_mean, running[0])
         _write_back(running_var, running[1])
-        scale = _f64(weight, 1.0, c, xp) * inv_std
-        out = k.normalize_affine(x3, mean, scale, _f64(bias, 0.0, c, xp)).reshape(x.shape)
 
         self.has_weight, self.has_bias, self.eps = has_weight, has_bias, eps
         self.mean, self.inv_std = mean, inv_std

@@ -29,3 +29,9 @@ def emulated():
 def selftest():
     """Only the emulator's test kernels (tests/backend/cuda/kernels/emulator_selftest.cu)."""
     return _built(KernelSources(kernel_dir(), files=[TEST_KERNELS / "emulator_selftest.cu"]))
+
+
+@pytest.fixture(scope="session")
+def planted():
+    """The checker's planted-bug kernels (tests/backend/cuda/kernels/checker_selftest.cu)."""
+    return _built(KernelSources(kernel_dir(), files=[TEST_KERNELS / "checker_selftest.cu"]))

@@ -11,6 +11,7 @@ import tinygen.nn.functional as F
 from tinygen.backend import kernels as K
 from tinygen.backend.cuda_kernels import batch_norm as cuda_bn
 from tinygen.backend.cuda_kernels import emulator
+from tinygen.backend.cuda_kernels.launch import launch
 from tinygen.backend.reference import batch_norm as reference
 from tinygen.testing import gradcheck
 from tinygen.testing.fake_cuda import fake_cuda
@@ -103,6 +104,73 @@ def test_train_stats_updates_running_statistics_like_the_op(emulated, rng, split
     again = cuda_bn.train_stats(x3, 1e-3)
     for a, b in zip(again, (mean, var, inv_std)):
         np.testing.assert_array_equal(a, b)
+
+
+# (N, C, L) with L a multiple of 4 (float32) and of 2 (float64): the 16-byte vector path.
+VECTOR_SHAPES = [(3, 5, 8), (2, 3, 36)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES[:2] + VECTOR_SHAPES)
+@pytest.mark.parametrize("affine", [False, True])
+def test_train_forward_matches_the_reference_composition(emulated, rng, splits, dtype, shape,
+                                                         affine):
+    x3 = _x3(rng, shape, dtype)
+    c = shape[1]
+    weight = rng.standard_normal(c).astype(dtype) if affine else None
+    bias = rng.standard_normal(c).astype(dtype) if affine else None
+    running = [rng.standard_normal(c).astype(dtype), (rng.random(c) + 0.5).astype(dtype)]
+    expected_running = [r.copy() for r in running]
+    y, mean, inv_std = cuda_bn.train_forward(x3, weight, bias, 1e-5, *running, 0.2)
+    ref_y, ref_mean, ref_inv_std = reference.train_forward(x3, weight, bias, 1e-5,
+                                                           *expected_running, 0.2)
+    assert y.dtype == dtype and y.shape == shape
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-13)
+    np.testing.assert_allclose(inv_std, ref_inv_std, rtol=1e-10)
+    _close(y, ref_y, dtype)
+    for a, b in zip(running, expected_running):
+        _close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vector_accesses_only_where_rows_are_aligned(emulated, rng, dtype):
+    width = 16 // np.dtype(dtype).itemsize
+    x3 = _x3(rng, (2, 3, 4 * width), dtype)
+    assert cuda_bn._vector(x3) == width
+    assert cuda_bn._vector(x3[:, :, :width + 1].copy()) == 1  # rows not a multiple of 16 bytes
+    shifted = np.empty(x3.size + 1, dtype)[1:].reshape(x3.shape)  # 16-byte misaligned
+    shifted[...] = x3
+    assert cuda_bn._vector(shifted) == 1
+    # both paths give the reference's results
+    for x in (x3, shifted):
+        mean, var = cuda_bn.channel_stats(x)
+        ref_mean, ref_var = reference.channel_stats(x)
+        np.testing.assert_allclose(mean, ref_mean, rtol=1e-13)
+        np.testing.assert_allclose(var, ref_var, rtol=1e-10)
+        g = rng.standard_normal(x.shape).astype(dtype)
+        scale = rng.standard_normal(3)
+        _close(cuda_bn.normalize_affine(x, ref_mean, scale, ref_var),
+               reference.normalize_affine(x, ref_mean, scale, ref_var), dtype)
+        np.testing.assert_allclose(cuda_bn.backward_reduce(g, x, ref_mean),
+                                   reference.backward_reduce(g, x, ref_mean), rtol=1e-10)
+
+
+def test_one_pass_statistics_keep_float64_precision_far_from_zero(emulated, rng):
+    # Welford/Chan merging: no cancellation although |mean| / std = 1e6
+    x3 = 1e6 + rng.standard_normal((4, 2, 50))
+    mean, var = cuda_bn.channel_stats(x3)
+    ref_mean, ref_var = reference.channel_stats(x3)
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-14)
+    np.testing.assert_allclose(var, ref_var, rtol=1e-8)
+
+
+def test_tickets_are_reused_and_left_zero(emulated, rng, splits):
+    x3 = _x3(rng, (3, 5, 7), np.float64)
+    cuda_bn.train_stats(x3, 1e-5)
+    tickets = cuda_bn._ticket_array(np, 5)
+    cuda_bn.backward_stats(x3, x3, np.zeros(5), np.ones(5))
+    assert cuda_bn._ticket_array(np, 5) is tickets  # no new array, so no clearing launch
+    assert not tickets.any()
 
 
 @given(n=st.integers(1, 4), c=st.integers(1, 4), length=st.integers(1, 70),
@@ -230,22 +298,15 @@ def test_batch_norm_op_on_the_fake_gpu_runs_the_kernels(emulated, rng, training)
 
 
 def test_batch_norm_op_on_the_fake_gpu_calls_the_fused_kernels(emulated, rng, monkeypatch):
-    calls, depth = [], [0]
+    """Training forward: two launches (statistics with the per-channel coefficients, then
+    the normalisation); fused backward: two more; no other kernel (nor ticket clearing)."""
+    calls = []
 
-    def spy(function):
-        def wrapper(*args, **kwargs):
-            if depth[0] == 0:  # the op's own calls, not the module's calls to its pieces
-                calls.append(function.__name__)
-            depth[0] += 1
-            try:
-                return function(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-        return wrapper
+    def spy(name, grid, block, args):
+        calls.append(name.removeprefix("batch_norm_").removesuffix("_f64"))
+        return launch(name, grid, block, args)
 
-    for name in ("train_stats", "channel_stats", "normalize_affine", "backward_stats",
-                 "backward_reduce", "backward_input"):
-        monkeypatch.setattr(cuda_bn, name, spy(getattr(cuda_bn, name)))
+    monkeypatch.setattr(cuda_bn, "launch", spy)
     data = rng.standard_normal((3, 2, 5)) + 4
     weight, bias = rng.standard_normal(2), rng.standard_normal(2)
     upstream = rng.standard_normal(data.shape)
@@ -258,7 +319,7 @@ def test_batch_norm_op_on_the_fake_gpu_calls_the_fused_kernels(emulated, rng, mo
         assert calls == ["train_stats", "normalize_affine"]
         g = tg.tensor(upstream, device="cuda")
         fused = tg.grad(y, [x, w, b], g, retain_graph=True)
-        assert calls[2:] == ["backward_stats", "backward_input"]
+        assert calls[2:] == ["backward_sums", "backward_input"]
         graph = tg.grad(y, [x, w, b], g, create_graph=True)  # tinygen ops, no kernels
         assert len(calls) == 4
         for a, c in zip(fused, graph):

@@ -54,6 +54,21 @@ def test_power_iteration_matches_reference(emulated, rng, dtype, shape, n_iterat
     np.testing.assert_array_equal(v, v0)
 
 
+@pytest.mark.parametrize("cols", [5 * 32, 8 * 32 - 3, 10 * 32])
+def test_the_merge_tree_of_many_blocks(emulated, rng, cols):
+    """5, 8 and 10 column blocks: tree levels with and without an unpaired last node.
+    (Under the checker: every merge reads partials written by other blocks, some only
+    ordered through a chain of tickets.)"""
+    w, u, v = _problem(rng, (3, cols), np.float64)
+    new_u, new_v, sigma = cuda_sn.power_iteration_sigma(w, u, v, 2, 1e-12)
+    ref_u, ref_v = reference.power_iteration(w, u, v, 2, 1e-12)
+    _close(new_u, ref_u, np.float64)
+    _close(new_v, ref_v, np.float64)
+    np.testing.assert_allclose(sigma, reference.sigma(w, ref_u, ref_v), rtol=1e-10)
+    np.testing.assert_allclose(cuda_sn.sigma(w, ref_u, ref_v), reference.sigma(w, ref_u, ref_v),
+                               rtol=1e-10)
+
+
 def test_converges_to_the_largest_singular_value(emulated, rng):
     w, u, v = _problem(rng, (9, 40), np.float64)
     u, v, sigma = cuda_sn.power_iteration_sigma(w, u, v, 60, 1e-12)

@@ -9,6 +9,7 @@ import tinygen as tg
 from tinygen.backend import kernels as K
 from tinygen.backend.cuda_kernels import emulator
 from tinygen.backend.cuda_kernels import wavenet as cuda_wavenet
+from tinygen.backend.cuda_kernels.launch import launch
 from tinygen.backend.reference import wavenet as reference
 from tinygen.models.wavenet.model import WaveNet, sample_codes
 
@@ -91,6 +92,30 @@ def test_odd_sizes_match_the_reference(emulated, rng, dtype, kernel_size, condit
         _close(logits, expected, dtype)
         previous = rng.integers(0, 11, batch)
     _close(ring, ring_ref, dtype)
+
+
+@pytest.mark.parametrize("head_blocks", [1, 2, 8])
+def test_several_blocks_per_sequence_share_the_skip_convolutions(emulated, rng, monkeypatch,
+                                                                 head_blocks):
+    """The chain launch has a block per sequence; the heads launch min(L, MAX_HEAD_BLOCKS)
+    per sequence (6 layers: 1, 2 or 6 blocks, each a share of the layers), whose last block
+    adds the shares; the logits are the reference's whatever the split."""
+    monkeypatch.setattr(cuda_wavenet, "MAX_HEAD_BLOCKS", head_blocks)
+    grids = []
+
+    def spy(name, grid, block, args):
+        grids.append((name.rsplit("_", 1)[0], grid))
+        return launch(name, grid, block, args)
+
+    monkeypatch.setattr(cuda_wavenet, "launch", spy)
+    weights = _model().step_weights()
+    ring, ring_ref = cuda_wavenet.new_ring(weights, 3), reference.new_ring(weights, 3)
+    previous = np.array([-1, 7, 200])
+    for t in range(4):
+        logits = cuda_wavenet.step(weights, ring, t, previous)
+        _close(logits, reference.step(weights, ring_ref, t, previous), np.float64)
+        previous = rng.integers(0, 256, 3)
+    assert grids[:2] == [("wavenet_chain", 3), ("wavenet_heads", (3, min(6, head_blocks)))]
 
 
 # --- the draw in the kernel -----------------------------------------------------------------

@@ -7,7 +7,9 @@ The kernels
     it: kernel bodies are __device__ templates on float/double; the entry points are
     ``extern "C" __global__ void <family>_<what>_f32(...)`` and ``..._f64`` wrappers
     whose parameters are ``T*``/``const T*`` (T in float, double, int, long long),
-    ``int``, ``long long``, ``float`` or ``double``; only static ``__shared__`` arrays;
+    ``int``, ``long long``, ``float`` or ``double``, optionally declared
+``__launch_bounds__(N)`` with a literal N (every path then refuses bigger blocks,
+as a GPU does); only static ``__shared__`` arrays;
     ``__syncthreads()`` only in block-uniform control flow; no warp intrinsics; host
     headers only under the emulator.  ``source`` parses the entry points and refuses
     anything else with the file and line.  All kernel files are compiled together, as
@@ -22,7 +24,8 @@ The three paths, one source
     emulator              g++ compiles the kernels as host C++ (kernels/emulation.h):
                           blocks in sequence, a block's threads as fibers switching at
                           __syncthreads().  Runs numpy arrays: how kernels are tested on
-                          machines without a GPU.
+                          machines without a GPU.  By default it is also a race /
+                          memory / initialisation checker (kernels/emulation_check.h).
 
 ``launch(name, grid, block, args)`` (``launch``) checks the arguments against the
 parsed signature (arity, dtypes, contiguity, one device, block size) and picks the

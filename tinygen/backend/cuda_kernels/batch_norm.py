@@ -2,23 +2,33 @@
 
 Same results as ``tinygen.backend.reference.batch_norm`` (read that file for the
 maths) and the numba kernels, for the family's contract
-(``tinygen.backend.kernels.CONTRACTS``): ``train_stats``, ``normalize_affine``,
-``backward_stats``, ``backward_input``; ``channel_stats`` and ``backward_reduce`` are
+(``tinygen.backend.kernels.CONTRACTS``): ``train_stats``, ``train_forward``,
+``normalize_affine``, ``backward_stats``, ``backward_input``; ``channel_stats`` and
+``backward_reduce`` are
 here too, but only the kernel tests call them.  The input is an ``(N, C, L)`` array
 (cupy on a GPU, numpy under the CPU emulator); per-channel vectors are float64
 ``(C,)`` arrays, and outputs are allocated with the input's array module.
 
-The two fused functions each do in one launch what the CPU modules compose from
-``channel_stats`` and ``backward_reduce``:
+The fused functions each do in one launch (two for the forward) what the CPU modules
+compose from ``channel_stats``, ``normalize_affine`` and ``backward_reduce``:
 
 * ``train_stats(x3, eps, running_mean, running_var, momentum)``: the batch mean,
   biased variance and ``inv_std``, and the running-statistics update (unbiased
   variance, as PyTorch) in place;
+* ``train_forward(x3, weight, bias, eps, ...)``: the same, then the normalised output:
+  two launches in all (the statistics kernel also writes the per-channel scale and
+  shift that the normalising kernel applies);
 * ``backward_stats(g3, x3, mean, inv_std)``: ``sum(g)`` and ``sum(g * xhat)``.
 
 Reductions run on a (C, S) grid of blocks: S splits of each channel's N * L values,
 so that a GPU has enough blocks even when C is small (``_reduction_grid``); the last
-block of each channel merges the splits (see the kernel file).
+block of each channel merges the splits (see the kernel file).  Their per-channel
+tickets live in one zeroed array per device that the kernels leave zeroed (the last
+block of a channel resets its ticket), so no launch clears them.  Launches go to one
+stream, as all of tinygen's do: two reductions running at once would share tickets.
+
+Arrays whose rows are a multiple of 16 bytes long and 16-byte aligned are read and
+written with 16-byte vector accesses (``_vector``).
 """
 import numpy as np
 
@@ -37,6 +47,10 @@ MAX_SPLITS = 65535          # gridDim.y
 MAX_ELEMENTWISE_BLOCKS = 4096
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+VECTOR_BYTES = 16
+
+# Per-device ticket arrays (see the module doc): (array module name, device) -> int32 array.
+_tickets = {}
 
 
 # --- argument checks -------------------------------------------------------------------------
@@ -92,27 +106,54 @@ def _values_per_channel(x3, what):
 
 
 # --- launch geometry ---------------------------------------------------------------------------
-def _reduction_grid(channels, count):
+def _address(array):
+    return array.data.ptr if hasattr(array.data, "ptr") else array.ctypes.data
+
+
+def _vector(x3, *arrays):
+    """Values per vector access: 16 bytes' worth when every row of x3 (and of the
+    other (N, C, L) arrays) starts 16-byte aligned, else 1."""
+    width = VECTOR_BYTES // x3.itemsize
+    aligned = all(_address(a) % VECTOR_BYTES == 0 for a in (x3, *arrays))
+    return width if aligned and x3.shape[2] % width == 0 else 1
+
+
+def _reduction_grid(channels, count, vector=1):
     """(splits, chunk): each channel's ``count`` values in ``splits`` chunks of ``chunk``
-    (the last one shorter), none empty."""
+    (a multiple of ``vector``; the last one shorter), none empty."""
     wanted = -(-TARGET_BLOCKS // channels)
     splits = max(1, min(wanted, count // MIN_CHUNK, MAX_SPLITS))
     chunk = -(-count // splits)
+    chunk = -(-chunk // vector) * vector
     return -(-count // chunk), chunk
 
 
-def _elementwise_grid(total):
-    return min(MAX_ELEMENTWISE_BLOCKS, -(-total // ELEMENTWISE_THREADS))
+def _elementwise_grid(total, vector=1):
+    return min(MAX_ELEMENTWISE_BLOCKS, -(-total // (ELEMENTWISE_THREADS * vector)))
+
+
+def _ticket_array(xp, channels):
+    """At least ``channels`` zero tickets on the current device, reused across launches."""
+    key = (xp.__name__, xp.cuda.Device().id if xp.__name__ == "cupy" else None)
+    tickets = _tickets.get(key)
+    if tickets is None or tickets.size < channels:
+        tickets = _tickets[key] = xp.zeros(max(channels, 64), dtype=np.int32)
+    return tickets
+
+
+def _reduce(*args):
+    """Launch a reduction; a launch that failed may have left tickets taken: forget them."""
+    try:
+        launch(*args)
+    except BaseException:
+        _tickets.clear()
+        raise
 
 
 # --- training statistics -------------------------------------------------------------------------
-def train_stats(x3, eps, running_mean=None, running_var=None, momentum=0.1):
-    """Per-channel ``(mean, var, inv_std)`` (float64; var biased, inv_std = 1/sqrt(var + eps))
-    in one launch; with running buffers (x3's dtype, (C,)), also updates them in place:
-    ``running = (1 - momentum) * running + momentum * batch`` with the unbiased variance."""
-    x3 = _check_input("input", x3)
-    xp = array_module(x3)
-    n, channels, length = x3.shape
+def _check_stats_arguments(x3, eps, running_mean, running_var):
+    """(running_mean, running_var, update): the buffers checked, or placeholders the kernel
+    never touches when there are none."""
     count = _values_per_channel(x3, "the batch statistics")
     if not eps > 0:
         raise ValueError(f"batch_norm: eps must be positive, got {eps!r}")
@@ -127,19 +168,69 @@ def train_stats(x3, eps, running_mean=None, running_var=None, momentum=0.1):
             raise ValueError(f"batch_norm: the unbiased variance for the running statistics "
                              f"needs more than 1 value per channel, got input shape {x3.shape}")
     else:  # never read or written (update_running = 0), but the kernel takes arrays
-        running_mean = running_var = xp.empty(1, dtype=x3.dtype)
-    mean, var, inv_std = (xp.empty(channels, dtype=np.float64) for _ in range(3))
+        running_mean = running_var = array_module(x3).empty(1, dtype=x3.dtype)
+    return running_mean, running_var, update
+
+
+def train_stats(x3, eps, running_mean=None, running_var=None, momentum=0.1):
+    """Per-channel ``(mean, var, inv_std)`` (float64; var biased, inv_std = 1/sqrt(var + eps))
+    in one launch; with running buffers (x3's dtype, (C,)), also updates them in place:
+    ``running = (1 - momentum) * running + momentum * batch`` with the unbiased variance."""
+    x3 = _check_input("input", x3)
+    running_mean, running_var, update = _check_stats_arguments(x3, eps, running_mean,
+                                                               running_var)
+    return _train_stats(x3, None, None, eps, running_mean, running_var, momentum, update)[:3]
+
+
+def _train_stats(x3, weight, bias, eps, running_mean, running_var, momentum, update):
+    """(mean, var, inv_std, scale, shift) in one launch (arguments checked)."""
+    xp = array_module(x3)
+    n, channels, length = x3.shape
+    count = n * length
+    mean, var, inv_std, scale, shift = (xp.empty(channels, dtype=np.float64) for _ in range(5))
     if channels == 0:
-        return mean, var, inv_std
-    splits, chunk = _reduction_grid(channels, count)
+        return mean, var, inv_std, scale, shift
+    vector = _vector(x3)
+    splits, chunk = _reduction_grid(channels, count, vector)
     partial_mean = xp.empty(channels * splits, dtype=np.float64)
     partial_m2 = xp.empty(channels * splits, dtype=np.float64)
-    tickets = xp.zeros(channels, dtype=np.int32)
-    launch(f"batch_norm_train_stats_{_SUFFIX[x3.dtype]}", (channels, splits), REDUCE_THREADS,
-           (x3, partial_mean, partial_m2, tickets, mean, var, inv_std, running_mean,
-            running_var, n, channels, length, chunk, float(eps),
-            float(momentum) if update else 0.0, int(update)))
-    return mean, var, inv_std
+    unused = xp.empty(1, dtype=x3.dtype)  # for absent weight/bias (never read)
+    flags = int(bool(update)) | (2 if weight is not None else 0) | (4 if bias is not None else 0)
+    _reduce(*(
+        f"batch_norm_train_stats_{_SUFFIX[x3.dtype]}", (channels, splits), REDUCE_THREADS,
+        (x3, unused if weight is None else weight, unused if bias is None else bias,
+         partial_mean, partial_m2, _ticket_array(xp, channels), mean, var, inv_std, scale,
+         shift, running_mean, running_var, n, channels, length, chunk, vector, float(eps),
+         float(momentum) if update else 0.0, flags)))
+    return mean, var, inv_std, scale, shift
+
+
+def _affine_parameter(name, value, x3):
+    """weight or bias: None, or a contiguous (C,) array of x3's dtype on its device."""
+    if value is None:
+        return None
+    channels = x3.shape[1]
+    if getattr(value, "shape", None) != (channels,) or value.dtype != x3.dtype \
+            or array_module(value) is not array_module(x3):
+        raise ValueError(f"batch_norm: {name} must be None or a {x3.dtype} array of shape "
+                         f"({channels},) on the input's device, got "
+                         f"{getattr(value, 'dtype', type(value).__name__)} "
+                         f"{getattr(value, 'shape', '')}")
+    return array_module(x3).ascontiguousarray(value)
+
+
+def train_forward(x3, weight, bias, eps, running_mean=None, running_var=None, momentum=0.1):
+    """The training forward in two launches: ``train_stats``, then
+    ``y = (x - mean) * (weight * inv_std) + bias`` (weight/bias: None or (C,) arrays of
+    x3's dtype).  Returns ``(y, mean, inv_std)``."""
+    x3 = _check_input("input", x3)
+    weight = _affine_parameter("weight", weight, x3)
+    bias = _affine_parameter("bias", bias, x3)
+    running_mean, running_var, update = _check_stats_arguments(x3, eps, running_mean,
+                                                               running_var)
+    mean, _, inv_std, scale, shift = _train_stats(x3, weight, bias, eps, running_mean,
+                                                  running_var, momentum, update)
+    return _normalize(x3, mean, scale, shift), mean, inv_std
 
 
 def channel_stats(x3):
@@ -154,11 +245,17 @@ def normalize_affine(x3, mean, scale, shift):
     x3 = _check_input("input", x3)
     mean, scale, shift = (_channel_vector(name, v, x3) for name, v in
                           (("mean", mean), ("scale", scale), ("shift", shift)))
+    return _normalize(x3, mean, scale, shift)
+
+
+def _normalize(x3, mean, scale, shift):
     y = array_module(x3).empty_like(x3)
     if x3.size:
         _, channels, length = x3.shape
-        launch(f"batch_norm_normalize_affine_{_SUFFIX[x3.dtype]}", _elementwise_grid(x3.size),
-               ELEMENTWISE_THREADS, (x3, mean, scale, shift, y, x3.size, channels, length))
+        vector = _vector(x3, y)
+        launch(f"batch_norm_normalize_affine_{_SUFFIX[x3.dtype]}",
+               _elementwise_grid(x3.size, vector), ELEMENTWISE_THREADS,
+               (x3, mean, scale, shift, y, x3.size, channels, length, vector))
     return y
 
 
@@ -171,13 +268,14 @@ def _backward_sums(g3, x3, mean, centered_scale):
     sum_gc = xp.empty(channels, dtype=np.float64)
     if channels == 0:
         return sum_g, sum_gc
-    splits, chunk = _reduction_grid(channels, count)
+    vector = _vector(x3, g3)
+    splits, chunk = _reduction_grid(channels, count, vector)
     partial_g = xp.empty(channels * splits, dtype=np.float64)
     partial_gc = xp.empty(channels * splits, dtype=np.float64)
-    tickets = xp.zeros(channels, dtype=np.int32)
-    launch(f"batch_norm_backward_sums_{_SUFFIX[x3.dtype]}", (channels, splits), REDUCE_THREADS,
-           (g3, x3, mean, centered_scale, partial_g, partial_gc, tickets, sum_g, sum_gc, n,
-            channels, length, chunk))
+    _reduce(*(
+        f"batch_norm_backward_sums_{_SUFFIX[x3.dtype]}", (channels, splits), REDUCE_THREADS,
+        (g3, x3, mean, centered_scale, partial_g, partial_gc, _ticket_array(xp, channels),
+         sum_g, sum_gc, n, channels, length, chunk, vector)))
     return sum_g, sum_gc
 
 
@@ -210,6 +308,8 @@ def backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat):
     dx = array_module(x3).empty_like(x3)
     if x3.size:
         n, channels, length = x3.shape
-        launch(f"batch_norm_backward_input_{_SUFFIX[x3.dtype]}", _elementwise_grid(x3.size),
-               ELEMENTWISE_THREADS, (g3, x3, *vectors, dx, n, channels, length))
+        vector = _vector(x3, g3, dx)
+        launch(f"batch_norm_backward_input_{_SUFFIX[x3.dtype]}",
+               _elementwise_grid(x3.size, vector), ELEMENTWISE_THREADS,
+               (g3, x3, *vectors, dx, x3.size, channels, length, 1.0 / (n * length), vector))
     return dx

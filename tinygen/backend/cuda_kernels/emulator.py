@@ -11,10 +11,20 @@ The library is cached on disk under ``$TINYGEN_CACHE/emulator`` (default
 compiler version, and moved into place with an atomic rename, so concurrent test
 workers may build it at the same time.  It exists to test kernels without a GPU: it
 is exact in what it computes, not fast (every thread is a fiber).
+
+The checked build (the default; ``TINYGEN_EMULATOR_CHECK=0`` or ``checking(False)``
+turns it off) is also a CPU racecheck / memcheck / initcheck: the kernels are compiled
+with ``g++ -fsanitize=thread``, whose hooks kernels/emulation_check.h implements (read
+its header for what it finds and how).  Here each array argument is staged between two
+redzones and registered with its name and size, the ``__shared__`` arrays are taken from
+the symbol table (``nm``), and the findings of a launch become an ``EmulatorCheckError``
+with source lines (``addr2line``).
 """
+import contextlib
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -22,11 +32,26 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .source import default_sources
 
 CXX = "g++"
 CXX_FLAGS = ("-std=c++20", "-O2", "-fPIC", "-shared", "-fvisibility=hidden",
              "-DTINYGEN_CUDA_EMULATION")
+# The checked build: kernels instrumented (every load/store calls a __tsan_* hook, volatile
+# ones their own), -g for addr2line; the runtime (emulation_check.h) is not instrumented,
+# and -z defs makes a hook it lacks a link error instead of a failure at load time.
+CHECK_KERNEL_FLAGS = ("-fsanitize=thread", "--param=tsan-distinguish-volatile=1", "-g",
+                      "-DTINYGEN_CUDA_CHECK")
+CHECK_RUNTIME_FLAGS = ("-DTINYGEN_CUDA_CHECK_RUNTIME",)
+CHECK_LINK_FLAGS = ("-Wl,-z,defs",)
+CHECK_RUNTIME_HEADER = "emulation_check.h"
+# Watched bytes on either side of every array argument (out-of-bounds accesses that
+# land there are reported).
+REDZONE_BYTES = 256
+
+_check_enabled = os.environ.get("TINYGEN_EMULATOR_CHECK", "1") != "0"
 
 PRUNE_AFTER_DAYS = 7
 
@@ -44,6 +69,32 @@ class EmulatorBuildError(RuntimeError):
 
 class EmulatorError(RuntimeError):
     """A launch the emulator refused or could not finish (e.g. a divergent barrier)."""
+
+
+class EmulatorCheckError(EmulatorError):
+    """The checked emulator found races, unfenced cross-block accesses, uninitialised
+    shared-memory reads or out-of-bounds accesses (``findings``: one line each)."""
+
+    def __init__(self, message, findings):
+        super().__init__(message)
+        self.findings = findings
+
+
+def check_enabled():
+    """Whether ``library()`` builds, and ``launch`` runs, the checked emulator."""
+    return _check_enabled
+
+
+@contextlib.contextmanager
+def checking(enabled):
+    """Run emulated launches checked or not inside the ``with`` block."""
+    global _check_enabled
+    before = _check_enabled
+    _check_enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        _check_enabled = before
 
 
 def cache_dir():
@@ -82,7 +133,15 @@ def _compiler_version(cxx):
     return out.stdout.splitlines()[0] if out.stdout else ""
 
 
-def _build(sources, target):
+def _compile(cmd):
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EmulatorBuildError(
+            f"the CUDA emulator failed to compile the kernels ({' '.join(cmd)}):\n"
+            f"{(proc.stdout + proc.stderr).strip()}")
+
+
+def _build(sources, target, checked):
     """Compile ``sources`` into ``target`` (atomically: a temporary file, then a rename)."""
     cxx = compiler()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,12 +149,19 @@ def _build(sources, target):
         unit = Path(tmp) / "emulated_kernels.cpp"
         unit.write_text(translation_unit(sources), encoding="utf-8")
         partial = Path(tmp) / "emulated_kernels.so"
-        cmd = [cxx, *CXX_FLAGS, f"-I{sources.directory}", str(unit), "-o", str(partial)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise EmulatorBuildError(
-                f"the CUDA emulator failed to compile the kernels ({' '.join(cmd)}):\n"
-                f"{(proc.stdout + proc.stderr).strip()}")
+        include = f"-I{sources.directory}"
+        if not checked:
+            _compile([cxx, *CXX_FLAGS, include, str(unit), "-o", str(partial)])
+        else:
+            runtime = Path(tmp) / "check_runtime.cpp"
+            runtime.write_text(f'#include "{CHECK_RUNTIME_HEADER}"\n', encoding="utf-8")
+            objects = [Path(tmp) / "kernels.o", Path(tmp) / "runtime.o"]
+            _compile([cxx, *CXX_FLAGS, *CHECK_KERNEL_FLAGS, include, "-c", str(unit), "-o",
+                      str(objects[0])])
+            _compile([cxx, *CXX_FLAGS, *CHECK_RUNTIME_FLAGS, include, "-c", str(runtime), "-o",
+                      str(objects[1])])
+            _compile([cxx, *CXX_FLAGS, *CHECK_LINK_FLAGS, *map(str, objects), "-o",
+                      str(partial)])
         # Same file system as the target, then an atomic rename over any concurrent build.
         fd, staged = tempfile.mkstemp(prefix=target.name + ".", dir=target.parent)
         os.close(fd)
@@ -117,16 +183,118 @@ def _prune(keep):
             pass
 
 
+def _symbols(path):
+    """[(address, size, type, demangled name)] of the library's sized definitions."""
+    out = subprocess.run(["nm", "-S", "-C", "--defined-only", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    found = []
+    for line in out.splitlines():
+        parts = line.split(maxsplit=3)
+        if len(parts) == 4 and len(parts[2]) == 1:
+            found.append((int(parts[0], 16), int(parts[1], 16), parts[2], parts[3]))
+    return found
+
+
+def _short_function(name):
+    """``ns::f<float>(float const*, int)`` -> ``ns::f<float>`` (the parameter list dropped)."""
+    if not name.endswith(")"):
+        return name
+    depth = 0
+    for i in range(len(name) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(name[i], 0)
+        if depth == 0:
+            return name[:i]
+    return name
+
+
+GUARD_PREFIX = "tg_shared_guard_"
+
+
+def shared_arrays(path):
+    """The checked library's ``__shared__`` arrays: [(name, offset, bytes, guard_end)]
+    (offsets from the load address; guard_end == offset + bytes when none follows).
+
+    In the checked build each ``__shared__`` declaration brings a guard object named
+    tg_shared_guard_N (kernels/emulation.h): the function-local statics of a function
+    that has guards are its shared arrays, and a guard right after one is its guard."""
+    symbols = sorted(_symbols(path))
+    local = []
+    for address, size, kind, name in symbols:
+        function, sep, variable = name.rpartition("::")
+        if sep and kind in "bBdDuV":
+            local.append((address, size, function, variable))
+    with_guards = {f for _, _, f, v in local if v.startswith(GUARD_PREFIX)}
+    arrays = []
+    for i, (address, size, function, variable) in enumerate(local):
+        if function not in with_guards or variable.startswith(GUARD_PREFIX):
+            continue
+        guard_end = address + size
+        if i + 1 < len(local):
+            nxt_address, nxt_size, nxt_function, nxt_variable = local[i + 1]
+            if nxt_variable.startswith(GUARD_PREFIX) and 0 <= nxt_address - (address + size) < 16:
+                guard_end = nxt_address + nxt_size
+        arrays.append((f"{_short_function(function)}::{variable}", address, size, guard_end))
+    return arrays
+
+
+def _symbolize(path, offsets):
+    """offset -> 'file:line (function) <- file:line (caller) ...' (innermost first: the
+    frames inlined into one another), by addr2line."""
+    if not offsets:
+        return {}
+    cmd = ["addr2line", "-e", str(path), "-a", "-f", "-C", "-i", *(hex(o) for o in offsets)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {o: f"pc {hex(o)} of {path.name}" for o in offsets}
+    blocks, current = {}, None
+    for line in out.splitlines():
+        if re.fullmatch(r"0x[0-9a-f]+", line.strip()):
+            current = int(line, 16)
+            blocks[current] = []
+        elif current is not None:
+            blocks[current].append(line.strip())
+    places = {}
+    for offset, lines in blocks.items():
+        frames = []
+        for function, location in zip(lines[0::2], lines[1::2]):
+            file, _, number = location.rpartition(":")
+            frames.append(f"{Path(file).name}:{number.split()[0]} "
+                          f"({_short_function(function)})")
+        places[offset] = " <- ".join(frames) or f"pc {hex(offset)}"
+    return places
+
+
 class EmulatorLibrary:
     """One compiled set of kernel sources, loaded."""
 
-    def __init__(self, sources, path):
+    def __init__(self, sources, path, checked=False):
         self.sources = sources
         self.path = path
+        self.checked = checked
         self._lib = ctypes.CDLL(str(path))
         self._lib.tg_emu_last_error.restype = ctypes.c_char_p
         self._lib.tg_emu_set_reverse_order.argtypes = [ctypes.c_int]
         self._functions = {}
+        self._lock = threading.Lock()
+        if checked:
+            self._set_up_checker()
+
+    def _set_up_checker(self):
+        lib = self._lib
+        lib.tg_check_add_shared.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                            ctypes.c_ulonglong, ctypes.c_size_t]
+        lib.tg_check_add_buffer.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                            ctypes.c_ulonglong, ctypes.c_int, ctypes.c_ulonglong]
+        lib.tg_check_report.restype = ctypes.c_char_p
+        lib.tg_check_report.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
+                                        ctypes.POINTER(ctypes.c_int)]
+        anchor = next(a for a, _, _, n in _symbols(self.path) if n == "tg_emu_last_error")
+        self.load_base = ctypes.cast(lib.tg_emu_last_error, ctypes.c_void_p).value - anchor
+        self.shared = shared_arrays(self.path)
+        for name, offset, size, guard_end in self.shared:
+            lib.tg_check_add_shared(name.encode(), self.load_base + offset, size,
+                                    self.load_base + guard_end)
 
     def _function(self, name):
         fn = self._functions.get(name)
@@ -144,11 +312,26 @@ class EmulatorLibrary:
 
     def run(self, signature, grid, block, values):
         """Launch ``signature.name`` over ``grid`` x ``block`` (3-tuples) with ``values``
-        already checked by ``launch.pack_arguments`` (arrays and numpy scalars)."""
+        already checked by ``launch.pack_arguments`` (arrays and numpy scalars); a
+        checked library raises EmulatorCheckError for what its checker found."""
+        threads = block[0] * block[1] * block[2]
+        if signature.max_threads is not None and threads > signature.max_threads:
+            raise EmulatorError(f"{signature.name}: block {tuple(block)} has {threads} threads "
+                                f"but the kernel is compiled for at most "
+                                f"{signature.max_threads} (__launch_bounds__)")
+        if not self.checked:
+            return self._run(signature, grid, block,
+                             [v.ctypes.data if p.is_pointer else v
+                              for p, v in zip(signature.params, values)])
+        with self._lock:
+            self._run_checked(signature, grid, block, values)
+
+    def _run(self, signature, grid, block, values):
+        """values: pointers as ints, scalars as numpy scalars."""
         cells = []
         for param, value in zip(signature.params, values):
             if param.is_pointer:
-                cells.append(ctypes.c_void_p(value.ctypes.data))
+                cells.append(ctypes.c_void_p(value))
             else:
                 cells.append(_CTYPES[param.ctype](value.item()))
         args = (ctypes.c_void_p * max(1, len(cells)))(
@@ -159,26 +342,91 @@ class EmulatorLibrary:
             message = self._lib.tg_emu_last_error().decode(errors="replace")
             raise EmulatorError(f"{signature.name}: {message}")
 
+    def _run_checked(self, signature, grid, block, values):
+        lib = self._lib
+        lib.tg_check_begin_launch((ctypes.c_uint * 3)(*grid), (ctypes.c_uint * 3)(*block))
+        arrays = [(p, v) for p, v in zip(signature.params, values) if p.is_pointer]
+        aliased = {id(v) for i, (_, v) in enumerate(arrays) for _, w in arrays[i + 1:]
+                   if np.may_share_memory(v, w) for v in (v, w)}
+        staged, pointers = [], {}
+        for param, value in arrays:
+            nbytes = value.nbytes
+            if id(value) in aliased:  # kept in place: no redzone, overlaps trimmed
+                pointer, redzone = value.ctypes.data, 0
+            else:
+                # the copy keeps the original's address modulo 64: the same alignment, so
+                # the same vector-load decisions, as the caller's array
+                buffer = np.zeros(nbytes + 2 * REDZONE_BYTES + 64, dtype=np.uint8)
+                start = REDZONE_BYTES + (value.ctypes.data - buffer.ctypes.data
+                                         - REDZONE_BYTES) % 64
+                buffer[start:start + nbytes] = value.reshape(-1).view(np.uint8)
+                pointer, redzone = buffer.ctypes.data + start, REDZONE_BYTES
+                staged.append((param, value, buffer, start))
+            pointers[param.name] = pointer
+            lib.tg_check_add_buffer(param.name.encode(), pointer, nbytes, value.itemsize,
+                                    redzone)
+        try:
+            lib.tg_check_start()
+            self._run(signature, grid, block,
+                      [pointers[p.name] if p.is_pointer else v
+                       for p, v in zip(signature.params, values)])
+        finally:
+            lib.tg_check_stop()
+            for param, value, buffer, start in staged:
+                if not param.is_const and value.nbytes:
+                    value.reshape(-1).view(np.uint8)[:] = buffer[start:start + value.nbytes]
+        findings = self.findings()
+        if findings:
+            shown = "\n  ".join(findings)
+            raise EmulatorCheckError(
+                f"{signature.name} (grid {tuple(grid)}, block {tuple(block)}): the checker "
+                f"found {len(findings)} problem(s):\n  {shown}", findings)
+
+    def findings(self):
+        """The checker's findings of the last launch, one line each, with source lines."""
+        lib = self._lib
+        raw = []
+        for i in range(lib.tg_check_report_count()):
+            pcs, count = (ctypes.c_void_p * 2)(), ctypes.c_int()
+            text = lib.tg_check_report(i, pcs, ctypes.byref(count)).decode(errors="replace")
+            raw.append((text, [pc for pc in pcs], count.value))
+        offsets = sorted({pc - self.load_base - 1 for _, pcs, _ in raw for pc in pcs if pc})
+        places = _symbolize(self.path, offsets)
+        lines = []
+        for text, pcs, count in raw:
+            for k, pc in enumerate(pcs, start=1):
+                place = places.get(pc - self.load_base - 1, "?") if pc else "?"
+                text = text.replace(f"@{k}", place)
+            lines.append(text + (f" ({count} times)" if count > 1 else ""))
+        dropped = lib.tg_check_dropped_reports()
+        if dropped:
+            lines.append(f"... and {dropped} more")
+        return lines
+
 
 _libraries = {}
 _lock = threading.Lock()
 
 
-def library(sources=None):
-    """The emulator library for ``sources`` (default: the package's kernels), built on
-    first use and cached on disk and per process."""
+def library(sources=None, check=None):
+    """The emulator library for ``sources`` (default: the package's kernels), checked
+    or not (default: ``check_enabled()``), built on first use and cached on disk and
+    per process."""
     sources = default_sources() if sources is None else sources
+    checked = check_enabled() if check is None else bool(check)
     with _lock:
-        lib = _libraries.get(sources.digest)
+        lib = _libraries.get((sources.digest, checked))
         if lib is None:
             cxx = compiler()
+            flags = CXX_FLAGS + ((*CHECK_KERNEL_FLAGS, *CHECK_RUNTIME_FLAGS, *CHECK_LINK_FLAGS)
+                                 if checked else ())
             key = hashlib.sha256("\0".join(
-                [sources.digest, translation_unit(sources), " ".join(CXX_FLAGS),
+                [sources.digest, translation_unit(sources), " ".join(flags),
                  _compiler_version(cxx)]).encode()).hexdigest()[:24]
             path = cache_dir() / f"kernels-{key}.so"
             if path.is_file():
                 os.utime(path)  # last use, for _prune
             else:
-                _build(sources, path)
-            lib = _libraries[sources.digest] = EmulatorLibrary(sources, path)
+                _build(sources, path, checked)
+            lib = _libraries[(sources.digest, checked)] = EmulatorLibrary(sources, path, checked)
         return lib

@@ -128,6 +128,10 @@ def launch(name, grid, block, args, *, sources=None):
     if threads > MAX_THREADS_PER_BLOCK:
         raise ValueError(f"{name}: block {block} has {threads} threads; a block may have at "
                          f"most {MAX_THREADS_PER_BLOCK}")
+    if signature.max_threads is not None and threads > signature.max_threads:
+        raise ValueError(f"{name}: block {block} has {threads} threads but the kernel is "
+                         f"compiled for at most {signature.max_threads} "
+                         f"(__launch_bounds__({signature.max_threads}))")
     values, device = pack_arguments(signature, args)
     if device == "cpu":
         from . import emulator

@@ -31,7 +31,7 @@ DTYPE_NAMES = {"float": "float32", "double": "float64", "int": "int32", "long lo
 TYPE_CODES = {"float": "f", "double": "d", "int": "i", "long long": "q"}
 
 _ENTRY = re.compile(
-    r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^()]*\)\s+)?'
+    r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\((?P<bounds>[^()]*)\)\s+)?'
     r"(?P<name>[A-Za-z_]\w*)\s*\((?P<params>[^()]*)\)"
 )
 _PARAM = re.compile(
@@ -72,6 +72,9 @@ class Signature:
     params: tuple  # of Param
     path: Path
     line: int
+    # __launch_bounds__'s maximum threads per block (None: not declared): a launch with
+    # more fails on a GPU, so every path refuses it.
+    max_threads: int = None
 
     @property
     def type_codes(self):
@@ -122,7 +125,14 @@ def parse_signatures(text, path="<string>"):
         names = [p.name for p in params]
         if len(set(names)) != len(names):
             raise KernelSourceError(f"{where}: kernel {match['name']}: repeated parameter name")
-        signatures.append(Signature(match["name"], params, Path(path), line))
+        max_threads = None
+        if match["bounds"] is not None:
+            first = match["bounds"].split(",")[0].strip()
+            if not first.isdigit():
+                raise KernelSourceError(f"{where}: kernel {match['name']}: __launch_bounds__ "
+                                        f"must start with a literal thread count, got {first!r}")
+            max_threads = int(first)
+        signatures.append(Signature(match["name"], params, Path(path), line, max_threads))
     for found in re.finditer(r"\b__global__\b", code):
         if found.start() not in covered:
             line = code.count("\n", 0, found.start()) + 1

@@ -8,7 +8,8 @@ array code, which serves cupy as well).
 
 Each iteration is ONE launch computing ``v = normalize(W^T u)``, ``u = normalize(W v)``
 and ``sigma = u^T W v`` (the kernel file explains how a grid does that without a
-grid-wide barrier).  ``power_iteration_sigma`` also returns that last sigma, which
+grid-wide barrier: a tree of per-block partial sums merged by the blocks themselves).
+``power_iteration_sigma`` also returns that last sigma, which
 saves the separate ``sigma`` launch.  Sums are accumulated in double.
 """
 import numbers
@@ -69,12 +70,12 @@ def power_iteration_sigma(weight_matrix, u, v, n_iterations, eps):
     v_raw = xp.empty(cols, dtype=np.float64)
     partial_y = xp.empty(blocks * rows, dtype=np.float64)
     partial_vv = xp.empty(blocks, dtype=np.float64)
-    ticket = xp.zeros(1, dtype=np.int32)  # the last block of every launch resets it to 0
+    tickets = xp.zeros(blocks, dtype=np.int32)  # one per tree node; each merge resets its own
     sigma_out = xp.empty(1, dtype=w.dtype)
     name = f"spectral_norm_power_step_{_SUFFIX[w.dtype]}"
     for _ in range(int(n_iterations)):
         launch(name, blocks, THREADS,
-               (w, u, v, v_raw, partial_y, partial_vv, ticket, sigma_out, rows, cols,
+               (w, u, v, v_raw, partial_y, partial_vv, tickets, sigma_out, rows, cols,
                 float(eps)))
     return u, v, sigma_out.reshape(())
 

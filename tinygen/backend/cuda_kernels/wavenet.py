@@ -3,8 +3,9 @@
 Same functions and results as ``tinygen/backend/reference/wavenet.py`` (read that
 first: ``StepWeights``, the ring-buffer layout, what a step computes):
 ``step(weights, ring, t, previous, cond=None)`` advances B sequences by one sample,
-all layers in ONE launch (a block per sequence), writing the ring buffers on the
-device and returning the logits (B, Q) in the weights' dtype.
+all layers in two launches (the residual chain with a block per sequence, then the
+skip convolutions and output layers with several blocks per sequence), writing the
+ring buffers on the device and returning the logits (B, Q) in the weights' dtype.
 
 The kernel reads the weights in its own layout (``pack``: one flat array, every
 mat-vec weight transposed so that the threads of a warp read consecutive addresses;
@@ -34,6 +35,8 @@ MAX_SKIP = 512
 MAX_CLASSES = 1024
 MAX_KERNEL_SIZE = 4
 MAX_THREADS = 256
+# Blocks per sequence for the skip convolutions at most (fewer when there are fewer layers).
+MAX_HEAD_BLOCKS = 8
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
@@ -201,19 +204,36 @@ def _threads(packed):
     return min(MAX_THREADS, -(-widest // 32) * 32)
 
 
+def _head_blocks(packed):
+    """G: blocks per sequence for the skip convolutions (each takes every G-th layer)."""
+    return max(1, min(packed.n_layers, MAX_HEAD_BLOCKS))
+
+
 def _launch(packed, ring, t, previous, cond, logits, uniforms, sampled, temperature, sample):
+    """One step: the residual chain (a block per sequence), then the skip convolutions and
+    output layers (G blocks per sequence); see kernels/wavenet.cu."""
     xp = array_module(packed.params)
     dtype = packed.params.dtype
+    batch = ring.shape[0]
     has_cond = cond is not None
     if not has_cond:                      # the kernel never reads it (has_cond = 0)
-        cond = xp.zeros(1, dtype=dtype)
+        cond = xp.empty(1, dtype=dtype)
     if uniforms is None:                  # nor these (sample = 0)
-        uniforms = xp.zeros(1, dtype=np.float64)
-        sampled = xp.zeros(1, dtype=np.int64)
-    launch(f"wavenet_step_{_SUFFIX[dtype]}", ring.shape[0], _threads(packed),
-           (packed.params, packed.dilations, packed.ring_offsets, ring, cond, previous, logits,
-            uniforms, sampled, packed.n_layers, packed.residual, packed.skip, packed.classes,
-            packed.kernel_size, packed.slots, t, int(has_cond), temperature, int(sample)))
+        uniforms = xp.empty(1, dtype=np.float64)
+        sampled = xp.empty(1, dtype=np.int64)
+    shares = _head_blocks(packed)
+    gates = xp.empty(batch * packed.n_layers * packed.residual, dtype=np.float64)
+    partial = xp.empty(batch * shares * packed.skip, dtype=np.float64)
+    tickets = xp.zeros(batch, dtype=np.int32)
+    suffix, threads = _SUFFIX[dtype], _threads(packed)
+    launch(f"wavenet_chain_{suffix}", batch, threads,
+           (packed.params, packed.dilations, packed.ring_offsets, ring, cond, previous, gates,
+            packed.n_layers, packed.residual, packed.skip, packed.classes, packed.kernel_size,
+            packed.slots, t, int(has_cond)))
+    launch(f"wavenet_heads_{suffix}", (batch, shares), threads,
+           (packed.params, gates, partial, tickets, logits, uniforms, sampled, packed.n_layers,
+            packed.residual, packed.skip, packed.classes, packed.kernel_size, temperature,
+            int(sample)))
 
 
 def step(weights, ring, t, previous, cond=None):

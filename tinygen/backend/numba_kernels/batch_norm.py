@@ -16,7 +16,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import sized
-from ..reference.batch_norm import finish_backward_stats, finish_train_stats
+from ..reference.batch_norm import (finish_backward_stats, finish_train_forward,
+                                    finish_train_stats)
 
 # Reductions may reorder their float64 additions, so that LLVM can vectorise them
 # (strict left-to-right order makes each add wait for the previous one).  Only
@@ -68,6 +69,12 @@ def train_stats(x3, eps, running_mean=None, running_var=None, momentum=0.1):
     its composition, on these kernels' channel statistics)."""
     mean, var = channel_stats(x3)
     return finish_train_stats(x3, mean, var, eps, running_mean, running_var, momentum)
+
+
+def train_forward(x3, weight, bias, eps, running_mean=None, running_var=None, momentum=0.1):
+    """``train_stats`` then ``normalize_affine`` (as the reference's composition)."""
+    mean, _, inv_std = train_stats(x3, eps, running_mean, running_var, momentum)
+    return finish_train_forward(normalize_affine, x3, weight, bias, mean, inv_std)
 
 
 def normalize_affine(x3, mean, scale, shift):

@@ -23,11 +23,13 @@ The backward pass, with xhat = (x - mean) * inv_std:
 (the two subtracted terms are what the batch statistics' own dependence on x
 contributes: shifting every x moves the mean, scaling every x moves the std).
 
-The op calls two fused entry points on every device, which the CUDA kernels run
-in one launch each: ``train_stats`` (mean, var, inv_std and the running-statistics
-update) and ``backward_stats`` (sum(g), sum(g * xhat)).  Here they are composed
-from the pieces above by ``finish_train_stats`` and ``finish_backward_stats``,
-which the numba module shares, so the composition is written once.
+The op calls fused entry points on every device, which the CUDA kernels run in
+one launch each (two for the forward): ``train_forward`` (``train_stats``: mean,
+var, inv_std and the running-statistics update; then the normalised output) and
+``backward_stats`` (sum(g), sum(g * xhat)).  Here they are composed from the pieces
+above by ``finish_train_stats``, ``finish_train_forward`` and
+``finish_backward_stats``, which the numba module shares, so the composition is
+written once.
 """
 import numpy as np
 
@@ -95,6 +97,14 @@ def train_stats(x3, eps, running_mean=None, running_var=None, momentum=0.1):
     return finish_train_stats(x3, mean, var, eps, running_mean, running_var, momentum)
 
 
+def train_forward(x3, weight, bias, eps, running_mean=None, running_var=None, momentum=0.1):
+    """The training forward: ``train_stats``, then ``normalize_affine`` with
+    ``scale = weight * inv_std`` and ``shift = bias`` (weight/bias: None, i.e. 1 and 0, or
+    (C,) arrays).  Returns ``(y, mean, inv_std)``."""
+    mean, _, inv_std = train_stats(x3, eps, running_mean, running_var, momentum)
+    return finish_train_forward(normalize_affine, x3, weight, bias, mean, inv_std)
+
+
 def backward_stats(g3, x3, mean, inv_std):
     """Per-channel ``sum(g)`` and ``sum(g * xhat)`` in float64: the bias and weight
     gradients, and what ``backward_input`` needs."""
@@ -124,6 +134,13 @@ def finish_train_stats(x3, mean, var, eps, running_mean, running_var, momentum):
         _update_running(running_mean, mean, momentum)
         _update_running(running_var, var * (count / (count - 1)), momentum)
     return mean, var, inv_std
+
+
+def finish_train_forward(normalize, x3, weight, bias, mean, inv_std):
+    """``train_forward`` given ``train_stats``'s mean and inv_std and a normalize_affine."""
+    scale = inv_std if weight is None else weight.astype(np.float64) * inv_std
+    shift = np.zeros_like(inv_std) if bias is None else bias.astype(np.float64)
+    return normalize(x3, mean, scale, shift), mean, inv_std
 
 
 def finish_backward_stats(sum_g, sum_g_centered, inv_std):
