@@ -1,42 +1,7 @@
-"""Wall-clock timing shared by the CPU benchmarks."""
+"""Thread pinning shared by the stand-alone CPU benchmarks (the suite,
+``benchmarks.cpu_suite``, pins each of its worker processes itself)."""
 import os
-import statistics
 import sys
-import time
-
-
-def time_ms(fn, repeat, warmup=3, statistic="median"):
-    """Run ``fn`` ``warmup`` times, then time ``repeat`` runs; milliseconds.
-
-    ``statistic='median'`` is the usual summary; ``'min'`` (best of) is the
-    stable one on a shared machine, where the median moves with whatever else
-    runs.
-    """
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    summary = min(times) if statistic == "min" else statistics.median(times)
-    return 1e3 * summary
-
-
-def interleaved_ms(fns, repeat, warmup, block=5):
-    """Per function: (median, min) milliseconds over ``repeat`` calls, the functions
-    taking turns in blocks of ``block`` calls."""
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in fns]
-    while len(times[0]) < repeat:
-        for fn, ts in zip(fns, times):
-            for _ in range(min(block, repeat - len(ts))):
-                start = time.perf_counter()
-                fn()
-                ts.append(time.perf_counter() - start)
-    return [(1e3 * statistics.median(ts), 1e3 * min(ts)) for ts in times]
 
 
 def pin_threads(parser, is_main):

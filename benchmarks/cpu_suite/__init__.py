@@ -1,0 +1,17 @@
+"""tinygen against PyTorch CPU, every row of issue 12 in one run, measured fairly.
+
+    python -m benchmarks.cpu_suite [--threads 1 2] [--quick] [--only NAME ...]
+
+Each framework runs in its own long-lived worker process (``worker.py``), so that
+PyTorch's OpenMP runtime never shares a process with numba's and OpenBLAS's thread
+pools.  Each worker pins its threads (environment before any import, then
+threadpoolctl, ``numba.set_num_threads`` / ``torch.set_num_threads``).  For every
+row (``cases.py``, ``models.py``, ``torch_twins.py``) the tinygen worker builds the
+workload from fixed seeds and hands its weights to the torch worker; both take one
+step and their outputs (loss, gradients) must agree before anything is timed.
+Then the two workers take steps in alternating blocks (interleaved, so load from
+other processes falls on both alike) and the table reports medians, their ratio
+ours / torch, and each step's peak memory (RSS high-water mark over the resident
+size before the step, and tracemalloc's peak, which sees numpy's buffers but not
+torch's).  Results go to ``benchmarks/results/cpu-2core.md`` and ``.json``.
+"""

@@ -1,0 +1,210 @@
+"""``python -m benchmarks.cpu_suite``: see the package docstring."""
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+BEGIN, END = "<!-- cpu_suite:begin -->", "<!-- cpu_suite:end -->"
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS")
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="python -m benchmarks.cpu_suite",
+                                description="tinygen vs PyTorch CPU, every row of issue 12")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--quick", action="store_true",
+                   help="fewer timed steps per row (~1 s of steps per framework)")
+    p.add_argument("--only", nargs="+", default=None,
+                   help="run the rows whose name contains one of these substrings")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="seconds of timed steps per framework and row (default 1 quick, 4)")
+    p.add_argument("--no-write", action="store_true", help="print only, write no results")
+    return p
+
+
+class Worker:
+    """A framework's process and the pipe to it."""
+
+    def __init__(self, framework, threads):
+        from .worker import serve
+
+        for var in _THREAD_VARS:  # read by each library when it loads, in the child
+            os.environ[var] = str(threads)
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.framework = framework
+        self.process = ctx.Process(target=serve, args=(child, framework, threads), daemon=True)
+        self.process.start()
+
+    def ask(self, *request):
+        self.conn.send(request)
+        status, reply = self.conn.recv()
+        if status != "ok":
+            raise RuntimeError(reply)
+        return reply
+
+    def stop(self):
+        try:
+            self.ask("stop")
+        finally:
+            self.process.join(timeout=10)
+
+
+def _compare(ours, theirs, rtol, atol):
+    """None when every output agrees, else a description of the first that does not."""
+    import numpy as np
+
+    missing = sorted(set(ours) ^ set(theirs))
+    if missing:
+        return f"outputs present on one side only: {missing[:6]}"
+    for key in sorted(ours):
+        a, b = np.asarray(ours[key], np.float64), np.asarray(theirs[key], np.float64)
+        if a.shape != b.shape:
+            return f"{key}: shapes {a.shape} vs {b.shape}"
+        scale = max(float(np.abs(b).max()) if b.size else 0.0, 1e-30)
+        bad = np.abs(a - b) > atol * scale + rtol * np.abs(b)
+        if bad.any():
+            worst = float((np.abs(a - b) / scale).max())
+            return f"{key}: {int(bad.sum())} of {a.size} differ (max |diff|/max|ref| {worst:.2e})"
+    return None
+
+
+def _run_case(case, workers, quick, seconds):
+    tg, th = workers
+    state = tg.ask("setup", case.name, quick, None)
+    th.ask("setup", case.name, quick, state)
+    mismatch = _compare(tg.ask("check"), th.ask("check"), case.rtol, case.atol)
+    # a second untimed step each (caches, allocator, thread pools), which also sizes the run
+    first = [min(w.ask("time", 1)) for w in workers]
+    step = max(first)
+    reps = int(min(400, max(5 if quick else 15, seconds / max(step, 1e-6))))
+    rounds = min(reps, 5 if quick else 10)
+    block = max(1, reps // rounds)
+    times = {w.framework: [] for w in workers}
+    for r in range(rounds):  # interleaved blocks, the order alternating
+        for w in (workers if r % 2 == 0 else workers[::-1]):
+            times[w.framework] += w.ask("time", block)
+    mem = {w.framework: w.ask("memory") for w in workers}
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    best = {k: 1e3 * min(v) for k, v in times.items()}
+    return {
+        "name": case.name, "group": case.group, "goal": case.goal,
+        "ours_ms": ms["tinygen"], "torch_ms": ms["torch"],
+        "ratio": ms["tinygen"] / ms["torch"],
+        "ours_best_ms": best["tinygen"], "torch_best_ms": best["torch"],
+        "steps": len(times["tinygen"]),
+        "ours_rss": mem["tinygen"]["rss_peak"], "torch_rss": mem["torch"]["rss_peak"],
+        "ours_traced": mem["tinygen"]["traced_peak"], "torch_traced": mem["torch"]["traced_peak"],
+        "check": mismatch or "same outputs",
+    }
+
+
+def _mb(v):
+    return "-" if v is None else f"{v / 2**20:.1f}"
+
+
+def _table(rows, threads):
+    lines = [f"| workload | ours ms | torch ms | ratio | goal | ours peak MB (RSS / traced) "
+             f"| torch peak MB (RSS) | steps | check |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | - | - | - | - | - | - | - | ERROR: "
+                         f"{r['error'].strip().splitlines()[-1][:120]} |")
+            continue
+        flag = "" if r["ratio"] <= r["goal"] else " **miss**"
+        lines.append(
+            f"| {r['name']} | {r['ours_ms']:.3f} | {r['torch_ms']:.3f} | "
+            f"{r['ratio']:.2f}{flag} | {r['goal']:.2f} | {_mb(r['ours_rss'])} / "
+            f"{_mb(r['ours_traced'])} | {_mb(r['torch_rss'])} | {r['steps']} | {r['check']} |")
+    return f"### {threads} thread{'s' if threads > 1 else ''}\n\n" + "\n".join(lines)
+
+
+def _header(info, args, load):
+    tg, th = info["tinygen"], info["torch"]
+    pools = ", ".join(f"{p['internal_api']} {p['version'] or ''} ({p['architecture'] or '-'})"
+                      for p in tg["pools"])
+    return (
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
+        f"{platform.machine()} ({os.cpu_count()} cores), load average before the run "
+        f"{load}; tinygen {tg['tinygen']} (numpy {tg['numpy']}, numba {tg['numba']}, threading "
+        f"layer {tg['numba_layer']}; BLAS/OpenMP pools: {pools}), PyTorch {th['torch']}.\n"
+        f"Command: `python -m benchmarks.cpu_suite --threads {' '.join(map(str, args.threads))}"
+        f"{' --quick' if args.quick else ''}`.  Each framework in its own worker process, "
+        f"threads pinned per worker; interleaved blocks of steps, median ms per step; ratio = "
+        f"ours / torch (below 1: tinygen faster).  Peak memory of one step: RSS high-water "
+        f"mark above the RSS before the step (both), and tracemalloc's peak (sees numpy's "
+        f"buffers, not torch's).  Outputs (loss, every gradient) compared before timing.")
+
+
+def _write(all_rows, info, args, load):
+    RESULTS.mkdir(exist_ok=True)
+    md_path, json_path = RESULTS / "cpu-2core.md", RESULTS / "cpu-2core.json"
+    body = "\n\n".join([_header(info, args, load)]
+                       + [_table(rows, t) for t, rows in all_rows.items()])
+    section = f"{BEGIN}\n## Every row of issue 12 — `python -m benchmarks.cpu_suite`\n\n{body}\n{END}"
+    text = md_path.read_text() if md_path.exists() else "# CPU results\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    md_path.write_text(text)
+    json_path.write_text(json.dumps({"info": info, "quick": args.quick, "load_before": load,
+                                     "rows": {str(t): r for t, r in all_rows.items()}},
+                                    indent=1, default=str) + "\n")
+    print(f"wrote {md_path} and {json_path}")
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    from .cases import CASES
+
+    names = [n for n in CASES if not args.only or any(s in n for s in args.only)]
+    seconds = args.seconds or (1.0 if args.quick else 4.0)
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    all_rows, info, failed = {}, None, False
+    start = time.perf_counter()
+    for threads in args.threads:
+        workers = (Worker("tinygen", threads), Worker("torch", threads))
+        try:
+            if info is None:
+                info = {w.framework: w.ask("info") for w in workers}
+            rows = all_rows[threads] = []
+            for name in names:
+                t0 = time.perf_counter()
+                try:
+                    row = _run_case(CASES[name], workers, args.quick, seconds)
+                except RuntimeError as exc:
+                    row = {"name": name, "error": str(exc)}
+                    print(exc, file=sys.stderr)
+                failed |= "error" in row or row.get("check") != "same outputs"
+                rows.append(row)
+                if "error" not in row:
+                    print(f"[{threads}t] {name:<52} ours {row['ours_ms']:9.3f} ms  torch "
+                          f"{row['torch_ms']:9.3f} ms  ratio {row['ratio']:5.2f}  "
+                          f"({row['check']}, {time.perf_counter() - t0:.0f} s)", flush=True)
+        finally:
+            for w in workers:
+                w.stop()
+    print()
+    print(_header(info, args, load))
+    for t, rows in all_rows.items():
+        print()
+        print(_table(rows, t))
+    print(f"\n(total {time.perf_counter() - start:.0f} s)")
+    if not args.no_write:
+        _write(all_rows, info, args, load)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
