@@ -229,3 +229,29 @@ def test_valid_range_is_exactly_the_in_bounds_outputs():
                     assert 0 <= lo <= hi <= count, (offset, stride, size, count, lo, hi)
                     inside = [q for q in range(count) if 0 <= q * stride + offset < size]
                     assert list(range(lo, hi)) == inside, (offset, stride, size, count)
+
+
+@settings(max_examples=10, deadline=None)
+@given(conv_configs(ndim=2, max_side=10, max_channels=6, max_kernel=4, max_batch=5),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+def test_batch_chunks_match_reference(config, dtype, seed):
+    """With a tiny chunk budget every image is its own chunk (and the last chunk is
+    shorter): the chunked GEMMs and the accumulated weight gradient still match."""
+    kwargs = op_kwargs(config)
+    original = numba_conv.CHUNK_BYTES
+    numba_conv.CHUNK_BYTES = 1
+    try:
+        _compare(lambda x, w, b=None: C.conv2d(x, w, b, **kwargs), _inputs(config, seed, dtype),
+                 dtype)
+    finally:
+        numba_conv.CHUNK_BYTES = original
+
+
+def test_chunks_cover_the_batch_in_order():
+    assert numba_conv._chunks(5, 10, 4) == [(0, 5)]            # 200 bytes: one chunk
+    original = numba_conv.CHUNK_BYTES
+    numba_conv.CHUNK_BYTES = 80                                # two images a chunk
+    try:
+        assert numba_conv._chunks(5, 10, 4) == [(0, 2), (2, 4), (4, 5)]
+    finally:
+        numba_conv.CHUNK_BYTES = original

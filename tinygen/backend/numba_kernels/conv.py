@@ -5,11 +5,12 @@ first for what is computed); this file is about how to compute it fast.
 
 Layout.  ``im2col`` gathers, for every input channel c and kept tap t, the
 values that tap meets at every output position of every image, into the row
-``c*T + t`` of a column matrix of shape (C*T, N*Hout*Wout).  The batch is
-folded into the columns so that each group's work is ONE large GEMM:
+``c*T + t`` of a column matrix of shape (C*T, k*Hout*Wout) for a chunk of k
+images (``_chunks``: as many as keep the matrix in cache).  The chunk's images are
+folded into the columns so that each group's work per chunk is ONE GEMM:
 
-    forward       y_g    (O/g, N*P)   = W_g (O/g, C/g*T) @ cols_g (C/g*T, N*P)
-    weight grad   gW_g^T (C/g*T, O/g) = cols_g @ gy_g^T
+    forward       y_g    (O/g, k*P)   = W_g (O/g, C/g*T) @ cols_g (C/g*T, k*P)
+    weight grad   gW_g^T (C/g*T, O/g) += cols_g @ gy_g^T
     input grad    dcols_g             = W_g^T @ gy_g,  then col2im scatter-adds
                                         dcols back into the input's shape
 
@@ -109,23 +110,50 @@ def _col2im_planes(dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, 
         _col2im_plane(grad_x, dcols, nc, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
 
 
-# The big buffers are allocated by numpy, not inside the jitted code: numpy asks
-# the kernel for transparent huge pages on large allocations, numba's allocator
-# does not, and first-touch page faults then cost ~10x the gather itself.
-def _im2col(x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
-    """The (C*T, N*Hout*Wout) column matrix of x over the taps."""
-    cols = np.empty((x.shape[1] * len(tap_i), x.shape[0] * hout * wout), dtype=x.dtype)
+# The buffers are allocated by numpy, not inside the jitted code: numpy asks the
+# kernel for transparent huge pages on large allocations, numba's allocator does not,
+# and first-touch page faults then cost more than the gather itself.
+def _im2col(x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, out=None):
+    """The (C*T, N*Hout*Wout) column matrix of x over the taps (into ``out`` when given,
+    a reused buffer of at least that many elements)."""
+    shape = (x.shape[1] * len(tap_i), x.shape[0] * hout * wout)
+    if out is None:
+        cols = np.empty(shape, dtype=x.dtype)
+    else:
+        cols = out[:shape[0] * shape[1]].reshape(shape)
     sized(_im2col_rows, cols.size, x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
     return cols
 
 
-def _col2im(dcols, tap_i, tap_j, n_img, channels, height, width, hout, wout,
-            sh, sw, pt, pl, dh, dw):
-    """Scatter-add the column matrix back into an (N, C, H, W) gradient."""
-    grad_x = np.zeros((n_img, channels, height, width), dtype=dcols.dtype)
+def _col2im_into(grad_x, dcols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
+    """Scatter-add the column matrix into ``grad_x`` (N, C, H, W), which starts zeroed."""
     sized(_col2im_planes, dcols.size, dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl,
           dh, dw)
-    return grad_x
+
+
+# --- batch chunks -------------------------------------------------------------------
+# The whole batch's column matrix is large (a 3x3 conv, 64 channels, 32 images of
+# 28x28: 58 MB) and on a small machine writing it and reading it back through memory
+# costs more than the GEMM itself.  So the batch is cut into chunks of whole images
+# whose columns fit in about CHUNK_BYTES (in cache), and each chunk is gathered, used
+# by its GEMM and overwritten by the next: same arithmetic, a fraction of the traffic
+# (conv2d 3x3 fwd+bwd above, 1 thread: 350 -> 237 ms on a loaded 2-core machine).
+# Each chunk is one more parallel region (a thread barrier), which costs on a busy
+# machine: 4 MB (a few images) measured as good as 1-2 MB on one thread and better on
+# two.
+CHUNK_BYTES = 1 << 22
+
+
+def _chunks(n_img, cols_per_image, itemsize):
+    """[(start, stop)] image ranges whose columns take about CHUNK_BYTES each."""
+    per = max(1, CHUNK_BYTES // max(1, cols_per_image * itemsize))
+    return [(start, min(n_img, start + per)) for start in range(0, n_img, per)]
+
+
+def _batch_last(a, groups):
+    """(k, O, P) -> (g, O/g, k*P): a chunk's images side by side, per group."""
+    k, o, p = a.shape
+    return np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(groups, o // groups, k * p)
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -155,13 +183,6 @@ def _weight_matrix(weight, tap_i, tap_j, groups):
     return w_taps.reshape(groups, out_channels // groups, in_per_group * len(tap_i))
 
 
-def _channels_first(grad_y, groups):
-    """grad_y (N, O, Hout, Wout) as (g, O/g, N*Hout*Wout): the batch folded in."""
-    n, out_channels, hout, wout = grad_y.shape
-    return np.ascontiguousarray(grad_y.transpose(1, 0, 2, 3)).reshape(
-        groups, out_channels // groups, n * hout * wout)
-
-
 # --- the three ops ----------------------------------------------------------------------
 def conv2d_forward(x, weight, geom, taps):
     x = np.ascontiguousarray(x)
@@ -174,11 +195,18 @@ def conv2d_forward(x, weight, geom, taps):
         y = np.matmul(w, x.reshape(n, g, channels // g, hout * wout))
         return y.reshape(n, out_channels, hout, wout)
     tap_i, tap_j = _tap_arrays(taps)
-    cols = _im2col(x, tap_i, tap_j, *_geometry_args(geom))          # (C*T, N*P)
+    args = _geometry_args(geom)
     w = _weight_matrix(weight, tap_i, tap_j, g)                     # (g, O/g, C/g*T)
-    y = np.matmul(w, cols.reshape(g, cols.shape[0] // g, cols.shape[1]))  # (g, O/g, N*P)
-    y = y.reshape(out_channels, n, hout, wout).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(y)
+    rows, plane = channels * len(tap_i), hout * wout
+    y = np.empty((n, out_channels, plane), dtype=x.dtype)
+    chunks = _chunks(n, rows * plane, x.itemsize)
+    buffer = np.empty(rows * plane * (chunks[0][1] - chunks[0][0]), dtype=x.dtype)
+    for start, stop in chunks:
+        k = stop - start
+        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffer)  # (C*T, k*P)
+        y_c = np.matmul(w, cols.reshape(g, rows // g, k * plane))  # (g, O/g, k*P)
+        y[start:stop] = y_c.reshape(out_channels, k, plane).transpose(1, 0, 2)
+    return y.reshape(n, out_channels, hout, wout)
 
 
 def conv2d_input_grad(grad_y, weight, geom, taps):
@@ -193,13 +221,15 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
         gx = np.matmul(w_t, grad_y.reshape(n, g, out_channels // g, height * width))
         return gx.reshape(n, channels, height, width)
     tap_i, tap_j = _tap_arrays(taps)
-    w = _weight_matrix(weight, tap_i, tap_j, g)                     # (g, O/g, C/g*T)
-    gy = _channels_first(grad_y, g)                                 # (g, O/g, N*P)
-    dcols = np.matmul(w.transpose(0, 2, 1), gy)                     # (g, C/g*T, N*P)
-    dcols = dcols.reshape(channels * len(tap_i), gy.shape[2])
-    hout, wout, sh, sw, pt, pl, dh, dw = _geometry_args(geom)
-    return _col2im(dcols, tap_i, tap_j, n, channels, height, width, hout, wout,
-                   sh, sw, pt, pl, dh, dw)
+    args = _geometry_args(geom)
+    w_t = _weight_matrix(weight, tap_i, tap_j, g).transpose(0, 2, 1)  # (g, C/g*T, O/g)
+    rows, plane = channels * len(tap_i), args[0] * args[1]
+    grad_y = grad_y.reshape(n, out_channels, plane)
+    grad_x = np.zeros((n, channels, height, width), dtype=grad_y.dtype)
+    for start, stop in _chunks(n, rows * plane, grad_y.itemsize):
+        dcols = np.matmul(w_t, _batch_last(grad_y[start:stop], g))  # (g, C/g*T, k*P)
+        _col2im_into(grad_x[start:stop], dcols.reshape(rows, -1), tap_i, tap_j, *args)
+    return grad_x
 
 
 def conv2d_weight_grad(x, grad_y, geom, taps):
@@ -217,12 +247,19 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
         gw = np.matmul(gy, xs).sum(axis=0)                          # (g, O/g, C/g)
         return gw.reshape(out_channels, in_per_group, 1, 1)
     tap_i, tap_j = _tap_arrays(taps)
-    cols = _im2col(x, tap_i, tap_j, *_geometry_args(geom))          # (C*T, N*P)
-    cols = cols.reshape(g, cols.shape[0] // g, cols.shape[1])       # (g, C/g*T, N*P)
-    # gW_g^T = cols_g @ gy_g^T.  Written this way round (the long N*P axis
-    # reduced with the tall operand first) OpenBLAS runs it several times
-    # faster than gy_g @ cols_g^T, which it handles poorly for these shapes.
-    gw_t = np.matmul(cols, _channels_first(grad_y, g).transpose(0, 2, 1))  # (g, C/g*T, O/g)
+    args = _geometry_args(geom)
+    rows, plane = channels * len(tap_i), args[0] * args[1]
+    grad_y = grad_y.reshape(n, out_channels, plane)
+    chunks = _chunks(n, rows * plane, x.itemsize)
+    buffer = np.empty(rows * plane * (chunks[0][1] - chunks[0][0]), dtype=x.dtype)
+    gw_t = np.zeros((g, rows // g, out_channels // g), dtype=x.dtype)
+    for start, stop in chunks:
+        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffer)  # (C*T, k*P)
+        cols = cols.reshape(g, rows // g, cols.shape[1])            # (g, C/g*T, k*P)
+        # gW_g^T += cols_g @ gy_g^T.  Written this way round (the long k*P axis
+        # reduced with the tall operand first) OpenBLAS runs it several times
+        # faster than gy_g @ cols_g^T, which it handles poorly for these shapes.
+        gw_t += np.matmul(cols, _batch_last(grad_y[start:stop], g).transpose(0, 2, 1))
     gw_taps = gw_t.transpose(0, 2, 1)                               # (g, O/g, C/g*T)
     grad_w = np.zeros((out_channels, in_per_group, kh, kw), dtype=x.dtype)
     grad_w[:, :, tap_i, tap_j] = gw_taps.reshape(out_channels, in_per_group, len(tap_i))
