@@ -38,7 +38,7 @@ CONTRACTS = {
 _REGISTRY = {
     family: {"cpu": {"numba": f"tinygen.backend.numba_kernels.{family}",
                      "reference": f"tinygen.backend.reference.{family}"}}
-    for family in ("conv", "batch_norm", "pooling", "wavenet")
+    for family in ("conv", "batch_norm", "pooling", "wavenet", "activations")
 }
 # Spectral norm's power iteration has no numba kernel (its mat-vecs are BLAS calls
 # already): on the CPU both implementation names serve the reference.

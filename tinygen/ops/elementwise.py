@@ -9,7 +9,8 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from ..backend import array_module, to_device as _array_to_device, normalize_device
+from ..backend import array_module, device_of, to_device as _array_to_device, normalize_device
+from ..backend.kernels import kernels
 from ._operands import as_tensor, binary_operands, broadcast_shapes, is_float, check_same_device
 from ..random import default_generator
 # clone is an autograd primitive (the engine clones a gradient into .grad under
@@ -197,6 +198,19 @@ class Sqrt(Function):
         return grad / (out * 2.0)
 
 
+def _activation_kernels(array):
+    """The activation kernels for ``array``: numba or the reference on the CPU (the
+    selected implementation); elsewhere the array-module generic reference."""
+    if device_of(array) == "cpu":
+        return kernels("activations", array, "activation")
+    from ..backend.reference import activations
+
+    return activations
+
+
+# Each activation's backward is its own Function (a node of the gradient's graph, as
+# Chainer's ReLUGrad2): one fused pass forward, and a backward of its own so that
+# higher derivatives go through it like through any other op.
 class Tanh(Function):
     def forward(self, a):
         self.save_outputs(0)
@@ -204,23 +218,45 @@ class Tanh(Function):
 
     def backward(self, grad):
         (out,) = self.saved_outputs()
-        return grad * (1.0 - out * out)
+        return TanhGrad.apply(grad, out)
 
 
-def _stable_sigmoid(xp, a):
-    # exp of a non-positive number only, so neither branch overflows.
-    e = xp.exp(-xp.abs(a))
-    return xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
+class TanhGrad(Function):
+    """g * (1 - y^2) for y = tanh(x): linear in g; d/dy = -2 g y."""
+
+    def forward(self, g, y):
+        self.save_inputs(0, 1)
+        return _activation_kernels(g).tanh_backward(g, y)
+
+    def backward(self, h):
+        g, y = self.saved_inputs()
+        dg = TanhGrad.apply(h, y) if self.needs_input_grad[0] else None
+        dy = h * g * y * -2.0 if self.needs_input_grad[1] else None
+        return dg, dy
 
 
 class Sigmoid(Function):
     def forward(self, a):
         self.save_outputs(0)
-        return _stable_sigmoid(array_module(a), a)
+        return _activation_kernels(a).sigmoid_forward(a)
 
     def backward(self, grad):
         (out,) = self.saved_outputs()
-        return grad * out * (1.0 - out)
+        return SigmoidGrad.apply(grad, out)
+
+
+class SigmoidGrad(Function):
+    """g * y * (1 - y) for y = sigmoid(x): linear in g; d/dy = g (1 - 2y)."""
+
+    def forward(self, g, y):
+        self.save_inputs(0, 1)
+        return _activation_kernels(g).sigmoid_backward(g, y)
+
+    def backward(self, h):
+        g, y = self.saved_inputs()
+        dg = SigmoidGrad.apply(h, y) if self.needs_input_grad[0] else None
+        dy = h * g * (1.0 - y * 2.0) if self.needs_input_grad[1] else None
+        return dg, dy
 
 
 def neg(x): return Neg.apply(as_tensor(x))
@@ -263,13 +299,26 @@ class ReLU(Function):
 class LeakyReLU(Function):
     def forward(self, a, negative_slope):
         self.slope = negative_slope
-        self.positive = a > 0
-        return array_module(a).where(self.positive, a, a * a.dtype.type(negative_slope))
+        self.save_inputs(0)
+        return _activation_kernels(a).leaky_relu_forward(a, negative_slope)
 
     def backward(self, grad):
-        xp = array_module(grad.data)
-        factor = xp.where(self.positive, 1.0, self.slope).astype(grad.dtype)
-        return grad * _const(factor)
+        (a,) = self.saved_inputs()
+        # x enters as a constant: the derivative of the slope pattern is zero a.e.
+        return LeakyReLUGrad.apply(grad, _const(a.data), slope=self.slope)
+
+
+class LeakyReLUGrad(Function):
+    """g where x > 0, else slope * g: linear in g, so its backward is itself."""
+
+    def forward(self, g, x, slope):
+        self.slope = slope
+        self.save_inputs(1)
+        return _activation_kernels(g).leaky_relu_backward(g, x, slope)
+
+    def backward(self, h):
+        (x,) = self.saved_inputs()
+        return LeakyReLUGrad.apply(h, x, slope=self.slope), None
 
 
 class ELU(Function):

@@ -1,0 +1,94 @@
+"""The fused activation paths (issue 12): each activation's backward is one node
+(TanhGrad, SigmoidGrad, LeakyReLUGrad) whose forward is one numba pass.  Pinned here:
+
+* the numba kernels equal the numpy reference (float32 and float64);
+* in float64 the fused gradient, and the gradient of the gradient, equal the
+  unfused ones written with plain tinygen ops (the formulas the ops used before);
+* gradcheck and gradgradcheck through the fused nodes.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tinygen as tg
+import tinygen.nn.functional as F
+from tinygen.backend.kernels import use_impl
+from tinygen.backend.numba_kernels import activations as fast
+from tinygen.backend.numba_kernels import PARALLEL_THRESHOLD
+from tinygen.backend.reference import activations as ref
+from tinygen.testing import gradcheck, gradgradcheck
+
+# Unfused: the derivative written with ordinary differentiable tinygen ops.
+UNFUSED = {
+    "tanh": (F.tanh, lambda x, g: g * (1.0 - tg.tanh(x) * tg.tanh(x))),
+    "sigmoid": (F.sigmoid, lambda x, g: g * tg.sigmoid(x) * (1.0 - tg.sigmoid(x))),
+    "leaky_relu": (lambda x: F.leaky_relu(x, 0.2),
+                   lambda x, g: g * tg.tensor((x.numpy() > 0) * 0.8 + 0.2)),
+}
+
+
+def _data(shape, seed, dtype):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 3
+    x.flat[:3] = [0.0, 40.0, -40.0][:x.size]      # the kink and the saturated tails
+    return x.astype(dtype), rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [7, PARALLEL_THRESHOLD + 5])   # one thread and parallel
+def test_numba_kernels_equal_the_reference(dtype, size):
+    x, g = _data((size,), 0, dtype)
+    y_sig, y_tanh = ref.sigmoid_forward(x), np.tanh(x)
+    pairs = [
+        (fast.leaky_relu_forward(x, 0.2), ref.leaky_relu_forward(x, 0.2), 0),
+        (fast.leaky_relu_backward(g, x, 0.2), ref.leaky_relu_backward(g, x, 0.2), 0),
+        (fast.sigmoid_backward(g, y_sig), ref.sigmoid_backward(g, y_sig), 0),
+        (fast.tanh_backward(g, y_tanh), ref.tanh_backward(g, y_tanh), 0),
+        # exp comes from two libms: within an ulp or two
+        (fast.sigmoid_forward(x), y_sig, 4 * np.finfo(dtype).eps),
+    ]
+    for a, b, tol in pairs:
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=tol, atol=0)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from(sorted(UNFUSED)), st.lists(st.integers(1, 5), min_size=1, max_size=3),
+       st.integers(0, 2**16))
+def test_fused_equals_unfused_in_float64(name, shape, seed):
+    op, unfused_grad = UNFUSED[name]
+    x_np, g_np = _data(tuple(shape), seed, np.float64)
+    h_np = np.random.default_rng(seed + 1).standard_normal(shape)
+    for impl in ("numba", "reference"):
+        with use_impl(impl):
+            x = tg.tensor(x_np, requires_grad=True)
+            g = tg.tensor(g_np, requires_grad=True)
+            (fused,) = tg.grad(op(x), x, grad_outputs=g, create_graph=True)
+            plain = unfused_grad(x, g)
+            np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-13, atol=1e-15)
+            # second order: the gradient of <h, dy/dx . g> w.r.t. x and g
+            second = tg.grad(fused, (x, g), grad_outputs=tg.tensor(h_np), allow_unused=True)
+            expected = tg.grad(plain, (x, g), grad_outputs=tg.tensor(h_np), allow_unused=True)
+            for a, b in zip(second, expected):     # None: zero (leaky_relu's d/dx)
+                a = np.zeros_like(x_np) if a is None else a.numpy()
+                b = np.zeros_like(x_np) if b is None else b.numpy()
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", sorted(UNFUSED))
+def test_fused_nodes_gradcheck_and_gradgradcheck(name):
+    op = UNFUSED[name][0]
+    x = np.random.default_rng(3).standard_normal((3, 4))
+    x[np.abs(x) < 0.05] = 0.5                     # away from leaky_relu's kink
+    assert gradcheck(op, [tg.tensor(x, requires_grad=True)])
+    assert gradgradcheck(op, [tg.tensor(x, requires_grad=True)])
+
+
+def test_backward_is_one_node():
+    """The fused backward is a node of the gradient's graph, not a branch on grad mode."""
+    x = tg.tensor(np.linspace(-2, 2, 6), requires_grad=True)
+    v = tg.tensor(np.ones(6), requires_grad=True)   # leaky_relu's is linear in v only
+    for op, node in ((F.sigmoid, "SigmoidGrad"), (F.tanh, "TanhGrad"),
+                     (lambda t: F.leaky_relu(t, 0.1), "LeakyReLUGrad")):
+        (g,) = tg.grad(op(x), x, grad_outputs=v, create_graph=True)
+        assert type(g.grad_fn).__name__ == node
