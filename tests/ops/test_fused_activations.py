@@ -1,7 +1,7 @@
 """The fused activation paths (issue 12): each activation's backward is one node
-(TanhGrad, SigmoidGrad, LeakyReLUGrad) whose forward is one numba pass.  Pinned here:
+(TanhGrad, SigmoidGrad, LeakyReLUGrad, ReLUGrad, SoftplusGrad) whose forward is one numba pass.  Pinned here:
 
-* the numba kernels equal the numpy reference (float32 and float64);
+* the numba kernels equal the numpy reference bit for bit (float32 and float64);
 * in float64 the fused gradient, and the gradient of the gradient, equal the
   unfused ones written with plain tinygen ops (the formulas the ops used before);
 * gradcheck and gradgradcheck through the fused nodes.
@@ -24,6 +24,11 @@ UNFUSED = {
     "sigmoid": (F.sigmoid, lambda x, g: g * tg.sigmoid(x) * (1.0 - tg.sigmoid(x))),
     "leaky_relu": (lambda x: F.leaky_relu(x, 0.2),
                    lambda x, g: g * tg.tensor((x.numpy() > 0) * 0.8 + 0.2)),
+    "relu": (F.relu, lambda x, g: g * tg.tensor((x.numpy() > 0) * 1.0)),
+    "softplus": (lambda x: F.softplus(x, beta=1.5, threshold=6.0),
+                 lambda x, g: g * (tg.tensor((x.numpy() * 1.5 > 6.0) * 1.0)
+                                   + tg.tensor((x.numpy() * 1.5 <= 6.0) * 1.0)
+                                   * tg.sigmoid(x * 1.5))),
 }
 
 
@@ -44,8 +49,10 @@ def test_numba_kernels_equal_the_reference(dtype, size):
         (fast.leaky_relu_backward(g, x, 0.2), ref.leaky_relu_backward(g, x, 0.2), 0),
         (fast.sigmoid_backward(g, y_sig), ref.sigmoid_backward(g, y_sig), 0),
         (fast.tanh_backward(g, y_tanh), ref.tanh_backward(g, y_tanh), 0),
-        # exp comes from two libms: within an ulp or two
-        (fast.sigmoid_forward(x), y_sig, 4 * np.finfo(dtype).eps),
+        (fast.relu_backward(g, np.maximum(x, 0)), ref.relu_backward(g, np.maximum(x, 0)), 0),
+        (fast.sigmoid_forward(x), y_sig, 0),
+        (fast.softplus_forward(x, 1.5, 6.0), ref.softplus_forward(x, 1.5, 6.0), 0),
+        (fast.softplus_backward(g, x, 1.5, 6.0), ref.softplus_backward(g, x, 1.5, 6.0), 0),
     ]
     for a, b, tol in pairs:
         assert a.dtype == b.dtype == dtype and a.shape == b.shape
@@ -89,6 +96,7 @@ def test_backward_is_one_node():
     x = tg.tensor(np.linspace(-2, 2, 6), requires_grad=True)
     v = tg.tensor(np.ones(6), requires_grad=True)   # leaky_relu's is linear in v only
     for op, node in ((F.sigmoid, "SigmoidGrad"), (F.tanh, "TanhGrad"),
-                     (lambda t: F.leaky_relu(t, 0.1), "LeakyReLUGrad")):
+                     (lambda t: F.leaky_relu(t, 0.1), "LeakyReLUGrad"), (F.relu, "ReLUGrad"),
+                     (F.softplus, "SoftplusGrad")):
         (g,) = tg.grad(op(x), x, grad_outputs=v, create_graph=True)
         assert type(g.grad_fn).__name__ == node

@@ -293,7 +293,20 @@ class ReLU(Function):
 
     def backward(self, grad):
         (out,) = self.saved_outputs()
-        return grad * _mask(out.data > 0, grad)
+        # out enters as a constant: the derivative of the mask is zero a.e.
+        return ReLUGrad.apply(grad, _const(out.data))
+
+
+class ReLUGrad(Function):
+    """g * (y > 0): linear in g, so its backward is itself."""
+
+    def forward(self, g, y):
+        self.save_inputs(1)
+        return _activation_kernels(g).relu_backward(g, y)
+
+    def backward(self, h):
+        (y,) = self.saved_inputs()
+        return ReLUGrad.apply(h, y), None
 
 
 class LeakyReLU(Function):
@@ -341,17 +354,35 @@ class Softplus(Function):
     """log(1 + exp(beta x)) / beta, linear above ``threshold`` like PyTorch."""
 
     def forward(self, a, beta, threshold):
-        xp = array_module(a)
         self.save_inputs(0)
-        self.beta = beta
-        self.linear = a * beta > threshold
-        soft = xp.logaddexp(0, a * a.dtype.type(beta)) / a.dtype.type(beta)
-        return xp.where(self.linear, a, soft).astype(a.dtype)
+        self.beta, self.threshold = beta, threshold
+        return _activation_kernels(a).softplus_forward(a, beta, threshold)
 
     def backward(self, grad):
         (a,) = self.saved_inputs()
-        linear = _mask(self.linear, grad)
-        return grad * (linear + (1.0 - linear) * sigmoid(a * self.beta))
+        return SoftplusGrad.apply(grad, a, beta=self.beta, threshold=self.threshold)
+
+
+class SoftplusGrad(Function):
+    """g * sigmoid(beta x) (g itself where beta x > threshold): linear in g; d/dx is
+    g * beta * s (1 - s) below the threshold, 0 above."""
+
+    def forward(self, g, a, beta, threshold):
+        self.save_inputs(0, 1)
+        self.beta, self.threshold = beta, threshold
+        return _activation_kernels(g).softplus_backward(g, a, beta, threshold)
+
+    def backward(self, h):
+        g, a = self.saved_inputs()
+        params = dict(beta=self.beta, threshold=self.threshold)
+        dg = SoftplusGrad.apply(h, a, **params) if self.needs_input_grad[0] else None
+        da = None
+        if self.needs_input_grad[1]:
+            z = a * self.beta
+            s = sigmoid(z)
+            below = _mask(z.data <= self.threshold, z)
+            da = h * g * s * (1.0 - s) * below * self.beta
+        return dg, da
 
 
 def relu(x):

@@ -26,11 +26,38 @@ def _leaky_backward(g, x, slope, out):
 
 
 @njit(parallel=True, cache=True)
-def _sigmoid_forward(x, one, out):
+def _sigmoid_select(x, e, one, out):
+    """e = exp(-|x|), computed by numpy (its SIMD exp; numba's is a scalar libm call)."""
     for i in prange(x.size):
-        v = x[i]
-        e = np.exp(-abs(v))
-        out[i] = one / (one + e) if v >= 0 else e / (one + e)
+        out[i] = one / (one + e[i]) if x[i] >= 0 else e[i] / (one + e[i])
+
+
+@njit(parallel=True, cache=True)
+def _relu_backward(g, y, one, zero, out):
+    for i in prange(g.size):
+        out[i] = g[i] * (one if y[i] > 0 else zero)
+
+
+@njit(parallel=True, cache=True)
+def _softplus_select(x, z, log1p_e, beta, threshold, zero, out):
+    """log1p_e = log1p(exp(-|z|)) for z = beta x (numpy's SIMD exp and log1p)."""
+    for i in prange(x.size):
+        if z[i] > threshold:
+            out[i] = x[i]
+        else:
+            positive_part = zero if z[i] < zero else z[i]     # NaN stays NaN
+            out[i] = (positive_part + log1p_e[i]) / beta
+
+
+@njit(parallel=True, cache=True)
+def _softplus_backward(g, z, e, one, threshold, out):
+    """e = exp(-|z|) for z = beta x; sigmoid(z) selected as in sigmoid_forward."""
+    for i in prange(g.size):
+        if z[i] > threshold:
+            out[i] = g[i]
+        else:
+            s = one / (one + e[i]) if z[i] >= 0 else e[i] / (one + e[i])
+            out[i] = g[i] * s
 
 
 @njit(parallel=True, cache=True)
@@ -63,8 +90,34 @@ def leaky_relu_backward(g, x, slope):
     return _run(_leaky_backward, g, _flat(g), _flat(x), g.dtype.type(slope), dtype=g.dtype)
 
 
+def _neg_abs_exp(x):
+    """exp(-|x|) with numpy's vectorised exp, in one flat buffer."""
+    e = np.abs(_flat(x))
+    np.negative(e, out=e)
+    return np.exp(e, out=e)
+
+
 def sigmoid_forward(x):
-    return _run(_sigmoid_forward, x, _flat(x), x.dtype.type(1), dtype=x.dtype)
+    return _run(_sigmoid_select, x, _flat(x), _neg_abs_exp(x), x.dtype.type(1),
+                dtype=x.dtype)
+
+
+def relu_backward(g, y):
+    return _run(_relu_backward, g, _flat(g), _flat(y), g.dtype.type(1), g.dtype.type(0),
+                dtype=g.dtype)
+
+
+def softplus_forward(x, beta, threshold):
+    z = np.multiply(x, x.dtype.type(beta), dtype=x.dtype)   # an array even when 0-d
+    log1p_e = np.log1p(_neg_abs_exp(z))
+    return _run(_softplus_select, x, _flat(x), _flat(z), _flat(log1p_e), x.dtype.type(beta),
+                x.dtype.type(threshold), x.dtype.type(0), dtype=x.dtype)
+
+
+def softplus_backward(g, x, beta, threshold):
+    z = np.multiply(x, x.dtype.type(beta), dtype=x.dtype)
+    return _run(_softplus_backward, g, _flat(g), _flat(z), _neg_abs_exp(z),
+                g.dtype.type(1), g.dtype.type(threshold), dtype=g.dtype)
 
 
 def sigmoid_backward(g, y):
