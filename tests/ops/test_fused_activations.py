@@ -40,8 +40,9 @@ def _data(shape, seed, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("size", [7, PARALLEL_THRESHOLD + 5])   # one thread and parallel
+@pytest.mark.parametrize("size", [PARALLEL_THRESHOLD + 5, 3 * PARALLEL_THRESHOLD + 1])
 def test_numba_kernels_equal_the_reference(dtype, size):
+    # (below PARALLEL_THRESHOLD the numba module hands over to the reference itself)
     x, g = _data((size,), 0, dtype)
     y_sig, y_tanh = ref.sigmoid_forward(x), np.tanh(x)
     pairs = [

@@ -4,12 +4,16 @@ cached): the same functions, operations and operation order as
 
 numpy evaluates ``g * y * (1 - y)`` as three passes over memory with two temporaries;
 here each element is read once and written once.  Constants are passed in the
-array's dtype so that float32 arithmetic stays float32, as in numpy.
+array's dtype so that float32 arithmetic stays float32, as in numpy.  Below
+PARALLEL_THRESHOLD elements the reference runs instead (bit-equal, and a numba
+dispatch plus a thread-count switch cost more than numpy's passes over a small,
+cached array: a 100-op chain on a 4x4 tensor spent half its backward there).
 """
 import numpy as np
 from numba import njit, prange
 
-from . import sized
+from . import PARALLEL_THRESHOLD, sized
+from ..reference import activations as _reference
 
 
 @njit(parallel=True, cache=True)
@@ -83,10 +87,14 @@ def _run(kernel, shape_of, *arrays_then_scalars, dtype):
 
 
 def leaky_relu_forward(x, slope):
+    if x.size < PARALLEL_THRESHOLD:
+        return _reference.leaky_relu_forward(x, slope)
     return _run(_leaky_forward, x, _flat(x), x.dtype.type(slope), dtype=x.dtype)
 
 
 def leaky_relu_backward(g, x, slope):
+    if g.size < PARALLEL_THRESHOLD:
+        return _reference.leaky_relu_backward(g, x, slope)
     return _run(_leaky_backward, g, _flat(g), _flat(x), g.dtype.type(slope), dtype=g.dtype)
 
 
@@ -98,16 +106,22 @@ def _neg_abs_exp(x):
 
 
 def sigmoid_forward(x):
+    if x.size < PARALLEL_THRESHOLD:
+        return _reference.sigmoid_forward(x)
     return _run(_sigmoid_select, x, _flat(x), _neg_abs_exp(x), x.dtype.type(1),
                 dtype=x.dtype)
 
 
 def relu_backward(g, y):
+    if g.size < PARALLEL_THRESHOLD:
+        return _reference.relu_backward(g, y)
     return _run(_relu_backward, g, _flat(g), _flat(y), g.dtype.type(1), g.dtype.type(0),
                 dtype=g.dtype)
 
 
 def softplus_forward(x, beta, threshold):
+    if x.size < PARALLEL_THRESHOLD:
+        return _reference.softplus_forward(x, beta, threshold)
     z = np.multiply(x, x.dtype.type(beta), dtype=x.dtype)   # an array even when 0-d
     log1p_e = np.log1p(_neg_abs_exp(z))
     return _run(_softplus_select, x, _flat(x), _flat(z), _flat(log1p_e), x.dtype.type(beta),
@@ -115,14 +129,20 @@ def softplus_forward(x, beta, threshold):
 
 
 def softplus_backward(g, x, beta, threshold):
+    if g.size < PARALLEL_THRESHOLD:
+        return _reference.softplus_backward(g, x, beta, threshold)
     z = np.multiply(x, x.dtype.type(beta), dtype=x.dtype)
     return _run(_softplus_backward, g, _flat(g), _flat(z), _neg_abs_exp(z),
                 g.dtype.type(1), g.dtype.type(threshold), dtype=g.dtype)
 
 
 def sigmoid_backward(g, y):
+    if g.size < PARALLEL_THRESHOLD:
+        return _reference.sigmoid_backward(g, y)
     return _run(_sigmoid_backward, g, _flat(g), _flat(y), g.dtype.type(1), dtype=g.dtype)
 
 
 def tanh_backward(g, y):
+    if g.size < PARALLEL_THRESHOLD:
+        return _reference.tanh_backward(g, y)
     return _run(_tanh_backward, g, _flat(g), _flat(y), g.dtype.type(1), dtype=g.dtype)
