@@ -16,6 +16,9 @@ of the gradient itself: that is all higher-order derivatives need.
 Broadcasting is not undone here: backward may return a gradient in the
 broadcast (output) shape and the engine sums it back to the input's shape.
 """
+import numpy as np
+
+from . import tensor as _tensor  # a module reference: tensor.py imports this module too
 from .grad_mode import is_grad_enabled
 
 # Attribute names that belong to the graph's bookkeeping, not to saved state.
@@ -77,9 +80,7 @@ class Function:
         for (i, data), vc in zip(self._saved_output_data, self._output_versions):
             if vc[0]:
                 raise _modified_error(self, f"output {i}", _SavedOutput(data, vc), 0)
-        from .tensor import Tensor
-
-        return tuple(Tensor._make(data, self, i) for i, data in self._saved_output_data)
+        return tuple(_tensor.Tensor._make(data, self, i) for i, data in self._saved_output_data)
 
     def _check_not_freed(self):
         if self._freed:
@@ -93,22 +94,16 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run forward on ``inputs`` (Tensors) and record a node when needed."""
-        from .tensor import Tensor
-
+        Tensor = _tensor.Tensor
         node = cls()
-        device = None
         for t in inputs:
             if not isinstance(t, Tensor):
                 raise TypeError(f"{cls.__name__} expects Tensor inputs, got {type(t).__name__}")
-            if device is None:
-                device = t.device
-            elif t.device != device:
-                raise RuntimeError(
-                    f"{cls.__name__}: inputs are on different devices ({device} and {t.device}); "
-                    "move them to one device with .to(device)"
-                )
-        needs = tuple(t.requires_grad for t in inputs)
-        recording = is_grad_enabled() and any(needs)
+        # Every numpy array is on the CPU: only other arrays need a device comparison.
+        if any(type(t.data) is not np.ndarray for t in inputs):
+            _check_one_device(cls, inputs)
+        needs = tuple([t._requires_grad for t in inputs])
+        recording = any(needs) and is_grad_enabled()
         node.needs_input_grad = needs
         node._save_input_idx = ()
         node._save_output_idx = ()
@@ -189,6 +184,16 @@ def _modified_error(node, which, t, version):
         f"{tuple(t.shape)}), saved for backward, was modified in place by {what}, so its "
         f"gradient would be computed from the new values; make the change after backward(), "
         f"on a .clone(), or under a new forward pass")
+
+
+def _check_one_device(cls, inputs):
+    device = inputs[0].device
+    for t in inputs[1:]:
+        if t.device != device:
+            raise RuntimeError(
+                f"{cls.__name__}: inputs are on different devices ({device} and {t.device}); "
+                "move them to one device with .to(device)"
+            )
 
 
 # Callables run on every newly recorded node (debugging tools plug in here).
