@@ -107,7 +107,8 @@ class PowConstant(Function):
 def _apply_binary(function, name, a, b):
     """Check dtypes and broadcast shapes (errors name both operands), then apply."""
     a, b = binary_operands(a, b, name)
-    broadcast_shapes(name, a.shape, b.shape)
+    if a.shape != b.shape and a.shape and b.shape:  # equal shapes or a scalar: nothing to check
+        broadcast_shapes(name, a.shape, b.shape)
     return function.apply(a, b)
 
 
