@@ -32,6 +32,9 @@ CONTRACTS = {
                 "gated_forward", "gated_backward"),
     "spectral_norm": ("power_iteration",),
     "wavenet": ("pack", "new_ring", "step"),
+    "activations": ("leaky_relu_forward", "leaky_relu_backward", "sigmoid_forward",
+                    "sigmoid_backward", "tanh_backward", "relu_backward", "softplus_forward",
+                    "softplus_backward"),
 }
 
 # family -> device -> implementation name -> module (or its import path)
@@ -44,6 +47,13 @@ _REGISTRY = {
 # already): on the CPU both implementation names serve the reference.
 _REGISTRY["spectral_norm"] = {
     "cpu": {impl: "tinygen.backend.reference.spectral_norm" for impl in ("numba", "reference")}
+}
+
+
+# Activations and their fused backward products have no CUDA kernels: on the GPU the
+# array-module generic reference (cupy's elementwise ops) serves every impl name.
+_REGISTRY["activations"]["cuda"] = {
+    impl: "tinygen.backend.reference.activations" for impl in ("nvrtc", "aot")
 }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from ..backend import array_module, device_of, to_device as _array_to_device, normalize_device
+from ..backend import array_module, to_device as _array_to_device, normalize_device
 from ..backend.kernels import kernels
 from ._operands import as_tensor, binary_operands, broadcast_shapes, is_float, check_same_device
 from ..random import default_generator
@@ -200,13 +200,8 @@ class Sqrt(Function):
 
 
 def _activation_kernels(array):
-    """The activation kernels for ``array``: numba or the reference on the CPU (the
-    selected implementation); elsewhere the array-module generic reference."""
-    if device_of(array) == "cpu":
-        return kernels("activations", array, "activation")
-    from ..backend.reference import activations
-
-    return activations
+    """numba or the reference on the CPU; the generic reference on the GPU."""
+    return kernels("activations", array, "activation")
 
 
 # Each activation's backward is its own Function (a node of the gradient's graph, as

@@ -16,7 +16,7 @@ def leaky_relu_backward(g, x, slope):
     return array_module(g).where(x > 0, g, g * g.dtype.type(slope))
 
 
-def neg_abs_exp(x):
+def _neg_abs_exp(x):
     """exp(-|x|): the exp of a non-positive number only, so it never overflows."""
     xp = array_module(x)
     return xp.exp(-xp.abs(x))
@@ -24,7 +24,7 @@ def neg_abs_exp(x):
 
 def sigmoid_forward(x):
     one = x.dtype.type(1)
-    e = neg_abs_exp(x)
+    e = _neg_abs_exp(x)
     return array_module(x).where(x >= 0, one / (one + e), e / (one + e))
 
 
@@ -37,7 +37,7 @@ def softplus_forward(x, beta, threshold):
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's)."""
     xp = array_module(x)
     z = x * x.dtype.type(beta)
-    soft = (xp.maximum(z, 0) + xp.log1p(neg_abs_exp(z))) / x.dtype.type(beta)
+    soft = (xp.maximum(z, 0) + xp.log1p(_neg_abs_exp(z))) / x.dtype.type(beta)
     return xp.where(z > threshold, x, soft)
 
 
