@@ -1,5 +1,6 @@
 """The fused activation paths (issue 12): each activation's backward is one node
-(TanhGrad, SigmoidGrad, LeakyReLUGrad, ReLUGrad, SoftplusGrad) whose forward is one numba pass.  Pinned here:
+(TanhGrad, SigmoidGrad, LeakyReLUGrad, ReLUGrad, SoftplusGrad,
+GatedActivationGrad) whose forward is one numba pass.  Pinned here:
 
 * the numba kernels equal the numpy reference bit for bit (float32 and float64);
 * in float64 the fused gradient, and the gradient of the gradient, equal the
@@ -92,12 +93,46 @@ def test_fused_nodes_gradcheck_and_gradgradcheck(name):
     assert gradgradcheck(op, [tg.tensor(x, requires_grad=True)])
 
 
+def _unfused_gate(x):
+    a, b = tg.split(x, x.shape[1] // 2, 1)
+    return tg.tanh(a) * tg.sigmoid(b)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2**16))
+def test_fused_gate_equals_unfused_in_float64(n, half, length, seed):
+    """GatedActivationGrad (fused first derivative, closed-form second) against the
+    gate written as tanh(a) * sigmoid(b) with plain ops, to second order."""
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal((n, 2 * half, length)) * 2
+    g_np = rng.standard_normal((n, half, length))
+    h_np = rng.standard_normal(x_np.shape)
+    for impl in ("numba", "reference"):
+        with use_impl(impl):
+            results = []
+            for op in (F.gated_activation, _unfused_gate):
+                x = tg.tensor(x_np, requires_grad=True)
+                g = tg.tensor(g_np, requires_grad=True)
+                (dx,) = tg.grad(op(x), x, grad_outputs=g, create_graph=True)
+                results.append([dx.numpy()] + [
+                    t.numpy() for t in tg.grad(dx, (x, g), grad_outputs=tg.tensor(h_np))])
+            for a, b in zip(*results):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_fused_gate_gradgradcheck():
+    x = tg.tensor(np.random.default_rng(5).standard_normal((2, 4, 3)), requires_grad=True)
+    assert gradcheck(F.gated_activation, [x])
+    assert gradgradcheck(F.gated_activation, [x])
+
+
 def test_backward_is_one_node():
     """The fused backward is a node of the gradient's graph, not a branch on grad mode."""
-    x = tg.tensor(np.linspace(-2, 2, 6), requires_grad=True)
-    v = tg.tensor(np.ones(6), requires_grad=True)   # leaky_relu's is linear in v only
+    x = tg.tensor(np.linspace(-2, 2, 6).reshape(1, 6), requires_grad=True)
     for op, node in ((F.sigmoid, "SigmoidGrad"), (F.tanh, "TanhGrad"),
                      (lambda t: F.leaky_relu(t, 0.1), "LeakyReLUGrad"), (F.relu, "ReLUGrad"),
-                     (F.softplus, "SoftplusGrad")):
-        (g,) = tg.grad(op(x), x, grad_outputs=v, create_graph=True)
+                     (F.softplus, "SoftplusGrad"), (F.gated_activation, "GatedActivationGrad")):
+        y = op(x)
+        v = tg.tensor(np.ones(y.shape), requires_grad=True)  # leaky_relu's: linear in v only
+        (g,) = tg.grad(y, x, grad_outputs=v, create_graph=True)
         assert type(g.grad_fn).__name__ == node
