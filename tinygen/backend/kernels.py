@@ -35,13 +35,14 @@ CONTRACTS = {
     "activations": ("leaky_relu_forward", "leaky_relu_backward", "sigmoid_forward",
                     "sigmoid_backward", "tanh_backward", "relu_backward", "softplus_forward",
                     "softplus_backward"),
+    "optim": ("adam_step",),
 }
 
 # family -> device -> implementation name -> module (or its import path)
 _REGISTRY = {
     family: {"cpu": {"numba": f"tinygen.backend.numba_kernels.{family}",
                      "reference": f"tinygen.backend.reference.{family}"}}
-    for family in ("conv", "batch_norm", "pooling", "wavenet", "activations")
+    for family in ("conv", "batch_norm", "pooling", "wavenet", "activations", "optim")
 }
 # Spectral norm's power iteration has no numba kernel (its mat-vecs are BLAS calls
 # already): on the CPU both implementation names serve the reference.
@@ -50,11 +51,13 @@ _REGISTRY["spectral_norm"] = {
 }
 
 
-# Activations and their fused backward products have no CUDA kernels: on the GPU the
-# array-module generic reference (cupy's elementwise ops) serves every impl name.
-_REGISTRY["activations"]["cuda"] = {
-    impl: "tinygen.backend.reference.activations" for impl in ("nvrtc", "aot")
-}
+# Activations (and their fused backward products) and the optimizers' updates have no
+# CUDA kernels: on the GPU the array-module generic reference (cupy's elementwise ops)
+# serves every impl name.
+for _family in ("activations", "optim"):
+    _REGISTRY[_family]["cuda"] = {
+        impl: f"tinygen.backend.reference.{_family}" for impl in ("nvrtc", "aot")
+    }
 
 
 class KernelImplError(ValueError):

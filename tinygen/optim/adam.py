@@ -12,6 +12,7 @@ Per parameter, at step t (g is the gradient):
 """
 import math
 
+from ..backend.kernels import kernels
 from .optimizer import Optimizer, check_number
 
 
@@ -53,24 +54,17 @@ class Adam(Optimizer):
                     p.data *= 1 - lr * weight_decay
                 else:
                     g = g + weight_decay * p.data
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg += (1 - beta1) * (g - exp_avg)  # lerp, as PyTorch writes it
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * (g * g)
             bias_correction1 = 1 - beta1 ** step
             bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
-            step_size = lr / bias_correction1
+            max_sq = None
             if amsgrad:
                 max_sq = state.get("max_exp_avg_sq")
                 if max_sq is None:  # amsgrad switched on after the first steps
                     max_sq = state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-                xp.maximum(max_sq, exp_avg_sq, out=max_sq)
-                second = max_sq
-            else:
-                second = exp_avg_sq
-            denom = xp.sqrt(second) / bias_correction2_sqrt
-            denom += eps
-            p.data -= step_size * (exp_avg / denom)
+            # The arithmetic itself (one fused pass on the CPU): backend/reference/optim.py
+            kernels("optim", p.data, "Adam").adam_step(
+                p.data, g, state["exp_avg"], state["exp_avg_sq"], max_sq, beta1, beta2, eps,
+                lr / bias_correction1, bias_correction2_sqrt)
 
 
 class AdamW(Adam):

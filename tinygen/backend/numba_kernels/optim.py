@@ -1,0 +1,42 @@
+"""The optimizers' per-parameter update in one pass (numba, parallel, cached): the
+reference (``tinygen.backend.reference.optim``) makes eight passes over memory with
+temporaries; this reads and writes each element once.  Same operations in the same
+order, with the scalars rounded to the arrays' dtype first as numpy does with Python
+floats: the results are bit-equal (tests/optim/test_fused_adam.py)."""
+import numpy as np
+from numba import njit, prange
+
+from . import PARALLEL_THRESHOLD, sized
+from ..reference import optim as _reference
+
+
+@njit(parallel=True, cache=True)
+def _adam(p, g, m, v, one_minus_beta1, beta2, one_minus_beta2, eps, step_size, bc2):
+    for i in prange(p.size):
+        gi = g[i]
+        mi = m[i] + one_minus_beta1 * (gi - m[i])
+        vi = v[i] * beta2
+        vi = vi + one_minus_beta2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        denom = np.sqrt(vi) / bc2
+        denom = denom + eps
+        p[i] = p[i] - step_size * (mi / denom)
+
+
+def _flat_view(a):
+    """A 1-D view of a C-contiguous array (None when there is no such view)."""
+    return a.reshape(-1) if a.flags.c_contiguous else None
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, eps,
+              step_size, bias_correction2_sqrt):
+    views = [_flat_view(a) for a in (param, exp_avg, exp_avg_sq)]
+    if (max_exp_avg_sq is not None or param.size < PARALLEL_THRESHOLD
+            or any(v is None for v in views) or grad.dtype != param.dtype):
+        return _reference.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1,
+                                    beta2, eps, step_size, bias_correction2_sqrt)
+    t = param.dtype.type
+    sized(_adam, param.size, views[0], np.ascontiguousarray(grad).reshape(-1), views[1],
+          views[2], t(1 - beta1), t(beta2), t(1 - beta2), t(eps), t(step_size),
+          t(bias_correction2_sqrt))
