@@ -27,6 +27,8 @@ def _parser():
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of timed steps per framework and row (default 1 quick, 4)")
     p.add_argument("--no-write", action="store_true", help="print only, write no results")
+    p.add_argument("--keep-other-threads", action="store_true",
+                   help="keep the stored tables of thread counts this run does not measure")
     return p
 
 
@@ -145,11 +147,27 @@ def _header(info, args, load):
         f"buffers, not torch's).  Outputs (loss, every gradient) compared before timing.")
 
 
+def _merged(all_rows, json_path, args):
+    """This run's tables plus, with --keep-other-threads, the stored tables of the
+    thread counts it did not run (each table keeps its own conditions line)."""
+    tables = {t: (rows, None) for t, rows in all_rows.items()}
+    if args.keep_other_threads and json_path.exists():
+        stored = json.loads(json_path.read_text())
+        for t, rows in stored.get("rows", {}).items():
+            if int(t) not in tables:
+                tables[int(t)] = (rows, stored.get("conditions", {}).get(t))
+    return dict(sorted(tables.items()))
+
+
 def _write(all_rows, info, args, load):
     RESULTS.mkdir(exist_ok=True)
     md_path, json_path = RESULTS / "cpu-2core.md", RESULTS / "cpu-2core.json"
+    when = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, load {load}"
+    tables = _merged(all_rows, json_path, args)
+    conditions = {str(t): cond or when for t, (_, cond) in tables.items()}
     body = "\n\n".join([_header(info, args, load)]
-                       + [_table(rows, t) for t, rows in all_rows.items()])
+                       + [_table(rows, t) + f"\n\n(measured {conditions[str(t)]})"
+                          for t, (rows, _) in tables.items()])
     section = f"{BEGIN}\n## Every row of issue 12 — `python -m benchmarks.cpu_suite`\n\n{body}\n{END}"
     text = md_path.read_text() if md_path.exists() else "# CPU results\n"
     if BEGIN in text and END in text:
@@ -159,7 +177,8 @@ def _write(all_rows, info, args, load):
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     md_path.write_text(text)
     json_path.write_text(json.dumps({"info": info, "quick": args.quick, "load_before": load,
-                                     "rows": {str(t): r for t, r in all_rows.items()}},
+                                     "conditions": conditions,
+                                     "rows": {str(t): r for t, (r, _) in tables.items()}},
                                     indent=1, default=str) + "\n")
     print(f"wrote {md_path} and {json_path}")
 
