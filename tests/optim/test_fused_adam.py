@@ -17,7 +17,8 @@ def test_fused_adam_step_is_bit_equal_to_the_reference(dtype):
     states = []
     for _ in range(2):
         r = np.random.default_rng(1)
-        states.append([r.standard_normal(shape).astype(dtype) for _ in range(3)])
+        p, m, v = (r.standard_normal(shape) for _ in range(3))
+        states.append([a.astype(dtype) for a in (p, m, np.abs(v))])   # v: a second moment
     for step in range(1, 4):
         grad = rng.standard_normal(shape).astype(dtype)
         args = (0.9, 0.999, 1e-8, 1e-3 / (1 - 0.9 ** step), (1 - 0.999 ** step) ** 0.5)
