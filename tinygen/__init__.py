@@ -5,8 +5,19 @@
     loss = (x.tanh() ** 2).sum()
     loss.backward()
 """
-from ._version import __version__  # noqa: F401
-from .autograd import (  # noqa: F401
+import os as _os
+
+# One CPU, two thread pools: OpenBLAS's (the GEMMs) and numba's (the kernels between
+# them).  An idle OpenBLAS worker spins for 2^28 cycles (~0.1 s) after every BLAS call
+# before it sleeps, and on a 2-core machine it starves numba's threads: a conv VAE step
+# took 310 ms on 2 threads against 90 ms on 1.  With 2^4 cycles the workers sleep at
+# once and 2 threads take 80 ms.  OpenBLAS reads this when it loads, i.e. at the first
+# numpy import, so it takes effect when tinygen is imported before numpy (the tinygen
+# command, or `import tinygen` first); a user's own setting wins.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+from ._version import __version__  # noqa: E402,F401
+from .autograd import (  # noqa: E402,F401
     Tensor, Function, no_grad, enable_grad, is_grad_enabled, set_grad_enabled, grad,
 )
 from .creation import (  # noqa: F401

@@ -22,6 +22,8 @@ import tracemalloc
 
 
 def _pin_threads(framework, threads):
+    if framework == "tinygen":
+        import tinygen  # noqa: F401  (first, as a user would: it configures OpenBLAS's threads)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(threads)
