@@ -52,7 +52,9 @@ def test_the_readme_quotes_commands():
 def test_command_is_valid(words):
     if words[0] == "python":
         module = words[2]
-        assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), module
+        path = ROOT / module.replace(".", "/")
+        # a module file, or a package that python -m runs (its __main__.py)
+        assert path.with_suffix(".py").is_file() or (path / "__main__.py").is_file(), module
         return
     from tinygen.cli import build_parser
     from tinygen.models import get_experiment
