@@ -21,7 +21,7 @@ Scoring: each generator (evaluation mode: BatchNorm running statistics) draws
 FD-FMNIST against the real test set; the floor is the FD of as many real TRAINING
 images against the test set.  Results go to ``OUT/gan_twin.json`` after every run, and
 a rerun skips the (model, seed, engine) entries already there, so a long study can be
-stopped and continued.  The torch networks are ``gan_step_vs_torch.torch_networks``
+stopped and continued.  The torch networks are ``cpu_suite.torch_twins.gan_networks``
 (same layer names as tinygen's state_dict).  Needs ``pip install torch`` (CPU).
 """
 import argparse
@@ -63,14 +63,15 @@ class TorchTwin:
     """A GANExperiment's training in torch: same weights, optimisers, losses, cadence."""
 
     def __init__(self, torch, exp):
-        from benchmarks.gan_step_vs_torch import torch_networks
+        from benchmarks.cpu_suite.torch_twins import gan_networks
 
         c = exp.config
         if c["g_channels"] != c["d_channels"]:
             raise SystemExit("the twin's networks take one channel count (g = d)")
         self.torch, self.F, self.config = torch, torch.nn.functional, c
-        self.G, self.D = torch_networks(torch, c["latent_dim"], c["g_channels"],
-                                        c["d_batchnorm"])
+        # (spectral norm as torch's own utility below, not the twin's: this study trains)
+        self.G, self.D = gan_networks(c["latent_dim"], c["g_channels"], c["d_batchnorm"],
+                                      spectral=False)
         if c["spectral_norm"]:
             for name in ("conv1", "conv2", "fc"):
                 setattr(self.D, name, torch.nn.utils.spectral_norm(getattr(self.D, name)))
