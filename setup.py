@@ -73,7 +73,8 @@ setup(
         # tests/distributed skip without one.
         "test": ["pytest", "hypothesis", "pytest-xdist", "mpi4py",
                  "nvidia-cuda-nvrtc>=13; sys_platform == 'linux'",
-                 "nvidia-cuda-cuobjdump>=13; sys_platform == 'linux'"],
+                 "nvidia-cuda-cuobjdump>=13; sys_platform == 'linux'",
+                 "nvidia-cuda-nvdisasm>=13; sys_platform == 'linux'"],
         "mpi": ["mpi4py"],
         # cupy wheels are built per CUDA major version: cupy-cuda12x for CUDA 12.x
         # drivers/toolkits; with a CUDA 13 toolkit install cupy-cuda13x instead.

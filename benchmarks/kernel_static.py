@@ -253,15 +253,10 @@ def analyse(sources, arch=90, only=()):
     """[row dict] per entry point of ``sources`` (compiled with NVRTC for sm_``arch``)."""
     machine = MACHINES[arch]
     build = codegen.compile_module(sources, arch)
-    cuobjdump = codegen.find_tool("cuobjdump")
-    if cuobjdump is None:
-        raise codegen.CodegenUnavailable(
-            "no cuobjdump: install the CUDA toolkit or `pip install nvidia-cuda-cuobjdump`")
     with tempfile.TemporaryDirectory() as tmp:
         cubin = Path(tmp) / "module.cubin"
         cubin.write_bytes(build.cubin)
-        sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True,
-                              check=True).stdout
+        sass = codegen.sass(cubin)
     functions = split_functions(sass)
     threads = launch_threads(sources)
     rows = []

@@ -4,6 +4,7 @@ import importlib.util
 import os
 import stat
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,10 @@ def test_a_rebuilt_kernel_object_relinks_the_module(tmp_path, monkeypatch):
         Path(cmd[cmd.index("-o") + 1]).write_bytes(b"object")
 
     monkeypatch.setattr(cuda_build, "_run", fake_run)
+    # pybind11 is a build requirement, present in pip's build environment only
+    fake_pybind11 = types.ModuleType("pybind11")
+    fake_pybind11.get_include = lambda: str(tmp_path)
+    monkeypatch.setitem(sys.modules, "pybind11", fake_pybind11)
     linked = []
     monkeypatch.setattr(cuda_build._build_ext, "build_extension",
                         lambda self, ext: linked.append(list(ext.depends)))

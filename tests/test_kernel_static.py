@@ -125,8 +125,9 @@ def toolchain():
         codegen.load_nvrtc()
     except codegen.CodegenUnavailable as exc:
         pytest.skip(str(exc))
-    if codegen.find_tool("cuobjdump") is None:
-        pytest.skip("no cuobjdump (CUDA toolkit or `pip install nvidia-cuda-cuobjdump`)")
+    for tool in ("cuobjdump", "nvdisasm"):
+        if codegen.find_tool(tool) is None:
+            pytest.skip(f"no {tool} (CUDA toolkit or `pip install nvidia-cuda-{tool}`)")
 
 
 def test_analyses_real_nvrtc_output(toolchain, tmp_path):

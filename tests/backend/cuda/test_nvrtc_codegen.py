@@ -158,11 +158,10 @@ extern "C" __global__ void probe_f32(float* y, const float* a, int n) {
 
 
 def _opcodes(cubin_path):
-    tool = codegen.find_tool("cuobjdump")
-    if tool is None:
-        pytest.skip("no cuobjdump (CUDA toolkit or `pip install nvidia-cuda-cuobjdump`)")
-    out = subprocess.run([tool, "-sass", str(cubin_path)], capture_output=True, text=True,
-                         check=True).stdout
+    try:
+        out = codegen.sass(cubin_path)
+    except codegen.CodegenUnavailable as exc:
+        pytest.skip(str(exc))
     return collections.Counter(re.findall(r"^\s+/\*[0-9a-f]{4}\*/\s+([A-Z][A-Z0-9_.]*)", out,
                                           re.MULTILINE))
 

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -90,6 +91,26 @@ def find_tool(name):
         if (directory / name).is_file():
             return str(directory / name)
     return None
+
+
+def sass(cubin_path):
+    """The SASS listing of a cubin file (``cuobjdump -sass``).
+
+    cuobjdump runs nvdisasm for the listing and finds it only on PATH or in NVDISASM_PATH:
+    the PyPI wheels put the two in separate packages, so the one found is named to it, and
+    a missing one is a CodegenUnavailable naming the package rather than cuobjdump's
+    "Could not find executable file 'nvdisasm'"."""
+    cuobjdump, nvdisasm = find_tool("cuobjdump"), find_tool("nvdisasm")
+    for name, tool in (("cuobjdump", cuobjdump), ("nvdisasm", nvdisasm)):
+        if tool is None:
+            raise CodegenUnavailable(
+                f"no {name}: install the CUDA toolkit or `pip install nvidia-cuda-{name}`")
+    env = dict(os.environ, NVDISASM_PATH=str(Path(nvdisasm).parent))
+    done = subprocess.run([cuobjdump, "-sass", str(cubin_path)], capture_output=True,
+                          text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"cuobjdump -sass {cubin_path} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
 class Nvrtc:
