@@ -33,10 +33,9 @@ def main(argv=None):
     import cupy as cp
     import torch
 
-    from tinygen.backend import cuda_kernels, kernels as K
+    from tinygen.backend import kernels as K
 
     cp.cuda.set_allocator(None)
-    cuda_kernels.register_families(K.register, ("conv", "batch_norm", "pooling", "wavenet"))
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     failures = 0

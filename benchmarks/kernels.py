@@ -483,10 +483,7 @@ def main(argv=None):
     import torch
 
     from tinygen.backend import kernels as K
-    from tinygen.backend import cuda_kernels
 
-    # (kernels.py may register them already; registering again changes nothing)
-    cuda_kernels.register_families(K.register, ("conv", "batch_norm", "pooling", "wavenet"))
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -69,3 +69,46 @@ def test_ops_give_the_same_results_on_both_cpu_implementations():
             y = tg.nn.functional.batch_norm(y, None, None, training=True)
             results[impl] = tg.nn.functional.max_pool2d(y, 2).numpy()
     np.testing.assert_allclose(results["numba"], results["reference"], rtol=1e-10, atol=1e-12)
+
+
+def test_the_registry_imports_no_implementation():
+    # It used to import tinygen.backend.cuda_kernels, whose launcher imports it back.
+    code = ("import sys; from tinygen.backend import kernels; "
+            "print(sorted(m for m in sys.modules if m.startswith(("
+            "'tinygen.backend.cuda_kernels', 'tinygen.backend.numba_kernels', 'numba'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_each_implementation_name_serves_its_own_package_save_the_listed_aliases():
+    packages = {"numba": "tinygen.backend.numba_kernels.",
+                "reference": "tinygen.backend.reference.",
+                "nvrtc": "tinygen.backend.cuda_kernels.", "aot": "tinygen.backend.cuda_kernels."}
+    for family, devices in K._REGISTRY.items():
+        for device, impls in devices.items():
+            for impl, path in impls.items():
+                path = path if isinstance(path, str) else path.__name__
+                assert path == packages[impl] + family, (family, device, impl)
+    for (family, device, selected), (serving_device, serving) in K._ALIASES.items():
+        assert selected not in K._REGISTRY[family].get(device, {}), (family, device, selected)
+        assert serving in K._REGISTRY[family][serving_device], (family, device, selected)
+
+
+def test_spectral_norm_on_the_cpu_falls_back_to_the_reference_explicitly():
+    x = np.zeros(3)
+    with K.use_impl("numba"):
+        assert K.kernels("spectral_norm", x).__name__ == "tinygen.backend.reference.spectral_norm"
+        assert K.kernels("conv", x).__name__ == "tinygen.backend.numba_kernels.conv"
+
+
+def test_every_cuda_family_module_is_in_the_table():
+    from pathlib import Path
+
+    import tinygen.backend.cuda_kernels as cuda_kernels
+
+    here = Path(cuda_kernels.__file__).parent
+    # the machinery, and kernel modules that a family module re-exports
+    not_families = {"__init__", "launch", "aot", "nvrtc", "emulator", "source", "codegen",
+                    "compile_flags", "gated_activation"}
+    modules = {p.stem for p in here.glob("*.py")} - not_families
+    assert modules == {family for family, devices in K._REGISTRY.items() if "cuda" in devices}

@@ -1,16 +1,18 @@
 """Which kernels serve an op: by family, by device, and by implementation.
 
-Every op family with hand-written kernels (conv, batch_norm, pooling, and
-WaveNet's generation step) asks ``kernels(family, array)`` for the module that
+Every op family with hand-written kernels (conv, batch_norm, pooling, spectral_norm,
+WaveNet's generation step, the activations' fused passes, the optimizers' updates) asks ``kernels(family, array)`` for the module that
 serves ``array``'s device.  A device may have several implementations of the
 same functions: on the CPU the numba kernels (``"numba"``, the default) and the
 plain numpy reference (``"reference"``), which tests compare; on the GPU the
-CUDA backend registers its own (loaded through NVRTC or the AOT extension).
+CUDA modules of tinygen/backend/cuda_kernels (``"nvrtc"``, the default, or ``"aot"``).
 Which one runs is chosen per device with ``set_impl``/``use_impl`` or, for the
 CPU, the environment variable ``TINYGEN_CPU_IMPL``.
 
-Modules are registered by import path and imported on first use, so
-``import tinygen`` does not import numba.
+``_REGISTRY`` below is the whole dispatch, written out: (family, device, impl) ->
+module import path.  Modules are imported on first use, so ``import tinygen`` imports
+neither numba nor the CUDA backend.  This module imports no implementation; the CUDA
+launcher imports it (to read the selected impl), never the other way round.
 """
 import contextlib
 import importlib
@@ -38,26 +40,68 @@ CONTRACTS = {
     "optim": ("adam_step",),
 }
 
-# family -> device -> implementation name -> module (or its import path)
+# (family, device, implementation) -> the module that serves it, written out so that
+# "go to definition" and `git grep` find every one.  Imported on first use.
+# On the 'cuda' device "nvrtc" and "aot" are the same module: its ``launch`` reads which
+# of the two paths is selected (tinygen/backend/cuda_kernels/launch.py).
 _REGISTRY = {
-    family: {"cpu": {"numba": f"tinygen.backend.numba_kernels.{family}",
-                     "reference": f"tinygen.backend.reference.{family}"}}
-    for family in ("conv", "batch_norm", "pooling", "wavenet", "activations", "optim")
-}
-# Spectral norm's power iteration has no numba kernel (its mat-vecs are BLAS calls
-# already): on the CPU both implementation names serve the reference.
-_REGISTRY["spectral_norm"] = {
-    "cpu": {impl: "tinygen.backend.reference.spectral_norm" for impl in ("numba", "reference")}
+    "conv": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.conv",
+                "reference": "tinygen.backend.reference.conv"},
+        "cuda": {"nvrtc": "tinygen.backend.cuda_kernels.conv",
+                 "aot": "tinygen.backend.cuda_kernels.conv"},
+    },
+    "batch_norm": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.batch_norm",
+                "reference": "tinygen.backend.reference.batch_norm"},
+        "cuda": {"nvrtc": "tinygen.backend.cuda_kernels.batch_norm",
+                 "aot": "tinygen.backend.cuda_kernels.batch_norm"},
+    },
+    "pooling": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.pooling",
+                "reference": "tinygen.backend.reference.pooling"},
+        "cuda": {"nvrtc": "tinygen.backend.cuda_kernels.pooling",
+                 "aot": "tinygen.backend.cuda_kernels.pooling"},
+    },
+    "spectral_norm": {
+        # No numba kernel: the power iteration's mat-vecs are BLAS calls already.  The
+        # CPU's "numba" selection falls back to the reference through _ALIASES below.
+        "cpu": {"reference": "tinygen.backend.reference.spectral_norm"},
+        "cuda": {"nvrtc": "tinygen.backend.cuda_kernels.spectral_norm",
+                 "aot": "tinygen.backend.cuda_kernels.spectral_norm"},
+    },
+    "wavenet": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.wavenet",
+                "reference": "tinygen.backend.reference.wavenet"},
+        "cuda": {"nvrtc": "tinygen.backend.cuda_kernels.wavenet",
+                 "aot": "tinygen.backend.cuda_kernels.wavenet"},
+    },
+    "activations": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.activations",
+                "reference": "tinygen.backend.reference.activations"},
+    },
+    "optim": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.optim",
+                "reference": "tinygen.backend.reference.optim"},
+    },
 }
 
+# (family, device, selected implementation) -> the (device, implementation) of _REGISTRY
+# that serves it instead: the only place one implementation stands in for another.
+_ALIASES = {
+    ("spectral_norm", "cpu", "numba"): ("cpu", "reference"),
+    # Activations (and their fused backward products) and the optimizers' updates have
+    # no CUDA kernels: the array-module generic reference (cupy's elementwise ops on the
+    # GPU) serves both CUDA implementation names.
+    ("activations", "cuda", "nvrtc"): ("cpu", "reference"),
+    ("activations", "cuda", "aot"): ("cpu", "reference"),
+    ("optim", "cuda", "nvrtc"): ("cpu", "reference"),
+    ("optim", "cuda", "aot"): ("cpu", "reference"),
+}
 
-# Activations (and their fused backward products) and the optimizers' updates have no
-# CUDA kernels: on the GPU the array-module generic reference (cupy's elementwise ops)
-# serves every impl name.
-for _family in ("activations", "optim"):
-    _REGISTRY[_family]["cuda"] = {
-        impl: f"tinygen.backend.reference.{_family}" for impl in ("nvrtc", "aot")
-    }
+# The implementation each device starts with (the CPU's may be overridden by
+# $TINYGEN_CPU_IMPL, read on first use).
+_DEFAULT_IMPL = {"cpu": "numba", "cuda": "nvrtc"}
 
 
 class KernelImplError(ValueError):
@@ -65,7 +109,7 @@ class KernelImplError(ValueError):
 
 
 def _cpu_impl_from_env():
-    name = os.environ.get(CPU_IMPL_ENV, "").strip().lower() or "numba"
+    name = os.environ.get(CPU_IMPL_ENV, "").strip().lower() or _DEFAULT_IMPL["cpu"]
     if name not in ("numba", "reference"):
         raise KernelImplError(
             f"{CPU_IMPL_ENV}={name!r} is not a CPU kernel implementation; "
@@ -81,14 +125,18 @@ _selected = {}
 
 
 def _impl(device):
-    if device == "cpu" and "cpu" not in _selected:
-        _selected["cpu"] = _cpu_impl_from_env()
+    if device not in _selected:
+        if device == "cpu":
+            _selected["cpu"] = _cpu_impl_from_env()
+        elif device in _DEFAULT_IMPL:
+            _selected[device] = _DEFAULT_IMPL[device]
     return _selected.get(device)
 
 
 def register(family, device, impl, module):
     """Plug ``module`` (an object or an import path) in as ``impl`` of ``family``
-    on ``device``; the first implementation registered for a device is selected."""
+    on ``device`` (for a new family or device; tinygen's own are in ``_REGISTRY``).
+    The first implementation registered for a device without a default is selected."""
     _REGISTRY.setdefault(family, {}).setdefault(device, {})[impl] = module
     _selected.setdefault(device, impl)
 
@@ -100,6 +148,7 @@ def get_impl(device="cpu"):
 def set_impl(device, name):
     """Select the implementation of every family on ``device``; returns the previous one."""
     known = {impl for devices in _REGISTRY.values() for impl in devices.get(device, ())}
+    known |= {selected for (_, dev, selected) in _ALIASES if dev == device}
     if name not in known:
         raise ValueError(
             f"unknown {device} kernel implementation {name!r}; expected one of {sorted(known)}"
@@ -124,23 +173,17 @@ def use_impl(name, device="cpu"):
 def kernels(family, array, op_name=None):
     """The kernel module of ``family`` for ``array``'s device and the selected impl."""
     device = device_of(array)
-    by_impl = _REGISTRY[family].get(device)
+    impl = _impl(device)
+    serving_device, impl = _ALIASES.get((family, device, impl), (device, impl))
+    by_impl = _REGISTRY[family].get(serving_device)
     if not by_impl:
         raise RuntimeError(
             f"{op_name or family}: no {device} kernels are registered yet (they come with the "
             "GPU backend, kernels/*.cu); move the tensors to the CPU with .cpu()"
         )
-    impl = _impl(device)
     if impl not in by_impl:
         raise RuntimeError(f"{op_name or family}: no {impl!r} kernels are registered for {device}")
     module = by_impl[impl]
     if isinstance(module, str):
         module = by_impl[impl] = importlib.import_module(module)
     return module
-
-
-# The GPU: each CUDA family module that exists (tinygen/backend/cuda_kernels/<family>.py),
-# as impls "nvrtc" (the default) and "aot".
-from .cuda_kernels import register_families as _register_cuda_families  # noqa: E402
-
-_register_cuda_families(register, list(_REGISTRY))

@@ -9,7 +9,6 @@ import tinygen as tg
 import tinygen.nn.functional as F
 from tinygen.backend import kernels as K
 from tinygen.backend.cuda_kernels import gated_activation as cuda_gated
-from tinygen.backend.cuda_kernels import register_families
 from tinygen.backend.cuda_kernels import pooling as cuda_pooling
 from tinygen.backend.reference import pooling as reference
 from tinygen.testing import gradcheck
@@ -106,13 +105,6 @@ def test_cuda_pooling_has_every_function_of_the_cpu_family():
 def test_registered_for_cuda_as_nvrtc_and_aot():
     for impl in ("nvrtc", "aot"):
         assert K._REGISTRY["pooling"]["cuda"][impl] == "tinygen.backend.cuda_kernels.pooling"
-
-
-def test_only_families_with_a_cuda_module_are_registered():
-    registered = []
-    register_families(lambda *entry: registered.append(entry), ["pooling", "no_such_family"])
-    assert registered == [("pooling", "cuda", impl, "tinygen.backend.cuda_kernels.pooling")
-                          for impl in ("nvrtc", "aot")]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

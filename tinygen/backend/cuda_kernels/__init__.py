@@ -32,27 +32,8 @@ parsed signature (arity, dtypes, contiguity, one device, block size) and picks t
 path by the arrays: numpy -> emulator, cupy -> NVRTC or AOT.  Family modules
 (``<family>.py`` here) implement exactly the functions of
 ``tinygen.backend.numba_kernels.<family>`` with it, allocating outputs with their
-inputs' array module; ``register_families`` plugs each one that exists into
-``tinygen.backend.kernels`` for the 'cuda' device as impls "nvrtc" and "aot" (the same
-module: ``launch`` reads the selected impl).  cupy is imported only when a cupy array
-arrives.
+inputs' array module; ``tinygen.backend.kernels._REGISTRY`` names each one for the
+'cuda' device as impls "nvrtc" and "aot" (the same module: ``launch`` reads the
+selected impl).  cupy is imported only when a cupy array arrives.
 """
-from pathlib import Path
-
 from .launch import launch  # noqa: F401
-
-# The implementation names on the 'cuda' device; the first is the default.
-IMPLS = ("nvrtc", "aot")
-
-
-def family_modules(families):
-    """Those of ``families`` that have a module here (tinygen/backend/cuda_kernels/<family>.py)."""
-    here = Path(__file__).resolve().parent
-    return [family for family in families if (here / f"{family}.py").is_file()]
-
-
-def register_families(register, families):
-    """Register each CUDA family module by import path (imported on first use)."""
-    for family in family_modules(families):
-        for impl in IMPLS:
-            register(family, "cuda", impl, f"{__name__}.{family}")
