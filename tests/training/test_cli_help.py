@@ -54,3 +54,26 @@ def test_the_help_example_is_a_real_option(capsys):
         assert owners, key
         check_value(key, int(value), EXPERIMENTS[owners[0]].default_config()[key])
     assert "options of" not in out  # no model named: the general help only
+
+
+def test_python_dash_m_runs_the_command():
+    import subprocess
+    import sys
+
+    import tinygen
+
+    out = subprocess.run([sys.executable, "-m", "tinygen.cli", "--version"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"tinygen {tinygen.__version__}"
+
+
+def test_the_command_modules_live_in_the_cli_package():
+    from pathlib import Path
+
+    import tinygen
+
+    package = Path(tinygen.__file__).parent
+    for name in ("train", "graph", "data"):
+        assert (package / "cli" / f"{name}.py").is_file()
+        assert not (package / f"cli_{name}.py").exists()

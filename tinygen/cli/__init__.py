@@ -4,7 +4,10 @@
     tinygen info        versions, and which accelerated parts are available
     tinygen data        build a synthesized data set (speech corpus)
 
-New commands are subparsers added in `build_parser`, each with a `func(args) -> int`.
+New commands are subparsers added in `build_parser`, each with a `func(args) -> int`;
+a group of commands has its own module here (train.py: train/sample/eval/options,
+graph.py: graph, data.py: data), whose ``add_parser(commands)`` adds them.
+`python -m tinygen.cli` runs `main` too (__main__.py).
 """
 
 from __future__ import annotations
@@ -88,12 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser("info", help="print versions and available accelerators")
     info.set_defaults(func=cmd_info)
-    from tinygen import cli_graph
-    cli_graph.add_parser(commands)
-    from tinygen import cli_train
-    cli_train.add_parser(commands)
-    from tinygen import cli_data
-    cli_data.add_parser(commands)
+    from tinygen.cli import data, graph, train
+    graph.add_parser(commands)
+    train.add_parser(commands)
+    data.add_parser(commands)
     return parser
 
 
@@ -104,7 +105,3 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
