@@ -88,7 +88,7 @@ def test_experiment_trains_with_the_runner(tmp_path):
     import json
 
     import tinygen.models.wavenet  # noqa: F401  (registers "wavenet")
-    from tinygen.training.runner import train
+    from tinygen.training import train
 
     result = train("wavenet", dict(TINY), out=tmp_path / "run", progress=False, log=None)
     bits = result.metrics["test_nll_bits_per_sample"]

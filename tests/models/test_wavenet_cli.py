@@ -68,7 +68,7 @@ def test_sample_refuses_what_audio_cannot_do(mel_run, tmp_path, capsys):
 def test_eval_reports_bits_per_sample_on_held_out_audio(mel_run, capsys):
     from tinygen import no_grad, tensor
     from tinygen.nn import functional as F
-    from tinygen.training.runner import load_run
+    from tinygen.training import load_run
 
     capsys.readouterr()
     assert main(["eval", "--run", str(mel_run), "--test-limit", "3", "--no-update"]) == 0

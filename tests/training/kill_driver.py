@@ -8,6 +8,7 @@ POINT is where (``train_step``, ``evaluate``, ``sample``: the tiny experiment's 
 process, SIGNAL ``KILL`` or ``INT`` (``none``: run to the end). Used by
 test_kill_resume.py; not a test itself.
 """
+import json
 import os
 import signal
 import sys
@@ -17,7 +18,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tiny_experiment  # noqa: E402  (registers tiny-mlp-test)
 from tinygen import serialization  # noqa: E402
 from tinygen.cli import main  # noqa: E402
-from tinygen.training import runner  # noqa: E402
 
 
 def arm(point, nth, signum):
@@ -45,7 +45,7 @@ def arm(point, nth, signum):
                "evaluate": (tiny_experiment.TinyExperiment, "evaluate"),
                "sample": (tiny_experiment.TinyExperiment, "sample"),
                "checkpoint": (serialization.np, "savez"),
-               "metrics": (runner.json, "dump")}
+               "metrics": (json, "dump")}
     wrap(*targets[point])
 
 

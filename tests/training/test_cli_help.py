@@ -8,7 +8,7 @@ import pytest
 from tinygen.cli import main
 from tinygen.models import EXPERIMENTS, _load_all
 from tinygen.training.options import SPECS, check_options, check_value
-from tinygen.training.runner import BASE_CONFIG
+from tinygen.training import BASE_CONFIG
 
 _load_all()
 MODELS = sorted(n for n, cls in EXPERIMENTS.items() if cls.__module__.startswith("tinygen."))

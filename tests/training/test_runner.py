@@ -11,7 +11,7 @@ from tinygen.serialization import CheckpointError
 from tinygen.training import (
     CHECKPOINT_NAME, ConfigError, ModelMismatchError, load_checkpoint, train,
 )
-from tinygen.training import runner
+from tinygen import training
 
 SMALL = {"limit": 64, "test_limit": 40, "n_samples": 9}
 
@@ -176,7 +176,7 @@ def test_fewer_images_than_a_batch(tiny, tmp_path):
 
 @pytest.mark.skipif(tg.cuda.is_available(), reason="CUDA is available here")
 def test_cuda_unavailable_is_a_clear_error(tiny, tmp_path):
-    with pytest.raises(runner.DeviceError, match="--device cuda.*--device cpu"):
+    with pytest.raises(training.DeviceError, match="--device cuda.*--device cpu"):
         train(tiny, {"device": "cuda"}, out=tmp_path, progress=False)
 
 
@@ -190,19 +190,19 @@ def test_progress_bar_and_log(tiny, tmp_path, capsys):
 
 def test_sample_and_evaluate_a_run(tiny, tmp_path):
     run(tiny, tmp_path, 1)
-    path = runner.sample_run(tmp_path, n=4, seed=3)
+    path = training.sample_run(tmp_path, n=4, seed=3)
     assert path == tmp_path / "samples_seed3.png"
     with Image.open(path) as im:
         assert im.size == (2 * 58 + 2, 2 * 58 + 2)
     with pytest.raises(ConfigError, match="no --kind reconstructions"):
-        runner.sample_run(tmp_path, kind="reconstructions")
-    metrics = runner.evaluate_run(tmp_path, options={"test_limit": 20})
+        training.sample_run(tmp_path, kind="reconstructions")
+    metrics = training.evaluate_run(tmp_path, options={"test_limit": 20})
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert doc["eval"]["metrics"] == metrics and doc["eval"]["test_images"] == 20
     assert doc["eval"]["options"] == {"test_limit": 20} and doc["eval"]["epoch"] == 1
     assert doc["metrics"]["accuracy"] == metrics["accuracy"]
     with pytest.raises(ConfigError, match="unknown option.*'iwae_k'.*'tiny-mlp-test'"):
-        runner.evaluate_run(tmp_path, options={"iwae_k": 10})
+        training.evaluate_run(tmp_path, options={"iwae_k": 10})
     # the eval entry survives further training
     run(tiny, tmp_path, 2, resume=True)
     assert "eval" in json.loads((tmp_path / "metrics.json").read_text())
@@ -219,3 +219,12 @@ def test_metrics_record_the_evaluation_info(tiny, tmp_path, monkeypatch):
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert doc["evaluation"] == info and doc["epochs_evaluated"] == 1
     assert doc["metrics_epoch"] == 1 and doc["epochs"][0]["evaluated"] is True
+
+
+def test_the_runner_api_is_importable_from_tinygen_training():
+    # training/ is split by job (config, loop, metrics_file, runs); callers import the
+    # package, never a module of it.
+    public = ("train", "TrainResult", "make_config", "BASE_CONFIG", "ConfigError", "DeviceError",
+              "eval_mode", "load_run", "sample_run", "evaluate_run", "KINDS", "METRICS_NAME",
+              "read_metrics", "CHECKPOINT_NAME", "CheckpointError")
+    assert [name for name in public if not hasattr(training, name)] == []

@@ -80,7 +80,7 @@ def _errors():
     from tinygen.backend.kernels import KernelImplError
     from tinygen.data import DataError
     from tinygen.serialization import AtomicWriteError, CheckpointError
-    from tinygen.training.runner import ConfigError, DeviceError
+    from tinygen.training import ConfigError, DeviceError
 
     from tinygen.distributed import DistributedError
 
@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if world_rank() != 0:  # rank 0 reports for the job
             return 0
-    from tinygen.training.runner import METRICS_NAME, read_metrics
+    from tinygen.training import METRICS_NAME, read_metrics
 
     files = read_metrics(result.out / METRICS_NAME).get("files", {})
     if result.new_epochs == 0 and args.resume:
@@ -160,7 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- sample ---------------------------------------------------------------------------------
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from tinygen.training.runner import sample_run
+    from tinygen.training import sample_run
 
     try:
         written = sample_run(args.run, n=args.n, kind=args.kind, seed=args.seed, out=args.out,
@@ -179,7 +179,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 # --- eval -----------------------------------------------------------------------------------
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tinygen.training.runner import evaluate_run
+    from tinygen.training import evaluate_run
 
     options = dict(args.option or [])
     if args.iwae_k is not None:
@@ -223,7 +223,7 @@ class _ModelHelp(argparse.Action):
 def model_options_help(model: str) -> str:
     from tinygen.models import get_experiment
     from tinygen.training.options import FLAGS, describe_options
-    from tinygen.training.runner import BASE_CONFIG
+    from tinygen.training import BASE_CONFIG
 
     try:
         cls = get_experiment(model)
@@ -285,7 +285,7 @@ def add_parser(commands) -> None:
                             "batch, split evenly; only rank 0 writes --out")
     train.set_defaults(func=cmd_train)
 
-    from tinygen.training.runner import KINDS
+    from tinygen.training import KINDS
 
     sample = commands.add_parser(
         "sample", help="write a grid of samples (or WAV files) from a trained run",

@@ -1,6 +1,6 @@
 """``Experiment``: what a model family tells the shared training runner.
 
-The runner (``tinygen.training.runner``) owns everything that is the same for
+The runner (``tinygen.training``) owns everything that is the same for
 every model: data loading and batching, the epoch loop with a progress bar,
 atomic checkpoints every epoch, bit-for-bit ``--resume``, sample grids, the
 loss-curve plot and ``metrics.json``.  A model family subclasses
