@@ -92,10 +92,11 @@ def test_backward_hook_that_doubles_grad_input_doubles_the_input_gradient_only()
     layer(x).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 2 * plain_x)
     np.testing.assert_allclose(layer.weight.grad.numpy(), plain_w)  # parameters untouched
+    assert layer(x).grad_fn.name == "GradientTap"  # tinygen/nn/backward_hooks.py
     handle.remove()
     x.grad = None
     out = layer(x)
-    assert out.grad_fn.name != "_GradientTap"  # no hooks: the fast path, no wrapping
+    assert out.grad_fn.name != "GradientTap"  # no hooks: the fast path, no wrapping
     out.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), plain_x)
 
