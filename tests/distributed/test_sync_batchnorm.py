@@ -8,7 +8,7 @@ import tinygen as tg
 from tinygen import nn
 from tinygen.distributed import LocalCommunicator
 from tinygen.ops.collective import all_reduce
-from tinygen.ops.normalization import batch_norm, sync_batch_norm
+from tinygen.ops.batch_norm import batch_norm, sync_batch_norm
 from tinygen.testing import gradcheck, gradgradcheck
 
 

@@ -16,7 +16,7 @@ from ..ops.conv import (  # noqa: F401
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, causal_conv1d, masked_conv2d,
     pixelcnn_mask, down_shifted_conv2d, down_right_shifted_conv2d, down_shift,
 )
-from ..ops.normalization import batch_norm  # noqa: F401
+from ..ops.batch_norm import batch_norm  # noqa: F401
 from ..ops.pooling import (  # noqa: F401
     max_pool2d, avg_pool2d, interpolate, upsample_nearest, gated_activation,
 )

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..backend import to_device
-from ..ops.normalization import batch_norm, sync_batch_norm
+from ..ops.batch_norm import batch_norm, sync_batch_norm
 from . import init
 from ._validate import positive_int, float_dtype
 from .module import Module

@@ -30,7 +30,7 @@ from ..autograd.tensor import Tensor
 from ..backend import array_module
 from .elementwise import tanh, sigmoid
 from ..backend.kernels import kernels
-from .normalization import contiguous
+from .batch_norm import contiguous
 from .shape import reshape, normalize_axis, concatenate, split
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

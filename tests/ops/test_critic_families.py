@@ -1,4 +1,5 @@
-"""Public names, and the WGAN-GP gradient penalty through the whole family."""
+"""Public names of the batch-norm, pooling and spectral-norm families, and the WGAN-GP
+gradient penalty through all of them (a critic with every op of the three)."""
 import numpy as np
 
 import tinygen as tg
@@ -17,8 +18,8 @@ def test_public_names():
     assert callable(nn.utils.spectral_norm) and callable(nn.utils.remove_spectral_norm)
 
 
-def test_the_normalization_module_does_not_shadow_the_norm_function():
-    import tinygen.ops.normalization  # noqa: F401  (the family module)
+def test_the_batch_norm_module_does_not_shadow_the_norm_function():
+    import tinygen.ops.batch_norm  # noqa: F401  (the family module)
 
     assert callable(tg.ops.norm)
     np.testing.assert_allclose(tg.tensor([3.0, 4.0]).norm().item(), 5.0)

@@ -13,7 +13,7 @@ from tinygen.ops.spectral_norm import (power_iteration, spectral_normalize, spec
                                        weight_to_matrix)
 from tinygen.testing import check_grads, f64
 
-from ._util import seeds
+from .._impls import seeds
 
 
 class WeightOnly(Module):

@@ -1,4 +1,4 @@
-"""Normalisation family: ``batch_norm`` (training and evaluation).
+"""Batch-norm family: ``batch_norm`` (training and evaluation).
 
 Training mode normalises with the batch's own statistics.  Its forward is fused
 (``train_forward``: ``train_stats``, the per-channel mean, variance, ``inv_std`` and

@@ -12,7 +12,7 @@ from tinygen.nn.pooling import MaxPool2d, AvgPool2d, Upsample, GatedActivation
 from tinygen.ops.pooling import max_pool2d, avg_pool2d, interpolate, gated_activation
 from tinygen.testing import check_grads, f64
 
-from ._util import dtypes, impl, seeds, tensor, tie_free, tolerance
+from .._impls import dtypes, impl, seeds, tensor, tie_free, tolerance
 
 
 @st.composite

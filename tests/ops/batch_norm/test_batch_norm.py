@@ -10,10 +10,10 @@ import tinygen as tg
 from tinygen.nn import norm as nn
 from tinygen.backend.numba_kernels import batch_norm as fast
 from tinygen.backend.reference import batch_norm as ref
-from tinygen.ops.normalization import batch_norm
+from tinygen.ops.batch_norm import batch_norm
 from tinygen.testing import check_grads, f64
 
-from ._util import dtypes, impl, seeds, tensor, tolerance
+from .._impls import dtypes, impl, seeds, tensor, tolerance
 
 
 @st.composite

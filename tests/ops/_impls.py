@@ -1,4 +1,5 @@
-"""Helpers for the norm/pooling/spectral-norm tests."""
+"""Helpers for the op-family tests that compare kernel implementations (reference,
+numba): batch_norm/, pooling/, spectral_norm/."""
 import numpy as np
 from hypothesis import strategies as st
 
