@@ -127,7 +127,7 @@ OPS = {
                 + F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False).sum(1),
                 [(N, 3, 4, 4)]),
     "interpolate": ("pooling", lambda x: F.interpolate(x, scale_factor=2), [(N, 3, 3, 2)]),
-    "gated_activation": ("pooling", lambda x: F.gated_activation(x, axis=1), [(N, 4, 3)]),
+    "gated_activation": ("gated_activation", lambda x: F.gated_activation(x, axis=1), [(N, 4, 3)]),
 }
 
 

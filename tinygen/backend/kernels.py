@@ -1,8 +1,9 @@
 """Which kernels serve an op: by family, by device, and by implementation.
 
-Every op family with hand-written kernels (conv, batch_norm, pooling, spectral_norm,
-WaveNet's generation step, the activations' fused passes, the optimizers' updates) asks ``kernels(family, array)`` for the module that
-serves ``array``'s device.  A device may have several implementations of the
+Every op family with hand-written kernels (conv, batch_norm, pooling, gated_activation,
+spectral_norm, WaveNet's generation step, the activations' fused passes, the
+optimizers' updates) asks ``kernels(family, array)`` for the module that serves
+``array``'s device.  A device may have several implementations of the
 same functions: on the CPU the numba kernels (``"numba"``, the default) and the
 plain numpy reference (``"reference"``), which tests compare; on the GPU the
 CUDA modules of tinygen/backend/cuda_kernels (``"nvrtc"``, the default, or ``"aot"``).
@@ -30,8 +31,8 @@ CONTRACTS = {
     "batch_norm": ("train_stats", "train_forward", "normalize_affine", "backward_stats",
                    "backward_input"),
     "pooling": ("max_pool2d_forward", "gather_plane", "scatter_plane", "avg_pool2d_forward",
-                "avg_pool2d_adjoint", "upsample_nearest_forward", "upsample_nearest_adjoint",
-                "gated_forward", "gated_backward"),
+                "avg_pool2d_adjoint", "upsample_nearest_forward", "upsample_nearest_adjoint"),
+    "gated_activation": ("gated_forward", "gated_backward"),
     "spectral_norm": ("power_iteration",),
     "wavenet": ("pack", "new_ring", "step"),
     "activations": ("leaky_relu_forward", "leaky_relu_backward", "sigmoid_forward",
@@ -62,6 +63,12 @@ _REGISTRY = {
                 "reference": "tinygen.backend.reference.pooling"},
         "cuda": {"nvrtc": "tinygen.backend.cuda_kernels.pooling",
                  "aot": "tinygen.backend.cuda_kernels.pooling"},
+    },
+    "gated_activation": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.gated_activation",
+                "reference": "tinygen.backend.reference.gated_activation"},
+        "cuda": {"nvrtc": "tinygen.backend.cuda_kernels.gated_activation",
+                 "aot": "tinygen.backend.cuda_kernels.gated_activation"},
     },
     "spectral_norm": {
         # No numba kernel: the power iteration's mat-vecs are BLAS calls already.  The

@@ -17,9 +17,8 @@ from ..ops.conv import (  # noqa: F401
     pixelcnn_mask, down_shifted_conv2d, down_right_shifted_conv2d, down_shift,
 )
 from ..ops.batch_norm import batch_norm  # noqa: F401
-from ..ops.pooling import (  # noqa: F401
-    max_pool2d, avg_pool2d, interpolate, upsample_nearest, gated_activation,
-)
+from ..ops.pooling import max_pool2d, avg_pool2d, interpolate, upsample_nearest  # noqa: F401
+from ..ops.gated_activation import gated_activation  # noqa: F401
 from ..ops import reduce as _reduce
 from ..ops.linalg import matmul as _matmul
 from ..ops.shape import transpose as _transpose

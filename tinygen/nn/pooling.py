@@ -1,6 +1,7 @@
 """``MaxPool2d``, ``AvgPool2d``, ``Upsample`` and ``GatedActivation``: thin Modules
 over the pooling ops (PyTorch's arguments and defaults)."""
-from ..ops.pooling import max_pool2d, avg_pool2d, interpolate, gated_activation
+from ..ops.gated_activation import gated_activation
+from ..ops.pooling import max_pool2d, avg_pool2d, interpolate
 from .module import Module
 
 

@@ -1,5 +1,5 @@
 """kernels/gated_activation.cu under the emulator vs the numpy reference, and the 'cuda'
-pooling family module (tinygen.backend.cuda_kernels.pooling) that serves it."""
+gated_activation family module (tinygen.backend.cuda_kernels.gated_activation)."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -9,8 +9,7 @@ import tinygen as tg
 import tinygen.nn.functional as F
 from tinygen.backend import kernels as K
 from tinygen.backend.cuda_kernels import gated_activation as cuda_gated
-from tinygen.backend.cuda_kernels import pooling as cuda_pooling
-from tinygen.backend.reference import pooling as reference
+from tinygen.backend.reference import gated_activation as reference
 from tinygen.testing import gradcheck
 from tinygen.testing.fake_cuda import fake_cuda
 
@@ -91,55 +90,6 @@ def test_bad_arguments_are_named():
         cuda_gated.gated_backward(np.zeros((2, 3), np.float32), x3)
 
 
-# --- the 'cuda' pooling family ----------------------------------------------------------------
-def test_cuda_pooling_has_every_function_of_the_cpu_family():
-    from tinygen.backend.numba_kernels import pooling as numba_pooling
-
-    public = {name for name, value in vars(numba_pooling).items()
-              if not name.startswith("_") and callable(value)
-              and getattr(value, "__module__", None) == numba_pooling.__name__}
-    missing = {n for n in public if not callable(getattr(cuda_pooling, n, None))}
-    assert public and not missing
-
-
-def test_registered_for_cuda_as_nvrtc_and_aot():
-    for impl in ("nvrtc", "aot"):
-        assert K._REGISTRY["pooling"]["cuda"][impl] == "tinygen.backend.cuda_kernels.pooling"
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_xp_pooling_functions_match_reference(rng, dtype):
-    x = rng.standard_normal((2, 3, 7, 6)).astype(dtype)
-    x[0, 0, 1, 1] = np.nan
-    geometry = ((3, 2), (2, 2), (1, 0), (1, 2), (4, 2))  # kernel, stride, pad, dilation, out
-    values, indices = cuda_pooling.max_pool2d_forward(x, *geometry)
-    ref_values, ref_indices = reference.max_pool2d_forward(x, *geometry)
-    np.testing.assert_array_equal(values, ref_values)
-    np.testing.assert_array_equal(indices, ref_indices)
-    np.testing.assert_array_equal(cuda_pooling.gather_plane(x, indices),
-                                  reference.gather_plane(x, indices))
-    g = rng.standard_normal(values.shape).astype(dtype)
-    np.testing.assert_allclose(cuda_pooling.scatter_plane(g, indices, x.shape),
-                               reference.scatter_plane(g, indices, x.shape), rtol=RTOL[dtype])
-
-    inv = 1.0 / np.arange(1.0, 13.0).reshape(4, 3)
-    avg = ((3, 2), (2, 3), (1, 1), (4, 3))
-    np.testing.assert_allclose(cuda_pooling.avg_pool2d_forward(x, *avg, inv),
-                               reference.avg_pool2d_forward(x, *avg, inv), rtol=RTOL[dtype])
-    g = rng.standard_normal((2, 3, 4, 3)).astype(dtype)
-    adj = ((3, 2), (2, 3), (1, 1), (7, 6))
-    np.testing.assert_allclose(cuda_pooling.avg_pool2d_adjoint(g, *adj, inv),
-                               reference.avg_pool2d_adjoint(g, *adj, inv), rtol=RTOL[dtype])
-
-    rows, cols = np.array([0, 0, 3, 6, 6]), np.array([1, 5, 5, 0])
-    np.testing.assert_array_equal(cuda_pooling.upsample_nearest_forward(x, rows, cols),
-                                  reference.upsample_nearest_forward(x, rows, cols))
-    g = rng.standard_normal((2, 3, 5, 4)).astype(dtype)
-    np.testing.assert_allclose(cuda_pooling.upsample_nearest_adjoint(g, rows, cols, (7, 6)),
-                               reference.upsample_nearest_adjoint(g, rows, cols, (7, 6)),
-                               rtol=RTOL[dtype])
-
-
 @given(outer=st.integers(1, 3), half=st.integers(1, 4), inner=st.integers(1, 5),
        axis=st.sampled_from([0, 1, 2]))
 def test_gated_activation_op_on_the_fake_gpu_runs_the_kernels(emulated, outer, half, inner,
@@ -152,9 +102,15 @@ def test_gated_activation_op_on_the_fake_gpu_runs_the_kernels(emulated, outer, h
     data = np.random.default_rng(sum(shape) + axis).standard_normal(shape)
     with fake_cuda():
         x = tg.tensor(data, dtype=tg.float64, device="cuda", requires_grad=True)
-        assert K.kernels("pooling", x.data) is cuda_pooling
+        assert K.kernels("gated_activation", x.data) is cuda_gated
         y = F.gated_activation(x, axis=axis)
         assert y.device == "cuda"
         a, b = np.split(data, 2, axis=axis)
         np.testing.assert_allclose(y.numpy(), np.tanh(a) / (1 + np.exp(-b)), rtol=1e-10)
         gradcheck(lambda t: F.gated_activation(t, axis=axis), [x])
+
+
+def test_registered_for_cuda_as_nvrtc_and_aot():
+    for impl in ("nvrtc", "aot"):
+        entry = K._REGISTRY["gated_activation"]["cuda"][impl]  # a module once imported
+        assert getattr(entry, "__name__", entry) == "tinygen.backend.cuda_kernels.gated_activation"

@@ -120,7 +120,7 @@ class NoCupy:
             raise ImportError("cupy imported on the CPU path")
 sys.meta_path.insert(0, NoCupy())
 import numpy as np
-from tinygen.backend.cuda_kernels.pooling import gated_forward
+from tinygen.backend.cuda_kernels.gated_activation import gated_forward
 print(gated_forward(np.zeros((1, 2, 3))).tolist())
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""max_pool2d, avg_pool2d, nearest interpolate and gated_activation: finite
+"""max_pool2d, avg_pool2d and nearest interpolate: finite
 differences (first and second order) over hypothesis-drawn configs, reference vs
 numba kernels, PyTorch CPU as an outside oracle, the modules, the errors."""
 import numpy as np
@@ -8,8 +8,8 @@ from hypothesis import assume, given, settings, strategies as st
 import tinygen as tg
 from tinygen.backend.numba_kernels import pooling as fast
 from tinygen.backend.reference import pooling as ref
-from tinygen.nn.pooling import MaxPool2d, AvgPool2d, Upsample, GatedActivation
-from tinygen.ops.pooling import max_pool2d, avg_pool2d, interpolate, gated_activation
+from tinygen.nn.pooling import MaxPool2d, AvgPool2d, Upsample
+from tinygen.ops.pooling import max_pool2d, avg_pool2d, interpolate
 from tinygen.testing import check_grads, f64
 
 from .._impls import dtypes, impl, seeds, tensor, tie_free, tolerance
@@ -78,16 +78,6 @@ def test_interpolate_nearest_gradcheck_and_gradgradcheck(config, seed):
         check_grads(lambda t: interpolate(t, **kwargs), x)
 
 
-@given(st.lists(st.integers(1, 3), min_size=1, max_size=4), st.data(), seeds)
-def test_gated_activation_gradcheck_and_gradgradcheck(sides, data, seed):
-    axis = data.draw(st.integers(-len(sides), len(sides) - 1))
-    shape = list(sides)
-    shape[axis] *= 2
-    x = f64(np.random.default_rng(seed).standard_normal(shape) * 2)
-    with impl("reference"):
-        check_grads(lambda t: gated_activation(t, axis=axis), x)
-
-
 def test_unbatched_inputs_are_accepted():
     x = f64(tie_free(np.random.default_rng(0), (2, 4, 4)))
     check_grads(lambda t: max_pool2d(t, 2), x)
@@ -141,7 +131,7 @@ def test_numba_avg_pool_kernels_match_reference(config, dtype, seed):
 
 
 @given(st.integers(1, 5), st.integers(1, 5), st.integers(1, 9), st.integers(1, 9), dtypes, seeds)
-def test_numba_upsample_and_gate_kernels_match_reference(h, w, oh, ow, dtype, seed):
+def test_numba_upsample_kernels_match_reference(h, w, oh, ow, dtype, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 3, h, w)).astype(dtype)
     rows, cols = np.sort(rng.integers(0, h, oh)), np.sort(rng.integers(0, w, ow))
@@ -151,11 +141,6 @@ def test_numba_upsample_and_gate_kernels_match_reference(h, w, oh, ow, dtype, se
     np.testing.assert_allclose(fast.upsample_nearest_adjoint(g, rows, cols, (h, w)),
                                ref.upsample_nearest_adjoint(g, rows, cols, (h, w)),
                                **tolerance(dtype))
-    x3 = (rng.standard_normal((h, 2, w * oh)) * 4).astype(dtype)
-    g = rng.standard_normal((h, w * oh)).astype(dtype)
-    np.testing.assert_allclose(fast.gated_forward(x3), ref.gated_forward(x3), **tolerance(dtype))
-    np.testing.assert_allclose(fast.gated_backward(g, x3), ref.gated_backward(g, x3),
-                               **tolerance(dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -164,8 +149,7 @@ def test_ops_give_the_same_results_with_both_kernels(dtype):
     x = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
     ops = [lambda t: max_pool2d(t, 3, 2, 1, ceil_mode=True),
            lambda t: avg_pool2d(t, (3, 2), 2, (1, 0), ceil_mode=True, count_include_pad=False),
-           lambda t: interpolate(t, scale_factor=(2, 1.5)),
-           lambda t: gated_activation(t, 1)]
+           lambda t: interpolate(t, scale_factor=(2, 1.5))]
     for op in ops:
         results = []
         for name in ("reference", "numba"):
@@ -176,15 +160,6 @@ def test_ops_give_the_same_results_with_both_kernels(dtype):
                 results.append((y.numpy(), t.grad.numpy()))
         for a, b in zip(*results):
             np.testing.assert_allclose(a, b, **tolerance(dtype))
-
-
-def test_the_fused_gate_backward_matches_the_differentiable_one():
-    x = f64(np.random.default_rng(0).standard_normal((2, 6, 3)))
-    y = gated_activation(x)
-    g = f64(np.random.default_rng(1).standard_normal(y.shape), False)
-    (fused,) = tg.grad(y, [x], g, retain_graph=True)
-    (graph,) = tg.grad(y, [x], g, create_graph=True)
-    np.testing.assert_allclose(fused.numpy(), graph.numpy(), rtol=1e-12, atol=1e-14)
 
 
 # --- PyTorch CPU ---------------------------------------------------------------------------------
@@ -242,13 +217,6 @@ def test_interpolate_matches_pytorch(config, seed):
     np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-def test_gated_activation_matches_its_definition(torch):
-    x = np.random.default_rng(0).standard_normal((2, 8, 3))
-    a, b = torch.tensor(x).chunk(2, dim=1)
-    expected = torch.tanh(a) * torch.sigmoid(b)
-    np.testing.assert_allclose(gated_activation(f64(x)).numpy(), expected.numpy(), rtol=1e-12)
-
-
 # --- modules -------------------------------------------------------------------------------------
 def test_modules(torch):
     x = np.random.default_rng(0).standard_normal((2, 4, 6, 6)).astype(np.float32)
@@ -259,7 +227,6 @@ def test_modules(torch):
     for ours, theirs in pairs:
         np.testing.assert_allclose(ours(tg.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(),
                                    rtol=1e-6, atol=1e-7)
-    assert GatedActivation()(tg.tensor(x)).shape == (2, 2, 6, 6)
     assert list(MaxPool2d(2).state_dict()) == []
     assert repr(MaxPool2d(2)) == ("MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, "
                                   "ceil_mode=False)")
@@ -300,8 +267,3 @@ def test_errors_name_the_argument_and_the_shapes():
         interpolate(tg.randn(5, 5), scale_factor=2)
     with pytest.raises(ValueError, match=r"interpolate: output size \(0, 0\) for an input of shape"):
         interpolate(x, scale_factor=0.1)
-    with pytest.raises(ValueError, match=r"gated_activation: the size of axis 1 must be even.*"
-                                         r"\(1, 3, 2\)"):
-        gated_activation(tg.randn(1, 3, 2))
-    with pytest.raises(ValueError, match=r"axis 3 is out of range.*\(1, 2, 2\)"):
-        gated_activation(tg.randn(1, 2, 2), axis=3)

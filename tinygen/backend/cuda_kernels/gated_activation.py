@@ -1,9 +1,8 @@
 """Launchers of kernels/gated_activation.cu: the fused gate tanh(a) * sigmoid(b).
 
-Same functions, arguments and results as ``gated_forward``/``gated_backward`` of
-``tinygen.backend.numba_kernels.pooling`` (the family they belong to; the 'cuda'
-pooling module re-exports them).  Outputs are allocated with the input's array module:
-cupy arrays run on the GPU, numpy arrays on the CUDA emulator.
+The 'cuda' gated_activation family: same functions, arguments and results as
+``tinygen.backend.numba_kernels.gated_activation``.  Outputs are allocated with the
+input's array module: cupy arrays run on the GPU, numpy arrays on the CUDA emulator.
 """
 import numpy as np
 

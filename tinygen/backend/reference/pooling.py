@@ -1,4 +1,4 @@
-"""Pooling, nearest upsampling and the gated activation in plain numpy: the oracle.
+"""Pooling and nearest upsampling in plain numpy: the oracle.
 
 Inputs are contiguous ``(N, C, H, W)`` arrays.  The window arithmetic (output
 sizes, ceil mode, the average's divisors) is done once by the op layer
@@ -145,23 +145,3 @@ def upsample_nearest_adjoint(g, rows, cols, in_size):
     plane = (rows[:, None] * w + cols[None, :]).reshape(1, 1, -1)
     offsets = (xp.arange(n * c, dtype=xp.int64) * (h * w)).reshape(n, c, 1)
     return _scatter_add(xp, plane + offsets, g, n * c * h * w, g.dtype).reshape(n, c, h, w)
-
-
-# --- gated activation ----------------------------------------------------------------------------
-def _sigmoid(b):
-    e = np.exp(-np.abs(b))  # exp of a non-positive number only: no overflow
-    return np.where(b >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def gated_forward(x3):
-    """``tanh(a) * sigmoid(b)`` for ``x3`` of shape (P, 2, Q): a = x3[:, 0], b = x3[:, 1]."""
-    a, b = x3[:, 0].astype(np.float64), x3[:, 1].astype(np.float64)
-    return (np.tanh(a) * _sigmoid(b)).astype(x3.dtype)
-
-
-def gated_backward(g, x3):
-    """Gradient w.r.t. ``x3`` (P, 2, Q): ``[g (1 - t^2) s, g t s (1 - s)]``."""
-    a, b = x3[:, 0].astype(np.float64), x3[:, 1].astype(np.float64)
-    t, s = np.tanh(a), _sigmoid(b)
-    g = g.astype(np.float64)
-    return np.stack([g * (1.0 - t * t) * s, g * t * s * (1.0 - s)], axis=1).astype(x3.dtype)
