@@ -145,7 +145,7 @@ class ConvPair(NamedTuple):
 
 
 def _geometry(in_size, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1):
-    from tinygen.ops.conv import ConvGeometry
+    from tinygen.ops.conv_geometry import ConvGeometry
 
     geom = ConvGeometry(tuple(stride), tuple(padding), tuple(dilation), groups, tuple(in_size),
                         (0, 0), tuple(kernel))
@@ -235,7 +235,8 @@ def conv_transpose(n, c_in, c_out, size, kernel, stride, pad, out_pad):
 def masked_conv(n, c, o, size, k, mask_type):
     """PixelCNN's masked conv over its kept taps vs cuDNN's dense conv with the masked weight."""
     def pair(env, rng):
-        from tinygen.ops.conv import WeightMask, pixelcnn_mask
+        from tinygen.ops.conv_geometry import WeightMask
+        from tinygen.ops.conv_pixelcnn import pixelcnn_mask
 
         mask = pixelcnn_mask((k, k), mask_type, c, o)
         kept = WeightMask(mask, (o, c, k, k))

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..backend import to_device
 from ..ops import conv as C
+from ..ops import conv_pixelcnn as P
 from ..ops.elementwise import tanh, sigmoid
 from ..ops.shape import chunk, pad as _pad
 from . import init
@@ -233,7 +234,7 @@ class CausalConv1d(_ConvNd):
 
 
 class MaskedConv2d(_ConvNd):
-    """PixelCNN's masked conv (see ``tinygen.ops.conv.pixelcnn_mask``); 'same' padding,
+    """PixelCNN's masked conv (see ``tinygen.ops.conv_pixelcnn.pixelcnn_mask``); 'same' padding,
     stride 1, odd kernel.  Only the taps the mask keeps are computed; the weight's
     masked entries are zeroed at initialisation and always get zero gradient."""
 
@@ -243,7 +244,7 @@ class MaskedConv2d(_ConvNd):
                  bias=True, dtype=None, device=None):
         kernel = _tuple("kernel_size", kernel_size, 2)
         # validates the mask arguments (odd kernel, type, divisibility) up front
-        C.pixelcnn_mask(kernel, mask_type, in_channels, out_channels, groups_rgb)
+        P.pixelcnn_mask(kernel, mask_type, in_channels, out_channels, groups_rgb)
         self.mask_type = mask_type.upper()
         self.groups_rgb = int(groups_rgb)
         super().__init__(in_channels, out_channels, kernel, 1, "same", 1, 1, bias,
@@ -252,7 +253,7 @@ class MaskedConv2d(_ConvNd):
     @property
     def mask(self):
         """The boolean (out, in, kH, kW) mask."""
-        return C.pixelcnn_mask(self.kernel_size, self.mask_type, self.in_channels,
+        return P.pixelcnn_mask(self.kernel_size, self.mask_type, self.in_channels,
                                self.out_channels, self.groups_rgb)
 
     def reset_parameters(self, generator=None):
@@ -261,7 +262,7 @@ class MaskedConv2d(_ConvNd):
         self.weight.data[...] = self.weight.data * xp_mask
 
     def forward(self, input):
-        return C.masked_conv2d(input, self.weight, self.bias, self.mask_type, "same",
+        return P.masked_conv2d(input, self.weight, self.bias, self.mask_type, "same",
                                self.groups_rgb)
 
     def extra_repr(self):
@@ -287,7 +288,7 @@ class DownShiftedConv2d(_ConvNd):
                          device=device)
 
     def forward(self, input):
-        return C.down_shifted_conv2d(input, self.weight, self.bias)
+        return P.down_shifted_conv2d(input, self.weight, self.bias)
 
 
 class DownRightShiftedConv2d(_ConvNd):
@@ -304,7 +305,7 @@ class DownRightShiftedConv2d(_ConvNd):
                          device=device)
 
     def forward(self, input):
-        return C.down_right_shifted_conv2d(input, self.weight, self.bias, self.include_current)
+        return P.down_right_shifted_conv2d(input, self.weight, self.bias, self.include_current)
 
     def extra_repr(self):
         return super().extra_repr() + f", include_current={self.include_current}"
@@ -359,7 +360,7 @@ class GatedPixelCNNLayer(Module):
         ``bias``: None or (v_bias, h_bias), added to v_feat and to from_vertical
         (class conditioning: a per-image bias of both stacks' pre-gate features)."""
         v_feat = self.vertical(v)
-        from_vertical = self.vertical_to_horizontal(C.down_shift(v_feat))
+        from_vertical = self.vertical_to_horizontal(P.down_shift(v_feat))
         if bias is not None:
             v_feat = v_feat + bias[0]
             from_vertical = from_vertical + bias[1]

@@ -13,8 +13,10 @@ from ..ops.loss import (  # noqa: F401
     mse_loss, l1_loss,
 )
 from ..ops.conv import (  # noqa: F401
-    conv1d, conv2d, conv_transpose1d, conv_transpose2d, causal_conv1d, masked_conv2d,
-    pixelcnn_mask, down_shifted_conv2d, down_right_shifted_conv2d, down_shift,
+    conv1d, conv2d, conv_transpose1d, conv_transpose2d, causal_conv1d,
+)
+from ..ops.conv_pixelcnn import (  # noqa: F401
+    masked_conv2d, pixelcnn_mask, down_shifted_conv2d, down_right_shifted_conv2d, down_shift,
 )
 from ..ops.batch_norm import batch_norm  # noqa: F401
 from ..ops.pooling import max_pool2d, avg_pool2d, interpolate, upsample_nearest  # noqa: F401

@@ -19,6 +19,8 @@ from tinygen.backend.cuda_kernels import conv as cuda_conv
 from tinygen.backend.cuda_kernels import emulator
 from tinygen.backend.reference import conv as reference
 from tinygen.ops import conv as C
+from tinygen.ops import conv_geometry as G
+from tinygen.ops import conv_pixelcnn as P
 from tinygen.testing import gradcheck, gradgradcheck
 from tinygen.testing.fake_cuda import FakeCudaArray, fake_cuda
 
@@ -33,29 +35,29 @@ FUNCTIONS = ("conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad")
 def conv_problem(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
     """(geom, taps) of conv2d(x, w, ...) as tinygen.ops.conv builds them."""
     x, w = np.empty(x_shape), np.empty(w_shape)
-    geom = C._conv_geometry(C._Call("conv2d", x, w), x, w, stride, padding, dilation, groups, 2)
-    return geom, C.kept_taps(geom, None)
+    geom = G.conv_geometry(G.Call("conv2d", x, w), x, w, stride, padding, dilation, groups, 2)
+    return geom, G.kept_taps(geom, None)
 
 
 def transpose_problem(x_shape, w_shape, stride=1, padding=0, output_padding=0, groups=1,
                       dilation=1):
     """(geom, taps) of conv_transpose2d(x, w, ...): its forward is conv2d_input_grad."""
     x, w = np.empty(x_shape), np.empty(w_shape)
-    geom = C._transpose_geometry(C._Call("conv_transpose2d", x, w), x, w, stride, padding,
+    geom = G.transpose_geometry(G.Call("conv_transpose2d", x, w), x, w, stride, padding,
                                  output_padding, groups, dilation, 2)
-    return geom, C.kept_taps(geom, None)
+    return geom, G.kept_taps(geom, None)
 
 
 def causal_problem(n, channels, out_channels, length, k, dilation):
     """(geom, taps) of causal_conv1d: a height-1 conv padded d*(k-1) on the left."""
     x, w = np.empty((n, channels, length)), np.empty((out_channels, channels, k))
-    geom = C._conv_geometry(C._Call("causal_conv1d", x, w), x, w, 1,
+    geom = G.conv_geometry(G.Call("causal_conv1d", x, w), x, w, 1,
                             ((dilation * (k - 1), 0),), dilation, 1, 1)
-    return geom, C.kept_taps(geom, None)
+    return geom, G.kept_taps(geom, None)
 
 
 def cropped(geom, out_width):
-    return C.ConvGeometry(geom.stride, geom.padding, geom.dilation, geom.groups, geom.in_size,
+    return G.ConvGeometry(geom.stride, geom.padding, geom.dilation, geom.groups, geom.in_size,
                           (geom.out_size[0], out_width), geom.kernel)
 
 
@@ -219,7 +221,7 @@ def test_conv_transpose2d_matches_reference(rng, dtype, x_shape, w_shape, kwargs
     (5, "A", 3, 3, 6), (3, "B", 3, 6, 3),
 ])
 def test_masked_conv_matches_reference(rng, dtype, kernel, mask_type, groups_rgb, cin, cout):
-    mask = C._pixelcnn_weight_mask((kernel, kernel), mask_type, cin, cout, groups_rgb)
+    mask = P._pixelcnn_weight_mask((kernel, kernel), mask_type, cin, cout, groups_rgb)
     geom, _ = conv_problem((2, cin, 7, 6), (cout, cin, kernel, kernel), padding=kernel // 2)
     assert len(mask.taps) < kernel * kernel
     run_case(rng, dtype, geom, mask.taps, 2, cin, cout, weight_mask=mask)
@@ -334,7 +336,7 @@ def test_conv_ops_on_the_cuda_device_pass_gradgradcheck(op):
 def test_masked_kernels_never_read_masked_weights(rng, dtype):
     """NaN in every fully masked weight: the outputs stay finite and equal the
     reference's with zeros there (a kernel that multiplied by them would give NaN)."""
-    mask = C._pixelcnn_weight_mask((5, 5), "A", 3, 4, 1)
+    mask = P._pixelcnn_weight_mask((5, 5), "A", 3, 4, 1)
     geom, _ = conv_problem((2, 3, 6, 7), (4, 3, 5, 5), padding=2)
     x, w, gy = random_operands(rng, geom, 2, 3, 4, dtype)
     masked = ~mask.array.any(axis=(0, 1))
@@ -413,7 +415,7 @@ def test_single_channel_forward_runs_the_direct_kernel(rng, launches, dtype, cas
     geom, taps = conv_problem(x_shape, w_shape, **kwargs)
     mask = None
     if mask_type:
-        mask = C._pixelcnn_weight_mask(geom.kernel, mask_type, 1, w_shape[0], 1)
+        mask = P._pixelcnn_weight_mask(geom.kernel, mask_type, 1, w_shape[0], 1)
         taps = mask.taps
     run_case(rng, dtype, geom, taps, x_shape[0], x_shape[1], w_shape[0], weight_mask=mask)
     suffix = "f32" if dtype is np.float32 else "f64"
@@ -423,7 +425,7 @@ def test_single_channel_forward_runs_the_direct_kernel(rng, launches, dtype, cas
 
 
 def test_direct_kernel_never_reads_masked_weights(rng):
-    mask = C._pixelcnn_weight_mask((7, 7), "A", 1, 3, 1)
+    mask = P._pixelcnn_weight_mask((7, 7), "A", 1, 3, 1)
     geom, _ = conv_problem((2, 1, 6, 5), (3, 1, 7, 7), padding=3)
     x, w, _ = random_operands(rng, geom, 2, 1, 3, np.float32)
     masked = ~mask.array.any(axis=(0, 1))
@@ -442,7 +444,7 @@ def test_weight_grad_splits_are_reduced_deterministically(rng, monkeypatch, laun
                                                           masked):
     geom, taps = conv_problem((2, 3, 17, 15), (4, 3, 3, 3), padding=1)
     if masked:
-        taps = C._pixelcnn_weight_mask((3, 3), "B", 3, 4, 1).taps
+        taps = P._pixelcnn_weight_mask((3, 3), "B", 3, 4, 1).taps
     x, _, gy = random_operands(rng, geom, 2, 3, 4, dtype)
     monkeypatch.setattr(cuda_conv, "EMULATOR_TARGET_BLOCKS", 16)
     first = cuda_conv.conv2d_weight_grad(x, gy, geom, taps)

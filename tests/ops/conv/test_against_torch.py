@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinygen as tg
 from tinygen.ops import conv as C
+from tinygen.ops import conv_pixelcnn as P
 
 from ._helpers import (IMPLS, conv_configs, conv_transpose_configs, impl, make_inputs,
                        masked_configs, op_kwargs)
@@ -106,9 +107,9 @@ def test_conv_transpose1d_matches_torch(config, seed):
 def test_masked_conv2d_matches_torch_with_masked_dense_weight(config, seed):
     kwargs = op_kwargs(config)
     out_channels, in_channels, kh, kw = config["w_shape"]
-    mask = torch.tensor(C.pixelcnn_mask((kh, kw), kwargs["mask_type"], in_channels,
+    mask = torch.tensor(P.pixelcnn_mask((kh, kw), kwargs["mask_type"], in_channels,
                                         out_channels, kwargs["groups_rgb"]))
-    _check(lambda x, w, b=None: C.masked_conv2d(x, w, b, **kwargs),
+    _check(lambda x, w, b=None: P.masked_conv2d(x, w, b, **kwargs),
            lambda x, w, b=None: TF.conv2d(x, w * mask, b, padding="same"),
            _inputs(config, seed))
 

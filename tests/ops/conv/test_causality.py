@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinygen as tg
 from tinygen.ops import conv as C
+from tinygen.ops import conv_pixelcnn as P
 from tinygen.nn.conv import GatedPixelCNNLayer
 from tinygen.testing import f64
 
@@ -89,7 +90,7 @@ def _masked_stack(weights, groups_rgb):
     def fn(x):
         h = x
         for layer, w in enumerate(weights):
-            h = C.masked_conv2d(h, w, mask_type="A" if layer == 0 else "B",
+            h = P.masked_conv2d(h, w, mask_type="A" if layer == 0 else "B",
                                 groups_rgb=groups_rgb)
             if layer < len(weights) - 1:
                 h = h.tanh()
@@ -181,9 +182,9 @@ def _gated_stack(layers, depth, seed):
     def fn(x):
         v, h = x, x
         for layer, p in enumerate(params):
-            v_feat = C.down_shifted_conv2d(v, p["v"])
-            h_feat = (C.down_right_shifted_conv2d(h, p["h"], include_current=layer > 0)
-                      + C.conv2d(C.down_shift(v_feat), p["link"]))
+            v_feat = P.down_shifted_conv2d(v, p["v"])
+            h_feat = (P.down_right_shifted_conv2d(h, p["h"], include_current=layer > 0)
+                      + C.conv2d(P.down_shift(v_feat), p["link"]))
             h_new = C.conv2d(gate(h_feat), p["out"])
             h = h_new if layer == 0 else h_new + h
             v = gate(v_feat)
@@ -245,17 +246,17 @@ def test_shifted_conv_receptive_fields():
     r-kh+1..r, columns c-kw+1..c (c-kw..c-1 without the current pixel); down_shift."""
     x = np.random.default_rng(0).standard_normal((1, 1, 7, 7))
     w = f64(np.ones((1, 1, 2, 3)), requires_grad=False)
-    dep = _dependence(lambda t: C.down_shifted_conv2d(t, w), x, (0, 0, 4, 3))[0, 0]
+    dep = _dependence(lambda t: P.down_shifted_conv2d(t, w), x, (0, 0, 4, 3))[0, 0]
     expected = np.zeros((7, 7), bool)
     expected[3:5, 2:5] = True
     assert np.array_equal(dep, expected)
     w = f64(np.ones((1, 1, 2, 2)), requires_grad=False)
     for include, cols in ((True, slice(2, 4)), (False, slice(1, 3))):
-        dep = _dependence(lambda t: C.down_right_shifted_conv2d(t, w, include_current=include),
+        dep = _dependence(lambda t: P.down_right_shifted_conv2d(t, w, include_current=include),
                           x, (0, 0, 4, 3))[0, 0]
         expected = np.zeros((7, 7), bool)
         expected[3:5, cols] = True
         assert np.array_equal(dep, expected)
-    shifted = C.down_shift(tg.tensor(x)).numpy()
+    shifted = P.down_shift(tg.tensor(x)).numpy()
     assert np.array_equal(shifted[:, :, 0], np.zeros((1, 1, 7)))
     assert np.array_equal(shifted[:, :, 1:], x[:, :, :-1])

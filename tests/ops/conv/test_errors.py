@@ -4,6 +4,7 @@ import pytest
 
 import tinygen as tg
 from tinygen.ops import conv as C
+from tinygen.ops import conv_pixelcnn as P
 
 
 def t(*shape, dtype=np.float32):
@@ -115,18 +116,18 @@ def test_bias_and_dtype_errors():
 
 def test_masked_and_shifted_conv_errors():
     with pytest.raises(ValueError, match=r"mask_type must be 'A' or 'B', got mask_type='C'"):
-        C.masked_conv2d(X4, W4, mask_type="C")
+        P.masked_conv2d(X4, W4, mask_type="C")
     with pytest.raises(ValueError, match=r"kernel_size must be odd.*kernel_size=\(2, 3\)"
                                          r".*weight shape \(6, 4, 2, 3\)"):
-        C.masked_conv2d(X4, t(6, 4, 2, 3))
+        P.masked_conv2d(X4, t(6, 4, 2, 3))
     with pytest.raises(ValueError, match=r"in_channels=4 must be divisible by groups_rgb=3"
                                          r".*input shape \(2, 4, 5, 5\)"):
-        C.masked_conv2d(X4, t(6, 4, 3, 3), groups_rgb=3)
+        P.masked_conv2d(X4, t(6, 4, 3, 3), groups_rgb=3)
     with pytest.raises(ValueError, match=r"out_channels=4 must be divisible by groups_rgb=3"):
-        C.pixelcnn_mask(3, "A", 3, 4, groups_rgb=3)
+        P.pixelcnn_mask(3, "A", 3, 4, groups_rgb=3)
     with pytest.raises(ValueError, match=r"kernel width must be odd .*got kW=2"
                                          r".*weight shape \(6, 4, 2, 2\)"):
-        C.down_shifted_conv2d(X4, t(6, 4, 2, 2))
+        P.down_shifted_conv2d(X4, t(6, 4, 2, 2))
     with pytest.raises(ValueError, match=r"causal_conv1d: dilation must be positive"):
         C.causal_conv1d(t(1, 2, 5), t(2, 2, 2), dilation=0)
     with pytest.raises(ValueError, match=r"causal_conv1d: weight must be 3-D"):

@@ -12,6 +12,8 @@ import tinygen as tg
 from tinygen.backend.numba_kernels import conv as numba_conv
 from tinygen.backend.reference import conv as reference_conv
 from tinygen.ops import conv as C
+from tinygen.ops import conv_geometry as G
+from tinygen.ops import conv_pixelcnn as P
 from tinygen.testing import f64, rel_error
 
 from ._helpers import IMPLS, conv_configs, conv_transpose_configs, impl, make_inputs, op_kwargs
@@ -74,7 +76,7 @@ def test_conv1d_numba_matches_reference(config, dtype, seed):
 def test_masked_conv2d_numba_matches_reference(dtype, mask_type, groups_rgb, cin, cout):
     rng = np.random.default_rng(7)
     config = dict(x_shape=(3, cin, 9, 8), w_shape=(cout, cin, 7, 5), bias=True)
-    fn = lambda x, w, b: C.masked_conv2d(x, w, b, mask_type=mask_type,  # noqa: E731
+    fn = lambda x, w, b: P.masked_conv2d(x, w, b, mask_type=mask_type,  # noqa: E731
                                          groups_rgb=groups_rgb)
     _compare(fn, _inputs(config, int(rng.integers(1000)), dtype), dtype)
 
@@ -140,12 +142,12 @@ def test_7x7_mask_iterates_only_kept_taps(monkeypatch, implementation, module, m
                             lambda *a: cols_rows.append(original_im2col(*a).shape[0]) or
                             original_im2col(*a))
     with impl(implementation):
-        y = C.masked_conv2d(x, w, mask_type=mask_type)
+        y = P.masked_conv2d(x, w, mask_type=mask_type)
         y.sum().backward()
     assert [n for _, n in seen] == [taps, taps, taps]  # forward, input grad, weight grad
     if windows:  # each of the 3 ops visited exactly the kept taps
         assert len(windows) == 3 * taps
-        mask = C.pixelcnn_mask(7, mask_type, 1, 64)
+        mask = P.pixelcnn_mask(7, mask_type, 1, 64)
         assert all(mask[0, 0, i, j] for i, j in windows)
     if cols_rows:  # the column matrix holds C * T rows, not C * 49
         assert cols_rows == [taps, taps]
@@ -153,10 +155,10 @@ def test_7x7_mask_iterates_only_kept_taps(monkeypatch, implementation, module, m
 
 def test_mask_tap_counts():
     for mask_type, taps in (("A", 24), ("B", 25)):
-        mask = C.WeightMask(C.pixelcnn_mask(7, mask_type, 3, 6), (6, 3, 7, 7))
+        mask = G.WeightMask(P.pixelcnn_mask(7, mask_type, 3, 6), (6, 3, 7, 7))
         assert len(mask.taps) == taps and not mask.partial
     # RGB grouping: the centre tap is kept for some channel pairs only
-    mask = C.WeightMask(C.pixelcnn_mask(7, "A", 3, 6, groups_rgb=3), (6, 3, 7, 7))
+    mask = G.WeightMask(P.pixelcnn_mask(7, "A", 3, 6, groups_rgb=3), (6, 3, 7, 7))
     assert len(mask.taps) == 25 and mask.partial
 
 
@@ -167,13 +169,13 @@ def test_masked_taps_are_never_read(implementation, groups_rgb):
     masked taps) cannot reach the outputs they must not influence: proof that
     masked taps are skipped (a multiply by zero would propagate NaN)."""
     rng = np.random.default_rng(2)
-    mask = C.pixelcnn_mask(5, "A", 3, 3, groups_rgb)
+    mask = P.pixelcnn_mask(5, "A", 3, 3, groups_rgb)
     w = rng.standard_normal((3, 3, 5, 5))
     w[~mask] = np.nan
     x = rng.standard_normal((1, 3, 6, 6))
     x[:, :, 3:, :] = np.nan  # rows 3.. are the future of every pixel in rows 0..2
     with impl(implementation):
-        y = C.masked_conv2d(tg.tensor(x, dtype=tg.float64), tg.tensor(w, dtype=tg.float64),
+        y = P.masked_conv2d(tg.tensor(x, dtype=tg.float64), tg.tensor(w, dtype=tg.float64),
                             mask_type="A", groups_rgb=groups_rgb).numpy()
     assert np.isfinite(y[:, :, :3]).all()
     torch = pytest.importorskip("torch")

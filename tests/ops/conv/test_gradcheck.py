@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinygen as tg
 from tinygen.ops import conv as C
+from tinygen.ops import conv_pixelcnn as P
 from tinygen.testing import f64, gradcheck, gradgradcheck
 
 from ._helpers import (
@@ -78,7 +79,7 @@ def test_causal_conv1d_gradients(batch, cin, cout, k, dilation, length, bias, se
 def test_masked_conv2d_gradients(config, seed):
     kwargs = op_kwargs(config)
     with impl("reference"):
-        _check(lambda x, w, b=None: C.masked_conv2d(x, w, b, **kwargs), _inputs(config, seed))
+        _check(lambda x, w, b=None: P.masked_conv2d(x, w, b, **kwargs), _inputs(config, seed))
 
 
 @settings(max_examples=15)
@@ -88,10 +89,10 @@ def test_masked_conv2d_gradients(config, seed):
 def test_shifted_convs_gradients(batch, cin, cout, kh, kw, h, w, include_current, seed):
     config = dict(x_shape=(batch, cin, h, w), w_shape=(cout, cin, kh, kw), bias=True)
     with impl("reference"):
-        _check(lambda x, w, b: C.down_shifted_conv2d(x, w, b), _inputs(config, seed))
-        _check(lambda x, w, b: C.down_right_shifted_conv2d(x, w, b, include_current),
+        _check(lambda x, w, b: P.down_shifted_conv2d(x, w, b), _inputs(config, seed))
+        _check(lambda x, w, b: P.down_right_shifted_conv2d(x, w, b, include_current),
                _inputs(config, seed))
-        _check(lambda x: C.down_shift(x), _inputs(config, seed)[:1])
+        _check(lambda x: P.down_shift(x), _inputs(config, seed)[:1])
 
 
 @settings(max_examples=10)
@@ -139,8 +140,8 @@ def test_masked_weight_gets_zero_gradient():
     w = f64(rng.standard_normal((6, 3, 3, 3)))
     for groups_rgb in (1, 3):
         for mask_type in ("A", "B"):
-            mask = C.pixelcnn_mask(3, mask_type, 3, 6, groups_rgb)
-            (gw,) = tg.grad(C.masked_conv2d(x, w, mask_type=mask_type,
+            mask = P.pixelcnn_mask(3, mask_type, 3, 6, groups_rgb)
+            (gw,) = tg.grad(P.masked_conv2d(x, w, mask_type=mask_type,
                                             groups_rgb=groups_rgb).sum(), (w,))
             assert np.all(gw.numpy()[~mask] == 0)
             assert np.all(gw.numpy()[mask] != 0)

@@ -4,7 +4,7 @@ Read this file to see what a convolution computes; read
 ``tinygen/backend/numba_kernels/conv.py`` to see how to compute it fast.
 
 Shapes (PyTorch's):  x (N, C, H, W),  weight (O, C/groups, kh, kw),
-y (N, O, Hout, Wout).  ``geom`` is a ``tinygen.ops.conv.ConvGeometry``:
+y (N, O, Hout, Wout).  ``geom`` is a ``tinygen.ops.conv_geometry.ConvGeometry``:
 
     stride (sh, sw), padding (top, bottom, left, right), dilation (dh, dw),
     groups, in_size (H, W), out_size (Hout, Wout), kernel (kh, kw).
