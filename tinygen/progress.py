@@ -32,7 +32,9 @@ def is_shown():
     return _shown[0]
 
 
-class _NoBar:
+class NoBar:
+    """A bar that shows nothing (the same calls as tqdm's)."""
+
     def update(self, n=1):
         pass
 
@@ -52,7 +54,7 @@ class _NoBar:
 def bar(total, desc, unit="it", force=False):
     """A tqdm bar of ``total`` steps (a do-nothing one unless shown, or ``force``)."""
     if not (force or _shown[0]):
-        return _NoBar()
+        return NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr,

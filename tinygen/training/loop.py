@@ -38,6 +38,7 @@ import numpy as np
 
 import tinygen
 from tinygen.data import BatchLoader, SubsetWarning, recording_sources
+from tinygen.progress import NoBar
 from tinygen.serialization import CheckpointError, atomic_open
 
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore, save_checkpoint
@@ -327,20 +328,9 @@ def _copy_atomic(src, dst):
         shutil.copyfileobj(f_in, f_out)
 
 
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def set_postfix(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-
 def _progress_bar(total, desc, enabled):
     if not enabled:
-        return _NoBar()
+        return NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, file=sys.stderr,
