@@ -134,27 +134,37 @@ class BatchNormTrain(Function):
         if need_x:
             w = _f64(weight.data if weight is not None else None, 1.0, c,
                      array_module(x.data))
+            sums = self._input_grad_sums(sum_g, sum_g_xhat, n * length)
             grad_x = Tensor._make(k.backward_input(
-                g3, x3, self.mean, self.inv_std, w, sum_g, sum_g_xhat).reshape(x.shape))
+                g3, x3, self.mean, self.inv_std, w, *sums).reshape(x.shape))
         if need_w:
             grad_w = Tensor._make(sum_g_xhat.astype(x.dtype))
         if need_b:
             grad_b = Tensor._make(sum_g.astype(x.dtype))
         return grad_x, grad_w, grad_b
 
+    def _input_grad_sums(self, sum_g, sum_g_xhat, count):
+        """The per-channel sums behind the input gradient (this batch's own here;
+        ``SyncBatchNormTrain`` makes them every rank's)."""
+        return sum_g, sum_g_xhat
+
+    def _channel_mean(self, t, axes):
+        """Per-channel mean over the batch the statistics cover (this one here)."""
+        return _mean(t, axes, keepdims=True)
+
     def _backward_graph(self, grad, x, weight):
         """The same gradients with tinygen ops, so that they can be differentiated again."""
         need_x, need_w, need_b = self._needs()
         axes = _reduce_axes(x.ndim)
-        centered = x - _mean(x, axes, keepdims=True)
-        var = _mean(centered * centered, axes, keepdims=True)
+        centered = x - self._channel_mean(x, axes)
+        var = self._channel_mean(centered * centered, axes)
         inv_std = (var + self.eps) ** -0.5
         xhat = centered * inv_std
         grad_x = grad_w = grad_b = None
         if need_x:
             g_hat = grad * reshape(weight, _channel_shape(x.ndim)) if weight is not None else grad
-            grad_x = inv_std * (g_hat - _mean(g_hat, axes, keepdims=True)
-                                - xhat * _mean(g_hat * xhat, axes, keepdims=True))
+            grad_x = inv_std * (g_hat - self._channel_mean(g_hat, axes)
+                                - xhat * self._channel_mean(g_hat * xhat, axes))
         if need_w:
             grad_w = _sum(grad * xhat, axes)
         if need_b:
@@ -281,7 +291,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 
 
 # --- training mode across the ranks of a distributed job -----------------------------------
-class SyncBatchNormTrain(Function):
+class SyncBatchNormTrain(BatchNormTrain):
     """``BatchNormTrain`` with statistics over the union of every rank's batch.
 
     Forward: the global mean (all-reduced sums and counts), then the global variance
@@ -329,56 +339,19 @@ class SyncBatchNormTrain(Function):
         self.save_inputs(*range(1 + len(affine)))
         return out
 
-    backward = BatchNormTrain.backward
-    _needs = BatchNormTrain._needs
+    def _input_grad_sums(self, sum_g, sum_g_xhat, count):
+        # backward_input divides the sums by this rank's count: all-reduce them and scale
+        # so that it divides by the global one
+        both = array_module(sum_g).concatenate([sum_g, sum_g_xhat]).astype(np.float64)
+        self.comm.allreduce_(both)
+        c = sum_g.shape[0]
+        local = count / self.count
+        return both[:c] * local, both[c:] * local
 
-    def _backward_fused(self, grad, x, weight):
-        k = kernels("batch_norm", x.data, "batch_norm")
-        xp = array_module(x.data)
-        need_x, need_w, need_b = self._needs()
-        n, c, length = _as_ncl(x.shape)
-        x3 = contiguous(x.data).reshape(n, c, length)
-        g3 = contiguous(grad.data).reshape(n, c, length)
-        sum_g, sum_g_xhat = k.backward_stats(g3, x3, self.mean, self.inv_std)
-        grad_x = grad_w = grad_b = None
-        if need_x:
-            both = xp.concatenate([sum_g, sum_g_xhat]).astype(np.float64)
-            self.comm.allreduce_(both)
-            # backward_input divides the sums by this rank's count; scale them so that it
-            # divides by the global one
-            local = n * length / self.count
-            w = _f64(weight.data if weight is not None else None, 1.0, c, xp)
-            grad_x = Tensor._make(k.backward_input(
-                g3, x3, self.mean, self.inv_std, w, both[:c] * local,
-                both[c:] * local).reshape(x.shape))
-        if need_w:
-            grad_w = Tensor._make(sum_g_xhat.astype(x.dtype))
-        if need_b:
-            grad_b = Tensor._make(sum_g.astype(x.dtype))
-        return grad_x, grad_w, grad_b
-
-    def _backward_graph(self, grad, x, weight):
+    def _channel_mean(self, t, axes):
         from .collective import all_reduce
 
-        need_x, need_w, need_b = self._needs()
-        axes = _reduce_axes(x.ndim)
-        count, comm = self.count, self.comm
-        mean = all_reduce(_sum(x, axes, keepdims=True), comm) / count
-        centered = x - mean
-        var = all_reduce(_sum(centered * centered, axes, keepdims=True), comm) / count
-        inv_std = (var + self.eps) ** -0.5
-        xhat = centered * inv_std
-        grad_x = grad_w = grad_b = None
-        if need_x:
-            g_hat = grad * reshape(weight, _channel_shape(x.ndim)) if weight is not None else grad
-            mean_g = all_reduce(_sum(g_hat, axes, keepdims=True), comm) / count
-            mean_g_xhat = all_reduce(_sum(g_hat * xhat, axes, keepdims=True), comm) / count
-            grad_x = inv_std * (g_hat - mean_g - xhat * mean_g_xhat)
-        if need_w:
-            grad_w = _sum(grad * xhat, axes)
-        if need_b:
-            grad_b = _sum(grad, axes)
-        return grad_x, grad_w, grad_b
+        return all_reduce(_sum(t, axes, keepdims=True), self.comm) / self.count
 
 
 def sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, eps, comm):
