@@ -55,7 +55,7 @@ import tempfile
 from pathlib import Path
 
 from tinygen.backend.cuda_kernels import codegen
-from tinygen.backend.cuda_kernels.source import KernelSources, blank_comments, kernel_dir
+from tinygen.backend.cuda_kernels.source import KernelSources, kernel_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -98,13 +98,7 @@ def occupancy(registers, shared, threads, machine=MACHINES[90]):
 
 def launch_threads(sources):
     """{kernel: threads per block}: the __launch_bounds__ bound, else DEFAULT_THREADS."""
-    found = {}
-    for path in sources.files:
-        code = blank_comments(path.read_text(encoding="utf-8"))
-        for match in re.finditer(r'extern\s+"C"\s+__global__\s+void\s+'
-                                 r'(?:__launch_bounds__\s*\(\s*(\d+)[^()]*\)\s+)?(\w+)\s*\(', code):
-            found[match.group(2)] = int(match.group(1)) if match.group(1) else DEFAULT_THREADS
-    return found
+    return {name: sig.max_threads or DEFAULT_THREADS for name, sig in sources.signatures.items()}
 
 
 # --- SASS ---------------------------------------------------------------------------------------

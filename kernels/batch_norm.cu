@@ -372,88 +372,47 @@ template <class T> constexpr int kVector = 16 / sizeof(T);
                                   var, inv_std, scale, shift, running_mean, running_var, n,   \
                                   channels, length, chunk, eps, momentum, flags)
 
-extern "C" __global__ void __launch_bounds__(256) batch_norm_train_stats_f32(
-    const float* __restrict__ x, const float* __restrict__ weight,
-    const float* __restrict__ bias, double* __restrict__ partial_mean,
-    double* __restrict__ partial_m2, int* __restrict__ tickets, double* __restrict__ mean,
-    double* __restrict__ var, double* __restrict__ inv_std, double* __restrict__ scale,
-    double* __restrict__ shift, float* __restrict__ running_mean,
-    float* __restrict__ running_var, long long n, long long channels, long long length,
-    long long chunk, int vector, double eps, double momentum, int flags) {
-    TG_BN_DISPATCH(float, TG_BN_TRAIN_STATS)
-}
-
-extern "C" __global__ void __launch_bounds__(256) batch_norm_train_stats_f64(
-    const double* __restrict__ x, const double* __restrict__ weight,
-    const double* __restrict__ bias, double* __restrict__ partial_mean,
-    double* __restrict__ partial_m2, int* __restrict__ tickets, double* __restrict__ mean,
-    double* __restrict__ var, double* __restrict__ inv_std, double* __restrict__ scale,
-    double* __restrict__ shift, double* __restrict__ running_mean,
-    double* __restrict__ running_var, long long n, long long channels, long long length,
-    long long chunk, int vector, double eps, double momentum, int flags) {
-    TG_BN_DISPATCH(double, TG_BN_TRAIN_STATS)
-}
+TG_ENTRY_F32_F64(batch_norm_train_stats, __launch_bounds__(256), __launch_bounds__(256),
+    (const T* __restrict__ x, const T* __restrict__ weight, const T* __restrict__ bias,
+     double* __restrict__ partial_mean, double* __restrict__ partial_m2,
+     int* __restrict__ tickets, double* __restrict__ mean, double* __restrict__ var,
+     double* __restrict__ inv_std, double* __restrict__ scale, double* __restrict__ shift,
+     T* __restrict__ running_mean, T* __restrict__ running_var, long long n, long long channels,
+     long long length, long long chunk, int vector, double eps, double momentum, int flags),
+    TG_BN_DISPATCH(T, TG_BN_TRAIN_STATS))
 
 #define TG_BN_NORMALIZE(T, V) \
     batch_norm::normalize_affine<T, V>(x, mean, scale, shift, y, total, channels, length)
 
-extern "C" __global__ void __launch_bounds__(256) batch_norm_normalize_affine_f32(
-    const float* __restrict__ x, const double* __restrict__ mean,
-    const double* __restrict__ scale, const double* __restrict__ shift, float* __restrict__ y,
-    long long total, long long channels, long long length, int vector) {
-    TG_BN_DISPATCH(float, TG_BN_NORMALIZE)
-}
-
-extern "C" __global__ void __launch_bounds__(256) batch_norm_normalize_affine_f64(
-    const double* __restrict__ x, const double* __restrict__ mean,
-    const double* __restrict__ scale, const double* __restrict__ shift, double* __restrict__ y,
-    long long total, long long channels, long long length, int vector) {
-    TG_BN_DISPATCH(double, TG_BN_NORMALIZE)
-}
+TG_ENTRY_F32_F64(batch_norm_normalize_affine, __launch_bounds__(256), __launch_bounds__(256),
+    (const T* __restrict__ x, const double* __restrict__ mean, const double* __restrict__ scale,
+     const double* __restrict__ shift, T* __restrict__ y, long long total, long long channels,
+     long long length, int vector),
+    TG_BN_DISPATCH(T, TG_BN_NORMALIZE))
 
 #define TG_BN_BACKWARD_SUMS(T, V)                                                          \
     batch_norm::backward_sums<T, V>(g, x, mean, centered_scale, partial_g, partial_gc,    \
                                     tickets, sum_g, sum_gc, n, channels, length, chunk)
 
-extern "C" __global__ void __launch_bounds__(256) batch_norm_backward_sums_f32(
-    const float* __restrict__ g, const float* __restrict__ x, const double* __restrict__ mean,
-    const double* __restrict__ centered_scale, double* __restrict__ partial_g,
-    double* __restrict__ partial_gc, int* __restrict__ tickets, double* __restrict__ sum_g,
-    double* __restrict__ sum_gc, long long n, long long channels, long long length,
-    long long chunk, int vector) {
-    TG_BN_DISPATCH(float, TG_BN_BACKWARD_SUMS)
-}
-
-extern "C" __global__ void __launch_bounds__(256) batch_norm_backward_sums_f64(
-    const double* __restrict__ g, const double* __restrict__ x, const double* __restrict__ mean,
-    const double* __restrict__ centered_scale, double* __restrict__ partial_g,
-    double* __restrict__ partial_gc, int* __restrict__ tickets, double* __restrict__ sum_g,
-    double* __restrict__ sum_gc, long long n, long long channels, long long length,
-    long long chunk, int vector) {
-    TG_BN_DISPATCH(double, TG_BN_BACKWARD_SUMS)
-}
+TG_ENTRY_F32_F64(batch_norm_backward_sums, __launch_bounds__(256), __launch_bounds__(256),
+    (const T* __restrict__ g, const T* __restrict__ x, const double* __restrict__ mean,
+     const double* __restrict__ centered_scale, double* __restrict__ partial_g,
+     double* __restrict__ partial_gc, int* __restrict__ tickets, double* __restrict__ sum_g,
+     double* __restrict__ sum_gc, long long n, long long channels, long long length,
+     long long chunk, int vector),
+    TG_BN_DISPATCH(T, TG_BN_BACKWARD_SUMS))
 
 #define TG_BN_BACKWARD_INPUT(T, V)                                                          \
     batch_norm::backward_input<T, V>(g, x, mean, inv_std, weight, sum_g, sum_g_xhat, dx,   \
                                      total, channels, length, inv_count)
 
-extern "C" __global__ void __launch_bounds__(256, 1) batch_norm_backward_input_f32(
-    const float* __restrict__ g, const float* __restrict__ x, const double* __restrict__ mean,
-    const double* __restrict__ inv_std, const double* __restrict__ weight,
-    const double* __restrict__ sum_g, const double* __restrict__ sum_g_xhat,
-    float* __restrict__ dx, long long total, long long channels, long long length,
-    double inv_count, int vector) {
-    TG_BN_DISPATCH(float, TG_BN_BACKWARD_INPUT)
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) batch_norm_backward_input_f64(
-    const double* __restrict__ g, const double* __restrict__ x, const double* __restrict__ mean,
-    const double* __restrict__ inv_std, const double* __restrict__ weight,
-    const double* __restrict__ sum_g, const double* __restrict__ sum_g_xhat,
-    double* __restrict__ dx, long long total, long long channels, long long length,
-    double inv_count, int vector) {
-    TG_BN_DISPATCH(double, TG_BN_BACKWARD_INPUT)
-}
+TG_ENTRY_F32_F64(batch_norm_backward_input, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* __restrict__ g, const T* __restrict__ x, const double* __restrict__ mean,
+     const double* __restrict__ inv_std, const double* __restrict__ weight,
+     const double* __restrict__ sum_g, const double* __restrict__ sum_g_xhat,
+     T* __restrict__ dx, long long total, long long channels, long long length,
+     double inv_count, int vector),
+    TG_BN_DISPATCH(T, TG_BN_BACKWARD_INPUT))
 
 #undef TG_BN_DISPATCH
 #undef TG_BN_TRAIN_STATS

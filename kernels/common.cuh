@@ -10,7 +10,8 @@
 // All kernel files are compiled TOGETHER, as one translation unit that #includes every
 // kernels/*.cu: a helper defined at file scope in two families is a redefinition error.
 // Put a family's helpers in `namespace <family>` (or name them <family>_...); only the
-// extern "C" entry points live in the global namespace.
+// entry points are seen in the global namespace.  Entry points come in float/double
+// pairs written once each: TG_ENTRY_F32_F64 (at the end of this file: what it emits).
 //
 // What kernels may use besides plain C++ (the contract: tinygen/backend/cuda_kernels/__init__.py):
 //   threadIdx, blockIdx, blockDim, gridDim, __syncthreads() (block-uniform control flow
@@ -124,3 +125,57 @@ __device__ __forceinline__ bool tg_is_last_block(int* ticket, int count) {
     __syncthreads();
     return last != 0;
 }
+
+// --- entry points: TG_ENTRY_F32_F64 ------------------------------------------------------
+// Every kernel is a __device__ template on T (float or double); the launchers (NVRTC,
+// the AOT table, the emulator) need one plain extern "C" __global__ function per dtype.
+// Instead of writing that wrapper twice, a family writes it once:
+//
+//   TG_ENTRY_F32_F64(conv_split_sum, TG_NO_LAUNCH_BOUNDS, TG_NO_LAUNCH_BOUNDS,
+//                    (const T* partial, T* out, int splits, long long count),
+//                    conv::split_sum<T>(partial, out, splits, count))
+//
+// which emits (T is float in the first, double in the second):
+//
+//   namespace tg_entry_f32 {
+//   extern "C" __global__ void conv_split_sum_f32(const T* partial, T* out, int splits,
+//                                                 long long count)
+//   { conv::split_sum<T>(partial, out, splits, count); }
+//   }
+//   using tg_entry_f32::conv_split_sum_f32;
+//   ... the same in namespace tg_entry_f64 for conv_split_sum_f64.
+//
+// Arguments:
+//   name        the entry point without its dtype suffix: <family>_<what>
+//   bounds_f32  __launch_bounds__(threads[, min_blocks]) of name_f32, or
+//               TG_NO_LAUNCH_BOUNDS; a literal thread count (launch.py enforces it)
+//   bounds_f64  the same for name_f64 (a tile may fit twice per SM in float only)
+//   (params)    the parameter list in parentheses, T for the dtype; other types as the
+//               contract allows (a double* stays double* in both)
+//   body...     the statement run by both, usually one call of the family's template;
+//               T is in scope, so conv::split_sum<T> names the right instantiation
+//
+// Why namespaces: the preprocessor cannot replace T inside an argument, but name lookup
+// can: tg_entry_f32::T is float, so a declaration inside namespace tg_entry_f32 reads
+// `const T*` as `const float*`.  extern "C" gives the function its plain C name whatever
+// namespace declares it (the symbol NVRTC, cuobjdump and the AOT table see is
+// conv_split_sum_f32), and the using-declaration makes `&conv_split_sum_f32` work at
+// global scope, where the AOT table and the emulator's launchers take the address.
+//
+// tinygen/backend/cuda_kernels/source.py parses these invocations (T replaced by float,
+// then double) into the same signatures a hand-written pair would give; a family may
+// still write a single extern "C" __global__ function by hand when it has no twin.
+namespace tg_entry_f32 { typedef float T; }
+namespace tg_entry_f64 { typedef double T; }
+
+#define TG_NO_LAUNCH_BOUNDS
+
+#define TG_ENTRY_F32_F64(name, bounds_f32, bounds_f64, params, ...)                        \
+    namespace tg_entry_f32 {                                                               \
+    extern "C" __global__ void bounds_f32 name##_f32 params { __VA_ARGS__; }               \
+    }                                                                                      \
+    using tg_entry_f32::name##_f32;                                                        \
+    namespace tg_entry_f64 {                                                               \
+    extern "C" __global__ void bounds_f64 name##_f64 params { __VA_ARGS__; }               \
+    }                                                                                      \
+    using tg_entry_f64::name##_f64;

@@ -773,445 +773,179 @@ __device__ void split_sum(const T* partial, T* out, int splits, long long count)
 // --- forward: grid (ceil(N*Hout*Wout / BN), ceil(Og / BM), groups*splits); taps: rows
 //     (i*dh, j*dw, i*dh*W + j*dw, i*kw + j); y: (splits, N, O, Hout, Wout) -------------
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m128_f32(
-    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int splits, int split_k)
-{
-    conv::conv_forward<float, 8, 8, 16>(x, weight, taps, y, batch, channels, height, width,
+TG_ENTRY_F32_F64(conv_forward_m128, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
+     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
+     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left, int splits,
+     int split_k),
+    conv::conv_forward<T, 8, 8, 16>(x, weight, taps, y, batch, channels, height, width,
                                     out_channels, out_height, out_width, kernel_h, kernel_w,
                                     n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    splits, split_k);
-}
+                                    splits, split_k))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m128_f64(
-    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int splits, int split_k)
-{
-    conv::conv_forward<double, 8, 8, 16>(x, weight, taps, y, batch, channels, height, width,
-                                    out_channels, out_height, out_width, kernel_h, kernel_w,
-                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    splits, split_k);
-}
+TG_ENTRY_F32_F64(conv_forward_m64, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
+     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
+     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left, int splits,
+     int split_k),
+    conv::conv_forward<T, 8, 8, 8>(x, weight, taps, y, batch, channels, height, width,
+                                   out_channels, out_height, out_width, kernel_h, kernel_w,
+                                   n_taps, groups, stride_h, stride_w, pad_top, pad_left,
+                                   splits, split_k))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m64_f32(
-    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int splits, int split_k)
-{
-    conv::conv_forward<float, 8, 8, 8>(x, weight, taps, y, batch, channels, height, width,
-                                    out_channels, out_height, out_width, kernel_h, kernel_w,
-                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    splits, split_k);
-}
+TG_ENTRY_F32_F64(conv_forward_m32, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
+     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
+     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left, int splits,
+     int split_k),
+    conv::conv_forward<T, 4, 8, 8>(x, weight, taps, y, batch, channels, height, width,
+                                   out_channels, out_height, out_width, kernel_h, kernel_w,
+                                   n_taps, groups, stride_h, stride_w, pad_top, pad_left,
+                                   splits, split_k))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m64_f64(
-    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int splits, int split_k)
-{
-    conv::conv_forward<double, 8, 8, 8>(x, weight, taps, y, batch, channels, height, width,
-                                    out_channels, out_height, out_width, kernel_h, kernel_w,
-                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    splits, split_k);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m32_f32(
-    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int splits, int split_k)
-{
-    conv::conv_forward<float, 4, 8, 8>(x, weight, taps, y, batch, channels, height, width,
-                                    out_channels, out_height, out_width, kernel_h, kernel_w,
-                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    splits, split_k);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m32_f64(
-    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int splits, int split_k)
-{
-    conv::conv_forward<double, 4, 8, 8>(x, weight, taps, y, batch, channels, height, width,
-                                    out_channels, out_height, out_width, kernel_h, kernel_w,
-                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    splits, split_k);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 2) conv_forward_m16_f32(
-    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int splits, int split_k)
-{
-    conv::conv_forward<float, 2, 8, 8>(x, weight, taps, y, batch, channels, height, width,
-                                    out_channels, out_height, out_width, kernel_h, kernel_w,
-                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    splits, split_k);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_m16_f64(
-    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left, int splits, int split_k)
-{
-    conv::conv_forward<double, 2, 8, 8>(x, weight, taps, y, batch, channels, height, width,
-                                    out_channels, out_height, out_width, kernel_h, kernel_w,
-                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                    splits, split_k);
-}
+TG_ENTRY_F32_F64(conv_forward_m16, __launch_bounds__(256, 2), __launch_bounds__(256, 1),
+    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
+     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
+     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left, int splits,
+     int split_k),
+    conv::conv_forward<T, 2, 8, 8>(x, weight, taps, y, batch, channels, height, width,
+                                   out_channels, out_height, out_width, kernel_h, kernel_w,
+                                   n_taps, groups, stride_h, stride_w, pad_top, pad_left,
+                                   splits, split_k))
 
 // --- input grad: grid (ceil(N*ceil(H/sh)*ceil(W/sw) / BN), ceil(Cg / BM),
 //     groups*sh*sw*splits); taps: rows (-b_i, -b_j, -(b_i*Wout + b_j), i*kw + j) sorted
 //     by phase, phase_start (sh*sw + 1); grad_x: (splits, N, C, H, W) -----------------
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m128_f32(
-    const float* grad_y, const float* weight, const int* taps, const int* phase_start,
-    float* grad_x, int batch, int channels, int height, int width, int out_channels,
-    int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left, int splits, int split_k)
-{
-    conv::conv_input_grad<float, 8, 8, 16>(grad_y, weight, taps, phase_start, grad_x, batch,
+TG_ENTRY_F32_F64(conv_input_grad_m128, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* grad_y, const T* weight, const int* taps, const int* phase_start, T* grad_x,
+     int batch, int channels, int height, int width, int out_channels, int out_height,
+     int out_width, int kernel_h, int kernel_w, int groups, int stride_h, int stride_w,
+     int pad_top, int pad_left, int splits, int split_k),
+    conv::conv_input_grad<T, 8, 8, 16>(grad_y, weight, taps, phase_start, grad_x, batch,
                                        channels, height, width, out_channels, out_height,
                                        out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left, splits, split_k);
-}
+                                       stride_w, pad_top, pad_left, splits, split_k))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m128_f64(
-    const double* grad_y, const double* weight, const int* taps, const int* phase_start,
-    double* grad_x, int batch, int channels, int height, int width, int out_channels,
-    int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left, int splits, int split_k)
-{
-    conv::conv_input_grad<double, 8, 8, 16>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                       channels, height, width, out_channels, out_height,
-                                       out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left, splits, split_k);
-}
+TG_ENTRY_F32_F64(conv_input_grad_m64, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* grad_y, const T* weight, const int* taps, const int* phase_start, T* grad_x,
+     int batch, int channels, int height, int width, int out_channels, int out_height,
+     int out_width, int kernel_h, int kernel_w, int groups, int stride_h, int stride_w,
+     int pad_top, int pad_left, int splits, int split_k),
+    conv::conv_input_grad<T, 8, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+                                      channels, height, width, out_channels, out_height,
+                                      out_width, kernel_h, kernel_w, groups, stride_h, stride_w,
+                                      pad_top, pad_left, splits, split_k))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m64_f32(
-    const float* grad_y, const float* weight, const int* taps, const int* phase_start,
-    float* grad_x, int batch, int channels, int height, int width, int out_channels,
-    int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left, int splits, int split_k)
-{
-    conv::conv_input_grad<float, 8, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                       channels, height, width, out_channels, out_height,
-                                       out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left, splits, split_k);
-}
+TG_ENTRY_F32_F64(conv_input_grad_m32, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* grad_y, const T* weight, const int* taps, const int* phase_start, T* grad_x,
+     int batch, int channels, int height, int width, int out_channels, int out_height,
+     int out_width, int kernel_h, int kernel_w, int groups, int stride_h, int stride_w,
+     int pad_top, int pad_left, int splits, int split_k),
+    conv::conv_input_grad<T, 4, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+                                      channels, height, width, out_channels, out_height,
+                                      out_width, kernel_h, kernel_w, groups, stride_h, stride_w,
+                                      pad_top, pad_left, splits, split_k))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m64_f64(
-    const double* grad_y, const double* weight, const int* taps, const int* phase_start,
-    double* grad_x, int batch, int channels, int height, int width, int out_channels,
-    int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left, int splits, int split_k)
-{
-    conv::conv_input_grad<double, 8, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                       channels, height, width, out_channels, out_height,
-                                       out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left, splits, split_k);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m32_f32(
-    const float* grad_y, const float* weight, const int* taps, const int* phase_start,
-    float* grad_x, int batch, int channels, int height, int width, int out_channels,
-    int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left, int splits, int split_k)
-{
-    conv::conv_input_grad<float, 4, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                       channels, height, width, out_channels, out_height,
-                                       out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left, splits, split_k);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m32_f64(
-    const double* grad_y, const double* weight, const int* taps, const int* phase_start,
-    double* grad_x, int batch, int channels, int height, int width, int out_channels,
-    int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left, int splits, int split_k)
-{
-    conv::conv_input_grad<double, 4, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                       channels, height, width, out_channels, out_height,
-                                       out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left, splits, split_k);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 2) conv_input_grad_m16_f32(
-    const float* grad_y, const float* weight, const int* taps, const int* phase_start,
-    float* grad_x, int batch, int channels, int height, int width, int out_channels,
-    int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left, int splits, int split_k)
-{
-    conv::conv_input_grad<float, 2, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                       channels, height, width, out_channels, out_height,
-                                       out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left, splits, split_k);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_input_grad_m16_f64(
-    const double* grad_y, const double* weight, const int* taps, const int* phase_start,
-    double* grad_x, int batch, int channels, int height, int width, int out_channels,
-    int out_height, int out_width, int kernel_h, int kernel_w, int groups, int stride_h,
-    int stride_w, int pad_top, int pad_left, int splits, int split_k)
-{
-    conv::conv_input_grad<double, 2, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                       channels, height, width, out_channels, out_height,
-                                       out_width, kernel_h, kernel_w, groups, stride_h,
-                                       stride_w, pad_top, pad_left, splits, split_k);
-}
+TG_ENTRY_F32_F64(conv_input_grad_m16, __launch_bounds__(256, 2), __launch_bounds__(256, 1),
+    (const T* grad_y, const T* weight, const int* taps, const int* phase_start, T* grad_x,
+     int batch, int channels, int height, int width, int out_channels, int out_height,
+     int out_width, int kernel_h, int kernel_w, int groups, int stride_h, int stride_w,
+     int pad_top, int pad_left, int splits, int split_k),
+    conv::conv_input_grad<T, 2, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
+                                      channels, height, width, out_channels, out_height,
+                                      out_width, kernel_h, kernel_w, groups, stride_h, stride_w,
+                                      pad_top, pad_left, splits, split_k))
 
 // --- weight grad: grid (ceil(Cg*T / BN), ceil(Og / BM), groups*splits) writing
 //     partial (splits, O, Cg*T); then conv_weight_grad_reduce over O*Cg*T elements ------
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m128_f32(
-    const float* x, const float* grad_y, const int* taps, float* partial, int batch,
-    int channels, int height, int width, int out_channels, int out_height, int out_width,
-    int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
-    int dilation_h, int dilation_w, int splits, long long split_columns)
-{
-    conv::conv_weight_grad<float, 8, 8, 16>(x, grad_y, taps, partial, batch, channels, height,
+TG_ENTRY_F32_F64(conv_weight_grad_m128, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* grad_y, const int* taps, T* partial, int batch, int channels,
+     int height, int width, int out_channels, int out_height, int out_width, int n_taps,
+     int groups, int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h,
+     int dilation_w, int splits, long long split_columns),
+    conv::conv_weight_grad<T, 8, 8, 16>(x, grad_y, taps, partial, batch, channels, height,
                                         width, out_channels, out_height, out_width, n_taps,
                                         groups, stride_h, stride_w, pad_top, pad_left,
-                                        dilation_h, dilation_w, splits, split_columns);
-}
+                                        dilation_h, dilation_w, splits, split_columns))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m128_f64(
-    const double* x, const double* grad_y, const int* taps, double* partial, int batch,
-    int channels, int height, int width, int out_channels, int out_height, int out_width,
-    int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
-    int dilation_h, int dilation_w, int splits, long long split_columns)
-{
-    conv::conv_weight_grad<double, 8, 8, 16>(x, grad_y, taps, partial, batch, channels, height,
-                                        width, out_channels, out_height, out_width, n_taps,
-                                        groups, stride_h, stride_w, pad_top, pad_left,
-                                        dilation_h, dilation_w, splits, split_columns);
-}
+TG_ENTRY_F32_F64(conv_weight_grad_m64, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* grad_y, const int* taps, T* partial, int batch, int channels,
+     int height, int width, int out_channels, int out_height, int out_width, int n_taps,
+     int groups, int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h,
+     int dilation_w, int splits, long long split_columns),
+    conv::conv_weight_grad<T, 8, 8, 8>(x, grad_y, taps, partial, batch, channels, height, width,
+                                       out_channels, out_height, out_width, n_taps, groups,
+                                       stride_h, stride_w, pad_top, pad_left, dilation_h,
+                                       dilation_w, splits, split_columns))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m64_f32(
-    const float* x, const float* grad_y, const int* taps, float* partial, int batch,
-    int channels, int height, int width, int out_channels, int out_height, int out_width,
-    int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
-    int dilation_h, int dilation_w, int splits, long long split_columns)
-{
-    conv::conv_weight_grad<float, 8, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
-                                        width, out_channels, out_height, out_width, n_taps,
-                                        groups, stride_h, stride_w, pad_top, pad_left,
-                                        dilation_h, dilation_w, splits, split_columns);
-}
+TG_ENTRY_F32_F64(conv_weight_grad_m32, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* grad_y, const int* taps, T* partial, int batch, int channels,
+     int height, int width, int out_channels, int out_height, int out_width, int n_taps,
+     int groups, int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h,
+     int dilation_w, int splits, long long split_columns),
+    conv::conv_weight_grad<T, 4, 8, 8>(x, grad_y, taps, partial, batch, channels, height, width,
+                                       out_channels, out_height, out_width, n_taps, groups,
+                                       stride_h, stride_w, pad_top, pad_left, dilation_h,
+                                       dilation_w, splits, split_columns))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m64_f64(
-    const double* x, const double* grad_y, const int* taps, double* partial, int batch,
-    int channels, int height, int width, int out_channels, int out_height, int out_width,
-    int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
-    int dilation_h, int dilation_w, int splits, long long split_columns)
-{
-    conv::conv_weight_grad<double, 8, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
-                                        width, out_channels, out_height, out_width, n_taps,
-                                        groups, stride_h, stride_w, pad_top, pad_left,
-                                        dilation_h, dilation_w, splits, split_columns);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m32_f32(
-    const float* x, const float* grad_y, const int* taps, float* partial, int batch,
-    int channels, int height, int width, int out_channels, int out_height, int out_width,
-    int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
-    int dilation_h, int dilation_w, int splits, long long split_columns)
-{
-    conv::conv_weight_grad<float, 4, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
-                                        width, out_channels, out_height, out_width, n_taps,
-                                        groups, stride_h, stride_w, pad_top, pad_left,
-                                        dilation_h, dilation_w, splits, split_columns);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m32_f64(
-    const double* x, const double* grad_y, const int* taps, double* partial, int batch,
-    int channels, int height, int width, int out_channels, int out_height, int out_width,
-    int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
-    int dilation_h, int dilation_w, int splits, long long split_columns)
-{
-    conv::conv_weight_grad<double, 4, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
-                                        width, out_channels, out_height, out_width, n_taps,
-                                        groups, stride_h, stride_w, pad_top, pad_left,
-                                        dilation_h, dilation_w, splits, split_columns);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 2) conv_weight_grad_m16_f32(
-    const float* x, const float* grad_y, const int* taps, float* partial, int batch,
-    int channels, int height, int width, int out_channels, int out_height, int out_width,
-    int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
-    int dilation_h, int dilation_w, int splits, long long split_columns)
-{
-    conv::conv_weight_grad<float, 2, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
-                                        width, out_channels, out_height, out_width, n_taps,
-                                        groups, stride_h, stride_w, pad_top, pad_left,
-                                        dilation_h, dilation_w, splits, split_columns);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_weight_grad_m16_f64(
-    const double* x, const double* grad_y, const int* taps, double* partial, int batch,
-    int channels, int height, int width, int out_channels, int out_height, int out_width,
-    int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left,
-    int dilation_h, int dilation_w, int splits, long long split_columns)
-{
-    conv::conv_weight_grad<double, 2, 8, 8>(x, grad_y, taps, partial, batch, channels, height,
-                                        width, out_channels, out_height, out_width, n_taps,
-                                        groups, stride_h, stride_w, pad_top, pad_left,
-                                        dilation_h, dilation_w, splits, split_columns);
-}
+TG_ENTRY_F32_F64(conv_weight_grad_m16, __launch_bounds__(256, 2), __launch_bounds__(256, 1),
+    (const T* x, const T* grad_y, const int* taps, T* partial, int batch, int channels,
+     int height, int width, int out_channels, int out_height, int out_width, int n_taps,
+     int groups, int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h,
+     int dilation_w, int splits, long long split_columns),
+    conv::conv_weight_grad<T, 2, 8, 8>(x, grad_y, taps, partial, batch, channels, height, width,
+                                       out_channels, out_height, out_width, n_taps, groups,
+                                       stride_h, stride_w, pad_top, pad_left, dilation_h,
+                                       dilation_w, splits, split_columns))
 
 // --- weight grad, second pass: grid-stride over O*Cg*T elements -------------------------
 
-extern "C" __global__ void conv_weight_grad_reduce_f32(
-    const float* partial, const int* taps, float* grad_w, int splits, int out_channels,
-    int in_per_group, int kernel_h, int kernel_w, int n_taps)
-{
-    conv::conv_weight_grad_reduce<float>(partial, taps, grad_w, splits, out_channels,
-                                        in_per_group, kernel_h, kernel_w, n_taps);
-}
-
-extern "C" __global__ void conv_weight_grad_reduce_f64(
-    const double* partial, const int* taps, double* grad_w, int splits, int out_channels,
-    int in_per_group, int kernel_h, int kernel_w, int n_taps)
-{
-    conv::conv_weight_grad_reduce<double>(partial, taps, grad_w, splits, out_channels,
-                                        in_per_group, kernel_h, kernel_w, n_taps);
-}
+TG_ENTRY_F32_F64(conv_weight_grad_reduce, TG_NO_LAUNCH_BOUNDS, TG_NO_LAUNCH_BOUNDS,
+    (const T* partial, const int* taps, T* grad_w, int splits, int out_channels,
+     int in_per_group, int kernel_h, int kernel_w, int n_taps),
+    conv::conv_weight_grad_reduce<T>(partial, taps, grad_w, splits, out_channels, in_per_group,
+                                     kernel_h, kernel_w, n_taps))
 
 // --- split-K second pass (forward, input grad): grid-stride over `count` elements ------
 
-extern "C" __global__ void conv_split_sum_f32(const float* partial, float* out, int splits,
-                                              long long count)
-{
-    conv::split_sum<float>(partial, out, splits, count);
-}
-
-extern "C" __global__ void conv_split_sum_f64(const double* partial, double* out, int splits,
-                                              long long count)
-{
-    conv::split_sum<double>(partial, out, splits, count);
-}
+TG_ENTRY_F32_F64(conv_split_sum, TG_NO_LAUNCH_BOUNDS, TG_NO_LAUNCH_BOUNDS,
+    (const T* partial, T* out, int splits, long long count),
+    conv::split_sum<T>(partial, out, splits, count))
 
 // --- forward with one input channel per group: grid (ceil(N*Hout*Wout / (256*kPix)),
 //     ceil(Og / 32), groups), kPix = conv::DirectPixels<T, N>::value (conv.py has the
 //     table); taps as for the forward GEMM, n_taps <= N ---------------------------------------------------------------
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t8_f32(
-    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left)
-{
-    conv::conv_forward_direct<float, 8, conv::DirectPixels<float, 8>::value>(
-        x, weight, taps, y, batch, channels,
-                                                   height, width, out_channels, out_height,
-                                                   out_width, kernel_h, kernel_w, n_taps,
-                                                   groups, stride_h, stride_w, pad_top,
-                                                   pad_left);
-}
+TG_ENTRY_F32_F64(conv_forward_direct_t8, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
+     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
+     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
+    conv::conv_forward_direct<T, 8, conv::DirectPixels<T, 8>::value>(x, weight, taps, y, batch,
+        channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+        n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t8_f64(
-    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left)
-{
-    conv::conv_forward_direct<double, 8, conv::DirectPixels<double, 8>::value>(
-        x, weight, taps, y, batch, channels,
-                                                   height, width, out_channels, out_height,
-                                                   out_width, kernel_h, kernel_w, n_taps,
-                                                   groups, stride_h, stride_w, pad_top,
-                                                   pad_left);
-}
+TG_ENTRY_F32_F64(conv_forward_direct_t16, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
+     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
+     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
+    conv::conv_forward_direct<T, 16, conv::DirectPixels<T, 16>::value>(x, weight, taps, y,
+        batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+        n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t16_f32(
-    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left)
-{
-    conv::conv_forward_direct<float, 16, conv::DirectPixels<float, 16>::value>(
-        x, weight, taps, y, batch, channels,
-                                                   height, width, out_channels, out_height,
-                                                   out_width, kernel_h, kernel_w, n_taps,
-                                                   groups, stride_h, stride_w, pad_top,
-                                                   pad_left);
-}
+TG_ENTRY_F32_F64(conv_forward_direct_t24, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
+     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
+     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
+    conv::conv_forward_direct<T, 24, conv::DirectPixels<T, 24>::value>(x, weight, taps, y,
+        batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+        n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t16_f64(
-    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left)
-{
-    conv::conv_forward_direct<double, 16, conv::DirectPixels<double, 16>::value>(
-        x, weight, taps, y, batch, channels,
-                                                   height, width, out_channels, out_height,
-                                                   out_width, kernel_h, kernel_w, n_taps,
-                                                   groups, stride_h, stride_w, pad_top,
-                                                   pad_left);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t24_f32(
-    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left)
-{
-    conv::conv_forward_direct<float, 24, conv::DirectPixels<float, 24>::value>(
-        x, weight, taps, y, batch, channels,
-                                                   height, width, out_channels, out_height,
-                                                   out_width, kernel_h, kernel_w, n_taps,
-                                                   groups, stride_h, stride_w, pad_top,
-                                                   pad_left);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t24_f64(
-    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left)
-{
-    conv::conv_forward_direct<double, 24, conv::DirectPixels<double, 24>::value>(
-        x, weight, taps, y, batch, channels,
-                                                   height, width, out_channels, out_height,
-                                                   out_width, kernel_h, kernel_w, n_taps,
-                                                   groups, stride_h, stride_w, pad_top,
-                                                   pad_left);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t32_f32(
-    const float* x, const float* weight, const int* taps, float* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left)
-{
-    conv::conv_forward_direct<float, 32, conv::DirectPixels<float, 32>::value>(
-        x, weight, taps, y, batch, channels,
-                                                   height, width, out_channels, out_height,
-                                                   out_width, kernel_h, kernel_w, n_taps,
-                                                   groups, stride_h, stride_w, pad_top,
-                                                   pad_left);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) conv_forward_direct_t32_f64(
-    const double* x, const double* weight, const int* taps, double* y, int batch, int channels,
-    int height, int width, int out_channels, int out_height, int out_width, int kernel_h,
-    int kernel_w, int n_taps, int groups, int stride_h, int stride_w, int pad_top,
-    int pad_left)
-{
-    conv::conv_forward_direct<double, 32, conv::DirectPixels<double, 32>::value>(
-        x, weight, taps, y, batch, channels,
-                                                   height, width, out_channels, out_height,
-                                                   out_width, kernel_h, kernel_w, n_taps,
-                                                   groups, stride_h, stride_w, pad_top,
-                                                   pad_left);
-}
+TG_ENTRY_F32_F64(conv_forward_direct_t32, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
+     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
+     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
+    conv::conv_forward_direct<T, 32, conv::DirectPixels<T, 32>::value>(x, weight, taps, y,
+        batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+        n_taps, groups, stride_h, stride_w, pad_top, pad_left))

@@ -38,32 +38,11 @@ __device__ void backward(const T* __restrict__ g, const T* __restrict__ x, T* __
 
 }  // namespace gated_activation
 
-extern "C" __global__ void gated_activation_forward_f32(const float* __restrict__ x,
-                                                         float* __restrict__ out,
-                                                         long long p_count,
-                                                         long long q_count) {
-    gated_activation::forward(x, out, p_count, q_count);
-}
+TG_ENTRY_F32_F64(gated_activation_forward, TG_NO_LAUNCH_BOUNDS, TG_NO_LAUNCH_BOUNDS,
+    (const T* __restrict__ x, T* __restrict__ out, long long p_count, long long q_count),
+    gated_activation::forward(x, out, p_count, q_count))
 
-extern "C" __global__ void gated_activation_forward_f64(const double* __restrict__ x,
-                                                         double* __restrict__ out,
-                                                         long long p_count,
-                                                         long long q_count) {
-    gated_activation::forward(x, out, p_count, q_count);
-}
-
-extern "C" __global__ void gated_activation_backward_f32(const float* __restrict__ g,
-                                                          const float* __restrict__ x,
-                                                          float* __restrict__ dx,
-                                                          long long p_count,
-                                                          long long q_count) {
-    gated_activation::backward(g, x, dx, p_count, q_count);
-}
-
-extern "C" __global__ void gated_activation_backward_f64(const double* __restrict__ g,
-                                                          const double* __restrict__ x,
-                                                          double* __restrict__ dx,
-                                                          long long p_count,
-                                                          long long q_count) {
-    gated_activation::backward(g, x, dx, p_count, q_count);
-}
+TG_ENTRY_F32_F64(gated_activation_backward, TG_NO_LAUNCH_BOUNDS, TG_NO_LAUNCH_BOUNDS,
+    (const T* __restrict__ g, const T* __restrict__ x, T* __restrict__ dx, long long p_count,
+     long long q_count),
+    gated_activation::backward(g, x, dx, p_count, q_count))

@@ -191,62 +191,15 @@ __device__ void sigma(const T* __restrict__ w, const T* __restrict__ u,
 }  // namespace spectral_norm
 
 // --- entry points -----------------------------------------------------------------------------
-extern "C" __global__ void __launch_bounds__(256)
-spectral_norm_power_step_f32(
-    const float* __restrict__ w,
-    float* __restrict__ u,
-    float* __restrict__ v,
-    double* __restrict__ v_raw,
-    double* __restrict__ partial_y,
-    double* __restrict__ partial_vv,
-    int* __restrict__ tickets,
-    float* __restrict__ sigma,
-    long long rows,
-    long long cols,
-    double eps) {
+TG_ENTRY_F32_F64(spectral_norm_power_step, __launch_bounds__(256), __launch_bounds__(256),
+    (const T* __restrict__ w, T* __restrict__ u, T* __restrict__ v, double* __restrict__ v_raw,
+     double* __restrict__ partial_y, double* __restrict__ partial_vv, int* __restrict__ tickets,
+     T* __restrict__ sigma, long long rows, long long cols, double eps),
     spectral_norm::power_step(w, u, v, v_raw, partial_y, partial_vv, tickets, sigma, rows, cols,
-                              eps);
-}
+                              eps))
 
-extern "C" __global__ void __launch_bounds__(256)
-spectral_norm_power_step_f64(
-    const double* __restrict__ w,
-    double* __restrict__ u,
-    double* __restrict__ v,
-    double* __restrict__ v_raw,
-    double* __restrict__ partial_y,
-    double* __restrict__ partial_vv,
-    int* __restrict__ tickets,
-    double* __restrict__ sigma,
-    long long rows,
-    long long cols,
-    double eps) {
-    spectral_norm::power_step(w, u, v, v_raw, partial_y, partial_vv, tickets, sigma, rows, cols,
-                              eps);
-}
-
-extern "C" __global__ void __launch_bounds__(256)
-spectral_norm_sigma_f32(
-    const float* __restrict__ w,
-    const float* __restrict__ u,
-    const float* __restrict__ v,
-    double* __restrict__ partial,
-    int* __restrict__ ticket,
-    float* __restrict__ out,
-    long long rows,
-    long long cols) {
-    spectral_norm::sigma(w, u, v, partial, ticket, out, rows, cols);
-}
-
-extern "C" __global__ void __launch_bounds__(256)
-spectral_norm_sigma_f64(
-    const double* __restrict__ w,
-    const double* __restrict__ u,
-    const double* __restrict__ v,
-    double* __restrict__ partial,
-    int* __restrict__ ticket,
-    double* __restrict__ out,
-    long long rows,
-    long long cols) {
-    spectral_norm::sigma(w, u, v, partial, ticket, out, rows, cols);
-}
+TG_ENTRY_F32_F64(spectral_norm_sigma, __launch_bounds__(256), __launch_bounds__(256),
+    (const T* __restrict__ w, const T* __restrict__ u, const T* __restrict__ v,
+     double* __restrict__ partial, int* __restrict__ ticket, T* __restrict__ out,
+     long long rows, long long cols),
+    spectral_norm::sigma(w, u, v, partial, ticket, out, rows, cols))

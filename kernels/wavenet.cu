@@ -258,40 +258,19 @@ __device__ void heads(const T* __restrict__ params, const double* __restrict__ g
 }  // namespace wavenet
 
 // --- entry points -----------------------------------------------------------------------------
-extern "C" __global__ void __launch_bounds__(256, 1) wavenet_chain_f32(
-    const float* __restrict__ params, const long long* __restrict__ dilations,
-    const long long* __restrict__ ring_offsets, float* __restrict__ ring,
-    const float* __restrict__ cond, const long long* __restrict__ previous,
-    double* __restrict__ gates, int n_layers, int residual, int skip, int classes,
-    int kernel_size, long long slots, long long t, int has_cond) {
+TG_ENTRY_F32_F64(wavenet_chain, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* __restrict__ params, const long long* __restrict__ dilations,
+     const long long* __restrict__ ring_offsets, T* __restrict__ ring,
+     const T* __restrict__ cond, const long long* __restrict__ previous,
+     double* __restrict__ gates, int n_layers, int residual, int skip, int classes,
+     int kernel_size, long long slots, long long t, int has_cond),
     wavenet::chain(params, dilations, ring_offsets, ring, cond, previous, gates, n_layers,
-                   residual, skip, classes, kernel_size, slots, t, has_cond);
-}
+                   residual, skip, classes, kernel_size, slots, t, has_cond))
 
-extern "C" __global__ void __launch_bounds__(256, 1) wavenet_chain_f64(
-    const double* __restrict__ params, const long long* __restrict__ dilations,
-    const long long* __restrict__ ring_offsets, double* __restrict__ ring,
-    const double* __restrict__ cond, const long long* __restrict__ previous,
-    double* __restrict__ gates, int n_layers, int residual, int skip, int classes,
-    int kernel_size, long long slots, long long t, int has_cond) {
-    wavenet::chain(params, dilations, ring_offsets, ring, cond, previous, gates, n_layers,
-                   residual, skip, classes, kernel_size, slots, t, has_cond);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) wavenet_heads_f32(
-    const float* __restrict__ params, const double* __restrict__ gates,
-    double* __restrict__ partial, int* __restrict__ tickets, float* __restrict__ logits,
-    const double* __restrict__ uniforms, long long* __restrict__ sampled, int n_layers,
-    int residual, int skip, int classes, int kernel_size, double temperature, int sample) {
+TG_ENTRY_F32_F64(wavenet_heads, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* __restrict__ params, const double* __restrict__ gates,
+     double* __restrict__ partial, int* __restrict__ tickets, T* __restrict__ logits,
+     const double* __restrict__ uniforms, long long* __restrict__ sampled, int n_layers,
+     int residual, int skip, int classes, int kernel_size, double temperature, int sample),
     wavenet::heads(params, gates, partial, tickets, logits, uniforms, sampled, n_layers,
-                   residual, skip, classes, kernel_size, temperature, sample);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) wavenet_heads_f64(
-    const double* __restrict__ params, const double* __restrict__ gates,
-    double* __restrict__ partial, int* __restrict__ tickets, double* __restrict__ logits,
-    const double* __restrict__ uniforms, long long* __restrict__ sampled, int n_layers,
-    int residual, int skip, int classes, int kernel_size, double temperature, int sample) {
-    wavenet::heads(params, gates, partial, tickets, logits, uniforms, sampled, n_layers,
-                   residual, skip, classes, kernel_size, temperature, sample);
-}
+                   residual, skip, classes, kernel_size, temperature, sample))

@@ -84,9 +84,12 @@ def test_launch_threads_read_launch_bounds(tmp_path):
         '#include "common.cuh"\n'
         'extern "C" __global__ void __launch_bounds__(128, 4) a_small_f32(float* y) {}\n'
         '// extern "C" __global__ void __launch_bounds__(64) commented_f32(float* y) {}\n'
-        'extern "C" __global__ void a_plain_f32(float* y) {}\n')
+        'extern "C" __global__ void a_plain_f32(float* y) {}\n'
+        'TG_ENTRY_F32_F64(a_pair, __launch_bounds__(64, 2), TG_NO_LAUNCH_BOUNDS, (T* y), y[0] = 0)\n')
     assert ks.launch_threads(KernelSources(tmp_path)) == {"a_small_f32": 128,
-                                                          "a_plain_f32": ks.DEFAULT_THREADS}
+                                                          "a_plain_f32": ks.DEFAULT_THREADS,
+                                                          "a_pair_f32": 64,
+                                                          "a_pair_f64": ks.DEFAULT_THREADS}
 
 
 _TOY = r'''#include "common.cuh"

@@ -1,5 +1,6 @@
 """Parsing kernel entry points, and the one translation unit all three paths compile."""
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,79 @@ def test_all_paths_compile_the_same_translation_unit():
 
 def test_kernel_dir_is_the_repository_one_in_a_checkout():
     assert (kernel_dir() / "common.cuh").is_file() and (kernel_dir() / "emulation.h").is_file()
+
+
+# --- TG_ENTRY_F32_F64 (kernels/common.cuh) -----------------------------------------------------
+ENTRY_POINTS = Path(__file__).with_name("entry_points.txt")
+
+
+def _listing(sources):
+    return [f"{sig.path.name}\t{sig.max_threads}\t{sig}" for sig in sources.signatures.values()]
+
+
+def test_entry_points_are_those_of_the_hand_written_pairs():
+    """The macro form lists the same kernels, in the same order, with the same parameters
+    and block bounds as the hand-written extern "C" pairs it replaced.  After changing an
+    entry point on purpose: python -c "from tests.backend.cuda.test_source import *;
+    print(*_listing(default_sources()), sep=chr(10))" (below the header of the file)."""
+    expected = [line for line in ENTRY_POINTS.read_text().splitlines()
+                if line and not line.startswith("#")]
+    assert _listing(default_sources()) == expected
+
+
+def test_entry_macro_reads_as_its_float_and_double_twins():
+    text = '''#include "common.cuh"
+    extern "C" __global__ void first_f32(float* y) {}
+    // TG_ENTRY_F32_F64(commented_out, , , (T* y), y[0] = 0)
+    TG_ENTRY_F32_F64(pair_scale, __launch_bounds__(256, 2), __launch_bounds__(128),
+        (const T* __restrict__ x, T *y, double* partial, long  long n, T a, int k),
+        fam::scale<T, 2, (3 > 1)>(x, y, partial, n, a, k))
+    TG_ENTRY_F32_F64(pair_copy,TG_NO_LAUNCH_BOUNDS,TG_NO_LAUNCH_BOUNDS,(),fam::copy<T>())
+    '''
+    first, f32, f64, copy32, copy64 = parse_signatures(text, "t.cu")
+    assert first.name == "first_f32"
+    assert str(f32) == ("pair_scale_f32(const float* x, float* y, double* partial, long long n, "
+                        "float a, int k)")
+    assert str(f64) == ("pair_scale_f64(const double* x, double* y, double* partial, "
+                        "long long n, double a, int k)")
+    assert (f32.max_threads, f64.max_threads) == (256, 128)
+    assert f32.line == f64.line == 4 and f32.type_codes == "FFDqfi" and f64.type_codes == "DDDqdi"
+    assert (str(copy32), str(copy64)) == ("pair_copy_f32()", "pair_copy_f64()")
+    assert copy32.max_threads is None and copy64.max_threads is None
+
+
+@pytest.mark.parametrize("call, problem", [
+    ("TG_ENTRY_F32_F64(k, , , (T* y))", r"t.cu:1: TG_ENTRY_F32_F64 takes \(name, bounds_f32, "
+                                        r"bounds_f64, \(params\), body...\), got 4"),
+    ("TG_ENTRY_F32_F64(k-1, , , (T* y), y[0] = 0)", r"'k-1' is not a kernel name"),
+    ("TG_ENTRY_F32_F64(k, , , T* y, y[0] = 0)", r"the fourth argument must be the parameter "
+                                                r"list in parentheses, got 'T\* y'"),
+    ("TG_ENTRY_F32_F64(k, 256, , (T* y), y[0] = 0)", r"bounds must be __launch_bounds__"),
+    ("TG_ENTRY_F32_F64(k, __launch_bounds__(N), , (T* y), y[0] = 0)",
+     r"kernel k_f32: __launch_bounds__ must start with a literal thread count, got 'N'"),
+    ("TG_ENTRY_F32_F64(k, , , (T** y), y[0] = 0)", r"kernel k_f32: parameter 'float\*\* y'"),
+    ("TG_ENTRY_F32_F64(k, , , (T* y), f(y)", r"TG_ENTRY_F32_F64\( is never closed"),
+])
+def test_entry_macro_refuses_calls_outside_the_contract(call, problem):
+    with pytest.raises(KernelSourceError, match=problem):
+        parse_signatures(call, "t.cu")
+
+
+def test_a_misread_signature_fails_the_emulator_build(tmp_path, monkeypatch):
+    """The emulator's launchers assert that each parsed signature is the compiled one: a
+    parser reading a TG_ENTRY_F32_F64 parameter list wrongly cannot pass wrong bytes."""
+    monkeypatch.setenv("TINYGEN_CACHE", str(tmp_path))
+    kernel = tmp_path / "misread.cu"
+    kernel.write_text('#include "common.cuh"\n'
+                      "#define float double  // the compiler sees double where the parser "
+                      "reads float\n"
+                      "TG_ENTRY_F32_F64(misread_scale, TG_NO_LAUNCH_BOUNDS, TG_NO_LAUNCH_BOUNDS,\n"
+                      "                 (T* y, float a), y[0] = a)\n")
+    try:
+        emulator.compiler()
+    except emulator.EmulatorUnavailable as exc:
+        pytest.skip(str(exc))
+    with pytest.raises(emulator.EmulatorBuildError,
+                       match=r"misread.cu:3: misread_scale_f32: the parsed signature "
+                             r"misread_scale_f32\(float\* y, float a\) is not the compiled one"):
+        emulator.library(KernelSources(kernel_dir(), files=[kernel]), check=False)

@@ -5,8 +5,9 @@ The kernels
     first by each (helpers: grid-stride indices, stable sigmoid and derivatives, a block
     reduction).  The contract every file follows, so that all three paths below compile
     it: kernel bodies are __device__ templates on float/double; the entry points are
-    ``extern "C" __global__ void <family>_<what>_f32(...)`` and ``..._f64`` wrappers
-    whose parameters are ``T*``/``const T*`` (T in float, double, int, long long),
+    ``extern "C" __global__ void <family>_<what>_f32(...)`` and ``..._f64`` wrappers,
+    each pair written once as ``TG_ENTRY_F32_F64(<family>_<what>, bounds_f32,
+    bounds_f64, (params), body)`` (common.cuh shows what it emits), whose parameters are ``T*``/``const T*`` (T in float, double, int, long long),
     ``int``, ``long long``, ``float`` or ``double``, optionally declared
 ``__launch_bounds__(N)`` with a literal N (every path then refuses bigger blocks,
 as a GPU does); only static ``__shared__`` arrays;

@@ -122,7 +122,14 @@ def translation_unit(sources):
     lines.append(f"{export} const char* tg_emu_last_error() {{ return tg_emu::last_error(); }}")
     lines.append(f"{export} void tg_emu_set_reverse_order(int reverse) "
                  "{ tg_emu::set_reverse_order(reverse != 0); }")
-    for name in sources.signatures:
+    for name, sig in sources.signatures.items():
+        # The parser read the signature from the text; the compiler says what it is (a
+        # TG_ENTRY_F32_F64 parameter list means one thing to each only if T was read right).
+        types = ", ".join(("const " if p.is_const else "") + p.ctype + ("*" if p.is_pointer else "")
+                          for p in sig.params)
+        lines.append(f"static_assert(std::is_same_v<decltype(&{name}), void (*)({types})>, "
+                     f'"{sig.path.name}:{sig.line}: {name}: the parsed signature {sig} is not '
+                     f'the compiled one");')
         lines.append(f"{export} int tg_emu_{name}(const unsigned* grid, const unsigned* block, "
                      f"void** args) {{ return tg_emu::launch(&{name}, grid, block, args); }}")
     return "\n".join(lines) + "\n"

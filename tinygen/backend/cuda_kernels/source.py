@@ -8,6 +8,9 @@ The contract (tinygen/backend/cuda_kernels/__init__.py) makes entry points easy 
 parse: ``extern "C" __global__ void <name>(<params>)`` with parameters ``T*``,
 ``const T*`` (T = float, double, int, long long; ``__restrict__`` allowed), ``int``,
 ``long long``, ``float`` or ``double``.  Anything else is refused with the file and line.
+A float/double pair is written once, ``TG_ENTRY_F32_F64(name, bounds_f32, bounds_f64,
+(params), body)`` (kernels/common.cuh): it reads as the two functions it emits, name_f32
+and name_f64, with T in the parameters replaced by float and by double.
 
 Standard library only: _cuda_build.py loads this file by path at build time (to write
 the AOT kernel table), before tinygen or numpy are importable.
@@ -34,6 +37,14 @@ _ENTRY = re.compile(
     r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\((?P<bounds>[^()]*)\)\s+)?'
     r"(?P<name>[A-Za-z_]\w*)\s*\((?P<params>[^()]*)\)"
 )
+# TG_ENTRY_F32_F64( -- its arguments are split by _macro_arguments (bodies hold commas
+# and parentheses no regular expression can balance).
+ENTRY_MACRO = "TG_ENTRY_F32_F64"
+_MACRO = re.compile(rf"\b{ENTRY_MACRO}\s*\(")
+# What the macro's T becomes in each entry point it emits (kernels/common.cuh).
+MACRO_DTYPES = (("f32", "float"), ("f64", "double"))
+_BOUNDS = re.compile(r"__launch_bounds__\s*\((?P<bounds>[^()]*)\)")
+_NO_BOUNDS = ("", "TG_NO_LAUNCH_BOUNDS")
 _PARAM = re.compile(
     r"(?P<const>const\s+)?(?P<type>float|double|int|long\s+long)\b\s*"
     r"(?:(?P<pointer>\*)\s*(?:__restrict__\s*)?)?(?P<name>[A-Za-z_]\w*)"
@@ -111,36 +122,94 @@ def _parse_param(text, kernel, where):
     return Param(match["name"], ctype, is_pointer, bool(match["const"]) and is_pointer)
 
 
+def _signature(name, params_text, bounds, path, line):
+    """The Signature of entry point ``name`` at ``path``:``line``: ``params_text`` between
+    its parentheses, ``bounds`` the inside of its __launch_bounds__(...) or None."""
+    where = f"{path}:{line}"
+    params_text = params_text.strip()
+    pieces = [] if params_text in ("", "void") else params_text.split(",")
+    params = tuple(_parse_param(piece, name, where) for piece in pieces)
+    names = [p.name for p in params]
+    if len(set(names)) != len(names):
+        raise KernelSourceError(f"{where}: kernel {name}: repeated parameter name")
+    max_threads = None
+    if bounds is not None:
+        first = bounds.split(",")[0].strip()
+        if not first.isdigit():
+            raise KernelSourceError(f"{where}: kernel {name}: __launch_bounds__ "
+                                    f"must start with a literal thread count, got {first!r}")
+        max_threads = int(first)
+    return Signature(name, params, Path(path), line, max_threads)
+
+
+def _macro_arguments(code, start, where):
+    """The top-level arguments of the macro call whose "(" is at ``code[start]``, and the
+    offset after its ")".  Only parentheses nest in a macro argument (a comma inside <>
+    splits it, as the preprocessor does)."""
+    depth, pieces, begin = 0, [], start + 1
+    for i in range(start, len(code)):
+        ch = code[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                pieces.append(code[begin:i])
+                return pieces, i + 1
+        elif ch == "," and depth == 1:
+            pieces.append(code[begin:i])
+            begin = i + 1
+    raise KernelSourceError(f"{where}: {ENTRY_MACRO}( is never closed")
+
+
+def _macro_signatures(code, match, path):
+    """The two signatures of one TG_ENTRY_F32_F64(name, bounds_f32, bounds_f64, (params),
+    body...) call (kernels/common.cuh), f32 first."""
+    line = code.count("\n", 0, match.start()) + 1
+    where = f"{path}:{line}"
+    args, _ = _macro_arguments(code, match.end() - 1, where)
+    if len(args) < 5:
+        raise KernelSourceError(f"{where}: {ENTRY_MACRO} takes (name, bounds_f32, bounds_f64, "
+                                f"(params), body...), got {len(args)} argument(s)")
+    name, params = args[0].strip(), " ".join(args[3].split())
+    if not re.fullmatch(r"[A-Za-z_]\w*", name):
+        raise KernelSourceError(f"{where}: {ENTRY_MACRO}: {name!r} is not a kernel name")
+    if not re.fullmatch(r"\([^()]*\)", params):
+        raise KernelSourceError(f"{where}: {ENTRY_MACRO} {name}: the fourth argument must be "
+                                f"the parameter list in parentheses, got {params!r}")
+    signatures = []
+    for (suffix, ctype), bounds_text in zip(MACRO_DTYPES, args[1:3]):
+        bounds_text = " ".join(bounds_text.split())
+        bounds = _BOUNDS.fullmatch(bounds_text)
+        if bounds is None and bounds_text not in _NO_BOUNDS:
+            raise KernelSourceError(
+                f"{where}: {ENTRY_MACRO} {name}: bounds must be __launch_bounds__(...) or "
+                f"TG_NO_LAUNCH_BOUNDS, got {bounds_text!r}")
+        signatures.append(_signature(f"{name}_{suffix}", re.sub(r"\bT\b", ctype, params[1:-1]),
+                                     bounds["bounds"] if bounds else None, path, line))
+    return signatures
+
+
 def parse_signatures(text, path="<string>"):
-    """The extern "C" __global__ entry points of one kernel file, in order."""
+    """The entry points of one kernel file, in order: each extern "C" __global__ function
+    and the two of each TG_ENTRY_F32_F64 call."""
     code = blank_comments(text)
-    signatures, covered = [], set()
+    found, covered = [], set()
     for match in _ENTRY.finditer(code):
         line = code.count("\n", 0, match.start()) + 1
-        where = f"{path}:{line}"
         covered.add(code.index("__global__", match.start()))
-        params_text = match["params"].strip()
-        pieces = [] if params_text in ("", "void") else params_text.split(",")
-        params = tuple(_parse_param(piece, match["name"], where) for piece in pieces)
-        names = [p.name for p in params]
-        if len(set(names)) != len(names):
-            raise KernelSourceError(f"{where}: kernel {match['name']}: repeated parameter name")
-        max_threads = None
-        if match["bounds"] is not None:
-            first = match["bounds"].split(",")[0].strip()
-            if not first.isdigit():
-                raise KernelSourceError(f"{where}: kernel {match['name']}: __launch_bounds__ "
-                                        f"must start with a literal thread count, got {first!r}")
-            max_threads = int(first)
-        signatures.append(Signature(match["name"], params, Path(path), line, max_threads))
-    for found in re.finditer(r"\b__global__\b", code):
-        if found.start() not in covered:
-            line = code.count("\n", 0, found.start()) + 1
+        found.append((match.start(), [_signature(match["name"], match["params"],
+                                                 match["bounds"], path, line)]))
+    for match in _MACRO.finditer(code):
+        found.append((match.start(), _macro_signatures(code, match, path)))
+    for hit in re.finditer(r"\b__global__\b", code):
+        if hit.start() not in covered:
+            line = code.count("\n", 0, hit.start()) + 1
             raise KernelSourceError(
                 f"{path}:{line}: a __global__ function outside the contract: entry points are "
-                'written `extern "C" __global__ void <name>(<params>)` (kernel bodies are '
-                "__device__ templates)")
-    return signatures
+                f'written {ENTRY_MACRO}(...) or `extern "C" __global__ void <name>(<params>)` '
+                "(kernel bodies are __device__ templates)")
+    return [sig for _, group in sorted(found, key=lambda f: f[0]) for sig in group]
 
 
 def repo_kernel_dir():
