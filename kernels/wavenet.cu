@@ -2,19 +2,36 @@
 //
 // What a step computes is tinygen/backend/reference/wavenet.py (read it first: the ring
 // buffers of past layer inputs, the dilated conv as k mat-vecs, the gate, the residual
-// and skip 1x1 convs, the two output layers).  Two launches do the whole step:
-//   chain  (B blocks) block b runs sequence b's residual chain through all layers in
-//          order, the layers separated by __syncthreads() (each layer needs the one
-//          before: no grid-wide synchronisation exists to split it), and stores each
-//          layer's gate output;
-//   heads  (B x G blocks) the skip 1x1 convs -- as much work as the chain when S is large,
-//          and independent of one another -- split over G blocks per sequence, each
-//          summing a share of the layers; the last of them (a ticket per sequence)
-//          adds the shares and runs the output layers.
-// So the serial chain per sequence no longer carries the skip convs, and they run on G
-// SMs per sequence instead of one.  The threads of a block share the output channels of
-// each mat-vec.  Activations live in shared memory (in double, whatever T is); every sum
-// is accumulated in double.
+// and skip 1x1 convs, the two output layers).  L + 1 launches do the whole step:
+//   layer l  (B x P blocks, one launch per layer, l = 0 .. L-1) block (b, p) computes
+//            the gate outputs of its share p of the R gate channels for sequence b: it
+//            reads the layer's input h_l (see below) and its ring taps, runs its
+//            columns of the dilated conv (2 x its channels of the 2R outputs) and the
+//            gate, and stores them in gates (B, L, R);
+//   heads    (B x G blocks) the skip 1x1 convs -- as much work as the dilated convs
+//            when S is large, and independent of one another -- split over G blocks
+//            per sequence, each summing a share of the layers; the last of them (a
+//            ticket per sequence) adds the shares and runs the output layers.
+// The layers depend on one another in order; blocks cannot wait for one another inside
+// a launch (nothing guarantees they run at the same time), so each layer is its own
+// launch and the launch boundary is the only grid-wide ordering.  Within a launch no
+// block reads what another block of the same launch writes: race-free by construction.
+//   h_l      = embed(previous) for l = 0, else h_{l-1} + res_b + res_w g_{l-1}: every
+//            block of launch l computes it from hidden (h_{l-1}) and gates (g_{l-1}),
+//            both written by launch l-1 (the residual 1x1 conv is repeated by each of
+//            the P blocks: R*R multiply-adds, against the 2kR*R/P of its conv share);
+//            block p = 0 stores h_l in hidden for launch l+1 (two buffers, l % 2: launch
+//            l reads buffer (l-1) % 2 and writes buffer l % 2) and in the layer's ring;
+//   taps     tap k-1 is h_l itself (as T, as the ring stores it); taps 0 .. k-2 are ring
+//            slots of earlier steps, never the one block 0 writes now.
+// Why more than one block per sequence: a step reads every weight once per sequence,
+// (2k + 1) R^2 values per layer from L2; a block per sequence (the design before this
+// one) streams them through one SM, P blocks through P SMs, each reading R^2 + 2kR^2/P.
+// The price is L + 1 launches instead of two (a launch gap each on the GPU; the host
+// checks the layer launches' arguments once, launch.launch_each).
+// The threads of a block share each mat-vec's outputs and, when there are fewer outputs
+// than threads, its inputs (block_matvec).  Activations live in shared memory (in double,
+// whatever T is); every sum is accumulated in double.
 //
 // Optionally (sample != 0) the heads' last block then draws the next code from softmax(logits /
 // temperature) with the given uniform, by inverting the CDF exactly as
@@ -38,12 +55,13 @@
 // time t lives in slot ring_offsets[l] + t % ((k-1) * dilations[l] + 1).  previous (B):
 // the codes x_{t-1}, -1 at t = 0 (the all-zero start input); cond (B, L, 2R), read only
 // when has_cond: each layer's conditioning term of the gate; logits (B, Q) in T.
-// Workspaces: gates (B, L, R) and partial (B, G, S) in double, tickets (B) ints (zero
-// before the heads launch; each sequence's last block resets its own).
+// Workspaces: hidden (2, B, R), gates (B, L, R) and partial (B, G, S) in double,
+// tickets (B) ints (zero before the heads launch; each sequence's last block resets its
+// own).
 //
-// The entry points declare __launch_bounds__(256, 1): the grids are small (B or B x G
-// blocks), so registers matter more than blocks per SM; with (256) alone ptxas capped
-// them at 64 and spilled around the slow-path division calls.
+// The entry points declare __launch_bounds__(256, 1): the grids are small (B x P or
+// B x G blocks), so registers matter more than blocks per SM; with (256) alone ptxas
+// capped them at 64 and spilled around the slow-path division calls.
 #include "common.cuh"
 
 namespace wavenet {
@@ -133,64 +151,124 @@ __device__ __forceinline__ LayerWeights<T> layer_weights(const T* params, int l,
     return w;
 }
 
-// Phase 1, one block per sequence: the residual chain, layer after layer (each needs the
-// previous one's output): ring write, taps, dilated conv, gate, residual 1x1 conv.  The
-// gate outputs go to gates (B, L, R) in double for phase 2; the skip convolutions, which
-// feed nothing back into the chain, are left to phase 2.
+// out[i] = sum_j w_t[j * n_cols + column(i)] x[j] for the n_out columns column(i) = c0 + i
+// (i < split), c1 + i - split (i >= split) of a transposed (input-major) mat-vec, with
+// the block's threads: when n_out < blockDim.x, nt / n_out threads share each output,
+// each a strided share of the inputs, and their partial sums are added in a fixed
+// order.  Every thread of the block calls it (barriers inside); `scratch` holds
+// blockDim.x doubles, `out` n_out (neither may alias x).
 template <class T>
-__device__ void chain(const T* __restrict__ params, const long long* __restrict__ dilations,
+__device__ void block_matvec(const T* __restrict__ w_t, const double* x, int n_in, int n_cols,
+                             int c0, int c1, int split, int n_out, double* out,
+                             double* scratch) {
+    const int tid = threadIdx.x;
+    const int nt = blockDim.x;
+    if (n_out >= nt) {  // one thread per output: nothing to share
+        for (int i = tid; i < n_out; i += nt) {
+            out[i] = column_dot(w_t, x, n_in, n_cols, i < split ? c0 + i : c1 + i - split);
+        }
+        __syncthreads();
+        return;
+    }
+    const int groups = nt / n_out;  // threads per output
+    const int i = tid % n_out;
+    const int group = tid / n_out;
+    if (group < groups) {
+        const T* w = w_t + (long long)group * n_cols + (i < split ? c0 + i : c1 + i - split);
+        const long long step = (long long)groups * n_cols;  // a pointer step, no multiply
+        double acc = 0.0;
+        for (int j = group; j < n_in; j += groups, w += step) acc += (double)*w * x[j];
+        scratch[group * n_out + i] = acc;
+    }
+    __syncthreads();
+    if (tid < n_out) {
+        double sum = 0.0;
+        for (int s = 0; s < groups; ++s) sum += scratch[s * n_out + tid];
+        out[tid] = sum;
+    }
+    __syncthreads();  // out is complete, and scratch free, for every thread
+}
+
+// One layer for a (B, P) grid (the file's header says who reads and writes what): block
+// (b, p) of launch l makes h_l, writes it to hidden and the ring (p = 0 only), gathers
+// the taps and computes the gate outputs of channels [p * chunk, (p + 1) * chunk) of R.
+template <class T>
+__device__ void layer(const T* __restrict__ params, const long long* __restrict__ dilations,
                       const long long* __restrict__ ring_offsets, T* __restrict__ ring,
                       const T* __restrict__ cond, const long long* __restrict__ previous,
-                      double* __restrict__ gates, int n_layers, int R, int S, int Q, int k,
-                      long long slots, long long t, int has_cond) {
+                      double* __restrict__ hidden, double* __restrict__ gates, int n_layers,
+                      int R, int S, int Q, int k, long long slots, long long t, int has_cond,
+                      int l) {
     __shared__ double h[kMaxResidual];
+    __shared__ double g[kMaxResidual];
     __shared__ double taps[kMaxKernelSize * kMaxResidual];
     __shared__ double z[2 * kMaxResidual];
-    __shared__ double g[kMaxResidual];
+    __shared__ double scratch[kMaxThreads];
     const int tid = threadIdx.x;
     const int nt = blockDim.x;
     const long long b = blockIdx.x;
+    const long long batch = gridDim.x;
+    const int p = blockIdx.y;
     const int R2 = 2 * R;
-    const T* embed = params;
-    const T* embed_b = embed + (long long)Q * R;
-    T* my_ring = ring + b * slots * R;
 
-    const long long code = previous[b];  // -1: the all-zero start input
-    for (int r = tid; r < R; r += nt) {
-        h[r] = (double)embed_b[r] + (code >= 0 ? (double)embed[code * R + r] : 0.0);
+    // h_l: the embedding of the previous code, or h_{l-1} plus layer l-1's residual conv
+    if (l == 0) {
+        const T* embed = params;
+        const T* embed_b = embed + (long long)Q * R;
+        const long long code = previous[b];  // -1: the all-zero start input
+        for (int r = tid; r < R; r += nt) {
+            h[r] = (double)embed_b[r] + (code >= 0 ? (double)embed[code * R + r] : 0.0);
+        }
+    } else {
+        const LayerWeights<T> before = layer_weights(params, l - 1, R, S, Q, k);
+        const double* h_before = hidden + ((l - 1) % 2 * batch + b) * R;
+        for (int r = tid; r < R; r += nt) g[r] = gates[(b * n_layers + l - 1) * R + r];
+        __syncthreads();
+        block_matvec(before.res_t, g, R, R, 0, 0, R, R, z, scratch);
+        for (int r = tid; r < R; r += nt) h[r] = h_before[r] + ((double)before.res_b[r] + z[r]);
     }
-    for (int l = 0; l < n_layers; ++l) {
-        const LayerWeights<T> w = layer_weights(params, l, R, S, Q, k);
-        const long long d = dilations[l];
-        const long long base = ring_offsets[l];
-        const long long size = (k - 1) * d + 1;
-        const long long position = t % size;  // one 64-bit modulo per layer, not per tap
+    const long long d = dilations[l];
+    const long long base = ring_offsets[l];
+    const long long size = (k - 1) * d + 1;
+    const long long position = t % size;
+    T* my_ring = ring + b * slots * R;
+    if (p == 0) {  // the one writer of h_l, for launch l + 1 and for later steps' taps
         T* now = my_ring + (base + position) * R;
         for (int r = tid; r < R; r += nt) now[r] = (T)h[r];
-        __syncthreads();
-        // tap j multiplies the layer's input at t - (k-1-j) d (tap k-1: the one just written)
-        for (int i = tid; i < k * R; i += nt) {
-            const int j = i / R;
-            const int r = i - j * R;
-            long long slot = position - (k - 1 - j) * d;  // (k-1-j) d < size
+        if (l + 1 < n_layers) {
+            for (int r = tid; r < R; r += nt) hidden[(l % 2 * batch + b) * R + r] = h[r];
+        }
+    }
+    __syncthreads();
+    // tap j multiplies the layer's input at t - (k-1-j) d: h_l for j = k-1, else the ring
+    // slot position - (k-1-j) d, which is never `position` ((k-1-j) d lies in [1, size-1])
+    for (int i = tid; i < k * R; i += nt) {
+        const int j = i / R;
+        const int r = i - j * R;
+        if (j == k - 1) {
+            taps[i] = (double)(T)h[r];  // what the ring holds: the input rounded to T
+        } else {
+            long long slot = position - (k - 1 - j) * d;
             if (slot < 0) slot += size;
             taps[i] = (double)my_ring[(base + slot) * R + r];
         }
-        __syncthreads();
-        for (int o = tid; o < R2; o += nt) {
-            const double c = has_cond ? (double)cond[(b * n_layers + l) * R2 + o] : 0.0;
-            z[o] = (double)w.conv_b[o] + c + column_dot(w.conv_t, taps, k * R, R2, o);
-        }
-        __syncthreads();
-        for (int r = tid; r < R; r += nt) {
-            g[r] = tanh(z[r]) * tg_sigmoid(z[R + r]);
-            gates[(b * n_layers + l) * R + r] = g[r];
-        }
-        __syncthreads();
-        for (int o = tid; o < R; o += nt) {
-            h[o] += (double)w.res_b[o] + column_dot(w.res_t, g, R, R, o);
-        }
-        __syncthreads();
+    }
+    __syncthreads();
+
+    // this block's gate channels: conv columns r (tanh half) and R + r (sigmoid half)
+    const int chunk = (R + (int)gridDim.y - 1) / (int)gridDim.y;
+    const int first = p * chunk;
+    const int count = min(R, first + chunk) - first;
+    if (count <= 0) return;  // block-uniform: no barrier follows
+    const LayerWeights<T> w = layer_weights(params, l, R, S, Q, k);
+    block_matvec(w.conv_t, taps, k * R, R2, first, R + first, count, 2 * count, z, scratch);
+    for (int i = tid; i < count; i += nt) {
+        const int r = first + i;
+        const T* c = cond + (b * n_layers + l) * R2;
+        const double za = (double)w.conv_b[r] + (has_cond ? (double)c[r] : 0.0) + z[i];
+        const double zb = (double)w.conv_b[R + r] + (has_cond ? (double)c[R + r] : 0.0) +
+                          z[count + i];
+        gates[(b * n_layers + l) * R + r] = tanh(za) * tg_sigmoid(zb);
     }
 }
 
@@ -258,14 +336,15 @@ __device__ void heads(const T* __restrict__ params, const double* __restrict__ g
 }  // namespace wavenet
 
 // --- entry points -----------------------------------------------------------------------------
-TG_ENTRY_F32_F64(wavenet_chain, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+TG_ENTRY_F32_F64(wavenet_layer, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
     (const T* __restrict__ params, const long long* __restrict__ dilations,
      const long long* __restrict__ ring_offsets, T* __restrict__ ring,
      const T* __restrict__ cond, const long long* __restrict__ previous,
-     double* __restrict__ gates, int n_layers, int residual, int skip, int classes,
-     int kernel_size, long long slots, long long t, int has_cond),
-    wavenet::chain(params, dilations, ring_offsets, ring, cond, previous, gates, n_layers,
-                   residual, skip, classes, kernel_size, slots, t, has_cond))
+     double* __restrict__ hidden, double* __restrict__ gates, int n_layers, int residual,
+     int skip, int classes, int kernel_size, long long slots, long long t, int has_cond,
+     int layer),
+    wavenet::layer(params, dilations, ring_offsets, ring, cond, previous, hidden, gates,
+                   n_layers, residual, skip, classes, kernel_size, slots, t, has_cond, layer))
 
 TG_ENTRY_F32_F64(wavenet_heads, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
     (const T* __restrict__ params, const double* __restrict__ gates,

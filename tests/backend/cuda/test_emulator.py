@@ -146,3 +146,29 @@ def test_missing_compiler_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(emulator, "CXX", "tinygen-no-such-compiler")
     with pytest.raises(emulator.EmulatorUnavailable, match="tinygen-no-such-compiler.*not on PATH"):
         emulator.compiler()
+
+
+def test_launch_each_checks_once_and_launches_per_value_in_order(selftest, monkeypatch):
+    from tinygen.backend.cuda_kernels.launch import launch_each
+
+    seen = []
+    run = emulator.EmulatorLibrary.run
+
+    def spy(self, signature, grid, block, values):
+        seen.append(int(values[1]))
+        return run(self, signature, grid, block, values)
+
+    monkeypatch.setattr(emulator.EmulatorLibrary, "run", spy)
+    out = np.full(8, np.nan)
+    launch_each("selftest_scalars", 1, 1, (out, 0, 1, 0.5, 2.0), "i", (5, -3, 9),
+                sources=selftest)
+    assert seen == [5, -3, 9] and out[0] == 9 and out[4] == -7
+    seen.clear()
+    with pytest.raises(OverflowError, match=r"argument 1 'i' \(int i\): 4294967296 does not fit"):
+        launch_each("selftest_scalars", 1, 1, (out, 0, 1, 0.5, 2.0), "i", (1, 2**32),
+                    sources=selftest)
+    assert seen == []  # every value is checked before the first launch
+    for vary, what in (("out", "an array"), ("j", "not a parameter")):
+        with pytest.raises(ValueError, match=f"varies a scalar parameter; '{vary}' is {what}"):
+            launch_each("selftest_scalars", 1, 1, (out, 0, 1, 0.5, 2.0), vary, (1,),
+                        sources=selftest)

@@ -9,7 +9,7 @@ import tinygen as tg
 from tinygen.backend import kernels as K
 from tinygen.backend.cuda_kernels import emulator
 from tinygen.backend.cuda_kernels import wavenet as cuda_wavenet
-from tinygen.backend.cuda_kernels.launch import launch
+from tinygen.backend.cuda_kernels.launch import launch, launch_each
 from tinygen.backend.reference import wavenet as reference
 from tinygen.models.wavenet.model import WaveNet, sample_codes
 
@@ -94,12 +94,15 @@ def test_odd_sizes_match_the_reference(emulated, rng, dtype, kernel_size, condit
     _close(ring, ring_ref, dtype)
 
 
-@pytest.mark.parametrize("head_blocks", [1, 2, 8])
-def test_several_blocks_per_sequence_share_the_skip_convolutions(emulated, rng, monkeypatch,
-                                                                 head_blocks):
-    """The chain launch has a block per sequence; the heads launch min(L, MAX_HEAD_BLOCKS)
-    per sequence (6 layers: 1, 2 or 6 blocks, each a share of the layers), whose last block
-    adds the shares; the logits are the reference's whatever the split."""
+@pytest.mark.parametrize("layer_blocks, head_blocks", [(1, 1), (3, 2), (8, 8)])
+def test_several_blocks_per_sequence_share_each_layer_and_the_skip_convolutions(
+        emulated, rng, monkeypatch, layer_blocks, head_blocks):
+    """A launch per layer with P blocks per sequence (8 gate channels: 1, 3 blocks of 3, 3
+    and 2 channels, or 8 of one), then the heads launch with min(L, MAX_HEAD_BLOCKS) per
+    sequence (6 layers: 1, 2 or 6 blocks, each a share of the layers), whose last block
+    adds the shares; the logits and rings are the reference's whatever the split."""
+    monkeypatch.setattr(cuda_wavenet, "GATE_CHANNELS_PER_BLOCK", 1)
+    monkeypatch.setattr(cuda_wavenet, "MAX_LAYER_BLOCKS", layer_blocks)
     monkeypatch.setattr(cuda_wavenet, "MAX_HEAD_BLOCKS", head_blocks)
     grids = []
 
@@ -107,7 +110,13 @@ def test_several_blocks_per_sequence_share_the_skip_convolutions(emulated, rng, 
         grids.append((name.rsplit("_", 1)[0], grid))
         return launch(name, grid, block, args)
 
+    def spy_each(name, grid, block, args, vary, values):
+        assert vary == "layer" and list(values) == list(range(6))
+        grids.extend([(name.rsplit("_", 1)[0], grid)] * len(values))
+        return launch_each(name, grid, block, args, vary, values)
+
     monkeypatch.setattr(cuda_wavenet, "launch", spy)
+    monkeypatch.setattr(cuda_wavenet, "launch_each", spy_each)
     weights = _model().step_weights()
     ring, ring_ref = cuda_wavenet.new_ring(weights, 3), reference.new_ring(weights, 3)
     previous = np.array([-1, 7, 200])
@@ -115,7 +124,36 @@ def test_several_blocks_per_sequence_share_the_skip_convolutions(emulated, rng, 
         logits = cuda_wavenet.step(weights, ring, t, previous)
         _close(logits, reference.step(weights, ring_ref, t, previous), np.float64)
         previous = rng.integers(0, 256, 3)
-    assert grids[:2] == [("wavenet_chain", 3), ("wavenet_heads", (3, min(6, head_blocks)))]
+    np.testing.assert_allclose(ring, ring_ref, rtol=1e-10, atol=1e-12)
+    assert grids[:7] == [("wavenet_layer", (3, layer_blocks))] * 6 + [
+        ("wavenet_heads", (3, min(6, head_blocks)))]
+
+
+@pytest.mark.parametrize("threads", [4, 8, 32])
+def test_any_block_size_shares_the_mat_vecs(emulated, rng, monkeypatch, threads):
+    """R 5 in 2 blocks of 3 and 2 gate channels: 4 threads have fewer threads than outputs
+    (a thread loops over them), 8 one thread per output and idle threads, 32 several
+    threads per output whose partial sums are added (32 threads: 5 per conv output)."""
+    monkeypatch.setattr(cuda_wavenet, "MAX_THREADS", threads)
+    weights = _odd_weights(rng, np.float64)
+    ring, ring_ref = cuda_wavenet.new_ring(weights, 2), reference.new_ring(weights, 2)
+    cond = rng.standard_normal((2, 3, 10))
+    previous = np.array([3, -1])
+    for t in range(4):
+        logits = cuda_wavenet.step(weights, ring, t, previous, cond)
+        _close(logits, reference.step(weights, ring_ref, t, previous, cond), np.float64)
+        previous = rng.integers(0, 11, 2)
+    np.testing.assert_allclose(ring, ring_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_layer_blocks_leave_no_block_without_gate_channels(monkeypatch):
+    monkeypatch.setattr(cuda_wavenet, "GATE_CHANNELS_PER_BLOCK", 1)
+    monkeypatch.setattr(cuda_wavenet, "MAX_LAYER_BLOCKS", 4)
+    for R, blocks in ((1, 1), (3, 3), (4, 4), (6, 3), (7, 4), (256, 4)):
+        packed = cuda_wavenet.PackedStepWeights(None, None, None, 1, R, 1, 1, 2, 1)
+        assert cuda_wavenet._layer_blocks(packed) == blocks, R
+        chunk = -(-R // blocks)
+        assert (blocks - 1) * chunk < R  # the last block's first channel exists
 
 
 # --- the draw in the kernel -----------------------------------------------------------------

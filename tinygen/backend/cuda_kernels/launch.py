@@ -120,6 +120,15 @@ def launch(name, grid, block, args, *, sources=None):
     grid/block: an int or a tuple of up to 3 ints.  ``sources`` (a
     ``source.KernelSources``) defaults to the package's kernels; tests pass their own
     to run test-only kernels (emulator only)."""
+    launch_each(name, grid, block, args, None, (None,), sources=sources)
+
+
+def launch_each(name, grid, block, args, vary, values, *, sources=None):
+    """``launch`` once per value of ``values``, in order, with the scalar parameter named
+    ``vary`` set to it (its entry in ``args`` is checked too, then replaced).  The
+    arguments are checked once, not per launch: for a kernel launched many times in a row
+    that differs in one number (WaveNet's layer index), where the checks would cost more
+    host time than the launches.  ``vary=None``: one launch per value, ``args`` as given."""
     sources = default_sources() if sources is None else sources
     signature = sources.signature(name)
     grid = _dims(f"{name}: grid", grid, MAX_GRID)
@@ -132,13 +141,23 @@ def launch(name, grid, block, args, *, sources=None):
         raise ValueError(f"{name}: block {block} has {threads} threads but the kernel is "
                          f"compiled for at most {signature.max_threads} "
                          f"(__launch_bounds__({signature.max_threads}))")
-    values, device = pack_arguments(signature, args)
-    if device == "cpu":
-        from . import emulator
+    packed, device = pack_arguments(signature, args)
+    index = None
+    if vary is not None:
+        index = next((i for i, p in enumerate(signature.params) if p.name == vary), None)
+        if index is None or signature.params[index].is_pointer:
+            raise ValueError(f"{name}: launch_each varies a scalar parameter; {vary!r} is "
+                             f"{'an array' if index is not None else 'not a parameter'}")
+        values = [_check_scalar(signature, index, signature.params[index], v) for v in values]
+    for value in values:
+        if index is not None:
+            packed[index] = value
+        if device == "cpu":
+            from . import emulator
 
-        emulator.library(sources).run(signature, grid, block, values)
-        return
-    _launch_on_gpu(sources, signature, grid, block, values, device[1])
+            emulator.library(sources).run(signature, grid, block, packed)
+        else:
+            _launch_on_gpu(sources, signature, grid, block, packed, device[1])
 
 
 def _launch_on_gpu(sources, signature, grid, block, values, device_id):

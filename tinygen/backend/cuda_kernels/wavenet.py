@@ -2,10 +2,11 @@
 
 Same functions and results as ``tinygen/backend/reference/wavenet.py`` (read that
 first: ``StepWeights``, the ring-buffer layout, what a step computes):
-``step(weights, ring, t, previous, cond=None)`` advances B sequences by one sample,
-all layers in two launches (the residual chain with a block per sequence, then the
-skip convolutions and output layers with several blocks per sequence), writing the
-ring buffers on the device and returning the logits (B, Q) in the weights' dtype.
+``step(weights, ring, t, previous, cond=None)`` advances B sequences by one sample
+in L + 1 launches (one per layer, each with several blocks per sequence sharing the
+layer's gate channels, then the skip convolutions and output layers, again with several
+blocks per sequence), writing the ring buffers on the device and returning the logits
+(B, Q) in the weights' dtype.
 
 The kernel reads the weights in its own layout (``pack``: one flat array, every
 mat-vec weight transposed so that the threads of a warp read consecutive addresses;
@@ -27,7 +28,7 @@ import numpy as np
 
 from .. import array_module, to_numpy
 from ..reference.wavenet import StepWeights, check_weights
-from .launch import launch
+from .launch import launch, launch_each
 
 # Limits of kernels/wavenet.cu (its activations live in static shared memory).
 MAX_RESIDUAL = 256
@@ -37,6 +38,11 @@ MAX_KERNEL_SIZE = 4
 MAX_THREADS = 256
 # Blocks per sequence for the skip convolutions at most (fewer when there are fewer layers).
 MAX_HEAD_BLOCKS = 8
+# Blocks per sequence of each layer launch: one per GATE_CHANNELS_PER_BLOCK gate channels,
+# at most MAX_LAYER_BLOCKS (each block also repeats the R x R residual conv: more blocks
+# add that work, see kernels/wavenet.cu).
+GATE_CHANNELS_PER_BLOCK = 4
+MAX_LAYER_BLOCKS = 32
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
@@ -209,9 +215,18 @@ def _head_blocks(packed):
     return max(1, min(packed.n_layers, MAX_HEAD_BLOCKS))
 
 
+def _layer_blocks(packed):
+    """P: blocks per sequence of each layer launch, each with ceil(R / P) gate channels
+    (P recomputed from that share, so that no block is left without channels)."""
+    R = packed.residual
+    wanted = max(1, min(MAX_LAYER_BLOCKS, -(-R // GATE_CHANNELS_PER_BLOCK)))
+    chunk = -(-R // wanted)
+    return -(-R // chunk)
+
+
 def _launch(packed, ring, t, previous, cond, logits, uniforms, sampled, temperature, sample):
-    """One step: the residual chain (a block per sequence), then the skip convolutions and
-    output layers (G blocks per sequence); see kernels/wavenet.cu."""
+    """One step: a launch per layer (P blocks per sequence), then the skip convolutions
+    and output layers (G blocks per sequence); see kernels/wavenet.cu."""
     xp = array_module(packed.params)
     dtype = packed.params.dtype
     batch = ring.shape[0]
@@ -222,14 +237,16 @@ def _launch(packed, ring, t, previous, cond, logits, uniforms, sampled, temperat
         uniforms = xp.empty(1, dtype=np.float64)
         sampled = xp.empty(1, dtype=np.int64)
     shares = _head_blocks(packed)
+    hidden = xp.empty(2 * batch * packed.residual, dtype=np.float64)
     gates = xp.empty(batch * packed.n_layers * packed.residual, dtype=np.float64)
     partial = xp.empty(batch * shares * packed.skip, dtype=np.float64)
     tickets = xp.zeros(batch, dtype=np.int32)
     suffix, threads = _SUFFIX[dtype], _threads(packed)
-    launch(f"wavenet_chain_{suffix}", batch, threads,
-           (packed.params, packed.dilations, packed.ring_offsets, ring, cond, previous, gates,
-            packed.n_layers, packed.residual, packed.skip, packed.classes, packed.kernel_size,
-            packed.slots, t, int(has_cond)))
+    launch_each(f"wavenet_layer_{suffix}", (batch, _layer_blocks(packed)), threads,
+                (packed.params, packed.dilations, packed.ring_offsets, ring, cond, previous,
+                 hidden, gates, packed.n_layers, packed.residual, packed.skip, packed.classes,
+                 packed.kernel_size, packed.slots, t, int(has_cond), 0),
+                "layer", range(packed.n_layers))  # layer 0, 1, ..., L-1, checked once
     launch(f"wavenet_heads_{suffix}", (batch, shares), threads,
            (packed.params, gates, partial, tickets, logits, uniforms, sampled, packed.n_layers,
             packed.residual, packed.skip, packed.classes, packed.kernel_size, temperature,
