@@ -267,21 +267,41 @@ class BatchNormEval(Function):
 
 
 # --- the op ----------------------------------------------------------------------------------
-def _check_vector(name, t, x, channels):
+def _check_vector(op, name, t, x, channels):
     if t is None:
         return
     if not isinstance(t, Tensor):
-        raise TypeError(f"batch_norm: {name} must be a Tensor or None, got {type(t).__name__}")
+        raise TypeError(f"{op}: {name} must be a Tensor or None, got {type(t).__name__}")
     if t.shape != (channels,):
         raise ValueError(
-            f"batch_norm: {name} should contain {channels} elements (shape ({channels},)) for an "
+            f"{op}: {name} should contain {channels} elements (shape ({channels},)) for an "
             f"input of shape {x.shape} with {channels} channels, got shape {t.shape}"
         )
     if t.dtype != x.dtype:
         raise TypeError(
-            f"batch_norm: {name} has dtype {t.dtype} but the input (shape {x.shape}) has "
+            f"{op}: {name} has dtype {t.dtype} but the input (shape {x.shape}) has "
             f"{x.dtype}; convert one with .float() or .double()"
         )
+
+
+def _check_arguments(op, x, running_mean, running_var, weight, bias, eps):
+    """What ``batch_norm`` and ``sync_batch_norm`` both require of their arguments."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    if not 2 <= x.ndim <= 4:
+        raise ValueError(
+            f"{op}: expected a 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W) input, got "
+            f"shape {x.shape}"
+        )
+    if not is_float(x.dtype):
+        raise TypeError(f"{op}: input must be floating point, got dtype {x.dtype}")
+    vectors = (("running_mean", running_mean), ("running_var", running_var),
+               ("weight", weight), ("bias", bias))
+    for name, t in vectors:
+        _check_vector(op, name, t, x, x.shape[1])
+    check_same_device(op, ("input", x), *vectors)
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"{op}: eps must be a positive number, got {eps!r}")
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
@@ -293,23 +313,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     ``new = (1 - momentum) * old + momentum * batch`` with the batch's *unbiased*
     variance, as PyTorch does.  Evaluation mode uses the running statistics.
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"batch_norm: input must be a Tensor, got {type(x).__name__}")
-    if not 2 <= x.ndim <= 4:
-        raise ValueError(
-            f"batch_norm: expected a 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W) input, got "
-            f"shape {x.shape}"
-        )
-    if not is_float(x.dtype):
-        raise TypeError(f"batch_norm: input must be floating point, got dtype {x.dtype}")
-    channels = x.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
-        _check_vector(name, t, x, channels)
-    check_same_device("batch_norm", ("input", x), ("running_mean", running_mean),
-                      ("running_var", running_var), ("weight", weight), ("bias", bias))
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"batch_norm: eps must be a positive number, got {eps!r}")
+    _check_arguments("batch_norm", x, running_mean, running_var, weight, bias, eps)
     affine = tuple(t for t in (weight, bias) if t is not None)
     flags = dict(has_weight=weight is not None, has_bias=bias is not None, eps=float(eps))
     if training:
@@ -420,24 +424,10 @@ def sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, eps, c
     """Training-mode ``batch_norm`` whose statistics cover every rank's batch of ``comm``
     (a tinygen.distributed communicator); updates the running statistics in place with
     the global ones, identically on every rank."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"sync_batch_norm: input must be a Tensor, got {type(x).__name__}")
-    if not 2 <= x.ndim <= 4:
-        raise ValueError(f"sync_batch_norm: expected a 2-D, 3-D or 4-D input, got shape "
-                         f"{x.shape}")
-    if not is_float(x.dtype):
-        raise TypeError(f"sync_batch_norm: input must be floating point, got dtype {x.dtype}")
-    channels = x.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
-        _check_vector(name, t, x, channels)
-    check_same_device("sync_batch_norm", ("input", x), ("running_mean", running_mean),
-                      ("running_var", running_var), ("weight", weight), ("bias", bias))
+    _check_arguments("sync_batch_norm", x, running_mean, running_var, weight, bias, eps)
     if (running_mean is None) != (running_var is None):
         raise ValueError("sync_batch_norm: running_mean and running_var must both be given "
                          "or both be None")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"sync_batch_norm: eps must be a positive number, got {eps!r}")
     affine = tuple(t for t in (weight, bias) if t is not None)
     return SyncBatchNormTrain.apply(
         x, *affine, has_weight=weight is not None, has_bias=bias is not None, eps=float(eps),
