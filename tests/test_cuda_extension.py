@@ -1,7 +1,5 @@
 """The optional AOT CUDA extension tinygen._C, and how setup.py decides to build it."""
 
-import importlib.util
-import os
 import stat
 import sys
 import types
@@ -9,18 +7,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tinygen.backend.cuda_kernels import build_script
 
-
-def _load_cuda_build():
-    spec = importlib.util.spec_from_file_location("_cuda_build", ROOT / "_cuda_build.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["_cuda_build"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cuda_build = _load_cuda_build()
+cuda_build = build_script.load()
 
 
 def _why_not_built() -> str:

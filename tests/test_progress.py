@@ -62,3 +62,21 @@ def test_long_work_shows_a_bar_only_when_asked(work, desc, capsys):
         work()
     assert desc in capsys.readouterr().err
     assert not progress.is_shown()
+
+
+def test_bar_takes_its_caller_settings(capsys, monkeypatch):
+    """``show`` overrides ``shown`` both ways; ``leave`` keeps the finished bar (a training
+    epoch's) or clears it (the default); ``delay`` None is the module's."""
+    with progress.shown():
+        assert isinstance(progress.bar(3, "hidden", show=False), progress.NoBar)
+    assert isinstance(progress.bar(3, "hidden"), progress.NoBar)
+    for leave in (True, False):
+        with progress.bar(3, "epoch 1/2", "batch", show=True, leave=leave, delay=0) as b:
+            b.update(3)
+        err = capsys.readouterr().err
+        assert "epoch 1/2" in err and "3/3" in err and "batch/s" in err
+        assert err.endswith("\n") == leave
+    monkeypatch.setattr(progress, "DELAY", 60.0)
+    with progress.bar(3, "quick", show=True) as b:  # done before the module's delay
+        b.update(3)
+    assert "quick" not in capsys.readouterr().err

@@ -51,14 +51,17 @@ class NoBar:
         return False
 
 
-def bar(total, desc, unit="it", force=False):
-    """A tqdm bar of ``total`` steps (a do-nothing one unless shown, or ``force``)."""
-    if not (force or _shown[0]):
+def bar(total, desc, unit="it", show=None, leave=False, delay=None):
+    """A tqdm bar of ``total`` steps, or a do-nothing one when not shown: ``show`` None
+    follows ``shown``, True / False decide here.  ``leave``: the finished bar stays on
+    screen (a training epoch's) instead of being cleared (a moment's work);
+    ``delay``: seconds before it appears (None: ``DELAY``)."""
+    if not (_shown[0] if show is None else show):
         return NoBar()
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr,
-                leave=False, mininterval=MININTERVAL, delay=DELAY)
+                leave=leave, mininterval=MININTERVAL, delay=DELAY if delay is None else delay)
 
 
 def steps(iterable, desc, unit="it", total=None):

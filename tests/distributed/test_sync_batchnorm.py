@@ -112,9 +112,9 @@ def test_module_option_and_conversion(comm):
 
 
 def test_bad_inputs_are_named(comm):
-    with pytest.raises(ValueError, match="expected a 2-D, 3-D or 4-D input"):
+    with pytest.raises(ValueError, match=r"sync_batch_norm: expected a 2-D \(N, C\), 3-D"):
         sync_batch_norm(t64(np.ones(3)), None, None, None, None, 0.1, 1e-5, comm)
-    with pytest.raises(ValueError, match="weight should contain 2 elements"):
+    with pytest.raises(ValueError, match="sync_batch_norm: weight should contain 2 elements"):
         sync_batch_norm(t64(np.ones((2, 2))), None, None, t64(np.ones(3)), None, 0.1, 1e-5, comm)
     if comm.size == 1:
         with pytest.raises(ValueError, match="more than 1 value per channel over all ranks"):

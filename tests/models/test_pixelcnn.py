@@ -13,7 +13,7 @@ import pytest
 import tinygen as tg
 from tinygen import optim
 from tinygen.data import load_fashion_mnist
-from tinygen.models.pixelcnn import GatedPixelCNN, PixelCNN
+from tinygen.models.pixelcnn import GatedPixelCNN, GatedPixelCNNLayer, PixelCNN
 from tinygen.models.pixelcnn.sampling import GatedIncremental
 
 SIZE = 6
@@ -180,6 +180,18 @@ def test_gated_receptive_field_grows_with_depth():
     model = _init(GatedPixelCNN(1, 8, 2, image_size=SIZE, dtype=np.float64))
     dep = _dependencies(model, 0, 3, 5)
     assert dep[0, 3, 2:5].all() and not dep[0, 3, :2].any()
+
+
+def test_gated_layer_shapes_and_residual_rule():
+    layer = GatedPixelCNNLayer(3, 8, kernel_size=5, first=True)
+    x = tg.randn(2, 3, 6, 6)
+    v, h = layer(x, x)
+    assert v.shape == h.shape == (2, 8, 6, 6)
+    assert layer.vertical.kernel_size == (3, 5) and layer.horizontal.kernel_size == (1, 3)
+    with pytest.raises(ValueError, match="in_channels must equal"):
+        GatedPixelCNNLayer(3, 8)
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        GatedPixelCNNLayer(3, 8, kernel_size=4, first=True)
 
 
 def test_original_pixelcnn_has_the_blind_spot():

@@ -15,5 +15,5 @@ from .norm import BatchNorm1d, BatchNorm2d, SyncBatchNorm  # noqa: F401
 from .pooling import MaxPool2d, AvgPool2d, Upsample, GatedActivation  # noqa: F401
 from .conv import (  # noqa: F401
     Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, CausalConv1d, MaskedConv2d,
-    DownShiftedConv2d, DownRightShiftedConv2d, GatedPixelCNNLayer,
+    DownShiftedConv2d, DownRightShiftedConv2d,
 )

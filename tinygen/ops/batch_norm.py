@@ -2,16 +2,13 @@
 
 Training mode normalises with the batch's own statistics.  Its forward is fused
 (``train_forward``: ``train_stats``, the per-channel mean, variance, ``inv_std`` and
-the running update; then ``normalize_affine``), and its backward has two forms:
-
-* with a graph being built for the gradient (``create_graph=True``, as in
-  WGAN-GP's gradient penalty) it recomputes the statistics from the saved input
-  with tinygen ops and writes the input gradient
-  ``inv_std / M * (M g - sum(g) - xhat * sum(g xhat))`` with tinygen ops too, so
-  the gradient is itself differentiable (in x, in the weight and in g);
-* otherwise (the engine runs backward under ``no_grad``) fused kernels compute
-  the same formula from the saved per-channel statistics (``backward_stats`` for
-  ``sum(g)`` and ``sum(g xhat)``, then ``backward_input``).
+the running update; then ``normalize_affine``).  Its backward is a Function of its
+own, ``BatchNormTrainGrad`` (as Chainer's ``ReLUGrad2``): fused kernels compute the
+input gradient ``inv_std / M * (M g - sum(g) - xhat * sum(g xhat))`` from the saved
+per-channel statistics (``backward_stats`` for ``sum(g)`` and ``sum(g xhat)``, then
+``backward_input``), and that node's own backward is the closed form of the second
+derivatives written with tinygen ops, so the gradient is differentiable again (in x,
+in the weight and in g: WGAN-GP's gradient penalty) without a second code path.
 
 Evaluation mode uses the running statistics, which are constants: it is an
 affine map per channel, ``y = (x - running_mean) * weight / sqrt(running_var +
@@ -28,12 +25,12 @@ import numbers
 import numpy as np
 
 from ..autograd.function import Function
-from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ..backend import array_module
 from ..backend.kernels import kernels
 from ._operands import is_float, check_same_device
-from .shape import reshape
+from .collective import all_reduce
+from .shape import expand, reshape
 from .reduce import sum as _sum, mean as _mean
 
 def contiguous(array):
@@ -101,75 +98,128 @@ class BatchNormTrain(Function):
 
     def backward(self, grad):
         saved = self.saved_inputs()
-        x = saved[0]
-        weight = saved[1] if self.has_weight else None
-        if is_grad_enabled():
-            grads = self._backward_graph(grad, x, weight)
-        else:
-            grads = self._backward_fused(grad, x, weight)
-        grad_x, grad_weight, grad_bias = grads
+        need = self._needs()
+        grads = iter(self._apply_grad(grad, saved[:1 + self.has_weight], need=need,
+                                      has_weight=self.has_weight, eps=self.eps,
+                                      mean=self.mean, inv_std=self.inv_std))
+        grad_x, grad_w, grad_b = (next(grads) if n else None for n in need)
         out = [grad_x]
         if self.has_weight:
-            out.append(grad_weight)
+            out.append(grad_w)
         if self.has_bias:
-            out.append(grad_bias)
+            out.append(grad_b)
         return tuple(out)
 
     def _needs(self):
-        needs = list(self.needs_input_grad)
-        need_x = needs[0]
-        need_w = self.has_weight and needs[1]
-        need_b = self.has_bias and needs[-1]
-        return need_x, need_w, need_b
+        needs = self.needs_input_grad
+        return needs[0], self.has_weight and needs[1], self.has_bias and needs[-1]
 
-    def _backward_fused(self, grad, x, weight):
-        """One reduction pass and one elementwise pass (no graph is being built)."""
-        k = kernels("batch_norm", x.data, "batch_norm")
-        need_x, need_w, need_b = self._needs()
+    def _apply_grad(self, grad, x_and_weight, **params):
+        """The backward node (``SyncBatchNormTrain`` applies its cross-rank one)."""
+        return BatchNormTrainGrad.apply(grad, *x_and_weight, **params)
+
+
+class BatchNormTrainGrad(Function):
+    """``BatchNormTrain``'s backward as one node: for upstream g (inputs g, x and the
+    weight when there is one), the gradients asked for by ``need`` among
+
+        gx = inv_std * (gs - mean(gs) - xhat * mean(gs * xhat)),  gs = g * weight
+        gweight = sum(g * xhat),  gbias = sum(g)
+
+    (means and sums per channel), by fused kernels from the forward's saved statistics.
+
+    Its own backward is the closed form of the second derivatives, in tinygen ops
+    (statistics recomputed from x, so third derivatives work too).  With
+    ``P(v) = inv_std * (v - mean(v) - xhat * mean(v * xhat))``, so that gx = P(g * w)
+    (P is self-adjoint per channel, and ``d xhat = P(dx)``), and upstream Hx, Hw, Hb
+    for the three outputs:
+
+        d/dg = w P(Hx) + Hw xhat + Hb
+        d/dw = sum(Hx P(g))
+        d/dx = P(Hw g) - inv_std * (mean(Hx gx) xhat + mean(g w xhat) P(Hx)
+                                    + mean(Hx xhat) gx)
+    """
+
+    def forward(self, g, x, *weight, need, has_weight, eps, mean, inv_std):
+        k = kernels("batch_norm", x, "batch_norm")
+        self.need, self.has_weight, self.eps = need, has_weight, eps
+        self.save_inputs(*range(2 + len(weight)))
         n, c, length = _as_ncl(x.shape)
-        x3 = contiguous(x.data).reshape(n, c, length)
-        g3 = contiguous(grad.data).reshape(n, c, length)
-        sum_g, sum_g_xhat = k.backward_stats(g3, x3, self.mean, self.inv_std)
-        grad_x = grad_w = grad_b = None
-        if need_x:
-            w = _f64(weight.data if weight is not None else None, 1.0, c,
-                     array_module(x.data))
+        x3 = contiguous(x).reshape(n, c, length)
+        g3 = contiguous(g).reshape(n, c, length)
+        sum_g, sum_g_xhat = k.backward_stats(g3, x3, mean, inv_std)
+        out = []
+        if need[0]:
+            w = _f64(weight[0] if has_weight else None, 1.0, c, array_module(x))
             sums = self._input_grad_sums(sum_g, sum_g_xhat, n * length)
-            grad_x = Tensor._make(k.backward_input(
-                g3, x3, self.mean, self.inv_std, w, *sums).reshape(x.shape))
-        if need_w:
-            grad_w = Tensor._make(sum_g_xhat.astype(x.dtype))
-        if need_b:
-            grad_b = Tensor._make(sum_g.astype(x.dtype))
-        return grad_x, grad_w, grad_b
+            out.append(k.backward_input(g3, x3, mean, inv_std, w, *sums).reshape(x.shape))
+        if need[1]:
+            out.append(sum_g_xhat.astype(x.dtype))
+        if need[2]:
+            out.append(sum_g.astype(x.dtype))
+        return tuple(out)
 
     def _input_grad_sums(self, sum_g, sum_g_xhat, count):
         """The per-channel sums behind the input gradient (this batch's own here;
-        ``SyncBatchNormTrain`` makes them every rank's)."""
+        ``SyncBatchNormTrainGrad`` makes them every rank's)."""
         return sum_g, sum_g_xhat
 
     def _channel_mean(self, t, axes):
         """Per-channel mean over the batch the statistics cover (this one here)."""
         return _mean(t, axes, keepdims=True)
 
-    def _backward_graph(self, grad, x, weight):
-        """The same gradients with tinygen ops, so that they can be differentiated again."""
-        need_x, need_w, need_b = self._needs()
-        axes = _reduce_axes(x.ndim)
-        centered = x - self._channel_mean(x, axes)
-        var = self._channel_mean(centered * centered, axes)
-        inv_std = (var + self.eps) ** -0.5
+    def backward(self, *upstream):
+        saved = self.saved_inputs()
+        g, x = saved[0], saved[1]
+        it = iter(upstream)
+        h_x, h_w, h_b = (next(it) if n else None for n in self.need)
+        need_g, need_x = self.needs_input_grad[0], self.needs_input_grad[1]
+        need_w = self.has_weight and self.needs_input_grad[2]
+        axes, shape = _reduce_axes(x.ndim), _channel_shape(x.ndim)
+
+        def mean(t):
+            return self._channel_mean(t, axes)
+
+        centered = x - mean(x)
+        inv_std = (mean(centered * centered) + self.eps) ** -0.5
         xhat = centered * inv_std
-        grad_x = grad_w = grad_b = None
+
+        def project(v):  # P(v): the input gradient for upstream v and weight 1
+            return inv_std * (v - mean(v) - xhat * mean(v * xhat))
+
+        def scaled(t):  # t * weight
+            return t * reshape(saved[2], shape) if self.has_weight else t
+
+        p_hx = project(h_x) if h_x is not None and (need_g or need_x) else None
+        p_g = project(g) if h_x is not None and (need_w or need_x) else None
+        dg = dx = dw = None
+        if need_g:
+            terms = [scaled(p_hx)] if h_x is not None else []
+            if h_w is not None:
+                terms.append(xhat * reshape(h_w, shape))
+            if h_b is not None:
+                terms.append(reshape(h_b, shape))
+            dg = _total(terms, g.shape)
+        if need_w and h_x is not None:
+            dw = _sum(h_x * p_g, axes)
         if need_x:
-            g_hat = grad * reshape(weight, _channel_shape(x.ndim)) if weight is not None else grad
-            grad_x = inv_std * (g_hat - self._channel_mean(g_hat, axes)
-                                - xhat * self._channel_mean(g_hat * xhat, axes))
-        if need_w:
-            grad_w = _sum(grad * xhat, axes)
-        if need_b:
-            grad_b = _sum(grad, axes)
-        return grad_x, grad_w, grad_b
+            terms = [project(g * reshape(h_w, shape))] if h_w is not None else []
+            if h_x is not None:
+                gx = scaled(p_g)
+                terms.append(-inv_std * (mean(h_x * gx) * xhat + mean(scaled(g) * xhat) * p_hx
+                                         + mean(h_x * xhat) * gx))
+            dx = _total(terms, x.shape)
+        return (dg, dx, dw) if self.has_weight else (dg, dx)
+
+
+def _total(terms, shape):
+    """The sum of ``terms`` at ``shape`` (None when there are none)."""
+    if not terms:
+        return None
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total if total.shape == shape else expand(total, shape)
 
 
 # --- evaluation mode ---------------------------------------------------------------------------
@@ -217,21 +267,41 @@ class BatchNormEval(Function):
 
 
 # --- the op ----------------------------------------------------------------------------------
-def _check_vector(name, t, x, channels):
+def _check_vector(op, name, t, x, channels):
     if t is None:
         return
     if not isinstance(t, Tensor):
-        raise TypeError(f"batch_norm: {name} must be a Tensor or None, got {type(t).__name__}")
+        raise TypeError(f"{op}: {name} must be a Tensor or None, got {type(t).__name__}")
     if t.shape != (channels,):
         raise ValueError(
-            f"batch_norm: {name} should contain {channels} elements (shape ({channels},)) for an "
+            f"{op}: {name} should contain {channels} elements (shape ({channels},)) for an "
             f"input of shape {x.shape} with {channels} channels, got shape {t.shape}"
         )
     if t.dtype != x.dtype:
         raise TypeError(
-            f"batch_norm: {name} has dtype {t.dtype} but the input (shape {x.shape}) has "
+            f"{op}: {name} has dtype {t.dtype} but the input (shape {x.shape}) has "
             f"{x.dtype}; convert one with .float() or .double()"
         )
+
+
+def _check_arguments(op, x, running_mean, running_var, weight, bias, eps):
+    """What ``batch_norm`` and ``sync_batch_norm`` both require of their arguments."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    if not 2 <= x.ndim <= 4:
+        raise ValueError(
+            f"{op}: expected a 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W) input, got "
+            f"shape {x.shape}"
+        )
+    if not is_float(x.dtype):
+        raise TypeError(f"{op}: input must be floating point, got dtype {x.dtype}")
+    vectors = (("running_mean", running_mean), ("running_var", running_var),
+               ("weight", weight), ("bias", bias))
+    for name, t in vectors:
+        _check_vector(op, name, t, x, x.shape[1])
+    check_same_device(op, ("input", x), *vectors)
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"{op}: eps must be a positive number, got {eps!r}")
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
@@ -243,23 +313,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     ``new = (1 - momentum) * old + momentum * batch`` with the batch's *unbiased*
     variance, as PyTorch does.  Evaluation mode uses the running statistics.
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"batch_norm: input must be a Tensor, got {type(x).__name__}")
-    if not 2 <= x.ndim <= 4:
-        raise ValueError(
-            f"batch_norm: expected a 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W) input, got "
-            f"shape {x.shape}"
-        )
-    if not is_float(x.dtype):
-        raise TypeError(f"batch_norm: input must be floating point, got dtype {x.dtype}")
-    channels = x.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
-        _check_vector(name, t, x, channels)
-    check_same_device("batch_norm", ("input", x), ("running_mean", running_mean),
-                      ("running_var", running_var), ("weight", weight), ("bias", bias))
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"batch_norm: eps must be a positive number, got {eps!r}")
+    _check_arguments("batch_norm", x, running_mean, running_var, weight, bias, eps)
     affine = tuple(t for t in (weight, bias) if t is not None)
     flags = dict(has_weight=weight is not None, has_bias=bias is not None, eps=float(eps))
     if training:
@@ -300,9 +354,9 @@ class SyncBatchNormTrain(BatchNormTrain):
     rank's loss only sees its own outputs, so the per-channel ``sum(g)`` and
     ``sum(g * xhat)`` are all-reduced (the gradient of the sum of every rank's loss
     through the shared statistics) while the weight and bias get this rank's share
-    only (the data-parallel gradient average adds the shares up).  With a graph being
-    built, the same formulas run with tinygen ops and the differentiable
-    ``all_reduce``, so double backward works across ranks too.
+    only (the data-parallel gradient average adds the shares up): that is
+    ``SyncBatchNormTrainGrad``, whose own backward uses the differentiable
+    ``all_reduce`` for its means, so double backward works across ranks too.
     """
 
     def forward(self, x, *affine, has_weight, has_bias, eps, running_mean, running_var,
@@ -339,6 +393,20 @@ class SyncBatchNormTrain(BatchNormTrain):
         self.save_inputs(*range(1 + len(affine)))
         return out
 
+    def _apply_grad(self, grad, x_and_weight, **params):
+        return SyncBatchNormTrainGrad.apply(grad, *x_and_weight, **params, comm=self.comm,
+                                            count=self.count)
+
+
+class SyncBatchNormTrainGrad(BatchNormTrainGrad):
+    """``BatchNormTrainGrad`` whose per-channel sums and means cover every rank: the
+    input gradient's sums are all-reduced, and its backward's means go through the
+    differentiable ``all_reduce``, so double backward works across ranks too."""
+
+    def forward(self, g, x, *weight, comm, count, **params):
+        self.comm, self.count = comm, count
+        return super().forward(g, x, *weight, **params)
+
     def _input_grad_sums(self, sum_g, sum_g_xhat, count):
         # backward_input divides the sums by this rank's count: all-reduce them and scale
         # so that it divides by the global one
@@ -349,8 +417,6 @@ class SyncBatchNormTrain(BatchNormTrain):
         return both[:c] * local, both[c:] * local
 
     def _channel_mean(self, t, axes):
-        from .collective import all_reduce
-
         return all_reduce(_sum(t, axes, keepdims=True), self.comm) / self.count
 
 
@@ -358,24 +424,10 @@ def sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, eps, c
     """Training-mode ``batch_norm`` whose statistics cover every rank's batch of ``comm``
     (a tinygen.distributed communicator); updates the running statistics in place with
     the global ones, identically on every rank."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"sync_batch_norm: input must be a Tensor, got {type(x).__name__}")
-    if not 2 <= x.ndim <= 4:
-        raise ValueError(f"sync_batch_norm: expected a 2-D, 3-D or 4-D input, got shape "
-                         f"{x.shape}")
-    if not is_float(x.dtype):
-        raise TypeError(f"sync_batch_norm: input must be floating point, got dtype {x.dtype}")
-    channels = x.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
-        _check_vector(name, t, x, channels)
-    check_same_device("sync_batch_norm", ("input", x), ("running_mean", running_mean),
-                      ("running_var", running_var), ("weight", weight), ("bias", bias))
+    _check_arguments("sync_batch_norm", x, running_mean, running_var, weight, bias, eps)
     if (running_mean is None) != (running_var is None):
         raise ValueError("sync_batch_norm: running_mean and running_var must both be given "
                          "or both be None")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"sync_batch_norm: eps must be a positive number, got {eps!r}")
     affine = tuple(t for t in (weight, bias) if t is not None)
     return SyncBatchNormTrain.apply(
         x, *affine, has_weight=weight is not None, has_bias=bias is not None, eps=float(eps),

@@ -28,7 +28,6 @@ import contextlib
 import os
 import re
 import shutil
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ import numpy as np
 
 import tinygen
 from tinygen.data import BatchLoader, SubsetWarning, recording_sources
-from tinygen.progress import NoBar
 from tinygen.serialization import CheckpointError, atomic_open
 
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore, save_checkpoint
@@ -198,8 +196,8 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
             raise RuntimeError(f"loader is at epoch {loader.epoch}, the run at {epoch}")
         epoch += 1
         start, images = time.perf_counter(), 0
-        bar = _progress_bar(len(loader), f"{experiment_name} {epoch}/{config['epochs']}",
-                            progress)
+        bar = tinygen.progress.bar(len(loader), f"{experiment_name} {epoch}/{config['epochs']}",
+                                   "batch", show=progress, leave=True, delay=0)
         try:
             for batch in loader:
                 if dist is None:
@@ -326,12 +324,3 @@ def _summary(name, record, epochs):
 def _copy_atomic(src, dst):
     with open(src, "rb") as f_in, atomic_open(os.fspath(dst), "wb") as f_out:
         shutil.copyfileobj(f_in, f_out)
-
-
-def _progress_bar(total, desc, enabled):
-    if not enabled:
-        return NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, file=sys.stderr,
-                leave=True, mininterval=0.5)

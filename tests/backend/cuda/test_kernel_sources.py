@@ -5,32 +5,21 @@ nvcc: one call per file with both gencode targets and the AOT build's flags
 pytest-xdist spreads them.  Nothing is cached: every run compiles the files as they are
 now.  The NVRTC path's code generation (the module cupy builds, to cubin) is
 test_nvrtc_codegen.py's."""
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tinygen.backend.cuda_kernels import build_script
 from tinygen.backend.cuda_kernels.source import blank_comments, default_sources, kernel_dir
 
-ROOT = Path(__file__).resolve().parents[3]
 ARCHS = (80, 90)
 KERNEL_FILES = sorted(kernel_dir().glob("*.cu"))
 
 
-def _cuda_build():
-    spec = importlib.util.spec_from_file_location("_cuda_build", ROOT / "_cuda_build.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("_cuda_build", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _toolkit():
-    return _cuda_build().find_cuda_toolkit()
+    return build_script.load().find_cuda_toolkit()
 
 
 # --- the contract ----------------------------------------------------------------------------
@@ -69,8 +58,8 @@ def test_file_compiles_with_nvcc_for_sm80_and_sm90(path, tmp_path):
     out = tmp_path / (path.stem + ".fatbin")
     gencode = [flag for arch in ARCHS
                for flag in ("-gencode", f"arch=compute_{arch},code=sm_{arch}")]
-    cmd = [nvcc, *_cuda_build().nvcc_device_flags(), "-fatbin", *gencode, f"-I{kernel_dir()}",
-           str(path), "-o", str(out)]
+    cmd = [nvcc, *build_script.load().nvcc_device_flags(), "-fatbin", *gencode,
+           f"-I{kernel_dir()}", str(path), "-o", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
     assert out.stat().st_size > 0

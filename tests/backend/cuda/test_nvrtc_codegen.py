@@ -9,32 +9,19 @@ nvidia-cuda-nvrtc of the test extras); ptxas's report then says that every entry
 session (tinygen.backend.cuda_kernels.codegen caches it on disk, a file lock keeps
 xdist workers from compiling it twice)."""
 import collections
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tinygen.backend.cuda_kernels import codegen, compile_flags, nvrtc
+from tinygen.backend.cuda_kernels import build_script, codegen, compile_flags, nvrtc
 from tinygen.backend.cuda_kernels.source import KernelSources, default_sources, kernel_dir
-
-ROOT = Path(__file__).resolve().parents[3]
 
 # Kernels that spill today and whose redesign is under way (issue 13 item 5: conv's
 # m128 tile in double runs out of registers on sm_90).  The gate below fails on any other spill,
 # and on an entry here that no longer spills: the list can only shrink.
 KNOWN_SPILLS = {}
-
-
-def _cuda_build():
-    spec = importlib.util.spec_from_file_location("_cuda_build", ROOT / "_cuda_build.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("_cuda_build", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +56,13 @@ def _resources(arch, tmp_path):
     try:
         return _build(arch).resources
     except codegen.CodegenUnavailable as no_nvrtc:
-        toolkit = _cuda_build().find_cuda_toolkit()
+        toolkit = build_script.load().find_cuda_toolkit()
         nvcc = str(toolkit.nvcc) if toolkit else shutil.which("nvcc")
         if nvcc is None:
             pytest.skip(f"no compiler: {no_nvrtc}; no nvcc either")
     source = tmp_path / "module.cu"
     source.write_text(nvrtc.module_code(default_sources()))
-    proc = subprocess.run([nvcc, *_cuda_build().nvcc_device_flags(), "-cubin",
+    proc = subprocess.run([nvcc, *build_script.load().nvcc_device_flags(), "-cubin",
                            f"-arch=sm_{arch}", "-Xptxas", "-v", f"-I{kernel_dir()}", str(source),
                            "-o", str(tmp_path / "module.cubin")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -140,7 +127,7 @@ def test_both_paths_get_the_one_flag_set():
     wanted = compile_flags.effective_float_math(compile_flags.FLOAT_MATH)
     assert wanted == {"ftz": "true", "prec-div": "true", "prec-sqrt": "true", "fmad": "true"}
     runtime = compile_flags.cupy_nvrtc_options(nvrtc.options(default_sources()), 90)
-    aot = _cuda_build().nvcc_compile_flags([80, 90])
+    aot = build_script.load().nvcc_compile_flags([80, 90])
     assert compile_flags.effective_float_math(runtime) == wanted
     assert compile_flags.effective_float_math(aot) == wanted
     for flag in compile_flags.LANGUAGE:
@@ -178,7 +165,7 @@ def test_nvcc_flags_generate_the_runtime_paths_code(libnvrtc, tmp_path):
     # multiply-add come out instruction for instruction the same (ftz shows in SASS).
     runtime = _nvrtc_opcodes(libnvrtc, compile_flags.cupy_nvrtc_options(
         compile_flags.nvrtc_user_options(kernel_dir()), 90), tmp_path / "runtime.cubin")
-    aot = _nvrtc_opcodes(libnvrtc, (*_cuda_build().nvcc_device_flags(), "-arch=sm_90"),
+    aot = _nvrtc_opcodes(libnvrtc, (*build_script.load().nvcc_device_flags(), "-arch=sm_90"),
                          tmp_path / "aot.cubin")
     assert runtime == aot
     plain = _nvrtc_opcodes(libnvrtc, ("-std=c++17", "-arch=sm_90"), tmp_path / "plain.cubin")
@@ -186,14 +173,14 @@ def test_nvcc_flags_generate_the_runtime_paths_code(libnvrtc, tmp_path):
 
 
 def test_nvcc_and_nvrtc_generate_the_same_code(libnvrtc, tmp_path):
-    toolkit = _cuda_build().find_cuda_toolkit()
+    toolkit = build_script.load().find_cuda_toolkit()
     nvcc = str(toolkit.nvcc) if toolkit else shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("no nvcc (CUDA toolkit) found")
     source = tmp_path / "probe.cu"
     source.write_text(_PROBE)
     out = tmp_path / "nvcc.cubin"
-    subprocess.run([nvcc, *_cuda_build().nvcc_device_flags(), "-cubin", "-arch=sm_90",
+    subprocess.run([nvcc, *build_script.load().nvcc_device_flags(), "-cubin", "-arch=sm_90",
                     str(source), "-o", str(out)], check=True, capture_output=True)
     runtime = _nvrtc_opcodes(libnvrtc, compile_flags.cupy_nvrtc_options(
         compile_flags.nvrtc_user_options(kernel_dir()), 90), tmp_path / "runtime.cubin")

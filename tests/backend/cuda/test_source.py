@@ -1,10 +1,9 @@
 """Parsing kernel entry points, and the one translation unit all three paths compile."""
-import sys
 from pathlib import Path
 
 import pytest
 
-from tinygen.backend.cuda_kernels import emulator, nvrtc
+from tinygen.backend.cuda_kernels import build_script, emulator, nvrtc
 from tinygen.backend.cuda_kernels.source import (
     KernelSourceError, KernelSources, default_sources, kernel_dir, parse_signatures)
 
@@ -76,12 +75,7 @@ def test_all_paths_compile_the_same_translation_unit():
     assert sources.digest in nvrtc.module_code(sources)  # cupy's cache key changes with it
     assert f"-I{sources.directory}" in nvrtc.options(sources)
     assert unit in emulator.translation_unit(sources)
-    sys.path.insert(0, str(kernel_dir().parent))
-    try:
-        import _cuda_build
-    finally:
-        sys.path.pop(0)
-    table, names = _cuda_build.kernel_table_source()
+    table, names = build_script.load().kernel_table_source()
     assert unit in table and names == list(sources.signatures)
     for name in names:
         assert f'kernel_entry("{name}", &{name})' in table

@@ -77,19 +77,57 @@ def test_eval_mode_gradcheck_and_gradgradcheck(config):
         check_grads(fn, (x,) + _present(w, b))
 
 
-@given(bn_configs(ndims=(4,)))
-@settings(max_examples=5)
-def test_fused_backward_matches_the_differentiable_one(config):
-    """The numba backward (no graph) and the tinygen-ops backward (create_graph) agree."""
+def _unfused_batch_norm(x, w, b):
+    """Training-mode batch norm composed of elementary tinygen ops (no batch-norm Function):
+    plain autograd through it gives the derivatives the fused nodes must equal."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    centered = x - tg.mean(x, axes, keepdims=True)
+    y = centered * (tg.mean(centered * centered, axes, keepdims=True) + 1e-5) ** -0.5
+    if w is not None:
+        y = y * tg.reshape(w, shape)
+    return y + tg.reshape(b, shape) if b is not None else y
+
+
+@pytest.mark.parametrize("kernels", ["reference", "numba"])
+@given(config=bn_configs())
+@settings(max_examples=6)
+def test_fused_gradients_equal_the_unfused_graphs_to_second_order(kernels, config):
+    """BatchNormTrain's backward node (fused kernels) and that node's own backward (the
+    closed-form second derivatives) against autograd through the elementary-op composition,
+    in float64: the first derivatives, then the derivatives of a penalty on all of them
+    with respect to x, the weight, the bias and the upstream gradient."""
     shape, affine, seed = config
     x, w, b = _inputs(shape, affine, seed)
+    rng = np.random.default_rng(seed)
+    g = f64(rng.standard_normal(shape), True)
     inputs = (x,) + _present(w, b)
-    g = f64(np.random.default_rng(seed).standard_normal(shape), False)
-    y = batch_norm(x, None, None, w, b, training=True)
-    fused = tg.grad(y, inputs, g, retain_graph=True)
-    graph = tg.grad(y, inputs, g, create_graph=True)
-    for a, c in zip(fused, graph):
-        np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-10, atol=1e-12)
+    coefficients = [f64(rng.standard_normal(t.shape), False) for t in inputs]
+    results = []
+    with impl(kernels):
+        for y in (batch_norm(x, None, None, w, b, training=True), _unfused_batch_norm(x, w, b)):
+            first = tg.grad(y, inputs, g, create_graph=True)
+            penalty = sum((d * d * c).sum() for d, c in zip(first, coefficients))
+            second = tg.grad(penalty, inputs + (g,), allow_unused=True)
+            results.append([t.numpy() if t is not None else None for t in first + second])
+    fused, unfused = results
+    for a, c in zip(fused, unfused):
+        assert (a is None) == (c is None)
+        if a is not None:
+            np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-10)
+
+
+def test_third_derivatives_go_through_the_gradient_node():
+    """The second-derivative formulas are tinygen ops on x, so they differentiate again."""
+    x, w, _ = _inputs((3, 2, 2), "weight", 3)
+    g = f64(np.random.default_rng(3).standard_normal((3, 2, 2)), True)
+
+    def first(x, w, g):
+        y = batch_norm(x, None, None, w, None, training=True)
+        return tg.grad(y, (x, w), g, create_graph=True)
+
+    with impl("reference"):
+        check_grads(first, (x, w, g))
 
 
 # --- reference vs numba --------------------------------------------------------------------------
@@ -243,8 +281,9 @@ def test_op_calls_the_fused_entry_points_of_the_cpu_module(k, monkeypatch):
         g = f64(rng.standard_normal(y.shape), False)
         tg.grad(y, [x, w, b], g, retain_graph=True)
         assert calls == ["train_stats", "backward_stats"]
-        tg.grad(y, [x, w, b], g, create_graph=True)  # the differentiable path: tinygen ops
-        assert calls == ["train_stats", "backward_stats"]
+        gx, _, _ = tg.grad(y, [x, w, b], g, create_graph=True)  # the same node, recorded
+        assert calls == ["train_stats", "backward_stats", "backward_stats"]
+        assert type(gx.grad_fn).__name__ == "BatchNormTrainGrad"
 
 
 def test_strided_running_buffers_are_updated_in_place():

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 import tinygen as tg
 from tinygen.ops import conv as C
 from tinygen.ops import conv_pixelcnn as P
-from tinygen.nn.conv import GatedPixelCNNLayer
+from tinygen.models.pixelcnn.gated_layer import GatedPixelCNNLayer
 from tinygen.testing import f64
 
 from ._helpers import IMPLS, impl

@@ -31,7 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import compile_flags, nvrtc
+from . import build_script, compile_flags, nvrtc
 
 ARCHS = (80, 90)
 REPORT_OPTIONS = ("-Xptxas", "-v")
@@ -53,17 +53,9 @@ class CompileError(RuntimeError):
 @functools.lru_cache(maxsize=None)
 def _toolkit_root():
     """The CUDA toolkit's root, found as setup.py finds it, or None."""
-    from .source import repo_kernel_dir
-
-    build = repo_kernel_dir().parent / "_cuda_build.py"
-    if build.is_file():  # a checkout: the same search as the AOT build
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("_tinygen_cuda_build", build)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["_tinygen_cuda_build"] = module  # its dataclasses look it up
-        spec.loader.exec_module(module)
-        toolkit = module.find_cuda_toolkit()
+    build = build_script.load()
+    if build is not None:  # a checkout: the same search as the AOT build
+        toolkit = build.find_cuda_toolkit()
         return toolkit.root if toolkit else None
     for var in ("CUDA_HOME", "CUDA_PATH"):
         if os.environ.get(var):

@@ -25,7 +25,7 @@ index with before touching memory, so bad input raises instead of crashing.
 import numpy as np
 from numba import njit, prange
 
-from . import PARALLEL_THRESHOLD
+from . import PARALLEL_THRESHOLD, serial_and_parallel as _serial_and_parallel
 from ..reference.wavenet import (  # noqa: F401  (the shared layout, re-exported)
     StepWeights, check_step, new_ring, pack, ring_layout,
 )
@@ -121,25 +121,11 @@ def _shapes_agree(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b, 
     return ok
 
 
-@njit(cache=True)
-def _step_serial(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b, out1_w,
-                 out1_b, out2_w, out2_b, dilations, offsets, sizes, ring, t, previous, cond,
-                 has_cond, logits):
-    if not _shapes_agree(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b,
-                         out1_w, out1_b, out2_w, out2_b, dilations, offsets, sizes, ring,
-                         previous, cond, has_cond, logits):
-        return False
-    for b in range(ring.shape[0]):
-        _one_sequence(b, embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b,
-                      out1_w, out1_b, out2_w, out2_b, dilations, offsets, sizes, ring, t,
-                      previous, cond, has_cond, logits)
-    return True
-
-
-@njit(cache=True, parallel=True)
-def _step_parallel(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b, out1_w,
-                   out1_b, out2_w, out2_b, dilations, offsets, sizes, ring, t, previous, cond,
-                   has_cond, logits):
+def _step(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b, out1_w, out1_b,
+          out2_w, out2_b, dilations, offsets, sizes, ring, t, previous, cond, has_cond, logits):
+    """One step of every sequence (False, touching nothing, if a shape disagrees); the
+    sequences run in a ``prange``: on the thread pool in ``_step_parallel``, on the
+    calling thread in ``_step_serial``."""
     if not _shapes_agree(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b,
                          out1_w, out1_b, out2_w, out2_b, dilations, offsets, sizes, ring,
                          previous, cond, has_cond, logits):
@@ -149,6 +135,9 @@ def _step_parallel(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b,
                       out1_w, out1_b, out2_w, out2_b, dilations, offsets, sizes, ring, t,
                       previous, cond, has_cond, logits)
     return True
+
+
+_step_serial, _step_parallel = _serial_and_parallel(_step)
 
 
 def multiply_adds(weights):

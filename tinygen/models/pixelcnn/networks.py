@@ -63,9 +63,10 @@ from ... import nn, progress
 from ...autograd import no_grad
 from ...creation import tensor
 from ...nn import functional as F, init
-from ...nn.conv import GatedPixelCNNLayer, MaskedConv2d
+from ...nn.conv import MaskedConv2d
 from ..likelihoods import categorical_inverse_cdf
 from ..logistic_mixture import DiscretizedLogisticMixture
+from .gated_layer import GatedPixelCNNLayer
 from .sampling import SAMPLERS
 
 OUTPUTS = ("softmax", "dlm")
