@@ -48,6 +48,9 @@
 // need 4 LDS.128 per 64 FMAs: the shared-memory pipe keeps up even if each 16-byte
 // load costs 4 wavefronts.  benchmarks/results/static-sm90.md has the instruction mix.
 //
+// Stride-1 convs with at most 32 GEMM rows skip the GEMM for the halo tile (conv_halo,
+// below), and C = 1 forwards for the direct kernel (conv_forward_direct).
+//
 // Split K.  When a GEMM has too few tiles to fill the GPU, the host cuts K into
 // `splits` ranges (blockIdx.z = g * splits + s): split s writes its partial result to
 // out + s * out_count and conv_split_sum adds the partials in split order -- two passes,
@@ -485,6 +488,171 @@ struct DirectPixels {
 };
 
 // ---------------------------------------------------------------------------------------
+// Halo tile: stride-1 convolutions with few GEMM rows (M <= 32: the m16 / m32 tiles).
+//
+// With few rows the GEMM's register block is short (2 or 4 rows a thread), so every FMA
+// needs more shared-memory bytes than the pipe delivers, and each gathered im2col element
+// serves only BM FMAs for an address, a bounds test, a global load and a shared store.
+// With stride 1 every tap reads the source at a constant offset in a raster, so the block
+// loads the source patch ONCE per source channel (its halo included) and every tap reads
+// it at its own offset -- the im2col matrix is never built.
+//
+// The raster: destination (p, q) of image n reads source (p + a_t, q + b_t) at tap t
+// (forward: a_t = i*dh - pt; input gradient: a_t = pt - i*dh, likewise b_t).  Rows and
+// columns are laid out with raster_w = Wd + max b - min b columns and raster_h = Hd +
+// max a - min a rows per image, raster (r, s) holding source (r + min a, s + min b) (zero
+// outside the source), images one after another: position u = (n*raster_h + r)*raster_w
+// + s.  Destination (p, q) of image n sits at u = (n*raster_h + p)*raster_w + q and reads
+// tap t at u + off_t, off_t = (a_t - min a)*raster_w + b_t - min b, never leaving its
+// image.  Positions with p >= Hd or q >= Wd compute values nobody stores (a few rows and
+// columns of padding per image).
+//
+// A block owns BM destination channels x kPixels raster positions; its threads form
+// BM / TM channel groups of kPixThreads, each thread TM channels x TN positions
+// pt + kPixThreads * e (a warp reads 32 consecutive words: no bank conflicts; its weights
+// are one broadcast address).  Per source channel (the K loop): the halo (kPixels +
+// reach positions) and the BM x T weights go into shared memory, double buffered like
+// the GEMM's slices, one barrier per channel; then per tap a thread reads TM weights
+// (LDS.128) and TN source values and does TM*TN FMAs -- 16 x 8 per tap for float:
+// 0.19 shared words per FMA and about 90% FMAs in the tap loop.
+// ---------------------------------------------------------------------------------------
+template <typename T, int BM_, int TM_, int TN_>
+struct HaloTile {
+    static constexpr int BM = BM_, TM = TM_, TN = TN_;
+    static constexpr int V = 16 / (int)sizeof(T);
+    static constexpr int kPixThreads = kThreads * TM / BM;  // threads per channel group
+    static constexpr int kPixels = kPixThreads * TN;        // raster positions per block
+    static constexpr int kHalo = 2 * kPixels;  // positions in shared memory: reach <= kPixels
+    static constexpr int kHaloLoads = kHalo / kThreads;
+    static constexpr int kWeightLoads = (BM * kMaxTaps + kThreads - 1) / kThreads;
+    static_assert(TM % V == 0 && kPixThreads % 32 == 0, "warps read one channel group");
+};
+
+// Rows of a thread's register block in the halo tile: 16 floats (16 x 8 accumulators),
+// 8 doubles (the same 128 registers).
+template <typename T>
+struct HaloRows {
+    static constexpr int value = sizeof(T) == 4 ? 16 : 8;
+};
+
+template <typename T, int BM, int TM, int TN>
+__device__ void conv_halo(const T* src, const T* w, const int* taps, T* dst, int batch,
+                          int src_channels, int src_height, int src_width, int dst_channels,
+                          int dst_height, int dst_width, int groups, int rows, int outer_count,
+                          int kernel_area, int w_row_stride, int w_outer_stride, int n_taps,
+                          int raster_h, int raster_w, int shift_h, int shift_w, int reach,
+                          int splits, int split_outer)
+{
+    using S = HaloTile<T, BM, TM, TN>;
+    struct alignas(16) Buffers {
+        T halo[2][S::kHalo];
+        T weights[2][kMaxTaps][BM];
+    };
+    __shared__ Buffers tiles;
+    __shared__ int offsets[kMaxTaps];  // raster offset of each tap
+    const int tid = (int)threadIdx.x;
+    const int g = (int)blockIdx.z / splits, s = (int)blockIdx.z - g * splits;
+    const int m0 = (int)blockIdx.y * BM;
+    const int u0 = (int)blockIdx.x * S::kPixels;
+    const int plane_src = src_height * src_width, plane_dst = dst_height * dst_width;
+    const int raster_image = raster_h * raster_w;
+    const int outer_begin = s * split_outer;
+    const int outer_end = min(outer_count, outer_begin + split_outer);
+    for (int t = tid; t < n_taps; t += kThreads) offsets[t] = taps[2 * t];
+
+    // What this thread loads per source channel, fixed for the whole K loop: halo
+    // position tid + kThreads * r (its offset in source channel 0 of group g, or -1 for
+    // padding and past the reach) and weight (tap, row) tid + kThreads * r (its offset
+    // in the weights of outer 0, or -1 past the taps).
+    int src_off[S::kHaloLoads], w_off[S::kWeightLoads];
+#pragma unroll
+    for (int r = 0; r < S::kHaloLoads; ++r) {
+        const int h = tid + kThreads * r, u = u0 + h;
+        const int n = u / raster_image, rem = u - n * raster_image;
+        const int sr = rem / raster_w + shift_h, sc = rem - (rem / raster_w) * raster_w + shift_w;
+        const bool in = h < S::kPixels + reach && n < batch && (unsigned)sr < (unsigned)src_height
+                        && (unsigned)sc < (unsigned)src_width;
+        src_off[r] = in ? (n * src_channels + g * outer_count) * plane_src + sr * src_width + sc
+                        : -1;
+    }
+#pragma unroll
+    for (int r = 0; r < S::kWeightLoads; ++r) {
+        const int e = tid + kThreads * r, t = e / BM, m = min(m0 + e % BM, rows - 1);
+        w_off[r] = t < n_taps ? g * rows * outer_count * kernel_area
+                                    + m * w_row_stride + taps[2 * t + 1]
+                              : -1;
+    }
+
+    T halo_next[S::kHaloLoads], w_next[S::kWeightLoads];
+    auto fetch = [&](int outer) {
+#pragma unroll
+        for (int r = 0; r < S::kHaloLoads; ++r)
+            halo_next[r] = src_off[r] >= 0 ? src[src_off[r] + outer * plane_src] : T(0);
+#pragma unroll
+        for (int r = 0; r < S::kWeightLoads; ++r)
+            w_next[r] = w_off[r] >= 0 ? w[w_off[r] + outer * w_outer_stride] : T(0);
+    };
+    auto store = [&](int buffer) {
+#pragma unroll
+        for (int r = 0; r < S::kHaloLoads; ++r) tiles.halo[buffer][tid + kThreads * r] = halo_next[r];
+#pragma unroll
+        for (int r = 0; r < S::kWeightLoads; ++r) {
+            const int e = tid + kThreads * r;
+            if (BM * kMaxTaps % kThreads == 0 || e < BM * kMaxTaps)
+                tiles.weights[buffer][e / BM][e % BM] = w_next[r];
+        }
+    };
+
+    const int group = tid / S::kPixThreads, pt = tid - group * S::kPixThreads;
+    T acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
+    if (outer_begin < outer_end) {  // block-uniform
+        fetch(outer_begin);
+        store(0);
+        __syncthreads();
+        int buffer = 0;
+        for (int outer = outer_begin; outer < outer_end; ++outer) {
+            const bool more = outer + 1 < outer_end;  // block-uniform
+            if (more) fetch(outer + 1);  // gathered while this channel is multiplied
+            const T* halo = &tiles.halo[buffer][pt];
+            for (int t = 0; t < n_taps; ++t) {
+                T a[TM], b[TN];
+                load_runs<T, TM>(&tiles.weights[buffer][t][group * TM], a);
+                const T* at = halo + offsets[t];
+#pragma unroll
+                for (int j = 0; j < TN; ++j) b[j] = at[S::kPixThreads * j];
+#pragma unroll
+                for (int i = 0; i < TM; ++i)
+#pragma unroll
+                    for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
+            }
+            // The other buffer was last read before the previous barrier: free to fill.
+            if (more) store(buffer ^ 1);
+            __syncthreads();
+            buffer ^= 1;
+        }
+    }
+
+    T* out = dst + (long long)s * batch * dst_channels * plane_dst;
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+        const int u = u0 + pt + S::kPixThreads * j;
+        const int n = u / raster_image, rem = u - n * raster_image;
+        const int p = rem / raster_w, q = rem - (rem / raster_w) * raster_w;
+        if (n >= batch || p >= dst_height || q >= dst_width) continue;
+        const int base = (n * dst_channels + g * rows) * plane_dst + p * dst_width + q;
+#pragma unroll
+        for (int i = 0; i < TM; ++i) {
+            const int m = m0 + group * TM + i;
+            if (m < rows) out[base + m * plane_dst] = acc[i][j];
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Input gradient (the transposed convolution), one stride phase at a time.
 //
 // gx[n, c, h, w] receives grad_y[n, o, p, q] * W[o, c, i, j] wherever
@@ -856,6 +1024,33 @@ TG_ENTRY_F32_F64(conv_input_grad_m16, __launch_bounds__(256, 2), __launch_bounds
                                       channels, height, width, out_channels, out_height,
                                       out_width, kernel_h, kernel_w, groups, stride_h, stride_w,
                                       pad_top, pad_left, splits, split_k))
+
+// --- halo tile, stride-1 forward and input grad with at most 32 GEMM rows: grid
+//     (ceil(N*raster_h*raster_w / kPixels), ceil(rows / BM), groups*splits), kPixels =
+//     2048 (m16_f32), 1024 (m32_f32, m16_f64), 512 (m32_f64); taps: rows (raster
+//     offset, weight offset i*kw + j); dst: (splits, N, dst_channels, dst_h, dst_w) --
+
+TG_ENTRY_F32_F64(conv_halo_m16, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* src, const T* weight, const int* taps, T* dst, int batch, int src_channels,
+     int src_height, int src_width, int dst_channels, int dst_height, int dst_width,
+     int groups, int rows, int outer_count, int kernel_area, int w_row_stride,
+     int w_outer_stride, int n_taps, int raster_h, int raster_w, int shift_h, int shift_w,
+     int reach, int splits, int split_outer),
+    conv::conv_halo<T, 16, conv::HaloRows<T>::value, 8>(src, weight, taps, dst, batch,
+        src_channels, src_height, src_width, dst_channels, dst_height, dst_width, groups, rows,
+        outer_count, kernel_area, w_row_stride, w_outer_stride, n_taps, raster_h, raster_w,
+        shift_h, shift_w, reach, splits, split_outer))
+
+TG_ENTRY_F32_F64(conv_halo_m32, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* src, const T* weight, const int* taps, T* dst, int batch, int src_channels,
+     int src_height, int src_width, int dst_channels, int dst_height, int dst_width,
+     int groups, int rows, int outer_count, int kernel_area, int w_row_stride,
+     int w_outer_stride, int n_taps, int raster_h, int raster_w, int shift_h, int shift_w,
+     int reach, int splits, int split_outer),
+    conv::conv_halo<T, 32, conv::HaloRows<T>::value, 8>(src, weight, taps, dst, batch,
+        src_channels, src_height, src_width, dst_channels, dst_height, dst_width, groups, rows,
+        outer_count, kernel_area, w_row_stride, w_outer_stride, n_taps, raster_h, raster_w,
+        shift_h, shift_w, reach, splits, split_outer))
 
 // --- weight grad: grid (ceil(Cg*T / BN), ceil(Og / BM), groups*splits) writing
 //     partial (splits, O, Cg*T); then conv_weight_grad_reduce over O*Cg*T elements ------
