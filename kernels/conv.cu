@@ -411,16 +411,20 @@ __device__ void conv_forward(const T* x, const T* w, const int* taps, T* y, int 
 // ---------------------------------------------------------------------------------------
 // Forward with one input channel per group (C = 1 first layers, depthwise convs): K is
 // just the taps (24 for a 7x7 mask A), too short for the GEMM's slices, prologue and
-// epilogue to pay off.  Direct instead: a block owns 256 * kPix output pixels and
-// kDirectOuts output channels of group g = blockIdx.z.  Each thread gathers the kTaps
-// inputs of each of its kPix pixels once, into registers; the block's weights (kept taps
-// only, zero past n_taps) sit in shared memory; then per output channel a thread does
-// kPix * kTaps FMAs for kTaps / V 16-byte shared loads (the same address for the whole
-// block: a broadcast) and kPix stores.  kTaps is n_taps rounded up to a multiple of 8.
+// epilogue to pay off.  Direct instead: a block owns 256 * kRuns runs of V = 16 /
+// sizeof(T) consecutive output pixels and kDirectOuts output channels of group g =
+// blockIdx.z.  Each thread gathers the kTaps inputs of each of its kRuns * V pixels
+// once, into registers; the block's weights (kept taps only, zero past n_taps) sit in
+// shared memory; then per output channel a thread does kRuns * V * kTaps FMAs for
+// kTaps / V 16-byte shared loads (the same address for the whole block: a broadcast)
+// and kRuns 16-byte stores -- with a store per pixel, address and test included, a
+// t8 loop would spend a third of its instructions storing.  The host guarantees
+// Hout*Wout % V == 0 (a run never straddles two images and its store is aligned);
+// other sizes take the GEMM.  kTaps is n_taps rounded up to a multiple of 8.
 // ---------------------------------------------------------------------------------------
 constexpr int kDirectOuts = 32;  // output channels per block (blockIdx.y)
 
-template <typename T, int kTaps, int kPix>
+template <typename T, int kTaps, int kRuns>
 __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* y, int batch,
                                     int channels, int height, int width, int out_channels,
                                     int out_height, int out_width, int kernel_h, int kernel_w,
@@ -428,6 +432,7 @@ __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* 
                                     int pad_top, int pad_left)
 {
     static_assert(kTaps % 8 == 0 && kTaps <= kMaxTaps, "kTaps: a multiple of 8, at most 32");
+    constexpr int V = 16 / (int)sizeof(T);  // pixels per run: one 16-byte store
     struct alignas(16) Weights {
         T v[kDirectOuts][kTaps];
     };
@@ -445,23 +450,28 @@ __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* 
         weights.v[o][t] =
             ok ? w[(g * out_per_group + o0 + o) * kernel_h * kernel_w + tab[4 * t + 3]] : T(0);
     }
-    T xv[kPix][kTaps];
-    int out_off[kPix];  // of y[n, g*Og + o0, pix]; -1: no such pixel
+    T xv[kRuns][V][kTaps];
+    int out_off[kRuns];  // of y[n, g*Og + o0, pix] for the run's first pixel; -1: no run
 #pragma unroll
-    for (int p = 0; p < kPix; ++p) {
-        const int col = (int)blockIdx.x * kThreads * kPix + tid + kThreads * p;
-        const bool valid = col < columns;
-        const int n = col / plane_out, pix = col - (col / plane_out) * plane_out;
-        const int h = (pix / out_width) * stride_h - pad_top;
-        const int wc = (pix - (pix / out_width) * out_width) * stride_w - pad_left;
-        const int image = (n * channels + g) * plane_in + h * width + wc;
+    for (int k = 0; k < kRuns; ++k) {
+        const int col0 = ((int)blockIdx.x * kThreads * kRuns + tid + kThreads * k) * V;
+        const bool valid = col0 < columns;  // the whole run: columns % V == 0
+        const int n = col0 / plane_out, pix0 = col0 - (col0 / plane_out) * plane_out;
 #pragma unroll
-        for (int t = 0; t < kTaps; ++t) {
-            const bool in = valid && t < n_taps && (unsigned)(h + tab[4 * t]) < (unsigned)height
-                            && (unsigned)(wc + tab[4 * t + 1]) < (unsigned)width;
-            xv[p][t] = in ? x[image + tab[4 * t + 2]] : T(0);
+        for (int e = 0; e < V; ++e) {
+            const int pix = pix0 + e;
+            const int h = (pix / out_width) * stride_h - pad_top;
+            const int wc = (pix - (pix / out_width) * out_width) * stride_w - pad_left;
+            const int image = (n * channels + g) * plane_in + h * width + wc;
+#pragma unroll
+            for (int t = 0; t < kTaps; ++t) {
+                const bool in = valid && t < n_taps
+                                && (unsigned)(h + tab[4 * t]) < (unsigned)height
+                                && (unsigned)(wc + tab[4 * t + 1]) < (unsigned)width;
+                xv[k][e][t] = in ? x[image + tab[4 * t + 2]] : T(0);
+            }
         }
-        out_off[p] = valid ? (n * out_channels + g * out_per_group + o0) * plane_out + pix : -1;
+        out_off[k] = valid ? (n * out_channels + g * out_per_group + o0) * plane_out + pix0 : -1;
     }
     __syncthreads();  // the weights are in
 
@@ -471,20 +481,26 @@ __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* 
         T wv[kTaps];
         load_runs<T, kTaps>(&weights.v[o][0], wv);
 #pragma unroll
-        for (int p = 0; p < kPix; ++p) {
-            T acc = T(0);
+        for (int k = 0; k < kRuns; ++k) {
+            Run<T, V> run;
 #pragma unroll
-            for (int t = 0; t < kTaps; ++t) acc += wv[t] * xv[p][t];
-            if (out_off[p] >= 0) out[(unsigned)out_off[p]] = acc;
+            for (int e = 0; e < V; ++e) {
+                T acc = T(0);
+#pragma unroll
+                for (int t = 0; t < kTaps; ++t) acc += wv[t] * xv[k][e][t];
+                run.v[e] = acc;
+            }
+            if (out_off[k] >= 0) *reinterpret_cast<Run<T, V>*>(out + (unsigned)out_off[k]) = run;
         }
     }
 }
 
-// Pixels per thread of the direct kernel: its inputs take about 96 registers.
+// Runs of 16 bytes per thread of the direct kernel: as many as keep its inputs within
+// 128 registers, at most 2.
 template <typename T, int kTaps>
-struct DirectPixels {
-    static constexpr int words = kTaps * (int)sizeof(T) / 4;
-    static constexpr int value = 96 / words < 8 ? (96 / words > 0 ? 96 / words : 1) : 8;
+struct DirectRuns {
+    static constexpr int words = kTaps * 16 / 4;  // registers of one run's inputs
+    static constexpr int value = 128 / words >= 2 ? 2 : 1;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1110,14 +1126,15 @@ TG_ENTRY_F32_F64(conv_split_sum, TG_NO_LAUNCH_BOUNDS, TG_NO_LAUNCH_BOUNDS,
     conv::split_sum<T>(partial, out, splits, count))
 
 // --- forward with one input channel per group: grid (ceil(N*Hout*Wout / (256*kPix)),
-//     ceil(Og / 32), groups), kPix = conv::DirectPixels<T, N>::value (conv.py has the
-//     table); taps as for the forward GEMM, n_taps <= N ---------------------------------------------------------------
+//     ceil(Og / 32), groups), kPix = V * conv::DirectRuns<T, N>::value pixels per thread
+//     (V = 16 / sizeof(T); conv.py has the table), Hout*Wout % V == 0, y 16-byte aligned;
+//     taps as for the forward GEMM, n_taps <= N ---------------------------------------
 
 TG_ENTRY_F32_F64(conv_forward_direct_t8, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
     (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
      int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
-    conv::conv_forward_direct<T, 8, conv::DirectPixels<T, 8>::value>(x, weight, taps, y, batch,
+    conv::conv_forward_direct<T, 8, conv::DirectRuns<T, 8>::value>(x, weight, taps, y, batch,
         channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 
@@ -1125,7 +1142,7 @@ TG_ENTRY_F32_F64(conv_forward_direct_t16, __launch_bounds__(256, 1), __launch_bo
     (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
      int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
-    conv::conv_forward_direct<T, 16, conv::DirectPixels<T, 16>::value>(x, weight, taps, y,
+    conv::conv_forward_direct<T, 16, conv::DirectRuns<T, 16>::value>(x, weight, taps, y,
         batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 
@@ -1133,7 +1150,7 @@ TG_ENTRY_F32_F64(conv_forward_direct_t24, __launch_bounds__(256, 1), __launch_bo
     (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
      int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
-    conv::conv_forward_direct<T, 24, conv::DirectPixels<T, 24>::value>(x, weight, taps, y,
+    conv::conv_forward_direct<T, 24, conv::DirectRuns<T, 24>::value>(x, weight, taps, y,
         batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 
@@ -1141,6 +1158,6 @@ TG_ENTRY_F32_F64(conv_forward_direct_t32, __launch_bounds__(256, 1), __launch_bo
     (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
      int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
-    conv::conv_forward_direct<T, 32, conv::DirectPixels<T, 32>::value>(x, weight, taps, y,
+    conv::conv_forward_direct<T, 32, conv::DirectRuns<T, 32>::value>(x, weight, taps, y,
         batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))

@@ -432,11 +432,11 @@ def test_tap_lists_over_32_run_as_several_launches(rng, launches, dtype):
 # --- one input channel per group: the direct forward kernel ---------------------------------
 DIRECT = {
     # name: (x shape, weight shape, conv2d keyword arguments, mask type or None, kernel)
-    "C=1 7x7 mask A, 40 outputs": ((2, 1, 9, 11), (40, 1, 7, 7), dict(padding=3), "A", "t24"),
+    "C=1 7x7 mask A, 40 outputs": ((2, 1, 9, 12), (40, 1, 7, 7), dict(padding=3), "A", "t24"),
     "C=1 4x4 stride 2 (a DCGAN layer)": ((2, 1, 9, 9), (5, 1, 4, 4), dict(stride=2, padding=1),
                                          None, "t16"),
-    "C=1 5x5 dense": ((1, 1, 6, 7), (3, 1, 5, 5), dict(padding=2), None, "t32"),
-    "depthwise 2x2, groups 3": ((2, 3, 5, 6), (6, 1, 2, 2), dict(groups=3, padding=1), None,
+    "C=1 5x5 dense": ((1, 1, 6, 6), (3, 1, 5, 5), dict(padding=2), None, "t32"),
+    "depthwise 2x2, groups 3": ((2, 3, 5, 7), (6, 1, 2, 2), dict(groups=3, padding=1), None,
                                 "t8"),
 }
 
@@ -457,9 +457,24 @@ def test_single_channel_forward_runs_the_direct_kernel(rng, launches, dtype, cas
     assert grid[1:] == (-(-w_shape[0] // geom.groups // 32), geom.groups)
 
 
-def test_direct_kernel_never_reads_masked_weights(rng):
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_size", [(3, 5), (5, 6)], ids=["odd plane", "plane of 30"])
+def test_single_channel_planes_of_partial_16_byte_runs_take_the_gemm(rng, launches, dtype,
+                                                                      out_size):
+    """The direct kernel stores 16-byte runs of an output plane: a plane of 15 pixels (or
+    30 floats) is no whole number of runs, and takes the GEMM (stride 2: no halo)."""
+    h, w = 2 * out_size[0] - 1, 2 * out_size[1] - 1
+    geom, taps = conv_problem((2, 1, h, w), (3, 1, 3, 3), stride=2, padding=1)
+    assert tuple(geom.out_size) == out_size
+    run_case(rng, dtype, geom, taps, 2, 1, 3)
+    direct = out_size == (5, 6) and dtype is np.float64
+    assert launches[0][0] == ("conv_forward_direct_t16_f64" if direct else
+                              f"conv_forward_m16_{'f32' if dtype is np.float32 else 'f64'}")
+
+
+def test_direct_kernel_never_reads_masked_weights(rng, launches):
     mask = P._pixelcnn_weight_mask((7, 7), "A", 1, 3, 1)
-    geom, _ = conv_problem((2, 1, 6, 5), (3, 1, 7, 7), padding=3)
+    geom, _ = conv_problem((2, 1, 6, 6), (3, 1, 7, 7), padding=3)
     x, w, _ = random_operands(rng, geom, 2, 1, 3, np.float32)
     masked = ~mask.array.any(axis=(0, 1))
     poisoned = w.copy()
@@ -468,6 +483,7 @@ def test_direct_kernel_never_reads_masked_weights(rng):
     np.testing.assert_array_equal(y, cuda_conv.conv2d_forward(
         x, np.where(masked, 0, w).astype(np.float32), geom, mask.taps))
     assert np.isfinite(y).all()
+    assert launches[0][0] == "conv_forward_direct_t24_f32"
 
 
 # --- the weight gradient's split reduction ------------------------------------------------------
@@ -503,7 +519,7 @@ def test_a_dense_unsplit_weight_grad_needs_no_reduction(rng, launches):
     (20, 20, 3, (2, 1)), (1, 33, 5, (2, 1)), (20, 20, 3, 1)],
     ids=["GEMM", "direct forward (C=1), split K", "halo"])
 def test_results_do_not_depend_on_thread_order(rng, channels, out_channels, kernel, stride):
-    geom, taps = conv_problem((2, channels, 6, 7), (out_channels, channels, kernel, kernel),
+    geom, taps = conv_problem((2, channels, 6, 8), (out_channels, channels, kernel, kernel),
                               stride=stride, padding=1)
     x, w, gy = random_operands(rng, geom, 2, channels, out_channels, np.float64)
     forward = [f(a, b, geom, taps) for f, a, b in (

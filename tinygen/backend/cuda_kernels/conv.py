@@ -17,9 +17,10 @@ Launch shapes (blocks of 256 threads; a block owns a BM x BN output tile):
 The kernel, in order of preference (why: each is what keeps its case's main loop at or
 above 80% of the FMA peak on paper, benchmarks/results/static-sm90.md):
 
-1. A forward with one input channel per group (C = 1 first layers, depthwise convs)
-   and at most 32 taps: conv_forward_direct_t<taps rounded up to 8>, no GEMM (K is
-   just the taps), grid (ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32),
+1. A forward with one input channel per group (C = 1 first layers, depthwise convs),
+   at most 32 taps and an output plane of a whole number of 16-byte runs (Hout*Wout a
+   multiple of 4 floats or 2 doubles; it stores 16 bytes at a time):
+   conv_forward_direct_t<taps rounded up to 8>, no GEMM (K is just the taps), grid (ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32),
    groups).
 2. A stride-1 forward or input gradient whose GEMM has at most 32 rows (Og, or Cg for
    the input gradient): the halo tile conv_halo_m16 / _m32 (BM = 16 / 32), grid
@@ -314,7 +315,7 @@ def conv2d_forward(x, weight, geom, taps):
     x, weight = _contiguous(xp, x), _contiguous(xp, weight)
     y = xp.empty((n, out_channels, hout, wout), dtype=x.dtype)
     g = geom.groups
-    if in_per_group == 1 and len(taps) <= _MAX_TAPS:
+    if in_per_group == 1 and len(taps) <= _MAX_TAPS and _direct_fits(y, hout * wout):
         _forward_direct(xp, x, weight, geom, taps, y, suffix, op)
         return y
     columns, rows = n * hout * wout, out_channels // g
@@ -342,9 +343,16 @@ def conv2d_forward(x, weight, geom, taps):
 
 
 def _direct_pixels(n_taps, itemsize):
-    """kernels/conv.cu's DirectPixels: output pixels per thread of the direct kernel."""
-    words = n_taps * itemsize // 4
-    return min(8, max(1, 96 // words))
+    """kernels/conv.cu's V * DirectRuns: output pixels per thread of the direct kernel,
+    in runs of 16 bytes (2 runs when their inputs fit in 128 registers, else 1)."""
+    return (16 // itemsize) * (2 if 128 // (4 * n_taps) >= 2 else 1)
+
+
+def _direct_fits(y, plane):
+    """The direct kernel stores runs of 16 bytes: each output plane a whole number of
+    runs, y 16-byte aligned (cupy's and numpy's allocations are)."""
+    address = y.data.ptr if hasattr(y.data, "ptr") else y.ctypes.data
+    return plane % (16 // y.itemsize) == 0 and address % 16 == 0
 
 
 def _forward_direct(xp, x, weight, geom, taps, y, suffix, op):
