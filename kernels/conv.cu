@@ -63,7 +63,6 @@
 namespace conv {
 
 constexpr int kThreads = 256;       // blockDim.x
-constexpr int kFar = -(1 << 29);    // a coordinate that fails every bounds test
 constexpr int kMaxTaps = 32;        // taps per forward / input-gradient launch: a bit each
 
 // The shape of one tile of type T: the 256 threads form a kRows x kCols grid, each
@@ -779,41 +778,41 @@ __device__ void conv_input_grad(const T* grad_y, const T* w, const int* taps,
 //
 // A[col, o] = grad_y, B[col, (c, t)] = X_g, both k-fastest: this thread loads column
 // k = tid % kSlice of every slice, (n, p, q) advanced by a mixed-radix counter.
+//
+// x comes padded by the host (conv.py; height and width are the padded plane's,
+// pad_top = pad_left = 0), so every read of a column inside the split lies inside x and
+// the B gather tests nothing: an element is an add, an address and a load.  With the
+// bounds test (two adds, two compares and a zero per element) the m64 tile spent 301 of
+// its 1325 loop instructions outside the FMAs; the pad is one pass over x, against
+// O*T FMAs per element of x in this kernel.
 // ---------------------------------------------------------------------------------------
 template <typename S, typename T>
 struct WeightGradOperands {
     static constexpr bool kBColumnFastest = false;
     const T* x;
     const T* grad_y;
-    int height, width, out_height, out_width, stride_h, stride_w, pad_top, pad_left;
+    int width, out_height, out_width, stride_h, stride_w;
     int image_x, image_gy;  // per-image strides: C*H*W and O*Hout*Wout
-    int bias;               // pad_top * width + pad_left: makes every x_off >= 0
     // The column this thread loads, as (n, p, q), and the step of kSlice columns in
     // that mixed radix (N, Hout, Wout).
     int col, col_end;
     int n, p, q, step_n, step_p, step_q;
     int gy_row[S::kALoads];     // offset of grad_y[0, g*Og + m] (m clamped into the group)
-    int x_off[S::kBLoads];      // offset of x[0, g*Cg + c] + i*dh*W + j*dw
-    int ioff[S::kBLoads], joff[S::kBLoads];  // i*dh, j*dw of the tap; kFar for no (c, t)
+    int x_off[S::kBLoads];      // offset of x[0, g*Cg + c] + i*dh*W + j*dw; 0 for no (c, t)
 
     __device__ void fetch(T (&a)[S::kALoads], T (&b)[S::kBLoads]) const
     {
-        // Past the split's end: B = 0 through a row that fails the bounds test, and A
-        // reads column 0 (finite, inside the array) instead of testing each element.
+        // Past the split's end: A = 0, and B reads column 0 (inside the array) instead
+        // of testing each element.
         const bool ok = col < col_end;
-        const unsigned gy_at = (unsigned)(ok ? n * image_gy + p * out_width + q : 0);
+        const unsigned gy_at = (unsigned)(n * image_gy + p * out_width + q);
 #pragma unroll
-        for (int r = 0; r < S::kALoads; ++r) a[r] = grad_y[(unsigned)gy_row[r] + gy_at];
-        const int ih0 = p * stride_h - pad_top, iw0 = q * stride_w - pad_left;
-        const int ih_test = ok ? ih0 : kFar;
-        // x_off is biased by pad_top * width + pad_left to be >= 0
-        const unsigned x_at = computed_once((unsigned)(n * image_x + ih0 * width + iw0 - bias));
+        for (int r = 0; r < S::kALoads; ++r)
+            a[r] = ok ? grad_y[(unsigned)gy_row[r] + gy_at] : T(0);
+        const unsigned x_at = computed_once(
+            (unsigned)(ok ? n * image_x + p * stride_h * width + q * stride_w : 0));
 #pragma unroll
-        for (int r = 0; r < S::kBLoads; ++r) {
-            const bool in = (unsigned)(ih_test + ioff[r]) < (unsigned)height
-                            && (unsigned)(iw0 + joff[r]) < (unsigned)width;
-            b[r] = in ? x[(unsigned)x_off[r] + x_at] : T(0);
-        }
+        for (int r = 0; r < S::kBLoads; ++r) b[r] = x[(unsigned)x_off[r] + x_at];
     }
 
     __device__ void advance()
@@ -856,17 +855,13 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
     WeightGradOperands<S, T> ops;
     ops.x = x;
     ops.grad_y = grad_y;
-    ops.height = height;
     ops.width = width;
     ops.out_height = out_height;
     ops.out_width = out_width;
     ops.stride_h = stride_h;
     ops.stride_w = stride_w;
-    ops.pad_top = pad_top;
-    ops.pad_left = pad_left;
     ops.image_x = channels * height * width;
     ops.image_gy = out_channels * plane_out;
-    ops.bias = pad_top * width + pad_left;
     ops.col = col_begin + tid % S::kSlice;
     ops.col_end = col_end;
     {
@@ -889,14 +884,10 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
     for (int r = 0; r < S::kBLoads; ++r) {
         const int kc = n0 + tid / S::kSlice + S::kLanes * r;
         ops.x_off[r] = 0;
-        ops.ioff[r] = kFar;
-        ops.joff[r] = kFar;
         if (kc < kc_count) {
             const int c = kc / n_taps, t = kc - (kc / n_taps) * n_taps;
-            ops.ioff[r] = taps[2 * t] * dilation_h;
-            ops.joff[r] = taps[2 * t + 1] * dilation_w;
-            ops.x_off[r] = (g * in_per_group + c) * height * width + ops.ioff[r] * width
-                           + ops.joff[r] + ops.bias;
+            ops.x_off[r] = (g * in_per_group + c) * height * width
+                           + taps[2 * t] * dilation_h * width + taps[2 * t + 1] * dilation_w;
         }
     }
 
@@ -1069,7 +1060,8 @@ TG_ENTRY_F32_F64(conv_halo_m32, __launch_bounds__(256, 1), __launch_bounds__(256
         shift_h, shift_w, reach, splits, split_outer))
 
 // --- weight grad: grid (ceil(Cg*T / BN), ceil(Og / BM), groups*splits) writing
-//     partial (splits, O, Cg*T); then conv_weight_grad_reduce over O*Cg*T elements ------
+//     partial (splits, O, Cg*T); then conv_weight_grad_reduce over O*Cg*T elements.
+//     x padded by the host: height, width of the padded plane, pad_top = pad_left = 0 ---
 
 TG_ENTRY_F32_F64(conv_weight_grad_m128, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
     (const T* x, const T* grad_y, const int* taps, T* partial, int batch, int channels,

@@ -12,7 +12,8 @@ Launch shapes (blocks of 256 threads; a block owns a BM x BN output tile):
     input grad    grid (ceil(N*ceil(H/sh)*ceil(W/sw) / BN), ceil(Cg / BM), groups*sh*sw*splits)
                   -- one z slice per group, stride phase and split of K
     weight grad   grid (ceil(Cg*T / BN), ceil(Og / BM), groups*splits), then a
-                  deterministic reduction of the splits (a second, 1-D launch)
+                  deterministic reduction of the splits (a second, 1-D launch); x is
+                  zero-padded first (one pass over x) so that its gather tests nothing
 
 The kernel, in order of preference (why: each is what keeps its case's main loop at or
 above 80% of the FMA peak on paper, benchmarks/results/static-sm90.md):
@@ -494,6 +495,22 @@ def _most_phase_taps(taps, sh, sw, dh, dw):
     return int(np.bincount(phases).max())
 
 
+def _padded(xp, x, padding, op):
+    """x with its zero padding (top, bottom, left, right) made real: the weight gradient's
+    gather then reads inside x for every column and tests nothing (kernels/conv.cu)."""
+    top, bottom, left, right = padding
+    if not any(padding):
+        return x
+    n, c, h, w = x.shape
+    shape = (n, c, h + top + bottom, w + left + right)
+    if (n * c + 1) * shape[2] * shape[3] > _INT32_MAX:
+        raise ValueError(f"{op}: the padded input {shape} exceeds the kernels' 32-bit index "
+                         "range")
+    out = xp.zeros(shape, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
 def conv2d_weight_grad(x, grad_y, geom, taps):
     op = "conv2d_weight_grad"
     xp = array_module(x)
@@ -527,11 +544,12 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
         raise ValueError(f"{op}: the {splits} partial weight gradients exceed the kernels' "
                          "32-bit index range")
     partial = xp.empty((splits, out_channels, in_per_group * n_taps), dtype=x.dtype)
-    sh, sw, top, left, dh, dw = _geometry(geom)
+    sh, sw, _, _, dh, dw = _geometry(geom)
+    x = _padded(xp, x, geom.padding, op)
     launch(f"conv_weight_grad_{name}_{suffix}", _grid(x_blocks, y_blocks, g * splits, op),
            (THREADS, 1, 1),
-           (x, grad_y, tap_table, partial, n, channels, geom.in_size[0], geom.in_size[1],
-            out_channels, hout, wout, n_taps, g, sh, sw, top, left, dh, dw, splits,
+           (x, grad_y, tap_table, partial, n, channels, x.shape[2], x.shape[3],
+            out_channels, hout, wout, n_taps, g, sh, sw, 0, 0, dh, dw, splits,
             split_columns))
     if splits == 1 and _is_raster(taps, geom.kernel):
         return partial.reshape(shape)  # already grad_w's layout: no reduction, no scatter
