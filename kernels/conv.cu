@@ -633,6 +633,7 @@ __device__ void conv_halo(const T* src, const T* w, const int* taps, T* dst, int
             const bool more = outer + 1 < outer_end;  // block-uniform
             if (more) fetch(outer + 1);  // gathered while this channel is multiplied
             const T* halo = &tiles.halo[buffer][pt];
+#pragma unroll 2
             for (int t = 0; t < n_taps; ++t) {
                 T a[TM], b[TN];
                 load_runs<T, TM>(&tiles.weights[buffer][t][group * TM], a);
