@@ -48,6 +48,9 @@
 // need 4 LDS.128 per 64 FMAs: the shared-memory pipe keeps up even if each 16-byte
 // load costs 4 wavefronts.  benchmarks/results/static-sm90.md has the instruction mix.
 //
+// Stride-1 convs with at most 32 GEMM rows skip the GEMM for the halo tile (conv_halo,
+// below), and C = 1 forwards for the direct kernel (conv_forward_direct).
+//
 // Split K.  When a GEMM has too few tiles to fill the GPU, the host cuts K into
 // `splits` ranges (blockIdx.z = g * splits + s): split s writes its partial result to
 // out + s * out_count and conv_split_sum adds the partials in split order -- two passes,
@@ -60,7 +63,6 @@
 namespace conv {
 
 constexpr int kThreads = 256;       // blockDim.x
-constexpr int kFar = -(1 << 29);    // a coordinate that fails every bounds test
 constexpr int kMaxTaps = 32;        // taps per forward / input-gradient launch: a bit each
 
 // The shape of one tile of type T: the 256 threads form a kRows x kCols grid, each
@@ -408,16 +410,20 @@ __device__ void conv_forward(const T* x, const T* w, const int* taps, T* y, int 
 // ---------------------------------------------------------------------------------------
 // Forward with one input channel per group (C = 1 first layers, depthwise convs): K is
 // just the taps (24 for a 7x7 mask A), too short for the GEMM's slices, prologue and
-// epilogue to pay off.  Direct instead: a block owns 256 * kPix output pixels and
-// kDirectOuts output channels of group g = blockIdx.z.  Each thread gathers the kTaps
-// inputs of each of its kPix pixels once, into registers; the block's weights (kept taps
-// only, zero past n_taps) sit in shared memory; then per output channel a thread does
-// kPix * kTaps FMAs for kTaps / V 16-byte shared loads (the same address for the whole
-// block: a broadcast) and kPix stores.  kTaps is n_taps rounded up to a multiple of 8.
+// epilogue to pay off.  Direct instead: a block owns 256 * kRuns runs of V = 16 /
+// sizeof(T) consecutive output pixels and kDirectOuts output channels of group g =
+// blockIdx.z.  Each thread gathers the kTaps inputs of each of its kRuns * V pixels
+// once, into registers; the block's weights (kept taps only, zero past n_taps) sit in
+// shared memory; then per output channel a thread does kRuns * V * kTaps FMAs for
+// kTaps / V 16-byte shared loads (the same address for the whole block: a broadcast)
+// and kRuns 16-byte stores -- with a store per pixel, address and test included, a
+// t8 loop would spend a third of its instructions storing.  The host guarantees
+// Hout*Wout % V == 0 (a run never straddles two images and its store is aligned);
+// other sizes take the GEMM.  kTaps is n_taps rounded up to a multiple of 8.
 // ---------------------------------------------------------------------------------------
 constexpr int kDirectOuts = 32;  // output channels per block (blockIdx.y)
 
-template <typename T, int kTaps, int kPix>
+template <typename T, int kTaps, int kRuns>
 __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* y, int batch,
                                     int channels, int height, int width, int out_channels,
                                     int out_height, int out_width, int kernel_h, int kernel_w,
@@ -425,6 +431,7 @@ __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* 
                                     int pad_top, int pad_left)
 {
     static_assert(kTaps % 8 == 0 && kTaps <= kMaxTaps, "kTaps: a multiple of 8, at most 32");
+    constexpr int V = 16 / (int)sizeof(T);  // pixels per run: one 16-byte store
     struct alignas(16) Weights {
         T v[kDirectOuts][kTaps];
     };
@@ -442,23 +449,28 @@ __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* 
         weights.v[o][t] =
             ok ? w[(g * out_per_group + o0 + o) * kernel_h * kernel_w + tab[4 * t + 3]] : T(0);
     }
-    T xv[kPix][kTaps];
-    int out_off[kPix];  // of y[n, g*Og + o0, pix]; -1: no such pixel
+    T xv[kRuns][V][kTaps];
+    int out_off[kRuns];  // of y[n, g*Og + o0, pix] for the run's first pixel; -1: no run
 #pragma unroll
-    for (int p = 0; p < kPix; ++p) {
-        const int col = (int)blockIdx.x * kThreads * kPix + tid + kThreads * p;
-        const bool valid = col < columns;
-        const int n = col / plane_out, pix = col - (col / plane_out) * plane_out;
-        const int h = (pix / out_width) * stride_h - pad_top;
-        const int wc = (pix - (pix / out_width) * out_width) * stride_w - pad_left;
-        const int image = (n * channels + g) * plane_in + h * width + wc;
+    for (int k = 0; k < kRuns; ++k) {
+        const int col0 = ((int)blockIdx.x * kThreads * kRuns + tid + kThreads * k) * V;
+        const bool valid = col0 < columns;  // the whole run: columns % V == 0
+        const int n = col0 / plane_out, pix0 = col0 - (col0 / plane_out) * plane_out;
 #pragma unroll
-        for (int t = 0; t < kTaps; ++t) {
-            const bool in = valid && t < n_taps && (unsigned)(h + tab[4 * t]) < (unsigned)height
-                            && (unsigned)(wc + tab[4 * t + 1]) < (unsigned)width;
-            xv[p][t] = in ? x[image + tab[4 * t + 2]] : T(0);
+        for (int e = 0; e < V; ++e) {
+            const int pix = pix0 + e;
+            const int h = (pix / out_width) * stride_h - pad_top;
+            const int wc = (pix - (pix / out_width) * out_width) * stride_w - pad_left;
+            const int image = (n * channels + g) * plane_in + h * width + wc;
+#pragma unroll
+            for (int t = 0; t < kTaps; ++t) {
+                const bool in = valid && t < n_taps
+                                && (unsigned)(h + tab[4 * t]) < (unsigned)height
+                                && (unsigned)(wc + tab[4 * t + 1]) < (unsigned)width;
+                xv[k][e][t] = in ? x[image + tab[4 * t + 2]] : T(0);
+            }
         }
-        out_off[p] = valid ? (n * out_channels + g * out_per_group + o0) * plane_out + pix : -1;
+        out_off[k] = valid ? (n * out_channels + g * out_per_group + o0) * plane_out + pix0 : -1;
     }
     __syncthreads();  // the weights are in
 
@@ -468,21 +480,193 @@ __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* 
         T wv[kTaps];
         load_runs<T, kTaps>(&weights.v[o][0], wv);
 #pragma unroll
-        for (int p = 0; p < kPix; ++p) {
-            T acc = T(0);
+        for (int k = 0; k < kRuns; ++k) {
+            Run<T, V> run;
 #pragma unroll
-            for (int t = 0; t < kTaps; ++t) acc += wv[t] * xv[p][t];
-            if (out_off[p] >= 0) out[(unsigned)out_off[p]] = acc;
+            for (int e = 0; e < V; ++e) {
+                T acc = T(0);
+#pragma unroll
+                for (int t = 0; t < kTaps; ++t) acc += wv[t] * xv[k][e][t];
+                run.v[e] = acc;
+            }
+            if (out_off[k] >= 0) *reinterpret_cast<Run<T, V>*>(out + (unsigned)out_off[k]) = run;
         }
     }
 }
 
-// Pixels per thread of the direct kernel: its inputs take about 96 registers.
+// Runs of 16 bytes per thread of the direct kernel: as many as keep its inputs within
+// 128 registers, at most 2.
 template <typename T, int kTaps>
-struct DirectPixels {
-    static constexpr int words = kTaps * (int)sizeof(T) / 4;
-    static constexpr int value = 96 / words < 8 ? (96 / words > 0 ? 96 / words : 1) : 8;
+struct DirectRuns {
+    static constexpr int words = kTaps * 16 / 4;  // registers of one run's inputs
+    static constexpr int value = 128 / words >= 2 ? 2 : 1;
 };
+
+// ---------------------------------------------------------------------------------------
+// Halo tile: stride-1 convolutions with few GEMM rows (M <= 32: the m16 / m32 tiles).
+//
+// With few rows the GEMM's register block is short (2 or 4 rows a thread), so every FMA
+// needs more shared-memory bytes than the pipe delivers, and each gathered im2col element
+// serves only BM FMAs for an address, a bounds test, a global load and a shared store.
+// With stride 1 every tap reads the source at a constant offset in a raster, so the block
+// loads the source patch ONCE per source channel (its halo included) and every tap reads
+// it at its own offset -- the im2col matrix is never built.
+//
+// The raster: destination (p, q) of image n reads source (p + a_t, q + b_t) at tap t
+// (forward: a_t = i*dh - pt; input gradient: a_t = pt - i*dh, likewise b_t).  Rows and
+// columns are laid out with raster_w = Wd + max b - min b columns and raster_h = Hd +
+// max a - min a rows per image, raster (r, s) holding source (r + min a, s + min b) (zero
+// outside the source), images one after another: position u = (n*raster_h + r)*raster_w
+// + s.  Destination (p, q) of image n sits at u = (n*raster_h + p)*raster_w + q and reads
+// tap t at u + off_t, off_t = (a_t - min a)*raster_w + b_t - min b, never leaving its
+// image.  Positions with p >= Hd or q >= Wd compute values nobody stores (a few rows and
+// columns of padding per image).
+//
+// A block owns BM destination channels x kPixels raster positions; its threads form
+// BM / TM channel groups of kPixThreads, each thread TM channels x TN positions
+// pt + kPixThreads * e (a warp reads 32 consecutive words: no bank conflicts; its weights
+// are one broadcast address).  Per source channel (the K loop): the halo (kPixels +
+// reach positions) and the BM x T weights go into shared memory, double buffered like
+// the GEMM's slices, one barrier per channel; then per tap a thread reads TM weights
+// (LDS.128) and TN source values and does TM*TN FMAs -- 16 x 8 per tap for float:
+// 0.19 shared words per FMA, and 86% of the tap loop's instructions FMAs (unrolled by two).
+// ---------------------------------------------------------------------------------------
+template <typename T, int BM_, int TM_, int TN_>
+struct HaloTile {
+    static constexpr int BM = BM_, TM = TM_, TN = TN_;
+    static constexpr int V = 16 / (int)sizeof(T);
+    static constexpr int kPixThreads = kThreads * TM / BM;  // threads per channel group
+    static constexpr int kPixels = kPixThreads * TN;        // raster positions per block
+    static constexpr int kHalo = 2 * kPixels;  // positions in shared memory: reach <= kPixels
+    static constexpr int kHaloLoads = kHalo / kThreads;
+    static constexpr int kWeightLoads = (BM * kMaxTaps + kThreads - 1) / kThreads;
+    static_assert(TM % V == 0 && kPixThreads % 32 == 0, "warps read one channel group");
+};
+
+// Rows of a thread's register block in the halo tile: 16 floats (16 x 8 accumulators),
+// 8 doubles (the same 128 registers).
+template <typename T>
+struct HaloRows {
+    static constexpr int value = sizeof(T) == 4 ? 16 : 8;
+};
+
+template <typename T, int BM, int TM, int TN>
+__device__ void conv_halo(const T* src, const T* w, const int* taps, T* dst, int batch,
+                          int src_channels, int src_height, int src_width, int dst_channels,
+                          int dst_height, int dst_width, int groups, int rows, int outer_count,
+                          int kernel_area, int w_row_stride, int w_outer_stride, int n_taps,
+                          int raster_h, int raster_w, int shift_h, int shift_w, int reach,
+                          int splits, int split_outer)
+{
+    using S = HaloTile<T, BM, TM, TN>;
+    struct alignas(16) Buffers {
+        T halo[2][S::kHalo];
+        T weights[2][kMaxTaps][BM];
+    };
+    __shared__ Buffers tiles;
+    __shared__ int offsets[kMaxTaps];  // raster offset of each tap
+    const int tid = (int)threadIdx.x;
+    const int g = (int)blockIdx.z / splits, s = (int)blockIdx.z - g * splits;
+    const int m0 = (int)blockIdx.y * BM;
+    const int u0 = (int)blockIdx.x * S::kPixels;
+    const int plane_src = src_height * src_width, plane_dst = dst_height * dst_width;
+    const int raster_image = raster_h * raster_w;
+    const int outer_begin = s * split_outer;
+    const int outer_end = min(outer_count, outer_begin + split_outer);
+    for (int t = tid; t < n_taps; t += kThreads) offsets[t] = taps[2 * t];
+
+    // What this thread loads per source channel, fixed for the whole K loop: halo
+    // position tid + kThreads * r (its offset in source channel 0 of group g, or -1 for
+    // padding and past the reach) and weight (tap, row) tid + kThreads * r (its offset
+    // in the weights of outer 0, or -1 past the taps).
+    int src_off[S::kHaloLoads], w_off[S::kWeightLoads];
+#pragma unroll
+    for (int r = 0; r < S::kHaloLoads; ++r) {
+        const int h = tid + kThreads * r, u = u0 + h;
+        const int n = u / raster_image, rem = u - n * raster_image;
+        const int sr = rem / raster_w + shift_h, sc = rem - (rem / raster_w) * raster_w + shift_w;
+        const bool in = h < S::kPixels + reach && n < batch && (unsigned)sr < (unsigned)src_height
+                        && (unsigned)sc < (unsigned)src_width;
+        src_off[r] = in ? (n * src_channels + g * outer_count) * plane_src + sr * src_width + sc
+                        : -1;
+    }
+#pragma unroll
+    for (int r = 0; r < S::kWeightLoads; ++r) {
+        const int e = tid + kThreads * r, t = e / BM, m = min(m0 + e % BM, rows - 1);
+        w_off[r] = t < n_taps ? g * rows * outer_count * kernel_area
+                                    + m * w_row_stride + taps[2 * t + 1]
+                              : -1;
+    }
+
+    T halo_next[S::kHaloLoads], w_next[S::kWeightLoads];
+    auto fetch = [&](int outer) {
+#pragma unroll
+        for (int r = 0; r < S::kHaloLoads; ++r)
+            halo_next[r] = src_off[r] >= 0 ? src[src_off[r] + outer * plane_src] : T(0);
+#pragma unroll
+        for (int r = 0; r < S::kWeightLoads; ++r)
+            w_next[r] = w_off[r] >= 0 ? w[w_off[r] + outer * w_outer_stride] : T(0);
+    };
+    auto store = [&](int buffer) {
+#pragma unroll
+        for (int r = 0; r < S::kHaloLoads; ++r) tiles.halo[buffer][tid + kThreads * r] = halo_next[r];
+#pragma unroll
+        for (int r = 0; r < S::kWeightLoads; ++r) {
+            const int e = tid + kThreads * r;
+            if (BM * kMaxTaps % kThreads == 0 || e < BM * kMaxTaps)
+                tiles.weights[buffer][e / BM][e % BM] = w_next[r];
+        }
+    };
+
+    const int group = tid / S::kPixThreads, pt = tid - group * S::kPixThreads;
+    T acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
+    if (outer_begin < outer_end) {  // block-uniform
+        fetch(outer_begin);
+        store(0);
+        __syncthreads();
+        int buffer = 0;
+        for (int outer = outer_begin; outer < outer_end; ++outer) {
+            const bool more = outer + 1 < outer_end;  // block-uniform
+            if (more) fetch(outer + 1);  // gathered while this channel is multiplied
+            const T* halo = &tiles.halo[buffer][pt];
+#pragma unroll 2
+            for (int t = 0; t < n_taps; ++t) {
+                T a[TM], b[TN];
+                load_runs<T, TM>(&tiles.weights[buffer][t][group * TM], a);
+                const T* at = halo + offsets[t];
+#pragma unroll
+                for (int j = 0; j < TN; ++j) b[j] = at[S::kPixThreads * j];
+#pragma unroll
+                for (int i = 0; i < TM; ++i)
+#pragma unroll
+                    for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
+            }
+            // The other buffer was last read before the previous barrier: free to fill.
+            if (more) store(buffer ^ 1);
+            __syncthreads();
+            buffer ^= 1;
+        }
+    }
+
+    T* out = dst + (long long)s * batch * dst_channels * plane_dst;
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+        const int u = u0 + pt + S::kPixThreads * j;
+        const int n = u / raster_image, rem = u - n * raster_image;
+        const int p = rem / raster_w, q = rem - (rem / raster_w) * raster_w;
+        if (n >= batch || p >= dst_height || q >= dst_width) continue;
+        const int base = (n * dst_channels + g * rows) * plane_dst + p * dst_width + q;
+#pragma unroll
+        for (int i = 0; i < TM; ++i) {
+            const int m = m0 + group * TM + i;
+            if (m < rows) out[base + m * plane_dst] = acc[i][j];
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Input gradient (the transposed convolution), one stride phase at a time.
@@ -595,41 +779,41 @@ __device__ void conv_input_grad(const T* grad_y, const T* w, const int* taps,
 //
 // A[col, o] = grad_y, B[col, (c, t)] = X_g, both k-fastest: this thread loads column
 // k = tid % kSlice of every slice, (n, p, q) advanced by a mixed-radix counter.
+//
+// x comes padded by the host (conv.py; height and width are the padded plane's,
+// pad_top = pad_left = 0), so every read of a column inside the split lies inside x and
+// the B gather tests nothing: an element is an add, an address and a load.  With the
+// bounds test (two adds, two compares and a zero per element) the m64 tile spent 301 of
+// its 1325 loop instructions outside the FMAs; the pad is one pass over x, against
+// O*T FMAs per element of x in this kernel.
 // ---------------------------------------------------------------------------------------
 template <typename S, typename T>
 struct WeightGradOperands {
     static constexpr bool kBColumnFastest = false;
     const T* x;
     const T* grad_y;
-    int height, width, out_height, out_width, stride_h, stride_w, pad_top, pad_left;
+    int width, out_height, out_width, stride_h, stride_w;
     int image_x, image_gy;  // per-image strides: C*H*W and O*Hout*Wout
-    int bias;               // pad_top * width + pad_left: makes every x_off >= 0
     // The column this thread loads, as (n, p, q), and the step of kSlice columns in
     // that mixed radix (N, Hout, Wout).
     int col, col_end;
     int n, p, q, step_n, step_p, step_q;
     int gy_row[S::kALoads];     // offset of grad_y[0, g*Og + m] (m clamped into the group)
-    int x_off[S::kBLoads];      // offset of x[0, g*Cg + c] + i*dh*W + j*dw
-    int ioff[S::kBLoads], joff[S::kBLoads];  // i*dh, j*dw of the tap; kFar for no (c, t)
+    int x_off[S::kBLoads];      // offset of x[0, g*Cg + c] + i*dh*W + j*dw; 0 for no (c, t)
 
     __device__ void fetch(T (&a)[S::kALoads], T (&b)[S::kBLoads]) const
     {
-        // Past the split's end: B = 0 through a row that fails the bounds test, and A
-        // reads column 0 (finite, inside the array) instead of testing each element.
+        // Past the split's end: A = 0, and B reads column 0 (inside the array) instead
+        // of testing each element.
         const bool ok = col < col_end;
-        const unsigned gy_at = (unsigned)(ok ? n * image_gy + p * out_width + q : 0);
+        const unsigned gy_at = (unsigned)(n * image_gy + p * out_width + q);
 #pragma unroll
-        for (int r = 0; r < S::kALoads; ++r) a[r] = grad_y[(unsigned)gy_row[r] + gy_at];
-        const int ih0 = p * stride_h - pad_top, iw0 = q * stride_w - pad_left;
-        const int ih_test = ok ? ih0 : kFar;
-        // x_off is biased by pad_top * width + pad_left to be >= 0
-        const unsigned x_at = computed_once((unsigned)(n * image_x + ih0 * width + iw0 - bias));
+        for (int r = 0; r < S::kALoads; ++r)
+            a[r] = ok ? grad_y[(unsigned)gy_row[r] + gy_at] : T(0);
+        const unsigned x_at = computed_once(
+            (unsigned)(ok ? n * image_x + p * stride_h * width + q * stride_w : 0));
 #pragma unroll
-        for (int r = 0; r < S::kBLoads; ++r) {
-            const bool in = (unsigned)(ih_test + ioff[r]) < (unsigned)height
-                            && (unsigned)(iw0 + joff[r]) < (unsigned)width;
-            b[r] = in ? x[(unsigned)x_off[r] + x_at] : T(0);
-        }
+        for (int r = 0; r < S::kBLoads; ++r) b[r] = x[(unsigned)x_off[r] + x_at];
     }
 
     __device__ void advance()
@@ -672,17 +856,13 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
     WeightGradOperands<S, T> ops;
     ops.x = x;
     ops.grad_y = grad_y;
-    ops.height = height;
     ops.width = width;
     ops.out_height = out_height;
     ops.out_width = out_width;
     ops.stride_h = stride_h;
     ops.stride_w = stride_w;
-    ops.pad_top = pad_top;
-    ops.pad_left = pad_left;
     ops.image_x = channels * height * width;
     ops.image_gy = out_channels * plane_out;
-    ops.bias = pad_top * width + pad_left;
     ops.col = col_begin + tid % S::kSlice;
     ops.col_end = col_end;
     {
@@ -705,14 +885,10 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
     for (int r = 0; r < S::kBLoads; ++r) {
         const int kc = n0 + tid / S::kSlice + S::kLanes * r;
         ops.x_off[r] = 0;
-        ops.ioff[r] = kFar;
-        ops.joff[r] = kFar;
         if (kc < kc_count) {
             const int c = kc / n_taps, t = kc - (kc / n_taps) * n_taps;
-            ops.ioff[r] = taps[2 * t] * dilation_h;
-            ops.joff[r] = taps[2 * t + 1] * dilation_w;
-            ops.x_off[r] = (g * in_per_group + c) * height * width + ops.ioff[r] * width
-                           + ops.joff[r] + ops.bias;
+            ops.x_off[r] = (g * in_per_group + c) * height * width
+                           + taps[2 * t] * dilation_h * width + taps[2 * t + 1] * dilation_w;
         }
     }
 
@@ -857,8 +1033,36 @@ TG_ENTRY_F32_F64(conv_input_grad_m16, __launch_bounds__(256, 2), __launch_bounds
                                       out_width, kernel_h, kernel_w, groups, stride_h, stride_w,
                                       pad_top, pad_left, splits, split_k))
 
+// --- halo tile, stride-1 forward and input grad with at most 32 GEMM rows: grid
+//     (ceil(N*raster_h*raster_w / kPixels), ceil(rows / BM), groups*splits), kPixels =
+//     2048 (m16_f32), 1024 (m32_f32, m16_f64), 512 (m32_f64); taps: rows (raster
+//     offset, weight offset i*kw + j); dst: (splits, N, dst_channels, dst_h, dst_w) --
+
+TG_ENTRY_F32_F64(conv_halo_m16, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* src, const T* weight, const int* taps, T* dst, int batch, int src_channels,
+     int src_height, int src_width, int dst_channels, int dst_height, int dst_width,
+     int groups, int rows, int outer_count, int kernel_area, int w_row_stride,
+     int w_outer_stride, int n_taps, int raster_h, int raster_w, int shift_h, int shift_w,
+     int reach, int splits, int split_outer),
+    conv::conv_halo<T, 16, conv::HaloRows<T>::value, 8>(src, weight, taps, dst, batch,
+        src_channels, src_height, src_width, dst_channels, dst_height, dst_width, groups, rows,
+        outer_count, kernel_area, w_row_stride, w_outer_stride, n_taps, raster_h, raster_w,
+        shift_h, shift_w, reach, splits, split_outer))
+
+TG_ENTRY_F32_F64(conv_halo_m32, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* src, const T* weight, const int* taps, T* dst, int batch, int src_channels,
+     int src_height, int src_width, int dst_channels, int dst_height, int dst_width,
+     int groups, int rows, int outer_count, int kernel_area, int w_row_stride,
+     int w_outer_stride, int n_taps, int raster_h, int raster_w, int shift_h, int shift_w,
+     int reach, int splits, int split_outer),
+    conv::conv_halo<T, 32, conv::HaloRows<T>::value, 8>(src, weight, taps, dst, batch,
+        src_channels, src_height, src_width, dst_channels, dst_height, dst_width, groups, rows,
+        outer_count, kernel_area, w_row_stride, w_outer_stride, n_taps, raster_h, raster_w,
+        shift_h, shift_w, reach, splits, split_outer))
+
 // --- weight grad: grid (ceil(Cg*T / BN), ceil(Og / BM), groups*splits) writing
-//     partial (splits, O, Cg*T); then conv_weight_grad_reduce over O*Cg*T elements ------
+//     partial (splits, O, Cg*T); then conv_weight_grad_reduce over O*Cg*T elements.
+//     x padded by the host: height, width of the padded plane, pad_top = pad_left = 0 ---
 
 TG_ENTRY_F32_F64(conv_weight_grad_m128, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
     (const T* x, const T* grad_y, const int* taps, T* partial, int batch, int channels,
@@ -915,14 +1119,15 @@ TG_ENTRY_F32_F64(conv_split_sum, TG_NO_LAUNCH_BOUNDS, TG_NO_LAUNCH_BOUNDS,
     conv::split_sum<T>(partial, out, splits, count))
 
 // --- forward with one input channel per group: grid (ceil(N*Hout*Wout / (256*kPix)),
-//     ceil(Og / 32), groups), kPix = conv::DirectPixels<T, N>::value (conv.py has the
-//     table); taps as for the forward GEMM, n_taps <= N ---------------------------------------------------------------
+//     ceil(Og / 32), groups), kPix = V * conv::DirectRuns<T, N>::value pixels per thread
+//     (V = 16 / sizeof(T); conv.py has the table), Hout*Wout % V == 0, y 16-byte aligned;
+//     taps as for the forward GEMM, n_taps <= N ---------------------------------------
 
 TG_ENTRY_F32_F64(conv_forward_direct_t8, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
     (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
      int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
-    conv::conv_forward_direct<T, 8, conv::DirectPixels<T, 8>::value>(x, weight, taps, y, batch,
+    conv::conv_forward_direct<T, 8, conv::DirectRuns<T, 8>::value>(x, weight, taps, y, batch,
         channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 
@@ -930,7 +1135,7 @@ TG_ENTRY_F32_F64(conv_forward_direct_t16, __launch_bounds__(256, 1), __launch_bo
     (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
      int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
-    conv::conv_forward_direct<T, 16, conv::DirectPixels<T, 16>::value>(x, weight, taps, y,
+    conv::conv_forward_direct<T, 16, conv::DirectRuns<T, 16>::value>(x, weight, taps, y,
         batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 
@@ -938,7 +1143,7 @@ TG_ENTRY_F32_F64(conv_forward_direct_t24, __launch_bounds__(256, 1), __launch_bo
     (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
      int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
-    conv::conv_forward_direct<T, 24, conv::DirectPixels<T, 24>::value>(x, weight, taps, y,
+    conv::conv_forward_direct<T, 24, conv::DirectRuns<T, 24>::value>(x, weight, taps, y,
         batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 
@@ -946,6 +1151,6 @@ TG_ENTRY_F32_F64(conv_forward_direct_t32, __launch_bounds__(256, 1), __launch_bo
     (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
      int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
-    conv::conv_forward_direct<T, 32, conv::DirectPixels<T, 32>::value>(x, weight, taps, y,
+    conv::conv_forward_direct<T, 32, conv::DirectRuns<T, 32>::value>(x, weight, taps, y,
         batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))

@@ -4,8 +4,8 @@ against the numpy reference, run on the CPU by the CUDA emulator.
 Every case checks all three functions (forward, input gradient = conv_transpose2d,
 weight gradient) in float64 (1e-10) and float32 (1e-5), relative to the largest
 reference value; the reference always runs in float64 on the same inputs.  Sizes are
-odd and not multiples of the tiles (128x128, 64x256, 32x256, 16x256), the cases reach every
-tile shape, several K slices and several column tiles, split K and tap lists longer than
+odd and not multiples of the tiles (128x128, 64x256, 32x256, 16x256, the halo tiles), the
+cases reach every tile shape, several K slices and several column tiles, split K and tap lists longer than
 one launch takes.  Geometries and tap lists are
 built by tinygen.ops.conv's own helpers, so they are exactly what the ops pass.
 """
@@ -138,23 +138,32 @@ DENSE = {
     "50 output channels": ((1, 4, 5, 5), (50, 4, 3, 3), dict(padding=1)),
     "40 input channels": ((1, 40, 5, 5), (3, 40, 3, 3), dict(padding=1)),
     "20 channels each": ((1, 20, 4, 5), (20, 20, 2, 3), dict(padding=((1, 0), (1, 1)))),
+    "20 channels each, stride 2": ((1, 20, 7, 9), (20, 20, 2, 3),
+                                   dict(stride=2, padding=((1, 0), (1, 1)))),
+    "halo over several blocks": ((3, 17, 29, 27), (5, 17, 3, 2),
+                                 dict(padding=((2, 1), (0, 1)), dilation=(2, 1))),
     # the 128x128 tile, with a row edge (130 = 128 + 2)
     "130 output channels": ((2, 15, 9, 9), (130, 15, 3, 3), dict(padding=1)),
     "130 input channels": ((2, 130, 9, 9), (3, 130, 3, 3), dict(padding=1)),
 }
 
-# The tile each function's GEMM runs on, so that the cases above keep covering every
-# tile shape whatever the selection rules become.
+# The kernel (less conv_ and the dtype) each function runs, so that the cases above keep
+# covering every tile shape whatever the selection rules become.  Stride-1 convs with at
+# most 32 GEMM rows take the halo tile (forward and input gradient alike).
 TILES = {
-    "1x1": ("m16", "m16", "m16"),
-    "20 channels each": ("m32", "m32", "m32"),
-    "40 input channels": ("m16", "m64", "m16"),
+    "1x1": ("halo_m16", "halo_m16", "weight_grad_m16"),
+    "1x1 stride 2": ("forward_m16", "input_grad_m16", "weight_grad_m16"),
+    "20 channels each": ("halo_m32", "halo_m32", "weight_grad_m32"),
+    "20 channels each, stride 2": ("forward_m32", "input_grad_m32", "weight_grad_m32"),
+    "40 input channels": ("halo_m16", "input_grad_m64", "weight_grad_m16"),
     # 70 rows: the 128x128 tile would be one block, below the emulator's "wave" of 4,
     # so the forward takes 64x128; the weight gradient fills the device by splitting.
-    "70 output channels": ("m64", "m16", "m128"),
-    "50 output channels": ("m64", "m16", "m64"),
-    "130 output channels": ("m128", "m16", "m128"),
-    "130 input channels": ("m16", "m128", "m16"),
+    "70 output channels": ("forward_m64", "halo_m16", "weight_grad_m128"),
+    "50 output channels": ("forward_m64", "halo_m16", "weight_grad_m64"),
+    "130 output channels": ("forward_m128", "halo_m16", "weight_grad_m128"),
+    "130 input channels": ("halo_m16", "input_grad_m128", "weight_grad_m16"),
+    # more raster positions than one block of each halo tile holds, across images
+    "halo over several blocks": ("halo_m16", "halo_m32", "weight_grad_m16"),
 }
 
 
@@ -172,8 +181,7 @@ def test_dense_conv_matches_reference(rng, launches, dtype, case):
     if case in TILES:
         suffix = "f32" if dtype is np.float32 else "f64"
         assert [name for name, _ in launches if not _is_second_pass(name)] == [
-            f"conv_{fn}_{tile}_{suffix}"
-            for fn, tile in zip(("forward", "input_grad", "weight_grad"), TILES[case])]
+            f"conv_{kernel}_{suffix}" for kernel in TILES[case]]
 
 
 @pytest.mark.parametrize("name,bm,bn", cuda_conv._TILES + (cuda_conv._LARGE_TILE,))
@@ -357,18 +365,30 @@ def test_masked_kernels_never_read_masked_weights(rng, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_forward_and_input_grad_split_k_when_their_tiles_do_not_fill_a_wave(rng, launches,
                                                                            dtype):
-    """One 16x256 tile each, below the emulator's wave of 4 blocks: K = 16 channels * 9
-    taps = 9 slices is split in two (at least 4 slices a split), then summed."""
+    """One halo block each, below the emulator's wave of 4 blocks: the 16 source channels
+    are split in four (at least 4 channels a split), then summed."""
     geom, taps = conv_problem((1, 16, 5, 5), (16, 16, 3, 3), padding=1)
     x, w, gy = random_operands(rng, geom, 1, 16, 16, dtype)
     check_all(x, w, gy, geom, taps)
     suffix = "f32" if dtype is np.float32 else "f64"
     assert [launch for launch in launches[:4] if "split_sum" not in launch[0]] == [
-        (f"conv_forward_m16_{suffix}", (1, 1, 2)), (f"conv_input_grad_m16_{suffix}", (1, 1, 2))]
+        (f"conv_halo_m16_{suffix}", (1, 1, 4))] * 2
     assert [name for name, _ in launches[:4]][1::2] == [f"conv_split_sum_{suffix}"] * 2
     # deterministic: the partial sums are added in split order
     np.testing.assert_array_equal(cuda_conv.conv2d_forward(x, w, geom, taps),
                                   cuda_conv.conv2d_forward(x, w, geom, taps))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_forward_splits_k_when_its_tiles_do_not_fill_a_wave(rng, launches, dtype):
+    """One 16x256 tile (stride 2: no halo tile): K = 32 channels * 9 taps = 18 slices is
+    split in four (at least 4 slices a split), then summed."""
+    geom, taps = conv_problem((1, 32, 5, 5), (16, 32, 3, 3), stride=2, padding=1)
+    x, w, gy = random_operands(rng, geom, 1, 32, 16, dtype)
+    check_all(x, w, gy, geom, taps)
+    suffix = "f32" if dtype is np.float32 else "f64"
+    assert launches[:2] == [(f"conv_forward_m16_{suffix}", (1, 1, 4)),
+                            (f"conv_split_sum_{suffix}", (1, 1, 1))]
 
 
 def test_grids_that_fill_a_wave_are_not_split(rng, monkeypatch, launches):
@@ -378,8 +398,19 @@ def test_grids_that_fill_a_wave_are_not_split(rng, monkeypatch, launches):
     monkeypatch.setattr(cuda_conv, "EMULATOR_TARGET_BLOCKS", 1)
     launches.clear()
     whole = cuda_conv.conv2d_forward(x, w, geom, taps)
-    assert launches == [("conv_forward_m16_f64", (1, 1, 1))]
+    assert launches == [("conv_halo_m16_f64", (1, 1, 1))]
     np.testing.assert_allclose(whole, split, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_taps_reaching_beyond_a_halo_block_take_the_gemm(rng, launches, dtype):
+    """WaveNet's dilation 600 (k = 2) reaches 600 raster positions: within a float m32
+    halo block (1024 positions), beyond a double one (512)."""
+    geom, taps = causal_problem(1, 20, 20, 610, 2, 600)
+    run_case(rng, dtype, geom, taps, 1, 20, 20)
+    expected = {np.float32: ["conv_halo_m32_f32"] * 2,
+                np.float64: ["conv_forward_m32_f64", "conv_input_grad_m32_f64"]}[dtype]
+    assert [name for name, _ in launches if not _is_second_pass(name)][:2] == expected
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -392,18 +423,20 @@ def test_tap_lists_over_32_run_as_several_launches(rng, launches, dtype):
         launches.clear()
         run_case(rng, dtype, geom, taps, 1, 2, 3)
         names = [name.rsplit("_", 1)[0].removesuffix("_m16") for name, _ in launches]
-        assert names[:6] == ["conv_forward", "conv_forward", "conv_split_sum",
-                             "conv_input_grad", "conv_input_grad", "conv_split_sum"]
+        forward, input_grad = (("conv_halo",) * 2 if "stride" not in kwargs
+                               else ("conv_forward", "conv_input_grad"))
+        assert names[:6] == [forward, forward, "conv_split_sum",
+                             input_grad, input_grad, "conv_split_sum"]
 
 
 # --- one input channel per group: the direct forward kernel ---------------------------------
 DIRECT = {
     # name: (x shape, weight shape, conv2d keyword arguments, mask type or None, kernel)
-    "C=1 7x7 mask A, 40 outputs": ((2, 1, 9, 11), (40, 1, 7, 7), dict(padding=3), "A", "t24"),
+    "C=1 7x7 mask A, 40 outputs": ((2, 1, 9, 12), (40, 1, 7, 7), dict(padding=3), "A", "t24"),
     "C=1 4x4 stride 2 (a DCGAN layer)": ((2, 1, 9, 9), (5, 1, 4, 4), dict(stride=2, padding=1),
                                          None, "t16"),
-    "C=1 5x5 dense": ((1, 1, 6, 7), (3, 1, 5, 5), dict(padding=2), None, "t32"),
-    "depthwise 2x2, groups 3": ((2, 3, 5, 6), (6, 1, 2, 2), dict(groups=3, padding=1), None,
+    "C=1 5x5 dense": ((1, 1, 6, 6), (3, 1, 5, 5), dict(padding=2), None, "t32"),
+    "depthwise 2x2, groups 3": ((2, 3, 5, 7), (6, 1, 2, 2), dict(groups=3, padding=1), None,
                                 "t8"),
 }
 
@@ -424,9 +457,24 @@ def test_single_channel_forward_runs_the_direct_kernel(rng, launches, dtype, cas
     assert grid[1:] == (-(-w_shape[0] // geom.groups // 32), geom.groups)
 
 
-def test_direct_kernel_never_reads_masked_weights(rng):
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_size", [(3, 5), (5, 6)], ids=["odd plane", "plane of 30"])
+def test_single_channel_planes_of_partial_16_byte_runs_take_the_gemm(rng, launches, dtype,
+                                                                      out_size):
+    """The direct kernel stores 16-byte runs of an output plane: a plane of 15 pixels (or
+    30 floats) is no whole number of runs, and takes the GEMM (stride 2: no halo)."""
+    h, w = 2 * out_size[0] - 1, 2 * out_size[1] - 1
+    geom, taps = conv_problem((2, 1, h, w), (3, 1, 3, 3), stride=2, padding=1)
+    assert tuple(geom.out_size) == out_size
+    run_case(rng, dtype, geom, taps, 2, 1, 3)
+    direct = out_size == (5, 6) and dtype is np.float64
+    assert launches[0][0] == ("conv_forward_direct_t16_f64" if direct else
+                              f"conv_forward_m16_{'f32' if dtype is np.float32 else 'f64'}")
+
+
+def test_direct_kernel_never_reads_masked_weights(rng, launches):
     mask = P._pixelcnn_weight_mask((7, 7), "A", 1, 3, 1)
-    geom, _ = conv_problem((2, 1, 6, 5), (3, 1, 7, 7), padding=3)
+    geom, _ = conv_problem((2, 1, 6, 6), (3, 1, 7, 7), padding=3)
     x, w, _ = random_operands(rng, geom, 2, 1, 3, np.float32)
     masked = ~mask.array.any(axis=(0, 1))
     poisoned = w.copy()
@@ -435,6 +483,7 @@ def test_direct_kernel_never_reads_masked_weights(rng):
     np.testing.assert_array_equal(y, cuda_conv.conv2d_forward(
         x, np.where(masked, 0, w).astype(np.float32), geom, mask.taps))
     assert np.isfinite(y).all()
+    assert launches[0][0] == "conv_forward_direct_t24_f32"
 
 
 # --- the weight gradient's split reduction ------------------------------------------------------
@@ -466,11 +515,12 @@ def test_a_dense_unsplit_weight_grad_needs_no_reduction(rng, launches):
 
 
 # --- races: results must not depend on the order the threads of a block run in -------------
-@pytest.mark.parametrize("channels,out_channels,kernel", [(20, 20, 3), (1, 33, 5)],
-                         ids=["GEMM", "direct forward (C=1), split K"])
-def test_results_do_not_depend_on_thread_order(rng, channels, out_channels, kernel):
-    geom, taps = conv_problem((2, channels, 6, 7), (out_channels, channels, kernel, kernel),
-                              stride=(2, 1), padding=1)
+@pytest.mark.parametrize("channels,out_channels,kernel,stride", [
+    (20, 20, 3, (2, 1)), (1, 33, 5, (2, 1)), (20, 20, 3, 1)],
+    ids=["GEMM", "direct forward (C=1), split K", "halo"])
+def test_results_do_not_depend_on_thread_order(rng, channels, out_channels, kernel, stride):
+    geom, taps = conv_problem((2, channels, 6, 8), (out_channels, channels, kernel, kernel),
+                              stride=stride, padding=1)
     x, w, gy = random_operands(rng, geom, 2, channels, out_channels, np.float64)
     forward = [f(a, b, geom, taps) for f, a, b in (
         (cuda_conv.conv2d_forward, x, w), (cuda_conv.conv2d_input_grad, gy, w),

@@ -12,20 +12,35 @@ Launch shapes (blocks of 256 threads; a block owns a BM x BN output tile):
     input grad    grid (ceil(N*ceil(H/sh)*ceil(W/sw) / BN), ceil(Cg / BM), groups*sh*sw*splits)
                   -- one z slice per group, stride phase and split of K
     weight grad   grid (ceil(Cg*T / BN), ceil(Og / BM), groups*splits), then a
-                  deterministic reduction of the splits (a second, 1-D launch)
+                  deterministic reduction of the splits (a second, 1-D launch); x is
+                  zero-padded first (one pass over x) so that its gather tests nothing
 
-The tile (BM, BN) is picked by the GEMM's row count M (Og, or Cg for the input
-gradient): 16x256, 32x256 or 64x256 for M up to 16, 32, 64 (few rows wasted; the
-64-channel layers get the 64x256 tile), 128x128 above that when it still fills one
-wave of the GPU (one block per multiprocessor), else 64x256.  When the tiles of a
-forward or input-gradient GEMM do not fill one wave, K is split (split-K, summed by a
-second launch in split order: deterministic).  A forward or input-gradient launch takes
-at most 32 taps (kernels/conv.cu keeps one bit per tap); longer tap lists run as several
-launches whose results are summed the same way.
+The kernel, in order of preference (why: each is what keeps its case's main loop at or
+above 80% of the FMA peak on paper, benchmarks/results/static-sm90.md):
 
-A forward with one input channel per group (C = 1 first layers, depthwise convs) and at
-most 32 taps skips the GEMM: conv_forward_direct_t<taps rounded up to 8>, grid
-(ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32), groups).
+1. A forward with one input channel per group (C = 1 first layers, depthwise convs),
+   at most 32 taps and an output plane of a whole number of 16-byte runs (Hout*Wout a
+   multiple of 4 floats or 2 doubles; it stores 16 bytes at a time):
+   conv_forward_direct_t<taps rounded up to 8>, no GEMM (K is just the taps), grid (ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32),
+   groups).
+2. A stride-1 forward or input gradient whose GEMM has at most 32 rows (Og, or Cg for
+   the input gradient): the halo tile conv_halo_m16 / _m32 (BM = 16 / 32), grid
+   (ceil(N*raster_h*raster_w / positions per block), ceil(M / BM), groups*splits).
+   With so few rows a GEMM thread's register block is 2x8 or 4x8 and the shared-memory
+   pipe caps it at 36% / 60%; the halo tile loads each source channel once and lets
+   every tap read it at its own offset (16 rows x 8 positions a thread).  Taps that
+   reach further than one block's positions (a very long dilation) take the GEMM.
+3. The implicit GEMM, whose tile (BM, BN) is picked by the row count M: 16x256, 32x256
+   or 64x256 for M up to 16, 32, 64 (few rows wasted; the 64-channel layers get the
+   64x256 tile), 128x128 above that when it still fills one wave of the GPU (one block
+   per multiprocessor), else 64x256.  The weight gradient always takes it (its
+   reduction runs over pixels, not taps: no halo to share).
+
+When the blocks of a forward or input-gradient launch do not fill one wave, K (the
+GEMM's K, or the halo tile's source channels) is split (split-K, summed by a second
+launch in split order: deterministic).  A forward or input-gradient launch takes at
+most 32 taps (kernels/conv.cu keeps one bit, or one shared offset, per tap); longer tap
+lists run as several launches whose results are summed the same way.
 """
 import functools
 
@@ -39,8 +54,14 @@ _DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 # (name, BM, BN) from the smallest row count up; the entry points are conv_<op>_<name>_<dt>.
 _TILES = (("m16", 16, 256), ("m32", 32, 256), ("m64", 64, 256))
 _LARGE_TILE = ("m128", 128, 128)
+# The halo tiles (kernels/conv.cu, conv_halo_*): (name, BM), and the raster positions a
+# block covers, per tile and dtype (HaloTile::kPixels); a tap may reach that far.
+_HALO_TILES = (("m16", 16), ("m32", 32))
+_HALO_PIXELS = {("m16", "f32"): 2048, ("m32", "f32"): 1024, ("m16", "f64"): 1024,
+                ("m32", "f64"): 512}
+_MIN_HALO_SPLIT = 4       # source channels per split of a halo launch, at least
 # Blocks of each tile resident per multiprocessor (kernels/conv.cu's __launch_bounds__).
-_BLOCKS_PER_SM = {"m16": 2, "m32": 1, "m64": 1, "m128": 1}
+_BLOCKS_PER_SM = {"m16": 2, "m32": 1, "m64": 1, "m128": 1, "halo": 1}
 _K_SLICE = 16             # kernels/conv.cu's kSlice (float; 8 for double): split sizes
                           # are multiples of it
 _MAX_TAPS = 32            # kernels/conv.cu's kMaxTaps: taps per forward/input-grad launch
@@ -295,10 +316,13 @@ def conv2d_forward(x, weight, geom, taps):
     x, weight = _contiguous(xp, x), _contiguous(xp, weight)
     y = xp.empty((n, out_channels, hout, wout), dtype=x.dtype)
     g = geom.groups
-    if in_per_group == 1 and len(taps) <= _MAX_TAPS:
+    if in_per_group == 1 and len(taps) <= _MAX_TAPS and _direct_fits(y, hout * wout):
         _forward_direct(xp, x, weight, geom, taps, y, suffix, op)
         return y
     columns, rows = n * hout * wout, out_channels // g
+    if _halo_tile(rows, geom, taps, suffix):
+        _halo(xp, x, weight, geom, taps, y, suffix, op, transposed=False)
+        return y
     name, bm, bn = _tile(rows, columns, g, _multiprocessor_count(xp))
     x_blocks, y_blocks = _blocks(columns, bn), _blocks(rows, bm)
     chunks = _tap_chunks(taps)
@@ -320,9 +344,16 @@ def conv2d_forward(x, weight, geom, taps):
 
 
 def _direct_pixels(n_taps, itemsize):
-    """kernels/conv.cu's DirectPixels: output pixels per thread of the direct kernel."""
-    words = n_taps * itemsize // 4
-    return min(8, max(1, 96 // words))
+    """kernels/conv.cu's V * DirectRuns: output pixels per thread of the direct kernel,
+    in runs of 16 bytes (2 runs when their inputs fit in 128 registers, else 1)."""
+    return (16 // itemsize) * (2 if 128 // (4 * n_taps) >= 2 else 1)
+
+
+def _direct_fits(y, plane):
+    """The direct kernel stores runs of 16 bytes: each output plane a whole number of
+    runs, y 16-byte aligned (cupy's and numpy's allocations are)."""
+    address = y.data.ptr if hasattr(y.data, "ptr") else y.ctypes.data
+    return plane % (16 // y.itemsize) == 0 and address % 16 == 0
 
 
 def _forward_direct(xp, x, weight, geom, taps, y, suffix, op):
@@ -340,6 +371,75 @@ def _forward_direct(xp, x, weight, geom, taps, y, suffix, op):
     launch(f"conv_forward_direct_t{kernel_taps}_{suffix}", grid, (THREADS, 1, 1),
            (x, weight, table, y, n, channels, geom.in_size[0], geom.in_size[1], out_channels,
             hout, wout, geom.kernel[0], geom.kernel[1], len(taps), g, sh, sw, top, left))
+
+
+# --- the halo tile: stride-1 convs with few GEMM rows ------------------------------------
+def _halo_reach(geom, taps, transposed):
+    """(raster_h, raster_w, shift_h, shift_w, reach, offsets) of kernels/conv.cu's halo
+    tile: destination (p, q) reads the source at (p + a_t, q + b_t), a_t = i*dh - pt
+    (forward) or pt - i*dh (input gradient), in a raster of the destination's size grown
+    by the spread of the a_t and b_t; offsets[t] is tap t's offset in that raster."""
+    sh, sw, top, left, dh, dw = _geometry(geom)
+    sign = -1 if transposed else 1
+    a = sign * (taps[:, 0].astype(np.int64) * dh - top)
+    b = sign * (taps[:, 1].astype(np.int64) * dw - left)
+    dest_h, dest_w = geom.in_size if transposed else geom.out_size
+    raster_h = dest_h + int(a.max() - a.min())
+    raster_w = dest_w + int(b.max() - b.min())
+    offsets = (a - a.min()) * raster_w + (b - b.min())
+    return raster_h, raster_w, int(a.min()), int(b.min()), int(offsets.max()), offsets
+
+
+def _halo_tile(rows, geom, taps, suffix):
+    """The halo tile (name, BM, raster positions per block) for a stride-1 GEMM of at most
+    32 rows whose taps reach no further than a block's positions, else None."""
+    if tuple(geom.stride) != (1, 1) or rows > _HALO_TILES[-1][1]:
+        return None
+    name, bm = next(tile for tile in _HALO_TILES if rows <= tile[1])
+    pixels = _HALO_PIXELS[name, suffix]
+    if any(_halo_reach(geom, chunk, t)[4] > pixels for chunk in _tap_chunks(taps)
+           for t in (False, True)):
+        return None
+    return name, bm, pixels
+
+
+def _halo(xp, src, weight, geom, taps, dst, suffix, op, transposed):
+    """dst = the forward (src = x) or input gradient (src = grad_y) of a stride-1 conv
+    with at most 32 GEMM rows, on the halo tile; split over source channels when its
+    blocks do not fill a wave, tap lists over 32 in several launches, summed in order."""
+    out_channels, in_per_group = weight.shape[:2]
+    g, (kh, kw) = geom.groups, geom.kernel
+    n = src.shape[0]
+    rows, outer = (in_per_group, out_channels // g) if transposed else (
+        out_channels // g, in_per_group)
+    name, bm, pixels = _halo_tile(rows, geom, taps, suffix)
+    dest_h, dest_w = dst.shape[2:]
+    chunks = _tap_chunks(taps)
+    plans = [_halo_reach(geom, chunk, transposed) for chunk in chunks]
+    x_blocks = max(_blocks(n * rh * rw, pixels) for rh, rw, *_ in plans)
+    if max(n * rh * rw for rh, rw, *_ in plans) + 2 * pixels > _INT32_MAX:
+        raise ValueError(f"{op}: the batch's raster exceeds the kernels' 32-bit index range")
+    y_blocks = _blocks(rows, bm)
+    tiles = x_blocks * y_blocks * g
+    splits = 1
+    if tiles < _wave(xp, "halo") and outer > 1:
+        splits = max(1, min(_blocks(_wave(xp, "halo"), tiles), outer // _MIN_HALO_SPLIT,
+                            _MAX_GRID_YZ // g))
+    split_outer = _blocks(outer, splits)
+    splits = _blocks(outer, split_outer)
+    partial = _partials(xp, dst, len(chunks) * splits)
+    w_strides = (kh * kw, in_per_group * kh * kw) if transposed else (
+        in_per_group * kh * kw, kh * kw)
+    for c, (chunk, (rh, rw, shift_h, shift_w, reach, offsets)) in enumerate(zip(chunks, plans)):
+        table = np.stack([offsets, chunk[:, 0].astype(np.int64) * kw + chunk[:, 1]], axis=1)
+        (table,) = _tables(xp, "taps", table.astype(np.int32))
+        out = partial if partial is dst else partial[c * splits:(c + 1) * splits]
+        launch(f"conv_halo_{name}_{suffix}",
+               _grid(_blocks(n * rh * rw, pixels), y_blocks, g * splits, op), (THREADS, 1, 1),
+               (src, weight, table, out, n, src.shape[1], src.shape[2], src.shape[3],
+                dst.shape[1], dest_h, dest_w, g, rows, outer, kh * kw, *w_strides, len(chunk),
+                rh, rw, shift_h, shift_w, reach, splits, split_outer))
+    _sum_partials(partial, dst, suffix)
 
 
 def conv2d_input_grad(grad_y, weight, geom, taps):
@@ -363,6 +463,9 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
     grad_y, weight = _contiguous(xp, grad_y), _contiguous(xp, weight)
     sh, sw, top, left, dh, dw = _geometry(geom)
     grad_x = xp.empty((n, channels, height, width), dtype=grad_y.dtype)
+    if _halo_tile(in_per_group, geom, taps, suffix):
+        _halo(xp, grad_y, weight, geom, taps, grad_x, suffix, op, transposed=True)
+        return grad_x
     columns = n * _blocks(height, sh) * _blocks(width, sw)  # of the largest stride phase
     z = g * sh * sw
     name, bm, bn = _tile(in_per_group, columns, z, _multiprocessor_count(xp))
@@ -390,6 +493,22 @@ def _most_phase_taps(taps, sh, sw, dh, dw):
     """The most taps any stride phase of the input gradient gets."""
     phases = ((taps[:, 0] * dh) % sh) * sw + (taps[:, 1] * dw) % sw
     return int(np.bincount(phases).max())
+
+
+def _padded(xp, x, padding, op):
+    """x with its zero padding (top, bottom, left, right) made real: the weight gradient's
+    gather then reads inside x for every column and tests nothing (kernels/conv.cu)."""
+    top, bottom, left, right = padding
+    if not any(padding):
+        return x
+    n, c, h, w = x.shape
+    shape = (n, c, h + top + bottom, w + left + right)
+    if (n * c + 1) * shape[2] * shape[3] > _INT32_MAX:
+        raise ValueError(f"{op}: the padded input {shape} exceeds the kernels' 32-bit index "
+                         "range")
+    out = xp.zeros(shape, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
 
 
 def conv2d_weight_grad(x, grad_y, geom, taps):
@@ -425,11 +544,12 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
         raise ValueError(f"{op}: the {splits} partial weight gradients exceed the kernels' "
                          "32-bit index range")
     partial = xp.empty((splits, out_channels, in_per_group * n_taps), dtype=x.dtype)
-    sh, sw, top, left, dh, dw = _geometry(geom)
+    sh, sw, _, _, dh, dw = _geometry(geom)
+    x = _padded(xp, x, geom.padding, op)
     launch(f"conv_weight_grad_{name}_{suffix}", _grid(x_blocks, y_blocks, g * splits, op),
            (THREADS, 1, 1),
-           (x, grad_y, tap_table, partial, n, channels, geom.in_size[0], geom.in_size[1],
-            out_channels, hout, wout, n_taps, g, sh, sw, top, left, dh, dw, splits,
+           (x, grad_y, tap_table, partial, n, channels, x.shape[2], x.shape[3],
+            out_channels, hout, wout, n_taps, g, sh, sw, 0, 0, dh, dw, splits,
             split_columns))
     if splits == 1 and _is_raster(taps, geom.kernel):
         return partial.reshape(shape)  # already grad_w's layout: no reduction, no scatter
