@@ -62,6 +62,9 @@ setup(
     install_requires=[
         "numpy>=1.24",
         "numba>=0.58",
+        # holds OpenBLAS at one thread while the conv kernels' own threads share out
+        # a batch (tinygen/backend/numba_kernels/chunks.py)
+        "threadpoolctl",
         "tqdm",
         "pillow",
     ],

@@ -1,0 +1,182 @@
+"""The numba conv's three CPU paths (im2col, conv_rows, conv_direct) each against the
+reference, and through gradgradcheck in float64 (WGAN-GP differentiates conv
+gradients), with each path forced on configs that would normally go elsewhere, tiny
+chunks (every image its own chunk) and, where numba has two threads, the chunks
+shared out between threads."""
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import tinygen as tg
+from tinygen.backend.numba_kernels import chunks as chunk_threads
+from tinygen.backend.numba_kernels import conv as numba_conv
+from tinygen.backend.numba_kernels import conv_direct, conv_rows
+from tinygen.ops import conv as C
+from tinygen.ops import conv_pixelcnn as P
+from tinygen.testing import gradgradcheck, rel_error
+
+from ._helpers import conv_configs, conv_transpose_configs, impl, make_inputs, op_kwargs
+
+TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
+PATHS = {"im2col": (10**9, 10**9), "rows": (0, 10**9), "direct": (0, 0)}
+
+
+@pytest.fixture(params=sorted(PATHS))
+def path(request, monkeypatch):
+    """Force a path wherever it can serve (pointwise convs are always direct), with
+    one image a chunk, on every thread numba has (the same for every hypothesis
+    example: the fixture only sets switches, which no example changes)."""
+    rows_min_k, direct_min = PATHS[request.param]
+    monkeypatch.setattr(numba_conv, "ROWS_MIN_K", rows_min_k)
+    monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", direct_min)
+    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_rows, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_direct, "CHUNK_BYTES", 1)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    yield request.param
+    numba.set_num_threads(previous)
+
+
+def _compare(fn, inputs, dtype):
+    def run():
+        y = fn(*inputs)
+        v = tg.tensor(np.random.default_rng(0).standard_normal(y.shape), dtype=y.dtype)
+        return [y.numpy()] + [g.numpy() for g in tg.grad(y, inputs, grad_outputs=v)]
+
+    with impl("reference"):
+        expected = run()
+    with impl("numba"):
+        actual = run()
+    for a, e in zip(actual, expected):
+        assert a.dtype == e.dtype == dtype and a.shape == e.shape
+        assert rel_error(a, e) <= TOLERANCE[dtype]
+
+
+def _inputs(config, seed, dtype=np.float64):
+    x, w, b = make_inputs(config, np.random.default_rng(seed), dtype)
+    return (x, w) if b is None else (x, w, b)
+
+
+DTYPES = st.sampled_from([np.float32, np.float64])
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_configs(ndim=2, max_side=9, max_channels=6, max_kernel=4, max_batch=3), DTYPES,
+       st.integers(0, 2**16))
+def test_conv2d_matches_reference(path, config, dtype, seed):
+    kwargs = op_kwargs(config)
+    _compare(lambda x, w, b=None: C.conv2d(x, w, b, **kwargs), _inputs(config, seed, dtype),
+             dtype)
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_transpose_configs(ndim=2, max_side=7, max_channels=6, max_kernel=4, max_batch=3),
+       DTYPES, st.integers(0, 2**16))
+def test_conv_transpose2d_matches_reference(path, config, dtype, seed):
+    kwargs = op_kwargs(config)
+    _compare(lambda x, w, b=None: C.conv_transpose2d(x, w, b, **kwargs),
+             _inputs(config, seed, dtype), dtype)
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_configs(ndim=1, max_side=30, max_channels=6, max_kernel=4, max_batch=3), DTYPES,
+       st.integers(0, 2**16))
+def test_conv1d_matches_reference(path, config, dtype, seed):
+    kwargs = op_kwargs(config)
+    _compare(lambda x, w, b=None: C.conv1d(x, w, b, **kwargs), _inputs(config, seed, dtype),
+             dtype)
+
+
+@pytest.mark.parametrize("mask_type", ["A", "B"])
+@pytest.mark.parametrize("kernel", [(3, 3), (7, 5), (5, 1)])
+def test_masked_conv2d_matches_reference(path, mask_type, kernel):
+    config = dict(x_shape=(3, 4, 8, 7), w_shape=(5, 4) + kernel, bias=True)
+    _compare(lambda x, w, b: P.masked_conv2d(x, w, b, mask_type=mask_type),
+             _inputs(config, 3), np.float64)
+
+
+@pytest.mark.parametrize("dilation", [1, 4])
+def test_causal_conv1d_matches_reference(path, dilation):
+    config = dict(x_shape=(3, 4, 11), w_shape=(6, 4, 2), bias=False)
+    _compare(lambda x, w: C.causal_conv1d(x, w, dilation=dilation), _inputs(config, 5),
+             np.float64)
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_configs(ndim=2, max_side=4, max_channels=4, max_kernel=3), st.integers(0, 2**16))
+def test_second_derivatives(path, config, seed):
+    kwargs = op_kwargs(config)
+    with impl("numba"):
+        assert gradgradcheck(lambda x, w, b=None: C.conv2d(x, w, b, **kwargs),
+                             _inputs(config, seed))
+
+
+@pytest.mark.parametrize("args,expected", [
+    (dict(x=(2, 64, 6, 6), w=(64, 64, 3, 3)), conv_rows),                    # dense 3x3
+    (dict(x=(2, 32, 8, 8), w=(64, 32, 4, 4), stride=2, padding=1), conv_rows),  # GAN D
+    (dict(x=(2, 1, 8, 8), w=(64, 1, 7, 7), padding=3), None),                # C=1: im2col
+    (dict(x=(2, 32, 9), w=(64, 32, 2), dilation=8, padding=((8, 0),)), conv_direct),
+    (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1)), conv_direct),                  # pointwise
+])
+def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
+    """The default thresholds send wide layers to conv_rows, 1-D and pointwise ones to
+    conv_direct and narrow ones to im2col (the paths the benchmarks rows time)."""
+    calls = []
+    for module in (conv_rows, conv_direct):
+        for name in ("forward", "input_grad", "weight_grad"):
+            original = getattr(module, name)
+            monkeypatch.setattr(module, name, lambda *a, _o=original, _m=module:
+                                calls.append(_m) or _o(*a))
+    rng = np.random.default_rng(0)
+    x = tg.tensor(rng.standard_normal(args.pop("x")), dtype=tg.float32, requires_grad=True)
+    w = tg.tensor(rng.standard_normal(args.pop("w")), dtype=tg.float32, requires_grad=True)
+    conv = C.conv1d if x.ndim == 3 else C.conv2d
+    with impl("numba"):
+        conv(x, w, **args).sum().backward()
+    assert calls == ([expected] * 3 if expected is not None else [])
+
+
+# --- the chunks' threads ------------------------------------------------------------------
+def test_map_chunks_keeps_order_restores_blas_and_raises(monkeypatch):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        seen = []
+        blas = chunk_threads._blas_controllers()
+        before = [c.get_num_threads() for c in blas]
+
+        def work(slot, start, stop):
+            seen.append([c.get_num_threads() for c in blas])
+            return (slot, start, stop)
+
+        chunks = [(i, i + 1) for i in range(20)]
+        results = chunk_threads.map_chunks(work, chunks)
+        assert [r[1:] for r in results] == chunks
+        assert {r[0] for r in results} <= {0, 1}
+        assert all(counts == [1] * len(blas) for counts in seen)  # BLAS on one thread inside
+        assert [c.get_num_threads() for c in blas] == before      # and back afterwards
+
+        def failing(slot, start, stop):
+            if start == 7:
+                raise ValueError("chunk 7")
+
+        with pytest.raises(ValueError, match="chunk 7"):
+            chunk_threads.map_chunks(failing, chunks)
+        assert [c.get_num_threads() for c in blas] == before
+    finally:
+        numba.set_num_threads(previous)
+
+
+def test_chunk_ranges_cover_the_batch_and_feed_every_thread():
+    assert chunk_threads.chunk_ranges(5, 10, 1000, threads=1) == [(0, 5)]
+    assert chunk_threads.chunk_ranges(5, 10, 1000, threads=2) == [(0, 3), (3, 5)]
+    assert chunk_threads.chunk_ranges(5, 10, 20, threads=1) == [(0, 2), (2, 4), (4, 5)]
+    assert chunk_threads.chunk_ranges(3, 10, 1, threads=1) == [(0, 1), (1, 2), (2, 3)]

@@ -1,0 +1,16 @@
+"""The in-bounds stretch of an output row, shared by the conv kernels' gathers and
+scatters (conv.py's im2col, conv_rows.py's unfold)."""
+from numba import njit
+
+
+@njit(cache=True, fastmath=False)
+def valid_range(offset, stride, size, count):
+    """The output positions q in [0, count) whose input q*stride + offset lies in
+    [0, size), as a half-open range (lo, hi): the loops then need no per-element
+    bounds test."""
+    # lo is clamped to count too: the callers zero-fill [0, lo) and [hi, count), and
+    # a padding wider than the whole output (a length-1 causal conv with dilation 4)
+    # would otherwise send those loops past the end of the row.
+    lo = min(count, max(0, -(offset // stride)))
+    hi = min(count, max(0, (size - 1 - offset) // stride + 1))
+    return lo, max(lo, hi)

@@ -1,0 +1,157 @@
+"""Convs that are GEMMs on shifted views of the input itself: no copies at all.
+
+A stride-1 convolution along one axis, (N, C, L) -> (N, O, L'), is a sum over its taps
+of one matrix product per tap, each on a shifted window of every image:
+
+    y[n, :, lo:hi]  += W[:, :, t] @ x[n, :, lo + off_t : hi + off_t]     off_t = t*d - left
+
+where [lo, hi) are the outputs whose input lies inside x (the rest would read the
+padding, which is zero, so they are simply not computed).  A window of x[n] is a
+strided view that BLAS reads in place.  This serves the 1-D convs (WaveNet's causal
+k=2 convs, its 1x1 convs) and every pointwise conv (1x1, stride 1, no padding: the
+images' H*W pixels are one axis).  The adjoints are the same products transposed:
+
+    gx[n, :, lo + off_t : hi + off_t] += W[:, :, t]^T @ gy[n, :, lo:hi]
+    gW[:, :, t] = sum_n gy[n, :, lo:hi] @ x[n, :, lo + off_t : hi + off_t]^T
+
+Images are shared out among threads in chunks (``chunks.map_chunks``).
+"""
+import numpy as np
+
+from .chunks import chunk_ranges, map_chunks
+
+# images per chunk: about this many bytes of input and output (so a chunk is worth a
+# thread's turn, and a batch of one long sequence is still one chunk)
+CHUNK_BYTES = 1 << 20
+
+
+def _one_dimensional(geom):
+    return geom.in_size[0] == 1 and geom.kernel[0] == 1 and not any(geom.padding[:2])
+
+
+def _pointwise(geom, taps):
+    return tuple(geom.kernel) == (1, 1) and not any(geom.padding) and len(taps) == 1
+
+
+def serves(geom, taps):
+    """A stride-1 conv along one axis: a 1-D one (height 1), or a pointwise one."""
+    return tuple(geom.stride) == (1, 1) and (_one_dimensional(geom) or _pointwise(geom, taps))
+
+
+class _Line:
+    """The conv along its one axis: length in and out, and each tap's
+    (index t, offset, lo, hi)."""
+
+    def __init__(self, geom, taps):
+        height, width = geom.in_size
+        hout, wout = geom.out_size
+        if not _one_dimensional(geom):  # pointwise: every pixel, one axis
+            self.length, self.out_length = height * width, hout * wout
+            self.taps = [(0, 0, 0, hout * wout)]
+            return
+        self.length, self.out_length = width, wout
+        dw, left = geom.dilation[1], geom.padding[2]
+        self.taps = []
+        for t in sorted(int(j) for _, j in np.asarray(taps).reshape(-1, 2)):
+            off = t * dw - left
+            lo, hi = max(0, -off), min(wout, width - off)
+            if hi > lo:
+                self.taps.append((t, off, lo, hi))
+
+    def covering(self, window, size):
+        """The first tap whose ``window`` is all of [0, size), or None."""
+        return next((tap for tap in self.taps if window(*tap[1:]) == slice(0, size)), None)
+
+
+def _per_tap_weights(weight, groups, transpose=False):
+    """weight (O, C/g, 1, k) as (k, g, O/g, C/g) (or its (k, g, C/g, O/g) transpose)."""
+    out_channels, in_per_group = weight.shape[:2]
+    w = weight.reshape(groups, out_channels // groups, in_per_group, -1).transpose(3, 0, 1, 2)
+    return np.ascontiguousarray(w.transpose(0, 1, 3, 2) if transpose else w)
+
+
+def _chunks(n, per_image):
+    return chunk_ranges(n, per_image, CHUNK_BYTES)
+
+
+def _shifted(off, lo, hi):
+    return slice(lo + off, hi + off)
+
+
+def _unshifted(off, lo, hi):
+    return slice(lo, hi)
+
+
+def _accumulate(out, line, lhs, operand, out_window, in_window):
+    """out[..., out_window] (+)= lhs[t] @ operand[..., in_window] over the taps; a tap
+    whose window is all of ``out`` is written first, so ``out`` needs no zeroing."""
+    first = line.covering(out_window, out.shape[-1])
+    if first is None:
+        out[...] = 0
+    else:
+        t, off, lo, hi = first
+        np.matmul(lhs[t], operand[..., in_window(off, lo, hi)], out=out)
+    for tap in line.taps:
+        if tap is first:
+            continue
+        t, off, lo, hi = tap
+        target = out[..., out_window(off, lo, hi)]
+        np.add(target, np.matmul(lhs[t], operand[..., in_window(off, lo, hi)]), out=target)
+
+
+def forward(x, weight, geom, taps):
+    g = geom.groups
+    n, channels = x.shape[:2]
+    out_channels = weight.shape[0]
+    line = _Line(geom, taps)
+    x3 = np.ascontiguousarray(x).reshape(n, g, channels // g, line.length)
+    w = _per_tap_weights(weight, g)
+    y = np.empty((n, g, out_channels // g, line.out_length), dtype=x.dtype)
+
+    def chunk(slot, start, stop):
+        _accumulate(y[start:stop], line, w, x3[start:stop], _unshifted, _shifted)
+
+    map_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
+                              * x.itemsize))
+    return y.reshape((n, out_channels) + tuple(geom.out_size))
+
+
+def input_grad(grad_y, weight, geom, taps):
+    g = geom.groups
+    n, out_channels = grad_y.shape[:2]
+    channels = weight.shape[1] * g
+    line = _Line(geom, taps)
+    gy = np.ascontiguousarray(grad_y).reshape(n, g, out_channels // g, line.out_length)
+    w_t = _per_tap_weights(weight, g, transpose=True)
+    gx = np.empty((n, g, channels // g, line.length), dtype=grad_y.dtype)
+
+    def chunk(slot, start, stop):  # the adjoint: gx's windows are the shifted ones
+        _accumulate(gx[start:stop], line, w_t, gy[start:stop], _shifted, _unshifted)
+
+    map_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
+                              * grad_y.itemsize))
+    return gx.reshape((n, channels) + tuple(geom.in_size))
+
+
+def weight_grad(x, grad_y, geom, taps):
+    g = geom.groups
+    n, channels = x.shape[:2]
+    out_channels = grad_y.shape[1]
+    line = _Line(geom, taps)
+    x3 = np.ascontiguousarray(x).reshape(n, g, channels // g, line.length)
+    gy = np.ascontiguousarray(grad_y).reshape(n, g, out_channels // g, line.out_length)
+    kernel_len = geom.kernel[1]
+    sums = {}
+
+    def chunk(slot, start, stop):
+        total = sums.setdefault(slot, np.zeros((kernel_len, g, out_channels // g,
+                                                channels // g), dtype=x.dtype))
+        for t, off, lo, hi in line.taps:
+            windows = x3[start:stop, ..., lo + off:hi + off].transpose(0, 1, 3, 2)
+            total[t] += np.matmul(gy[start:stop, ..., lo:hi], windows).sum(axis=0)
+
+    map_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
+                              * x.itemsize))
+    total = sum(sums.values())                                      # (k, g, O/g, C/g)
+    grad_w = total.transpose(1, 2, 3, 0).reshape(out_channels, channels // g, 1, kernel_len)
+    return np.ascontiguousarray(grad_w)
