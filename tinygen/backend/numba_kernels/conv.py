@@ -27,17 +27,17 @@ weight matrix W_g is the weight restricted to the kept taps,
 weight[:, :, tap_i, tap_j] reshaped to (O, C/g*T): masked taps are never
 gathered, multiplied or scattered.
 
-Both kernels are ``parallel=True`` (prange over rows for im2col, over (n, c)
-planes for col2im, so no two threads write the same element) and cached on
-disk; numba compiles one specialisation per dtype (float32, float64) on first
-use.  Tiny problems run them on one thread (``sized``), where starting the
-thread team costs more than the work.  Bounds are resolved
-per row (``_valid_range``), so the inner loops are plain strided copies/adds.
+Both kernels are serial and ``nogil``: the threads share out the batch's chunks
+(``chunks.map_chunks``), each gathering and scattering its own images.  They are
+cached on disk; numba compiles one specialisation per dtype (float32, float64) on
+first use.  Bounds are resolved per row (``_valid_range``), so the inner loops are
+plain strided copies/adds.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from . import conv_direct, conv_rows, sized
+from . import conv_direct, conv_rows
+from .chunks import chunk_ranges, map_chunks
 from .conv_bounds import valid_range as _valid_range
 
 
@@ -70,9 +70,9 @@ def _im2col_row(x, cols, row, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
                 cols[row, base + q] = 0
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(cache=True, nogil=True, fastmath=False)
 def _im2col_rows(x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
-    for row in prange(cols.shape[0]):
+    for row in range(cols.shape[0]):
         _im2col_row(x, cols, row, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
 
 
@@ -97,10 +97,9 @@ def _col2im_plane(grad_x, dcols, nc, tap_i, tap_j, hout, wout, sh, sw, pt, pl, d
                 grad_x[n, c, h, q * sw + col_offset] += dcols[row, base + q]
 
 
-@njit(parallel=True, cache=True, fastmath=False)
+@njit(cache=True, nogil=True, fastmath=False)
 def _col2im_planes(dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
-    # One (n, c) plane per iteration: threads never write the same element.
-    for nc in prange(grad_x.shape[0] * grad_x.shape[1]):
+    for nc in range(grad_x.shape[0] * grad_x.shape[1]):
         _col2im_plane(grad_x, dcols, nc, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
 
 
@@ -115,14 +114,13 @@ def _im2col(x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, out=None):
         cols = np.empty(shape, dtype=x.dtype)
     else:
         cols = out[:shape[0] * shape[1]].reshape(shape)
-    sized(_im2col_rows, cols.size, x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
+    _im2col_rows(x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
     return cols
 
 
 def _col2im_into(grad_x, dcols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
     """Scatter-add the column matrix into ``grad_x`` (N, C, H, W), which starts zeroed."""
-    sized(_col2im_planes, dcols.size, dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl,
-          dh, dw)
+    _col2im_planes(dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
 
 
 # --- batch chunks -------------------------------------------------------------------
@@ -132,16 +130,27 @@ def _col2im_into(grad_x, dcols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw
 # whose columns fit in about CHUNK_BYTES (in cache), and each chunk is gathered, used
 # by its GEMM and overwritten by the next: same arithmetic, a fraction of the traffic
 # (conv2d 3x3 fwd+bwd above, 1 thread: 350 -> 237 ms on a loaded 2-core machine).
-# Each chunk is one more parallel region (a thread barrier), which costs on a busy
-# machine: 4 MB (a few images) measured as good as 1-2 MB on one thread and better on
-# two.
-CHUNK_BYTES = 1 << 22
+# The chunks are shared out among the threads (``chunks.map_chunks``), each gathering
+# into its own buffer.
+CHUNK_BYTES = 1 << 21
 
 
 def _chunks(n_img, cols_per_image, itemsize):
-    """[(start, stop)] image ranges whose columns take about CHUNK_BYTES each."""
-    per = max(1, CHUNK_BYTES // max(1, cols_per_image * itemsize))
-    return [(start, min(n_img, start + per)) for start in range(0, n_img, per)]
+    """[(start, stop)] image ranges whose columns take about CHUNK_BYTES each (and at
+    least one chunk per thread)."""
+    return chunk_ranges(n_img, cols_per_image * itemsize, CHUNK_BYTES)
+
+
+class _Buffers:
+    """One column buffer of ``size`` elements per thread slot."""
+
+    def __init__(self, size, dtype):
+        self.size, self.dtype, self.slots = size, dtype, {}
+
+    def get(self, slot):
+        if slot not in self.slots:
+            self.slots[slot] = np.empty(self.size, dtype=self.dtype)
+        return self.slots[slot]
 
 
 def _batch_last(a, groups):
@@ -210,12 +219,15 @@ def conv2d_forward(x, weight, geom, taps):
     rows, plane = channels * len(tap_i), hout * wout
     y = np.empty((n, out_channels, plane), dtype=x.dtype)
     chunks = _chunks(n, rows * plane, x.itemsize)
-    buffer = np.empty(rows * plane * (chunks[0][1] - chunks[0][0]), dtype=x.dtype)
-    for start, stop in chunks:
+    buffers = _Buffers(rows * plane * (chunks[0][1] - chunks[0][0]), x.dtype)
+
+    def chunk(slot, start, stop):
         k = stop - start
-        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffer)  # (C*T, k*P)
+        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot))  # (C*T, k*P)
         y_c = np.matmul(w, cols.reshape(g, rows // g, k * plane))  # (g, O/g, k*P)
         y[start:stop] = y_c.reshape(out_channels, k, plane).transpose(1, 0, 2)
+
+    map_chunks(chunk, chunks)
     return y.reshape(n, out_channels, hout, wout)
 
 
@@ -235,9 +247,12 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
     rows, plane = channels * len(tap_i), args[0] * args[1]
     grad_y = grad_y.reshape(n, out_channels, plane)
     grad_x = np.zeros((n, channels, height, width), dtype=grad_y.dtype)
-    for start, stop in _chunks(n, rows * plane, grad_y.itemsize):
+
+    def chunk(slot, start, stop):
         dcols = np.matmul(w_t, _batch_last(grad_y[start:stop], g))  # (g, C/g*T, k*P)
         _col2im_into(grad_x[start:stop], dcols.reshape(rows, -1), tap_i, tap_j, *args)
+
+    map_chunks(chunk, _chunks(n, rows * plane, grad_y.itemsize))
     return grad_x
 
 
@@ -257,15 +272,20 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
     rows, plane = channels * len(tap_i), args[0] * args[1]
     grad_y = grad_y.reshape(n, out_channels, plane)
     chunks = _chunks(n, rows * plane, x.itemsize)
-    buffer = np.empty(rows * plane * (chunks[0][1] - chunks[0][0]), dtype=x.dtype)
-    gw_t = np.zeros((g, rows // g, out_channels // g), dtype=x.dtype)
-    for start, stop in chunks:
-        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffer)  # (C*T, k*P)
+    buffers = _Buffers(rows * plane * (chunks[0][1] - chunks[0][0]), x.dtype)
+    sums = {}
+
+    def chunk(slot, start, stop):
+        gw_t = sums.setdefault(slot, np.zeros((g, rows // g, out_channels // g), x.dtype))
+        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot))  # (C*T, k*P)
         cols = cols.reshape(g, rows // g, cols.shape[1])            # (g, C/g*T, k*P)
         # gW_g^T += cols_g @ gy_g^T.  Written this way round (the long k*P axis
         # reduced with the tall operand first) OpenBLAS runs it several times
         # faster than gy_g @ cols_g^T, which it handles poorly for these shapes.
         gw_t += np.matmul(cols, _batch_last(grad_y[start:stop], g).transpose(0, 2, 1))
+
+    map_chunks(chunk, chunks)
+    gw_t = sum(sums.values())
     gw_taps = gw_t.transpose(0, 2, 1)                               # (g, O/g, C/g*T)
     grad_w = np.zeros((out_channels, in_per_group, kh, kw), dtype=x.dtype)
     grad_w[:, :, tap_i, tap_j] = gw_taps.reshape(out_channels, in_per_group, len(tap_i))
