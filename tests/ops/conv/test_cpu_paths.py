@@ -180,3 +180,45 @@ def test_chunk_ranges_cover_the_batch_and_feed_every_thread():
     assert chunk_threads.chunk_ranges(5, 10, 1000, threads=2) == [(0, 3), (3, 5)]
     assert chunk_threads.chunk_ranges(5, 10, 20, threads=1) == [(0, 2), (2, 4), (4, 5)]
     assert chunk_threads.chunk_ranges(3, 10, 1, threads=1) == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_concurrent_map_chunks_put_blas_back():
+    """Two Python threads running convs at once, the second to start finishing last:
+    the BLAS thread count is the original one afterwards (not the 1 that the second
+    would have saved)."""
+    import threading
+
+    if numba.config.NUMBA_NUM_THREADS < 2 or not chunk_threads._blas_controllers():
+        pytest.skip("needs two numba threads and threadpoolctl")
+    blas = chunk_threads._blas_controllers()
+    before = [c.get_num_threads() for c in blas]
+    entered, main_inside, done = threading.Event(), threading.Event(), threading.Event()
+
+    def first(slot, start, stop):
+        if start == 0:
+            entered.set()
+            main_inside.wait(timeout=10)
+
+    def second(slot, start, stop):
+        if start == 0:
+            main_inside.set()
+            done.wait(timeout=10)
+
+    def run_first():
+        numba.set_num_threads(2)  # numba's count is per thread
+        chunk_threads.map_chunks(first, [(0, 1), (1, 2)])
+        done.set()
+
+    other = threading.Thread(target=run_first)
+    other.start()
+    previous = numba.get_num_threads()
+    try:
+        assert entered.wait(timeout=10)
+        numba.set_num_threads(2)
+        chunk_threads.map_chunks(second, [(0, 1), (1, 2)])
+    finally:
+        main_inside.set()
+        done.set()
+        other.join(timeout=10)
+        numba.set_num_threads(previous)
+    assert [c.get_num_threads() for c in blas] == before

@@ -40,6 +40,8 @@ def _executor(workers):
     global _pool
     with _lock:
         if _pool is None or _pool[0] != os.getpid() or _pool[1]._max_workers < workers:
+            if _pool is not None and _pool[0] == os.getpid():
+                _pool[1].shutdown(wait=False)
             _pool = (os.getpid(), ThreadPoolExecutor(workers, "tinygen-chunks"))
         return _pool[1]
 
@@ -57,14 +59,28 @@ def _blas_controllers():
 
 
 class _BlasOnOneThread:
+    """Holds BLAS at one thread while any ``map_chunks`` runs: the first to enter saves
+    the counts and the last to leave puts them back (two Python threads may each run
+    a conv at once)."""
+    depth = 0
+    saved = []
+
     def __enter__(self):
-        self.saved = [(c, c.get_num_threads()) for c in _blas_controllers()]
-        for c, _ in self.saved:
-            c.set_num_threads(1)
+        with _lock:
+            cls = _BlasOnOneThread
+            if cls.depth == 0:
+                cls.saved = [(c, c.get_num_threads()) for c in _blas_controllers()]
+                for c, _ in cls.saved:
+                    c.set_num_threads(1)
+            cls.depth += 1
 
     def __exit__(self, *exc):
-        for c, n in self.saved:
-            c.set_num_threads(n)
+        with _lock:
+            cls = _BlasOnOneThread
+            cls.depth -= 1
+            if cls.depth == 0:
+                for c, n in cls.saved:
+                    c.set_num_threads(n)
 
 
 def map_chunks(work, chunks):
