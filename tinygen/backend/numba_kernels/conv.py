@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit
 
 from . import conv_direct, conv_rows
-from .chunks import chunk_ranges, map_chunks
+from .chunks import chunk_ranges as _chunk_ranges, map_chunks as _map_chunks
 from .conv_bounds import valid_range as _valid_range
 
 
@@ -138,7 +138,7 @@ CHUNK_BYTES = 1 << 21
 def _chunks(n_img, cols_per_image, itemsize):
     """[(start, stop)] image ranges whose columns take about CHUNK_BYTES each (and at
     least one chunk per thread)."""
-    return chunk_ranges(n_img, cols_per_image * itemsize, CHUNK_BYTES)
+    return _chunk_ranges(n_img, cols_per_image * itemsize, CHUNK_BYTES)
 
 
 class _Buffers:
@@ -227,7 +227,7 @@ def conv2d_forward(x, weight, geom, taps):
         y_c = np.matmul(w, cols.reshape(g, rows // g, k * plane))  # (g, O/g, k*P)
         y[start:stop] = y_c.reshape(out_channels, k, plane).transpose(1, 0, 2)
 
-    map_chunks(chunk, chunks)
+    _map_chunks(chunk, chunks)
     return y.reshape(n, out_channels, hout, wout)
 
 
@@ -252,7 +252,7 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
         dcols = np.matmul(w_t, _batch_last(grad_y[start:stop], g))  # (g, C/g*T, k*P)
         _col2im_into(grad_x[start:stop], dcols.reshape(rows, -1), tap_i, tap_j, *args)
 
-    map_chunks(chunk, _chunks(n, rows * plane, grad_y.itemsize))
+    _map_chunks(chunk, _chunks(n, rows * plane, grad_y.itemsize))
     return grad_x
 
 
@@ -284,7 +284,7 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
         # faster than gy_g @ cols_g^T, which it handles poorly for these shapes.
         gw_t += np.matmul(cols, _batch_last(grad_y[start:stop], g).transpose(0, 2, 1))
 
-    map_chunks(chunk, chunks)
+    _map_chunks(chunk, chunks)
     gw_t = sum(sums.values())
     gw_taps = gw_t.transpose(0, 2, 1)                               # (g, O/g, C/g*T)
     grad_w = np.zeros((out_channels, in_per_group, kh, kw), dtype=x.dtype)
