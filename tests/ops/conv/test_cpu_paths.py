@@ -29,6 +29,7 @@ def path(request, monkeypatch):
     example: the fixture only sets switches, which no example changes)."""
     rows_min_k, direct_min = PATHS[request.param]
     monkeypatch.setattr(numba_conv, "ROWS_MIN_K", rows_min_k)
+    monkeypatch.setattr(numba_conv, "ROWS_STRIDED", request.param != "im2col")
     monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", direct_min)
     monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 1)
     monkeypatch.setattr(conv_rows, "CHUNK_BYTES", 1)
@@ -119,14 +120,15 @@ def test_second_derivatives(path, config, seed):
 
 @pytest.mark.parametrize("args,expected", [
     (dict(x=(2, 64, 6, 6), w=(64, 64, 3, 3)), conv_rows),                    # dense 3x3
-    (dict(x=(2, 32, 8, 8), w=(64, 32, 4, 4), stride=2, padding=1), conv_rows),  # GAN D
+    (dict(x=(2, 32, 8, 8), w=(64, 32, 4, 4), stride=2, padding=1), None),  # GAN D: im2col
     (dict(x=(2, 1, 8, 8), w=(64, 1, 7, 7), padding=3), None),                # C=1: im2col
     (dict(x=(2, 32, 9), w=(64, 32, 2), dilation=8, padding=((8, 0),)), conv_direct),
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1)), conv_direct),                  # pointwise
 ])
 def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
-    """The default thresholds send wide layers to conv_rows, 1-D and pointwise ones to
-    conv_direct and narrow ones to im2col (the paths the benchmarks rows time)."""
+    """The default thresholds send wide stride-1 layers to conv_rows, 1-D and pointwise
+    ones to conv_direct, narrow and strided ones to im2col (the paths the benchmark
+    rows time)."""
     calls = []
     for module in (conv_rows, conv_direct):
         for name in ("forward", "input_grad", "weight_grad"):

@@ -6,10 +6,10 @@ first for what is computed); this package is about how to compute it fast.
 
 * ``conv_direct``: stride-1 convs along one axis (1-D convs, pointwise convs) are
   GEMMs on shifted views of the input itself, no copies;
-* ``conv_rows``: layers with many channels, one GEMM per kernel row on shifted blocks
-  of an input unfolded along the width only;
+* ``conv_rows``: stride-1 layers with many channels, one GEMM per kernel row on
+  shifted blocks of an input unfolded along the width only;
 * here, im2col: narrow layers (C=1 inputs, PixelCNN's first masked conv), where one
-  GEMM over all the kept taps beats kh thin ones.
+  GEMM over all the kept taps beats kh thin ones, and strided layers.
 
 The im2col path.  ``im2col`` gathers, for every input channel c and kept tap t, the
 values that tap meets at every output position of every image, into the row
@@ -175,12 +175,15 @@ def _geometry_args(geom):
 
 # --- which path serves a conv --------------------------------------------------------------
 # Stride-1 convs along one axis (pointwise, 1-D) are GEMMs on shifted views of the input
-# itself (``conv_direct``); other layers with at least ROWS_MIN_K input (and output)
-# channels times kernel columns run on ``conv_rows`` (one GEMM per kernel row on
+# itself (``conv_direct``); other stride-1 layers with at least ROWS_MIN_K input (and
+# output) channels times kernel columns run on ``conv_rows`` (one GEMM per kernel row on
 # shifted blocks of a width-unfolded input); narrow ones (an image model's first layer,
-# C=1) on the im2col GEMM here, where one GEMM over all taps beats kh thin ones
-# (measured, 1 thread, fwd+bwd: 3x3 C=8 31 vs 40 ms, C=16 17 vs 15 ms).
+# C=1) and strided ones on the im2col GEMM here.  Measured, 1 thread, fwd+bwd: 3x3 C=8
+# 31 (im2col) vs 40 ms (rows), C=16 17 vs 15, C=64 84 vs 63; 4x4 stride 2 (GAN D and G,
+# 32->64, 14x14) 11.4 vs 12.3 and 11.9 vs 12.4: a strided conv's rows are split by phase
+# and its short output rows make the unfold as costly as im2col, for thinner GEMMs.
 ROWS_MIN_K = 32
+ROWS_STRIDED = False  # (correct either way: the tests run strided convs on conv_rows too)
 DIRECT_MIN_CHANNELS = 8
 
 
@@ -190,6 +193,8 @@ def _path(geom, taps, in_per_group, out_per_group):
     if conv_direct.serves(geom, taps):
         if tuple(geom.kernel) == (1, 1) or narrow >= DIRECT_MIN_CHANNELS:
             return conv_direct
+    if tuple(geom.stride) != (1, 1) and not ROWS_STRIDED:
+        return None
     kw = 1 if geom.in_size[0] == 1 and geom.kernel[0] == 1 else geom.kernel[1]
     if narrow * kw >= ROWS_MIN_K and conv_rows.plan_of(geom, taps).contiguous:
         return conv_rows
