@@ -55,6 +55,8 @@ SPECS = {
     "sample_mode": Spec("sample grids show decoder means or binary samples",
                         choices=("mean", "sample")),
     "channels": Spec("conv channels of the encoder per stage", 1, _WIDTH),
+    "latent1_dim": Spec("dimension of the lower latent z1 of vae-hier (latent_dim is the "
+                        "top z2's, under the prior)", 1, _WIDTH),
     "batchnorm": Spec("batch norm in the conv encoder/decoder"),
     "prior": Spec("prior p(z): standard normal or VampPrior (a mixture of the encoder's "
                   "posteriors at learned pseudo-inputs)", choices=("standard", "vamp")),

@@ -1,5 +1,6 @@
-"""VAE training recipes for the shared runner: ``tinygen train vae`` (ConvVAE) and
-``tinygen train vae-mlp`` (MLPVAE).
+"""VAE training recipes for the shared runner: ``tinygen train vae`` (ConvVAE),
+``tinygen train vae-mlp`` (MLPVAE) and ``tinygen train vae-hier`` (HierConvVAE, two
+stochastic layers).
 
 Data.  ``likelihood: "bernoulli"`` (the default) models dynamically binarised
 Fashion-MNIST: every training batch is re-binarised (each pixel 1 with probability
@@ -41,6 +42,7 @@ import numpy as np
 from ... import optim, progress
 from ...data import load_dataset
 from ..experiment import Experiment, register
+from .hierarchical import HierConvVAE
 from .networks import ConvVAE, MLPVAE
 
 COMMON_DEFAULTS = {
@@ -68,6 +70,7 @@ COMMON_DEFAULTS = {
 ARCHITECTURES = {
     "conv": (ConvVAE, {"channels": [32, 64], "hidden": 256, "batchnorm": False}),
     "mlp": (MLPVAE, {"hidden": [512, 256]}),
+    "hier": (HierConvVAE, {"channels": [32, 64], "hidden": 256, "latent1_dim": 32}),
 }
 
 
@@ -237,6 +240,14 @@ class ConvVAEExperiment(VAEExperiment):
     """``tinygen train vae``: the convolutional VAE (see the module doc)."""
 
     architecture = "conv"
+
+
+@register("vae-hier")
+class HierConvVAEExperiment(VAEExperiment):
+    """``tinygen train vae-hier``: the two-latent-layer conv VAE (``hierarchical.py``);
+    ``latent_dim`` is the top layer z2's (under the prior), ``latent1_dim`` z1's."""
+
+    architecture = "hier"
 
 
 @register("vae-mlp")

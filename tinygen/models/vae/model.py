@@ -224,18 +224,27 @@ class VAE(Module):
             raise ValueError("drawing samples of p(x|z) (mean=False) needs a generator")
         return self.likelihood.sample_images(to_numpy(params.data), generator)
 
+    # What ``decode`` takes: the latent code.  Here z itself; a model with more than one
+    # latent layer (hierarchical.py) decodes all of them, and overrides these two.
+    def _prior_code(self, generator, n):
+        """A code drawn from the generative model, (n, code) numpy."""
+        return self._prior_noise(generator, n)
+
+    def _posterior_code(self, x):
+        """The code of each x at its posterior mean, a Tensor (N, code)."""
+        return self.encode(x)[0]
+
     def sample(self, n, generator, mean=True):
         """``n`` images from z ~ p(z): uint8 (n, H, W).  ``mean=True`` shows the
         decoder's mean (grey levels for the Bernoulli), else a draw from p(x|z)."""
         with self._evaluating():
-            z = self._tensor(self._prior_noise(generator, n))
+            z = self._tensor(self._prior_code(generator, n))
             return self._images(self.decode(z), generator, mean)
 
     def reconstruct(self, x, mean=True, generator=None):
         """Decode the posterior mean of each x: uint8 (N, H, W)."""
         with self._evaluating():
-            mu, _ = self.encode(x)
-            return self._images(self.decode(mu), generator, mean)
+            return self._images(self.decode(self._posterior_code(x)), generator, mean)
 
     def interpolate(self, x_a, x_b, steps=8, mean=True, generator=None):
         """Decode ``steps`` evenly spaced points on the segment between the posterior means
@@ -244,14 +253,14 @@ class VAE(Module):
         if steps < 2:
             raise ValueError(f"interpolate: steps must be >= 2, got {steps}")
         with self._evaluating():
-            mu_a = to_numpy(self.encode(x_a)[0].data)
-            mu_b = to_numpy(self.encode(x_b)[0].data)
+            mu_a = to_numpy(self._posterior_code(x_a).data)
+            mu_b = to_numpy(self._posterior_code(x_b).data)
             if mu_a.shape != mu_b.shape:
                 raise ValueError(f"interpolate: x_a and x_b hold different numbers of images "
                                  f"({mu_a.shape[0]} and {mu_b.shape[0]})")
             t = np.linspace(0.0, 1.0, steps).reshape(1, steps, 1)
             z = (1.0 - t) * mu_a[:, None] + t * mu_b[:, None]           # (N, steps, L)
             z[:, 0], z[:, -1] = mu_a, mu_b                             # the ends exactly
-            images = self._images(self.decode(self._tensor(z.reshape(-1, self.latent_dim))),
+            images = self._images(self.decode(self._tensor(z.reshape(-1, mu_a.shape[-1]))),
                                   generator, mean)
         return images.reshape(mu_a.shape[0], steps, *images.shape[1:])

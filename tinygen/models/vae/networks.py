@@ -67,6 +67,47 @@ class MLPVAE(VAE):
         return f"latent_dim={self.latent_dim}, likelihood={self.likelihood.name!r}"
 
 
+def conv_sizes(channels, owner):
+    """Spatial sizes 28, 14, 7, ... after each stride-2 conv of ``channels``."""
+    sizes = [28]
+    for _ in channels:
+        sizes.append((sizes[-1] + 2 - 4) // 2 + 1)
+    if sizes[-1] < 1:
+        raise ValueError(f"{owner}: {len(channels)} stride-2 convs shrink 28x28 to nothing")
+    return sizes
+
+
+def conv_encoder_layers(channels, batchnorm, kw):
+    """(1, 28, 28) -> conv 4x4 s2 (+BN) + ReLU per stage -> flattened features."""
+    layers, c_in = [], 1
+    for c in channels:
+        layers.append(nn.Conv2d(c_in, c, 4, stride=2, padding=1, bias=not batchnorm, **kw))
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(c, **kw))
+        layers.append(nn.ReLU())
+        c_in = c
+    layers.append(nn.Flatten())
+    return layers
+
+
+def conv_decoder_layers(channels, sizes, out_channels, batchnorm, kw):
+    """The mirror of ``conv_encoder_layers``: (channels[-1], s, s) -> (out_channels, 28, 28),
+    transposed convs 4x4 s2 with the output_padding that restores odd sizes."""
+    layers = []
+    outs = list(reversed(channels[:-1])) + [out_channels]
+    for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
+        size_in, size_out = sizes[len(channels) - i], sizes[len(channels) - i - 1]
+        normalized = batchnorm and i < len(channels) - 1
+        layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1,
+                                         output_padding=size_out - 2 * size_in,
+                                         bias=not normalized, **kw))
+        if i < len(channels) - 1:  # not after the output layer
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(c_out, **kw))
+            layers.append(nn.ReLU())
+    return layers
+
+
 class ConvVAE(VAE):
     def __init__(self, latent_dim=32, channels=(32, 64), hidden=256, batchnorm=False,
                  likelihood="bernoulli", dtype=None, device=None, prior="standard",
@@ -75,23 +116,11 @@ class ConvVAE(VAE):
         channels = _sizes(channels)
         self.channels, self.hidden, self.batchnorm = channels, hidden, bool(batchnorm)
         kw = dict(dtype=dtype, device=device)
-        sizes = [28]
-        for _ in channels:
-            sizes.append((sizes[-1] + 2 - 4) // 2 + 1)
-        if sizes[-1] < 1:
-            raise ValueError(f"ConvVAE: {len(channels)} stride-2 convs shrink 28x28 to nothing")
+        sizes = conv_sizes(channels, "ConvVAE")
         self.feature_shape = (channels[-1], sizes[-1], sizes[-1])
         features = channels[-1] * sizes[-1] ** 2
 
-        layers, c_in = [], 1
-        for c in channels:
-            layers.append(nn.Conv2d(c_in, c, 4, stride=2, padding=1, bias=not self.batchnorm,
-                                    **kw))
-            if self.batchnorm:
-                layers.append(nn.BatchNorm2d(c, **kw))
-            layers.append(nn.ReLU())
-            c_in = c
-        layers.append(nn.Flatten())
+        layers = conv_encoder_layers(channels, self.batchnorm, kw)
         width = features
         if hidden:
             layers += [nn.Linear(features, int(hidden), **kw), nn.ReLU()]
@@ -105,19 +134,8 @@ class ConvVAE(VAE):
             width = int(hidden)
         layers += [nn.Linear(width, features, **kw), nn.ReLU()]
         self.decoder_input = nn.Sequential(*layers)
-        layers = []
-        outs = list(reversed(channels[:-1])) + [self.likelihood.channels]
-        for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
-            size_in, size_out = sizes[len(channels) - i], sizes[len(channels) - i - 1]
-            normalized = self.batchnorm and i < len(channels) - 1
-            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1,
-                                             output_padding=size_out - 2 * size_in,
-                                             bias=not normalized, **kw))
-            if i < len(channels) - 1:  # not after the output layer
-                if self.batchnorm:
-                    layers.append(nn.BatchNorm2d(c_out, **kw))
-                layers.append(nn.ReLU())
-        self.decoder = nn.Sequential(*layers)
+        self.decoder = nn.Sequential(*conv_decoder_layers(
+            channels, sizes, self.likelihood.channels, self.batchnorm, kw))
 
     def _encoder_output(self, x):
         return self.encoder(x)
