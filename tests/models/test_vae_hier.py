@@ -154,3 +154,110 @@ def test_iwae_bound_converges_to_the_exact_marginal(prior):
     estimates = m.iwae_bound(np.broadcast_to(x, (4, 28, 28)), 2000, rng, chunk=512)
     assert k1.mean() < exact - 1.0, (k1.mean(), exact)      # a real gap to close
     assert abs(estimates.mean() - exact) < 0.06, (estimates, exact)
+
+
+# --- the runner: training, checkpoints, resume, grids, evaluation, errors -------------------
+TINY = {"limit": 64, "batch_size": 32, "test_limit": 8, "n_samples": 4, "channels": [2, 4],
+        "hidden": 8, "latent_dim": 2, "latent1_dim": 3, "iwae_k": 3, "prior": "vamp",
+        "pseudo_inputs": 3, "kl_warmup_steps": 3, "lr_schedule": "cosine",
+        "lr_decay_steps": 4}
+
+
+def test_resume_is_bit_for_bit(tmp_path):
+    import tinygen as tg
+    from tinygen.training import train
+
+    def run(out, epochs, **kw):
+        return train("vae-hier", {**TINY, "epochs": epochs}, out=out, progress=False,
+                     log=None, **kw)
+
+    straight = run(tmp_path / "a", 2)
+    run(tmp_path / "b", 1)
+    tg.manual_seed(7)
+    np.random.seed(7)
+    resumed = run(tmp_path / "b", 2, resume=True)
+    a, b = (r.experiment.model.state_dict() for r in (straight, resumed))
+    assert a.keys() == b.keys() and {"prior.pseudo_logits", "p1.0.weight"} <= set(a)
+    for key in a:
+        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+    assert resumed.experiment.steps == straight.experiment.steps == 4
+    assert resumed.experiment.kl_weight() == 1.0
+    timeless = [{k: v for k, v in r.metrics.items() if k != "eval_seconds"}
+                for r in (straight, resumed)]
+    assert timeless[0] == timeless[1]
+    for name in ("samples.png", "samples_epoch002.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_killed_while_checkpointing_then_resumed_matches(tmp_path):
+    """SIGKILL inside epoch 2's checkpoint write (the runner's kill driver), then
+    --resume: the same checkpoint as a run never stopped."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tinygen as tg
+
+    driver = Path(__file__).parent.parent / "training" / "kill_driver.py"
+    argv = ["train", "vae-hier", "--epochs", "2", "--limit", "64", "--batch-size", "32",
+            "--test-limit", "8", "--n-samples", "4", "--no-progress", "-o", "channels=[2,4]",
+            "-o", "hidden=8", "-o", "latent_dim=2", "-o", "latent1_dim=3", "-o", "iwae_k=3",
+            "-o", "prior=vamp", "-o", "pseudo_inputs=3"]
+    env = {**os.environ, "TINYGEN_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+    def drive(point, nth, sig, out, *extra):
+        return subprocess.run([sys.executable, str(driver), point, str(nth), sig, "--",
+                               *argv, "--out", str(out), *extra], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert drive("none", 0, "none", tmp_path / "a").returncode == 0
+    killed = drive("checkpoint", 2, "KILL", tmp_path / "b")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert int(tg.load(tmp_path / "b" / "checkpoint.npz")["epoch"]) == 1
+    done = drive("none", 0, "none", tmp_path / "b", "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = (tg.load(p / "checkpoint.npz") for p in (tmp_path / "a", tmp_path / "b"))
+    assert int(a["epoch"]) == int(b["epoch"]) == 2
+    for key, value in a["modules"]["vae"].items():
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(b["modules"]["vae"][key]),
+                                      err_msg=key)
+    assert not list((tmp_path / "b").glob("*.tmp"))
+
+
+def test_command_line_train_sample_eval_and_bad_options(tmp_path, capsys):
+    from PIL import Image
+
+    from tinygen.cli import main
+
+    out = tmp_path / "run"
+    args = ["--limit", "64", "--batch-size", "32", "--test-limit", "8", "--n-samples", "4",
+            "-o", "channels=[2,4]", "-o", "hidden=8", "-o", "latent_dim=2",
+            "-o", "latent1_dim=3", "-o", "iwae_k=2", "--no-progress"]
+    assert main(["train", "vae-hier", "--epochs", "1", "--out", str(out), *args]) == 0
+    grid = tmp_path / "grid.png"
+    assert main(["sample", "--run", str(out), "--n", "9", "--out", str(grid)]) == 0
+    with Image.open(grid) as im:
+        assert im.size[0] > 3 * 28 and im.size[1] > 3 * 28
+        assert len(set(np.asarray(im.convert("L")).ravel().tolist())) > 2   # not blank
+    capsys.readouterr()
+    assert main(["eval", "--run", str(out), "--iwae-k", "40", "--test-limit", "3",
+                 "-o", "iwae_chunk=16"]) == 0
+    text = capsys.readouterr().out
+    assert '"iwae_k": 40' in text and '"eval_images": 3' in text
+    for option, message in [("latent1_dim=0", "latent1_dim must be a positive integer"),
+                            ("latent1_dim=2.5", "latent1_dim must be a positive integer"),
+                            ("hidden=[8,8]", "hidden must be a positive integer"),
+                            ("prior=gauss", "prior must be one of standard, vamp")]:
+        rc = main(["train", "vae-hier", "--epochs", "1", "--out", str(tmp_path / "bad"),
+                   *args, "-o", option])
+        assert rc != 0
+        assert message in capsys.readouterr().err, option
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="latent1_dim must be a positive int"):
+        HierConvVAE(latent1_dim=0)
+    with pytest.raises(ValueError, match="hidden must be a positive int"):
+        HierConvVAE(hidden=None)
+    with pytest.raises(ValueError, match=r"expected codes \[z1, z2\] of shape \(N, 64\)"):
+        HierConvVAE().decode(tensor(np.zeros((2, 32), np.float32)))
