@@ -246,6 +246,7 @@ def test_command_line_train_sample_eval_and_bad_options(tmp_path, capsys):
                  "-o", "iwae_chunk=16"]) == 0
     text = capsys.readouterr().out
     assert '"iwae_k": 40' in text and '"eval_images": 3' in text
+    assert '"test_kl_z1_nats"' in text and '"test_kl_z2_nats"' in text
     for option, message in [("latent1_dim=0", "latent1_dim must be a positive integer"),
                             ("latent1_dim=2.5", "latent1_dim must be a positive integer"),
                             ("hidden=[8,8]", "hidden must be a positive integer"),

@@ -14,5 +14,6 @@ from .model import VAE  # noqa: F401
 from .networks import MLPVAE, ConvVAE  # noqa: F401
 from .hierarchical import HierConvVAE  # noqa: F401
 from .experiment import (  # noqa: F401
-    VAEExperiment, ConvVAEExperiment, MLPVAEExperiment, HierConvVAEExperiment, COMMON_DEFAULTS, ARCHITECTURES,
+    VAEExperiment, ConvVAEExperiment, MLPVAEExperiment, HierConvVAEExperiment,
+    COMMON_DEFAULTS, ARCHITECTURES,
 )

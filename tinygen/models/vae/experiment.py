@@ -184,15 +184,26 @@ class VAEExperiment(Experiment):
         batch = max(1, int(self.config["eval_batch"]))
         x = self.test_inputs(test_arrays, n)
         elbo, iwae = np.empty(n), np.empty(n)
+        # the hierarchical model's KL of each layer: shows whether z2 is used at all
+        layer_kls = hasattr(self.model, "elbo_parts")
+        kl1, kl2 = np.empty(n), np.empty(n)
         for lo in progress.steps(range(0, n, batch), f"IWAE k={k}", unit="batch"):
             xb = x[lo:lo + batch]
             with self.model._evaluating():
-                elbo[lo:lo + len(xb)] = self.model.elbo(xb, generator).data
+                if layer_kls:
+                    log_px, a, b = (t.numpy() for t in self.model.elbo_parts(xb, generator))
+                    elbo[lo:lo + len(xb)] = log_px - a - b
+                    kl1[lo:lo + len(xb)], kl2[lo:lo + len(xb)] = a, b
+                else:
+                    elbo[lo:lo + len(xb)] = self.model.elbo(xb, generator).data
             iwae[lo:lo + len(xb)] = self.model.iwae_bound(
                 xb, k, generator, chunk=int(self.config["iwae_chunk"]))
         result = {"test_elbo_nats": float(elbo.mean()), "test_iwae_nats": float(iwae.mean()),
                   "test_iwae_stderr": float(iwae.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
                   "iwae_k": k, "eval_images": n}
+        if layer_kls:
+            result["test_kl_z1_nats"], result["test_kl_z2_nats"] = (float(kl1.mean()),
+                                                                  float(kl2.mean()))
         if self.config["likelihood"] == "bernoulli":
             result["test_binarize_seed"] = int(self.config["test_binarize_seed"])
         else:  # bits per sub-pixel, the usual unit for 8-bit likelihoods
