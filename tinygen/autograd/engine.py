@@ -99,8 +99,6 @@ def _needed(nodes, targets):
 
 def _sum_to_shape(grad, shape, node):
     """Undo broadcasting: sum ``grad`` back to ``shape``."""
-    if grad.shape == shape:
-        return grad
     try:
         return sum_to(grad, shape)
     except ValueError as exc:
@@ -136,7 +134,7 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None,
 
     def send(node, index, grad):
         key = id(node)
-        if _is_leaf_node(node):
+        if not isinstance(node, Function):  # a leaf
             previous = buffers.get(key)
             buffers[key] = grad if previous is None else previous + grad
             return
@@ -177,7 +175,7 @@ def _execute(root_nodes, dependencies, buffers, send, targets, needed, retain_gr
         key = id(node)
         buffer = buffers.pop(key, None)
 
-        if _is_leaf_node(node):
+        if not isinstance(node, Function):  # a leaf
             if buffer is not None and node._hooks:
                 buffer = apply_hooks(node._hooks, buffer)
             if targets is not None:
@@ -200,20 +198,24 @@ def _execute(root_nodes, dependencies, buffers, send, targets, needed, retain_gr
                 node.release_saved()
 
         for edge in node.next_edges:
-            if edge is None:
-                continue
-            child_key = id(edge[0])
-            dependencies[child_key] -= 1
-            if dependencies[child_key] == 0:
-                ready.append(edge[0])
+            if edge is not None:
+                child_key = id(edge[0])
+                left = dependencies[child_key] - 1
+                dependencies[child_key] = left
+                if not left:
+                    ready.append(edge[0])
 
 
 def _backward_node(node, buffer, send, needed):
     """Run one node's backward and send each input's gradient down its edge."""
-    node._check_not_freed()
-    present = next(g for g in buffer if g is not None)
-    grads_out = [g if g is not None else _zeros_for(meta, present)
-                 for g, meta in zip(buffer, node.output_meta)]
+    if node._freed:
+        node._check_not_freed()
+    if len(buffer) == 1:  # one output, and the engine runs a node only with a gradient
+        grads_out = buffer
+    else:
+        present = next(g for g in buffer if g is not None)
+        grads_out = [g if g is not None else _zeros_for(meta, present)
+                     for g, meta in zip(buffer, node.output_meta)]
     if _backward_observers:
         grads_in = _observed_backward(node, grads_out)
     else:
@@ -230,8 +232,9 @@ def _backward_node(node, buffer, send, needed):
             continue
         if needed is not None and id(edge[0]) not in needed:
             continue
-        grad = _sum_to_shape(grad, shape, node)
-        if grad.dtype != dtype:
+        if grad.data.shape != shape:
+            grad = _sum_to_shape(grad, shape, node)
+        if grad.data.dtype != dtype:
             raise RuntimeError(
                 f"{node.name}.backward returned a {grad.dtype} gradient for a {dtype} input"
             )

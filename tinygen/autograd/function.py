@@ -21,28 +21,18 @@ import numpy as np
 from . import tensor as _tensor  # a module reference: tensor.py imports this module too
 from .grad_mode import is_grad_enabled
 
-# Attribute names that belong to the graph's bookkeeping, not to saved state.
-_BOOKKEEPING = frozenset(
-    {"next_edges", "input_meta", "output_meta", "needs_input_grad", "_recording",
-     "_inputs", "_save_input_idx", "_save_output_idx", "_freed", "_saved_output_data",
-     "_saved_inputs", "_creation_stack", "_tensor_hooks", "_saved_versions",
-     "_output_versions"}
-)
-
-
 class Function:
     """Base class of every differentiable op (see module docstring)."""
 
-    # Filled by apply() when the node is recorded.
-    next_edges = ()
-    input_meta = ()
-    output_meta = ()
-    _freed = False
-    _saved_inputs = None
-    _saved_output_data = None
-    _saved_versions = ()
-    _output_versions = ()
-    _tensor_hooks = None
+    # The graph's bookkeeping lives in slots, the op's own saved state (self.axes,
+    # self.mask, ...) in the instance __dict__: apply() then writes fixed slots rather
+    # than a dict per op, and release_saved()/saved_arrays() see the op's state alone.
+    # A recorded node has every slot set by apply(); an unrecorded one only the first
+    # three (forward may read needs_input_grad and call save_inputs/save_outputs).
+    __slots__ = ("needs_input_grad", "_save_input_idx", "_save_output_idx",
+                 "next_edges", "input_meta", "output_meta", "_saved_inputs",
+                 "_saved_output_data", "_saved_versions", "_output_versions", "_freed",
+                 "_tensor_hooks", "_creation_stack", "__dict__")
 
     # --- what subclasses write ------------------------------------------------
     def forward(self, *arrays, **params):
@@ -93,45 +83,66 @@ class Function:
     # --- applying --------------------------------------------------------------
     @classmethod
     def apply(cls, *inputs, **params):
-        """Run forward on ``inputs`` (Tensors) and record a node when needed."""
+        """Run forward on ``inputs`` (Tensors) and record a node when needed.
+
+        This runs for every op, so it is written for speed: one pass over the inputs
+        (type check, requires_grad, arrays, device), no generators, slots.
+        """
         Tensor = _tensor.Tensor
-        node = cls()
+        needs = []
+        arrays = []
+        all_numpy = True
         for t in inputs:
             if not isinstance(t, Tensor):
                 raise TypeError(f"{cls.__name__} expects Tensor inputs, got {type(t).__name__}")
-        # Every numpy array is on the CPU: only other arrays need a device comparison.
-        if any(type(t.data) is not np.ndarray for t in inputs):
+            needs.append(t._requires_grad)
+            data = t.data
+            arrays.append(data)
+            # Every numpy array is on the CPU: only other arrays need a device comparison.
+            if type(data) is not np.ndarray:
+                all_numpy = False
+        if not all_numpy:
             _check_one_device(cls, inputs)
-        needs = tuple([t._requires_grad for t in inputs])
-        recording = any(needs) and is_grad_enabled()
-        node.needs_input_grad = needs
-        node._save_input_idx = ()
-        node._save_output_idx = ()
+        node = cls.__new__(cls)
+        node.needs_input_grad = needs = tuple(needs)
+        node._save_input_idx = node._save_output_idx = ()
 
-        out = node.forward(*[t.data for t in inputs], **params)
+        out = node.forward(*arrays, **params)
         multiple = isinstance(out, tuple)
         outs = out if multiple else (out,)
-        if not recording:
-            results = tuple(Tensor._make(o) for o in outs)
-            return results if multiple else results[0]
+        if not (True in needs and is_grad_enabled()):
+            if multiple:
+                return tuple([Tensor._make(o) for o in outs])
+            return Tensor._make(out)
 
-        node.next_edges = tuple(t._edge() if need else None for t, need in zip(inputs, needs))
-        node.input_meta = tuple((t.shape, t.dtype) for t in inputs)
-        node.output_meta = tuple((o.shape, o.dtype) for o in outs)
-        node._saved_inputs = tuple(inputs[i] for i in node._save_input_idx)
-        node._saved_output_data = tuple((i, outs[i]) for i in node._save_output_idx)
-        if node._save_input_idx:  # what saved_inputs() checks: nothing changed in place
-            node._saved_versions = [(0 if t._vc is None else t._vc[0], t.data)
-                                    for t in node._saved_inputs]
+        node.next_edges = tuple([
+            None if not need else (t, 0) if t.grad_fn is None else (t.grad_fn, t._output_index)
+            for t, need in zip(inputs, needs)])
+        node.input_meta = tuple([(a.shape, a.dtype) for a in arrays])
+        node.output_meta = tuple([(o.shape, o.dtype) for o in outs])
+        node._freed = False
+        node._tensor_hooks = None
+        saved_idx = node._save_input_idx
+        if saved_idx:  # what saved_inputs() checks: nothing changed in place
+            saved = node._saved_inputs = tuple([inputs[i] for i in saved_idx])
+            node._saved_versions = [(0 if t._vc is None else t._vc[0], t.data) for t in saved]
+        else:
+            node._saved_inputs = ()
+            node._saved_versions = ()
+        node._saved_output_data = tuple([(i, outs[i]) for i in node._save_output_idx])
         if _record_observers:
             for observer in _record_observers:
                 observer(node)
-        results = tuple(Tensor._make(o, node, i) for i, o in enumerate(outs))
-        if node._save_output_idx:  # what saved_outputs() checks: still at version 0
-            versions = node._output_versions = []
-            for i in node._save_output_idx:
-                versions.append(results[i]._version_counter())
-        return results if multiple else results[0]
+        if not multiple:
+            result = Tensor._make(out, node, 0)
+            if node._save_output_idx:  # what saved_outputs() checks: still at version 0
+                node._output_versions = [result._version_counter()]
+            else:
+                node._output_versions = ()
+            return result
+        results = tuple([Tensor._make(o, node, i) for i, o in enumerate(outs)])
+        node._output_versions = [results[i]._version_counter() for i in node._save_output_idx]
+        return results
 
     # --- graph bookkeeping -------------------------------------------------------
     def saved_arrays(self):
@@ -141,8 +152,8 @@ class Function:
             arrays.append(t.data)
         for _, data in self._saved_output_data or ():
             arrays.append(data)
-        for name, value in vars(self).items():
-            if name not in _BOOKKEEPING and hasattr(value, "nbytes") and hasattr(value, "shape"):
+        for value in vars(self).values():  # the op's own state (bookkeeping is in slots)
+            if hasattr(value, "nbytes") and hasattr(value, "shape"):
                 arrays.append(value)
         return arrays
 
@@ -152,9 +163,10 @@ class Function:
         self._saved_output_data = None
         self._saved_versions = ()
         self._output_versions = ()
-        for name, value in list(vars(self).items()):
-            if name not in _BOOKKEEPING and hasattr(value, "nbytes") and hasattr(value, "shape"):
-                setattr(self, name, None)
+        state = vars(self)
+        for name, value in state.items():
+            if hasattr(value, "nbytes") and hasattr(value, "shape"):
+                state[name] = None
         self._freed = True
 
     @property

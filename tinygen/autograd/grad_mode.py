@@ -6,11 +6,15 @@ for the training thread.
 import functools
 import threading
 
-_state = threading.local()
+class _State(threading.local):
+    enabled = True  # every thread starts with recording on
+
+
+_state = _State()
 
 
 def is_grad_enabled():
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled(mode):

@@ -149,7 +149,7 @@ class Tensor:
     # --- array attributes --------------------------------------------------------
     @property
     def shape(self):
-        return tuple(self.data.shape)
+        return self.data.shape  # a tuple already (numpy and cupy)
 
     @property
     def dtype(self):
