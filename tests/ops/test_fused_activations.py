@@ -40,25 +40,56 @@ def _data(shape, seed, dtype):
     return x.astype(dtype), rng.standard_normal(shape).astype(dtype)
 
 
+def _ulps(a, b):
+    """|a - b| in units of b's last place (float32), worst element; NaNs must match."""
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    a, b = a[~np.isnan(b)].astype(np.float64), b[~np.isnan(b)].astype(np.float64)
+    spacing = np.spacing(np.abs(b).astype(np.float32)).astype(np.float64)
+    return float(np.max(np.abs(a - b) / spacing, initial=0.0))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("size", [PARALLEL_THRESHOLD + 5, 3 * PARALLEL_THRESHOLD + 1])
+@pytest.mark.parametrize("size", [7, PARALLEL_THRESHOLD + 5, 3 * PARALLEL_THRESHOLD + 1])
 def test_numba_kernels_equal_the_reference(dtype, size):
-    # (below PARALLEL_THRESHOLD the numba module hands over to the reference itself)
+    # (below PARALLEL_THRESHOLD the numba module hands over to the reference itself,
+    # except for the float32 exp-based kernels, which run serially)
     x, g = _data((size,), 0, dtype)
     y_sig, y_tanh = ref.sigmoid_forward(x), np.tanh(x)
     pairs = [
-        (fast.leaky_relu_forward(x, 0.2), ref.leaky_relu_forward(x, 0.2), 0),
-        (fast.leaky_relu_backward(g, x, 0.2), ref.leaky_relu_backward(g, x, 0.2), 0),
-        (fast.sigmoid_backward(g, y_sig), ref.sigmoid_backward(g, y_sig), 0),
-        (fast.tanh_backward(g, y_tanh), ref.tanh_backward(g, y_tanh), 0),
-        (fast.relu_backward(g, np.maximum(x, 0)), ref.relu_backward(g, np.maximum(x, 0)), 0),
-        (fast.sigmoid_forward(x), y_sig, 0),
-        (fast.softplus_forward(x, 1.5, 6.0), ref.softplus_forward(x, 1.5, 6.0), 0),
-        (fast.softplus_backward(g, x, 1.5, 6.0), ref.softplus_backward(g, x, 1.5, 6.0), 0),
+        (fast.leaky_relu_forward(x, 0.2), ref.leaky_relu_forward(x, 0.2)),
+        (fast.leaky_relu_backward(g, x, 0.2), ref.leaky_relu_backward(g, x, 0.2)),
+        (fast.sigmoid_backward(g, y_sig), ref.sigmoid_backward(g, y_sig)),
+        (fast.tanh_backward(g, y_tanh), ref.tanh_backward(g, y_tanh)),
+        (fast.relu_backward(g, np.maximum(x, 0)), ref.relu_backward(g, np.maximum(x, 0))),
     ]
-    for a, b, tol in pairs:
+    exp_based = [
+        (fast.sigmoid_forward(x), y_sig),
+        (fast.softplus_forward(x, 1.5, 6.0), ref.softplus_forward(x, 1.5, 6.0)),
+        (fast.softplus_backward(g, x, 1.5, 6.0), ref.softplus_backward(g, x, 1.5, 6.0)),
+    ]
+    if dtype == np.float64:
+        pairs += exp_based    # float64 takes the reference itself
+    for a, b in pairs:
         assert a.dtype == b.dtype == dtype and a.shape == b.shape
-        np.testing.assert_allclose(a, b, rtol=tol, atol=0)
+        np.testing.assert_array_equal(a, b)
+    if dtype == np.float32:   # our vectorisable exp vs numpy's: a few ulp, NaNs alike
+        for a, b in exp_based:
+            assert a.dtype == b.dtype == dtype and a.shape == b.shape
+            assert _ulps(a, b) <= 4
+
+
+def test_float32_sigmoid_is_within_3_ulp_of_the_exact_value():
+    """The numba sigmoid (its own exp) against float64 truth, over the whole range:
+    tails down to subnormals and zero, infinities, NaN, signed zeros."""
+    x = np.concatenate([np.linspace(-110, 110, 40001), [0.0, -0.0, np.inf, -np.inf, np.nan,
+                        1e-30, -1e-30, -87.5, -88.5, -100.0, -103.9, -104.5]]).astype(np.float32)
+    exact = (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+    for size_x in (x, np.tile(x, 2)):     # serial and parallel twins
+        y = fast.sigmoid_forward(size_x)[:x.size]
+        assert _ulps(y, exact) <= 3
+    assert fast.sigmoid_forward(np.float32([np.inf, -np.inf]) ).tolist() == [1.0, 0.0]
+    assert fast.sigmoid_forward(np.float32([-104.0]))[0] == 0.0
+    assert 0 < fast.sigmoid_forward(np.float32([-100.0]))[0] < np.finfo(np.float32).tiny
 
 
 @settings(max_examples=10, deadline=None)

@@ -1,6 +1,5 @@
 """Activations and their fused backward products in one pass each (numba, parallel,
-cached): the same functions, operations and operation order as
-``tinygen.backend.reference.activations`` (read that first), tested against it.
+cached), tested against ``tinygen.backend.reference.activations`` (read that first).
 
 numpy evaluates ``g * y * (1 - y)`` as three passes over memory with two temporaries;
 here each element is read once and written once.  Constants are passed in the
@@ -8,6 +7,16 @@ array's dtype so that float32 arithmetic stays float32, as in numpy.  Below
 PARALLEL_THRESHOLD elements the reference runs instead (bit-equal, and a numba
 dispatch plus a thread-count switch cost more than numpy's passes over a small,
 cached array: a 100-op chain on a 4x4 tensor spent half its backward there).
+
+The exp-based ones (sigmoid, softplus) in float32 use ``_exp_nonpositive``, an exp
+written in plain arithmetic: numba has no vector math library here, and a libm
+``expf`` call per element keeps LLVM from vectorising the loop (10x slower than
+numpy's SIMD exp), while numpy's exp costs a pass (and a temporary) of its own.
+It is within 2 ulp of the exact exp (the reference's numpy exp is within 1), so these
+kernels match the reference to a few ulp rather than bit for bit.  Each comes as a
+parallel and a serial twin compiled from one loop, so that small arrays run it too
+(one formula at every size) without waking the thread pool.  float64 (gradchecks)
+takes the reference.
 """
 import numpy as np
 from numba import njit, prange
@@ -15,62 +24,116 @@ from numba import njit, prange
 from . import PARALLEL_THRESHOLD, sized
 from ..reference import activations as _reference
 
+_F32 = np.float32
+_ONE, _HALF, _ZERO = _F32(1), _F32(0.5), _F32(0)
+_LOG2E = _F32(1.44269504088896341)
+# ln 2 split in two (Cody and Waite): n * _LN2_HI is exact for |n| < 2^9.
+_LN2_HI, _LN2_LO = _F32(0.693359375), _F32(-2.12194440e-4)
+# exp(r) - 1 - r - r^2/2 ... on |r| <= ln(2)/2: the minimax polynomial of Cephes' expf.
+_P = tuple(_F32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+_TWO_M64 = _F32(2.0 ** -64)
 
-@njit(parallel=True, cache=True)
+
+@njit(inline="always", error_model="numpy")
+def _exp_nonpositive(v):
+    """exp(v) for float32 v <= 0 (NaN stays NaN), vectorisable: v = n ln2 + r, exp(r)
+    by a polynomial, 2^n written into a float's exponent bits.  The scale is taken as
+    2^(n+64) * 2^-64 so that results below float32's normal range round to subnormals
+    like numpy's; below -104 the result is 0."""
+    v = _F32(-104.0) if v < _F32(-104.0) else v
+    n = np.floor(v * _LOG2E + _HALF)
+    r = v - n * _LN2_HI - n * _LN2_LO
+    p = _P[0]
+    p = p * r + _P[1]
+    p = p * r + _P[2]
+    p = p * r + _P[3]
+    p = p * r + _P[4]
+    p = p * r + _P[5]
+    p = p * r * r + r + _ONE
+    scale = np.int32((np.int32(n) + 191) << 23).view(np.float32)  # 2^(n + 64)
+    return p * scale * _TWO_M64
+
+
+@njit(inline="always", error_model="numpy")
+def _sigmoid(v):
+    """1 / (1 + exp(-v)) for v >= 0, exp(v) / (1 + exp(v)) below: exp never overflows."""
+    e = _exp_nonpositive(-abs(v))
+    return (_ONE if v >= _ZERO else e) / (_ONE + e)
+
+
+def _sigmoid_f32_loop(x, out):
+    for i in prange(x.size):
+        out[i] = _sigmoid(x[i])
+
+
+def _softplus_log_term_f32_loop(x, beta, out):
+    """exp(-|beta x|); softplus_forward takes numpy's log1p of it in place."""
+    for i in prange(x.size):
+        out[i] = _exp_nonpositive(-abs(x[i] * beta))
+
+
+def _softplus_select_f32_loop(x, log1p_e, beta, threshold, out):
+    for i in prange(x.size):
+        z = x[i] * beta
+        if z > threshold:
+            out[i] = x[i]
+        else:
+            positive_part = _ZERO if z < _ZERO else z     # NaN stays NaN
+            out[i] = (positive_part + log1p_e[i]) / beta
+
+
+def _softplus_backward_f32_loop(g, x, beta, threshold, out):
+    for i in prange(g.size):
+        z = x[i] * beta
+        out[i] = g[i] if z > threshold else g[i] * _sigmoid(z)
+
+
+def _twins(loop):
+    """(parallel, serial) kernels compiled from one loop (prange is range when serial)."""
+    return (njit(parallel=True, cache=True, error_model="numpy")(loop),
+            njit(cache=True, error_model="numpy")(loop))
+
+
+_SIGMOID_F32 = _twins(_sigmoid_f32_loop)
+_SOFTPLUS_LOG_TERM_F32 = _twins(_softplus_log_term_f32_loop)
+_SOFTPLUS_SELECT_F32 = _twins(_softplus_select_f32_loop)
+_SOFTPLUS_BACKWARD_F32 = _twins(_softplus_backward_f32_loop)
+
+
+def _run_f32(twins, shape_of, *arrays_then_scalars):
+    """Run a float32 twin (parallel from PARALLEL_THRESHOLD elements) into a new array."""
+    out = np.empty(shape_of.shape, dtype=np.float32)
+    twins[0 if out.size >= PARALLEL_THRESHOLD else 1](*arrays_then_scalars, out.reshape(-1))
+    return out
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
 def _leaky_forward(x, slope, out):
     for i in prange(x.size):
         v = x[i]
         out[i] = v if v > 0 else v * slope
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _leaky_backward(g, x, slope, out):
     for i in prange(g.size):
         out[i] = g[i] if x[i] > 0 else g[i] * slope
 
 
-@njit(parallel=True, cache=True)
-def _sigmoid_select(x, e, one, out):
-    """e = exp(-|x|), computed by numpy (its SIMD exp; numba's is a scalar libm call)."""
-    for i in prange(x.size):
-        out[i] = one / (one + e[i]) if x[i] >= 0 else e[i] / (one + e[i])
-
-
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _relu_backward(g, y, one, zero, out):
     for i in prange(g.size):
         out[i] = g[i] * (one if y[i] > 0 else zero)
 
 
-@njit(parallel=True, cache=True)
-def _softplus_select(x, z, log1p_e, beta, threshold, zero, out):
-    """log1p_e = log1p(exp(-|z|)) for z = beta x (numpy's SIMD exp and log1p)."""
-    for i in prange(x.size):
-        if z[i] > threshold:
-            out[i] = x[i]
-        else:
-            positive_part = zero if z[i] < zero else z[i]     # NaN stays NaN
-            out[i] = (positive_part + log1p_e[i]) / beta
-
-
-@njit(parallel=True, cache=True)
-def _softplus_backward(g, z, e, one, threshold, out):
-    """e = exp(-|z|) for z = beta x; sigmoid(z) selected as in sigmoid_forward."""
-    for i in prange(g.size):
-        if z[i] > threshold:
-            out[i] = g[i]
-        else:
-            s = one / (one + e[i]) if z[i] >= 0 else e[i] / (one + e[i])
-            out[i] = g[i] * s
-
-
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _sigmoid_backward(g, y, one, out):
     for i in prange(g.size):
         out[i] = g[i] * y[i] * (one - y[i])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _tanh_backward(g, y, one, out):
     for i in prange(g.size):
         out[i] = g[i] * (one - y[i] * y[i])
@@ -98,18 +161,10 @@ def leaky_relu_backward(g, x, slope):
     return _run(_leaky_backward, g, _flat(g), _flat(x), g.dtype.type(slope), dtype=g.dtype)
 
 
-def _neg_abs_exp(x):
-    """exp(-|x|) with numpy's vectorised exp, in one flat buffer."""
-    e = np.abs(_flat(x))
-    np.negative(e, out=e)
-    return np.exp(e, out=e)
-
-
 def sigmoid_forward(x):
-    if x.size < PARALLEL_THRESHOLD:
+    if x.dtype != np.float32:
         return _reference.sigmoid_forward(x)
-    return _run(_sigmoid_select, x, _flat(x), _neg_abs_exp(x), x.dtype.type(1),
-                dtype=x.dtype)
+    return _run_f32(_SIGMOID_F32, x, _flat(x))
 
 
 def relu_backward(g, y):
@@ -120,20 +175,18 @@ def relu_backward(g, y):
 
 
 def softplus_forward(x, beta, threshold):
-    if x.size < PARALLEL_THRESHOLD:
+    if x.dtype != np.float32:
         return _reference.softplus_forward(x, beta, threshold)
-    z = np.multiply(x, x.dtype.type(beta), dtype=x.dtype)   # an array even when 0-d
-    log1p_e = np.log1p(_neg_abs_exp(z))
-    return _run(_softplus_select, x, _flat(x), _flat(z), _flat(log1p_e), x.dtype.type(beta),
-                x.dtype.type(threshold), x.dtype.type(0), dtype=x.dtype)
+    beta, threshold = _F32(beta), _F32(threshold)
+    log1p_e = _run_f32(_SOFTPLUS_LOG_TERM_F32, x, _flat(x), beta)
+    np.log1p(log1p_e, out=log1p_e)   # numpy's SIMD log1p: no vectorisable one of ours
+    return _run_f32(_SOFTPLUS_SELECT_F32, x, _flat(x), log1p_e.reshape(-1), beta, threshold)
 
 
 def softplus_backward(g, x, beta, threshold):
-    if g.size < PARALLEL_THRESHOLD:
+    if g.dtype != np.float32 or x.dtype != np.float32:
         return _reference.softplus_backward(g, x, beta, threshold)
-    z = np.multiply(x, x.dtype.type(beta), dtype=x.dtype)
-    return _run(_softplus_backward, g, _flat(g), _flat(z), _neg_abs_exp(z),
-                g.dtype.type(1), g.dtype.type(threshold), dtype=g.dtype)
+    return _run_f32(_SOFTPLUS_BACKWARD_F32, g, _flat(g), _flat(x), _F32(beta), _F32(threshold))
 
 
 def sigmoid_backward(g, y):
