@@ -167,3 +167,33 @@ def test_backward_is_one_node():
         v = tg.tensor(np.ones(y.shape), requires_grad=True)  # leaky_relu's: linear in v only
         (g,) = tg.grad(y, x, grad_outputs=v, create_graph=True)
         assert type(g.grad_fn).__name__ == node
+
+
+def test_float32_gate_is_within_a_few_ulp_of_the_exact_value():
+    """The numba gate (its own tanh and sigmoid) against the float64 oracle, over both
+    branches of tanh (|a| below and above 0.625), the tails, infinities and NaN; the
+    serial and the parallel twin."""
+    from tinygen.backend.numba_kernels import gated_activation as fast_gate
+    from tinygen.backend.reference import gated_activation as ref_gate
+
+    grid = np.concatenate([np.linspace(-12, 12, 24001), np.geomspace(1e-30, 0.7, 500),
+                           -np.geomspace(1e-30, 0.7, 500), [0.625, -0.625, 0.0, -0.0,
+                           np.inf, -np.inf, np.nan, 40.0, -40.0, -100.0]]).astype(np.float32)
+    rng = np.random.default_rng(0)
+    for a in (grid[-12000:], np.tile(grid, 2)):     # x3 of 24K, then 100K: serial, parallel
+        b = rng.permutation(a)
+        x3 = np.stack([a, b])[None]                       # (1, 2, Q)
+        exact = ref_gate.gated_forward(x3.astype(np.float64)).astype(np.float32)
+        assert _ulps(fast_gate.gated_forward(x3), exact) <= 5
+        g = rng.standard_normal((1, a.size)).astype(np.float32)
+        exact = ref_gate.gated_backward(g.astype(np.float64), x3.astype(np.float64))
+        got = fast_gate.gated_backward(g, x3)
+        finite = np.isfinite(exact)
+        # 1 - t^2 cancels in float32 as |a| grows (numpy's float32 too): absolute error
+        # ~ eps |g|, relative error small elsewhere
+        np.testing.assert_allclose(got[finite], exact[finite], rtol=2e-6,
+                                   atol=2e-7 * np.abs(g).max())
+    tanh_only = np.stack([grid, np.full_like(grid, 40.0)])[None]   # sigmoid(40) == 1
+    y = fast_gate.gated_forward(tanh_only)[0]
+    assert _ulps(y, np.tanh(grid.astype(np.float64)).astype(np.float32)) <= 2
+    assert np.signbit(y[grid.size - 7]) and y[grid.size - 6] == 1.0  # tanh(-0), tanh(inf)
