@@ -54,6 +54,7 @@ def test_numba_kernels_equal_the_reference(dtype, size):
     # (below PARALLEL_THRESHOLD the numba module hands over to the reference itself,
     # except for the float32 exp-based kernels, which run serially)
     x, g = _data((size,), 0, dtype)
+    x[3:5] = [-0.0, np.nan]
     y_sig, y_tanh = ref.sigmoid_forward(x), np.tanh(x)
     pairs = [
         (fast.leaky_relu_forward(x, 0.2), ref.leaky_relu_forward(x, 0.2)),
@@ -61,6 +62,7 @@ def test_numba_kernels_equal_the_reference(dtype, size):
         (fast.sigmoid_backward(g, y_sig), ref.sigmoid_backward(g, y_sig)),
         (fast.tanh_backward(g, y_tanh), ref.tanh_backward(g, y_tanh)),
         (fast.relu_backward(g, np.maximum(x, 0)), ref.relu_backward(g, np.maximum(x, 0))),
+        (fast.relu_forward(x), ref.relu_forward(x)),
     ]
     exp_based = [
         (fast.sigmoid_forward(x), y_sig),
@@ -72,6 +74,7 @@ def test_numba_kernels_equal_the_reference(dtype, size):
     for a, b in pairs:
         assert a.dtype == b.dtype == dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b)
+        assert np.array_equal(np.signbit(a), np.signbit(b))     # -0 and NaN's sign too
     if dtype == np.float32:   # our vectorisable exp vs numpy's: a few ulp, NaNs alike
         for a, b in exp_based:
             assert a.dtype == b.dtype == dtype and a.shape == b.shape

@@ -146,6 +146,13 @@ def _leaky_backward(g, x, slope, out):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
+def _relu_forward(x, zero, out):
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = v if v > zero or v != v else zero    # NaN stays NaN, -0 becomes +0
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
 def _relu_backward(g, y, one, zero, out):
     for i in prange(g.size):
         out[i] = g[i] * (one if y[i] > 0 else zero)
@@ -189,6 +196,12 @@ def sigmoid_forward(x):
     if x.dtype != np.float32:
         return _reference.sigmoid_forward(x)
     return _run_f32(_SIGMOID_F32, x, _flat(x))
+
+
+def relu_forward(x):
+    if x.size < PARALLEL_THRESHOLD or x.dtype.kind != "f":
+        return _reference.relu_forward(x)
+    return _run(_relu_forward, x, _flat(x), x.dtype.type(0), dtype=x.dtype)
 
 
 def relu_backward(g, y):

@@ -28,6 +28,10 @@ def sigmoid_forward(x):
     return array_module(x).where(x >= 0, one / (one + e), e / (one + e))
 
 
+def relu_forward(x):
+    return array_module(x).maximum(x, 0)
+
+
 def relu_backward(g, y):
     """g * (1 if y > 0 else 0), y = relu(x) (a product, so -0 and NaN behave as g * 0)."""
     return g * (y > 0).astype(g.dtype)
