@@ -114,6 +114,26 @@ def test_numba_max_pool_kernels_match_reference(config, dtype, seed):
     np.testing.assert_array_equal(fast.gather_plane(x, idx), ref.gather_plane(x, idx))
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 10), st.integers(1, 10), dtypes,
+       st.booleans(), seeds)
+def test_avg_pool_tiles_equal_the_general_kernels_bit_for_bit(kh, kw, h, w, dtype, ragged, seed):
+    """The stride == kernel, no padding fast path (windows tile the input) computes the
+    general kernels' sums in their order; leftover rows/columns get a zero gradient."""
+    assume(h >= kh and w >= kw)
+    if not ragged:
+        h, w = h - h % kh, w - w % kw
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    oh, ow = h // kh, w // kw
+    inv = rng.uniform(0.1, 1, (oh, ow)).astype(dtype)
+    y = fast.avg_pool2d_forward(x, (kh, kw), (kh, kw), (0, 0), (oh, ow), inv)
+    np.testing.assert_array_equal(y, fast._avg_pool2d(x, kh, kw, kh, kw, 0, 0, inv))
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gx = fast.avg_pool2d_adjoint(g, (kh, kw), (kh, kw), (0, 0), (h, w), inv)
+    np.testing.assert_array_equal(gx, fast._avg_pool2d_adjoint(g, kh, kw, kh, kw, 0, 0, h, w, inv))
+
+
 @given(pool_configs(dilation=False, max_side=9), dtypes, seeds)
 def test_numba_avg_pool_kernels_match_reference(config, dtype, seed):
     shape, kwargs = config

@@ -130,8 +130,38 @@ def _avg_pool2d(x, kh, kw, sh, sw, ph, pw, inv_divisor):
     return out
 
 
+@njit(parallel=True, cache=True)
+def _avg_pool2d_tiles(x, kh, kw, inv_divisor):
+    """_avg_pool2d when the windows tile the input (stride == kernel, no padding): the
+    same sums in the same order, a window row at a time over a whole output row, so
+    that the loop over j has no bounds to clip and vectorises."""
+    n, c, h, w = x.shape
+    oh, ow = inv_divisor.shape
+    out = np.empty((n, c, oh, ow), dtype=x.dtype)
+    for plane in prange(n * c):
+        b, ch = plane // c, plane % c
+        total = np.empty(ow, dtype=np.float64)
+        for i in range(oh):
+            total[:] = 0.0
+            for r in range(i * kh, i * kh + kh):
+                row = x[b, ch, r]
+                for q in range(kw):
+                    for j in range(ow):
+                        total[j] += row[j * kw + q]
+            y, inv = out[b, ch, i], inv_divisor[i]
+            for j in range(ow):
+                y[j] = total[j] * inv[j]
+    return out
+
+
+def _tiles(kernel, stride, padding):
+    return tuple(stride) == tuple(kernel) and not any(padding)
+
+
 def avg_pool2d_forward(x, kernel, stride, padding, out_size, inv_divisor):
     work = x.shape[0] * x.shape[1] * inv_divisor.size * kernel[0] * kernel[1]
+    if _tiles(kernel, stride, padding):
+        return sized(_avg_pool2d_tiles, work, x, kernel[0], kernel[1], inv_divisor)
     return sized(_avg_pool2d, work, x, kernel[0], kernel[1], stride[0], stride[1], padding[0],
                  padding[1], inv_divisor)
 
@@ -155,8 +185,32 @@ def _avg_pool2d_adjoint(g, kh, kw, sh, sw, ph, pw, h, w, inv_divisor):
     return out
 
 
+@njit(parallel=True, cache=True)
+def _avg_pool2d_adjoint_tiles(g, kh, kw, h, w, inv_divisor):
+    """_avg_pool2d_adjoint when the windows tile the input: each input pixel gets one
+    share, written once (no zero fill, no scatter-add); the rows and columns past the
+    last whole window get zero."""
+    n, c, oh, ow = g.shape
+    out = np.empty((n, c, h, w), dtype=g.dtype)
+    for plane in prange(n * c):
+        b, ch = plane // c, plane % c
+        for i in range(oh):
+            gi, inv = g[b, ch, i], inv_divisor[i]
+            for r in range(i * kh, i * kh + kh):
+                row = out[b, ch, r]
+                for q in range(kw):
+                    for j in range(ow):
+                        row[j * kw + q] = gi[j] * inv[j]
+                row[ow * kw:] = 0
+        out[b, ch, oh * kh:] = 0
+    return out
+
+
 def avg_pool2d_adjoint(g, kernel, stride, padding, in_size, inv_divisor):
     work = g.size * kernel[0] * kernel[1]
+    if _tiles(kernel, stride, padding):
+        return sized(_avg_pool2d_adjoint_tiles, work, g, kernel[0], kernel[1], in_size[0],
+                     in_size[1], inv_divisor)
     return sized(_avg_pool2d_adjoint, work, g, kernel[0], kernel[1], stride[0], stride[1],
                  padding[0], padding[1], in_size[0], in_size[1], inv_divisor)
 
