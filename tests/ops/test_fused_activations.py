@@ -15,7 +15,7 @@ import tinygen as tg
 import tinygen.nn.functional as F
 from tinygen.backend.kernels import use_impl
 from tinygen.backend.numba_kernels import activations as fast
-from tinygen.backend.numba_kernels import PARALLEL_THRESHOLD
+from tinygen.backend.numba_kernels.activations import ELEMENTWISE_PARALLEL_THRESHOLD as PARALLEL
 from tinygen.backend.reference import activations as ref
 from tinygen.testing import gradcheck, gradgradcheck
 
@@ -49,10 +49,8 @@ def _ulps(a, b):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("size", [7, PARALLEL_THRESHOLD + 5, 3 * PARALLEL_THRESHOLD + 1])
+@pytest.mark.parametrize("size", [7, PARALLEL - 3, PARALLEL + 5])   # serial and parallel twins
 def test_numba_kernels_equal_the_reference(dtype, size):
-    # (below PARALLEL_THRESHOLD the numba module hands over to the reference itself,
-    # except for the float32 exp-based kernels, which run serially)
     x, g = _data((size,), 0, dtype)
     x[3:5] = [-0.0, np.nan]
     y_sig, y_tanh = ref.sigmoid_forward(x), np.tanh(x)
@@ -87,7 +85,7 @@ def test_float32_sigmoid_is_within_3_ulp_of_the_exact_value():
     x = np.concatenate([np.linspace(-110, 110, 40001), [0.0, -0.0, np.inf, -np.inf, np.nan,
                         1e-30, -1e-30, -87.5, -88.5, -100.0, -103.9, -104.5]]).astype(np.float32)
     exact = (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
-    for size_x in (x, np.tile(x, 2)):     # serial and parallel twins
+    for size_x in (x, np.tile(x, PARALLEL // x.size + 1)):     # serial and parallel twins
         y = fast.sigmoid_forward(size_x)[:x.size]
         assert _ulps(y, exact) <= 3
     assert fast.sigmoid_forward(np.float32([np.inf, -np.inf]) ).tolist() == [1.0, 0.0]
@@ -183,7 +181,7 @@ def test_float32_gate_is_within_a_few_ulp_of_the_exact_value():
                            -np.geomspace(1e-30, 0.7, 500), [0.625, -0.625, 0.0, -0.0,
                            np.inf, -np.inf, np.nan, 40.0, -40.0, -100.0]]).astype(np.float32)
     rng = np.random.default_rng(0)
-    for a in (grid[-12000:], np.tile(grid, 2)):     # x3 of 24K, then 100K: serial, parallel
+    for a in (grid[-12000:], np.tile(grid, PARALLEL // grid.size)):     # serial, parallel
         b = rng.permutation(a)
         x3 = np.stack([a, b])[None]                       # (1, 2, Q)
         exact = ref_gate.gated_forward(x3.astype(np.float64)).astype(np.float32)

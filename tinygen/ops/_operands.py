@@ -25,6 +25,9 @@ def as_tensor(value, like=None):
     if isinstance(value, Tensor):
         return value
     if like is not None:
+        kind = type(value)
+        if kind is float and like.data.dtype.kind == "f":  # the common case (x * 0.5), fast
+            return Tensor._make(array_module(like.data).asarray(value, dtype=like.data.dtype))
         xp = array_module(like.data)
         if isinstance(value, (bool, numbers.Number)) and not isinstance(value, np.ndarray):
             dtype = like.dtype

@@ -51,8 +51,10 @@ class Mul(Function):
 
     def backward(self, grad):
         a, b = self.saved_inputs()
-        return (grad * b if self.needs_input_grad[0] else None,
-                grad * a if self.needs_input_grad[1] else None)
+        # Mul.apply, not grad * b: the operands were checked when the product was made
+        # (one dtype, shapes that broadcast to grad's), so the checks are not redone.
+        return (Mul.apply(grad, b) if self.needs_input_grad[0] else None,
+                Mul.apply(grad, a) if self.needs_input_grad[1] else None)
 
 
 class Div(Function):
@@ -107,8 +109,9 @@ class PowConstant(Function):
 def _apply_binary(function, name, a, b):
     """Check dtypes and broadcast shapes (errors name both operands), then apply."""
     a, b = binary_operands(a, b, name)
-    if a.shape != b.shape and a.shape and b.shape:  # equal shapes or a scalar: nothing to check
-        broadcast_shapes(name, a.shape, b.shape)
+    a_shape, b_shape = a.data.shape, b.data.shape
+    if a_shape != b_shape and a_shape and b_shape:  # equal shapes or a scalar: nothing to check
+        broadcast_shapes(name, a_shape, b_shape)
     return function.apply(a, b)
 
 

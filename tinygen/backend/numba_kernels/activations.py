@@ -1,28 +1,31 @@
-"""Activations and their fused backward products in one pass each (numba, parallel,
-cached), tested against ``tinygen.backend.reference.activations`` (read that first).
+"""Activations and their fused backward products in one pass each (numba, cached),
+tested against ``tinygen.backend.reference.activations`` (read that first).
 
 numpy evaluates ``g * y * (1 - y)`` as three passes over memory with two temporaries;
 here each element is read once and written once.  Constants are passed in the
-array's dtype so that float32 arithmetic stays float32, as in numpy.  Below
-PARALLEL_THRESHOLD elements the reference runs instead (bit-equal, and a numba
-dispatch plus a thread-count switch cost more than numpy's passes over a small,
-cached array: a 100-op chain on a 4x4 tensor spent half its backward there).
+array's dtype so that float32 arithmetic stays float32, as in numpy.  Each kernel is
+a parallel and a serial twin compiled from one loop (``_twins``): the serial one
+below ELEMENTWISE_PARALLEL_THRESHOLD elements, so a small array neither wakes the
+thread pool nor pays for numpy's extra passes.
 
 The exp-based ones (sigmoid, softplus) in float32 use ``_exp_nonpositive``, an exp
 written in plain arithmetic: numba has no vector math library here, and a libm
 ``expf`` call per element keeps LLVM from vectorising the loop (10x slower than
 numpy's SIMD exp), while numpy's exp costs a pass (and a temporary) of its own.
 It is within 2 ulp of the exact exp (the reference's numpy exp is within 1), so these
-kernels match the reference to a few ulp rather than bit for bit.  Each comes as a
-parallel and a serial twin compiled from one loop, so that small arrays run it too
-(one formula at every size) without waking the thread pool.  float64 (gradchecks)
-takes the reference.
+kernels match the reference to a few ulp rather than bit for bit; float64
+(gradchecks) takes the reference.  The others are bit-equal to the reference.
 """
 import numpy as np
 from numba import njit, prange
 
-from . import PARALLEL_THRESHOLD, sized
 from ..reference import activations as _reference
+
+# A parallel region costs a wake-up of the pool's (passive, see __init__.py) threads:
+# measured on the 2-core machine at 2 threads, tanh's backward on 64K float32 took 23 us
+# parallel against 6 us on one thread.  One pass over a few hundred thousand elements
+# is worth splitting, a few tens of thousands (the 100-op chain's 256x256) is not.
+ELEMENTWISE_PARALLEL_THRESHOLD = 1 << 18
 
 _F32 = np.float32
 _ONE, _HALF, _ZERO = _F32(1), _F32(0.5), _F32(0)
@@ -110,12 +113,13 @@ def _softplus_backward_f32_loop(g, x, beta, threshold, out):
         out[i] = g[i] if z > threshold else g[i] * _sigmoid(z)
 
 
-def _twins(loop):
+def _twins(loop, contract=True):
     """(parallel, serial) kernels compiled from one loop (prange is range when serial).
     error_model="numpy": a division by zero gives inf/NaN like numpy, not a check per
-    element that keeps LLVM from vectorising; "contract" lets it fuse a * b + c into
-    one FMA (one rounding instead of two)."""
-    options = dict(cache=True, error_model="numpy", fastmath={"contract"})
+    element that keeps LLVM from vectorising; ``contract`` lets it fuse a * b + c into
+    one FMA (one rounding instead of two: more exact, but no longer bit-equal to
+    numpy's separate multiply and add, so only for the kernels tested in ulp)."""
+    options = dict(cache=True, error_model="numpy", fastmath={"contract"} if contract else {})
     return njit(parallel=True, **options)(loop), njit(**options)(loop)
 
 
@@ -125,114 +129,101 @@ _SOFTPLUS_SELECT_F32 = _twins(_softplus_select_f32_loop)
 _SOFTPLUS_BACKWARD_F32 = _twins(_softplus_backward_f32_loop)
 
 
-def _run_f32(twins, shape_of, *arrays_then_scalars):
-    """Run a float32 twin (parallel from PARALLEL_THRESHOLD elements) into a new array."""
-    out = np.empty(shape_of.shape, dtype=np.float32)
-    twins[0 if out.size >= PARALLEL_THRESHOLD else 1](*arrays_then_scalars, out.reshape(-1))
+def _run(twins, shape_of, *arrays_then_scalars):
+    """Run a twin into a new array shaped like ``shape_of`` (and of its dtype): the
+    parallel one from ELEMENTWISE_PARALLEL_THRESHOLD elements."""
+    out = np.empty(shape_of.shape, dtype=shape_of.dtype)
+    parallel = out.size >= ELEMENTWISE_PARALLEL_THRESHOLD
+    twins[0 if parallel else 1](*arrays_then_scalars, out.reshape(-1))
     return out
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _leaky_forward(x, slope, out):
+def _leaky_forward_loop(x, slope, out):
     for i in prange(x.size):
         v = x[i]
         out[i] = v if v > 0 else v * slope
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _leaky_backward(g, x, slope, out):
+def _leaky_backward_loop(g, x, slope, out):
     for i in prange(g.size):
         out[i] = g[i] if x[i] > 0 else g[i] * slope
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _relu_forward(x, zero, out):
+def _relu_forward_loop(x, zero, out):
     for i in prange(x.size):
         v = x[i]
         out[i] = v if v > zero or v != v else zero    # NaN stays NaN, -0 becomes +0
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _relu_backward(g, y, one, zero, out):
+def _relu_backward_loop(g, y, one, zero, out):
     for i in prange(g.size):
         out[i] = g[i] * (one if y[i] > 0 else zero)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _sigmoid_backward(g, y, one, out):
+def _sigmoid_backward_loop(g, y, one, out):
     for i in prange(g.size):
         out[i] = g[i] * y[i] * (one - y[i])
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _tanh_backward(g, y, one, out):
+def _tanh_backward_loop(g, y, one, out):
     for i in prange(g.size):
         out[i] = g[i] * (one - y[i] * y[i])
+
+
+_LEAKY_FORWARD = _twins(_leaky_forward_loop, contract=False)
+_LEAKY_BACKWARD = _twins(_leaky_backward_loop, contract=False)
+_RELU_FORWARD = _twins(_relu_forward_loop, contract=False)
+_RELU_BACKWARD = _twins(_relu_backward_loop, contract=False)
+_SIGMOID_BACKWARD = _twins(_sigmoid_backward_loop, contract=False)
+_TANH_BACKWARD = _twins(_tanh_backward_loop, contract=False)
 
 
 def _flat(a):
     return np.ascontiguousarray(a).reshape(-1)
 
 
-def _run(kernel, shape_of, *arrays_then_scalars, dtype):
-    out = np.empty(shape_of.shape, dtype=dtype)
-    sized(kernel, out.size, *arrays_then_scalars, out.reshape(-1))
-    return out
-
-
 def leaky_relu_forward(x, slope):
-    if x.size < PARALLEL_THRESHOLD:
-        return _reference.leaky_relu_forward(x, slope)
-    return _run(_leaky_forward, x, _flat(x), x.dtype.type(slope), dtype=x.dtype)
+    return _run(_LEAKY_FORWARD, x, _flat(x), x.dtype.type(slope))
 
 
 def leaky_relu_backward(g, x, slope):
-    if g.size < PARALLEL_THRESHOLD:
-        return _reference.leaky_relu_backward(g, x, slope)
-    return _run(_leaky_backward, g, _flat(g), _flat(x), g.dtype.type(slope), dtype=g.dtype)
+    return _run(_LEAKY_BACKWARD, g, _flat(g), _flat(x), g.dtype.type(slope))
 
 
 def sigmoid_forward(x):
     if x.dtype != np.float32:
         return _reference.sigmoid_forward(x)
-    return _run_f32(_SIGMOID_F32, x, _flat(x))
+    return _run(_SIGMOID_F32, x, _flat(x))
 
 
 def relu_forward(x):
-    if x.size < PARALLEL_THRESHOLD or x.dtype.kind != "f":
+    if x.dtype.kind != "f":
         return _reference.relu_forward(x)
-    return _run(_relu_forward, x, _flat(x), x.dtype.type(0), dtype=x.dtype)
+    return _run(_RELU_FORWARD, x, _flat(x), x.dtype.type(0))
 
 
 def relu_backward(g, y):
-    if g.size < PARALLEL_THRESHOLD:
-        return _reference.relu_backward(g, y)
-    return _run(_relu_backward, g, _flat(g), _flat(y), g.dtype.type(1), g.dtype.type(0),
-                dtype=g.dtype)
+    return _run(_RELU_BACKWARD, g, _flat(g), _flat(y), g.dtype.type(1), g.dtype.type(0))
 
 
 def softplus_forward(x, beta, threshold):
     if x.dtype != np.float32:
         return _reference.softplus_forward(x, beta, threshold)
     beta, threshold = _F32(beta), _F32(threshold)
-    log1p_e = _run_f32(_SOFTPLUS_LOG_TERM_F32, x, _flat(x), beta)
+    log1p_e = _run(_SOFTPLUS_LOG_TERM_F32, x, _flat(x), beta)
     np.log1p(log1p_e, out=log1p_e)   # numpy's SIMD log1p: no vectorisable one of ours
-    return _run_f32(_SOFTPLUS_SELECT_F32, x, _flat(x), log1p_e.reshape(-1), beta, threshold)
+    return _run(_SOFTPLUS_SELECT_F32, x, _flat(x), log1p_e.reshape(-1), beta, threshold)
 
 
 def softplus_backward(g, x, beta, threshold):
     if g.dtype != np.float32 or x.dtype != np.float32:
         return _reference.softplus_backward(g, x, beta, threshold)
-    return _run_f32(_SOFTPLUS_BACKWARD_F32, g, _flat(g), _flat(x), _F32(beta), _F32(threshold))
+    return _run(_SOFTPLUS_BACKWARD_F32, g, _flat(g), _flat(x), _F32(beta), _F32(threshold))
 
 
 def sigmoid_backward(g, y):
-    if g.size < PARALLEL_THRESHOLD:
-        return _reference.sigmoid_backward(g, y)
-    return _run(_sigmoid_backward, g, _flat(g), _flat(y), g.dtype.type(1), dtype=g.dtype)
+    return _run(_SIGMOID_BACKWARD, g, _flat(g), _flat(y), g.dtype.type(1))
 
 
 def tanh_backward(g, y):
-    if g.size < PARALLEL_THRESHOLD:
-        return _reference.tanh_backward(g, y)
-    return _run(_tanh_backward, g, _flat(g), _flat(y), g.dtype.type(1), dtype=g.dtype)
+    return _run(_TANH_BACKWARD, g, _flat(g), _flat(y), g.dtype.type(1))

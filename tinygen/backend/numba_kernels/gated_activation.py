@@ -2,17 +2,17 @@
 
 Same functions and signatures as ``tinygen.backend.reference.gated_activation``; tested
 against it.  float32 runs one numba pass each way (parallel over the P rows from
-PARALLEL_THRESHOLD elements), with the vectorisable tanh and sigmoid of
+ELEMENTWISE_PARALLEL_THRESHOLD elements), with the vectorisable tanh and sigmoid of
 ``activations.py`` (a libm tanhf/expf call per element would keep LLVM from
 vectorising the loop: ~30x slower than numpy's SIMD loops).  float64 (gradchecks)
 takes numpy, in the input's own precision, with as few temporaries as the formula
 allows.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from . import PARALLEL_THRESHOLD
-from .activations import _ONE, _sigmoid as _sigmoid_f32, _tanh as _tanh_f32
+from .activations import ELEMENTWISE_PARALLEL_THRESHOLD, _ONE, _twins, \
+    _sigmoid as _sigmoid_f32, _tanh as _tanh_f32
 
 
 def _forward_f32_loop(x3, out):
@@ -36,18 +36,12 @@ def _backward_f32_loop(g, x3, out):
             db[j] = gi[j] * s * _tanh_f32(a[j]) * (_ONE - s)
 
 
-def _twins(loop):
-    """(parallel, serial) kernels from one loop; flags as in activations._twins."""
-    options = dict(cache=True, error_model="numpy", fastmath={"contract"})
-    return njit(parallel=True, **options)(loop), njit(**options)(loop)
-
-
 _FORWARD_F32 = _twins(_forward_f32_loop)
 _BACKWARD_F32 = _twins(_backward_f32_loop)
 
 
 def _twin(twins, x3):
-    return twins[0 if x3.size >= PARALLEL_THRESHOLD else 1]
+    return twins[0 if x3.size >= ELEMENTWISE_PARALLEL_THRESHOLD else 1]
 
 
 def _sigmoid(b):
