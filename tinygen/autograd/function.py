@@ -103,7 +103,7 @@ class Function:
                 all_numpy = False
         if not all_numpy:
             _check_one_device(cls, inputs)
-        node = cls.__new__(cls)
+        node = cls()
         node.needs_input_grad = needs = tuple(needs)
         node._save_input_idx = node._save_output_idx = ()
 

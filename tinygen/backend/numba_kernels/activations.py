@@ -97,14 +97,15 @@ def _softplus_log_term_f32_loop(x, beta, out):
         out[i] = _exp_nonpositive(-abs(x[i] * beta))
 
 
-def _softplus_select_f32_loop(x, log1p_e, beta, threshold, out):
+def _softplus_select_f32_loop(x, beta, threshold, out):
+    """``out`` holds log1p(exp(-|beta x|)) and receives softplus (in place)."""
     for i in prange(x.size):
         z = x[i] * beta
         if z > threshold:
             out[i] = x[i]
         else:
             positive_part = _ZERO if z < _ZERO else z     # NaN stays NaN
-            out[i] = (positive_part + log1p_e[i]) / beta
+            out[i] = (positive_part + out[i]) / beta
 
 
 def _softplus_backward_f32_loop(g, x, beta, threshold, out):
@@ -210,9 +211,12 @@ def softplus_forward(x, beta, threshold):
     if x.dtype != np.float32:
         return _reference.softplus_forward(x, beta, threshold)
     beta, threshold = _F32(beta), _F32(threshold)
-    log1p_e = _run(_SOFTPLUS_LOG_TERM_F32, x, _flat(x), beta)
-    np.log1p(log1p_e, out=log1p_e)   # numpy's SIMD log1p: no vectorisable one of ours
-    return _run(_SOFTPLUS_SELECT_F32, x, _flat(x), log1p_e.reshape(-1), beta, threshold)
+    flat = _flat(x)
+    out = _run(_SOFTPLUS_LOG_TERM_F32, x, flat, beta)
+    np.log1p(out, out=out)   # numpy's SIMD log1p: no vectorisable one of ours
+    _SOFTPLUS_SELECT_F32[0 if out.size >= ELEMENTWISE_PARALLEL_THRESHOLD else 1](
+        flat, beta, threshold, out.reshape(-1))
+    return out
 
 
 def softplus_backward(g, x, beta, threshold):
