@@ -41,9 +41,11 @@ def _data(shape, seed, dtype):
 
 
 def _ulps(a, b):
-    """|a - b| in units of b's last place (float32), worst element; NaNs must match."""
+    """|a - b| in units of b's last place (float32), worst element; NaNs and infinities
+    must match."""
     assert np.array_equal(np.isnan(a), np.isnan(b))
-    a, b = a[~np.isnan(b)].astype(np.float64), b[~np.isnan(b)].astype(np.float64)
+    assert np.array_equal(a[np.isinf(b)], b[np.isinf(b)])
+    a, b = a[np.isfinite(b)].astype(np.float64), b[np.isfinite(b)].astype(np.float64)
     spacing = np.spacing(np.abs(b).astype(np.float32)).astype(np.float64)
     return float(np.max(np.abs(a - b) / spacing, initial=0.0))
 
@@ -168,6 +170,19 @@ def test_backward_is_one_node():
         v = tg.tensor(np.ones(y.shape), requires_grad=True)  # leaky_relu's: linear in v only
         (g,) = tg.grad(y, x, grad_outputs=v, create_graph=True)
         assert type(g.grad_fn).__name__ == node
+
+
+def test_float32_softplus_is_within_3_ulp_of_the_exact_value():
+    """The numba softplus (its own exp and log1p) against float64 truth, beta = 1 (so z
+    = x is not rounded), from the tail where it is exp(x) to the linear region."""
+    x = np.concatenate([np.linspace(-110, 30, 40001), np.geomspace(1e-30, 1, 300),
+                        -np.geomspace(1e-30, 1, 300), [0.0, -0.0, np.inf, -np.inf, np.nan,
+                                                       19.99, 20.01]]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        exact = np.where(x64 > 20, x64, np.logaddexp(0, x64)).astype(np.float32)
+    for size_x in (x, np.tile(x, PARALLEL // x.size + 1)):     # serial and parallel twins
+        assert _ulps(fast.softplus_forward(size_x, 1.0, 20.0)[:x.size], exact) <= 3
 
 
 def test_float32_gate_is_within_a_few_ulp_of_the_exact_value():

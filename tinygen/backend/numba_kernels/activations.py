@@ -8,13 +8,13 @@ a parallel and a serial twin compiled from one loop (``_twins``): the serial one
 below ELEMENTWISE_PARALLEL_THRESHOLD elements, so a small array neither wakes the
 thread pool nor pays for numpy's extra passes.
 
-The exp-based ones (sigmoid, softplus) in float32 use ``_exp_nonpositive``, an exp
-written in plain arithmetic: numba has no vector math library here, and a libm
-``expf`` call per element keeps LLVM from vectorising the loop (10x slower than
-numpy's SIMD exp), while numpy's exp costs a pass (and a temporary) of its own.
-It is within 2 ulp of the exact exp (the reference's numpy exp is within 1), so these
-kernels match the reference to a few ulp rather than bit for bit; float64
-(gradchecks) takes the reference.  The others are bit-equal to the reference.
+The exp-based ones (sigmoid, softplus) in float32 use ``_exp_nonpositive`` (and
+softplus ``_log1p_unit``), written in plain arithmetic: numba has no vector math
+library here, and a libm ``expf`` call per element keeps LLVM from vectorising the
+loop (10x slower than numpy's SIMD exp), while numpy's exp costs a pass (and a
+temporary) of its own.  Both are within 2 ulp of the exact value (numpy's within 1
+and 2), so these kernels match the reference to a few ulp rather than bit for bit;
+float64 (gradchecks) takes the reference.  The others are bit-equal to the reference.
 """
 import numpy as np
 from numba import njit, prange
@@ -86,26 +86,51 @@ def _tanh(v):
     return t if v > _ZERO else -t
 
 
+# log(1 + f) - f + f^2/2 = f^3 P(f) on f in [sqrt(1/2) - 1, sqrt(2) - 1]: the minimax
+# polynomial of Cephes' logf.
+_LP = tuple(_F32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
+                                 -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                                 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
+_SQRT2 = _F32(1.41421356237309505)
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _log1p_unit(e):
+    """log(1 + e) for float32 e in [0, 1] (softplus' log term) within 2 ulp, vectorisable.
+    u = 1 + e rounds; c = (e - (u - 1)) / u puts back what the rounding lost (to first
+    order), and log(u) = k ln2 + log(1 + f) with u = 2^k (1 + f), k in {0, 1}."""
+    u = _ONE + e
+    c = (e - (u - _ONE)) / u
+    big = u > _SQRT2
+    f = (u * _HALF if big else u) - _ONE
+    k = _ONE if big else _ZERO
+    z = f * f
+    p = _LP[0]
+    p = p * f + _LP[1]
+    p = p * f + _LP[2]
+    p = p * f + _LP[3]
+    p = p * f + _LP[4]
+    p = p * f + _LP[5]
+    p = p * f + _LP[6]
+    p = p * f + _LP[7]
+    p = p * f + _LP[8]
+    y = f * z * p + k * _LN2_LO - _HALF * z
+    return f + y + k * _LN2_HI + c
+
+
 def _sigmoid_f32_loop(x, out):
     for i in prange(x.size):
         out[i] = _sigmoid(x[i])
 
 
-def _softplus_log_term_f32_loop(x, beta, out):
-    """exp(-|beta x|); softplus_forward takes numpy's log1p of it in place."""
-    for i in prange(x.size):
-        out[i] = _exp_nonpositive(-abs(x[i] * beta))
-
-
-def _softplus_select_f32_loop(x, beta, threshold, out):
-    """``out`` holds log1p(exp(-|beta x|)) and receives softplus (in place)."""
+def _softplus_f32_loop(x, beta, threshold, out):
     for i in prange(x.size):
         z = x[i] * beta
         if z > threshold:
             out[i] = x[i]
         else:
             positive_part = _ZERO if z < _ZERO else z     # NaN stays NaN
-            out[i] = (positive_part + out[i]) / beta
+            out[i] = (positive_part + _log1p_unit(_exp_nonpositive(-abs(z)))) / beta
 
 
 def _softplus_backward_f32_loop(g, x, beta, threshold, out):
@@ -125,8 +150,7 @@ def _twins(loop, contract=True):
 
 
 _SIGMOID_F32 = _twins(_sigmoid_f32_loop)
-_SOFTPLUS_LOG_TERM_F32 = _twins(_softplus_log_term_f32_loop)
-_SOFTPLUS_SELECT_F32 = _twins(_softplus_select_f32_loop)
+_SOFTPLUS_F32 = _twins(_softplus_f32_loop)
 _SOFTPLUS_BACKWARD_F32 = _twins(_softplus_backward_f32_loop)
 
 
@@ -210,13 +234,7 @@ def relu_backward(g, y):
 def softplus_forward(x, beta, threshold):
     if x.dtype != np.float32:
         return _reference.softplus_forward(x, beta, threshold)
-    beta, threshold = _F32(beta), _F32(threshold)
-    flat = _flat(x)
-    out = _run(_SOFTPLUS_LOG_TERM_F32, x, flat, beta)
-    np.log1p(out, out=out)   # numpy's SIMD log1p: no vectorisable one of ours
-    _SOFTPLUS_SELECT_F32[0 if out.size >= ELEMENTWISE_PARALLEL_THRESHOLD else 1](
-        flat, beta, threshold, out.reshape(-1))
-    return out
+    return _run(_SOFTPLUS_F32, x, _flat(x), _F32(beta), _F32(threshold))
 
 
 def softplus_backward(g, x, beta, threshold):
