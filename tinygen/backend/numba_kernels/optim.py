@@ -1,17 +1,22 @@
-"""The optimizers' per-parameter update in one pass (numba, parallel, cached): the
-reference (``tinygen.backend.reference.optim``) makes eight passes over memory with
-temporaries; this reads and writes each element once.  Same operations in the same
-order, with the scalars rounded to the arrays' dtype first as numpy does with Python
-floats: the results are bit-equal (tests/optim/test_fused_adam.py)."""
+"""The optimizers' per-parameter update in one pass (numba, cached; parallel for large
+parameters, serial below PARALLEL_FROM): the reference
+(``tinygen.backend.reference.optim``) makes eight passes over memory with temporaries;
+this reads and writes each element once.  Same operations in the same order, with the
+scalars rounded to the arrays' dtype first as numpy does with Python floats: the
+results are bit-equal (tests/optim/test_fused_adam.py)."""
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from . import PARALLEL_THRESHOLD, sized
+from .activations import _twins
 from ..reference import optim as _reference
 
+# Seven streams of memory per element (four read, three written) and a sqrt and a
+# division: a parallel region pays for its wake-up from a quarter of the elementwise
+# kernels' threshold (activations.ELEMENTWISE_PARALLEL_THRESHOLD).
+PARALLEL_FROM = 1 << 16
 
-@njit(parallel=True, cache=True)
-def _adam(p, g, m, v, one_minus_beta1, beta2, one_minus_beta2, eps, step_size, bc2):
+
+def _adam_loop(p, g, m, v, one_minus_beta1, beta2, one_minus_beta2, eps, step_size, bc2):
     for i in prange(p.size):
         gi = g[i]
         mi = m[i] + one_minus_beta1 * (gi - m[i])
@@ -24,6 +29,10 @@ def _adam(p, g, m, v, one_minus_beta1, beta2, one_minus_beta2, eps, step_size, b
         p[i] = p[i] - step_size * (mi / denom)
 
 
+# (parallel, serial); no FMA contraction: bit-equal to numpy's separate operations.
+_ADAM = _twins(_adam_loop, contract=False)
+
+
 def _flat_view(a):
     """A 1-D view of a C-contiguous array (None when there is no such view)."""
     return a.reshape(-1) if a.flags.c_contiguous else None
@@ -32,11 +41,11 @@ def _flat_view(a):
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, eps,
               step_size, bias_correction2_sqrt):
     views = [_flat_view(a) for a in (param, exp_avg, exp_avg_sq)]
-    if (max_exp_avg_sq is not None or param.size < PARALLEL_THRESHOLD
-            or any(v is None for v in views) or grad.dtype != param.dtype):
+    if (max_exp_avg_sq is not None or any(v is None for v in views)
+            or grad.dtype != param.dtype):
         return _reference.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1,
                                     beta2, eps, step_size, bias_correction2_sqrt)
     t = param.dtype.type
-    sized(_adam, param.size, views[0], np.ascontiguousarray(grad).reshape(-1), views[1],
-          views[2], t(1 - beta1), t(beta2), t(1 - beta2), t(eps), t(step_size),
-          t(bias_correction2_sqrt))
+    _ADAM[0 if param.size >= PARALLEL_FROM else 1](
+        views[0], np.ascontiguousarray(grad).reshape(-1), views[1], views[2], t(1 - beta1),
+        t(beta2), t(1 - beta2), t(eps), t(step_size), t(bias_correction2_sqrt))
