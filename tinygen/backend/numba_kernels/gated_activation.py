@@ -3,7 +3,7 @@
 Same functions and signatures as ``tinygen.backend.reference.gated_activation``; tested
 against it.  float32 runs one numba pass each way (parallel over the P rows from
 ELEMENTWISE_PARALLEL_THRESHOLD elements), with the vectorisable tanh and sigmoid of
-``activations.py`` (a libm tanhf/expf call per element would keep LLVM from
+``_vmath.py`` (a libm tanhf/expf call per element would keep LLVM from
 vectorising the loop: ~30x slower than numpy's SIMD loops).  float64 (gradchecks)
 takes numpy, in the input's own precision, with as few temporaries as the formula
 allows.
@@ -11,8 +11,8 @@ allows.
 import numpy as np
 from numba import prange
 
-from .activations import ELEMENTWISE_PARALLEL_THRESHOLD, _ONE, _twins, \
-    _sigmoid as _sigmoid_f32, _tanh as _tanh_f32
+from ._vmath import ONE as _ONE, sigmoid as _sigmoid_f32, tanh as _tanh_f32
+from .activations import ELEMENTWISE_PARALLEL_THRESHOLD, _twins
 
 
 def _forward_f32_loop(x3, out):
