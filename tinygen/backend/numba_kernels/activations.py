@@ -14,8 +14,9 @@ they match the reference to a few ulp rather than bit for bit; float64 (gradchec
 takes the reference.  The others are bit-equal to the reference.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from . import serial_and_parallel as _serial_and_parallel
 from ..reference import activations as _reference
 from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp_nonpositive, \
     log1p_unit as _log1p_unit, sigmoid as _sigmoid
@@ -49,13 +50,17 @@ def _softplus_backward_f32_loop(g, x, beta, threshold, out):
 
 
 def _twins(loop, contract=True):
-    """(parallel, serial) kernels compiled from one loop (prange is range when serial).
-    error_model="numpy": a division by zero gives inf/NaN like numpy, not a check per
-    element that keeps LLVM from vectorising; ``contract`` lets it fuse a * b + c into
-    one FMA (one rounding instead of two: more exact, but no longer bit-equal to
-    numpy's separate multiply and add, so only for the kernels tested in ulp)."""
-    options = dict(cache=True, error_model="numpy", fastmath={"contract"} if contract else {})
-    return njit(parallel=True, **options)(loop), njit(**options)(loop)
+    """(parallel, serial) kernels compiled from one loop (prange is range when serial;
+    serial_and_parallel keeps their on-disk caches apart).  error_model="numpy": a
+    division by zero gives inf/NaN like numpy, not a check per element that keeps LLVM
+    from vectorising; ``contract`` lets it fuse a * b + c into one FMA (one rounding
+    instead of two: more exact, but no longer bit-equal to numpy's separate multiply
+    and add, so only for the kernels tested in ulp)."""
+    options = dict(error_model="numpy")
+    if contract:
+        options["fastmath"] = {"contract"}
+    serial, parallel = _serial_and_parallel(loop, **options)
+    return parallel, serial
 
 
 _SIGMOID_F32 = _twins(_sigmoid_f32_loop)
