@@ -27,7 +27,10 @@ The ceiling model (per SM and clock on sm_90, one loop iteration):
     shared mem   one 128-byte wavefront/clk; a warp's LDS/STS of w bits needs w/32
                  wavefronts (LDS 1, LDS.64 2, LDS.128 4) when conflict-free without
                  broadcast -- a warp reading at most 128 distinct bytes needs 1, so this
-                 is an upper bound on the cost of wide loads
+                 is an upper bound on the cost of wide loads -- except a load whose
+                 address is warp-uniform by construction (only uniform registers and
+                 immediates in its brackets: LDS.128 R4, [UR5+0x10]): all 32 lanes read
+                 the same w/8 bytes, one broadcast wavefront whatever its width
     ceiling      = (F / FMA rate) / max(F / FMA rate, N / 4, wavefronts)
                  (issue bound and shared-memory bound; the lower one is reported)
 
@@ -112,6 +115,13 @@ class Instruction:
     def base(self):
         return self.opcode.split(".")[0]
 
+    @property
+    def uniform_address(self):
+        """Whether the memory address is the same for every lane of the warp: only
+        uniform registers (URn) and immediates inside its brackets."""
+        match = re.search(r"\[([^\]]*)\]", self.operands)
+        return bool(match) and not re.search(r"(?<![U\w])R\d+", match.group(1))
+
 
 _LINE = re.compile(r"^\s*/\*(?P<addr>[0-9a-f]{4,})\*/\s+(?:@!?U?P[0-9T]\s+)?"
                    r"(?P<op>[A-Z][A-Z0-9_.]*)(?P<rest>[^;]*);")
@@ -161,6 +171,7 @@ class LoopMix:
     fma_opcode: str = "FFMA"
     other_fma: int = 0        # FMAs of the other precision (wavenet_step_f32 sums in double)
     shared_loads: dict = dataclasses.field(default_factory=dict)   # width -> count
+    broadcast_loads: dict = dataclasses.field(default_factory=dict)  # of those, uniform address
     shared_stores: dict = dataclasses.field(default_factory=dict)
     barriers: int = 0
     global_loads: dict = dataclasses.field(default_factory=dict)
@@ -173,16 +184,19 @@ class LoopMix:
 
     @property
     def wavefronts(self):
-        """128-byte shared-memory wavefronts per warp, conflict-free, no broadcast."""
-        return sum(count * width // 32 for table in (self.shared_loads, self.shared_stores)
+        """128-byte shared-memory wavefronts per warp, conflict-free, no broadcast but
+        for loads from a warp-uniform address (one wavefront each)."""
+        full = sum(count * width // 32 for table in (self.shared_loads, self.shared_stores)
                    for width, count in table.items())
+        return full - sum(count * (width // 32 - 1)
+                          for width, count in self.broadcast_loads.items())
 
 
 def mix(instructions, first, last, fma_opcode, skip=()):
     """The LoopMix of instructions[first:last + 1], less the index ranges in ``skip``
     (inner loops, which run their own number of times)."""
     result = LoopMix(fma_opcode=fma_opcode)
-    loads, stores = collections.Counter(), collections.Counter()
+    loads, stores, broadcast = collections.Counter(), collections.Counter(), collections.Counter()
     global_loads = collections.Counter()
     for i in range(first, last + 1):
         ins = instructions[i]
@@ -195,6 +209,8 @@ def mix(instructions, first, last, fma_opcode, skip=()):
             result.other_fma += 1
         elif ins.base in ("LDS", "LDSM"):
             loads[_width(ins.opcode)] += 1
+            if ins.base == "LDS" and ins.uniform_address:
+                broadcast[_width(ins.opcode)] += 1
         elif ins.base == "STS":
             stores[_width(ins.opcode)] += 1
         elif ins.base == "BAR":
@@ -204,6 +220,7 @@ def mix(instructions, first, last, fma_opcode, skip=()):
         elif ins.base in ("STG", "ST"):
             result.global_stores += 1
     result.shared_loads, result.shared_stores = dict(loads), dict(stores)
+    result.broadcast_loads = dict(broadcast)
     result.global_loads = dict(global_loads)
     return result
 
@@ -300,6 +317,13 @@ def _widths(table):
     return " + ".join(f"{count}x{width}" for width, count in ordered)
 
 
+def _shared_loads(loop):
+    """'48x128 (48 uniform)': the loads by width, and how many are broadcasts."""
+    text = _widths(loop["shared_loads"])
+    uniform = sum(loop.get("broadcast_loads", {}).values())
+    return f"{text} ({uniform} uniform)" if uniform else text
+
+
 def _ceiling_text(row):
     c = row and row["ceiling"]
     if not c:
@@ -323,7 +347,7 @@ def detail_table(rows):
             per_fma = f"{loads / loop['fma']:.2f}" if loop["fma"] and loads else "-"
             loop_cells = (f"{loop['instructions']} | {fma} | "
                           f"{_pct(loop['fma'] / max(loop['instructions'], 1))} | "
-                          f"{_widths(loop['shared_loads'])} | {per_fma} | "
+                          f"{_shared_loads(loop)} | {per_fma} | "
                           f"{_widths(loop['shared_stores'])} | {loop['barriers']} | "
                           f"{_widths(loop['global_loads'])}")
         else:

@@ -49,7 +49,8 @@
 // load costs 4 wavefronts.  benchmarks/results/static-sm90.md has the instruction mix.
 //
 // Stride-1 convs with at most 32 GEMM rows skip the GEMM for the halo tile (conv_halo,
-// below), and C = 1 forwards for the direct kernel (conv_forward_direct).
+// below), C = 1 forwards for the direct kernel (conv_forward_direct), and C = 1 input
+// gradients of dense 4x4 stride-2 convs for conv_input_grad_c1.
 //
 // Split K.  When a GEMM has too few tiles to fill the GPU, the host cuts K into
 // `splits` ranges (blockIdx.z = g * splits + s): split s writes its partial result to
@@ -501,6 +502,120 @@ struct DirectRuns {
     static constexpr int words = kTaps * 16 / 4;  // registers of one run's inputs
     static constexpr int value = 128 / words >= 2 ? 2 : 1;
 };
+
+// ---------------------------------------------------------------------------------------
+// Input gradient with one input channel per group, dense K x K kernel, stride S, K = S*P
+// (conv_input_grad_c1_k4s2: the 4x4 stride-2 first layer of the GAN critic, whose input
+// gradient WGAN-GP's penalty needs).  The GEMM has one row here (Cg = 1): every gathered
+// grad_y element would serve one FMA.  Instead a thread owns a gx tile of S rows x S*TQ
+// columns (all S*S stride phases) and, per output channel o, holds the P rows x (TQ + P
+// - 1) grad_y values that tile reads in registers: each serves up to K*K FMAs there.
+//
+// The tile: gx rows h = h_base + S*ty + a (a < S), columns w = w_base + S*(TQ*tx + m) + b
+// (b < S, m < TQ), with h_base = S*floor(pt/S) - pt, so that h + pt = S*(P0 + ty) + a.
+// Tap (i, j) = (a + S*k, b + S*l) (k, l < P) of row a, column b reads grad_y row
+// P0 + ty - k, column Q0 + TQ*tx + m - l: the same P rows for every a, and TQ + P - 1
+// columns for all (m, l).  grad_y comes padded by the host (conv.py) into gyp of
+// padded_h x padded_w per plane, gyp[r, c] = grad_y[r + P0 - (P-1), c + Q0 - (P-1)]
+// (zero outside), so window row k of tile (ty, tx) is gyp row ty + P - 1 - k, columns
+// TQ*tx .. + WINW - 1: inside gyp, 16-byte aligned, no test per element (padded_w and
+// TQ are multiples of 16 bytes).
+//
+// The block's weights (kC1Outs output channels x K*K, contiguous in w) are staged in
+// shared memory and read with the same address by every thread (a broadcast).  Per o a
+// thread issues P*WINW/V 16-byte global loads, K*K/V shared loads and S*S*TQ*P*P FMAs
+// (f32: 10, 4 and 256).  blockIdx.y splits the output channels (partials summed in order
+// by conv_split_sum: deterministic); blockIdx.z is the group (= the gx channel).
+// ---------------------------------------------------------------------------------------
+constexpr int kC1Outs = 32;  // output channels whose weights a block stages at a time
+
+// Columns per phase of a thread's tile: 64 bytes (16 floats, 8 doubles).
+template <typename T>
+struct C1Cols {
+    static constexpr int value = 64 / (int)sizeof(T);
+};
+
+template <typename T, int S, int P, int TQ>
+__device__ void conv_input_grad_c1(const T* gyp, const T* w, T* grad_x, int batch, int groups,
+                                   int out_per_group, int height, int width, int tiles_h,
+                                   int tiles_w, int padded_h, int padded_w, int h_base,
+                                   int w_base, int split_o)
+{
+    constexpr int K = S * P, KK = K * K;
+    constexpr int V = 16 / (int)sizeof(T);
+    constexpr int WINW = (TQ + P - 1 + V - 1) / V * V;  // window columns, whole runs
+    static_assert(TQ % V == 0, "a window row starts on a 16-byte boundary");
+    struct alignas(16) Weights {
+        T v[kC1Outs][KK];
+    };
+    __shared__ Weights weights;
+    const int tid = (int)threadIdx.x;
+    const int g = (int)blockIdx.z, s = (int)blockIdx.y;
+    const int o_begin = s * split_o, o_end = min(out_per_group, o_begin + split_o);
+    const int per_image = tiles_h * tiles_w;
+    const int tile = (int)blockIdx.x * kThreads + tid;
+    const bool valid = tile < batch * per_image;
+    const int t = valid ? tile : 0;  // a thread past the tiles reads tile 0, stores nothing
+    const int n = t / per_image, rem = t - (t / per_image) * per_image;
+    const int ty = rem / tiles_w, tx = rem - (rem / tiles_w) * tiles_w;
+    const unsigned plane = (unsigned)(padded_h * padded_w);
+    // gyp[n, g*Og + o_begin] at window row 0 (gyp row ty + P - 1), column TQ*tx
+    const unsigned base =
+        (unsigned)(n * groups * out_per_group + g * out_per_group + o_begin) * plane
+        + (unsigned)((ty + P - 1) * padded_w + TQ * tx);
+
+    T acc[S][S][TQ];
+#pragma unroll
+    for (int a = 0; a < S; ++a)
+#pragma unroll
+        for (int b = 0; b < S; ++b)
+#pragma unroll
+            for (int m = 0; m < TQ; ++m) acc[a][b][m] = T(0);
+
+    const T* src = gyp + base;  // moved one gyp plane per output channel
+    for (int o0 = o_begin; o0 < o_end; o0 += kC1Outs) {  // block-uniform
+        const int count = min(kC1Outs, o_end - o0);
+        __syncthreads();  // every thread is done with the previous chunk's weights
+        T* flat = &weights.v[0][0];
+        const T* chunk = w + (long long)(g * out_per_group + o0) * KK;
+        for (int e = tid; e < count * KK; e += kThreads) flat[e] = chunk[e];
+        __syncthreads();
+        for (int o = 0; o < count; ++o, src += plane) {
+            T wv[KK];
+            load_runs<T, KK>(&weights.v[o][0], wv);
+#pragma unroll
+            for (int k = 0; k < P; ++k) {
+                T win[WINW];
+                load_runs<T, WINW>(src - k * padded_w, win);
+#pragma unroll
+                for (int a = 0; a < S; ++a)
+#pragma unroll
+                    for (int b = 0; b < S; ++b)
+#pragma unroll
+                        for (int l = 0; l < P; ++l)
+#pragma unroll
+                            for (int m = 0; m < TQ; ++m)
+                                acc[a][b][m] += wv[(a + S * k) * K + b + S * l] * win[m - l + P - 1];
+            }
+        }
+    }
+
+    if (!valid) return;
+    T* out = grad_x + (long long)s * batch * groups * height * width
+             + (long long)(n * groups + g) * height * width;
+#pragma unroll
+    for (int a = 0; a < S; ++a) {
+        const int h = h_base + S * ty + a;
+        if ((unsigned)h >= (unsigned)height) continue;
+#pragma unroll
+        for (int b = 0; b < S; ++b)
+#pragma unroll
+            for (int m = 0; m < TQ; ++m) {
+                const int wc = w_base + S * (TQ * tx + m) + b;
+                if ((unsigned)wc < (unsigned)width) out[h * width + wc] = acc[a][b][m];
+            }
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Halo tile: stride-1 convolutions with few GEMM rows (M <= 32: the m16 / m32 tiles).
@@ -1154,3 +1269,15 @@ TG_ENTRY_F32_F64(conv_forward_direct_t32, __launch_bounds__(256, 1), __launch_bo
     conv::conv_forward_direct<T, 32, conv::DirectRuns<T, 32>::value>(x, weight, taps, y,
         batch, channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))
+
+// --- input grad, one input channel per group, dense 4x4 stride 2: grid (ceil(N*tiles_h*
+//     tiles_w / 256), splits of Og, groups); gyp: grad_y padded by the host (conv.py);
+//     grad_x: (splits, N, groups, H, W) ------------------------------------------------
+
+TG_ENTRY_F32_F64(conv_input_grad_c1_k4s2, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* gyp, const T* weight, T* grad_x, int batch, int groups, int out_per_group,
+     int height, int width, int tiles_h, int tiles_w, int padded_h, int padded_w, int h_base,
+     int w_base, int split_o),
+    conv::conv_input_grad_c1<T, 2, 2, conv::C1Cols<T>::value>(gyp, weight, grad_x, batch,
+        groups, out_per_group, height, width, tiles_h, tiles_w, padded_h, padded_w, h_base,
+        w_base, split_o))

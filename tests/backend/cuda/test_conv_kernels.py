@@ -304,6 +304,9 @@ OPS = {
     "masked_conv2d rgb": (lambda x, w: F.masked_conv2d(x, w, mask_type="B", groups_rgb=3),
                           [(3, 4, 3), (3, 3, 3, 3)]),
     "causal_conv1d": (lambda x, w: F.causal_conv1d(x, w, dilation=3), [(2, 5), (3, 2, 2)]),
+    # the critic's first layer: its input gradient (WGAN-GP's penalty) is conv_input_grad_c1
+    "conv2d C=1 4x4 stride 2": (lambda x, w: F.conv2d(x, w, stride=2, padding=1),
+                                [(1, 6, 5), (3, 1, 4, 4)]),
 }
 
 
@@ -331,7 +334,7 @@ def test_conv_ops_on_the_cuda_device_pass_gradcheck(op, n, seed):
 
 
 @_on_fake_device
-@pytest.mark.parametrize("op", ["conv2d", "causal_conv1d"])
+@pytest.mark.parametrize("op", ["conv2d", "causal_conv1d", "conv2d C=1 4x4 stride 2"])
 def test_conv_ops_on_the_cuda_device_pass_gradgradcheck(op):
     """Second derivatives: the backward of each kernel's Function runs the other two."""
     with fake_cuda():
@@ -486,6 +489,74 @@ def test_direct_kernel_never_reads_masked_weights(rng, launches):
     assert launches[0][0] == "conv_forward_direct_t24_f32"
 
 
+# --- one input channel per group: the C = 1 input-gradient kernel ----------------------------
+C1 = {
+    # name: (x shape, weight shape, conv2d keyword arguments)
+    "the GAN critic's first layer, 28x28": ((2, 1, 28, 28), (7, 1, 4, 4),
+                                            dict(stride=2, padding=1)),
+    "odd sizes, no padding": ((1, 1, 9, 11), (3, 1, 4, 4), dict(stride=2)),
+    "padding 3 and (2, 0) per side, groups 2": ((2, 2, 7, 12), (6, 1, 4, 4),
+                                                dict(stride=2, padding=((3, 2), (0, 1)),
+                                                     groups=2)),
+    "40 outputs: split in 4": ((1, 1, 10, 8), (40, 1, 4, 4), dict(stride=2, padding=1)),
+}
+
+
+def check_input_grad(rng, dtype, geom, taps, n, out_channels, w_shape):
+    gy = rng.standard_normal((n, out_channels) + tuple(geom.out_size)).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gx = cuda_conv.conv2d_input_grad(gy, w, geom, taps)
+    expected = reference.conv2d_input_grad(gy.astype(np.float64), w.astype(np.float64), geom,
+                                           taps)
+    assert gx.dtype == dtype and rel_error(gx, expected) <= TOLERANCE[dtype]
+    return gx
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(C1))
+def test_single_channel_input_grad_runs_the_c1_kernel(rng, launches, dtype, case):
+    x_shape, w_shape, kwargs = C1[case]
+    geom, taps = conv_problem(x_shape, w_shape, **kwargs)
+    check_input_grad(rng, dtype, geom, taps, x_shape[0], w_shape[0], w_shape)
+    suffix = "f32" if dtype is np.float32 else "f64"
+    (name, grid), *rest = launches
+    assert name == f"conv_input_grad_c1_k4s2_{suffix}" and grid[2] == geom.groups
+    splits = 4 if w_shape[0] == 40 else 1
+    assert grid[1] == splits
+    assert [n for n, _ in rest] == ([f"conv_split_sum_{suffix}"] if splits > 1 else [])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_c1_kernel_stages_the_weights_of_many_outputs_in_chunks(rng, monkeypatch, launches,
+                                                                dtype):
+    """70 outputs in one split: the block stages weights 32 outputs at a time (3 chunks,
+    the last partial), with a barrier before each refill."""
+    monkeypatch.setattr(cuda_conv, "EMULATOR_TARGET_BLOCKS", 1)
+    geom, taps = conv_problem((1, 1, 6, 9), (70, 1, 4, 4), stride=2, padding=1)
+    check_input_grad(rng, dtype, geom, taps, 1, 70, (70, 1, 4, 4))
+    assert [name for name, _ in launches] == [
+        f"conv_input_grad_c1_k4s2_{'f32' if dtype is np.float32 else 'f64'}"]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,mask", [
+    ((1, 1, 9, 9), (3, 1, 3, 3), dict(stride=2, padding=1), None),   # K != 2*S
+    ((1, 1, 9, 9), (3, 1, 4, 4), dict(stride=(2, 1), padding=1), None),
+    ((1, 1, 12, 12), (3, 1, 4, 4), dict(stride=2, dilation=2), None),
+    ((1, 2, 9, 9), (3, 2, 4, 4), dict(stride=2, padding=1), None),   # C = 2
+    ((1, 1, 9, 9), (3, 1, 4, 4), dict(stride=2, padding=1), "A"),    # masked: not every tap
+], ids=["3x3", "stride (2, 1)", "dilation 2", "two input channels", "mask A"])
+def test_other_input_grads_do_not_take_the_c1_kernel(rng, launches, x_shape, w_shape, kwargs,
+                                                     mask):
+    geom, taps = conv_problem(x_shape, w_shape, **kwargs)
+    if mask:
+        taps = P._pixelcnn_weight_mask(geom.kernel, mask, 1, w_shape[0], 1).taps
+    gy = rng.standard_normal((1, w_shape[0]) + tuple(geom.out_size))
+    w = rng.standard_normal(w_shape)
+    gx = cuda_conv.conv2d_input_grad(gy, w, geom, taps)
+    assert rel_error(gx, reference.conv2d_input_grad(gy, w, geom, taps)) <= 1e-10
+    assert not any("c1" in name for name, _ in launches)
+
+
 # --- the weight gradient's split reduction ------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("masked", [False, True], ids=["dense", "mask B"])
@@ -516,8 +587,8 @@ def test_a_dense_unsplit_weight_grad_needs_no_reduction(rng, launches):
 
 # --- races: results must not depend on the order the threads of a block run in -------------
 @pytest.mark.parametrize("channels,out_channels,kernel,stride", [
-    (20, 20, 3, (2, 1)), (1, 33, 5, (2, 1)), (20, 20, 3, 1)],
-    ids=["GEMM", "direct forward (C=1), split K", "halo"])
+    (20, 20, 3, (2, 1)), (1, 33, 5, (2, 1)), (20, 20, 3, 1), (1, 40, 4, 2)],
+    ids=["GEMM", "direct forward (C=1), split K", "halo", "C=1 input grad, split"])
 def test_results_do_not_depend_on_thread_order(rng, channels, out_channels, kernel, stride):
     geom, taps = conv_problem((2, channels, 6, 8), (out_channels, channels, kernel, kernel),
                               stride=stride, padding=1)

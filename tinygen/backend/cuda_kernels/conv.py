@@ -23,14 +23,20 @@ above 80% of the FMA peak on paper, benchmarks/results/static-sm90.md):
    multiple of 4 floats or 2 doubles; it stores 16 bytes at a time):
    conv_forward_direct_t<taps rounded up to 8>, no GEMM (K is just the taps), grid (ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32),
    groups).
-2. A stride-1 forward or input gradient whose GEMM has at most 32 rows (Og, or Cg for
+2. An input gradient with one input channel per group and a dense 4x4 stride-2 kernel
+   (the GAN critic's first layer: WGAN-GP's penalty needs its input gradient):
+   conv_input_grad_c1_k4s2, grid (ceil(N*tiles_h*tiles_w / 256), splits of Og, groups);
+   a thread owns a 2 x 2*TQ tile of grad_x and keeps the grad_y values it reads in
+   registers (the GEMM would have one row; grad_y is padded first so that the kernel
+   tests nothing per element).
+3. A stride-1 forward or input gradient whose GEMM has at most 32 rows (Og, or Cg for
    the input gradient): the halo tile conv_halo_m16 / _m32 (BM = 16 / 32), grid
    (ceil(N*raster_h*raster_w / positions per block), ceil(M / BM), groups*splits).
    With so few rows a GEMM thread's register block is 2x8 or 4x8 and the shared-memory
    pipe caps it at 36% / 60%; the halo tile loads each source channel once and lets
    every tap read it at its own offset (16 rows x 8 positions a thread).  Taps that
    reach further than one block's positions (a very long dilation) take the GEMM.
-3. The implicit GEMM, whose tile (BM, BN) is picked by the row count M: 16x256, 32x256
+4. The implicit GEMM, whose tile (BM, BN) is picked by the row count M: 16x256, 32x256
    or 64x256 for M up to 16, 32, 64 (few rows wasted; the 64-channel layers get the
    64x256 tile), 128x128 above that when it still fills one wave of the GPU (one block
    per multiprocessor), else 64x256.  The weight gradient always takes it (its
@@ -61,11 +67,15 @@ _HALO_PIXELS = {("m16", "f32"): 2048, ("m32", "f32"): 1024, ("m16", "f64"): 1024
                 ("m32", "f64"): 512}
 _MIN_HALO_SPLIT = 4       # source channels per split of a halo launch, at least
 # Blocks of each tile resident per multiprocessor (kernels/conv.cu's __launch_bounds__).
-_BLOCKS_PER_SM = {"m16": 2, "m32": 1, "m64": 1, "m128": 1, "halo": 1}
+_BLOCKS_PER_SM = {"m16": 2, "m32": 1, "m64": 1, "m128": 1, "halo": 1, "c1": 1}
 _K_SLICE = 16             # kernels/conv.cu's kSlice (float; 8 for double): split sizes
                           # are multiples of it
 _MAX_TAPS = 32            # kernels/conv.cu's kMaxTaps: taps per forward/input-grad launch
 _DIRECT_OUTS = 32         # kernels/conv.cu's kDirectOuts: output channels per direct block
+# The C = 1 input-gradient kernels (conv_input_grad_c1_k<S*P>s<S>): stride S -> P, the
+# kernel's taps per stride phase in each direction.
+_C1_P = {2: 2}
+_MIN_C1_SPLIT = 8         # output channels per split of a C = 1 input gradient, at least
 # A split of K covers at least this many K slices: fewer would spend a block's time on
 # its prologue and epilogue rather than on its main loop.
 _MIN_SPLIT_SLICES = 4
@@ -463,6 +473,10 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
     grad_y, weight = _contiguous(xp, grad_y), _contiguous(xp, weight)
     sh, sw, top, left, dh, dw = _geometry(geom)
     grad_x = xp.empty((n, channels, height, width), dtype=grad_y.dtype)
+    c1 = _c1_kernel(in_per_group, geom, taps)
+    if c1:
+        _input_grad_c1(xp, grad_y, weight, geom, grad_x, suffix, op, *c1)
+        return grad_x
     if _halo_tile(in_per_group, geom, taps, suffix):
         _halo(xp, grad_y, weight, geom, taps, grad_x, suffix, op, transposed=True)
         return grad_x
@@ -487,6 +501,67 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
                 geom.kernel[1], g, sh, sw, top, left, splits, max(split_k, _K_SLICE)))
     _sum_partials(partial, grad_x, suffix)
     return grad_x
+
+
+# --- the input gradient of a C = 1 layer: conv_input_grad_c1_k<K>s<S> ----------------------
+def _c1_kernel(in_per_group, geom, taps):
+    """(name, S, P) of the C = 1 input-gradient kernel for this problem, else None: one
+    input channel per group, a dense K x K kernel (every tap, any order), stride S in both
+    directions with K = S*P, no dilation."""
+    (kh, kw), (sh, sw) = geom.kernel, geom.stride
+    if in_per_group != 1 or (kh, kw) != (sh * _C1_P.get(sh, 0),) * 2 or sh != sw:
+        return None
+    if tuple(geom.dilation) != (1, 1) or len(taps) != kh * kw:
+        return None
+    if len({(int(i), int(j)) for i, j in taps}) != kh * kw:
+        return None
+    return f"k{kh}s{sh}", sh, _C1_P[sh]
+
+
+def _c1_columns(itemsize):
+    """kernels/conv.cu's C1Cols: columns per stride phase of a thread's tile (64 bytes)."""
+    return 64 // itemsize
+
+
+def _input_grad_c1(xp, grad_y, weight, geom, grad_x, suffix, op, name, s, p):
+    """grad_x of a conv with one input channel per group and a dense K x K kernel of
+    stride S = K / P (kernels/conv.cu, conv_input_grad_c1): grad_y is first padded into
+    the planes the kernel's register windows read without a bounds test."""
+    n, out_channels, hout, wout = grad_y.shape
+    g = geom.groups
+    height, width = geom.in_size
+    _, _, top, left, _, _ = _geometry(geom)
+    tq = _c1_columns(grad_y.itemsize)
+    v = 16 // grad_y.itemsize
+    p0, q0 = top // s, left // s
+    h_base, w_base = s * p0 - top, s * q0 - left
+    tiles_h = _blocks(height - h_base, s)
+    tiles_w = _blocks(width - w_base, s * tq)
+    padded_h = tiles_h + p - 1
+    padded_w = tiles_w * tq + _round_up(tq + p - 1, v) - tq
+    if (n * out_channels + 1) * padded_h * padded_w > _INT32_MAX:
+        raise ValueError(f"{op}: the padded grad_y exceeds the kernels' 32-bit index range")
+    # gyp[r, c] = grad_y[r + p_lo, c + q_lo], zero outside grad_y
+    p_lo, q_lo = p0 - (p - 1), q0 - (p - 1)
+    gyp = xp.zeros((n, out_channels, padded_h, padded_w), dtype=grad_y.dtype)
+    r0, r1 = max(0, -p_lo), min(padded_h, hout - p_lo)
+    c0, c1 = max(0, -q_lo), min(padded_w, wout - q_lo)
+    if r0 < r1 and c0 < c1:
+        gyp[:, :, r0:r1, c0:c1] = grad_y[:, :, r0 + p_lo:r1 + p_lo, c0 + q_lo:c1 + q_lo]
+    out_per_group = out_channels // g
+    x_blocks = _blocks(n * tiles_h * tiles_w, THREADS)
+    splits = 1
+    if x_blocks * g < _wave(xp, "c1"):
+        splits = max(1, min(_blocks(_wave(xp, "c1"), x_blocks * g),
+                            out_per_group // _MIN_C1_SPLIT, _MAX_GRID_YZ))
+    split_o = _blocks(out_per_group, splits)
+    splits = _blocks(out_per_group, split_o)
+    partial = _partials(xp, grad_x, splits)
+    launch(f"conv_input_grad_c1_{name}_{suffix}", _grid(x_blocks, splits, g, op),
+           (THREADS, 1, 1),
+           (gyp, weight, partial, n, g, out_per_group, height, width, tiles_h, tiles_w,
+            padded_h, padded_w, h_base, w_base, split_o))
+    _sum_partials(partial, grad_x, suffix)
 
 
 def _most_phase_taps(taps, sh, sw, dh, dw):
