@@ -494,10 +494,19 @@ def workloads(size="full"):
         rows += [conv_workload(f"conv2d 4x4 s2 N{n} {ch}->{2 * ch} {hw[0]}x{hw[1]} pad1",
                                dense_conv(n, ch, 2 * ch, hw, (4, 4), stride=2, pad=1), p, (DENSE,))
                  for p in phases]
+        # the GAN critic's first layer: its input gradient is conv_input_grad_c1_k4s2
+        rows += [conv_workload(f"conv2d 4x4 s2 N{n} 1->{ch} {hw[0]}x{hw[1]} pad1",
+                               dense_conv(n, 1, ch, hw, (4, 4), stride=2, pad=1), p, (DENSE,))
+                 for p in phases]
         half = tuple(s // 2 for s in hw)
         rows += [conv_workload(f"conv_transpose2d 4x4 s2 N{n} {2 * ch}->{ch} "
                                f"{half[0]}x{half[1]} pad1",
                                conv_transpose(n, 2 * ch, ch, half, (4, 4), 2, 1, 0), p, (DENSE,),
+                               transposed=True)
+                 for p in phases]
+        # the GAN generator's last layer: its forward is conv_input_grad_c1_k4s2
+        rows += [conv_workload(f"conv_transpose2d 4x4 s2 N{n} {ch}->1 {half[0]}x{half[1]} pad1",
+                               conv_transpose(n, ch, 1, half, (4, 4), 2, 1, 0), p, (DENSE,),
                                transposed=True)
                  for p in phases]
         rows += [conv_workload(f"masked 7x7 A N{n} 1->{ch} {hw[0]}x{hw[1]} vs dense",

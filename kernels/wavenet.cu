@@ -33,6 +33,11 @@
 // than threads, its inputs (block_matvec).  Activations live in shared memory (in double,
 // whatever T is); every sum is accumulated in double.
 //
+// A step's time t is a launch argument, or (t < 0) read from t_device[0]: the CUDA graph
+// of tinygen/backend/cuda_kernels/wavenet.py (generate with graph=True) replays one
+// step's launches with the same arguments every step, and its last node, wavenet_advance,
+// adds one to t_device.
+//
 // Optionally (sample != 0) the heads' last block then draws the next code from softmax(logits /
 // temperature) with the given uniform, by inverting the CDF exactly as
 // tinygen.models.wavenet's _sample does (cumulative sum in index order, first index
@@ -197,8 +202,8 @@ __device__ void layer(const T* __restrict__ params, const long long* __restrict_
                       const long long* __restrict__ ring_offsets, T* __restrict__ ring,
                       const T* __restrict__ cond, const long long* __restrict__ previous,
                       double* __restrict__ hidden, double* __restrict__ gates, int n_layers,
-                      int R, int S, int Q, int k, long long slots, long long t, int has_cond,
-                      int l) {
+                      int R, int S, int Q, int k, long long slots, long long t,
+                      const long long* __restrict__ t_device, int has_cond, int l) {
     __shared__ double h[kMaxResidual];
     __shared__ double g[kMaxResidual];
     __shared__ double taps[kMaxKernelSize * kMaxResidual];
@@ -227,6 +232,9 @@ __device__ void layer(const T* __restrict__ params, const long long* __restrict_
         block_matvec(before.res_t, g, R, R, 0, 0, R, R, z, scratch);
         for (int r = tid; r < R; r += nt) h[r] = h_before[r] + ((double)before.res_b[r] + z[r]);
     }
+    // t < 0: the step's time is in device memory (a replayed CUDA graph, whose launch
+    // arguments are the same every step; wavenet_advance moves it on)
+    if (t < 0) t = t_device[0];
     const long long d = dilations[l];
     const long long base = ring_offsets[l];
     const long long size = (k - 1) * d + 1;
@@ -341,10 +349,11 @@ TG_ENTRY_F32_F64(wavenet_layer, __launch_bounds__(256, 1), __launch_bounds__(256
      const long long* __restrict__ ring_offsets, T* __restrict__ ring,
      const T* __restrict__ cond, const long long* __restrict__ previous,
      double* __restrict__ hidden, double* __restrict__ gates, int n_layers, int residual,
-     int skip, int classes, int kernel_size, long long slots, long long t, int has_cond,
-     int layer),
+     int skip, int classes, int kernel_size, long long slots, long long t,
+     const long long* __restrict__ t_device, int has_cond, int layer),
     wavenet::layer(params, dilations, ring_offsets, ring, cond, previous, hidden, gates,
-                   n_layers, residual, skip, classes, kernel_size, slots, t, has_cond, layer))
+                   n_layers, residual, skip, classes, kernel_size, slots, t, t_device,
+                   has_cond, layer))
 
 TG_ENTRY_F32_F64(wavenet_heads, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
     (const T* __restrict__ params, const double* __restrict__ gates,
@@ -353,3 +362,9 @@ TG_ENTRY_F32_F64(wavenet_heads, __launch_bounds__(256, 1), __launch_bounds__(256
      int residual, int skip, int classes, int kernel_size, double temperature, int sample),
     wavenet::heads(params, gates, partial, tickets, logits, uniforms, sampled, n_layers,
                    residual, skip, classes, kernel_size, temperature, sample))
+
+// The end of a replayed step (tinygen/backend/cuda_kernels/wavenet.py, StepGraph): the
+// time in device memory moves on by one.  One thread; launch (1, 1) x (1, 1).
+TG_ENTRY_F32_F64(wavenet_advance, __launch_bounds__(32), __launch_bounds__(32),
+    (long long* t_device),
+    if (threadIdx.x == 0 && blockIdx.x == 0) t_device[0] += 1)

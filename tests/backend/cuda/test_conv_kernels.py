@@ -527,6 +527,16 @@ def test_single_channel_input_grad_runs_the_c1_kernel(rng, launches, dtype, case
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_the_gan_generators_last_layer_runs_the_c1_kernel(rng, launches, dtype):
+    """ConvTranspose2d(C, 1, 4, stride 2, padding 1): its forward is conv2d_input_grad
+    with one channel on the output side."""
+    geom, taps = transpose_problem((2, 6, 7, 7), (6, 1, 4, 4), stride=2, padding=1)
+    assert tuple(geom.in_size) == (14, 14)
+    check_input_grad(rng, dtype, geom, taps, 2, 6, (6, 1, 4, 4))
+    assert launches[0][0] == f"conv_input_grad_c1_k4s2_{'f32' if dtype is np.float32 else 'f64'}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_c1_kernel_stages_the_weights_of_many_outputs_in_chunks(rng, monkeypatch, launches,
                                                                 dtype):
     """70 outputs in one split: the block stages weights 32 outputs at a time (3 chunks,

@@ -22,6 +22,7 @@ reading the codes the previous one drew).
 ``previous`` and ``cond`` may be host arrays; they are copied to the weights' device.
 """
 import numbers
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -224,9 +225,13 @@ def _layer_blocks(packed):
     return -(-R // chunk)
 
 
-def _launch(packed, ring, t, previous, cond, logits, uniforms, sampled, temperature, sample):
-    """One step: a launch per layer (P blocks per sequence), then the skip convolutions
-    and output layers (G blocks per sequence); see kernels/wavenet.cu."""
+def _step_calls(packed, ring, t, previous, cond, logits, uniforms, sampled, temperature,
+                sample, t_device=None):
+    """One step's launches as a list of (function, arguments) -- a launch per layer (P
+    blocks per sequence), then the skip convolutions and output layers (G blocks per
+    sequence); see kernels/wavenet.cu.  With ``t_device`` (a (1,) int64 device array)
+    the layers read the time from it (t is passed as -1) and a last launch,
+    wavenet_advance, adds one to it: the same calls then serve every step (StepGraph)."""
     xp = array_module(packed.params)
     dtype = packed.params.dtype
     batch = ring.shape[0]
@@ -236,21 +241,36 @@ def _launch(packed, ring, t, previous, cond, logits, uniforms, sampled, temperat
     if uniforms is None:                  # nor these (sample = 0)
         uniforms = xp.empty(1, dtype=np.float64)
         sampled = xp.empty(1, dtype=np.int64)
+    replayed = t_device is not None
+    if not replayed:                      # nor this (t >= 0)
+        t_device = xp.empty(1, dtype=np.int64)
     shares = _head_blocks(packed)
     hidden = xp.empty(2 * batch * packed.residual, dtype=np.float64)
     gates = xp.empty(batch * packed.n_layers * packed.residual, dtype=np.float64)
     partial = xp.empty(batch * shares * packed.skip, dtype=np.float64)
-    tickets = xp.zeros(batch, dtype=np.int32)
+    tickets = xp.zeros(batch, dtype=np.int32)  # each sequence's last block resets its own
     suffix, threads = _SUFFIX[dtype], _threads(packed)
-    launch_each(f"wavenet_layer_{suffix}", (batch, _layer_blocks(packed)), threads,
-                (packed.params, packed.dilations, packed.ring_offsets, ring, cond, previous,
-                 hidden, gates, packed.n_layers, packed.residual, packed.skip, packed.classes,
-                 packed.kernel_size, packed.slots, t, int(has_cond), 0),
-                "layer", range(packed.n_layers))  # layer 0, 1, ..., L-1, checked once
-    launch(f"wavenet_heads_{suffix}", (batch, shares), threads,
-           (packed.params, gates, partial, tickets, logits, uniforms, sampled, packed.n_layers,
-            packed.residual, packed.skip, packed.classes, packed.kernel_size, temperature,
-            int(sample)))
+    calls = [
+        (launch_each, (f"wavenet_layer_{suffix}", (batch, _layer_blocks(packed)), threads,
+                       (packed.params, packed.dilations, packed.ring_offsets, ring, cond,
+                        previous, hidden, gates, packed.n_layers, packed.residual,
+                        packed.skip, packed.classes, packed.kernel_size, packed.slots,
+                        -1 if replayed else t, t_device, int(has_cond), 0),
+                       "layer", range(packed.n_layers))),  # layers 0 .. L-1, checked once
+        (launch, (f"wavenet_heads_{suffix}", (batch, shares), threads,
+                  (packed.params, gates, partial, tickets, logits, uniforms, sampled,
+                   packed.n_layers, packed.residual, packed.skip, packed.classes,
+                   packed.kernel_size, temperature, int(sample)))),
+    ]
+    if replayed:
+        calls.append((launch, (f"wavenet_advance_{suffix}", (1, 1), 32, (t_device,))))
+    return calls
+
+
+def _launch(packed, ring, t, previous, cond, logits, uniforms, sampled, temperature, sample):
+    for function, args in _step_calls(packed, ring, t, previous, cond, logits, uniforms,
+                                      sampled, temperature, sample):
+        function(*args)
 
 
 def step(weights, ring, t, previous, cond=None):
@@ -287,11 +307,18 @@ def sample(weights, ring, t, previous, uniforms, temperature=1.0, cond=None):
     return logits, codes
 
 
-def generate(weights, ring, t, previous, uniforms, temperature=1.0, cond=None):
+def generate(weights, ring, t, previous, uniforms, temperature=1.0, cond=None, graph=None):
     """``n = len(uniforms)`` steps from time t: step i draws codes[i] with uniforms[i]
     (B,) and feeds them to step i + 1, all on the device.  ``previous``: the codes
     before time t (-1 at the start); ``cond``: None, (B, L, 2R) for every step, or
-    (n, B, L, 2R) per step.  Returns the codes, int64 (n, B)."""
+    (n, B, L, 2R) per step.  Returns the codes, int64 (n, B).
+
+    ``graph=True`` (default: the environment variable TINYGEN_WAVENET_GRAPH=1) runs the
+    steps as one replayed set of launches with fixed arguments (StepGraph): on a GPU a
+    CUDA graph captured once (cupy's stream capture) and launched per step, so a step
+    costs the host one graph launch and two copies instead of L + 1 kernel launches;
+    on the emulator the same calls replayed in Python.  The codes are the same either
+    way (bit for bit)."""
     packed = pack(weights)
     batch = _check_ring(packed, ring)
     t = _check_t(t)
@@ -308,9 +335,91 @@ def generate(weights, ring, t, previous, uniforms, temperature=1.0, cond=None):
     xp = array_module(packed.params)
     logits = xp.empty((batch, packed.classes), dtype=packed.params.dtype)
     codes = xp.empty((n, batch), dtype=np.int64)
-    if batch:
+    if graph is None:
+        graph = os.environ.get(GRAPH_ENV, "0") == "1"
+    if batch and n and graph:
+        _generate_replayed(packed, ring, t, previous, uniforms, temperature, cond, per_step,
+                           logits, codes)
+    elif batch:
         for i in range(n):
             _launch(packed, ring, t + i, previous if i == 0 else codes[i - 1],
                     cond[i] if per_step else cond, logits, uniforms[i], codes[i], temperature,
                     True)
     return codes
+
+
+# --- one step's launches replayed: a CUDA graph on the GPU ------------------------------------
+GRAPH_ENV = "TINYGEN_WAVENET_GRAPH"
+
+
+class StepGraph:
+    """One step's launches (``_step_calls`` with a device time) with fixed arguments, run
+    once per step.  On a GPU (``xp`` cupy) everything runs on a stream of its own
+    (``stream``; ``with graph:`` makes it current after it has waited for the current
+    one, and makes the current one wait for it on exit): the first ``run`` executes the
+    calls (which also loads their kernels), the second captures them into a CUDA graph
+    (cupy's stream capture), and every run launches that graph.  On the emulator
+    (numpy) every run executes the calls again.  ``captures`` counts the captures."""
+
+    def __init__(self, xp, calls):
+        self.xp, self.calls = xp, calls
+        self.runs = self.captures = 0
+        self.graph = None
+        self.stream = None if xp is np else xp.cuda.Stream(non_blocking=True)
+        self._outer = None
+
+    def __enter__(self):
+        if self.stream is not None:
+            self._outer = self.xp.cuda.get_current_stream()
+            self.stream.wait_event(self._outer.record())
+            self.stream.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.stream is not None:
+            self.stream.__exit__(*exc)
+            self._outer.wait_event(self.stream.record())
+        return False
+
+    def _execute(self):
+        for function, args in self.calls:
+            function(*args)
+
+    def run(self):
+        if self.stream is None or self.runs == 0:
+            self._execute()
+        else:
+            if self.graph is None:
+                self.stream.begin_capture()
+                try:
+                    self._execute()
+                finally:
+                    self.graph = self.stream.end_capture()
+                self.captures += 1
+            self.graph.launch(stream=self.stream)
+        self.runs += 1
+
+
+def _generate_replayed(packed, ring, t, previous, uniforms, temperature, cond, per_step,
+                       logits, codes):
+    """generate's steps through one StepGraph: its arguments are buffers that hold each
+    step's inputs, copied in before the step -- the uniforms, the per-step cond -- the
+    time in device memory (moved on by the step's last launch), and one code buffer
+    that a step reads as ``previous`` (its layers run before its heads write the drawn
+    codes into it) and that is copied out into codes[i] after it."""
+    xp = array_module(packed.params)
+    batch = ring.shape[0]
+    t_device = xp.asarray(np.array([t], dtype=np.int64))
+    drawn = xp.array(previous, dtype=np.int64)
+    u = xp.empty(batch, dtype=np.float64)
+    c = xp.array(cond[0]) if per_step else cond
+    plan = StepGraph(xp, _step_calls(packed, ring, -1, drawn, c, logits, u, drawn,
+                                     temperature, True, t_device=t_device))
+    with plan:
+        for i in range(len(uniforms)):
+            u[...] = uniforms[i]
+            if per_step:
+                c[...] = cond[i]
+            plan.run()
+            codes[i] = drawn
+    return plan
