@@ -6,7 +6,11 @@ namespace (``xp``), so one forward serves both devices.
 """
 import numpy as np
 
-from . import cuda
+from . import allocator, cuda
+
+# Large temporaries from the heap, kept between steps (no page faults every step):
+# see allocator.py.
+allocator.tune()
 
 CPU = "cpu"
 CUDA = "cuda"
