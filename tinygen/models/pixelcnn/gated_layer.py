@@ -4,14 +4,13 @@ from ...nn.conv import Conv2d, DownRightShiftedConv2d, DownShiftedConv2d
 from ...nn._validate import positive_int
 from ...nn.module import Module
 from ...ops.conv_pixelcnn import down_shift
-from ...ops.elementwise import sigmoid, tanh
-from ...ops.shape import chunk
+from ...ops.gated_activation import gated_activation
 
 
 def _gate(features):
-    """tanh(a) * sigmoid(b) with (a, b) the two channel halves."""
-    a, b = chunk(features, 2, axis=1)
-    return tanh(a) * sigmoid(b)
+    """tanh(a) * sigmoid(b) with (a, b) the two channel halves: the fused op (one pass
+    each way, no slices of the features and no scatter of their gradients)."""
+    return gated_activation(features, axis=1)
 
 
 class GatedPixelCNNLayer(Module):
