@@ -2,8 +2,8 @@
 
 Every op family with hand-written kernels (conv, batch_norm, pooling, gated_activation,
 spectral_norm, WaveNet's generation step, the activations' fused passes, the
-optimizers' updates) asks ``kernels(family, array)`` for the module that serves
-``array``'s device.  A device may have several implementations of the
+optimizers' updates, the fused softmax cross-entropy) asks ``kernels(family, array)``
+for the module that serves ``array``'s device.  A device may have several implementations of the
 same functions: on the CPU the numba kernels (``"numba"``, the default) and the
 plain numpy reference (``"reference"``), which tests compare; on the GPU the
 CUDA modules of tinygen/backend/cuda_kernels (``"nvrtc"``, the default, or ``"aot"``).
@@ -39,6 +39,7 @@ CONTRACTS = {
                     "sigmoid_backward", "tanh_backward", "relu_forward", "relu_backward", "softplus_forward",
                     "softplus_backward"),
     "optim": ("adam_step",),
+    "softmax_cross_entropy": ("cross_entropy_forward", "cross_entropy_backward"),
 }
 
 # (family, device, implementation) -> the module that serves it, written out so that
@@ -91,6 +92,10 @@ _REGISTRY = {
         "cpu": {"numba": "tinygen.backend.numba_kernels.optim",
                 "reference": "tinygen.backend.reference.optim"},
     },
+    "softmax_cross_entropy": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.softmax_cross_entropy",
+                "reference": "tinygen.backend.reference.softmax_cross_entropy"},
+    },
 }
 
 # (family, device, selected implementation) -> the (device, implementation) of _REGISTRY
@@ -104,6 +109,9 @@ _ALIASES = {
     ("activations", "cuda", "aot"): ("cpu", "reference"),
     ("optim", "cuda", "nvrtc"): ("cpu", "reference"),
     ("optim", "cuda", "aot"): ("cpu", "reference"),
+    # The fused cross-entropy has no CUDA kernel yet: the reference's xp ops serve cupy.
+    ("softmax_cross_entropy", "cuda", "nvrtc"): ("cpu", "reference"),
+    ("softmax_cross_entropy", "cuda", "aot"): ("cpu", "reference"),
 }
 
 # The implementation each device starts with (the CPU's may be overridden by

@@ -10,6 +10,7 @@ from ._operands import as_tensor, is_float, check_same_device
 from .elementwise import log, clamp, softplus, abs as _abs, _const
 from .reduce import sum, mean, log_softmax
 from .shape import gather, unsqueeze, squeeze, reshape
+from .softmax_cross_entropy import IGNORED, softmax_cross_entropy
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -32,19 +33,15 @@ def _same_shape(name, input, target):
         raise ValueError(f"{name}: input shape {input.shape} and target shape {target.shape} differ")
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
-    """Negative log-likelihood of class ``target`` under log-probabilities ``input``.
-
-    ``input`` is (N, C) or (N, C, d1, d2, ...); ``target`` is (N,) or (N, d1, ...)
-    of integer class indices.  ``mean`` divides by the total weight of the
-    targets that are not ``ignore_index``, like PyTorch.
-    """
-    _check_reduction(reduction)
+def _class_targets(name, input, target, ignore_index):
+    """Checked class-index targets for ``input`` (N, C, d...) or (C,): returns
+    (input, target array, valid mask, target with ignored positions set to 0,
+    batched); an unbatched (C,) input comes back as (1, C) with a (1,) target."""
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
     if target_data.dtype.kind not in "iu":
-        raise TypeError(f"nll_loss: target must hold integer class indices, got {target_data.dtype}")
+        raise TypeError(f"{name}: target must hold integer class indices, got {target_data.dtype}")
     if input.ndim < 1:
-        raise ValueError("nll_loss: input must have a class dimension")
+        raise ValueError(f"{name}: input must have a class dimension")
     batched = input.ndim >= 2
     if not batched:  # (C,) with a scalar target
         input, target_data = unsqueeze(input, 0), target_data.reshape(1)
@@ -52,7 +49,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     expected = (input.shape[0],) + input.shape[2:]
     if tuple(target_data.shape) != expected:
         raise ValueError(
-            f"nll_loss: target shape {tuple(target_data.shape)} does not match input shape "
+            f"{name}: target shape {tuple(target_data.shape)} does not match input shape "
             f"{input.shape} (expected {expected})"
         )
     xp = array_module(input.data)
@@ -61,9 +58,23 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if target_data.size and bool(((target_data < 0) | (target_data >= n_classes))[valid].any()):
         bad = target_data[valid & ((target_data < 0) | (target_data >= n_classes))]
         raise IndexError(
-            f"nll_loss: target {int(bad.reshape(-1)[0])} is out of range for {n_classes} classes"
+            f"{name}: target {int(bad.reshape(-1)[0])} is out of range for {n_classes} classes"
         )
     safe_target = xp.where(valid, target_data, 0)
+    return input, target_data, valid, safe_target, batched
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of class ``target`` under log-probabilities ``input``.
+
+    ``input`` is (N, C) or (N, C, d1, d2, ...); ``target`` is (N,) or (N, d1, ...)
+    of integer class indices.  ``mean`` divides by the total weight of the
+    targets that are not ``ignore_index``, like PyTorch.
+    """
+    _check_reduction(reduction)
+    input, target_data, valid, safe_target, batched = _class_targets(
+        "nll_loss", input, target, ignore_index)
+    n_classes = input.shape[1]
     picked = squeeze(gather(input, 1, unsqueeze(_const(safe_target), 1)), 1)
     w = valid.astype(input.dtype)
     if weight is not None:
@@ -82,6 +93,22 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return loss if batched else squeeze(loss, 0)
 
 
+def _fused_cross_entropy(input, target, ignore_index, reduction):
+    """cross_entropy for class indices without weights or smoothing: one fused op
+    (softmax_cross_entropy.py) instead of log_softmax, gather and their backwards."""
+    input, _, valid, safe_target, batched = _class_targets(
+        "cross_entropy", input, target, ignore_index)
+    xp = array_module(input.data)
+    kernel_target = xp.where(valid, safe_target, IGNORED).astype(xp.int64, copy=False)
+    loss = softmax_cross_entropy(input, kernel_target)
+    if reduction == "mean":
+        total = float(valid.sum())
+        return sum(loss) * (1.0 / total) if total > 0 else sum(loss) * float("nan")
+    if reduction == "sum":
+        return sum(loss)
+    return loss if batched else squeeze(loss, 0)
+
+
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     """Softmax cross-entropy from logits; ``target`` holds class indices or probabilities."""
@@ -89,9 +116,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     class_axis = 1 if input.ndim >= 2 else 0
-    logp = log_softmax(input, axis=class_axis)
     target_t = target if isinstance(target, Tensor) else None
-    if target_t is not None and is_float(target_t.dtype):
+    soft = target_t is not None and is_float(target_t.dtype)
+    if not soft and weight is None and not label_smoothing:
+        return _fused_cross_entropy(input, target, ignore_index, reduction)
+    logp = log_softmax(input, axis=class_axis)
+    if soft:
         # Class probabilities (soft labels).
         _same_shape("cross_entropy", input, target_t)
         n_classes = input.shape[class_axis]
