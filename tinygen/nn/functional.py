@@ -22,8 +22,7 @@ from ..ops.batch_norm import batch_norm  # noqa: F401
 from ..ops.pooling import max_pool2d, avg_pool2d, interpolate, upsample_nearest  # noqa: F401
 from ..ops.gated_activation import gated_activation  # noqa: F401
 from ..ops import reduce as _reduce
-from ..ops.linalg import matmul as _matmul
-from ..ops.shape import transpose as _transpose
+from ..ops.linalg import linear as _linear
 
 
 def softmax(input, dim=-1):
@@ -48,5 +47,4 @@ def linear(input, weight, bias=None):
             f"linear: bias shape {bias.shape} does not match weight shape {weight.shape}: "
             f"expected ({weight.shape[0]},)"
         )
-    out = _matmul(input, _transpose(weight, 0, 1))
-    return out if bias is None else out + bias
+    return _linear(input, weight, bias)

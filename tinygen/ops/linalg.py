@@ -1,8 +1,24 @@
-"""Linear algebra family: batched matmul (numpy's BLAS on the CPU, cuBLAS via cupy)."""
+"""Linear algebra family: batched matmul (numpy's BLAS on the CPU, cuBLAS via cupy), and
+the affine map of a linear layer as one node.
+
+Both backwards come in two forms, as the design allows for a fused fast backward: with
+no graph being built for the gradient (``backward()``, ``grad()``), raw GEMMs on the
+arrays; under ``create_graph``, the same products in tinygen ops, so gradients of any
+order flow through them.  The raw form skips an op node per product and transpose,
+and computes a weight's gradient in the weight's own layout (C-contiguous, straight
+from the GEMM) instead of as the transpose of another product.
+"""
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.tensor import Tensor
 from ..backend import array_module
 from ._operands import binary_operands
-from .shape import unsqueeze, squeeze, transpose
+from .shape import reshape, unsqueeze, squeeze, transpose
+
+
+def _swap_last(a):
+    """The array with its last two axes swapped (a view)."""
+    return a.swapaxes(-1, -2)
 
 
 class MatMul(Function):
@@ -16,8 +32,14 @@ class MatMul(Function):
         a, b = self.saved_inputs()
         # Gradients come out in the broadcast batch shape; the engine sums them
         # back over broadcast batch dimensions.
-        grad_a = matmul(grad, transpose(b)) if self.needs_input_grad[0] else None
-        grad_b = matmul(transpose(a), grad) if self.needs_input_grad[1] else None
+        need_a, need_b = self.needs_input_grad
+        if not is_grad_enabled():
+            xp = array_module(grad.data)
+            g = grad.data
+            return (Tensor._make(xp.matmul(g, _swap_last(b.data))) if need_a else None,
+                    Tensor._make(xp.matmul(_swap_last(a.data), g)) if need_b else None)
+        grad_a = matmul(grad, transpose(b)) if need_a else None
+        grad_b = matmul(transpose(a), grad) if need_b else None
         return grad_a, grad_b
 
 
@@ -49,3 +71,49 @@ def matmul(a, b):
     if a.ndim == 1:
         out = squeeze(out, -2 if b.ndim > 1 else -1)
     return out
+
+
+class Linear(Function):
+    """``x @ w.T (+ b)`` for x (..., in), w (out, in), b (out,): one node for a linear
+    layer (instead of a transpose, a matmul and a broadcast add, and the engine's sum
+    of the bias gradient over the batch)."""
+
+    def forward(self, x, w, b=None):
+        self.save_inputs(0, 1)
+        xp = array_module(x)
+        out = xp.matmul(x.reshape(-1, x.shape[-1]), w.T)
+        if b is not None:
+            out += b
+        return out.reshape(x.shape[:-1] + (w.shape[0],))
+
+    def backward(self, grad):
+        x, w = self.saved_inputs()
+        need_x, need_w = self.needs_input_grad[:2]
+        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        out_features, in_features = w.shape
+        if not is_grad_enabled():
+            xp = array_module(grad.data)
+            g2 = grad.data.reshape(-1, out_features)
+            gx = gw = gb = None
+            if need_x:
+                gx = Tensor._make(xp.matmul(g2, w.data).reshape(x.shape))
+            if need_w:   # (out, in), C-contiguous as the weight: g2.T @ x2
+                gw = Tensor._make(xp.matmul(g2.T, x.data.reshape(-1, in_features)))
+            if need_b:
+                gb = Tensor._make(g2.sum(axis=0))
+            return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
+        g2 = reshape(grad, (-1, out_features))
+        gx = reshape(matmul(g2, w), x.shape) if need_x else None
+        gw = matmul(transpose(g2), reshape(x, (-1, in_features))) if need_w else None
+        if len(self.needs_input_grad) == 2:
+            return gx, gw
+        return gx, gw, (g2.sum(0) if need_b else None)
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias`` as one op; the caller checks the shapes."""
+    input, weight = binary_operands(input, weight, "linear")
+    if bias is None:
+        return Linear.apply(input, weight)
+    _, bias = binary_operands(input, bias, "linear")
+    return Linear.apply(input, weight, bias)
