@@ -15,7 +15,10 @@ With ``create_graph`` the backward functions run with grad mode on, so the
 gradients they return are Tensors with a graph of their own.
 """
 from collections import deque
+import sys
 import time
+
+import numpy as np
 
 from .grad_mode import no_grad, enable_grad
 from .function import Function
@@ -257,11 +260,81 @@ def _accumulate_leaf(leaf, grad, create_graph):
     from .tensor import Tensor
 
     if not create_graph:
-        # A fresh array: the same gradient object may reach several leaves
-        # (add's backward passes one tensor to both inputs), and a user who
-        # scales one leaf's .grad in place must not change another's.
-        data = grad.data.copy() if leaf.grad is None else leaf.grad.data + grad.data
+        if leaf.grad is None:
+            # The gradient's own array when nothing else can see it (see _handover), else a
+            # fresh copy: the same gradient object may reach several leaves (add's backward
+            # passes one tensor to both inputs), and a user who scales one leaf's .grad in
+            # place must not change another's.
+            data = grad.data if _handover(grad) else grad.data.copy()
+        else:
+            data = leaf.grad.data + grad.data
         leaf.grad = Tensor._make(data)
     else:
         # A clone made with a differentiable op: a fresh array, with the graph kept.
         leaf.grad = clone(grad) if leaf.grad is None else leaf.grad + grad
+
+
+# --- handing a gradient's array over to .grad without a copy ------------------------------
+# A leaf's gradient usually arrives in a fresh array that only the engine refers to (a
+# GEMM's or a kernel's output): copying it into .grad costs a pass over memory per
+# parameter and step (and, for a transposed view, a slow strided one).  Whether anything
+# else refers to it is what CPython's reference counts say: the gradient Tensor must be
+# referred to by the engine alone, its array by that Tensor alone, and a view's base
+# (a reshape of a fresh array) by the view alone.  The counts the engine itself holds
+# are measured once, on a fresh tensor passed down the same call path
+# (_execute -> _accumulate_leaf -> _handover), so that any reference from elsewhere (a
+# user's variable, another tensor sharing the array, a hook that kept it) shows as one
+# more and the array is copied as before.
+
+def _handover_counts(grad):
+    """(references to grad, to its array, to each base down the view chain)."""
+    data = grad.data
+    counts = [sys.getrefcount(grad), sys.getrefcount(data)]
+    base = data.base
+    while base is not None:
+        counts.append(sys.getrefcount(base))
+        base = base.base if isinstance(base, np.ndarray) else None
+    return counts
+
+
+def _handover(grad):
+    """Whether ``grad``'s array may become a leaf's .grad as it is (see above)."""
+    if not _HANDOVER_COUNTS:
+        _HANDOVER_COUNTS.extend(_calibrate_handover())
+    expected = _HANDOVER_COUNTS
+    data = grad.data
+    if (type(data) is not np.ndarray or not data.flags.c_contiguous
+            or not data.flags.writeable or expected[0] is None):
+        return False
+    base = data.base
+    while base is not None:  # a view (of a view...) of one fresh array, all of it
+        if type(base) is not np.ndarray or base.nbytes != data.nbytes:
+            return False
+        base = base.base
+    del data, base  # not to be counted below
+    counts = _handover_counts(grad)
+    return (counts[0] == expected[0] and counts[1] == expected[1]
+            and all(c == expected[2] for c in counts[2:]))
+
+
+def _calibrate_handover():
+    """The counts of a gradient only the engine holds, on the call path it takes."""
+    def accumulate(leaf, grad, create_graph):   # stands for _accumulate_leaf's frame
+        return probe(grad)
+
+    def probe(grad):                            # stands for _handover's
+        return _handover_counts(grad)
+
+    from .tensor import Tensor
+
+    fresh = np.empty(4)
+    buffer = Tensor._make(fresh.reshape(2, 2))  # stands for _execute's `buffer`
+    del fresh
+    if not hasattr(sys, "getrefcount"):  # not CPython: always copy
+        return [None]
+    counts = accumulate(None, buffer, False)
+    return counts if len(counts) == 3 else [None]
+
+
+# Filled on first use (Tensor is not importable yet when this module loads).
+_HANDOVER_COUNTS = []
