@@ -23,17 +23,21 @@ def _forward_f32_loop(x3, out):
 
 
 def _backward_f32_loop(g, x3, out):
-    # Two loops, one store each: with both stores in one loop LLVM cannot rule out
-    # that they overlap the inputs and gives up vectorising it (4x slower), so t and s
-    # are computed twice instead, which costs less.
+    # One tanh and one sigmoid per element, and one store per loop: with two stores in
+    # one loop LLVM cannot rule out that they overlap the inputs and gives up
+    # vectorising it (4x slower).  So t goes into da and s into a row of scratch
+    # first, then db and at last da are formed from them (the row stays in cache).
     for i in prange(x3.shape[0]):
         a, b, gi, da, db = x3[i, 0], x3[i, 1], g[i], out[i, 0], out[i, 1]
+        s = np.empty(a.size, dtype=np.float32)
         for j in range(a.size):
-            t = _tanh_f32(a[j])
-            da[j] = gi[j] * _sigmoid_f32(b[j]) * (_ONE - t * t)
+            da[j] = _tanh_f32(a[j])
         for j in range(a.size):
-            s = _sigmoid_f32(b[j])
-            db[j] = gi[j] * s * _tanh_f32(a[j]) * (_ONE - s)
+            s[j] = _sigmoid_f32(b[j])
+        for j in range(a.size):
+            db[j] = gi[j] * s[j] * da[j] * (_ONE - s[j])
+        for j in range(a.size):
+            da[j] = gi[j] * s[j] * (_ONE - da[j] * da[j])
 
 
 _FORWARD_F32 = _twins(_forward_f32_loop)
