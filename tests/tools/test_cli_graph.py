@@ -10,7 +10,7 @@ def test_mlp_graph_on_stdout(capsys):
     assert main(["graph", "--model", "mlp", "--input-shape", "2,1,4,4"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("digraph tinygen {")
-    assert "MatMul" in out and "ReLU" in out
+    assert "Linear" in out and "ReLU" in out  # a linear layer is one node
     assert 'label="1.weight\\n(32, 16) float32\\nrequires_grad"' in out
     assert 'label="constant\\n(2, 16) float32"' in out  # the flattened input: no grad
     assert 'label="output\\n(2, 10) float32"' in out
