@@ -1,24 +1,15 @@
 """Linear algebra family: batched matmul (numpy's BLAS on the CPU, cuBLAS via cupy), and
 the affine map of a linear layer as one node.
 
-Both backwards come in two forms, as the design allows for a fused fast backward: with
-no graph being built for the gradient (``backward()``, ``grad()``), raw GEMMs on the
-arrays; under ``create_graph``, the same products in tinygen ops, so gradients of any
-order flow through them.  The raw form skips an op node per product and transpose,
-and computes a weight's gradient in the weight's own layout (C-contiguous, straight
-from the GEMM) instead of as the transpose of another product.
+Both backwards are products in tinygen ops (each a ``MatMul`` node whose forward is one
+raw GEMM), so gradients of any order flow through them; ``Linear`` computes a weight's
+gradient in the weight's own layout (``g.T @ x``: C-contiguous, straight from the GEMM)
+instead of as the transpose of another product.
 """
 from ..autograd.function import Function
-from ..autograd.grad_mode import is_grad_enabled
-from ..autograd.tensor import Tensor
 from ..backend import array_module
 from ._operands import binary_operands
 from .shape import reshape, unsqueeze, squeeze, transpose
-
-
-def _swap_last(a):
-    """The array with its last two axes swapped (a view)."""
-    return a.swapaxes(-1, -2)
 
 
 class MatMul(Function):
@@ -33,11 +24,6 @@ class MatMul(Function):
         # Gradients come out in the broadcast batch shape; the engine sums them
         # back over broadcast batch dimensions.
         need_a, need_b = self.needs_input_grad
-        if not is_grad_enabled():
-            xp = array_module(grad.data)
-            g = grad.data
-            return (Tensor._make(xp.matmul(g, _swap_last(b.data))) if need_a else None,
-                    Tensor._make(xp.matmul(_swap_last(a.data), g)) if need_b else None)
         grad_a = matmul(grad, transpose(b)) if need_a else None
         grad_b = matmul(transpose(a), grad) if need_b else None
         return grad_a, grad_b
@@ -91,17 +77,6 @@ class Linear(Function):
         need_x, need_w = self.needs_input_grad[:2]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         out_features, in_features = w.shape
-        if not is_grad_enabled():
-            xp = array_module(grad.data)
-            g2 = grad.data.reshape(-1, out_features)
-            gx = gw = gb = None
-            if need_x:
-                gx = Tensor._make(xp.matmul(g2, w.data).reshape(x.shape))
-            if need_w:   # (out, in), C-contiguous as the weight: g2.T @ x2
-                gw = Tensor._make(xp.matmul(g2.T, x.data.reshape(-1, in_features)))
-            if need_b:
-                gb = Tensor._make(g2.sum(axis=0))
-            return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
         g2 = reshape(grad, (-1, out_features))
         gx = reshape(matmul(g2, w), x.shape) if need_x else None
         gw = matmul(transpose(g2), reshape(x, (-1, in_features))) if need_w else None

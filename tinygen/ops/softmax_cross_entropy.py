@@ -6,19 +6,16 @@ weights or label smoothing; the composition it replaces, ``nll_loss(log_softmax(
 stays the definition (tests/ops/softmax_cross_entropy pin the two together).
 
 Forward: the per-position losses (N, d...) and, kept for backward, the log-sum-exp of
-each position's logits.  Backward: ``g * (softmax(x) - onehot(target))``, written two
-ways:
-- no graph being built (``backward()``, ``grad()``): one fused kernel from the saved
-  log-sum-exp;
-- ``create_graph``: the same formula in tinygen ops (``softmax`` and constants), so
-  gradients of any order flow through it.
+each position's logits.  Backward: ``g * (softmax(x) - onehot(target))`` as a node of its
+own, ``SoftmaxCrossEntropyGrad``: one fused kernel from the saved log-sum-exp, whose own
+backward is the closed-form second derivative in tinygen ops, so gradients of any order
+flow through it (no branch on grad mode; the design's fused-gradient rule).
 Kernels: ``tinygen.backend.{reference,numba_kernels}.softmax_cross_entropy`` on
 ``(N, K, S)`` views of the logits (S: every position after the class axis).
 """
 import numpy as np
 
 from ..autograd.function import Function
-from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ..backend import array_module
 from ..backend.kernels import kernels
@@ -49,19 +46,49 @@ class SoftmaxCrossEntropy(Function):
 
     def backward(self, grad):
         (x,) = self.saved_inputs()
-        target = self.target
-        if is_grad_enabled():  # create_graph: differentiable ops
-            xp = array_module(x.data)
-            classes = xp.arange(x.shape[1]).reshape((1, -1) + (1,) * (x.ndim - 2))
-            onehot = Tensor._make((classes == target[:, None]).astype(x.dtype))
-            valid = Tensor._make((target >= 0).astype(x.dtype))
-            return (softmax(x, axis=1) - onehot) * unsqueeze(grad * valid, 1)
+        return SoftmaxCrossEntropyGrad.apply(grad, x, target=self.target, lse=self.lse)
+
+
+class SoftmaxCrossEntropyGrad(Function):
+    """``SoftmaxCrossEntropy``'s backward as one node: for upstream g (N, d...) and
+    logits x, ``gx = unsqueeze(g v, 1) (p - onehot)`` with p = softmax(x) over the class
+    axis and v = 1 where the target is a class, 0 where ``IGNORED``; by the fused kernel.
+
+    Its own backward (upstream H, shaped like x), in tinygen ops with p recomputed from
+    x, so third derivatives work too:
+
+        d/dg = v sum_k(H (p - onehot))
+        d/dx = q - p sum_k(q),   q = p H unsqueeze(g v, 1)
+    """
+
+    def forward(self, g, x, target, lse):
+        self.save_inputs(0, 1)
+        self.target = target
         view = _view(x.shape)
-        k = kernels("softmax_cross_entropy", x.data, "cross_entropy")
-        dx = k.cross_entropy_backward(
-            grad.data.reshape(view[0], view[2]), x.data.reshape(view),
-            target.reshape(view[0], view[2]), self.lse)
-        return Tensor._make(dx.reshape(x.shape))
+        k = kernels("softmax_cross_entropy", x, "cross_entropy")
+        dx = k.cross_entropy_backward(g.reshape(view[0], view[2]), x.reshape(view),
+                                      target.reshape(view[0], view[2]), lse)
+        return dx.reshape(x.shape)
+
+    def _constants(self, x):
+        xp = array_module(x.data)
+        classes = xp.arange(x.shape[1]).reshape((1, -1) + (1,) * (x.ndim - 2))
+        onehot = Tensor._make((classes == self.target[:, None]).astype(x.dtype))
+        valid = Tensor._make((self.target >= 0).astype(x.dtype))
+        return onehot, valid
+
+    def backward(self, h):
+        g, x = self.saved_inputs()
+        need_g, need_x = self.needs_input_grad[:2]
+        onehot, valid = self._constants(x)
+        p = softmax(x, axis=1)
+        d_g = d_x = None
+        if need_g:
+            d_g = (h * (p - onehot)).sum(axis=1) * valid
+        if need_x:
+            q = p * h * unsqueeze(g * valid, 1)
+            d_x = q - p * q.sum(axis=1, keepdims=True)
+        return d_g, d_x
 
 
 def softmax_cross_entropy(logits, target):
