@@ -42,6 +42,11 @@ from . import conv_direct, conv_rows
 from .chunks import chunk_ranges as _chunk_ranges, map_chunks as _map_chunks
 from .conv_bounds import valid_range as _valid_range
 
+# Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
+# a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
+# that fresh memory happened to hold).
+_empty = np.empty
+
 
 # --- the gather and its adjoint ----------------------------------------------------------
 # A tap (i, j) reads the padded input at rows p*sh + i*dh and columns q*sw + j*dw.  Split
@@ -200,7 +205,7 @@ def _im2col(x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, out=None):
     elements)."""
     shape = (x.shape[1] * len(tap_i), hout * wout * x.shape[0])
     if out is None:
-        cols = np.empty(shape, dtype=x.dtype)
+        cols = _empty(shape, dtype=x.dtype)
     else:
         cols = out[:shape[0] * shape[1]].reshape(shape)
     _im2col_rows(x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
@@ -238,14 +243,14 @@ class _Buffers:
 
     def get(self, slot):
         if slot not in self.slots:
-            self.slots[slot] = np.empty(self.size, dtype=self.dtype)
+            self.slots[slot] = _empty(self.size, dtype=self.dtype)
         return self.slots[slot]
 
 
 def _images_last(a, groups):
     """(k, O, P) -> (g, O/g, P*k): a chunk in the columns' order (p, q, n), per group."""
     k, o, p = a.shape
-    out = np.empty((o, p * k), dtype=a.dtype)
+    out = _empty((o, p * k), dtype=a.dtype)
     _images_last_into(np.ascontiguousarray(a), out)
     return out.reshape(groups, o // groups, p * k)
 
@@ -313,7 +318,7 @@ def conv2d_forward(x, weight, geom, taps):
     args = _geometry_args(geom)
     w = _weight_matrix(weight, tap_i, tap_j, g)                     # (g, O/g, C/g*T)
     rows, plane = channels * len(tap_i), hout * wout
-    y = np.empty((n, out_channels, plane), dtype=x.dtype)
+    y = _empty((n, out_channels, plane), dtype=x.dtype)
     chunks = _chunks(n, rows * plane, x.itemsize)
     buffers = _Buffers(rows * plane * (chunks[0][1] - chunks[0][0]), x.dtype)
 

@@ -35,6 +35,11 @@ from numba import njit, prange
 from .chunks import chunk_ranges, map_chunks
 from .conv_bounds import valid_range as _valid_range
 
+# Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
+# a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
+# that fresh memory happened to hold).
+_empty = np.empty
+
 
 # --- geometry ---------------------------------------------------------------------------
 class RowPlan:
@@ -231,10 +236,10 @@ class _Buffers:
     def get(self, slot):
         if slot not in self.slots:
             plan = self.plan
-            unfolded = np.empty(_unfold_bytes(plan, self.channels, 1) * self.k_max, self.dtype)
-            rows = np.empty((plan.groups, self.out_channels // plan.groups,
+            unfolded = _empty(_unfold_bytes(plan, self.channels, 1) * self.k_max, self.dtype)
+            rows = _empty((plan.groups, self.out_channels // plan.groups,
                              self.k_max * plan.hq * plan.wout), self.dtype)
-            self.slots[slot] = (unfolded, rows, np.empty_like(rows))
+            self.slots[slot] = (unfolded, rows, _empty(rows.shape, self.dtype))
         return self.slots[slot]
 
 
@@ -260,7 +265,7 @@ def _forward(x, weight, plan):
     out_channels, in_per_group = weight.shape[:2]
     hq, hout, wout = plan.hq, plan.hout, plan.wout
     weights = _row_weights(weight, plan, transpose=False)
-    y = np.empty((n, out_channels, hout, wout), dtype=x.dtype)
+    y = _empty((n, out_channels, hout, wout), dtype=x.dtype)
     chunks, buffers = _plan_chunks(n, plan, channels, out_channels, x.dtype)
 
     def chunk(slot, start, stop):
@@ -338,7 +343,7 @@ def _adjoint(grad_y, weight, plan):
     in_per_group = weight.shape[1]
     channels = in_per_group * plan.groups
     weights = _row_weights(weight, plan, transpose=True)
-    grad_x = np.empty((n, channels, plan.height, plan.width), dtype=grad_y.dtype)
+    grad_x = _empty((n, channels, plan.height, plan.width), dtype=grad_y.dtype)
     chunks, buffers = _plan_chunks(n, plan, channels, out_channels, grad_y.dtype)
 
     def chunk(slot, start, stop):
