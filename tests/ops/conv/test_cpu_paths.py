@@ -19,7 +19,9 @@ from tinygen.testing import gradgradcheck, rel_error
 from ._helpers import conv_configs, conv_transpose_configs, impl, make_inputs, op_kwargs
 
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
-PATHS = {"im2col": (10**9, 10**9), "rows": (0, 10**9), "direct": (0, 0)}
+# path: (ROWS_MIN_K, DIRECT_MIN_CHANNELS, im2col's column order: images innermost?)
+PATHS = {"im2col": (10**9, 10**9, True), "im2col-outer": (10**9, 10**9, False),
+         "rows": (0, 10**9, None), "direct": (0, 0, None)}
 
 
 IMAGES_PER_CHUNK = 2
@@ -44,9 +46,11 @@ def path(request, monkeypatch):
     """Force a path wherever it can serve (pointwise convs are always direct), with
     two images a chunk and NaN-filled buffers, on every thread numba has (the same for
     every hypothesis example: the fixture only sets switches, which no example changes)."""
-    rows_min_k, direct_min = PATHS[request.param]
+    rows_min_k, direct_min, inner = PATHS[request.param]
     monkeypatch.setattr(numba_conv, "ROWS_MIN_K", rows_min_k)
-    monkeypatch.setattr(numba_conv, "ROWS_STRIDED", request.param != "im2col")
+    monkeypatch.setattr(numba_conv, "ROWS_STRIDED", not request.param.startswith("im2col"))
+    if inner is not None:  # both column orders, whatever the layer's shape would pick
+        monkeypatch.setattr(numba_conv, "_images_inner", lambda rows, out_channels: inner)
     monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", direct_min)
     monkeypatch.setattr(numba_conv, "_chunk_ranges", _chunks_of_two)
     monkeypatch.setattr(conv_rows, "chunk_ranges", _chunks_of_two)
@@ -184,6 +188,15 @@ def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
     with impl("numba"):
         conv(x, w, **args).sum().backward()
     assert calls == ([expected] * 3 if expected is not None else [])
+
+
+def test_im2col_column_order_follows_the_layer_shape():
+    """Images innermost in the columns where the column matrix is at least as tall as the
+    output (GAN D's second layer: 32 channels x 16 taps for 64 outputs), outermost for
+    narrow layers with large outputs (PixelCNN's masked 7x7 on one channel: 24 taps for
+    64 outputs)."""
+    assert numba_conv._images_inner(32 * 16, 64)
+    assert not numba_conv._images_inner(1 * 24, 64)
 
 
 # --- the chunks' threads ------------------------------------------------------------------

@@ -15,8 +15,9 @@ The im2col path.  ``im2col`` gathers, for every input channel c and kept tap t, 
 values that tap meets at every output position of every image, into the row
 ``c*T + t`` of a column matrix of shape (C*T, Hout*Wout*k) for a chunk of k
 images (``_chunks``: as many as keep the matrix in cache).  The chunk's images are
-folded into the columns, innermost (column (p*Wout + q)*k + n: see "the gather"
-below for why), so that each group's work per chunk is ONE GEMM:
+folded into the columns (innermost, column (p*Wout + q)*k + n, or outermost,
+n*Hout*Wout + p*Wout + q: see "the gather" and ``_images_inner`` below for which and
+why), so that each group's work per chunk is ONE GEMM:
 
     forward       y_g    (O/g, P*k)   = W_g (O/g, C/g*T) @ cols_g (C/g*T, P*k)
     weight grad   gW_g^T (C/g*T, O/g) += cols_g @ gy_g^T
@@ -55,8 +56,9 @@ _empty = np.empty
 # contiguous stretch of Wout values per output row, for every stride and dilation.  And
 # with the chunk's k images innermost, S[r, s, a, b, n], and the columns of the column
 # matrix ordered (p, q, n) to match, each output row of a tap is ONE contiguous copy of
-# Wout*k values.  So the gather stages one channel's phase planes (a transposing copy of
-# the channel, zero in the padding, small enough for L1/L2), then copies Hout long runs
+# Wout*k values (with the images outermost, S[n, r, s, a, b] and columns (n, p, q), it
+# is k copies of Wout values).  So the gather stages one channel's phase planes (a
+# copy of the channel, zero in the padding, small enough for L1/L2), then copies runs
 # per tap out of them, with no bounds tests; the scatter is its adjoint (adds into the
 # staged planes, then one pass back into the input's shape).
 # Why: the plain gather (a loop per image, output row and tap, reading the input with
@@ -70,14 +72,21 @@ def _phase_shape(hout, wout, sh, sw, dh, dw, max_i, max_j):
 
 
 @njit(cache=True, fastmath=False)
-def _tap_run(i, j, sh, sw, dh, dw, ha, wb, k):
-    """Where tap (i, j)'s output row p = 0 starts in the staged planes (row p is
-    p*wb*k further on)."""
+def _tap_run(i, j, sh, sw, dh, dw, ha, wb, es):
+    """Where tap (i, j)'s output row p = 0 starts in an image's staged planes (row p
+    is p*wb*es further on; ``es``, the staged element stride: k or 1)."""
     a0 = i * dh // sh
     r = i * dh - a0 * sh
     b0 = j * dw // sw
     s = j * dw - b0 * sw
-    return (((r * sw + s) * ha + a0) * wb + b0) * k
+    return (((r * sw + s) * ha + a0) * wb + b0) * es
+
+
+@njit(cache=True, fastmath=False)
+def _strides(inner, k, sh, sw, ha, wb):
+    """(image stride, element stride) of the staged planes: images innermost, or each
+    image's planes one after the other."""
+    return (1, k) if inner else (sh * sw * ha * wb, 1)
 
 
 # The loops below index views that start where a run starts (x[n, c, h][first::sw],
@@ -85,8 +94,8 @@ def _tap_run(i, j, sh, sw, dh, dw, ha, wb, k):
 # negative-index wraparound test and LLVM vectorises the copies (indexing one flat
 # array at base + e kept the test in the loop, ~8x slower).
 @njit(cache=True, fastmath=False)
-def _stage(x, c, buf, ha, wb, sh, sw, pt, pl):
-    """buf[(((r*sw + s)*ha + a)*wb + b)*k + n] = x_padded[n, c, a*sh + r, b*sw + s]."""
+def _stage(x, c, buf, ha, wb, sh, sw, pt, pl, ns, es):
+    """buf[n*ns + (((r*sw + s)*ha + a)*wb + b)*es] = x_padded[n, c, a*sh + r, b*sw + s]."""
     k, height, width = x.shape[0], x.shape[2], x.shape[3]
     buf[:] = 0
     for r in range(sh):
@@ -97,17 +106,17 @@ def _stage(x, c, buf, ha, wb, sh, sw, pt, pl):
                 continue
             phase = (r * sw + s) * ha
             for a in range(a_lo, a_hi):
-                line = ((phase + a) * wb + b_lo) * k
+                line = ((phase + a) * wb + b_lo) * es
                 h = a * sh + r - pt
                 for n in range(k):
                     src = x[n, c, h][b_lo * sw + s - pl:][::sw]
-                    dst = buf[line + n:][::k]
+                    dst = buf[n * ns + line:][::es]
                     for b in range(b_hi - b_lo):
                         dst[b] = src[b]
 
 
 @njit(cache=True, fastmath=False)
-def _unstage_add(buf, grad_x, c, ha, wb, sh, sw, pt, pl):
+def _unstage_add(buf, grad_x, c, ha, wb, sh, sw, pt, pl, ns, es):
     """The adjoint of ``_stage``: grad_x[n, c] += the staged planes' in-bounds values."""
     k, height, width = grad_x.shape[0], grad_x.shape[2], grad_x.shape[3]
     for r in range(sh):
@@ -118,54 +127,77 @@ def _unstage_add(buf, grad_x, c, ha, wb, sh, sw, pt, pl):
                 continue
             phase = (r * sw + s) * ha
             for a in range(a_lo, a_hi):
-                line = ((phase + a) * wb + b_lo) * k
+                line = ((phase + a) * wb + b_lo) * es
                 h = a * sh + r - pt
                 for n in range(k):
                     dst = grad_x[n, c, h][b_lo * sw + s - pl:][::sw]
-                    src = buf[line + n:][::k]
+                    src = buf[n * ns + line:][::es]
                     for b in range(b_hi - b_lo):
                         dst[b] += src[b]
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _im2col_rows(x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
-    """cols[c*T + t, (p*Wout + q)*k + n] = x_padded[n, c, p*sh + i_t*dh, q*sw + j_t*dw]."""
+def _im2col_rows(x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, inner):
+    """cols[c*T + t, column of (n, p, q)] = x_padded[n, c, p*sh + i_t*dh, q*sw + j_t*dw],
+    the column (p*Wout + q)*k + n (``inner``) or n*Hout*Wout + p*Wout + q."""
     k, channels = x.shape[0], x.shape[1]
     n_taps = tap_i.shape[0]
     ha, wb = _phase_shape(hout, wout, sh, sw, dh, dw, tap_i.max(), tap_j.max())
+    ns, es = _strides(inner, k, sh, sw, ha, wb)
     buf = np.empty(sh * sw * ha * wb * k, dtype=x.dtype)
-    run = wout * k
+    plane = hout * wout
     for c in range(channels):
-        _stage(x, c, buf, ha, wb, sh, sw, pt, pl)
+        _stage(x, c, buf, ha, wb, sh, sw, pt, pl, ns, es)
         for t in range(n_taps):
-            first = _tap_run(tap_i[t], tap_j[t], sh, sw, dh, dw, ha, wb, k)
+            first = _tap_run(tap_i[t], tap_j[t], sh, sw, dh, dw, ha, wb, es)
             out = cols[c * n_taps + t]
-            for p in range(hout):
-                src = buf[first + p * wb * k:first + p * wb * k + run]
-                dst = out[p * run:(p + 1) * run]
-                for e in range(run):
-                    dst[e] = src[e]
+            if inner:  # one run of Wout*k per output row
+                run = wout * k
+                for p in range(hout):
+                    src = buf[first + p * wb * k:first + p * wb * k + run]
+                    dst = out[p * run:(p + 1) * run]
+                    for e in range(run):
+                        dst[e] = src[e]
+                continue
+            for n in range(k):  # one run of Wout per image and output row
+                for p in range(hout):
+                    at = n * ns + first + p * wb
+                    src = buf[at:at + wout]
+                    dst = out[n * plane + p * wout:n * plane + (p + 1) * wout]
+                    for e in range(wout):
+                        dst[e] = src[e]
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _col2im_planes(dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
+def _col2im_planes(dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, inner):
     """The adjoint of ``_im2col_rows``: every column value added back where it came from."""
     k, channels = grad_x.shape[0], grad_x.shape[1]
     n_taps = tap_i.shape[0]
     ha, wb = _phase_shape(hout, wout, sh, sw, dh, dw, tap_i.max(), tap_j.max())
+    ns, es = _strides(inner, k, sh, sw, ha, wb)
     buf = np.empty(sh * sw * ha * wb * k, dtype=grad_x.dtype)
-    run = wout * k
+    plane = hout * wout
     for c in range(channels):
         buf[:] = 0
         for t in range(n_taps):
-            first = _tap_run(tap_i[t], tap_j[t], sh, sw, dh, dw, ha, wb, k)
+            first = _tap_run(tap_i[t], tap_j[t], sh, sw, dh, dw, ha, wb, es)
             col = dcols[c * n_taps + t]
-            for p in range(hout):
-                dst = buf[first + p * wb * k:first + p * wb * k + run]
-                src = col[p * run:(p + 1) * run]
-                for e in range(run):
-                    dst[e] += src[e]
-        _unstage_add(buf, grad_x, c, ha, wb, sh, sw, pt, pl)
+            if inner:
+                run = wout * k
+                for p in range(hout):
+                    dst = buf[first + p * wb * k:first + p * wb * k + run]
+                    src = col[p * run:(p + 1) * run]
+                    for e in range(run):
+                        dst[e] += src[e]
+                continue
+            for n in range(k):
+                for p in range(hout):
+                    at = n * ns + first + p * wb
+                    dst = buf[at:at + wout]
+                    src = col[n * plane + p * wout:n * plane + (p + 1) * wout]
+                    for e in range(wout):
+                        dst[e] += src[e]
+        _unstage_add(buf, grad_x, c, ha, wb, sh, sw, pt, pl, ns, es)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -199,22 +231,22 @@ def _images_last_into(a, out):
 # The buffers are allocated by numpy, not inside the jitted code: numpy asks the
 # kernel for transparent huge pages on large allocations, numba's allocator does not,
 # and first-touch page faults then cost more than the gather itself.
-def _im2col(x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, out=None):
+def _im2col(x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, out=None, inner=True):
     """The (C*T, Hout*Wout*k) column matrix of the k images x over the taps, columns
-    ordered (p, q, n) (into ``out`` when given, a reused buffer of at least that many
-    elements)."""
+    ordered (p, q, n) (``inner``) or (n, p, q) (into ``out`` when given, a reused
+    buffer of at least that many elements)."""
     shape = (x.shape[1] * len(tap_i), hout * wout * x.shape[0])
     if out is None:
         cols = _empty(shape, dtype=x.dtype)
     else:
         cols = out[:shape[0] * shape[1]].reshape(shape)
-    _im2col_rows(x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
+    _im2col_rows(x, cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, inner)
     return cols
 
 
-def _col2im_into(grad_x, dcols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw):
-    """Scatter-add the column matrix (columns (p, q, n)) into ``grad_x`` (k, C, H, W)."""
-    _col2im_planes(dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw)
+def _col2im_into(grad_x, dcols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, inner=True):
+    """Scatter-add the column matrix (columns as ``_im2col``'s) into ``grad_x`` (k, C, H, W)."""
+    _col2im_planes(dcols, grad_x, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw, inner)
 
 
 # --- batch chunks -------------------------------------------------------------------
@@ -250,12 +282,36 @@ class _Buffers:
         return self.slots[slot]
 
 
-def _images_last(a, groups):
-    """(k, O, P) -> (g, O/g, P*k): a chunk in the columns' order (p, q, n), per group."""
+# Which column order.  Images innermost makes the gather's runs Wout*k long, but the
+# GEMMs' (O, P*k) results and output gradients must then be transposed to and from the
+# arrays' (k, O, P) (strided copies of the whole output, three per step); images
+# outermost needs only block copies of P values there, and gathers runs of Wout.  So
+# images go innermost when the column matrix is at least as tall as the output
+# (C/g*T >= O/g: GAN D's second layer, 512 rows for 64 outputs of 7x7), and outermost
+# for narrow layers with large outputs.  1 thread, fwd+dx+dw, inner vs outer: GAN D's
+# first layer (1->32, 28x28 -> 14x14, 64 images) 2.0 vs 1.4 ms; the masked 7x7 row
+# (1->64, 28x28, 24 taps) 10.2 vs 9.6 ms.
+def _images_inner(rows, out_channels):
+    return rows >= out_channels
+
+
+def _columns(a, groups, inner):
+    """A chunk of output gradients (k, O, P) -> (g, O/g, P*k) in the columns' order."""
     k, o, p = a.shape
+    if not inner:
+        return np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(groups, o // groups, k * p)
     out = _empty((o, p * k), dtype=a.dtype)
     _images_last_into(np.ascontiguousarray(a), out)
     return out.reshape(groups, o // groups, p * k)
+
+
+def _per_image(y_c, out, inner):
+    """A chunk's GEMM result (g, O/g, P*k) in the columns' order -> out (k, O, P)."""
+    k, o, p = out.shape
+    if inner:
+        _images_first(y_c.reshape(o, p * k), out)
+    else:
+        out[...] = y_c.reshape(o, k, p).transpose(1, 0, 2)
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -321,15 +377,16 @@ def conv2d_forward(x, weight, geom, taps):
     args = _geometry_args(geom)
     w = _weight_matrix(weight, tap_i, tap_j, g)                     # (g, O/g, C/g*T)
     rows, plane = channels * len(tap_i), hout * wout
+    inner = _images_inner(rows, out_channels)
     y = _empty((n, out_channels, plane), dtype=x.dtype)
     chunks = _chunks(n, rows * plane, x.itemsize)
     buffers = _Buffers(rows * plane * (chunks[0][1] - chunks[0][0]), x.dtype)
 
     def chunk(slot, start, stop):
         k = stop - start
-        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot))  # (C*T, P*k)
+        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot), inner)
         y_c = np.matmul(w, cols.reshape(g, rows // g, plane * k))  # (g, O/g, P*k)
-        _images_first(y_c.reshape(out_channels, plane * k), y[start:stop])
+        _per_image(y_c, y[start:stop], inner)
 
     _map_chunks(chunk, chunks)
     return y.reshape(n, out_channels, hout, wout)
@@ -349,6 +406,7 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
     args = _geometry_args(geom)
     w_t = _weight_matrix(weight, tap_i, tap_j, g).transpose(0, 2, 1)  # (g, C/g*T, O/g)
     rows, plane = channels * len(tap_i), args[0] * args[1]
+    inner = _images_inner(rows, out_channels)
     grad_y = grad_y.reshape(n, out_channels, plane)
     grad_x = np.zeros((n, channels, height, width), dtype=grad_y.dtype)
     chunks = _chunks(n, rows * plane, grad_y.itemsize)
@@ -357,8 +415,8 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
     def chunk(slot, start, stop):
         k = stop - start
         dcols = buffers.get(slot)[:rows * plane * k].reshape(g, rows // g, plane * k)
-        np.matmul(w_t, _images_last(grad_y[start:stop], g), out=dcols)  # (g, C/g*T, P*k)
-        _col2im_into(grad_x[start:stop], dcols.reshape(rows, -1), tap_i, tap_j, *args)
+        np.matmul(w_t, _columns(grad_y[start:stop], g, inner), out=dcols)  # (g, C/g*T, P*k)
+        _col2im_into(grad_x[start:stop], dcols.reshape(rows, -1), tap_i, tap_j, *args, inner)
 
     _map_chunks(chunk, chunks)
     return grad_x
@@ -378,6 +436,7 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
     tap_i, tap_j = _tap_arrays(taps)
     args = _geometry_args(geom)
     rows, plane = channels * len(tap_i), args[0] * args[1]
+    inner = _images_inner(rows, out_channels)
     grad_y = grad_y.reshape(n, out_channels, plane)
     chunks = _chunks(n, rows * plane, x.itemsize)
     buffers = _Buffers(rows * plane * (chunks[0][1] - chunks[0][0]), x.dtype)
@@ -385,12 +444,12 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
 
     def chunk(slot, start, stop):
         gw_t = sums.setdefault(slot, np.zeros((g, rows // g, out_channels // g), x.dtype))
-        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot))  # (C*T, P*k)
+        cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot), inner)
         cols = cols.reshape(g, rows // g, cols.shape[1])            # (g, C/g*T, P*k)
         # gW_g^T += cols_g @ gy_g^T.  Written this way round (the long k*P axis
         # reduced with the tall operand first) OpenBLAS runs it several times
         # faster than gy_g @ cols_g^T, which it handles poorly for these shapes.
-        gw_t += np.matmul(cols, _images_last(grad_y[start:stop], g).transpose(0, 2, 1))
+        gw_t += np.matmul(cols, _columns(grad_y[start:stop], g, inner).transpose(0, 2, 1))
 
     _map_chunks(chunk, chunks)
     gw_t = sum(sums.values())
