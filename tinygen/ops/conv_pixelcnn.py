@@ -143,7 +143,7 @@ def _shifted(op, input, weight, bias, padding, crop_width):
                             geom.in_size, (geom.out_size[0], geom.out_size[1] - 1),
                             geom.kernel)
     y = Conv2dFn.apply(x, w, geom=geom, mask=None)
-    return finish_conv(y, bias, 2, batched)
+    return finish_conv(y, bias, batched)
 
 
 def down_shifted_conv2d(input, weight, bias=None):

@@ -1,8 +1,8 @@
 """The numba conv's three CPU paths (im2col, conv_rows, conv_direct) each against the
 reference, and through gradgradcheck in float64 (WGAN-GP differentiates conv
-gradients), with each path forced on configs that would normally go elsewhere, tiny
-chunks (every image its own chunk) and, where numba has two threads, the chunks
-shared out between threads."""
+gradients), with each path forced on configs that would normally go elsewhere, small
+chunks (two images each: a batch of 3 makes a chunk of 2 and one of 1) and, where
+numba has two threads, the chunks shared out between threads."""
 import numba
 import numpy as np
 import pytest
@@ -19,21 +19,44 @@ from tinygen.testing import gradgradcheck, rel_error
 from ._helpers import conv_configs, conv_transpose_configs, impl, make_inputs, op_kwargs
 
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
-PATHS = {"im2col": (10**9, 10**9), "rows": (0, 10**9), "direct": (0, 0)}
+# path: (ROWS_MIN_K, DIRECT_MIN_CHANNELS, im2col's column order: images innermost?)
+PATHS = {"im2col": (10**9, 10**9, True), "im2col-outer": (10**9, 10**9, False),
+         "rows": (0, 10**9, None), "direct": (0, 0, None)}
+
+
+IMAGES_PER_CHUNK = 2
+
+
+def _chunks_of_two(n_img, bytes_per_image, budget, threads=None):
+    """Chunks of IMAGES_PER_CHUNK images whatever their size: a batch of 3 is cut into
+    a chunk of 2 and one of 1, so that both the images side by side within a chunk
+    (the im2col columns interleave them) and a short last chunk are exercised."""
+    return [(start, min(n_img, start + IMAGES_PER_CHUNK))
+            for start in range(0, n_img, IMAGES_PER_CHUNK)]
+
+
+def _nan_filled(shape, dtype=None):
+    """The kernels' buffers and outputs, NaN until written: an element a kernel forgets
+    to write shows in the results instead of passing for the zero fresh memory holds."""
+    return np.full(shape, np.nan, dtype=dtype)
 
 
 @pytest.fixture(params=sorted(PATHS))
 def path(request, monkeypatch):
     """Force a path wherever it can serve (pointwise convs are always direct), with
-    one image a chunk, on every thread numba has (the same for every hypothesis
-    example: the fixture only sets switches, which no example changes)."""
-    rows_min_k, direct_min = PATHS[request.param]
+    two images a chunk and NaN-filled buffers, on every thread numba has (the same for
+    every hypothesis example: the fixture only sets switches, which no example changes)."""
+    rows_min_k, direct_min, inner = PATHS[request.param]
     monkeypatch.setattr(numba_conv, "ROWS_MIN_K", rows_min_k)
-    monkeypatch.setattr(numba_conv, "ROWS_STRIDED", request.param != "im2col")
+    monkeypatch.setattr(numba_conv, "ROWS_STRIDED", not request.param.startswith("im2col"))
+    if inner is not None:  # both column orders, whatever the layer's shape would pick
+        monkeypatch.setattr(numba_conv, "_images_inner", lambda rows, out_channels: inner)
     monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", direct_min)
-    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv_rows, "CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv_direct, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(numba_conv, "_chunk_ranges", _chunks_of_two)
+    monkeypatch.setattr(conv_rows, "chunk_ranges", _chunks_of_two)
+    monkeypatch.setattr(conv_direct, "chunk_ranges", _chunks_of_two)
+    for module in (numba_conv, conv_rows, conv_direct):
+        monkeypatch.setattr(module, "_empty", _nan_filled)
     previous = numba.get_num_threads()
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     yield request.param
@@ -101,6 +124,18 @@ def test_masked_conv2d_matches_reference(path, mask_type, kernel):
              _inputs(config, 3), np.float64)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel,dilation,padding", [
+    (3, 1, 1), (2, 3, ((1, 4),)), (4, 2, "same"), (3, 2, ((5, 0),)), (2, 1, ((0, 3),)),
+])
+def test_padded_conv1d_matches_reference(path, kernel, dilation, padding, dtype):
+    """Taps whose window misses the output's first or last positions (padding on either
+    side, wider than some taps reach), which the drawn configs meet only now and then."""
+    config = dict(x_shape=(3, 4, 11), w_shape=(6, 4, kernel), bias=True)
+    _compare(lambda x, w, b: C.conv1d(x, w, b, dilation=dilation, padding=padding),
+             _inputs(config, 7, dtype), dtype)
+
+
 @pytest.mark.parametrize("dilation", [1, 4])
 def test_causal_conv1d_matches_reference(path, dilation):
     config = dict(x_shape=(3, 4, 11), w_shape=(6, 4, 2), bias=False)
@@ -115,6 +150,17 @@ def test_second_derivatives(path, config, seed):
     kwargs = op_kwargs(config)
     with impl("numba"):
         assert gradgradcheck(lambda x, w, b=None: C.conv2d(x, w, b, **kwargs),
+                             _inputs(config, seed))
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_configs(ndim=1, max_side=8, max_channels=4, max_kernel=3), st.integers(0, 2**16))
+def test_second_derivatives_1d(path, config, seed):
+    """1-D convs (several taps: conv_direct's stacked forward) twice differentiated."""
+    kwargs = op_kwargs(config)
+    with impl("numba"):
+        assert gradgradcheck(lambda x, w, b=None: C.conv1d(x, w, b, **kwargs),
                              _inputs(config, seed))
 
 
@@ -142,6 +188,15 @@ def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
     with impl("numba"):
         conv(x, w, **args).sum().backward()
     assert calls == ([expected] * 3 if expected is not None else [])
+
+
+def test_im2col_column_order_follows_the_layer_shape():
+    """Images innermost in the columns where the column matrix is at least as tall as the
+    output (GAN D's second layer: 32 channels x 16 taps for 64 outputs), outermost for
+    narrow layers with large outputs (PixelCNN's masked 7x7 on one channel: 24 taps for
+    64 outputs)."""
+    assert numba_conv._images_inner(32 * 16, 64)
+    assert not numba_conv._images_inner(1 * 24, 64)
 
 
 # --- the chunks' threads ------------------------------------------------------------------
