@@ -3,7 +3,7 @@ CUDA) exports exactly its family's contract (``tinygen.backend.kernels.CONTRACTS
 
 A module's exports are its public callables defined in a kernel module: those it
 defines and those it re-exports from a sibling implementation.  Tools it imports
-(numba's njit, ``launch``, ``sized``, ``array_module``) and classes (the weight
+(numba's njit, ``launch``, ``parallel_range``, ``array_module``) and classes (the weight
 layouts) are not exports.
 
 ``KNOWN_EXTRAS`` lists what today's modules export beyond their contract, each with
@@ -22,6 +22,7 @@ IMPLEMENTATION_PACKAGES = ("tinygen.backend.reference.", "tinygen.backend.numba_
 # Modules of those packages that are machinery, not kernel families.
 MACHINERY = {f"tinygen.backend.cuda_kernels.{name}"
              for name in ("launch", "aot", "nvrtc", "emulator", "source")}
+MACHINERY.add("tinygen.backend.numba_kernels.chunks")   # the CPU thread pool
 
 # (family, module) -> public functions beyond the contract, today.
 KNOWN_EXTRAS = {

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tinygen.backend import kernels as K
-from tinygen.backend.numba_kernels import wavenet as numba_step
+from tinygen.backend.numba_kernels import chunks, wavenet as numba_step
 from tinygen.backend.reference import wavenet as reference_step
 from tinygen.models.wavenet import WaveNet
 
@@ -49,7 +49,7 @@ def test_numba_step_equals_reference(dtype, tol, kernel_size, with_cond):
 
 
 def test_parallel_path_equals_reference(monkeypatch):
-    monkeypatch.setattr(numba_step, "PARALLEL_THRESHOLD", 0)   # force the prange kernel
+    monkeypatch.setattr(chunks, "PARALLEL_THRESHOLD", 0)   # sequences shared out among threads
     weights = model(kernel_size=2).step_weights()
     for (ref, fast), (ref_ring, fast_ring) in run_both(weights, 4, 12, True,
                                                        np.random.default_rng(2)):

@@ -15,7 +15,7 @@ import tinygen as tg
 import tinygen.nn.functional as F
 from tinygen.backend.kernels import use_impl
 from tinygen.backend.numba_kernels import activations as fast
-from tinygen.backend.numba_kernels.activations import ELEMENTWISE_PARALLEL_THRESHOLD as PARALLEL
+from tinygen.backend.numba_kernels.chunks import PARALLEL_THRESHOLD as PARALLEL
 from tinygen.backend.reference import activations as ref
 from tinygen.testing import gradcheck, gradgradcheck
 
@@ -51,7 +51,7 @@ def _ulps(a, b):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("size", [7, PARALLEL - 3, PARALLEL + 5])   # serial and parallel twins
+@pytest.mark.parametrize("size", [7, PARALLEL - 3, PARALLEL + 5])   # one piece, and pieces shared out
 def test_numba_kernels_equal_the_reference(dtype, size):
     x, g = _data((size,), 0, dtype)
     x[3:5] = [-0.0, np.nan]
@@ -87,7 +87,7 @@ def test_float32_sigmoid_is_within_3_ulp_of_the_exact_value():
     x = np.concatenate([np.linspace(-110, 110, 40001), [0.0, -0.0, np.inf, -np.inf, np.nan,
                         1e-30, -1e-30, -87.5, -88.5, -100.0, -103.9, -104.5]]).astype(np.float32)
     exact = (1 / (1 + np.exp(-x.astype(np.float64)))).astype(np.float32)
-    for size_x in (x, np.tile(x, PARALLEL // x.size + 1)):     # serial and parallel twins
+    for size_x in (x, np.tile(x, PARALLEL // x.size + 1)):     # one piece, and pieces shared out
         y = fast.sigmoid_forward(size_x)[:x.size]
         assert _ulps(y, exact) <= 3
     assert fast.sigmoid_forward(np.float32([np.inf, -np.inf]) ).tolist() == [1.0, 0.0]
@@ -181,14 +181,14 @@ def test_float32_softplus_is_within_3_ulp_of_the_exact_value():
     x64 = x.astype(np.float64)
     with np.errstate(invalid="ignore"):
         exact = np.where(x64 > 20, x64, np.logaddexp(0, x64)).astype(np.float32)
-    for size_x in (x, np.tile(x, PARALLEL // x.size + 1)):     # serial and parallel twins
+    for size_x in (x, np.tile(x, PARALLEL // x.size + 1)):     # one piece, and pieces shared out
         assert _ulps(fast.softplus_forward(size_x, 1.0, 20.0)[:x.size], exact) <= 3
 
 
 def test_float32_gate_is_within_a_few_ulp_of_the_exact_value():
     """The numba gate (its own tanh and sigmoid) against the float64 oracle, over both
     branches of tanh (|a| below and above 0.625), the tails, infinities and NaN; the
-    serial and the parallel twin."""
+    one piece, and pieces shared out among threads."""
     from tinygen.backend.numba_kernels import gated_activation as fast_gate
     from tinygen.backend.reference import gated_activation as ref_gate
 
@@ -196,7 +196,7 @@ def test_float32_gate_is_within_a_few_ulp_of_the_exact_value():
                            -np.geomspace(1e-30, 0.7, 500), [0.625, -0.625, 0.0, -0.0,
                            np.inf, -np.inf, np.nan, 40.0, -40.0, -100.0]]).astype(np.float32)
     rng = np.random.default_rng(0)
-    for a in (grid[-12000:], np.tile(grid, PARALLEL // grid.size)):     # serial, parallel
+    for a in (grid[-12000:], np.tile(grid, PARALLEL // grid.size)):     # one piece, and pieces shared out
         b = rng.permutation(a)
         x3 = np.stack([a, b])[None]                       # (1, 2, Q)
         exact = ref_gate.gated_forward(x3.astype(np.float64)).astype(np.float32)

@@ -6,11 +6,12 @@ import pytest
 import tinygen as tg
 from tinygen.backend.kernels import use_impl
 from tinygen.backend.numba_kernels import optim as fast
+from tinygen.backend.numba_kernels.chunks import PARALLEL_THRESHOLD
 from tinygen.backend.reference import optim as ref
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows", [3, fast.PARALLEL_FROM // 64 + 3])   # serial, parallel twin
+@pytest.mark.parametrize("rows", [3, PARALLEL_THRESHOLD // 64 + 3])   # one piece, shared out
 def test_fused_adam_step_is_bit_equal_to_the_reference(dtype, rows):
     rng = np.random.default_rng(0)
     shape = (rows, 64)
@@ -32,7 +33,7 @@ def test_fused_adam_step_is_bit_equal_to_the_reference(dtype, rows):
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_adam_optimizer_same_on_both_implementations(amsgrad):
     rng = np.random.default_rng(2)
-    w0 = rng.standard_normal((fast.PARALLEL_FROM + 7,)).astype(np.float32)
+    w0 = rng.standard_normal((PARALLEL_THRESHOLD + 7,)).astype(np.float32)
     grads = [rng.standard_normal(w0.shape).astype(np.float32) for _ in range(3)]
     results = []
     for impl in ("numba", "reference"):

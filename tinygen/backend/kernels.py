@@ -40,6 +40,7 @@ CONTRACTS = {
                     "softplus_backward"),
     "optim": ("adam_step",),
     "softmax_cross_entropy": ("cross_entropy_forward", "cross_entropy_backward"),
+    "linalg": ("matmul",),
 }
 
 # (family, device, implementation) -> the module that serves it, written out so that
@@ -96,6 +97,10 @@ _REGISTRY = {
         "cpu": {"numba": "tinygen.backend.numba_kernels.softmax_cross_entropy",
                 "reference": "tinygen.backend.reference.softmax_cross_entropy"},
     },
+    "linalg": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.linalg",
+                "reference": "tinygen.backend.reference.linalg"},
+    },
 }
 
 # (family, device, selected implementation) -> the (device, implementation) of _REGISTRY
@@ -112,6 +117,9 @@ _ALIASES = {
     # The fused cross-entropy has no CUDA kernel yet: the reference's xp ops serve cupy.
     ("softmax_cross_entropy", "cuda", "nvrtc"): ("cpu", "reference"),
     ("softmax_cross_entropy", "cuda", "aot"): ("cpu", "reference"),
+    # Matrix products: cupy's matmul (cuBLAS) on the GPU.
+    ("linalg", "cuda", "nvrtc"): ("cpu", "reference"),
+    ("linalg", "cuda", "aot"): ("cpu", "reference"),
 }
 
 # The implementation each device starts with (the CPU's may be overridden by

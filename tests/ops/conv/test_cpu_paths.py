@@ -207,11 +207,11 @@ def test_map_chunks_keeps_order_restores_blas_and_raises(monkeypatch):
     numba.set_num_threads(2)
     try:
         seen = []
-        blas = chunk_threads._blas_controllers()
-        before = [c.get_num_threads() for c in blas]
+        blas = chunk_threads._blas_functions()
+        before = [get() for get, _ in blas]
 
         def work(slot, start, stop):
-            seen.append([c.get_num_threads() for c in blas])
+            seen.append([get() for get, _ in blas])
             return (slot, start, stop)
 
         chunks = [(i, i + 1) for i in range(20)]
@@ -219,7 +219,7 @@ def test_map_chunks_keeps_order_restores_blas_and_raises(monkeypatch):
         assert [r[1:] for r in results] == chunks
         assert {r[0] for r in results} <= {0, 1}
         assert all(counts == [1] * len(blas) for counts in seen)  # BLAS on one thread inside
-        assert [c.get_num_threads() for c in blas] == before      # and back afterwards
+        assert [get() for get, _ in blas] == before      # and back afterwards
 
         def failing(slot, start, stop):
             if start == 7:
@@ -227,7 +227,7 @@ def test_map_chunks_keeps_order_restores_blas_and_raises(monkeypatch):
 
         with pytest.raises(ValueError, match="chunk 7"):
             chunk_threads.map_chunks(failing, chunks)
-        assert [c.get_num_threads() for c in blas] == before
+        assert [get() for get, _ in blas] == before
     finally:
         numba.set_num_threads(previous)
 
@@ -245,10 +245,10 @@ def test_concurrent_map_chunks_put_blas_back():
     would have saved)."""
     import threading
 
-    if numba.config.NUMBA_NUM_THREADS < 2 or not chunk_threads._blas_controllers():
+    if numba.config.NUMBA_NUM_THREADS < 2 or not chunk_threads._blas_functions():
         pytest.skip("needs two numba threads and threadpoolctl")
-    blas = chunk_threads._blas_controllers()
-    before = [c.get_num_threads() for c in blas]
+    blas = chunk_threads._blas_functions()
+    before = [get() for get, _ in blas]
     entered, main_inside, done = threading.Event(), threading.Event(), threading.Event()
 
     def first(slot, start, stop):
@@ -278,4 +278,4 @@ def test_concurrent_map_chunks_put_blas_back():
         done.set()
         other.join(timeout=10)
         numba.set_num_threads(previous)
-    assert [c.get_num_threads() for c in blas] == before
+    assert [get() for get, _ in blas] == before

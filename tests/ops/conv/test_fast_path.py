@@ -100,7 +100,7 @@ def test_large_parallel_problem_matches():
     """A problem above the parallel threshold (the parallel kernels run)."""
     rng = np.random.default_rng(11)
     config = dict(x_shape=(4, 16, 20, 20), w_shape=(8, 16, 3, 3), bias=True)
-    from tinygen.backend.numba_kernels import PARALLEL_THRESHOLD
+    from tinygen.backend.numba_kernels.chunks import PARALLEL_THRESHOLD
 
     assert 4 * 16 * 9 * 18 * 18 >= PARALLEL_THRESHOLD
     _compare(lambda x, w, b: C.conv2d(x, w, b), _inputs(config, int(rng.integers(99)), np.float64),

@@ -4,9 +4,8 @@ tested against ``tinygen.backend.reference.activations`` (read that first).
 numpy evaluates ``g * y * (1 - y)`` as three passes over memory with two temporaries;
 here each element is read once and written once.  Constants are passed in the
 array's dtype so that float32 arithmetic stays float32, as in numpy.  Each kernel is
-a parallel and a serial twin compiled from one loop (``_twins``): the serial one
-below ELEMENTWISE_PARALLEL_THRESHOLD elements, so a small array neither wakes the
-thread pool nor pays for numpy's extra passes.
+one loop over flat arrays (``_kernel``), run on consecutive slices shared out among
+threads by ``chunks.parallel_range`` (small arrays on the calling thread).
 
 The exp-based ones (sigmoid, softplus) in float32 use the vectorisable exp and log1p
 of ``_vmath.py`` (within 2 ulp of the exact value; numpy's are within 1 and 2), so
@@ -14,27 +13,20 @@ they match the reference to a few ulp rather than bit for bit; float64 (gradchec
 takes the reference.  The others are bit-equal to the reference.
 """
 import numpy as np
-from numba import prange
+from numba import njit
 
-from . import serial_and_parallel as _serial_and_parallel
+from .chunks import parallel_range
 from ..reference import activations as _reference
 from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp_nonpositive, \
     log1p_unit as _log1p_unit, sigmoid as _sigmoid
 
-# A parallel region costs a wake-up of the pool's (passive, see __init__.py) threads:
-# measured on the 2-core machine at 2 threads, tanh's backward on 64K float32 took 23 us
-# parallel against 6 us on one thread.  One pass over a few hundred thousand elements
-# is worth splitting, a few tens of thousands (the 100-op chain's 256x256) is not.
-ELEMENTWISE_PARALLEL_THRESHOLD = 1 << 18
-
-
 def _sigmoid_f32_loop(x, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         out[i] = _sigmoid(x[i])
 
 
 def _softplus_f32_loop(x, beta, threshold, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         z = x[i] * beta
         if z > threshold:
             out[i] = x[i]
@@ -44,14 +36,13 @@ def _softplus_f32_loop(x, beta, threshold, out):
 
 
 def _softplus_backward_f32_loop(g, x, beta, threshold, out):
-    for i in prange(g.size):
+    for i in range(g.size):
         z = x[i] * beta
         out[i] = g[i] if z > threshold else g[i] * _sigmoid(z)
 
 
-def _twins(loop, contract=True):
-    """(parallel, serial) kernels compiled from one loop (prange is range when serial;
-    serial_and_parallel keeps their on-disk caches apart).  error_model="numpy": a
+def _kernel(loop, contract=True):
+    """The kernel compiled from a loop (cached, ``nogil``).  error_model="numpy": a
     division by zero gives inf/NaN like numpy, not a check per element that keeps LLVM
     from vectorising; ``contract`` lets it fuse a * b + c into one FMA (one rounding
     instead of two: more exact, but no longer bit-equal to numpy's separate multiply
@@ -59,62 +50,70 @@ def _twins(loop, contract=True):
     options = dict(error_model="numpy")
     if contract:
         options["fastmath"] = {"contract"}
-    serial, parallel = _serial_and_parallel(loop, **options)
-    return parallel, serial
+    return njit(cache=True, nogil=True, **options)(loop)
 
 
-_SIGMOID_F32 = _twins(_sigmoid_f32_loop)
-_SOFTPLUS_F32 = _twins(_softplus_f32_loop)
-_SOFTPLUS_BACKWARD_F32 = _twins(_softplus_backward_f32_loop)
+_SIGMOID_F32 = _kernel(_sigmoid_f32_loop)
+_SOFTPLUS_F32 = _kernel(_softplus_f32_loop)
+_SOFTPLUS_BACKWARD_F32 = _kernel(_softplus_backward_f32_loop)
 
 
-def _run(twins, shape_of, *arrays_then_scalars):
-    """Run a twin into a new array shaped like ``shape_of`` (and of its dtype): the
-    parallel one from ELEMENTWISE_PARALLEL_THRESHOLD elements."""
+def _run_flat(kernel, n, *args, size=None):
+    """``kernel(*args)`` for a kernel over flat arrays of length ``n`` (its outputs among
+    them), on consecutive slices of all of them shared out among threads; the scalar
+    arguments are passed whole.  ``size``: work in elements (default n)."""
+
+    def piece(lo, hi):
+        kernel(*[a[lo:hi] if isinstance(a, np.ndarray) else a for a in args])
+
+    parallel_range(piece, n, n if size is None else size)
+
+
+def _run(kernel, shape_of, *arrays_then_scalars):
+    """Run a kernel into a new array shaped like ``shape_of`` (and of its dtype)."""
     out = np.empty(shape_of.shape, dtype=shape_of.dtype)
-    parallel = out.size >= ELEMENTWISE_PARALLEL_THRESHOLD
-    twins[0 if parallel else 1](*arrays_then_scalars, out.reshape(-1))
+    _run_flat(kernel, out.size, *arrays_then_scalars, out.reshape(-1))
     return out
 
 
 def _leaky_forward_loop(x, slope, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         out[i] = v if v > 0 else v * slope
 
 
 def _leaky_backward_loop(g, x, slope, out):
-    for i in prange(g.size):
+    for i in range(g.size):
         out[i] = g[i] if x[i] > 0 else g[i] * slope
 
 
 def _relu_forward_loop(x, zero, out):
-    for i in prange(x.size):
+    for i in range(x.size):
         v = x[i]
         out[i] = v if v > zero or v != v else zero    # NaN stays NaN, -0 becomes +0
 
 
 def _relu_backward_loop(g, y, one, zero, out):
-    for i in prange(g.size):
+    for i in range(g.size):
         out[i] = g[i] * (one if y[i] > 0 else zero)
 
 
 def _sigmoid_backward_loop(g, y, one, out):
-    for i in prange(g.size):
+    for i in range(g.size):
         out[i] = g[i] * y[i] * (one - y[i])
 
 
 def _tanh_backward_loop(g, y, one, out):
-    for i in prange(g.size):
+    for i in range(g.size):
         out[i] = g[i] * (one - y[i] * y[i])
 
 
-_LEAKY_FORWARD = _twins(_leaky_forward_loop, contract=False)
-_LEAKY_BACKWARD = _twins(_leaky_backward_loop, contract=False)
-_RELU_FORWARD = _twins(_relu_forward_loop, contract=False)
-_RELU_BACKWARD = _twins(_relu_backward_loop, contract=False)
-_SIGMOID_BACKWARD = _twins(_sigmoid_backward_loop, contract=False)
-_TANH_BACKWARD = _twins(_tanh_backward_loop, contract=False)
+_LEAKY_FORWARD = _kernel(_leaky_forward_loop, contract=False)
+_LEAKY_BACKWARD = _kernel(_leaky_backward_loop, contract=False)
+_RELU_FORWARD = _kernel(_relu_forward_loop, contract=False)
+_RELU_BACKWARD = _kernel(_relu_backward_loop, contract=False)
+_SIGMOID_BACKWARD = _kernel(_sigmoid_backward_loop, contract=False)
+_TANH_BACKWARD = _kernel(_tanh_backward_loop, contract=False)
 
 
 def _flat(a):

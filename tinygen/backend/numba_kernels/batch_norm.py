@@ -1,21 +1,20 @@
-"""Batch normalisation kernels (numba, parallel, cached).
+"""Batch normalisation kernels (numba, cached, shared out among threads).
 
 Same functions and signatures as ``tinygen.backend.reference.batch_norm``
 (read that file for the maths); tested against it.  The input is a contiguous
 ``(N, C, L)`` array; per-channel vectors are float64 ``(C,)`` arrays.
 
 Parallel layout: the N * C rows of length L are independent, so every pass is
-a ``prange`` over rows (good when C is small but N large, and vice versa).
-Per-row partial sums go to an (N, C) float64 array and are then added per
-channel, so no two threads ever write the same location and the result does
-not depend on the number of threads.  All accumulation is in float64.
-
-Small inputs run on one thread (``sized``, shared by every numba kernel).
+a loop over a range of rows (good when C is small but N large, and vice versa),
+the ranges shared out among threads by ``chunks.parallel_range`` (small inputs on
+the calling thread).  Per-row partial sums go to an (N, C) float64 array and are
+then added per channel, so no two threads ever write the same location and the
+result does not depend on the number of threads.  All accumulation is in float64.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from . import sized
+from .chunks import parallel_range
 from ..reference.batch_norm import (finish_backward_stats, finish_train_forward,
                                     finish_train_stats)
 
@@ -25,26 +24,23 @@ from ..reference.batch_norm import (finish_backward_stats, finish_train_forward,
 REDUCE_MATH = {"reassoc", "contract"}
 
 
-@njit(parallel=True, cache=True, fastmath=REDUCE_MATH)
-def _row_sums(x3):
-    """sum over L of every (n, c) row, in float64."""
+@njit(cache=True, nogil=True, fastmath=REDUCE_MATH)
+def _row_sums(x3, out, lo, hi):
+    """sum over L of every (n, c) row of rows [lo, hi), in float64."""
     n, c, length = x3.shape
-    out = np.empty((n, c), dtype=np.float64)
-    for row in prange(n * c):
+    for row in range(lo, hi):
         i, j = row // c, row % c
         s = 0.0
         for k in range(length):
             s += x3[i, j, k]
         out[i, j] = s
-    return out
 
 
-@njit(parallel=True, cache=True, fastmath=REDUCE_MATH)
-def _row_centered_sums(x3, mean):
-    """sum over L of (x - mean[c])^2 for every (n, c) row, in float64."""
+@njit(cache=True, nogil=True, fastmath=REDUCE_MATH)
+def _row_centered_sums(x3, mean, out, lo, hi):
+    """sum over L of (x - mean[c])^2 for every (n, c) row of rows [lo, hi), in float64."""
     n, c, length = x3.shape
-    out = np.empty((n, c), dtype=np.float64)
-    for row in prange(n * c):
+    for row in range(lo, hi):
         i, j = row // c, row % c
         m = mean[j]
         s = 0.0
@@ -52,15 +48,23 @@ def _row_centered_sums(x3, mean):
             d = x3[i, j, k] - m
             s += d * d
         out[i, j] = s
-    return out
+
+
+def _by_rows(kernel, x3, outs, *args):
+    """``kernel(*args, *outs, lo, hi)`` over the N * C rows of ``x3``, shared out among
+    threads; returns ``outs``."""
+    n, c = x3.shape[:2]
+    parallel_range(lambda lo, hi: kernel(*args, *outs, lo, hi), n * c, x3.size)
+    return outs
 
 
 def channel_stats(x3):
     """Per-channel mean and biased variance (float64), two passes."""
     n, _, length = x3.shape
     count = n * length
-    mean = sized(_row_sums, x3.size, x3).sum(axis=0) / count
-    var = sized(_row_centered_sums, x3.size, x3, mean).sum(axis=0) / count
+    rows = np.empty(x3.shape[:2], dtype=np.float64)
+    mean = _by_rows(_row_sums, x3, (rows,), x3)[0].sum(axis=0) / count
+    var = _by_rows(_row_centered_sums, x3, (rows,), x3, mean)[0].sum(axis=0) / count
     return mean, var
 
 
@@ -79,27 +83,23 @@ def train_forward(x3, weight, bias, eps, running_mean=None, running_var=None, mo
 
 def normalize_affine(x3, mean, scale, shift):
     """``y = (x - mean[c]) * scale[c] + shift[c]`` in ``x3``'s dtype."""
-    return sized(_normalize_affine, x3.size, x3, mean, scale, shift)
+    return _by_rows(_normalize_affine, x3, (np.empty_like(x3),), x3, mean, scale, shift)[0]
 
 
-@njit(parallel=True, cache=True)
-def _normalize_affine(x3, mean, scale, shift):
+@njit(cache=True, nogil=True)
+def _normalize_affine(x3, mean, scale, shift, out, lo, hi):
     n, c, length = x3.shape
-    out = np.empty_like(x3)
-    for row in prange(n * c):
+    for row in range(lo, hi):
         i, j = row // c, row % c
         m, a, b = mean[j], scale[j], shift[j]
         for k in range(length):
             out[i, j, k] = (x3[i, j, k] - m) * a + b
-    return out
 
 
-@njit(parallel=True, cache=True, fastmath=REDUCE_MATH)
-def _row_backward_sums(g3, x3, mean):
+@njit(cache=True, nogil=True, fastmath=REDUCE_MATH)
+def _row_backward_sums(g3, x3, mean, sg, sgx, lo, hi):
     n, c, length = x3.shape
-    sg = np.empty((n, c), dtype=np.float64)
-    sgx = np.empty((n, c), dtype=np.float64)
-    for row in prange(n * c):
+    for row in range(lo, hi):
         i, j = row // c, row % c
         m = mean[j]
         a = 0.0
@@ -110,12 +110,12 @@ def _row_backward_sums(g3, x3, mean):
             b += g * (x3[i, j, k] - m)
         sg[i, j] = a
         sgx[i, j] = b
-    return sg, sgx
 
 
 def backward_reduce(g3, x3, mean):
     """Per-channel ``sum(g)`` and ``sum(g * (x - mean))`` in float64."""
-    sg, sgx = sized(_row_backward_sums, x3.size, g3, x3, mean)
+    sums = (np.empty(x3.shape[:2], dtype=np.float64), np.empty(x3.shape[:2], dtype=np.float64))
+    sg, sgx = _by_rows(_row_backward_sums, x3, sums, g3, x3, mean)
     return sg.sum(axis=0), sgx.sum(axis=0)
 
 
@@ -126,15 +126,15 @@ def backward_stats(g3, x3, mean, inv_std):
 
 def backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat):
     """``dx = weight*inv_std * (g - sum_g/M - xhat * sum_g_xhat/M)`` in x's dtype."""
-    return sized(_backward_input, x3.size, g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat)
+    return _by_rows(_backward_input, x3, (np.empty_like(x3),), g3, x3, mean, inv_std, weight,
+                    sum_g, sum_g_xhat)[0]
 
 
-@njit(parallel=True, cache=True)
-def _backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat):
+@njit(cache=True, nogil=True)
+def _backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat, out, lo, hi):
     n, c, length = x3.shape
     count = n * length
-    out = np.empty_like(x3)
-    for row in prange(n * c):
+    for row in range(lo, hi):
         i, j = row // c, row % c
         m, s = mean[j], inv_std[j]
         k_scale = weight[j] * s
@@ -143,4 +143,3 @@ def _backward_input(g3, x3, mean, inv_std, weight, sum_g, sum_g_xhat):
         for k in range(length):
             xhat = (x3[i, j, k] - m) * s
             out[i, j, k] = k_scale * (g3[i, j, k] - a - xhat * b)
-    return out

@@ -1,30 +1,42 @@
-"""A batch cut into chunks of whole images, the chunks shared out among threads.
+"""tinygen's one CPU thread pool: work cut into chunks, the chunks shared out among
+threads, BLAS and every numba kernel run on one thread inside each chunk.
 
-Why threads over chunks, not threads inside each kernel: a conv step is a sequence of
-small pieces (an unfold, a few GEMMs, adds and copies, per chunk).  Threading each
-piece (numba's prange, OpenBLAS's own pool) puts a thread barrier after every one,
-and numpy's adds and copies run on one thread anyway; on two cores that scaled 1.3x
-at best, and on a busy machine each barrier could wait a whole scheduler slice for
-the thread that was not running (2 threads ran slower than 1).  Here each thread
-takes the next chunk as soon as it is done with its last, runs every piece of it
-itself (BLAS on one thread: numpy's GEMMs release the GIL, our kernels are ``nogil``),
-and the only barrier is the end of the batch; a thread that is descheduled simply
-takes fewer chunks.
+Why one pool of our own, and not numba's ``prange`` or OpenBLAS's threads: a training
+step is a long sequence of small pieces (a GEMM, a batch norm pass, an activation, an
+unfold, ...).  Threading each piece inside its library puts a fork and a barrier after
+every one, in three pools that take turns (numba's OpenMP team, OpenBLAS's threads,
+these), and a barrier waits for every thread of its team, including one the kernel has
+not yet put on a core.  On the 2-core machine that made model steps slower at 2
+threads than at 1 (WaveNet 132 -> 192 ms quiet), and on a busy machine far slower: a
+128x784x512 GEMM took 3 ms on one OpenBLAS thread and 53 ms on two, a gated
+activation 1.5 ms on one numba thread and 8 ms on two.
+
+Here the calling thread always takes part, chunks are claimed one at a time by
+whichever thread asks next, and the caller waits only for chunks that another thread
+has already started: a helper that is not running when the work runs out is not waited
+for (it finds nothing left when it wakes).  So two threads cost at most one chunk more
+than one thread, even when the second core is busy.  numpy's GEMMs release the GIL and
+the numba kernels are ``nogil``, so the chunks really run side by side.
 
 The thread count is numba's (``numba.set_num_threads``, ``NUMBA_NUM_THREADS``), the
-one number tinygen's CPU kernels use.  While the chunks run, OpenBLAS is held at one
-thread (through threadpoolctl, when it is installed), and set back afterwards.
+one number tinygen's CPU kernels use; numba's own thread pool is never started (no
+kernel is ``parallel=True``).  While chunks that call BLAS run, OpenBLAS is held at one
+thread and set back afterwards.
 """
-import itertools
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
 _lock = threading.Lock()
-_pool = None            # (pid, executor): a forked child must not reuse its parent's
-_blas = None            # threadpoolctl's BLAS controllers, looked up once
+_helpers = None         # (pid, [queue of each helper thread]): a forked child starts its own
+_blas = None            # OpenBLAS's (get, set) thread-count functions, looked up once
+
+# Below this many elements touched, a kernel runs on the calling thread only: handing
+# work to another thread costs tens of microseconds (a wake-up, the GIL), more than a
+# pass over this much memory takes.
+PARALLEL_THRESHOLD = 1 << 17
 
 
 def chunk_ranges(n_img, bytes_per_image, budget, threads=None):
@@ -36,32 +48,33 @@ def chunk_ranges(n_img, bytes_per_image, budget, threads=None):
     return [(start, min(n_img, start + per)) for start in range(0, n_img, per)]
 
 
-def _executor(workers):
-    global _pool
-    with _lock:
-        if _pool is None or _pool[0] != os.getpid() or _pool[1]._max_workers < workers:
-            if _pool is not None and _pool[0] == os.getpid():
-                _pool[1].shutdown(wait=False)
-            _pool = (os.getpid(), ThreadPoolExecutor(workers, "tinygen-chunks"))
-        return _pool[1]
-
-
-def _blas_controllers():
+# --- BLAS on one thread ------------------------------------------------------------------------
+def _blas_functions():
+    """[(get_num_threads, set_num_threads)] of each OpenBLAS loaded (ctypes functions,
+    found through threadpoolctl when it is installed; none without it)."""
     global _blas
     if _blas is None:
+        found = []
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # BLAS then keeps its own thread count (correct, slower)
-            _blas = []
+            pass
         else:
-            _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+            for c in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+                # (threadpoolctl's own set_num_threads lets only one Python thread
+                # change OpenBLAS's count; two of ours may each run a conv)
+                get, put = (c._get_symbol(f"openblas_{verb}_num_threads")
+                            for verb in ("get", "set"))
+                if get is not None and put is not None:
+                    found.append((get, put))
+        _blas = found
     return _blas
 
 
 class _BlasOnOneThread:
-    """Holds BLAS at one thread while any ``map_chunks`` runs: the first to enter saves
-    the counts and the last to leave puts them back (two Python threads may each run
-    a conv at once)."""
+    """Holds BLAS at one thread while any holder runs: the first to enter saves the
+    counts and the last to leave puts them back (two Python threads may each run a
+    conv at once)."""
     depth = 0
     saved = []
 
@@ -69,9 +82,9 @@ class _BlasOnOneThread:
         with _lock:
             cls = _BlasOnOneThread
             if cls.depth == 0:
-                cls.saved = [(c, c.get_num_threads()) for c in _blas_controllers()]
-                for c, _ in cls.saved:
-                    c.set_num_threads(1)
+                cls.saved = [(put, get()) for get, put in _blas_functions()]
+                for put, _ in cls.saved:
+                    put(1)
             cls.depth += 1
 
     def __exit__(self, *exc):
@@ -79,32 +92,116 @@ class _BlasOnOneThread:
             cls = _BlasOnOneThread
             cls.depth -= 1
             if cls.depth == 0:
-                for c, n in cls.saved:
-                    c.set_num_threads(n)
+                for put, n in cls.saved:
+                    put(n)
 
 
-def map_chunks(work, chunks):
+blas_on_one_thread = _BlasOnOneThread
+
+
+# --- the pool ----------------------------------------------------------------------------------
+class _Job:
+    """One ``map_chunks`` call: its chunks, claimed one at a time under the job's lock
+    by whichever thread asks next, and how many are running."""
+
+    def __init__(self, work, chunks):
+        self.work, self.chunks = work, chunks
+        self.results = [None] * len(chunks)
+        self.next = 0           # the first chunk nobody has claimed
+        self.running = 0        # chunks claimed and not finished
+        self.error = None
+        self.cond = threading.Condition(threading.Lock())
+
+    def run(self, slot):
+        work, chunks, cond, n = self.work, self.chunks, self.cond, len(self.chunks)
+        while True:
+            with cond:
+                index = self.next
+                if index >= n or self.error is not None:
+                    return
+                self.next = index + 1
+                self.running += 1
+            try:
+                self.results[index] = work(slot, *chunks[index])
+            except BaseException as error:  # re-raised by the caller, in finish()
+                self.error = error
+            finally:
+                with cond:
+                    self.running -= 1
+                    if self.running == 0:
+                        cond.notify_all()
+
+    def finish(self):
+        """Close the job (a helper that starts late finds nothing left) and wait for
+        the chunks that are running; the results, or the first chunk's error."""
+        with self.cond:
+            self.next = len(self.chunks)
+            while self.running:
+                self.cond.wait()
+        if self.error is not None:
+            raise self.error
+        return self.results
+
+
+def _serve(jobs, slot):
+    while True:
+        jobs.get().run(slot)
+
+
+def _helper_queues(count):
+    """The job queues of ``count`` helper threads (started on first use)."""
+    global _helpers
+    with _lock:
+        if _helpers is None or _helpers[0] != os.getpid():
+            _helpers = (os.getpid(), [])
+        queues = _helpers[1]
+        while len(queues) < count:
+            jobs = queue.SimpleQueue()
+            slot = len(queues) + 1
+            threading.Thread(target=_serve, args=(jobs, slot), name=f"tinygen-cpu-{slot}",
+                             daemon=True).start()
+            queues.append(jobs)
+        return queues[:count]
+
+
+def map_chunks(work, chunks, blas=True):
     """[work(slot, start, stop) for (start, stop) in chunks], run on up to numba's thread
-    count of threads; ``slot`` (0 .. threads-1) names the thread, for its own buffers."""
+    count of threads; ``slot`` (0 .. threads-1) names the thread, for its own buffers
+    (0 is the calling thread).  ``blas``: the work calls BLAS (held at one thread
+    meanwhile)."""
     threads = min(numba.get_num_threads(), len(chunks))
     if threads <= 1:
-        return [work(0, start, stop) for start, stop in chunks]
-    results = [None] * len(chunks)
-    order = itertools.count()  # next() on it is atomic under the GIL
+        if not blas:
+            return [work(0, start, stop) for start, stop in chunks]
+        with _BlasOnOneThread():
+            return [work(0, start, stop) for start, stop in chunks]
+    job = _Job(work, chunks)
+    with _BlasOnOneThread() if blas else _NoHold():
+        for jobs in _helper_queues(threads - 1):
+            jobs.put(job)
+        job.run(0)
+        return job.finish()
 
-    def run(slot):
-        for index in iter(lambda: next(order), None):
-            if index >= len(chunks):
-                return
-            results[index] = work(slot, *chunks[index])
 
-    with _BlasOnOneThread():
-        futures = [_executor(threads - 1).submit(run, slot) for slot in range(1, threads)]
-        try:
-            run(0)
-        finally:
-            errors = [f.exception() for f in futures]
-        for error in errors:
-            if error is not None:
-                raise error
-    return results
+class _NoHold:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def parallel_range(work, n, size):
+    """``work(start, stop)`` on consecutive ranges that cover ``range(n)``: one call on
+    this thread when ``size`` (elements touched) is below PARALLEL_THRESHOLD or there
+    is one thread, else shared out among the threads (pieces of at least half the
+    threshold, up to four per thread so that a late thread leaves less to wait for).
+    For numba kernels (no BLAS inside)."""
+    threads = numba.get_num_threads()
+    if threads <= 1 or n <= 1 or size < PARALLEL_THRESHOLD:
+        work(0, n)
+        return
+    pieces = int(min(n, 4 * threads, max(threads, size // max(1, PARALLEL_THRESHOLD // 2))))
+    per = -(-n // pieces)
+    map_chunks(lambda slot, start, stop: work(start, stop),
+               [(start, min(n, start + per)) for start in range(0, n, per)], blas=False)

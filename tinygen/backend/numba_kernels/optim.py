@@ -1,23 +1,17 @@
-"""The optimizers' per-parameter update in one pass (numba, cached; parallel for large
-parameters, serial below PARALLEL_FROM): the reference
+"""The optimizers' per-parameter update in one pass (numba, cached; large parameters
+shared out among threads in slices): the reference
 (``tinygen.backend.reference.optim``) makes eight passes over memory with temporaries;
 this reads and writes each element once.  Same operations in the same order, with the
 scalars rounded to the arrays' dtype first as numpy does with Python floats: the
 results are bit-equal (tests/optim/test_fused_adam.py)."""
 import numpy as np
-from numba import prange
 
-from .activations import _twins
+from .activations import _kernel, _run_flat
 from ..reference import optim as _reference
-
-# Seven streams of memory per element (four read, three written) and a sqrt and a
-# division: a parallel region pays for its wake-up from a quarter of the elementwise
-# kernels' threshold (activations.ELEMENTWISE_PARALLEL_THRESHOLD).
-PARALLEL_FROM = 1 << 16
 
 
 def _adam_loop(p, g, m, v, one_minus_beta1, beta2, one_minus_beta2, eps, step_size, bc2):
-    for i in prange(p.size):
+    for i in range(p.size):
         gi = g[i]
         mi = m[i] + one_minus_beta1 * (gi - m[i])
         vi = v[i] * beta2
@@ -29,8 +23,8 @@ def _adam_loop(p, g, m, v, one_minus_beta1, beta2, one_minus_beta2, eps, step_si
         p[i] = p[i] - step_size * (mi / denom)
 
 
-# (parallel, serial); no FMA contraction: bit-equal to numpy's separate operations.
-_ADAM = _twins(_adam_loop, contract=False)
+# No FMA contraction: bit-equal to numpy's separate operations.
+_ADAM = _kernel(_adam_loop, contract=False)
 
 
 def _flat_view(a):
@@ -46,6 +40,6 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, ep
         return _reference.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1,
                                     beta2, eps, step_size, bias_correction2_sqrt)
     t = param.dtype.type
-    _ADAM[0 if param.size >= PARALLEL_FROM else 1](
-        views[0], np.ascontiguousarray(grad).reshape(-1), views[1], views[2], t(1 - beta1),
-        t(beta2), t(1 - beta2), t(eps), t(step_size), t(bias_correction2_sqrt))
+    _run_flat(_ADAM, param.size, views[0], np.ascontiguousarray(grad).reshape(-1), views[1],
+             views[2], t(1 - beta1), t(beta2), t(1 - beta2), t(eps), t(step_size),
+             t(bias_correction2_sqrt))

@@ -1,15 +1,22 @@
-"""Pooling and nearest upsampling kernels (numba, parallel, cached).
+"""Pooling and nearest upsampling kernels (numba, cached, shared out among threads).
 
 Same functions and signatures as ``tinygen.backend.reference.pooling`` (read
 that file for the semantics); tested against it.  Pools work plane by plane:
-the N * C planes are independent, so each kernel is a ``prange`` over planes
-and a scatter (an adjoint) never has two threads writing one location.
-Small inputs run on one thread (``sized``, shared by every numba kernel).
+the N * C planes are independent, so each kernel is a loop over a range of planes,
+the ranges shared out among threads by ``chunks.parallel_range`` (small inputs on
+the calling thread), and a scatter (an adjoint) never has two threads writing one
+location.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from . import sized
+from .chunks import parallel_range
+
+
+def _planes(kernel, planes, size, *args):
+    """``kernel(*args, lo, hi)`` over planes [lo, hi) covering ``range(planes)``, shared
+    out among threads when ``size`` (work in elements) is large enough."""
+    parallel_range(lambda lo, hi: kernel(*args, lo, hi), planes, size)
 
 
 # --- max pooling -------------------------------------------------------------------------------
@@ -25,11 +32,10 @@ def _tap_range(start, kernel, dilation, size):
     return lo, hi
 
 
-@njit(parallel=True, cache=True)
-def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+@njit(cache=True, nogil=True)
+def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, values, indices, lo, hi):
     n, c, h, w = x.shape
-    values = np.empty((n, c, oh, ow), dtype=x.dtype)
-    indices = np.empty((n, c, oh, ow), dtype=np.int64)
+    oh, ow = values.shape[2], values.shape[3]
     # Which taps of each window row / column are inside the input: the same for all planes.
     row_lo, row_hi = np.empty(oh, np.int64), np.empty(oh, np.int64)
     col_lo, col_hi = np.empty(ow, np.int64), np.empty(ow, np.int64)
@@ -37,7 +43,7 @@ def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
         row_lo[i], row_hi[i] = _tap_range(i * sh - ph, kh, dh, h)
     for j in range(ow):
         col_lo[j], col_hi[j] = _tap_range(j * sw - pw, kw, dw, w)
-    for plane in prange(n * c):
+    for plane in range(lo, hi):
         b = plane // c
         ch = plane - b * c
         for i in range(oh):
@@ -63,58 +69,59 @@ def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
                             where = r * w + q
                 values[b, ch, i, j] = best
                 indices[b, ch, i, j] = where
-    return values, indices
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
-    work = x.shape[0] * x.shape[1] * out_size[0] * out_size[1] * kernel[0] * kernel[1]
-    return sized(_max_pool2d, work, x, kernel[0], kernel[1], stride[0], stride[1], padding[0],
-                 padding[1], dilation[0], dilation[1], out_size[0], out_size[1])
+    n, c = x.shape[:2]
+    values = np.empty((n, c) + tuple(out_size), dtype=x.dtype)
+    indices = np.empty((n, c) + tuple(out_size), dtype=np.int64)
+    _planes(_max_pool2d, n * c, values.size * kernel[0] * kernel[1], x, kernel[0], kernel[1],
+            stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], values,
+            indices)
+    return values, indices
 
 
-@njit(parallel=True, cache=True)
-def _gather_plane(x3, idx3):
+@njit(cache=True, nogil=True)
+def _gather_plane(x3, idx3, out, lo, hi):
     n, c, m = idx3.shape
-    out = np.empty((n, c, m), dtype=x3.dtype)
-    for plane in prange(n * c):
+    for plane in range(lo, hi):
         b, ch = plane // c, plane % c
         for k in range(m):
             out[b, ch, k] = x3[b, ch, idx3[b, ch, k]]
-    return out
 
 
 def gather_plane(x, indices):
     n, c = x.shape[:2]
     idx3 = np.ascontiguousarray(indices).reshape(n, c, -1)
-    return sized(_gather_plane, idx3.size, x.reshape(n, c, -1), idx3).reshape(indices.shape)
+    out = np.empty(idx3.shape, dtype=x.dtype)
+    _planes(_gather_plane, n * c, idx3.size, x.reshape(n, c, -1), idx3, out)
+    return out.reshape(indices.shape)
 
 
-@njit(parallel=True, cache=True)
-def _scatter_plane(g3, idx3, size):
+@njit(cache=True, nogil=True)
+def _scatter_plane(g3, idx3, out, lo, hi):
     n, c, m = idx3.shape
-    out = np.zeros((n, c, size), dtype=g3.dtype)
-    for plane in prange(n * c):
+    for plane in range(lo, hi):
         b, ch = plane // c, plane % c
         for k in range(m):
             out[b, ch, idx3[b, ch, k]] += g3[b, ch, k]
-    return out
 
 
 def scatter_plane(g, indices, in_shape):
     n, c = in_shape[:2]
     size = int(np.prod(in_shape[2:]))
     idx3 = np.ascontiguousarray(indices).reshape(n, c, -1)
-    return sized(_scatter_plane, idx3.size + n * c * size, g.reshape(n, c, -1), idx3,
-                 size).reshape(in_shape)
+    out = np.zeros((n, c, size), dtype=g.dtype)
+    _planes(_scatter_plane, n * c, idx3.size + out.size, g.reshape(n, c, -1), idx3, out)
+    return out.reshape(in_shape)
 
 
 # --- average pooling ---------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
-def _avg_pool2d(x, kh, kw, sh, sw, ph, pw, inv_divisor):
+@njit(cache=True, nogil=True)
+def _avg_pool2d(x, kh, kw, sh, sw, ph, pw, inv_divisor, out, lo, hi):
     n, c, h, w = x.shape
     oh, ow = inv_divisor.shape
-    out = np.empty((n, c, oh, ow), dtype=x.dtype)
-    for plane in prange(n * c):
+    for plane in range(lo, hi):
         b, ch = plane // c, plane % c
         for i in range(oh):
             r0 = max(i * sh - ph, 0)
@@ -127,18 +134,16 @@ def _avg_pool2d(x, kh, kw, sh, sw, ph, pw, inv_divisor):
                     for q in range(q0, q1):
                         total += x[b, ch, r, q]
                 out[b, ch, i, j] = total * inv_divisor[i, j]
-    return out
 
 
-@njit(parallel=True, cache=True)
-def _avg_pool2d_tiles(x, kh, kw, inv_divisor):
+@njit(cache=True, nogil=True)
+def _avg_pool2d_tiles(x, kh, kw, inv_divisor, out, lo, hi):
     """_avg_pool2d when the windows tile the input (stride == kernel, no padding): the
     same sums in the same order, a window row at a time over a whole output row, so
     that the loop over j has no bounds to clip and vectorises."""
     n, c, h, w = x.shape
     oh, ow = inv_divisor.shape
-    out = np.empty((n, c, oh, ow), dtype=x.dtype)
-    for plane in prange(n * c):
+    for plane in range(lo, hi):
         b, ch = plane // c, plane % c
         total = np.empty(ow, dtype=np.float64)
         for i in range(oh):
@@ -151,7 +156,6 @@ def _avg_pool2d_tiles(x, kh, kw, inv_divisor):
             y, inv = out[b, ch, i], inv_divisor[i]
             for j in range(ow):
                 y[j] = total[j] * inv[j]
-    return out
 
 
 def _tiles(kernel, stride, padding):
@@ -159,18 +163,22 @@ def _tiles(kernel, stride, padding):
 
 
 def avg_pool2d_forward(x, kernel, stride, padding, out_size, inv_divisor):
-    work = x.shape[0] * x.shape[1] * inv_divisor.size * kernel[0] * kernel[1]
+    n, c = x.shape[:2]
+    out = np.empty((n, c) + inv_divisor.shape, dtype=x.dtype)
+    work = out.size * kernel[0] * kernel[1]
     if _tiles(kernel, stride, padding):
-        return sized(_avg_pool2d_tiles, work, x, kernel[0], kernel[1], inv_divisor)
-    return sized(_avg_pool2d, work, x, kernel[0], kernel[1], stride[0], stride[1], padding[0],
-                 padding[1], inv_divisor)
+        _planes(_avg_pool2d_tiles, n * c, work, x, kernel[0], kernel[1], inv_divisor, out)
+    else:
+        _planes(_avg_pool2d, n * c, work, x, kernel[0], kernel[1], stride[0], stride[1],
+                padding[0], padding[1], inv_divisor, out)
+    return out
 
 
-@njit(parallel=True, cache=True)
-def _avg_pool2d_adjoint(g, kh, kw, sh, sw, ph, pw, h, w, inv_divisor):
+@njit(cache=True, nogil=True)
+def _avg_pool2d_adjoint(g, kh, kw, sh, sw, ph, pw, inv_divisor, out, lo, hi):
     n, c, oh, ow = g.shape
-    out = np.zeros((n, c, h, w), dtype=g.dtype)
-    for plane in prange(n * c):
+    h, w = out.shape[2], out.shape[3]
+    for plane in range(lo, hi):
         b, ch = plane // c, plane % c
         for i in range(oh):
             r0 = max(i * sh - ph, 0)
@@ -182,17 +190,15 @@ def _avg_pool2d_adjoint(g, kh, kw, sh, sw, ph, pw, h, w, inv_divisor):
                 for r in range(r0, r1):
                     for q in range(q0, q1):
                         out[b, ch, r, q] += share
-    return out
 
 
-@njit(parallel=True, cache=True)
-def _avg_pool2d_adjoint_tiles(g, kh, kw, h, w, inv_divisor):
+@njit(cache=True, nogil=True)
+def _avg_pool2d_adjoint_tiles(g, kh, kw, inv_divisor, out, lo, hi):
     """_avg_pool2d_adjoint when the windows tile the input: each input pixel gets one
     share, written once (no zero fill, no scatter-add); the rows and columns past the
     last whole window get zero."""
     n, c, oh, ow = g.shape
-    out = np.empty((n, c, h, w), dtype=g.dtype)
-    for plane in prange(n * c):
+    for plane in range(lo, hi):
         b, ch = plane // c, plane % c
         for i in range(oh):
             gi, inv = g[b, ch, i], inv_divisor[i]
@@ -203,50 +209,55 @@ def _avg_pool2d_adjoint_tiles(g, kh, kw, h, w, inv_divisor):
                         row[j * kw + q] = gi[j] * inv[j]
                 row[ow * kw:] = 0
         out[b, ch, oh * kh:] = 0
-    return out
 
 
 def avg_pool2d_adjoint(g, kernel, stride, padding, in_size, inv_divisor):
+    n, c = g.shape[:2]
     work = g.size * kernel[0] * kernel[1]
     if _tiles(kernel, stride, padding):
-        return sized(_avg_pool2d_adjoint_tiles, work, g, kernel[0], kernel[1], in_size[0],
-                     in_size[1], inv_divisor)
-    return sized(_avg_pool2d_adjoint, work, g, kernel[0], kernel[1], stride[0], stride[1],
-                 padding[0], padding[1], in_size[0], in_size[1], inv_divisor)
+        out = np.empty((n, c) + tuple(in_size), dtype=g.dtype)
+        _planes(_avg_pool2d_adjoint_tiles, n * c, work, g, kernel[0], kernel[1], inv_divisor,
+                out)
+    else:
+        out = np.zeros((n, c) + tuple(in_size), dtype=g.dtype)
+        _planes(_avg_pool2d_adjoint, n * c, work, g, kernel[0], kernel[1], stride[0], stride[1],
+                padding[0], padding[1], inv_divisor, out)
+    return out
 
 
 # --- nearest upsampling --------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
-def _upsample_nearest(x, rows, cols):
+@njit(cache=True, nogil=True)
+def _upsample_nearest(x, rows, cols, out, lo, hi):
     n, c = x.shape[0], x.shape[1]
     oh, ow = rows.shape[0], cols.shape[0]
-    out = np.empty((n, c, oh, ow), dtype=x.dtype)
-    for plane in prange(n * c):
+    for plane in range(lo, hi):
         b, ch = plane // c, plane % c
         for i in range(oh):
             r = rows[i]
             for j in range(ow):
                 out[b, ch, i, j] = x[b, ch, r, cols[j]]
-    return out
 
 
 def upsample_nearest_forward(x, rows, cols):
-    return sized(_upsample_nearest, x.shape[0] * x.shape[1] * rows.size * cols.size, x, rows,
-                 cols)
+    n, c = x.shape[:2]
+    out = np.empty((n, c, rows.size, cols.size), dtype=x.dtype)
+    _planes(_upsample_nearest, n * c, out.size, x, rows, cols, out)
+    return out
 
 
-@njit(parallel=True, cache=True)
-def _upsample_nearest_adjoint(g, rows, cols, h, w):
+@njit(cache=True, nogil=True)
+def _upsample_nearest_adjoint(g, rows, cols, out, lo, hi):
     n, c, oh, ow = g.shape
-    out = np.zeros((n, c, h, w), dtype=g.dtype)
-    for plane in prange(n * c):
+    for plane in range(lo, hi):
         b, ch = plane // c, plane % c
         for i in range(oh):
             r = rows[i]
             for j in range(ow):
                 out[b, ch, r, cols[j]] += g[b, ch, i, j]
-    return out
 
 
 def upsample_nearest_adjoint(g, rows, cols, in_size):
-    return sized(_upsample_nearest_adjoint, g.size, g, rows, cols, in_size[0], in_size[1])
+    n, c = g.shape[:2]
+    out = np.zeros((n, c) + tuple(in_size), dtype=g.dtype)
+    _planes(_upsample_nearest_adjoint, n * c, g.size, g, rows, cols, out)
+    return out

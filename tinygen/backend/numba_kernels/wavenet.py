@@ -14,18 +14,19 @@ Layout.  Weights are (out, in) row-major, so every output channel is a dot produ
 over a contiguous row; ``fastmath`` reassociation lets LLVM vectorise those
 reductions (the results then differ from numpy's BLAS in the last bits only).
 Accumulation is in the weights' dtype, like the reference.  The B sequences are
-independent: with a batch big enough to pay for waking the thread pool they run in
-a ``prange`` (each thread writes only its own sequences' ring rows and logits),
-otherwise on the calling thread.
+independent: with a batch big enough to pay for waking another thread, ranges of
+them are shared out among threads (``chunks.parallel_range``; each thread writes
+only its own sequences' ring rows and logits), otherwise all run on the calling
+thread.
 
 Checks.  ``step`` validates its arguments in Python (``check_step``; the weights only
 the first time it sees them), and the compiled driver re-checks every shape its loops
 index with before touching memory, so bad input raises instead of crashing.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from . import PARALLEL_THRESHOLD, serial_and_parallel as _serial_and_parallel
+from .chunks import parallel_range as _parallel_range
 from ..reference.wavenet import (  # noqa: F401  (the shared layout, re-exported)
     StepWeights, check_step, new_ring, pack, ring_layout,
 )
@@ -121,23 +122,20 @@ def _shapes_agree(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b, 
     return ok
 
 
+@njit(cache=True, nogil=True)
 def _step(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b, out1_w, out1_b,
-          out2_w, out2_b, dilations, offsets, sizes, ring, t, previous, cond, has_cond, logits):
-    """One step of every sequence (False, touching nothing, if a shape disagrees); the
-    sequences run in a ``prange``: on the thread pool in ``_step_parallel``, on the
-    calling thread in ``_step_serial``."""
+          out2_w, out2_b, dilations, offsets, sizes, ring, t, previous, cond, has_cond, logits,
+          lo, hi):
+    """One step of sequences [lo, hi) (False, touching nothing, if a shape disagrees)."""
     if not _shapes_agree(embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b,
                          out1_w, out1_b, out2_w, out2_b, dilations, offsets, sizes, ring,
                          previous, cond, has_cond, logits):
         return False
-    for b in prange(ring.shape[0]):
+    for b in range(lo, hi):
         _one_sequence(b, embed, embed_b, conv_w, conv_b, res_w, res_b, skip_w, skip_b,
                       out1_w, out1_b, out2_w, out2_b, dilations, offsets, sizes, ring, t,
                       previous, cond, has_cond, logits)
     return True
-
-
-_step_serial, _step_parallel = _serial_and_parallel(_step)
 
 
 def multiply_adds(weights):
@@ -156,12 +154,14 @@ def step(weights, ring, t, previous, cond=None):
     has_cond = cond is not None
     if not has_cond:
         cond = np.zeros((0, 0, 0), dtype=ring.dtype)
-    parallel = batch > 1 and batch * multiply_adds(weights) >= PARALLEL_THRESHOLD
-    kernel = _step_parallel if parallel else _step_serial
     w = weights
     arrays = (w.embed, w.embed_b, w.conv_w, w.conv_b, w.res_w, w.res_b, w.skip_w, w.skip_b,
               w.out1_w, w.out1_b, w.out2_w, w.out2_b, w.dilations, offsets, sizes, ring)
-    if not kernel(*arrays, int(t), previous, cond, has_cond, logits):
+    agreed = []
+    _parallel_range(lambda lo, hi: agreed.append(_step(*arrays, int(t), previous, cond,
+                                                      has_cond, logits, lo, hi)),
+                   batch, batch * multiply_adds(weights))
+    if not all(agreed):
         raise ValueError("wavenet step: the weights' shapes changed since they were "
                          "checked (arrays reshaped in place?); pack them again")
     return logits

@@ -1,0 +1,137 @@
+"""tinygen's one CPU thread pool (numba_kernels/chunks.py, issue 12): no numba kernel
+uses numba's own thread pool, two Python threads may run parallel kernels at once,
+and a caller never waits for a helper thread that has not started its work."""
+import importlib
+import os
+import pkgutil
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numba
+import pytest
+
+from tinygen.backend import numba_kernels
+from tinygen.backend.numba_kernels import chunks
+
+
+def test_no_numba_kernel_is_parallel():
+    """numba's parallel=True kernels would start numba's thread pool beside ours (the
+    pools took turns on the cores: 2 threads ran slower than 1) and, with its
+    workqueue layer, abort the process when two Python threads launch at once."""
+    jitted = []
+    for info in pkgutil.iter_modules(numba_kernels.__path__):
+        module = importlib.import_module(f"{numba_kernels.__name__}.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, numba.core.registry.CPUDispatcher) \
+                    and value.py_func.__module__ == module.__name__:
+                jitted.append(f"{info.name}.{name}")
+                assert not value.targetoptions.get("parallel"), f"{info.name}.{name}"
+    assert len(jitted) > 20  # (the search found the kernels)
+
+
+def test_a_helper_that_has_not_started_is_not_waited_for(monkeypatch):
+    """The only helper thread is stuck in another call's chunk: a second call runs all
+    of its chunks on the calling thread and returns, without waiting for it."""
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    helper_inside, release = threading.Event(), threading.Event()
+
+    def stuck(slot, start, stop):
+        if slot != 0:
+            helper_inside.set()
+            assert release.wait(timeout=60)
+        else:
+            helper_inside.wait(timeout=60)
+
+    first = threading.Thread(target=chunks.map_chunks, args=(stuck, [(0, 1), (1, 2), (2, 3)]))
+    first.start()
+    try:
+        assert helper_inside.wait(timeout=60)
+        results = []
+        second = threading.Thread(target=lambda: results.append(
+            chunks.map_chunks(lambda slot, start, stop: (slot, start), [(i, i + 1) for i in range(8)])))
+        second.start()
+        second.join(timeout=20)
+        assert not second.is_alive(), "the call waited for a helper that was busy elsewhere"
+        assert results == [[(0, i) for i in range(8)]]
+    finally:
+        release.set()
+        first.join(timeout=60)
+
+
+def test_parallel_range_covers_the_range_once(monkeypatch):
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    seen = []
+    chunks.parallel_range(lambda lo, hi: seen.append((lo, hi)), 1000, chunks.PARALLEL_THRESHOLD * 4)
+    assert len(seen) > 1
+    covered = sorted(i for lo, hi in seen for i in range(lo, hi))
+    assert covered == list(range(1000))
+    seen.clear()
+    chunks.parallel_range(lambda lo, hi: seen.append((lo, hi)), 1000, chunks.PARALLEL_THRESHOLD - 1)
+    assert seen == [(0, 1000)]  # small: one call, on this thread
+
+
+# Two Python threads each run a training-like step (conv, batch norm, leaky relu, pooling,
+# a large matmul, gated activation, Adam) at the same time, many times, on two threads;
+# every result must equal the same step run alone on one thread.
+CONCURRENT = textwrap.dedent('''
+    import sys, threading
+    import numpy as np, numba
+    import tinygen as tg
+    import tinygen.nn.functional as F
+
+    def step(seed):
+        rng = np.random.default_rng(seed)
+        x = tg.tensor(rng.standard_normal((16, 8, 24, 24)).astype(np.float32), requires_grad=True)
+        w = tg.tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32) * 0.2, requires_grad=True)
+        gamma = tg.tensor(np.ones(16, np.float32), requires_grad=True)
+        beta = tg.tensor(np.zeros(16, np.float32), requires_grad=True)
+        m = tg.tensor(rng.standard_normal((512, 256)).astype(np.float32) * 0.05, requires_grad=True)
+        h = F.conv2d(x, w, padding=1)
+        h = F.batch_norm(h, None, None, gamma, beta, training=True)
+        h = F.leaky_relu(h, 0.2)
+        h = F.max_pool2d(h, 2)                                   # (16, 16, 12, 12)
+        h = h.reshape(16 * 9, 256) @ m.T                        # (144, 512)
+        h = F.gated_activation(h)                                # (144, 256)
+        loss = (h * h).sum()
+        loss.backward()
+        opt = tg.optim.Adam([m], lr=1e-3)
+        opt.step()
+        return [a.numpy().copy() for a in (loss, x.grad, w.grad, gamma.grad, m.grad, m)]
+
+    numba.set_num_threads(1)
+    expected = {seed: step(seed) for seed in (1, 2)}
+    failures = []
+
+    def worker(seed):
+        numba.set_num_threads(2)  # per Python thread
+        for _ in range(ROUNDS):
+            for a, b in zip(step(seed), expected[seed]):
+                if not np.allclose(a, b, rtol=1e-4, atol=1e-5):
+                    failures.append(seed)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("failures", failures)
+    sys.exit(1 if failures else 0)
+''')
+
+
+def run_concurrent_steps(rounds=6, env=None):
+    """The two-thread script in a subprocess (an abort fails the test, not pytest);
+    (returncode, output)."""
+    env = dict(os.environ if env is None else env, NUMBA_NUM_THREADS="2",
+               OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", f"ROUNDS = {rounds}\n" + CONCURRENT],
+                          env=env, capture_output=True, text=True, timeout=600)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_two_python_threads_run_parallel_kernels_at_once():
+    code, output = run_concurrent_steps()
+    assert code == 0, output
+    assert "failures []" in output
