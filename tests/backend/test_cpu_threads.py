@@ -135,3 +135,26 @@ def test_two_python_threads_run_parallel_kernels_at_once():
     code, output = run_concurrent_steps()
     assert code == 0, output
     assert "failures []" in output
+
+
+@pytest.mark.parametrize("layout", ["2d", "3d", "transposed"])
+def test_matmul_shared_out_by_rows_equals_numpy(monkeypatch, layout):
+    """A product large enough to be shared out (two threads, pieces of rows): the same
+    numbers as numpy's one call, and BLAS held at one thread inside each piece."""
+    import numpy as np
+
+    from tinygen.backend.numba_kernels import linalg
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((96, 200)).astype(np.float32)
+    a = {"2d": rng.standard_normal((200, 96)),
+         "3d": rng.standard_normal((4, 50, 96)),
+         "transposed": rng.standard_normal((96, 200)).T}[layout].astype(np.float32)
+    assert linalg._rows_of(a, b) is not None          # (big enough to be shared out)
+    pieces = []
+    original = chunks.map_chunks
+    monkeypatch.setattr(linalg, "map_chunks", lambda work, ranges: pieces.append(ranges)
+                        or original(work, ranges))
+    np.testing.assert_allclose(linalg.matmul(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)
+    assert len(pieces) == 1 and len(pieces[0]) > 1

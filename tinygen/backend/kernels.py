@@ -2,7 +2,7 @@
 
 Every op family with hand-written kernels (conv, batch_norm, pooling, gated_activation,
 spectral_norm, WaveNet's generation step, the activations' fused passes, the
-optimizers' updates, the fused softmax cross-entropy) asks ``kernels(family, array)``
+optimizers' updates, the fused softmax cross-entropy, matrix products) asks ``kernels(family, array)``
 for the module that serves ``array``'s device.  A device may have several implementations of the
 same functions: on the CPU the numba kernels (``"numba"``, the default) and the
 plain numpy reference (``"reference"``), which tests compare; on the GPU the

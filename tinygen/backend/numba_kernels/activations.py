@@ -15,6 +15,7 @@ takes the reference.  The others are bit-equal to the reference.
 import numpy as np
 from numba import njit
 
+from . import chunks
 from .chunks import parallel_range
 from ..reference import activations as _reference
 from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp_nonpositive, \
@@ -62,6 +63,10 @@ def _run_flat(kernel, n, *args, size=None):
     """``kernel(*args)`` for a kernel over flat arrays of length ``n`` (its outputs among
     them), on consecutive slices of all of them shared out among threads; the scalar
     arguments are passed whole.  ``size``: work in elements (default n)."""
+
+    if (n if size is None else size) < chunks.PARALLEL_THRESHOLD:
+        kernel(*args)  # (the common small case, without parallel_range's closures)
+        return
 
     def piece(lo, hi):
         kernel(*[a[lo:hi] if isinstance(a, np.ndarray) else a for a in args])

@@ -197,10 +197,10 @@ def parallel_range(work, n, size):
     is one thread, else shared out among the threads (pieces of at least half the
     threshold, up to four per thread so that a late thread leaves less to wait for).
     For numba kernels (no BLAS inside)."""
-    threads = numba.get_num_threads()
-    if threads <= 1 or n <= 1 or size < PARALLEL_THRESHOLD:
+    if size < PARALLEL_THRESHOLD or n <= 1 or numba.get_num_threads() <= 1:
         work(0, n)
         return
+    threads = numba.get_num_threads()
     pieces = int(min(n, 4 * threads, max(threads, size // max(1, PARALLEL_THRESHOLD // 2))))
     per = -(-n // pieces)
     map_chunks(lambda slot, start, stop: work(start, stop),
