@@ -49,8 +49,9 @@ def test_a_helper_that_has_not_started_is_not_waited_for(monkeypatch):
     try:
         assert helper_inside.wait(timeout=60)
         results = []
+        quick = [(i, i + 1) for i in range(8)]
         second = threading.Thread(target=lambda: results.append(
-            chunks.map_chunks(lambda slot, start, stop: (slot, start), [(i, i + 1) for i in range(8)])))
+            chunks.map_chunks(lambda slot, start, stop: (slot, start), quick)))
         second.start()
         second.join(timeout=20)
         assert not second.is_alive(), "the call waited for a helper that was busy elsewhere"
@@ -84,7 +85,8 @@ CONCURRENT = textwrap.dedent('''
     def step(seed):
         rng = np.random.default_rng(seed)
         x = tg.tensor(rng.standard_normal((16, 8, 24, 24)).astype(np.float32), requires_grad=True)
-        w = tg.tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32) * 0.2, requires_grad=True)
+        w = tg.tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32) * 0.2,
+                      requires_grad=True)
         gamma = tg.tensor(np.ones(16, np.float32), requires_grad=True)
         beta = tg.tensor(np.zeros(16, np.float32), requires_grad=True)
         m = tg.tensor(rng.standard_normal((512, 256)).astype(np.float32) * 0.05, requires_grad=True)
@@ -100,14 +102,20 @@ CONCURRENT = textwrap.dedent('''
         opt.step()
         return [a.numpy().copy() for a in (loss, x.grad, w.grad, gamma.grad, m.grad, m)]
 
+    def many_small(seed):  # short kernels back to back: launches from both threads overlap
+        x = tg.tensor(np.random.default_rng(seed).standard_normal(1 << 18).astype(np.float32))
+        for _ in range(50 * ROUNDS):
+            y = F.leaky_relu(x, 0.2)
+        return y.numpy()
+
     numba.set_num_threads(1)
-    expected = {seed: step(seed) for seed in (1, 2)}
+    expected = {seed: step(seed) + [many_small(seed)] for seed in (1, 2)}
     failures = []
 
     def worker(seed):
         numba.set_num_threads(2)  # per Python thread
         for _ in range(ROUNDS):
-            for a, b in zip(step(seed), expected[seed]):
+            for a, b in zip(step(seed) + [many_small(seed)], expected[seed]):
                 if not np.allclose(a, b, rtol=1e-4, atol=1e-5):
                     failures.append(seed)
 
@@ -121,13 +129,13 @@ CONCURRENT = textwrap.dedent('''
 ''')
 
 
-def run_concurrent_steps(rounds=6, env=None):
+def run_concurrent_steps(rounds=6, env=None, cwd=None):
     """The two-thread script in a subprocess (an abort fails the test, not pytest);
     (returncode, output)."""
     env = dict(os.environ if env is None else env, NUMBA_NUM_THREADS="2",
                OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2")
     done = subprocess.run([sys.executable, "-c", f"ROUNDS = {rounds}\n" + CONCURRENT],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
     return done.returncode, done.stdout + done.stderr
 
 

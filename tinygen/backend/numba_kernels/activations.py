@@ -21,6 +21,7 @@ from ..reference import activations as _reference
 from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp_nonpositive, \
     log1p_unit as _log1p_unit, sigmoid as _sigmoid
 
+
 def _sigmoid_f32_loop(x, out):
     for i in range(x.size):
         out[i] = _sigmoid(x[i])
@@ -63,7 +64,6 @@ def _run_flat(kernel, n, *args, size=None):
     """``kernel(*args)`` for a kernel over flat arrays of length ``n`` (its outputs among
     them), on consecutive slices of all of them shared out among threads; the scalar
     arguments are passed whole.  ``size``: work in elements (default n)."""
-
     if (n if size is None else size) < chunks.PARALLEL_THRESHOLD:
         kernel(*args)  # (the common small case, without parallel_range's closures)
         return
