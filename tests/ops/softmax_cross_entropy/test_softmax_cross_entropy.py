@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 import tinygen as tg
 import tinygen.nn.functional as F
 from tinygen.backend.numba_kernels import softmax_cross_entropy as fast
-from tinygen.backend.numba_kernels.activations import ELEMENTWISE_PARALLEL_THRESHOLD
+from tinygen.backend.numba_kernels.chunks import PARALLEL_THRESHOLD as ELEMENTWISE_PARALLEL_THRESHOLD
 from tinygen.backend.reference import softmax_cross_entropy as ref
 from tinygen.testing import check_grads, f64
 

@@ -6,24 +6,24 @@ backwards) makes about ten passes over the (N, K, S) logits with as many tempora
 of that size (a PixelCNN's 256 classes x 28 x 28 x 32 images: 25 MB each); here the
 forward reads the logits twice (max, then the sum of exponentials) and writes only
 (N, S) results, and the backward reads them once and writes the gradient once.  Work
-is split over the N images (parallel twin from ELEMENTWISE_PARALLEL_THRESHOLD
-elements); one image's (K, S) block stays in cache between the passes over it.
+is split over the N images (ranges of images shared out among threads by
+``chunks.parallel_range`` from PARALLEL_THRESHOLD elements); one image's (K, S) block stays in cache between the passes over it.
 
 float32 uses the vectorisable exp of ``_vmath.py`` (within 2 ulp; every exponent
 here is x - max <= 0, its domain); float64 (gradchecks) and other dtypes take the
 reference.
 """
 import numpy as np
-from numba import prange
 
 from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp
-from .activations import ELEMENTWISE_PARALLEL_THRESHOLD, _twins
+from .activations import _kernel
+from .chunks import parallel_range as _parallel_range
 from ..reference import softmax_cross_entropy as _reference
 
 
 def _forward_planes_loop(x3, target, loss, lse):
     n_images, n_classes, size = x3.shape
-    for n in prange(n_images):
+    for n in range(n_images):
         x = x3[n]
         top = np.empty(size, dtype=np.float32)
         total = np.empty(size, dtype=np.float32)
@@ -49,7 +49,7 @@ def _forward_planes_loop(x3, target, loss, lse):
 
 def _backward_planes_loop(g, x3, target, lse, out):
     n_images, n_classes, size = x3.shape
-    for n in prange(n_images):
+    for n in range(n_images):
         x, o, tn, ln = x3[n], out[n], target[n], lse[n]
         scale = np.empty(size, dtype=np.float32)
         for s in range(size):
@@ -67,7 +67,7 @@ def _backward_planes_loop(g, x3, target, lse, out):
 def _forward_rows_loop(x2, target, loss, lse):
     # S == 1 (logits (N, K)): the classes are the contiguous axis
     n_rows, n_classes = x2.shape
-    for n in prange(n_rows):
+    for n in range(n_rows):
         row = x2[n]
         top = row[0]
         for k in range(1, n_classes):
@@ -83,7 +83,7 @@ def _forward_rows_loop(x2, target, loss, lse):
 
 def _backward_rows_loop(g, x2, target, lse, out):
     n_rows, n_classes = x2.shape
-    for n in prange(n_rows):
+    for n in range(n_rows):
         t = target[n]
         scale = g[n] if t >= 0 else _ZERO
         row, orow, value = x2[n], out[n], lse[n]
@@ -93,14 +93,17 @@ def _backward_rows_loop(g, x2, target, lse, out):
             orow[t] -= scale
 
 
-_FORWARD_PLANES = _twins(_forward_planes_loop)
-_BACKWARD_PLANES = _twins(_backward_planes_loop)
-_FORWARD_ROWS = _twins(_forward_rows_loop)
-_BACKWARD_ROWS = _twins(_backward_rows_loop)
+_FORWARD_PLANES = _kernel(_forward_planes_loop)
+_BACKWARD_PLANES = _kernel(_backward_planes_loop)
+_FORWARD_ROWS = _kernel(_forward_rows_loop)
+_BACKWARD_ROWS = _kernel(_backward_rows_loop)
 
 
-def _twin(twins, x3):
-    return twins[0 if x3.size >= ELEMENTWISE_PARALLEL_THRESHOLD else 1]
+def _by_rows(kernel, size, *arrays):
+    """``kernel(*arrays)`` on ranges of the arrays' rows (axis 0, the images), shared out
+    among threads when ``size`` (elements) is large enough."""
+    _parallel_range(lambda lo, hi: kernel(*[a[lo:hi] for a in arrays]), arrays[0].shape[0],
+                    size)
 
 
 def _fast(*arrays):
@@ -117,9 +120,9 @@ def cross_entropy_forward(x3, target):
     loss = np.empty((n, size), dtype=np.float32)
     lse = np.empty((n, size), dtype=np.float32)
     if size == 1:
-        _twin(_FORWARD_ROWS, x3)(x3[:, :, 0], target[:, 0], loss[:, 0], lse[:, 0])
+        _by_rows(_FORWARD_ROWS, x3.size, x3[:, :, 0], target[:, 0], loss[:, 0], lse[:, 0])
     else:
-        _twin(_FORWARD_PLANES, x3)(x3, target, loss, lse)
+        _by_rows(_FORWARD_PLANES, x3.size, x3, target, loss, lse)
     return loss, lse
 
 
@@ -132,7 +135,8 @@ def cross_entropy_backward(g, x3, target, lse):
     target = np.ascontiguousarray(target, dtype=np.int64)
     out = np.empty(x3.shape, dtype=np.float32)
     if x3.shape[2] == 1:
-        _twin(_BACKWARD_ROWS, x3)(g[:, 0], x3[:, :, 0], target[:, 0], lse[:, 0], out[:, :, 0])
+        _by_rows(_BACKWARD_ROWS, x3.size, g[:, 0], x3[:, :, 0], target[:, 0], lse[:, 0],
+                 out[:, :, 0])
     else:
-        _twin(_BACKWARD_PLANES, x3)(g, x3, target, lse, out)
+        _by_rows(_BACKWARD_PLANES, x3.size, g, x3, target, lse, out)
     return out
