@@ -30,7 +30,7 @@ contiguous block of U's rows, so a masked tap is never multiplied; fully masked 
 are skipped.  A kept range with a hole in it multiplies the hole by zero weights.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .chunks import chunk_ranges, map_chunks
 from .conv_bounds import valid_range as _valid_range
