@@ -41,6 +41,9 @@ def _parser():
                    choices=["tinygen", "torch"])
     p.add_argument("--g-updates", type=int, default=937 * 5)
     p.add_argument("--fd-samples", type=int, default=10000)
+    p.add_argument("--fd-every", type=int, default=None, metavar="N",
+                   help="also score FD every N generator updates (an FD-vs-budget curve "
+                        "in the run's 'fd_curve'; the final score is always taken)")
     p.add_argument("--out", default="runs/gan_twin")
     p.add_argument("--limit", type=int, default=None, help="first N training images only")
     p.add_argument("--threads", type=int, default=os.cpu_count())
@@ -163,18 +166,36 @@ def run_one(name, seed, engine, images, args, classifier):
     twin = TorchTwin(torch, exp) if engine == "torch" else None
     stepper = twin if twin is not None else exp
     rng = np.random.default_rng([seed, 4])              # all training noise
-    start = time.perf_counter()
-    data = batches(images, int(exp.config["batch_size"]), seed)
-    while stepper.g_steps < args.g_updates:
-        stepper.train_step((next(data),) if twin is None else next(data), rng)
-    seconds = time.perf_counter() - start
     z = np.random.default_rng([seed, 99]).standard_normal(
         (args.fd_samples, int(exp.config["latent_dim"]))).astype(np.float32)
-    fake = exp.generate(z) if twin is None else twin.generate(z)
-    fd = fd_fmnist(to_uint8_images(fake[:, 0], low=-1.0, high=1.0), "test",
-                   classifier=classifier)
-    return {"fd_fmnist": float(fd), "g_updates": int(stepper.g_steps),
-            "d_updates": int(stepper.d_steps), "train_seconds": seconds}
+
+    def score():
+        # the same latents at every budget, so the curve moves only with the weights
+        fake = exp.generate(z) if twin is None else twin.generate(z)
+        return float(fd_fmnist(to_uint8_images(fake[:, 0], low=-1.0, high=1.0), "test",
+                               classifier=classifier))
+
+    curve = {}
+    seconds = 0.0
+    data = batches(images, int(exp.config["batch_size"]), seed)
+    while stepper.g_steps < args.g_updates:
+        start = time.perf_counter()
+        budget = args.g_updates
+        if args.fd_every:
+            budget = min(budget, (stepper.g_steps // args.fd_every + 1) * args.fd_every)
+        while stepper.g_steps < budget:
+            stepper.train_step((next(data),) if twin is None else next(data), rng)
+        seconds += time.perf_counter() - start      # training time only, scoring excluded
+        if stepper.g_steps < args.g_updates:
+            curve[int(stepper.g_steps)] = score()
+            print(f"#   {name}/{seed}/{engine} at {stepper.g_steps} G updates: "
+                  f"FD {curve[int(stepper.g_steps)]:.2f}", flush=True)
+    curve[int(stepper.g_steps)] = fd = score()
+    result = {"fd_fmnist": fd, "g_updates": int(stepper.g_steps),
+              "d_updates": int(stepper.d_steps), "train_seconds": seconds}
+    if args.fd_every:
+        result["fd_curve"] = curve
+    return result
 
 
 def main(argv=None):
