@@ -44,6 +44,9 @@ def _parser():
     p.add_argument("--fd-every", type=int, default=None, metavar="N",
                    help="also score FD every N generator updates (an FD-vs-budget curve "
                         "in the run's 'fd_curve'; the final score is always taken)")
+    p.add_argument("--g-ema", type=float, default=0.0, metavar="DECAY",
+                   help="average the generator's weights (tinygen's -o g_ema; the twin the "
+                        "same) and score the average; the last iterate is scored beside it")
     p.add_argument("--out", default="runs/gan_twin")
     p.add_argument("--limit", type=int, default=None, help="first N training images only")
     p.add_argument("--threads", type=int, default=os.cpu_count())
@@ -90,6 +93,23 @@ class TorchTwin:
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=lr_d, betas=betas)
         self.d_steps = self.g_steps = 0
+        self.G_ema = None
+        if float(c["g_ema"]) > 0:
+            import copy
+
+            self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+
+    def update_ema(self):
+        """nn.utils.ema's rule, written out again in torch: every float entry of the
+        state dict averaged with min(decay, (1 + step) / (10 + step)), ints copied."""
+        d = min(float(self.config["g_ema"]), (1.0 + self.g_steps) / (10.0 + self.g_steps))
+        src = self.G.state_dict()
+        with self.torch.no_grad():
+            for key, a in self.G_ema.state_dict().items():
+                if a.dtype.is_floating_point:
+                    a.mul_(d).add_(src[key], alpha=1.0 - d)
+                else:
+                    a.copy_(src[key])
 
     def noise(self, n, rng):
         return self.torch.from_numpy(
@@ -133,13 +153,16 @@ class TorchTwin:
             g_loss.backward()
             self.opt_g.step()
             self.D.requires_grad_(True)
+            if self.G_ema is not None:
+                self.update_ema()
             self.g_steps += 1
 
-    def generate(self, z):
+    def generate(self, z, ema=None):
         torch = self.torch
-        self.G.eval()
+        G = self.G_ema if (ema is None and self.G_ema is not None) or ema else self.G
+        G.eval()
         with torch.no_grad():
-            out = [self.G(torch.from_numpy(z[lo:lo + 500])).numpy()
+            out = [G(torch.from_numpy(z[lo:lo + 500])).numpy()
                    for lo in range(0, len(z), 500)]
         return np.concatenate(out)
 
@@ -162,20 +185,20 @@ def run_one(name, seed, engine, images, args, classifier):
     from tinygen.models import get_experiment
     from tinygen.models.experiment import to_uint8_images
 
-    exp = get_experiment(name)({"seed": seed, "fd_samples": 0})
+    exp = get_experiment(name)({"seed": seed, "fd_samples": 0, "g_ema": args.g_ema})
     twin = TorchTwin(torch, exp) if engine == "torch" else None
     stepper = twin if twin is not None else exp
     rng = np.random.default_rng([seed, 4])              # all training noise
     z = np.random.default_rng([seed, 99]).standard_normal(
         (args.fd_samples, int(exp.config["latent_dim"]))).astype(np.float32)
 
-    def score():
+    def score(ema=None):
         # the same latents at every budget, so the curve moves only with the weights
-        fake = exp.generate(z) if twin is None else twin.generate(z)
+        fake = (exp if twin is None else twin).generate(z, ema=ema)
         return float(fd_fmnist(to_uint8_images(fake[:, 0], low=-1.0, high=1.0), "test",
                                classifier=classifier))
 
-    curve = {}
+    curve, curve_raw = {}, {}
     seconds = 0.0
     data = batches(images, int(exp.config["batch_size"]), seed)
     while stepper.g_steps < args.g_updates:
@@ -186,15 +209,22 @@ def run_one(name, seed, engine, images, args, classifier):
         while stepper.g_steps < budget:
             stepper.train_step((next(data),) if twin is None else next(data), rng)
         seconds += time.perf_counter() - start      # training time only, scoring excluded
-        if stepper.g_steps < args.g_updates:
-            curve[int(stepper.g_steps)] = score()
-            print(f"#   {name}/{seed}/{engine} at {stepper.g_steps} G updates: "
-                  f"FD {curve[int(stepper.g_steps)]:.2f}", flush=True)
-    curve[int(stepper.g_steps)] = fd = score()
-    result = {"fd_fmnist": fd, "g_updates": int(stepper.g_steps),
+        n = int(stepper.g_steps)
+        curve[n] = score()
+        if args.g_ema:
+            curve_raw[n] = score(ema=False)
+        print(f"#   {name}/{seed}/{engine} at {n} G updates: FD {curve[n]:.2f}"
+              + (f" (average; last iterate {curve_raw[n]:.2f})" if args.g_ema else ""),
+              flush=True)
+    n = int(stepper.g_steps)
+    result = {"fd_fmnist": curve[n], "g_updates": n,
               "d_updates": int(stepper.d_steps), "train_seconds": seconds}
+    if args.g_ema:
+        result.update(g_ema=args.g_ema, fd_fmnist_last_iterate=curve_raw[n])
     if args.fd_every:
         result["fd_curve"] = curve
+        if args.g_ema:
+            result["fd_curve_last_iterate"] = curve_raw
     return result
 
 

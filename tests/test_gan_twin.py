@@ -10,11 +10,12 @@ from benchmarks.gan_twin import TorchTwin, batches  # noqa: E402
 from tinygen.models import get_experiment  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["dcgan", "sngan", "wgan-gp"])
-def test_twin_takes_the_same_steps(name):
+@pytest.mark.parametrize("name,g_ema", [("dcgan", 0.0), ("sngan", 0.0), ("wgan-gp", 0.0),
+                                        ("dcgan", 0.9)])
+def test_twin_takes_the_same_steps(name, g_ema):
     torch.set_num_threads(1)
     exp = get_experiment(name)({"seed": 3, "fd_samples": 0, "g_channels": 4, "d_channels": 4,
-                                "latent_dim": 8, "batch_size": 8})
+                                "latent_dim": 8, "batch_size": 8, "g_ema": g_ema})
     twin = TorchTwin(torch, exp)
     images = np.random.default_rng(0).integers(0, 256, (20, 28, 28)).astype(np.uint8)
     ours, theirs = batches(images, 8, 0), batches(images, 8, 0)
@@ -24,13 +25,20 @@ def test_twin_takes_the_same_steps(name):
         twin.train_step(next(theirs), rng_b)
     assert (exp.g_steps, exp.d_steps) == (twin.g_steps, twin.d_steps)
     assert twin.g_steps == (6 if name != "wgan-gp" else 2)
-    for mine, other in ((exp.generator, twin.G), (exp.discriminator, twin.D)):
+    pairs = [(exp.generator, twin.G), (exp.discriminator, twin.D)]
+    if g_ema:
+        pairs.append((exp.generator_ema, twin.G_ema))
+    for mine, other in pairs:
         state = other.state_dict()
         for key, value in mine.state_dict().items():
             np.testing.assert_allclose(value.numpy(), state[key].numpy(), rtol=2e-3,
                                        atol=2e-5, err_msg=key)
     z = np.random.default_rng(2).standard_normal((5, 8)).astype(np.float32)
     np.testing.assert_allclose(exp.generate(z), twin.generate(z), atol=1e-4)
+    if g_ema:       # the average moved off the last iterate, and both engines score it
+        assert np.abs(exp.generate(z) - exp.generate(z, ema=False)).max() > 1e-4
+        np.testing.assert_allclose(exp.generate(z, ema=False), twin.generate(z, ema=False),
+                                   atol=1e-4)
 
 
 def test_batches_follow_one_seeded_order_per_epoch():

@@ -280,14 +280,15 @@ def _restore(exp, snapshot):
     exp.load_extra_state(extra)
 
 
-@pytest.mark.parametrize("name", ["sngan", "wgan-gp"])
-def test_resume_is_bit_for_bit(name, real_images):
+@pytest.mark.parametrize("name,options", [("sngan", {}), ("wgan-gp", {}),
+                                          ("dcgan", {"g_ema": 0.99})])
+def test_resume_is_bit_for_bit(name, options, real_images):
     """State = modules + optimizers + extra_state (+ the runner's generator): a run
     restored mid-way continues exactly as the uninterrupted one."""
     import copy
 
     batches_list = [(real_images[i * 32:(i + 1) * 32],) for i in range(7)]
-    exp = make(name)
+    exp = make(name, **options)
     rng = np.random.default_rng(5)
     for b in batches_list[:4]:
         exp.train_step(b, rng)
@@ -295,7 +296,7 @@ def test_resume_is_bit_for_bit(name, real_images):
     rng_state = copy.deepcopy(rng.bit_generator.state)
     straight = [exp.train_step(b, rng) for b in batches_list[4:]]
 
-    resumed = make(name, seed=123)  # different initial weights: all must come from the state
+    resumed = make(name, seed=123, **options)  # other initial weights: all from the state
     _restore(resumed, snap)
     rng2 = np.random.default_rng()
     rng2.bit_generator.state = rng_state
@@ -305,6 +306,43 @@ def test_resume_is_bit_for_bit(name, real_images):
         other = resumed.modules()[n].state_dict()
         for k, v in m.state_dict().items():
             np.testing.assert_array_equal(v.numpy(), other[k].numpy(), err_msg=f"{n}.{k}")
+
+
+def test_generator_weight_average(real_images):
+    """-o g_ema: the average follows nn.utils.ema's rule after every G step, is
+    checkpointed, and is what samples and FD see; the last iterate stays reachable."""
+    from tinygen.nn.utils.ema import ema_decay
+
+    exp, plain = make("dcgan", g_ema=0.9), make("dcgan")
+    assert "generator_ema" in exp.modules() and "generator_ema" not in plain.modules()
+    z = np.random.default_rng(1).standard_normal((6, 16)).astype(np.float32)
+    np.testing.assert_array_equal(exp.generate(z), plain.generate(z))   # starts as G
+    rng_a, rng_b = np.random.default_rng(2), np.random.default_rng(2)
+    expected = {k: v.numpy().astype(np.float64)
+                for k, v in exp.generator_ema.state_dict().items()}
+    data = batches(real_images)
+    for step in range(3):
+        b = next(data)
+        exp.train_step(b, rng_a)
+        plain.train_step(b, rng_b)
+        d = ema_decay(0.9, step)
+        for k, v in exp.generator.state_dict().items():
+            v = v.numpy()
+            expected[k] = d * expected[k] + (1 - d) * v if v.dtype.kind == "f" else v
+    for k, v in exp.generator_ema.state_dict().items():
+        np.testing.assert_allclose(v.numpy(), expected[k], rtol=1e-5, atol=1e-7, err_msg=k)
+    np.testing.assert_array_equal(exp.generate(z, ema=False), plain.generate(z))
+    last = plain.generate(z)
+    assert np.abs(exp.generate(z) - last).max() > 0.05 * np.abs(last).max()
+    from tinygen.models.experiment import to_uint8_images
+    np.testing.assert_array_equal(     # sample grids come from the average too
+        exp.sample(4, rng_a),
+        to_uint8_images(exp.generate(exp.fixed_z[:4], ema=True)[:, 0], low=-1.0, high=1.0))
+    assert exp.generator_ema.training is False and exp.generator.training is True
+    with pytest.raises(ValueError, match="g_ema"):
+        plain.generate(z, ema=True)
+    with pytest.raises(ValueError, match="decay"):
+        make("dcgan", g_ema=1.0)
 
 
 def test_samples_use_fixed_latents(real_images):
