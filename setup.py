@@ -56,7 +56,8 @@ setup(
     packages=find_packages(include=["tinygen", "tinygen.*"]),
     # The embedded Fashion-MNIST subset (the fallback when no real copy is found) and
     # its MIT licence notice.
-    package_data={"tinygen.data": ["fmnist_subset.npz", "FASHION_MNIST_LICENSE.txt"]},
+    package_data={"tinygen.data": ["fmnist_subset.npz", "FASHION_MNIST_LICENSE.txt"],
+                  "tinygen.models": ["classifiers/*.npz"]},
     include_package_data=True,
     python_requires=">=3.10",
     install_requires=[

@@ -157,3 +157,37 @@ def test_load_classifier_errors(tmp_path):
     with pytest.raises(CheckpointError) as e:
         C.load_classifier(bad)
     assert str(bad) in str(e.value)
+
+
+def test_the_shipped_reference_classifier(tmp_path, subset_root, monkeypatch):
+    """FD-FMNIST's classifier ships with tinygen (one classifier, so FDs compare across
+    machines and sessions): the shipped file is the default config's on the full data,
+    named by its own key, and a key that has a shipped file never trains or caches."""
+    shipped = sorted(C.SHIPPED_DIR.glob("classifier-*.npz"))
+    assert shipped, "the reference FD-FMNIST classifier is missing from the package"
+    for path in shipped:
+        model = C.load_classifier(path)
+        ident = model.identity
+        assert path.name == f"classifier-{ident['key']}.npz"
+        full = {**C.ClassifierExperiment.default_config(), **ident["config"]}
+        assert C.classifier_key(full, ident["data_checksum"]) == ident["key"]
+        assert ident["train_images"] == 60000 and model.test_accuracy > 0.89
+
+    # a shipped file for the subset's key is taken as it is: no training, no cache file
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    options = {"limit": 32, "test_limit": 20, "width": 2, "hidden": 8}
+    kw = dict(epochs=1, batch_size=16, progress=False, options=options, log=None)
+    trained = C.load_or_train_classifier(data=subset_root, **kw)
+    key = trained.identity["key"]
+    monkeypatch.setattr(C, "SHIPPED_DIR", tmp_path / "shipped")
+    (tmp_path / "shipped").mkdir()
+    C.save_classifier(tmp_path / "shipped" / f"classifier-{key}.npz", trained,
+                      accuracy=0.5, key=key)
+    C.default_classifier_path(key).unlink()
+
+    import tinygen.training
+
+    monkeypatch.setattr(tinygen.training, "train", lambda *a, **k: 1 / 0)
+    got = C.load_or_train_classifier(data=subset_root, **kw)
+    assert got.test_accuracy == 0.5 and got.identity["path"].endswith(f"shipped/classifier-{key}.npz")
+    assert not C.default_classifier_path(key).exists()

@@ -202,6 +202,19 @@ def default_classifier_path(key):
     return cache_dir().parent / f"classifier-{key}.npz"
 
 
+SHIPPED_DIR = Path(__file__).with_name("classifiers")
+
+
+def shipped_classifier_path(key):
+    """The classifier of cache key ``key`` shipped with tinygen, or None.  The reference
+    FD-FMNIST classifier (full Fashion-MNIST as Debian's dataset-fashion-mnist holds it,
+    the default config) ships in the package, as FID ships its Inception weights: an FD
+    is comparable only under one classifier, and retraining it on another machine (or
+    after a change of round-off in the engine) gives another one."""
+    path = SHIPPED_DIR / f"classifier-{key}.npz"
+    return path if key is not None and path.is_file() else None
+
+
 def load_or_train_classifier(path=None, epochs=3, data=None, batch_size=128, lr=1e-3,
                              seed=0, device="cpu", retrain=False, progress=True, log=print,
                              options=None):
@@ -212,7 +225,9 @@ def load_or_train_classifier(path=None, epochs=3, data=None, batch_size=128, lr=
     cores) and saved there with its test accuracy and config. ``path`` None: the cache
     file of exactly this data (its checksum) and config, ``default_classifier_path(key)``.
     The training run itself lives beside it (``...-run/``), so an interrupted training
-    resumes. ``retrain=True`` trains again even if the file exists. options: further
+    resumes. A classifier shipped with tinygen for this key (``shipped_classifier_path``)
+    is used before any cache or training. ``retrain=True`` trains again even if a file
+    exists. options: further
     config entries (``limit``, ``width``...; tests use tiny ones). The model's
     ``.identity`` says which classifier it is (cache key, file, accuracy, data).
     """
@@ -225,6 +240,8 @@ def load_or_train_classifier(path=None, epochs=3, data=None, batch_size=128, lr=
         full = {**ClassifierExperiment.default_config(), **config}
         key = classifier_key(full, checksum)
         path = default_classifier_path(key)
+        if not retrain and shipped_classifier_path(key) is not None:
+            return load_classifier(shipped_classifier_path(key), device=device)
     path = Path(os.fspath(path))
     if path.exists() and not retrain:
         return load_classifier(path, device=device)
