@@ -137,8 +137,10 @@ def _header(info, args, load):
     return (
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
         f"{platform.machine()} ({os.cpu_count()} cores), load average before the run "
-        f"{load}; tinygen {tg['tinygen']} (numpy {tg['numpy']}, numba {tg['numba']}, threading "
-        f"layer {tg['numba_layer']}; BLAS/OpenMP pools: {pools}), PyTorch {th['torch']}.\n"
+        f"{load}; tinygen {tg['tinygen']} (numpy {tg['numpy']}, numba {tg['numba']}; its one "
+        f"CPU pool (numba_kernels/chunks.py) at the thread count of the table, numba kernels "
+        f"serial, BLAS held at one thread inside it; BLAS/OpenMP libraries loaded: {pools}), "
+        f"PyTorch {th['torch']}.\n"
         f"Command: `python -m benchmarks.cpu_suite --threads {' '.join(map(str, args.threads))}"
         f"{' --quick' if args.quick else ''}`.  Each framework in its own worker process, "
         f"threads pinned per worker; interleaved blocks of steps, median ms per step; ratio = "

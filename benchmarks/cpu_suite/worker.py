@@ -102,8 +102,7 @@ def _info(framework):
         import tinygen
 
         info.update(tinygen=tinygen.__version__, numba=numba.__version__,
-                    numba_threads=numba.get_num_threads(),
-                    numba_layer=numba.config.THREADING_LAYER)
+                    numba_threads=numba.get_num_threads())
     return info
 
 
