@@ -89,6 +89,8 @@ SPECS = {
     "fd_samples": Spec("generated images for FD-FMNIST in evaluate (0: no FD)", 0, _COUNT),
     "fd_floor": Spec("also report the real-train vs real-test FD (the floor)"),
     "n_fixed_samples": Spec("fixed latents behind the sample grids", 1, _COUNT),
+    "g_ema": Spec("decay of an average of G's weights that samples and FD use (0: none)",
+                  0, 0.999999),
     # classifier
     "width": Spec("channels of the first conv (the second has twice as many)", 1, _WIDTH),
     # PixelCNN
