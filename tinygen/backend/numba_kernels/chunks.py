@@ -182,10 +182,10 @@ class _Job:
 # about to release the GIL), _flags[2] how many polls a helper allows for that.  A
 # helper that has finished a job polls _flags[0] for up to SPIN_MICROSECONDS (GIL
 # released; 1 ms spans the gap between two training steps of the MLP rows, whose
-# products then took 10% less time than with 300 us) before it sleeps on its queue; when a job comes, it waits (still polling)
-# for the caller to reach its first chunk, so that it asks for the GIL once the
-# caller has let go of it: two threads asking for the GIL at once cost a sleep and a
-# wake-up.
+# products then took 10% less time than with 300 us) before it sleeps on its queue.
+# When a job comes, it waits (still polling) for the caller to reach its first chunk,
+# so that it asks for the GIL once the caller has let go of it: two threads asking
+# for the GIL at once cost a sleep and a wake-up.
 _flags = np.zeros(3, dtype=np.int64)
 SPIN_MICROSECONDS = 1000
 # How long a woken helper keeps polling after the caller has started its first chunk,
