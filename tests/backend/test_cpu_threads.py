@@ -154,6 +154,7 @@ def test_matmul_shared_out_by_rows_equals_numpy(monkeypatch, layout):
     from tinygen.backend.numba_kernels import linalg
 
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(linalg, "MIN_MULTIPLY_ADDS", 1 << 20)   # (small shapes, quick)
     rng = np.random.default_rng(0)
     b = rng.standard_normal((96, 200)).astype(np.float32)
     a = {"2d": rng.standard_normal((200, 96)),
@@ -166,3 +167,77 @@ def test_matmul_shared_out_by_rows_equals_numpy(monkeypatch, layout):
                         or original(work, ranges))
     np.testing.assert_allclose(linalg.matmul(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)
     assert len(pieces) == 1 and len(pieces[0]) > 1
+
+
+# --- polling instead of sleeping (_spin.py) -------------------------------------------------
+def test_a_poll_sees_a_flag_another_thread_sets():
+    """The poll reads the flag from memory on every iteration (a read the compiler
+    hoisted out of the loop would poll a stale value until the budget runs out)."""
+    import time
+
+    import numpy as np
+
+    from tinygen.backend.numba_kernels import _spin
+
+    flags = np.zeros(2, dtype=np.int64)
+    budget = 30_000_000 * _spin.polls_per_microsecond()        # about 30 s
+    setter = threading.Timer(0.05, lambda: flags.__setitem__(1, 7))
+    start = time.perf_counter()
+    setter.start()
+    assert _spin.wait_while_equal(flags, 1, 0, budget) == 7
+    assert time.perf_counter() - start < 10
+    setter.join()
+
+
+def test_a_poll_gives_up_after_its_budget():
+    import numpy as np
+
+    from tinygen.backend.numba_kernels import _spin
+
+    flags = np.array([3, 5], dtype=np.int64)
+    assert _spin.wait_while_equal(flags, 1, 5, 1000) == 5
+    assert _spin.wait_while_equal(flags, 0, 5, 1000) == 3     # differs already
+
+
+def test_a_helper_publishes_done_and_waits_for_the_next_job():
+    """publish_and_wait sets done[slot] (not for slot -1), then returns when a job is
+    posted (flags[0] moves) and its caller has started (flags[1]), or after its polls."""
+    import numpy as np
+
+    from tinygen.backend.numba_kernels import _spin
+
+    done = np.zeros(3, dtype=np.int64)
+    flags = np.array([4, 4, 10], dtype=np.int64)
+    assert _spin.publish_and_wait(done, 2, flags, 4, 1000) == 4     # no job: gives up
+    assert done.tolist() == [0, 0, 1]
+    assert _spin.publish_and_wait(done, -1, flags, 4, 1000) == 4
+    assert done.tolist() == [0, 0, 1]
+    flags[:2] = 5
+    assert _spin.publish_and_wait(done, 1, flags, 4, 10**9) == 5    # a job came
+    assert done.tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize("helper_seconds", [0.0, 0.003])
+def test_the_caller_waits_for_every_chunk_a_helper_took(monkeypatch, helper_seconds):
+    """Every chunk runs once and has finished when map_chunks returns, whether the
+    helper's chunk ends within the caller's polls or long after (then it sleeps)."""
+    import time
+
+    import numpy as np
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    out = np.zeros(64, dtype=np.int64)
+    slots = set()
+
+    def work(slot, start, stop):
+        slots.add(slot)
+        time.sleep(helper_seconds if slot else 0.002)   # (the caller's chunks let a helper in)
+        out[start:stop] += 1
+        return (start, stop)
+
+    for _ in range(40):
+        out[:] = 0
+        ranges = [(i, i + 16) for i in range(0, 64, 16)]
+        assert chunks.map_chunks(work, ranges, blas=False) == ranges
+        assert out.tolist() == [1] * 64
+    assert 1 in slots   # (a helper took part)

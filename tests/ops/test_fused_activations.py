@@ -63,6 +63,7 @@ def test_numba_kernels_equal_the_reference(dtype, size):
         (fast.tanh_backward(g, y_tanh), ref.tanh_backward(g, y_tanh)),
         (fast.relu_backward(g, np.maximum(x, 0)), ref.relu_backward(g, np.maximum(x, 0))),
         (fast.relu_forward(x), ref.relu_forward(x)),
+        (fast.tanh_forward(x), ref.tanh_forward(x)),
     ]
     exp_based = [
         (fast.sigmoid_forward(x), y_sig),
@@ -79,6 +80,32 @@ def test_numba_kernels_equal_the_reference(dtype, size):
         for a, b in exp_based:
             assert a.dtype == b.dtype == dtype and a.shape == b.shape
             assert _ulps(a, b) <= 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_forward_shared_out_is_numpys_tanh_bit_for_bit(monkeypatch, dtype):
+    """numpy's tanh run on slices by two threads: every element as np.tanh gives it,
+    from an unaligned start too (its SIMD loop's edges fall elsewhere)."""
+    import numba
+
+    from tinygen.backend.numba_kernels import chunks
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    pieces = []
+    original = chunks.map_chunks
+    monkeypatch.setattr(chunks, "map_chunks", lambda work, ranges, blas=True:
+                        pieces.append(ranges) or original(work, ranges, blas))
+    x = _data((3 * PARALLEL + 11,), 5, dtype)[0]
+    x[7:10] = [-0.0, np.nan, np.inf]
+    for view in (x, x[1:], x[:PARALLEL + 3].reshape(1, -1)):
+        pieces.clear()
+        y = fast.tanh_forward(view)
+        assert len(pieces) == 1 and len(pieces[0]) > 1          # (shared out)
+        assert y.dtype == dtype and y.shape == view.shape
+        np.testing.assert_array_equal(y, np.tanh(view))
+        assert np.array_equal(np.signbit(y), np.signbit(np.tanh(view)))
+    assert fast.tanh_forward(x[::2]).shape == x[::2].shape          # strided: numpy's, whole
+    np.testing.assert_array_equal(fast.tanh_forward(x[::2]), np.tanh(x[::2]))
 
 
 def test_float32_sigmoid_is_within_3_ulp_of_the_exact_value():

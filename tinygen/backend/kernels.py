@@ -36,7 +36,7 @@ CONTRACTS = {
     "spectral_norm": ("power_iteration",),
     "wavenet": ("pack", "new_ring", "step"),
     "activations": ("leaky_relu_forward", "leaky_relu_backward", "sigmoid_forward",
-                    "sigmoid_backward", "tanh_backward", "relu_forward", "relu_backward", "softplus_forward",
+                    "sigmoid_backward", "tanh_forward", "tanh_backward", "relu_forward", "relu_backward", "softplus_forward",
                     "softplus_backward"),
     "optim": ("adam_step",),
     "softmax_cross_entropy": ("cross_entropy_forward", "cross_entropy_backward"),

@@ -18,6 +18,16 @@ for (it finds nothing left when it wakes).  So two threads cost at most one chun
 than one thread, even when the second core is busy.  numpy's GEMMs release the GIL and
 the numba kernels are ``nogil``, so the chunks really run side by side.
 
+Handing a chunk to another thread is cheap only if nobody sleeps: on the virtual
+machines this runs on, a thread that sleeps (on a queue, a lock, or the GIL while
+another thread holds it) and is woken again costs tens of microseconds of latency and
+CPU time (the idle vCPU halts; waking it takes an interrupt through the hypervisor).
+Shared out that way a 200 us kernel took 163-176 us on two threads, a 20 us one
+78-103 us.  So between jobs a helper polls (``_spin.py``, GIL released) for a short
+while instead of sleeping; when a job comes it waits until the caller has started its
+own first chunk and so released the GIL, and the caller waits for the helpers' last
+chunks by polling too: 120 us and 29 us for the same kernels.
+
 The thread count is numba's (``numba.set_num_threads``, ``NUMBA_NUM_THREADS``), the
 one number tinygen's CPU kernels use; numba's own thread pool is never started (no
 kernel is ``parallel=True``).  While chunks that call BLAS run, OpenBLAS is held at one
@@ -28,6 +38,9 @@ import queue
 import threading
 
 import numba
+import numpy as np
+
+from . import _spin
 
 _lock = threading.Lock()
 _helpers = None         # (pid, [queue of each helper thread]): a forked child starts its own
@@ -102,25 +115,37 @@ blas_on_one_thread = _BlasOnOneThread
 # --- the pool ----------------------------------------------------------------------------------
 class _Job:
     """One ``map_chunks`` call: its chunks, claimed one at a time under the job's lock
-    by whichever thread asks next, and how many are running."""
+    by whichever thread asks next, and how many are running.  ``done[slot]`` is set
+    by a helper that took part, once it has left Python (GIL released): what the
+    caller polls for before it would sleep."""
 
-    def __init__(self, work, chunks):
+    def __init__(self, work, chunks, slots):
         self.work, self.chunks = work, chunks
         self.results = [None] * len(chunks)
         self.next = 0           # the first chunk nobody has claimed
         self.running = 0        # chunks claimed and not finished
+        self.joined = []        # the helper slots that claimed a chunk
+        self.done = np.zeros(slots, dtype=np.int64)
+        self.posted = 0
         self.error = None
         self.cond = threading.Condition(threading.Lock())
 
     def run(self, slot):
+        """Claim and run chunks until none is left; True when this thread ran one."""
         work, chunks, cond, n = self.work, self.chunks, self.cond, len(self.chunks)
+        took_part = False
         while True:
             with cond:
                 index = self.next
                 if index >= n or self.error is not None:
-                    return
+                    return took_part
                 self.next = index + 1
                 self.running += 1
+                if not took_part and slot:
+                    self.joined.append(slot)
+            took_part = True
+            if slot == 0 and _flags[1] < self.posted:
+                _flags[1] = self.posted     # (the caller's first chunk: see _serve)
             try:
                 self.results[index] = work(slot, *chunks[index])
             except BaseException as error:  # re-raised by the caller, in finish()
@@ -133,9 +158,17 @@ class _Job:
 
     def finish(self):
         """Close the job (a helper that starts late finds nothing left) and wait for
-        the chunks that are running; the results, or the first chunk's error."""
+        the chunks that are running; the results, or the first chunk's error.  A
+        helper's chunk still running is usually near its end: first poll for its
+        ``done`` flag (GIL released), then sleep."""
         with self.cond:
             self.next = len(self.chunks)
+            joined = list(self.joined)
+        polls = _spin_polls()
+        for slot in joined:
+            if not _spin.wait_while_equal(self.done, slot, 0, polls):
+                break
+        with self.cond:
             while self.running:
                 self.cond.wait()
         if self.error is not None:
@@ -143,9 +176,42 @@ class _Job:
         return self.results
 
 
+# Spinning instead of sleeping (_spin.py: each sleep and wake-up costs tens of
+# microseconds on a virtual machine's cores).  _flags[0] counts the jobs posted;
+# _flags[1] is the newest job whose caller has started its first chunk (its kernel
+# about to release the GIL), _flags[2] how many polls a helper allows for that.  A
+# helper that has finished a job polls _flags[0] for up to SPIN_MICROSECONDS (GIL
+# released; 1 ms spans the gap between two training steps of the MLP rows, whose
+# products then took 10% less time than with 300 us) before it sleeps on its queue.
+# When a job comes, it waits (still polling) for the caller to reach its first chunk,
+# so that it asks for the GIL once the caller has let go of it: two threads asking
+# for the GIL at once cost a sleep and a wake-up.
+_flags = np.zeros(3, dtype=np.int64)
+SPIN_MICROSECONDS = 1000
+# How long a woken helper keeps polling after the caller has started its first chunk,
+# by whether the chunks call BLAS: the caller's call into a numba kernel takes a few
+# microseconds to release the GIL (a 20 us kernel shared out: 78-103 us with no
+# settling, 29 us with 3), numpy's matmul more (the helper's half of the MLP row's
+# 128x784x256 product started 76 us after the job was posted with 3, 33 us with 6).
+SETTLE_MICROSECONDS = {False: 3, True: 8}
+_polls = []
+
+
+def _spin_polls():
+    if not _polls:
+        _polls.append(max(1, int(SPIN_MICROSECONDS * _spin.polls_per_microsecond())))
+    return _polls[0]
+
+
 def _serve(jobs, slot):
     while True:
-        jobs.get().run(slot)
+        job = jobs.get()
+        took_part = job.run(slot)
+        if jobs.empty():  # publish done[slot] once the GIL is released, then poll
+            _spin.publish_and_wait(job.done, slot if took_part else -1, _flags, job.posted,
+                                   _spin_polls())
+        elif took_part:
+            job.done[slot] = 1
 
 
 def _helper_queues(count):
@@ -175,10 +241,15 @@ def map_chunks(work, chunks, blas=True):
             return [work(0, start, stop) for start, stop in chunks]
         with _BlasOnOneThread():
             return [work(0, start, stop) for start, stop in chunks]
-    job = _Job(work, chunks)
+    job = _Job(work, chunks, threads)
     with _BlasOnOneThread() if blas else _NoHold():
-        for jobs in _helper_queues(threads - 1):
-            jobs.put(job)
+        queues = _helper_queues(threads - 1)
+        with _lock:
+            job.posted = int(_flags[0]) + 1
+            _flags[2] = SETTLE_MICROSECONDS[bool(blas)] * _spin.polls_per_microsecond()
+            for jobs in queues:
+                jobs.put(job)
+            _flags[0] = job.posted      # (after the puts: a polling helper finds the job)
         job.run(0)
         return job.finish()
 
@@ -194,14 +265,15 @@ class _NoHold:
 def parallel_range(work, n, size):
     """``work(start, stop)`` on consecutive ranges that cover ``range(n)``: one call on
     this thread when ``size`` (elements touched) is below PARALLEL_THRESHOLD or there
-    is one thread, else shared out among the threads (pieces of at least half the
-    threshold, up to four per thread so that a late thread leaves less to wait for).
-    For numba kernels (no BLAS inside)."""
-    if size < PARALLEL_THRESHOLD or n <= 1 or numba.get_num_threads() <= 1:
+    is one thread, else shared out among the threads in pieces of at least
+    PARALLEL_THRESHOLD elements, up to two per thread (so that a late thread leaves
+    less to wait for; more pieces cost more than they save: each is a call from
+    Python).  For numba kernels (no BLAS inside)."""
+    threads = numba.get_num_threads()
+    if size < PARALLEL_THRESHOLD or n <= 1 or threads <= 1:
         work(0, n)
         return
-    threads = numba.get_num_threads()
-    pieces = int(min(n, 4 * threads, max(threads, size // max(1, PARALLEL_THRESHOLD // 2))))
+    pieces = int(min(n, 2 * threads, max(threads, size // PARALLEL_THRESHOLD)))
     per = -(-n // pieces)
     map_chunks(lambda slot, start, stop: work(start, stop),
                [(start, min(n, start + per)) for start in range(0, n, per)], blas=False)

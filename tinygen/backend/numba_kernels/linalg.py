@@ -14,25 +14,31 @@ a core in time simply takes fewer rows.
 import numba
 import numpy as np
 
-from .chunks import PARALLEL_THRESHOLD, blas_on_one_thread, map_chunks
+from .chunks import blas_on_one_thread, map_chunks
 
 # Rows per piece at least this many: fewer make BLAS's blocking inefficient.
 MIN_ROWS = 16
+# Products of fewer multiply-adds are one BLAS call: sharing out costs a few tens of
+# microseconds (the helper thread's start, the GIL changing hands), about what a
+# product of this size saves on two threads (a 128x256x256 float32 product: 125 us on
+# one thread, 106 us shared out).
+MIN_MULTIPLY_ADDS = 1 << 23
 
 
 def matmul(a, b):
     """``a @ b`` with numpy.matmul's semantics; a float product of a (..., M, K) operand
-    and a 2-D (K, N) one of the same dtype with M * K * N >= PARALLEL_THRESHOLD * 16
-    multiply-adds is shared out among threads by rows of ``a`` (all of its leading
-    dimensions when it is contiguous), everything else is one BLAS call; BLAS on one
-    thread throughout."""
+    and a 2-D (K, N) one of the same dtype with M * K * N >= MIN_MULTIPLY_ADDS is
+    shared out among threads by rows of ``a`` (all of its leading dimensions when it
+    is contiguous), one piece per thread (each piece re-packs ``b``: 4 pieces of a
+    128x784x256 product cost 35% more than one call, 2 pieces 7%), everything else is
+    one BLAS call; BLAS on one thread throughout."""
     rows = _rows_of(a, b)
     threads = numba.get_num_threads()
     if rows is None or threads <= 1:
         with blas_on_one_thread():
             return np.matmul(a, b)
     m, n = rows.shape[0], b.shape[1]
-    pieces = min(2 * threads, m // MIN_ROWS)
+    pieces = min(threads, m // MIN_ROWS)
     if pieces < 2:
         with blas_on_one_thread():
             return np.matmul(a, b)
@@ -55,6 +61,6 @@ def _rows_of(a, b):
         if not a.flags.c_contiguous:
             return None
         a = a.reshape(-1, a.shape[-1])
-    if a.shape[0] * a.shape[1] * b.shape[1] < PARALLEL_THRESHOLD * 16:
+    if a.shape[0] * a.shape[1] * b.shape[1] < MIN_MULTIPLY_ADDS:
         return None
     return a
