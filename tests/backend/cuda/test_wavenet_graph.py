@@ -10,19 +10,7 @@ import pytest
 
 from tinygen.backend.cuda_kernels import wavenet as cuda_wavenet
 from tinygen.backend.cuda_kernels.launch import launch
-from tinygen.backend.reference import wavenet as reference
 
-
-def _odd_weights(rng, dtype=np.float64, k=3):
-    L, R, S, Q = 3, 5, 7, 11
-
-    def w(*shape):
-        return (rng.standard_normal(shape) * 0.6).astype(dtype)
-
-    return reference.StepWeights(
-        embed=w(Q, R), embed_b=w(R), conv_w=w(L, k, 2 * R, R), conv_b=w(L, 2 * R),
-        res_w=w(L, R, R), res_b=w(L, R), skip_w=w(L, S, R), skip_b=w(L, S), out1_w=w(S, S),
-        out1_b=w(S), out2_w=w(Q, S), out2_b=w(Q), dilations=np.array([1, 3, 2]))
 
 
 @pytest.fixture
@@ -39,11 +27,11 @@ def launched(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("per_step", [False, True], ids=["cond per sequence", "cond per step"])
-def test_replayed_steps_equal_a_launch_sequence_per_step(emulated, rng, launched, dtype,
-                                                         per_step):
+def test_replayed_steps_equal_a_launch_sequence_per_step(odd_weights, emulated, rng, launched,
+                                                         dtype, per_step):
     """From t = 4 (ring positions depend on t: a time not moved on, or moved twice, puts
     the taps in the wrong slots), a started sequence and a fresh one."""
-    weights = _odd_weights(rng, dtype)
+    weights = odd_weights(rng, dtype)
     n, batch = 7, 2
     uniforms = rng.random((n, batch))
     cond = rng.standard_normal(((n,) if per_step else ()) + (batch, 3, 10)).astype(dtype)
@@ -63,8 +51,9 @@ def test_replayed_steps_equal_a_launch_sequence_per_step(emulated, rng, launched
         np.testing.assert_array_equal(a, b)
 
 
-def test_the_environment_variable_turns_the_graph_on(emulated, rng, launched, monkeypatch):
-    weights = _odd_weights(rng)
+def test_the_environment_variable_turns_the_graph_on(odd_weights, emulated, rng, launched,
+                                                    monkeypatch):
+    weights = odd_weights(rng)
     uniforms = rng.random((3, 1))
     monkeypatch.delenv(cuda_wavenet.GRAPH_ENV, raising=False)
     cuda_wavenet.generate(weights, cuda_wavenet.new_ring(weights, 1), 0, np.array([-1]),

@@ -25,18 +25,6 @@ def _model(dtype=np.float64, seed=0, **kw):
     return WaveNet(**args, dtype=tg.float32 if dtype == np.float32 else tg.float64)
 
 
-def _odd_weights(rng, dtype, k=3):
-    """Random StepWeights of odd sizes: R 5, S 7, Q 11, 3 layers of dilations 1, 3, 2."""
-    L, R, S, Q = 3, 5, 7, 11
-
-    def w(*shape):
-        return (rng.standard_normal(shape) * 0.6).astype(dtype)
-
-    return reference.StepWeights(
-        embed=w(Q, R), embed_b=w(R), conv_w=w(L, k, 2 * R, R), conv_b=w(L, 2 * R),
-        res_w=w(L, R, R), res_b=w(L, R), skip_w=w(L, S, R), skip_b=w(L, S), out1_w=w(S, S),
-        out1_b=w(S), out2_w=w(Q, S), out2_b=w(Q), dilations=np.array([1, 3, 2]))
-
 
 def _as_float64(weights):
     return weights._replace(**{name: getattr(weights, name).astype(np.float64)
@@ -74,10 +62,11 @@ def test_steps_match_the_reference_and_the_full_forward(emulated, rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kernel_size", [2, 3])
 @pytest.mark.parametrize("conditioned", [False, True])
-def test_odd_sizes_match_the_reference(emulated, rng, dtype, kernel_size, conditioned):
+def test_odd_sizes_match_the_reference(odd_weights, emulated, rng, dtype, kernel_size,
+                                       conditioned):
     # float32 is compared with the float64 reference on the same (float32) weights: the
     # kernel accumulates in double, so only its float32 storage may differ from exact.
-    weights = _odd_weights(rng, dtype, kernel_size)
+    weights = odd_weights(rng, dtype, kernel_size)
     exact = _as_float64(weights)
     batch = 2
     ring = cuda_wavenet.new_ring(weights, batch)
@@ -130,12 +119,12 @@ def test_several_blocks_per_sequence_share_each_layer_and_the_skip_convolutions(
 
 
 @pytest.mark.parametrize("threads", [4, 8, 32])
-def test_any_block_size_shares_the_mat_vecs(emulated, rng, monkeypatch, threads):
+def test_any_block_size_shares_the_mat_vecs(odd_weights, emulated, rng, monkeypatch, threads):
     """R 5 in 2 blocks of 3 and 2 gate channels: 4 threads have fewer threads than outputs
     (a thread loops over them), 8 one thread per output and idle threads, 32 several
     threads per output whose partial sums are added (32 threads: 5 per conv output)."""
     monkeypatch.setattr(cuda_wavenet, "MAX_THREADS", threads)
-    weights = _odd_weights(rng, np.float64)
+    weights = odd_weights(rng, np.float64)
     ring, ring_ref = cuda_wavenet.new_ring(weights, 2), reference.new_ring(weights, 2)
     cond = rng.standard_normal((2, 3, 10))
     previous = np.array([3, -1])
@@ -158,8 +147,8 @@ def test_layer_blocks_leave_no_block_without_gate_channels(monkeypatch):
 
 # --- the draw in the kernel -----------------------------------------------------------------
 @pytest.mark.parametrize("temperature", [1.0, 0.37])
-def test_sample_draws_like_the_model(emulated, rng, temperature):
-    weights = _odd_weights(rng, np.float64)
+def test_sample_draws_like_the_model(odd_weights, emulated, rng, temperature):
+    weights = odd_weights(rng, np.float64)
     ring = cuda_wavenet.new_ring(weights, 4)
     # uniforms at the ends of [0, 1) and in between
     uniforms = np.array([0.0, 0.999999, 0.5, rng.random()])
@@ -187,8 +176,8 @@ def test_generate_reproduces_wavenet_generate(emulated):
     np.testing.assert_array_equal(codes.T, expected)
 
 
-def test_generate_with_per_step_conditioning_matches_stepping(emulated, rng):
-    weights = _odd_weights(rng, np.float64)
+def test_generate_with_per_step_conditioning_matches_stepping(odd_weights, emulated, rng):
+    weights = odd_weights(rng, np.float64)
     cond = rng.standard_normal((5, 2, 3, 10))
     uniforms = rng.random((5, 2))
     ring = cuda_wavenet.new_ring(weights, 2)
@@ -202,8 +191,8 @@ def test_generate_with_per_step_conditioning_matches_stepping(emulated, rng):
     np.testing.assert_allclose(ring, ring_ref, rtol=1e-10, atol=1e-12)
 
 
-def test_results_do_not_depend_on_thread_order(emulated, rng):
-    weights = _odd_weights(rng, np.float64)
+def test_results_do_not_depend_on_thread_order(odd_weights, emulated, rng):
+    weights = odd_weights(rng, np.float64)
     uniforms = rng.random((6, 3))
     cond = rng.standard_normal((3, 3, 10))
 
@@ -225,8 +214,8 @@ def test_results_do_not_depend_on_thread_order(emulated, rng):
 
 
 # --- the packed layout and the arguments ------------------------------------------------------
-def test_pack_lays_out_transposed_mat_vecs(rng):
-    w = _odd_weights(rng, np.float64)
+def test_pack_lays_out_transposed_mat_vecs(odd_weights, rng):
+    w = odd_weights(rng, np.float64)
     packed = cuda_wavenet.pack(w)
     L, k, R2, R = w.conv_w.shape
     S, Q = w.skip_w.shape[1], w.embed.shape[0]
@@ -247,8 +236,8 @@ def test_pack_lays_out_transposed_mat_vecs(rng):
         L * (k * R2 * R + R * R + S * R) + S * S + Q * S
 
 
-def test_bad_arguments_are_named(emulated, rng):
-    w = _odd_weights(rng, np.float64)
+def test_bad_arguments_are_named(odd_weights, emulated, rng):
+    w = odd_weights(rng, np.float64)
     ring = cuda_wavenet.new_ring(w, 2)
     start = np.full(2, -1)
     step = cuda_wavenet.step
