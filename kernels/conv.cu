@@ -43,14 +43,18 @@
 //     no size needs to be a multiple of a tile.
 // Per K slice a thread issues TM*TN*kSlice FMAs, kSlice*(ceil(TM/V) + TN/V) shared
 // loads, and gathers (BM + BN)*kSlice/256 elements.  Tiles: m128 = 128x128 (8x8 on
-// 16 x 16) for large M, m64 = 64x256 (8x8 on 8 x 32) for the 64-channel layers, m32 =
-// 32x256 (4x8 on 8 x 32) and m16 = 16x256 (2x8 on 8 x 32) for few rows.  8x8 blocks
-// need 4 LDS.128 per 64 FMAs: the shared-memory pipe keeps up even if each 16-byte
-// load costs 4 wavefronts.  benchmarks/results/static-sm90.md has the instruction mix.
+// 16 x 16) for large M, m64 = 64x256 (8x8 on 8 x 32) for the 64-channel layers.  8x8
+// blocks need 4 LDS.128 per 64 FMAs: the shared-memory pipe keeps up even if each
+// 16-byte load costs 4 wavefronts.  benchmarks/results/static-sm90.md has the
+// instruction mix (ceilings of a model: no GPU timing exists).
 //
-// Stride-1 convs with at most 32 GEMM rows skip the GEMM for the halo tile (conv_halo,
-// below), C = 1 forwards for the direct kernel (conv_forward_direct), and C = 1 input
-// gradients of dense 4x4 stride-2 convs for conv_input_grad_c1.
+// GEMMs with at most 32 rows skip it: a thread's register block would be 2x8 or 4x8
+// (the m16 / m32 tiles once: 36% / 60% of the FMA peak on paper) and every gathered
+// im2col element would serve only 16 or 32 FMAs.  Forwards and input gradients take the
+// halo tile (conv_halo, below; a strided conv one stride phase at a time), weight
+// gradients the halo weight gradient (conv_weight_grad_halo), C = 1 forwards the direct
+// kernel (conv_forward_direct) and C = 1 input gradients of dense 4x4 stride-2 convs
+// conv_input_grad_c1.
 //
 // Split K.  When a GEMM has too few tiles to fill the GPU, the host cuts K into
 // `splits` ranges (blockIdx.z = g * splits + s): split s writes its partial result to
@@ -420,7 +424,8 @@ __device__ void conv_forward(const T* x, const T* w, const int* taps, T* y, int 
 // and kRuns 16-byte stores -- with a store per pixel, address and test included, a
 // t8 loop would spend a third of its instructions storing.  The host guarantees
 // Hout*Wout % V == 0 (a run never straddles two images and its store is aligned);
-// other sizes take the GEMM.  kTaps is n_taps rounded up to a multiple of 8.
+// other sizes take the halo tile or the GEMM.  kTaps is n_taps rounded up to a multiple
+// of 8.
 // ---------------------------------------------------------------------------------------
 constexpr int kDirectOuts = 32;  // output channels per block (blockIdx.y)
 
@@ -618,7 +623,10 @@ __device__ void conv_input_grad_c1(const T* gyp, const T* w, T* grad_x, int batc
 }
 
 // ---------------------------------------------------------------------------------------
-// Halo tile: stride-1 convolutions with few GEMM rows (M <= 32: the m16 / m32 tiles).
+// Halo tile: stride-1 convolutions with few GEMM rows (M <= 32).  A strided conv comes
+// here one stride phase at a time (conv.py): its forward as the sum over the phases
+// x[ph::sh, pw::sw] of stride-1 convs with the taps that land on each, its input
+// gradient as one stride-1 conv of grad_y per phase of grad_x's rows and columns.
 //
 // With few rows the GEMM's register block is short (2 or 4 rows a thread), so every FMA
 // needs more shared-memory bytes than the pipe delivers, and each gathered im2col element
@@ -1023,6 +1031,189 @@ __device__ void conv_weight_grad(const T* x, const T* grad_y, const int* taps, T
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Weight gradient with few output channels (Og <= 32, where a GEMM's im2col elements
+// would each serve only 16 or 32 FMAs): the halo weight gradient.
+//
+// As in the halo tile, a stride-1 conv (a stride phase of x for a strided one: conv.py)
+// reads x at a constant raster offset per tap: gw[o, c, t] = sum over images n and raster
+// positions u of gyr[n, o, u] * xr[n, c, u + off_t], where the host lays grad_y and x out
+// in rasters of `plane` positions per (image, channel): gyr holds grad_y (p, q) at u =
+// p*raster_w + q and zeros elsewhere, xr holds x at raster (r, s) = (p + a_t - min a,
+// q + b_t - min b) and zeros outside x and past the raster, so that every read below is
+// inside the arrays and no element is tested (the arrays are padded past their last
+// plane by the halo channels and rows a block may load beyond the group's).
+//
+// A block owns BM output channels (blockIdx.y) and `cb` source channels (blockIdx.x) with
+// all the launch's taps: cb * n_taps <= KC columns.  Its K loop walks chunks of U
+// positions (image by image; blockIdx.z = g * splits + s picks a range of chunks): per
+// chunk it stages grad_y (BM x U, stored position-major) and the x halo of its channels
+// (cb x width_x, width_x = U + reach rounded up to 16 bytes) in shared memory -- each x
+// element then serves BM * (taps of its channel) FMAs and each grad_y element KC.  Lane l
+// of a warp takes positions u = l + 32*i; a warp owns TM output channels x TN columns, so
+// per position a thread reads TM grad_y values (16-byte loads) and TN x values and does
+// TM*TN FMAs.  The lanes of a warp thus hold partial sums of the same outputs: at the
+// end they are added through shared memory in lane order (deterministic) and written to
+// partial[s, o, c*n_taps_total + t] for conv_weight_grad_reduce, like the GEMM's.
+// ---------------------------------------------------------------------------------------
+template <typename T, int BM, int TM, int TN, int U, int XS>
+struct WeightGradHalo {
+    static constexpr int V = 16 / (int)sizeof(T);
+    static constexpr int kOGroups = BM / TM;                      // warps across the rows
+    static constexpr int kColGroups = kThreads / 32 / kOGroups;    // warps across the columns
+    static constexpr int KC = kColGroups * TN;                    // columns per block
+    static constexpr int kGyRuns = BM * U / (kThreads * V);       // 16-byte loads per chunk
+    static constexpr int kXRuns = XS / (kThreads * V);
+    static_assert(TM % V == 0 && U % 32 == 0 && U % V == 0, "16-byte runs, whole warps");
+    static_assert(BM * U % (kThreads * V) == 0 && XS % (kThreads * V) == 0, "even loads");
+    static_assert(kOGroups * kColGroups * 32 == kThreads, "warps cover the block");
+};
+
+// Positions per chunk (U) and the shared x halo (XS elements) of the halo weight
+// gradient (conv.py keeps a copy, with the columns per block KC: 64 float, 32 double):
+// 42 KB of shared memory for float, 30 KB for double, whose halo is kept short so that
+// its stores leave the shared-memory pipe to the tile loop's loads (82% of the DFMA peak).
+template <typename T>
+struct WeightGradHaloSizes {
+    static constexpr int U = 128;
+    static constexpr int XS = sizeof(T) == 4 ? 8192 : 1536;
+};
+
+template <typename T, int BM, int TM, int TN, int U, int XS>
+__device__ void conv_weight_grad_halo(const T* xr, const T* gyr, const int* taps, T* partial,
+                                      int batch, int channels, int out_channels, int groups,
+                                      int n_taps_total, int n_taps, int plane, int width_x,
+                                      int chunks_per_image, int cb, int splits,
+                                      int chunks_per_split)
+{
+    using S = WeightGradHalo<T, BM, TM, TN, U, XS>;
+    constexpr int V = S::V;
+    struct alignas(16) Tiles {
+        T gy[U][BM + V];  // [position][row]: a thread's TM rows in 16-byte runs
+        T x[XS];          // [channel][width_x]
+    };
+    // Partial sums added per round of the final reduction: a power of two (dividing
+    // TM*TN), at most 32 (a lane each), kThreads * (kRed + 1) of them in the tiles.
+    constexpr int kFit = (int)(sizeof(Tiles) / (sizeof(T) * kThreads)) - 1;
+    constexpr int kRed = kFit >= 32 ? 32 : kFit >= 16 ? 16 : kFit >= 8 ? 8 : 4;
+    static_assert(kFit >= kRed && TM * TN % kRed == 0, "the reduction fits the tiles");
+    __shared__ Tiles tiles;
+    const int tid = (int)threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int og = warp % S::kOGroups, cg = warp / S::kOGroups;
+    const int g = (int)blockIdx.z / splits, s = (int)blockIdx.z - g * splits;
+    const int in_per_group = channels / groups, out_per_group = out_channels / groups;
+    const int c0 = (int)blockIdx.x * cb, o0 = (int)blockIdx.y * BM;
+    const int cb_here = min(cb, in_per_group - c0);
+    const int columns = cb_here * n_taps;
+
+    // This thread's columns: where x of position 0 sits in the shared halo (0 past the
+    // columns: read, never stored).
+    int xoff[TN];
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+        const int kc = cg * TN + j, c = kc / n_taps, t = kc - (kc / n_taps) * n_taps;
+        xoff[j] = kc < columns ? c * width_x + taps[2 * t] : 0;
+    }
+    // What this thread loads per chunk, relative to the chunk's start in image 0: x runs
+    // tid + kThreads*r of the halo (channel-major, runs along positions: coalesced) and
+    // grad_y runs (row tid % BM: its stores into the position-major tile hit consecutive
+    // banks).  Halo channels past cb_here and rows past out_per_group are loaded too
+    // (the host pads both arrays so that they lie inside): only columns and rows that
+    // are never stored read them -- no test per load.
+    int x_src[S::kXRuns], gy_src[S::kGyRuns];
+#pragma unroll
+    for (int r = 0; r < S::kXRuns; ++r) {
+        const int e = (tid + kThreads * r) * V, c = e / width_x, j = e - (e / width_x) * width_x;
+        x_src[r] = (g * in_per_group + c0 + c) * plane + j;
+    }
+#pragma unroll
+    for (int r = 0; r < S::kGyRuns; ++r) {
+        const int q = tid + kThreads * r, o = q % BM, j = (q / BM) * V;
+        gy_src[r] = (g * out_per_group + o0 + o) * plane + j;
+    }
+
+    Run<T, V> x_next[S::kXRuns], gy_next[S::kGyRuns];
+    auto fetch = [&](int n, int u0) {
+        const unsigned bx = (unsigned)(n * channels * plane + u0);
+        const unsigned bg = (unsigned)(n * out_channels * plane + u0);
+#pragma unroll
+        for (int r = 0; r < S::kXRuns; ++r)
+            x_next[r] = *reinterpret_cast<const Run<T, V>*>(xr + (bx + (unsigned)x_src[r]));
+#pragma unroll
+        for (int r = 0; r < S::kGyRuns; ++r)
+            gy_next[r] = *reinterpret_cast<const Run<T, V>*>(gyr + (bg + (unsigned)gy_src[r]));
+    };
+    auto store = [&]() {
+#pragma unroll
+        for (int r = 0; r < S::kXRuns; ++r)
+            reinterpret_cast<Run<T, V>*>(tiles.x)[tid + kThreads * r] = x_next[r];
+#pragma unroll
+        for (int r = 0; r < S::kGyRuns; ++r) {
+            const int q = tid + kThreads * r, o = q % BM, j = (q / BM) * V;
+#pragma unroll
+            for (int e = 0; e < V; ++e) tiles.gy[j + e][o] = gy_next[r].v[e];
+        }
+    };
+
+    T acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
+    const int k_begin = s * chunks_per_split;
+    const int k_end = min(batch * chunks_per_image, k_begin + chunks_per_split);
+    int n = k_begin / chunks_per_image, u0 = (k_begin - n * chunks_per_image) * U;
+    if (k_begin < k_end) fetch(n, u0);  // block-uniform
+    for (int k = k_begin; k < k_end; ++k) {
+        __syncthreads();  // every thread is done with the previous chunk
+        store();
+        __syncthreads();
+        u0 += U;
+        if (u0 == chunks_per_image * U) {
+            u0 = 0;
+            ++n;
+        }
+        if (k + 1 < k_end) fetch(n, u0);  // the next chunk's loads fly during the FMAs
+#pragma unroll
+        for (int i = 0; i < U / 32; ++i) {
+            const int u = lane + 32 * i;
+            T a[TM], b[TN];
+            load_runs<T, TM>(&tiles.gy[u][og * TM], a);
+#pragma unroll
+            for (int j = 0; j < TN; ++j) b[j] = tiles.x[xoff[j] + u];
+#pragma unroll
+            for (int ii = 0; ii < TM; ++ii)
+#pragma unroll
+                for (int j = 0; j < TN; ++j) acc[ii][j] += a[ii] * b[j];
+        }
+    }
+
+    // The 32 lanes of a warp hold partial sums of the same TM x TN outputs: kRed of them
+    // a round go through shared memory (red[thread][kRed + 1]: conflict-free both
+    // ways), lane e of the warp adds output r0 + e over the lanes in order and stores it.
+    T* red = reinterpret_cast<T*>(&tiles);
+    const long long kc_total = (long long)in_per_group * n_taps_total;
+#pragma unroll
+    for (int r0 = 0; r0 < TM * TN; r0 += kRed) {
+        __syncthreads();  // the tiles (or the previous round) are no longer read
+#pragma unroll
+        for (int e = 0; e < kRed; ++e)
+            red[tid * (kRed + 1) + e] = acc[(r0 + e) / TN][(r0 + e) % TN];
+        __syncthreads();
+        if (lane < kRed) {
+            T sum = T(0);
+            for (int l = 0; l < 32; ++l) sum += red[(warp * 32 + l) * (kRed + 1) + lane];
+            const int i = (r0 + lane) / TN, j = (r0 + lane) - ((r0 + lane) / TN) * TN;
+            const int o = o0 + og * TM + i, kc = cg * TN + j;
+            if (o < out_per_group && kc < columns) {
+                const int c = kc / n_taps, t = kc - (kc / n_taps) * n_taps;
+                partial[((long long)s * out_channels + g * out_per_group + o) * kc_total
+                        + (long long)(c0 + c) * n_taps_total + taps[2 * t + 1]] = sum;
+            }
+        }
+    }
+}
+
 // grad_w[o, c, i_t, j_t] = sum over s of partial[s, o, c, t], in split order.  grad_w is
 // zero-initialised by the host where no tap lands.
 template <typename T>
@@ -1055,9 +1246,9 @@ __device__ void split_sum(const T* partial, T* out, int splits, long long count)
 }  // namespace conv
 
 // =======================================================================================
-// Entry points.  Tile names: m128 = 128x128 (TM = TN = 8), m64 = 64x256 (TM = TN = 8 on an 8 x 32 thread grid),
-// m32 = 32x256 (4x8 on 8 x 32), m16 = 16x256 (2x8 on 8 x 32) -- BM x BN, register block
-// TM x TN per thread.
+// Entry points.  GEMM tile names: m128 = 128x128 (TM = TN = 8), m64 = 64x256 (TM = TN =
+// 8 on an 8 x 32 thread grid) -- BM x BN, register block TM x TN per thread; halo tiles:
+// m16 / m32 = 16 / 32 rows a block.
 // Launch with blockDim = (256, 1, 1) and the grids described in conv.py.
 // =======================================================================================
 
@@ -1080,26 +1271,6 @@ TG_ENTRY_F32_F64(conv_forward_m64, __launch_bounds__(256, 1), __launch_bounds__(
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left, int splits,
      int split_k),
     conv::conv_forward<T, 8, 8, 8>(x, weight, taps, y, batch, channels, height, width,
-                                   out_channels, out_height, out_width, kernel_h, kernel_w,
-                                   n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                   splits, split_k))
-
-TG_ENTRY_F32_F64(conv_forward_m32, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
-    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
-     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
-     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left, int splits,
-     int split_k),
-    conv::conv_forward<T, 4, 8, 8>(x, weight, taps, y, batch, channels, height, width,
-                                   out_channels, out_height, out_width, kernel_h, kernel_w,
-                                   n_taps, groups, stride_h, stride_w, pad_top, pad_left,
-                                   splits, split_k))
-
-TG_ENTRY_F32_F64(conv_forward_m16, __launch_bounds__(256, 2), __launch_bounds__(256, 1),
-    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
-     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
-     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left, int splits,
-     int split_k),
-    conv::conv_forward<T, 2, 8, 8>(x, weight, taps, y, batch, channels, height, width,
                                    out_channels, out_height, out_width, kernel_h, kernel_w,
                                    n_taps, groups, stride_h, stride_w, pad_top, pad_left,
                                    splits, split_k))
@@ -1128,27 +1299,8 @@ TG_ENTRY_F32_F64(conv_input_grad_m64, __launch_bounds__(256, 1), __launch_bounds
                                       out_width, kernel_h, kernel_w, groups, stride_h, stride_w,
                                       pad_top, pad_left, splits, split_k))
 
-TG_ENTRY_F32_F64(conv_input_grad_m32, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
-    (const T* grad_y, const T* weight, const int* taps, const int* phase_start, T* grad_x,
-     int batch, int channels, int height, int width, int out_channels, int out_height,
-     int out_width, int kernel_h, int kernel_w, int groups, int stride_h, int stride_w,
-     int pad_top, int pad_left, int splits, int split_k),
-    conv::conv_input_grad<T, 4, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                      channels, height, width, out_channels, out_height,
-                                      out_width, kernel_h, kernel_w, groups, stride_h, stride_w,
-                                      pad_top, pad_left, splits, split_k))
-
-TG_ENTRY_F32_F64(conv_input_grad_m16, __launch_bounds__(256, 2), __launch_bounds__(256, 1),
-    (const T* grad_y, const T* weight, const int* taps, const int* phase_start, T* grad_x,
-     int batch, int channels, int height, int width, int out_channels, int out_height,
-     int out_width, int kernel_h, int kernel_w, int groups, int stride_h, int stride_w,
-     int pad_top, int pad_left, int splits, int split_k),
-    conv::conv_input_grad<T, 2, 8, 8>(grad_y, weight, taps, phase_start, grad_x, batch,
-                                      channels, height, width, out_channels, out_height,
-                                      out_width, kernel_h, kernel_w, groups, stride_h, stride_w,
-                                      pad_top, pad_left, splits, split_k))
-
-// --- halo tile, stride-1 forward and input grad with at most 32 GEMM rows: grid
+// --- halo tile, forward and input grad (a stride phase at a time) with at most 32 GEMM
+//     rows: grid
 //     (ceil(N*raster_h*raster_w / kPixels), ceil(rows / BM), groups*splits), kPixels =
 //     2048 (m16_f32), 1024 (m32_f32, m16_f64), 512 (m32_f64); taps: rows (raster
 //     offset, weight offset i*kw + j); dst: (splits, N, dst_channels, dst_h, dst_w) --
@@ -1199,25 +1351,20 @@ TG_ENTRY_F32_F64(conv_weight_grad_m64, __launch_bounds__(256, 1), __launch_bound
                                        stride_h, stride_w, pad_top, pad_left, dilation_h,
                                        dilation_w, splits, split_columns))
 
-TG_ENTRY_F32_F64(conv_weight_grad_m32, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
-    (const T* x, const T* grad_y, const int* taps, T* partial, int batch, int channels,
-     int height, int width, int out_channels, int out_height, int out_width, int n_taps,
-     int groups, int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h,
-     int dilation_w, int splits, long long split_columns),
-    conv::conv_weight_grad<T, 4, 8, 8>(x, grad_y, taps, partial, batch, channels, height, width,
-                                       out_channels, out_height, out_width, n_taps, groups,
-                                       stride_h, stride_w, pad_top, pad_left, dilation_h,
-                                       dilation_w, splits, split_columns))
+// --- weight grad with at most 32 output channels per group, on rasters laid out by the
+//     host (conv.py): grid (ceil(Cg / cb), ceil(Og / BM), groups*splits) writing partial
+//     (splits, O, Cg*n_taps_total) at the launch's taps; taps: rows (raster offset, index
+//     in the whole tap list); conv::WeightGradHaloSizes has the chunk and halo sizes ---
 
-TG_ENTRY_F32_F64(conv_weight_grad_m16, __launch_bounds__(256, 2), __launch_bounds__(256, 1),
-    (const T* x, const T* grad_y, const int* taps, T* partial, int batch, int channels,
-     int height, int width, int out_channels, int out_height, int out_width, int n_taps,
-     int groups, int stride_h, int stride_w, int pad_top, int pad_left, int dilation_h,
-     int dilation_w, int splits, long long split_columns),
-    conv::conv_weight_grad<T, 2, 8, 8>(x, grad_y, taps, partial, batch, channels, height, width,
-                                       out_channels, out_height, out_width, n_taps, groups,
-                                       stride_h, stride_w, pad_top, pad_left, dilation_h,
-                                       dilation_w, splits, split_columns))
+TG_ENTRY_F32_F64(conv_weight_grad_halo_m16, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* xr, const T* gyr, const int* taps, T* partial, int batch, int channels,
+     int out_channels, int groups, int n_taps_total, int n_taps, int plane, int width_x,
+     int chunks_per_image, int cb, int splits, int chunks_per_split),
+    conv::conv_weight_grad_halo<T, 16, conv::HaloRows<T>::value, 8,
+                                conv::WeightGradHaloSizes<T>::U,
+                                conv::WeightGradHaloSizes<T>::XS>(
+        xr, gyr, taps, partial, batch, channels, out_channels, groups, n_taps_total, n_taps,
+        plane, width_x, chunks_per_image, cb, splits, chunks_per_split))
 
 // --- weight grad, second pass: grid-stride over O*Cg*T elements -------------------------
 

@@ -61,6 +61,11 @@ def cropped(geom, out_width):
                           (geom.out_size[0], out_width), geom.kernel)
 
 
+def _is_second_pass(name):
+    """A launch that sums partial results (split K, weight-gradient splits)."""
+    return "reduce" in name or "split_sum" in name
+
+
 # --- comparing -----------------------------------------------------------------------------
 def rel_error(actual, expected):
     assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
@@ -77,30 +82,39 @@ def random_operands(rng, geom, n, channels, out_channels, dtype):
     return x, w, gy
 
 
-def check_all(x, w, gy, geom, taps):
-    """All three CUDA functions equal the float64 reference on these operands."""
+def check_all(x, w, gy, geom, taps, launches=None):
+    """All three CUDA functions equal the float64 reference on these operands; with the
+    ``launches`` fixture's list, returns the kernels each function ran (less the second
+    passes that sum partial results), one set per function."""
     dtype = x.dtype.type
     x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
-    pairs = [
-        (cuda_conv.conv2d_forward(x, w, geom, taps),
-         reference.conv2d_forward(x64, w64, geom, taps)),
-        (cuda_conv.conv2d_input_grad(gy, w, geom, taps),
-         reference.conv2d_input_grad(gy64, w64, geom, taps)),
-        (cuda_conv.conv2d_weight_grad(x, gy, geom, taps),
-         reference.conv2d_weight_grad(x64, gy64, geom, taps)),
+    calls = [
+        (lambda: cuda_conv.conv2d_forward(x, w, geom, taps),
+         lambda: reference.conv2d_forward(x64, w64, geom, taps)),
+        (lambda: cuda_conv.conv2d_input_grad(gy, w, geom, taps),
+         lambda: reference.conv2d_input_grad(gy64, w64, geom, taps)),
+        (lambda: cuda_conv.conv2d_weight_grad(x, gy, geom, taps),
+         lambda: reference.conv2d_weight_grad(x64, gy64, geom, taps)),
     ]
-    for name, (actual, expected) in zip(FUNCTIONS, pairs):
+    kernels = []
+    for name, (ours, theirs) in zip(FUNCTIONS, calls):
+        first = len(launches) if launches is not None else 0
+        actual, expected = ours(), theirs()
+        if launches is not None:
+            kernels.append({k for k, _ in launches[first:] if not _is_second_pass(k)})
         assert type(actual) is np.ndarray and actual.dtype == dtype, name
         assert actual.flags.c_contiguous, name
         error = rel_error(actual, expected)
         assert error <= TOLERANCE[dtype], f"{name}: relative error {error:.3g}"
+    return kernels
 
 
-def run_case(rng, dtype, geom, taps, n, channels, out_channels, weight_mask=None):
+def run_case(rng, dtype, geom, taps, n, channels, out_channels, weight_mask=None,
+             launches=None):
     x, w, gy = random_operands(rng, geom, n, channels, out_channels, dtype)
     if weight_mask is not None:
         w = C._masked_weight(w, weight_mask)
-    check_all(x, w, gy, geom, taps)
+    return check_all(x, w, gy, geom, taps, launches)
 
 
 @pytest.fixture
@@ -142,34 +156,41 @@ DENSE = {
                                    dict(stride=2, padding=((1, 0), (1, 1)))),
     "halo over several blocks": ((3, 17, 29, 27), (5, 17, 3, 2),
                                  dict(padding=((2, 1), (0, 1)), dilation=(2, 1))),
+    # strided convs with few rows: the halo tiles per stride phase (odd sizes, per-side
+    # padding, dilation; phases no tap reaches; an input whose phases are all padding)
+    "3x3 stride 2 dilation 2, odd sizes": ((2, 5, 11, 9), (7, 5, 3, 3),
+                                           dict(stride=2, dilation=2, padding=((3, 1), (0, 2)))),
+    "2x2 stride 3: phases without taps": ((1, 4, 10, 8), (3, 4, 2, 2), dict(stride=3, padding=1)),
+    "1x1 stride 2 on a 1x1 input: only padding": ((2, 3, 1, 1), (4, 3, 1, 1),
+                                                  dict(stride=2, padding=1)),
+    # the halo weight gradient over several column blocks (70 channels) and row blocks
+    "1x1 70 -> 20 channels": ((1, 70, 5, 6), (20, 70, 1, 1), {}),
     # the 128x128 tile, with a row edge (130 = 128 + 2)
     "130 output channels": ((2, 15, 9, 9), (130, 15, 3, 3), dict(padding=1)),
     "130 input channels": ((2, 130, 9, 9), (3, 130, 3, 3), dict(padding=1)),
 }
 
 # The kernel (less conv_ and the dtype) each function runs, so that the cases above keep
-# covering every tile shape whatever the selection rules become.  Stride-1 convs with at
-# most 32 GEMM rows take the halo tile (forward and input gradient alike).
+# covering every tile shape whatever the selection rules become.  Forwards and input
+# gradients with at most 32 GEMM rows take the halo tile (strided ones per stride phase).
 TILES = {
-    "1x1": ("halo_m16", "halo_m16", "weight_grad_m16"),
-    "1x1 stride 2": ("forward_m16", "input_grad_m16", "weight_grad_m16"),
-    "20 channels each": ("halo_m32", "halo_m32", "weight_grad_m32"),
-    "20 channels each, stride 2": ("forward_m32", "input_grad_m32", "weight_grad_m32"),
-    "40 input channels": ("halo_m16", "input_grad_m64", "weight_grad_m16"),
+    "1x1": ("halo_m16", "halo_m16", "weight_grad_halo_m16"),
+    "1x1 stride 2": ("halo_m16", "halo_m16", "weight_grad_halo_m16"),
+    "20 channels each": ("halo_m32", "halo_m32", "weight_grad_halo_m16"),
+    "20 channels each, stride 2": ("halo_m32", "halo_m32", "weight_grad_halo_m16"),
+    "3x3 dilation (2, 3) stride 3": ("halo_m16", "halo_m16", "weight_grad_halo_m16"),
+    "3x3 stride 2 dilation 2, odd sizes": ("halo_m16", "halo_m16", "weight_grad_halo_m16"),
+    "1x1 70 -> 20 channels": ("halo_m32", "input_grad_m64", "weight_grad_halo_m16"),
+    "40 input channels": ("halo_m16", "input_grad_m64", "weight_grad_halo_m16"),
     # 70 rows: the 128x128 tile would be one block, below the emulator's "wave" of 4,
     # so the forward takes 64x128; the weight gradient fills the device by splitting.
     "70 output channels": ("forward_m64", "halo_m16", "weight_grad_m128"),
     "50 output channels": ("forward_m64", "halo_m16", "weight_grad_m64"),
     "130 output channels": ("forward_m128", "halo_m16", "weight_grad_m128"),
-    "130 input channels": ("halo_m16", "input_grad_m128", "weight_grad_m16"),
+    "130 input channels": ("halo_m16", "input_grad_m128", "weight_grad_halo_m16"),
     # more raster positions than one block of each halo tile holds, across images
-    "halo over several blocks": ("halo_m16", "halo_m32", "weight_grad_m16"),
+    "halo over several blocks": ("halo_m16", "halo_m32", "weight_grad_halo_m16"),
 }
-
-
-def _is_second_pass(name):
-    """A launch that sums partial results (split K, weight-gradient splits)."""
-    return "reduce" in name or "split_sum" in name
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -177,14 +198,15 @@ def _is_second_pass(name):
 def test_dense_conv_matches_reference(rng, launches, dtype, case):
     x_shape, w_shape, kwargs = DENSE[case]
     geom, taps = conv_problem(x_shape, w_shape, **kwargs)
-    run_case(rng, dtype, geom, taps, x_shape[0], x_shape[1], w_shape[0])
+    kernels = run_case(rng, dtype, geom, taps, x_shape[0], x_shape[1], w_shape[0],
+                       launches=launches)
     if case in TILES:
         suffix = "f32" if dtype is np.float32 else "f64"
-        assert [name for name, _ in launches if not _is_second_pass(name)] == [
-            f"conv_{kernel}_{suffix}" for kernel in TILES[case]]
+        assert kernels == [{f"conv_{kernel}_{suffix}"} for kernel in TILES[case]]
 
 
-@pytest.mark.parametrize("name,bm,bn", cuda_conv._TILES + (cuda_conv._LARGE_TILE,))
+@pytest.mark.parametrize("name,bm,bn", [tile for tile in cuda_conv._TILES if tile[0] == "m64"]
+                         + [cuda_conv._LARGE_TILE])
 def test_each_tile_computes_exactly_the_block_conv_py_sizes_grids_for(name, bm, bn):
     """One block of a 1x1 conv one row and one column larger than the tile: the block
     writes the BM x BN corner and nothing else (conv.py's grids rely on this)."""
@@ -255,10 +277,12 @@ def test_gated_pixelcnn_stacks_match_reference(rng, dtype, stack):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [2, 3])
-@pytest.mark.parametrize("dilation,length", [(1, 9), (4, 9), (9, 7), (9, 1)])
+@pytest.mark.parametrize("dilation,length", [(1, 9), (4, 9), (9, 7), (9, 1), (1500, 1503)])
 def test_causal_conv1d_matches_reference(rng, dtype, k, dilation, length):
     """WaveNet's dilated causal conv1d through the height-1 path, including inputs
-    shorter than the receptive field (taps that see only padding)."""
+    shorter than the receptive field (taps that see only padding) and a dilation that
+    reaches past a double halo block and the double weight gradient's x halo (a launch
+    per tap)."""
     geom, taps = causal_problem(2, 3, 4, length, k, dilation)
     assert tuple(geom.in_size) == (1, length) and tuple(geom.out_size) == (1, length)
     run_case(rng, dtype, geom, taps, 2, 3, 4)
@@ -384,14 +408,14 @@ def test_forward_and_input_grad_split_k_when_their_tiles_do_not_fill_a_wave(rng,
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_forward_splits_k_when_its_tiles_do_not_fill_a_wave(rng, launches, dtype):
-    """One 16x256 tile (stride 2: no halo tile): K = 32 channels * 9 taps = 18 slices is
-    split in four (at least 4 slices a split), then summed."""
-    geom, taps = conv_problem((1, 32, 5, 5), (16, 32, 3, 3), stride=2, padding=1)
-    x, w, gy = random_operands(rng, geom, 1, 32, 16, dtype)
+    """One 64x256 tile (40 output channels: no halo tile): K = 32 channels * 9 taps = 18
+    slices is split in four (at least 4 slices a split), then summed."""
+    geom, taps = conv_problem((1, 32, 5, 5), (40, 32, 3, 3), stride=2, padding=1)
+    x, w, gy = random_operands(rng, geom, 1, 32, 40, dtype)
     check_all(x, w, gy, geom, taps)
     suffix = "f32" if dtype is np.float32 else "f64"
-    assert launches[:2] == [(f"conv_forward_m16_{suffix}", (1, 1, 4)),
-                            (f"conv_split_sum_{suffix}", (1, 1, 1))]
+    assert launches[:2] == [(f"conv_forward_m64_{suffix}", (1, 1, 4)),
+                            (f"conv_split_sum_{suffix}", (2, 1, 1))]  # 360 outputs
 
 
 def test_grids_that_fill_a_wave_are_not_split(rng, monkeypatch, launches):
@@ -406,14 +430,16 @@ def test_grids_that_fill_a_wave_are_not_split(rng, monkeypatch, launches):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_taps_reaching_beyond_a_halo_block_take_the_gemm(rng, launches, dtype):
+def test_taps_reaching_beyond_a_halo_block_run_as_separate_launches(rng, launches, dtype):
     """WaveNet's dilation 600 (k = 2) reaches 600 raster positions: within a float m32
-    halo block (1024 positions), beyond a double one (512)."""
+    halo block (1024 positions), beyond a double one (512): a launch per tap, summed."""
     geom, taps = causal_problem(1, 20, 20, 610, 2, 600)
     run_case(rng, dtype, geom, taps, 1, 20, 20)
-    expected = {np.float32: ["conv_halo_m32_f32"] * 2,
-                np.float64: ["conv_forward_m32_f64", "conv_input_grad_m32_f64"]}[dtype]
-    assert [name for name, _ in launches if not _is_second_pass(name)][:2] == expected
+    suffix = "f32" if dtype is np.float32 else "f64"
+    per_function = 1 if dtype is np.float32 else 2
+    names = [name for name, _ in launches if not _is_second_pass(name)]
+    assert names == [f"conv_halo_m32_{suffix}"] * (2 * per_function) + [
+        f"conv_weight_grad_halo_m16_{suffix}"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -426,10 +452,11 @@ def test_tap_lists_over_32_run_as_several_launches(rng, launches, dtype):
         launches.clear()
         run_case(rng, dtype, geom, taps, 1, 2, 3)
         names = [name.rsplit("_", 1)[0].removesuffix("_m16") for name, _ in launches]
-        forward, input_grad = (("conv_halo",) * 2 if "stride" not in kwargs
-                               else ("conv_forward", "conv_input_grad"))
-        assert names[:6] == [forward, forward, "conv_split_sum",
-                             input_grad, input_grad, "conv_split_sum"]
+        if "stride" not in kwargs:
+            assert names[:6] == ["conv_halo", "conv_halo", "conv_split_sum"] * 2
+        else:  # 16, 12, 12 and 9 taps a phase: the forward sums 4 launches, the input
+            # gradient writes each phase's rows of grad_x
+            assert names[:9] == ["conv_halo"] * 4 + ["conv_split_sum"] + ["conv_halo"] * 4
 
 
 # --- one input channel per group: the direct forward kernel ---------------------------------
@@ -462,17 +489,17 @@ def test_single_channel_forward_runs_the_direct_kernel(rng, launches, dtype, cas
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("out_size", [(3, 5), (5, 6)], ids=["odd plane", "plane of 30"])
-def test_single_channel_planes_of_partial_16_byte_runs_take_the_gemm(rng, launches, dtype,
+def test_single_channel_planes_of_partial_16_byte_runs_take_the_halo(rng, launches, dtype,
                                                                       out_size):
     """The direct kernel stores 16-byte runs of an output plane: a plane of 15 pixels (or
-    30 floats) is no whole number of runs, and takes the GEMM (stride 2: no halo)."""
+    30 floats) is no whole number of runs, and takes the halo tile (per stride phase)."""
     h, w = 2 * out_size[0] - 1, 2 * out_size[1] - 1
     geom, taps = conv_problem((2, 1, h, w), (3, 1, 3, 3), stride=2, padding=1)
     assert tuple(geom.out_size) == out_size
     run_case(rng, dtype, geom, taps, 2, 1, 3)
     direct = out_size == (5, 6) and dtype is np.float64
     assert launches[0][0] == ("conv_forward_direct_t16_f64" if direct else
-                              f"conv_forward_m16_{'f32' if dtype is np.float32 else 'f64'}")
+                              f"conv_halo_m16_{'f32' if dtype is np.float32 else 'f64'}")
 
 
 def test_direct_kernel_never_reads_masked_weights(rng, launches):
@@ -579,7 +606,8 @@ def test_weight_grad_splits_are_reduced_deterministically(rng, monkeypatch, laun
     monkeypatch.setattr(cuda_conv, "EMULATOR_TARGET_BLOCKS", 16)
     first = cuda_conv.conv2d_weight_grad(x, gy, geom, taps)
     (gemm, grid), (reduce, _) = launches
-    assert gemm.startswith("conv_weight_grad_m16") and grid[2] == 2  # 510 columns: 2 splits
+    # 17 rows of 17 raster positions in chunks of 128: 3 chunks an image, a split each
+    assert gemm.startswith("conv_weight_grad_halo_m16") and grid[2] == 6
     assert reduce.startswith("conv_weight_grad_reduce")
     expected = reference.conv2d_weight_grad(x.astype(np.float64), gy.astype(np.float64), geom,
                                             taps)
@@ -591,14 +619,14 @@ def test_a_dense_unsplit_weight_grad_needs_no_reduction(rng, launches):
     geom, taps = conv_problem((1, 2, 5, 5), (3, 2, 3, 3))
     x, _, gy = random_operands(rng, geom, 1, 2, 3, np.float64)
     gw = cuda_conv.conv2d_weight_grad(x, gy, geom, taps)
-    assert [name for name, _ in launches] == ["conv_weight_grad_m16_f64"]
+    assert [name for name, _ in launches] == ["conv_weight_grad_halo_m16_f64"]
     assert rel_error(gw, reference.conv2d_weight_grad(x, gy, geom, taps)) <= 1e-10
 
 
 # --- races: results must not depend on the order the threads of a block run in -------------
 @pytest.mark.parametrize("channels,out_channels,kernel,stride", [
-    (20, 20, 3, (2, 1)), (1, 33, 5, (2, 1)), (20, 20, 3, 1), (1, 40, 4, 2)],
-    ids=["GEMM", "direct forward (C=1), split K", "halo", "C=1 input grad, split"])
+    (20, 40, 3, (2, 1)), (1, 33, 5, (2, 1)), (20, 20, 3, 1), (1, 40, 4, 2)],
+    ids=["GEMM, halo phases", "direct forward (C=1), split K", "halo", "C=1 input grad, split"])
 def test_results_do_not_depend_on_thread_order(rng, channels, out_channels, kernel, stride):
     geom, taps = conv_problem((2, channels, 6, 8), (out_channels, channels, kernel, kernel),
                               stride=stride, padding=1)

@@ -6,7 +6,7 @@ how.  This module checks the arrays, builds the tap tables, sizes the grids and
 allocates the outputs with the inputs' array module: cupy arrays run on the GPU,
 numpy arrays on the CUDA emulator (tests without a GPU).
 
-Launch shapes (blocks of 256 threads; a block owns a BM x BN output tile):
+Launch shapes (blocks of 256 threads; a GEMM block owns a BM x BN output tile):
 
     forward       grid (ceil(N*Hout*Wout / BN), ceil(Og / BM), groups*splits)
     input grad    grid (ceil(N*ceil(H/sh)*ceil(W/sw) / BN), ceil(Cg / BM), groups*sh*sw*splits)
@@ -16,31 +16,40 @@ Launch shapes (blocks of 256 threads; a block owns a BM x BN output tile):
                   zero-padded first (one pass over x) so that its gather tests nothing
 
 The kernel, in order of preference (why: each is what keeps its case's main loop at or
-above 80% of the FMA peak on paper, benchmarks/results/static-sm90.md):
+above 80% of the FMA peak on paper, benchmarks/results/static-sm90.md; no GPU timing
+exists):
 
 1. A forward with one input channel per group (C = 1 first layers, depthwise convs),
    at most 32 taps and an output plane of a whole number of 16-byte runs (Hout*Wout a
    multiple of 4 floats or 2 doubles; it stores 16 bytes at a time):
-   conv_forward_direct_t<taps rounded up to 8>, no GEMM (K is just the taps), grid (ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32),
-   groups).
+   conv_forward_direct_t<taps rounded up to 8>, no GEMM (K is just the taps), grid
+   (ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32), groups).
 2. An input gradient with one input channel per group and a dense 4x4 stride-2 kernel
    (the GAN critic's first layer: WGAN-GP's penalty needs its input gradient):
    conv_input_grad_c1_k4s2, grid (ceil(N*tiles_h*tiles_w / 256), splits of Og, groups);
    a thread owns a 2 x 2*TQ tile of grad_x and keeps the grad_y values it reads in
    registers (the GEMM would have one row; grad_y is padded first so that the kernel
    tests nothing per element).
-3. A stride-1 forward or input gradient whose GEMM has at most 32 rows (Og, or Cg for
-   the input gradient): the halo tile conv_halo_m16 / _m32 (BM = 16 / 32), grid
+3. A forward or input gradient whose GEMM has at most 32 rows (Og, or Cg for the input
+   gradient): the halo tile conv_halo_m16 / _m32 (BM = 16 / 32), grid
    (ceil(N*raster_h*raster_w / positions per block), ceil(M / BM), groups*splits).
-   With so few rows a GEMM thread's register block is 2x8 or 4x8 and the shared-memory
-   pipe caps it at 36% / 60%; the halo tile loads each source channel once and lets
-   every tap read it at its own offset (16 rows x 8 positions a thread).  Taps that
-   reach further than one block's positions (a very long dilation) take the GEMM.
-4. The implicit GEMM, whose tile (BM, BN) is picked by the row count M: 16x256, 32x256
-   or 64x256 for M up to 16, 32, 64 (few rows wasted; the 64-channel layers get the
-   64x256 tile), 128x128 above that when it still fills one wave of the GPU (one block
-   per multiprocessor), else 64x256.  The weight gradient always takes it (its
-   reduction runs over pixels, not taps: no halo to share).
+   With so few rows a GEMM thread's register block would be 2x8 or 4x8 and each
+   gathered im2col element would serve 16 or 32 FMAs (the m16 / m32 GEMM tiles this
+   replaced: 36% / 60%); the halo tile loads each source channel once and lets every
+   tap read it at its own offset (16 rows x 8 positions a thread).  A strided conv is
+   a sum of stride-1 convs, one per stride phase: the forward reads x[ph::sh, pw::sw]
+   (a copy of each phase) with the taps that land on it, the input gradient computes
+   each phase's rows of grad_x from grad_y with the taps that reach them.  Tap lists
+   whose offsets reach further than a block's positions (a very long dilation) run as
+   several launches.
+4. A weight gradient with at most 32 output channels per group: the halo weight
+   gradient conv_weight_grad_halo_m16 (16 rows a block, two row blocks for 17-32), grid
+   (ceil(Cg / channels per block), ceil(Og / 16), groups*splits), per stride phase of x
+   and launch's taps, on rasters of grad_y and x built here (zeros around them: the
+   kernel tests nothing) in which every tap reads x at a constant offset.
+5. The implicit GEMM, whose tile is 64x256 for M up to 64 (the 64-channel layers) and
+   128x128 above that when it still fills one wave of the GPU (one block per
+   multiprocessor), else 64x256.
 
 When the blocks of a forward or input-gradient launch do not fill one wave, K (the
 GEMM's K, or the halo tile's source channels) is split (split-K, summed by a second
@@ -57,8 +66,9 @@ from .launch import launch
 
 THREADS = 256
 _DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
-# (name, BM, BN) from the smallest row count up; the entry points are conv_<op>_<name>_<dt>.
-_TILES = (("m16", 16, 256), ("m32", 32, 256), ("m64", 64, 256))
+# The GEMM tiles (name, BM, BN) from the smallest row count up (at most 32 rows take the
+# halo tiles); the entry points are conv_<op>_<name>_<dt>.
+_TILES = (("m64", 64, 256),)
 _LARGE_TILE = ("m128", 128, 128)
 # The halo tiles (kernels/conv.cu, conv_halo_*): (name, BM), and the raster positions a
 # block covers, per tile and dtype (HaloTile::kPixels); a tap may reach that far.
@@ -67,7 +77,7 @@ _HALO_PIXELS = {("m16", "f32"): 2048, ("m32", "f32"): 1024, ("m16", "f64"): 1024
                 ("m32", "f64"): 512}
 _MIN_HALO_SPLIT = 4       # source channels per split of a halo launch, at least
 # Blocks of each tile resident per multiprocessor (kernels/conv.cu's __launch_bounds__).
-_BLOCKS_PER_SM = {"m16": 2, "m32": 1, "m64": 1, "m128": 1, "halo": 1, "c1": 1}
+_BLOCKS_PER_SM = {"m64": 1, "m128": 1, "halo": 1, "c1": 1}
 _K_SLICE = 16             # kernels/conv.cu's kSlice (float; 8 for double): split sizes
                           # are multiples of it
 _MAX_TAPS = 32            # kernels/conv.cu's kMaxTaps: taps per forward/input-grad launch
@@ -151,9 +161,9 @@ def _contiguous(xp, array):
 
 
 def _tile(rows, columns, groups, multiprocessors):
-    """(name, BM, BN) for a GEMM of ``rows`` x ``columns`` per group: the smallest tile
-    whose height covers ``rows``; above 64 rows the 128x128 tile when its blocks still
-    fill the ``multiprocessors`` (one block each), else 64x256 (twice the blocks)."""
+    """(name, BM, BN) for a GEMM of ``rows`` x ``columns`` per group: 64x256 up to 64
+    rows; above that the 128x128 tile when its blocks still fill the
+    ``multiprocessors`` (one block each), else 64x256 (twice the blocks)."""
     for name, bm, bn in _TILES:
         if rows <= bm:
             return name, bm, bn
@@ -330,8 +340,8 @@ def conv2d_forward(x, weight, geom, taps):
         _forward_direct(xp, x, weight, geom, taps, y, suffix, op)
         return y
     columns, rows = n * hout * wout, out_channels // g
-    if _halo_tile(rows, geom, taps, suffix):
-        _halo(xp, x, weight, geom, taps, y, suffix, op, transposed=False)
+    if _halo_tile(rows, suffix):
+        _forward_halo(xp, x, weight, geom, taps, y, suffix, op)
         return y
     name, bm, bn = _tile(rows, columns, g, _multiprocessor_count(xp))
     x_blocks, y_blocks = _blocks(columns, bn), _blocks(rows, bm)
@@ -383,51 +393,100 @@ def _forward_direct(xp, x, weight, geom, taps, y, suffix, op):
             hout, wout, geom.kernel[0], geom.kernel[1], len(taps), g, sh, sw, top, left))
 
 
-# --- the halo tile: stride-1 convs with few GEMM rows ------------------------------------
-def _halo_reach(geom, taps, transposed):
+# --- the halo tile: convs with few GEMM rows -------------------------------------------------
+def _halo_tile(rows, suffix):
+    """The halo tile (name, BM, raster positions per block) for a GEMM of at most 32 rows,
+    else None."""
+    if rows > _HALO_TILES[-1][1]:
+        return None
+    name, bm = next(tile for tile in _HALO_TILES if rows <= tile[1])
+    return name, bm, _HALO_PIXELS[name, suffix]
+
+
+def _halo_raster(a, b, dest_h, dest_w):
     """(raster_h, raster_w, shift_h, shift_w, reach, offsets) of kernels/conv.cu's halo
-    tile: destination (p, q) reads the source at (p + a_t, q + b_t), a_t = i*dh - pt
-    (forward) or pt - i*dh (input gradient), in a raster of the destination's size grown
-    by the spread of the a_t and b_t; offsets[t] is tap t's offset in that raster."""
-    sh, sw, top, left, dh, dw = _geometry(geom)
-    sign = -1 if transposed else 1
-    a = sign * (taps[:, 0].astype(np.int64) * dh - top)
-    b = sign * (taps[:, 1].astype(np.int64) * dw - left)
-    dest_h, dest_w = geom.in_size if transposed else geom.out_size
+    tile for taps that read the source at (p + a_t, q + b_t) from destination (p, q): a
+    raster of the destination's size grown by the spread of the a_t and b_t; offsets[t]
+    is tap t's offset in that raster, reach the largest."""
     raster_h = dest_h + int(a.max() - a.min())
     raster_w = dest_w + int(b.max() - b.min())
     offsets = (a - a.min()) * raster_w + (b - b.min())
     return raster_h, raster_w, int(a.min()), int(b.min()), int(offsets.max()), offsets
 
 
-def _halo_tile(rows, geom, taps, suffix):
-    """The halo tile (name, BM, raster positions per block) for a stride-1 GEMM of at most
-    32 rows whose taps reach no further than a block's positions, else None."""
-    if tuple(geom.stride) != (1, 1) or rows > _HALO_TILES[-1][1]:
-        return None
-    name, bm = next(tile for tile in _HALO_TILES if rows <= tile[1])
-    pixels = _HALO_PIXELS[name, suffix]
-    if any(_halo_reach(geom, chunk, t)[4] > pixels for chunk in _tap_chunks(taps)
-           for t in (False, True)):
-        return None
-    return name, bm, pixels
+def _reach_chunks(a, b, dest_w, pixels, max_taps=_MAX_TAPS):
+    """The taps (indices, in order) cut into launches of at most ``max_taps`` taps whose
+    offsets reach no further than ``pixels`` positions (a tap alone reaches 0: a very
+    long dilation runs one tap a launch)."""
+    chunks, current = [], []
+    for t in range(len(a)):
+        trial = current + [t]
+        if len(trial) > max_taps or _halo_raster(a[trial], b[trial], 1, dest_w)[4] > pixels:
+            chunks.append(current)
+            trial = [t]
+        current = trial
+    return chunks + [current]
 
 
-def _halo(xp, src, weight, geom, taps, dst, suffix, op, transposed):
-    """dst = the forward (src = x) or input gradient (src = grad_y) of a stride-1 conv
-    with at most 32 GEMM rows, on the halo tile; split over source channels when its
-    blocks do not fill a wave, tap lists over 32 in several launches, summed in order."""
+def _forward_phases(geom, taps):
+    """The forward as stride-1 convs over the input's stride phases: tap (i, j) reads x at
+    (p*sh + A, q*sw + B), A = i*dh - pt = sh*a + ph (0 <= ph < sh), i.e. the phase
+    x[ph::sh, pw::sw] at (p + a, q + b).  [((ph, pw), tap indices, a, b)] per phase
+    that has taps."""
+    sh, sw, top, left, dh, dw = _geometry(geom)
+    rows = taps[:, 0].astype(np.int64) * dh - top
+    cols = taps[:, 1].astype(np.int64) * dw - left
+    phases = []
+    for ph in range(sh):
+        for pw in range(sw):
+            index = np.flatnonzero((rows % sh == ph) & (cols % sw == pw))
+            if len(index):
+                phases.append(((ph, pw), index, (rows[index] - ph) // sh,
+                               (cols[index] - pw) // sw))
+    return phases
+
+
+def _input_grad_phases(geom, taps):
+    """The input gradient per stride phase of grad_x (as conv_input_grad_m64 and _m128 do,
+    kernels/conv.cu): rows h = h0 + sh*m of phase ph = (h + pt) mod sh, h0 = (ph - pt) mod
+    sh, receive the taps with i*dh = ph + sh*b_i from grad_y row a_h0 + m - b_i, a_h0 =
+    (h0 + pt - ph) / sh: a stride-1 conv of grad_y with offsets a = a_h0 - b_i.
+    [((h0, w0), tap indices, a, b)] per phase, tap indices empty for a phase no tap
+    reaches (its rows of grad_x are zero)."""
+    sh, sw, top, left, dh, dw = _geometry(geom)
+    di = taps[:, 0].astype(np.int64) * dh
+    dj = taps[:, 1].astype(np.int64) * dw
+    phases = []
+    for ph in range(sh):
+        for pw in range(sw):
+            h0, w0 = (ph - top) % sh, (pw - left) % sw
+            index = np.flatnonzero((di % sh == ph) & (dj % sw == pw))
+            a = (h0 + top - ph) // sh - (di[index] - ph) // sh
+            b = (w0 + left - pw) // sw - (dj[index] - pw) // sw
+            phases.append(((h0, w0), index, a, b))
+    return phases
+
+
+def _halo(xp, jobs, weight, geom, taps, dst, suffix, op, transposed):
+    """dst = the sum over ``jobs`` [(src, tap indices, a, b)] of the stride-1 convs of src
+    (x or a stride phase of it; grad_y for the input gradient) over those taps, each
+    reading src at (p + a_t, q + b_t) for destination (p, q), on the halo tile (at most 32
+    GEMM rows); split over source channels when its blocks do not fill a wave, tap lists
+    cut into launches of at most 32 taps that reach no further than a block, the partial
+    results summed in order."""
     out_channels, in_per_group = weight.shape[:2]
     g, (kh, kw) = geom.groups, geom.kernel
-    n = src.shape[0]
     rows, outer = (in_per_group, out_channels // g) if transposed else (
         out_channels // g, in_per_group)
-    name, bm, pixels = _halo_tile(rows, geom, taps, suffix)
-    dest_h, dest_w = dst.shape[2:]
-    chunks = _tap_chunks(taps)
-    plans = [_halo_reach(geom, chunk, transposed) for chunk in chunks]
-    x_blocks = max(_blocks(n * rh * rw, pixels) for rh, rw, *_ in plans)
-    if max(n * rh * rw for rh, rw, *_ in plans) + 2 * pixels > _INT32_MAX:
+    name, bm, pixels = _halo_tile(rows, suffix)
+    n, dest_h, dest_w = dst.shape[0], dst.shape[2], dst.shape[3]
+    launches = []
+    for src, index, a, b in jobs:
+        for chunk in _reach_chunks(a, b, dest_w, pixels):
+            launches.append((src, index[chunk], _halo_raster(a[chunk], b[chunk], dest_h,
+                                                             dest_w)))
+    x_blocks = max(_blocks(n * rh * rw, pixels) for _, _, (rh, rw, *_) in launches)
+    if max(n * rh * rw for _, _, (rh, rw, *_) in launches) + 2 * pixels > _INT32_MAX:
         raise ValueError(f"{op}: the batch's raster exceeds the kernels' 32-bit index range")
     y_blocks = _blocks(rows, bm)
     tiles = x_blocks * y_blocks * g
@@ -437,10 +496,11 @@ def _halo(xp, src, weight, geom, taps, dst, suffix, op, transposed):
                             _MAX_GRID_YZ // g))
     split_outer = _blocks(outer, splits)
     splits = _blocks(outer, split_outer)
-    partial = _partials(xp, dst, len(chunks) * splits)
+    partial = _partials(xp, dst, len(launches) * splits)
     w_strides = (kh * kw, in_per_group * kh * kw) if transposed else (
         in_per_group * kh * kw, kh * kw)
-    for c, (chunk, (rh, rw, shift_h, shift_w, reach, offsets)) in enumerate(zip(chunks, plans)):
+    for c, (src, index, (rh, rw, shift_h, shift_w, reach, offsets)) in enumerate(launches):
+        chunk = taps[index]
         table = np.stack([offsets, chunk[:, 0].astype(np.int64) * kw + chunk[:, 1]], axis=1)
         (table,) = _tables(xp, "taps", table.astype(np.int32))
         out = partial if partial is dst else partial[c * splits:(c + 1) * splits]
@@ -450,6 +510,43 @@ def _halo(xp, src, weight, geom, taps, dst, suffix, op, transposed):
                 dst.shape[1], dest_h, dest_w, g, rows, outer, kh * kw, *w_strides, len(chunk),
                 rh, rw, shift_h, shift_w, reach, splits, split_outer))
     _sum_partials(partial, dst, suffix)
+
+
+def _forward_halo(xp, x, weight, geom, taps, y, suffix, op):
+    """y of a conv with at most 32 output channels per group: the halo tile over each
+    stride phase of x (x itself at stride 1; a copy of each phase otherwise)."""
+    sh, sw = geom.stride
+    jobs = []
+    for (ph, pw), index, a, b in _forward_phases(geom, taps):
+        src = x if (sh, sw) == (1, 1) else xp.ascontiguousarray(x[:, :, ph::sh, pw::sw])
+        if src.size:  # else every tap of the phase reads padding
+            jobs.append((src, index, a, b))
+    if not jobs:
+        y[...] = 0
+        return
+    _halo(xp, jobs, weight, geom, taps, y, suffix, op, transposed=False)
+
+
+def _input_grad_halo(xp, grad_y, weight, geom, taps, grad_x, suffix, op):
+    """grad_x of a conv with at most 32 input channels per group: the halo tile per stride
+    phase of grad_x (written in place at stride 1, else into each phase's rows)."""
+    sh, sw = geom.stride
+    if (sh, sw) == (1, 1):
+        ((_, index, a, b),) = _input_grad_phases(geom, taps)
+        _halo(xp, [(grad_y, index, a, b)], weight, geom, taps, grad_x, suffix, op,
+              transposed=True)
+        return
+    for (h0, w0), index, a, b in _input_grad_phases(geom, taps):
+        rows = grad_x[:, :, h0::sh, w0::sw]
+        if rows.size == 0:
+            continue
+        if len(index) == 0:
+            rows[...] = 0
+            continue
+        phase = xp.empty(rows.shape, dtype=grad_x.dtype)
+        _halo(xp, [(grad_y, index, a, b)], weight, geom, taps, phase, suffix, op,
+              transposed=True)
+        rows[...] = phase
 
 
 def conv2d_input_grad(grad_y, weight, geom, taps):
@@ -477,8 +574,8 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
     if c1:
         _input_grad_c1(xp, grad_y, weight, geom, grad_x, suffix, op, *c1)
         return grad_x
-    if _halo_tile(in_per_group, geom, taps, suffix):
-        _halo(xp, grad_y, weight, geom, taps, grad_x, suffix, op, transposed=True)
+    if _halo_tile(in_per_group, suffix):
+        _input_grad_halo(xp, grad_y, weight, geom, taps, grad_x, suffix, op)
         return grad_x
     columns = n * _blocks(height, sh) * _blocks(width, sw)  # of the largest stride phase
     z = g * sh * sw
@@ -608,8 +705,32 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
     if len(taps) == 0 or x.size == 0 or grad_y.size == 0:
         return xp.zeros(shape, dtype=x.dtype)
     x, grad_y = _contiguous(xp, x), _contiguous(xp, grad_y)
-    (tap_table,) = _tables(xp, "taps", taps)
     out_per_group, n_taps = out_channels // g, len(taps)
+    if _halo_tile(out_per_group, suffix):
+        partial = _weight_grad_halo(xp, x, grad_y, geom, taps, suffix, op)
+    else:
+        partial = _weight_grad_gemm(xp, x, grad_y, geom, taps, op)
+    splits = partial.shape[0]
+    if splits == 1 and _is_raster(taps, geom.kernel):
+        return partial.reshape(shape)  # already grad_w's layout: no reduction, no scatter
+    (tap_table,) = _tables(xp, "taps", taps)
+    grad_w = xp.zeros(shape, dtype=x.dtype)
+    count = out_channels * in_per_group * n_taps
+    launch(f"conv_weight_grad_reduce_{suffix}", (min(_blocks(count, THREADS), 4096), 1, 1),
+           (THREADS, 1, 1),
+           (partial, tap_table, grad_w, splits, out_channels, in_per_group, kh, kw, n_taps))
+    return grad_w
+
+
+def _weight_grad_gemm(xp, x, grad_y, geom, taps, op):
+    """The partial weight gradients (splits, O, Cg*T) of the implicit GEMM (more than 32
+    output channels per group)."""
+    suffix = _DTYPE_SUFFIX[x.dtype]
+    n, channels = x.shape[:2]
+    out_channels, g = grad_y.shape[1], geom.groups
+    in_per_group, out_per_group, n_taps = channels // g, out_channels // g, len(taps)
+    hout, wout = geom.out_size
+    (tap_table,) = _tables(xp, "taps", taps)
     # Splitting the reduction fills the device, so the large tile needs no block count.
     name, bm, bn = _tile(out_per_group, in_per_group * n_taps, g, 1)
     x_blocks, y_blocks = _blocks(in_per_group * n_taps, bn), _blocks(out_per_group, bm)
@@ -626,11 +747,79 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
            (x, grad_y, tap_table, partial, n, channels, x.shape[2], x.shape[3],
             out_channels, hout, wout, n_taps, g, sh, sw, 0, 0, dh, dw, splits,
             split_columns))
-    if splits == 1 and _is_raster(taps, geom.kernel):
-        return partial.reshape(shape)  # already grad_w's layout: no reduction, no scatter
-    grad_w = xp.zeros(shape, dtype=x.dtype)
-    count = out_channels * in_per_group * n_taps
-    launch(f"conv_weight_grad_reduce_{suffix}", (min(_blocks(count, THREADS), 4096), 1, 1),
-           (THREADS, 1, 1),
-           (partial, tap_table, grad_w, splits, out_channels, in_per_group, kh, kw, n_taps))
-    return grad_w
+    return partial
+
+
+# The halo weight gradient (kernels/conv.cu, conv_weight_grad_halo_m16): per dtype,
+# (positions per chunk U, shared x halo XS, columns per block KC; WeightGradHaloSizes)
+# and its rows per block (up to 32 output channels run as two row blocks).
+_WG_HALO = {"f32": (128, 8192, 64), "f64": (128, 1536, 32)}
+_WG_HALO_ROWS = 16
+
+
+def _weight_grad_halo(xp, x, grad_y, geom, taps, suffix, op):
+    """The partial weight gradients (splits, O, Cg*T) of a conv with at most 32 output
+    channels per group on the halo weight gradient: per stride phase of x (x itself at
+    stride 1) and per launch's taps, grad_y and that phase laid out in rasters in which
+    every tap reads x at a constant offset (kernels/conv.cu)."""
+    n, channels = x.shape[:2]
+    out_channels, g = grad_y.shape[1], geom.groups
+    in_per_group, out_per_group = channels // g, out_channels // g
+    hout, wout = geom.out_size
+    sh, sw = geom.stride
+    bm = _WG_HALO_ROWS
+    u, xs, kc = _WG_HALO[suffix]
+    v = 16 // x.itemsize
+    launches = []
+    for (ph, pw), index, a, b in _forward_phases(geom, taps):
+        src = x if (sh, sw) == (1, 1) else xp.ascontiguousarray(x[:, :, ph::sh, pw::sw])
+        if src.size == 0:  # every tap of the phase reads padding: its gradient is zero
+            continue
+        for chunk in _reach_chunks(a, b, wout, xs - u, max_taps=kc):
+            launches.append((src, index[chunk],
+                             _halo_raster(a[chunk], b[chunk], hout, wout)))
+    partial_shape = (out_channels, in_per_group * len(taps))
+    if not launches:
+        return xp.zeros((1,) + partial_shape, dtype=x.dtype)
+    chunks = [_blocks(hout * rw, u) for _, _, (_, rw, *_) in launches]
+    blocks = [_blocks(in_per_group, min(kc // len(index), xs // _round_up(u + reach, v)))
+              for _, index, (_, _, _, _, reach, _) in launches]
+    tiles = min(blocks) * _blocks(out_per_group, bm) * g
+    splits = max(1, min(_blocks(_target_blocks(xp), tiles), n * min(chunks),
+                        _MAX_GRID_YZ // g))
+    if splits * out_channels * in_per_group * len(taps) > _INT32_MAX:
+        raise ValueError(f"{op}: the {splits} partial weight gradients exceed the kernels' "
+                         "32-bit index range")
+    partial = xp.zeros((splits,) + partial_shape, dtype=x.dtype)
+    for (src, index, (rh, rw, shift_h, shift_w, reach, offsets)), per_image in zip(launches,
+                                                                                  chunks):
+        width_x = _round_up(u + reach, v)
+        cb = min(kc // len(index), xs // width_x, in_per_group)
+        plane = _round_up(max(per_image * u + reach, rh * rw), v)
+        # A block loads xs // width_x + 1 halo channels and bm rows from its first: the
+        # arrays go on that far past their last plane (zeros)
+        x_size = (n * channels + xs // width_x + 1) * plane
+        gy_size = (n * out_channels + bm) * plane
+        if max(x_size, gy_size) > _INT32_MAX:
+            raise ValueError(f"{op}: the rasters of x and grad_y exceed the kernels' 32-bit "
+                             "index range")
+        # gyr[n, o, p*rw + q] = grad_y[n, o, p, q]; xr[n, c, r*rw + s] = the phase at
+        # (r + shift_h, s + shift_w); zero elsewhere
+        gyr = xp.zeros(gy_size, dtype=x.dtype)
+        gyr[:n * out_channels * plane].reshape(n, out_channels, plane)[:, :, :hout * rw].reshape(
+            n, out_channels, hout, rw)[:, :, :, :wout] = grad_y
+        xr = xp.zeros(x_size, dtype=x.dtype)
+        view = xr[:n * channels * plane].reshape(n, channels, plane)[:, :, :rh * rw].reshape(
+            n, channels, rh, rw)
+        r0, r1 = max(0, -shift_h), min(rh, src.shape[2] - shift_h)
+        c0, c1 = max(0, -shift_w), min(rw, src.shape[3] - shift_w)
+        if r0 < r1 and c0 < c1:
+            view[:, :, r0:r1, c0:c1] = src[:, :, r0 + shift_h:r1 + shift_h,
+                                           c0 + shift_w:c1 + shift_w]
+        (table,) = _tables(xp, "taps", np.stack([offsets, index], axis=1).astype(np.int32))
+        launch(f"conv_weight_grad_halo_m16_{suffix}",
+               _grid(_blocks(in_per_group, cb), _blocks(out_per_group, bm), g * splits, op),
+               (THREADS, 1, 1),
+               (xr, gyr, table, partial, n, channels, out_channels, g, len(taps), len(index),
+                plane, width_x, per_image, cb, splits, _blocks(n * per_image, splits)))
+    return partial
