@@ -1,0 +1,305 @@
+"""3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3).
+
+Same results as ``tinygen/backend/reference/conv.py`` (to rounding); ``conv.py`` in
+this package decides when this path serves (a dense 3x3 kernel, stride and dilation
+1, one group, enough channels).
+
+Why.  A 3x3 conv of 64 -> 64 channels is GEMM-bound (1.85 GFLOP per op for 32 images
+of 28x28) and OpenBLAS runs these shapes at 70-90 GFLOP/s on one core here.  Winograd
+computes each 2x2 block of outputs from a 4x4 tile of the input with 16 products
+per (output, input) channel pair instead of 36: 2.25x fewer multiplies, which are 16
+GEMMs (one per tile element) of (O, C) by (C, tiles).
+
+For one tile (4x4 input d, 2x2 output y) and one channel pair, with weight w (3x3):
+
+    y = A^T [ (G w G^T) * (B^T d B) ] A        (* elementwise; summed over channels)
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+Tile (a, b) covers outputs 2a..2a+1, 2b..2b+1 and reads the input rows 2a - top ..
+2a - top + 3 (columns alike), zero outside the input; an odd output size computes one
+row/column more, thrown away.  Per chunk of k images, with T = k * tiles per image:
+
+    forward      M[e] (O, T)  = U[e] (O, C) @ V[e] (C, T),   U = G w G^T,  V = B^T d B
+                 then y = A^T M A per tile
+    input grad   (stride 1) the forward of grad_y with the flipped weight, padded by
+                 2 - padding (the transposed conv is a conv)
+    weight grad  the exact adjoint of the forward in w: with E = A gy A^T per tile (gy
+                 zero past the output),  Z[e] (O, C) = sum over chunks E[e] @ V[e]^T,
+                 then gw = G^T Z G
+
+Rounding: the transforms only add, subtract and halve, so float32 results stay within
+a few ulps of the direct sums' error (the tests hold them to 2e-5 of the reference,
+float64 to 1e-12).  Non-finite inputs: a tile mixes 16 inputs, so an inf in x reaches
+outputs and weight-gradient taps beside its own, as inf or NaN (inf - inf), where the
+direct sum gives inf only where it is read (as in other libraries' Winograd convs).
+
+Chunks of images are shared out among threads (``chunks.map_chunks``).
+"""
+import numpy as np
+from numba import njit
+
+from .chunks import chunk_ranges, map_chunks
+from .conv_bounds import valid_range as _valid_range
+
+# Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
+# a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
+# that fresh memory happened to hold).
+_empty = np.empty
+
+# Images per chunk: the transformed input V and the GEMMs' result M of a chunk take
+# about this many bytes (a 64-channel 28x28 image: 0.8 MB each).
+CHUNK_BYTES = 1 << 21
+
+# The weight transform G and its rows for the weight gradient's adjoint.
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+# Narrower layers lose more to the transforms than the GEMMs save (measured in conv.py).
+MIN_CHANNELS = 16
+
+
+def serves(geom, taps, in_per_group, out_per_group):
+    """A dense 3x3, stride 1, dilation 1, one group, at least MIN_CHANNELS each way."""
+    return (tuple(geom.kernel) == (3, 3) and tuple(geom.stride) == (1, 1)
+            and tuple(geom.dilation) == (1, 1) and geom.groups == 1 and len(taps) == 9
+            and min(in_per_group, out_per_group) >= MIN_CHANNELS)
+
+
+# --- transforms -----------------------------------------------------------------------------
+# Layout.  A chunk's tiles are held as (16, channels, k*th*wp) arrays, wp = tw + 1: each
+# tile row has one junk tile more than it needs (the GEMMs compute 1/tw more columns,
+# the output transform drops them), and in exchange every tile element of a whole
+# image plane is ONE loop over p = a*wp + b with no bounds: the input is staged as its
+# four row/column parity planes, P[2*(r%2) + s%2][(r//2)*wp + s//2] = x_padded[r, s], and
+# the tile at p reads x_padded[2a + i, 2b + j] = P[2*(i%2) + j%2][p + (i//2)*wp + j//2],
+# fixed shifts of p.  Those loops are long (an image's tiles, 210 for 28x28) and
+# unit-stride, so LLVM vectorises them; per tile row they were 14 long, and the
+# transforms ran scalar at twice the GEMMs' time.  The junk tiles of the transformed
+# output gradient are zero (so the transformed input's junk, finite values of the same
+# channel, adds nothing to the weight gradient).
+@njit(cache=True, nogil=True, fastmath=False)
+def _input_tiles(x, v, top, left, th, tw):
+    """v[4i + j, c, n*th*wp + a*wp + b] = (B^T d B)[i, j] for the 4x4 tile d of image n,
+    channel c at tile (a, b < tw): rows 2a - top + (0..3), columns 2b - left + (0..3) of
+    x, zero outside it (the junk tiles b = tw hold whatever their reads give)."""
+    k, channels, height, width = x.shape
+    wp = tw + 1
+    tp = th * wp
+    parity = np.zeros((4, (th + 1) * wp + 1), dtype=x.dtype)  # zero outside x, for good
+    t = np.empty((16, tp), dtype=x.dtype)
+    for n in range(k):
+        for c in range(channels):
+            for r in range(2):
+                a_lo, a_hi = _valid_range(r - top, 2, height, th + 1)
+                for s in range(2):
+                    b_lo, b_hi = _valid_range(s - left, 2, width, wp)
+                    plane = parity[2 * r + s]
+                    for a in range(a_lo, a_hi):
+                        dst = plane[a * wp + b_lo:a * wp + b_hi]
+                        src = x[n, c, 2 * a + r - top][2 * b_lo + s - left:][::2]
+                        for b in range(dst.shape[0]):
+                            dst[b] = src[b]
+            for j in range(4):  # B^T d: the rows, for each column j of the tiles
+                shift = j // 2
+                d0 = parity[j % 2, shift:]
+                d1 = parity[2 + j % 2, shift:]
+                d2 = parity[j % 2, wp + shift:]
+                d3 = parity[2 + j % 2, wp + shift:]
+                t0, t1, t2, t3 = t[j], t[4 + j], t[8 + j], t[12 + j]
+                for p in range(tp):
+                    t0[p] = d0[p] - d2[p]
+                    t1[p] = d1[p] + d2[p]
+                    t2[p] = d2[p] - d1[p]
+                    t3[p] = d1[p] - d3[p]
+            base = n * tp
+            for i in range(4):  # (B^T d) B: the columns
+                u0, u1, u2, u3 = t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]
+                o0 = v[4 * i, c, base:base + tp]
+                o1 = v[4 * i + 1, c, base:base + tp]
+                o2 = v[4 * i + 2, c, base:base + tp]
+                o3 = v[4 * i + 3, c, base:base + tp]
+                for p in range(tp):
+                    o0[p] = u0[p] - u2[p]
+                    o1[p] = u1[p] + u2[p]
+                    o2[p] = u2[p] - u1[p]
+                    o3[p] = u1[p] - u3[p]
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _output_tiles(m, y, th, tw):
+    """y[n, o, 2a + r, 2b + s] = (A^T M A)[r, s] for the 4x4 tile M[:, o, n*th*wp + a*wp + b],
+    for the outputs inside y (an odd size's last tile row/column is partly dropped)."""
+    k, out_channels, hout, wout = y.shape
+    wp = tw + 1
+    tp = th * wp
+    s = np.empty((8, tp), dtype=y.dtype)
+    q = np.empty((4, tp), dtype=y.dtype)
+    for n in range(k):
+        base = n * tp
+        for o in range(out_channels):
+            for i in range(4):  # M A: the columns
+                m0 = m[4 * i, o, base:base + tp]
+                m1 = m[4 * i + 1, o, base:base + tp]
+                m2 = m[4 * i + 2, o, base:base + tp]
+                m3 = m[4 * i + 3, o, base:base + tp]
+                s0, s1 = s[2 * i], s[2 * i + 1]
+                for p in range(tp):
+                    s0[p] = m0[p] + m1[p] + m2[p]
+                    s1[p] = m1[p] - m2[p] - m3[p]
+            for j in range(2):  # A^T (M A): the rows
+                e0, e1, e2, e3 = s[j], s[2 + j], s[4 + j], s[6 + j]
+                q0, q1 = q[j], q[2 + j]
+                for p in range(tp):
+                    q0[p] = e0[p] + e1[p] + e2[p]
+                    q1[p] = e1[p] - e2[p] - e3[p]
+            for r in range(2):  # q[2r + s][a*wp + b] -> y[n, o, 2a + r, 2b + s]
+                for a in range(min(th, (hout - r + 1) // 2)):
+                    row = y[n, o, 2 * a + r]
+                    for j in range(2):
+                        dst = row[j:][::2]
+                        src = q[2 * r + j, a * wp:a * wp + dst.shape[0]]
+                        for b in range(dst.shape[0]):
+                            dst[b] = src[b]
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _grad_tiles(gy, e, th, tw):
+    """e[4i + j, o, n*th*wp + a*wp + b] = (A g A^T)[i, j] for the 2x2 block g of gy[n, o]
+    at rows 2a.., columns 2b.. (zero past gy's edge, and at the junk tiles b = tw): the
+    adjoint of ``_output_tiles``."""
+    k, out_channels, hout, wout = gy.shape
+    wp = tw + 1
+    tp = th * wp
+    parity = np.zeros((4, tp), dtype=gy.dtype)  # zero past gy and at b = tw, for good
+    t = np.empty((8, tp), dtype=gy.dtype)
+    for n in range(k):
+        base = n * tp
+        for o in range(out_channels):
+            for r in range(2):
+                for a in range(min(th, (hout - r + 1) // 2)):
+                    row = gy[n, o, 2 * a + r]
+                    for j in range(2):
+                        src = row[j:][::2]
+                        dst = parity[2 * r + j, a * wp:a * wp + src.shape[0]]
+                        for b in range(src.shape[0]):
+                            dst[b] = src[b]
+            for j in range(2):  # A g: the rows
+                g0, g1 = parity[j], parity[2 + j]
+                t0, t1, t2, t3 = t[j], t[2 + j], t[4 + j], t[6 + j]
+                for p in range(tp):
+                    t0[p] = g0[p]
+                    t1[p] = g0[p] + g1[p]
+                    t2[p] = g0[p] - g1[p]
+                    t3[p] = -g1[p]
+            for i in range(4):  # (A g) A^T: the columns
+                s0, s1 = t[2 * i], t[2 * i + 1]
+                o0 = e[4 * i, o, base:base + tp]
+                o1 = e[4 * i + 1, o, base:base + tp]
+                o2 = e[4 * i + 2, o, base:base + tp]
+                o3 = e[4 * i + 3, o, base:base + tp]
+                for p in range(tp):
+                    o0[p] = s0[p]
+                    o1[p] = s0[p] + s1[p]
+                    o2[p] = s0[p] - s1[p]
+                    o3[p] = -s1[p]
+
+
+def _weight_tiles(weight):
+    """U (16, O, C): G w G^T for every channel pair, row-major over the 4x4 tile."""
+    g = _G.astype(weight.dtype)
+    u = np.einsum("ik,ockl,jl->ijoc", g, weight, g)
+    return np.ascontiguousarray(u.reshape(16, weight.shape[0], weight.shape[1]))
+
+
+def _weight_from_tiles(z, dtype):
+    """G^T Z G: the weight gradient (O, C, 3, 3) from Z (16, O, C)."""
+    g = _G.astype(dtype)
+    z = z.reshape(4, 4, z.shape[1], z.shape[2])
+    return np.ascontiguousarray(np.einsum("ik,ijoc,jl->ockl", g, z, g))
+
+
+# --- the three ops ---------------------------------------------------------------------------
+def _tiles(out_size):
+    hout, wout = out_size
+    return (hout + 1) // 2, (wout + 1) // 2
+
+
+def _chunks(n, channels, out_channels, th, tw, itemsize):
+    per_image = 16 * (channels + out_channels) * th * (tw + 1) * itemsize
+    return chunk_ranges(n, per_image, CHUNK_BYTES)
+
+
+class _Buffers:
+    """Per thread slot: a (16, rows, T) buffer of the largest chunk per row count given;
+    ``get(slot, cols)`` hands out contiguous (16, rows, cols) views of them."""
+
+    def __init__(self, rows, k_max, tiles, dtype):
+        self.rows, self.size, self.dtype, self.slots = rows, k_max * tiles, dtype, {}
+
+    def get(self, slot, cols):
+        if slot not in self.slots:
+            self.slots[slot] = [_empty(16 * r * self.size, dtype=self.dtype) for r in self.rows]
+        return [b[:16 * r * cols].reshape(16, r, cols) for b, r in zip(self.slots[slot], self.rows)]
+
+
+
+def _conv(x, weight, top, left, out_size):
+    """The 3x3 convolution of x (N, C, H, W) with ``weight`` (O, C, 3, 3), reading the
+    input from row -top, column -left (zero outside x), output ``out_size``."""
+    n, channels = x.shape[:2]
+    out_channels = weight.shape[0]
+    th, tw = _tiles(out_size)
+    u = _weight_tiles(weight)
+    y = _empty((n, out_channels) + tuple(out_size), dtype=x.dtype)
+    chunks = _chunks(n, channels, out_channels, th, tw, x.itemsize)
+    k_max = chunks[0][1] - chunks[0][0]
+    buffers = _Buffers((channels, out_channels), k_max, th * (tw + 1), x.dtype)
+
+    def chunk(slot, start, stop):
+        v, m = buffers.get(slot, (stop - start) * th * (tw + 1))
+        _input_tiles(x[start:stop], v, top, left, th, tw)
+        np.matmul(u, v, out=m)
+        _output_tiles(m, y[start:stop], th, tw)
+
+    map_chunks(chunk, chunks)
+    return y
+
+
+def forward(x, weight, geom, taps):
+    top, _, left, _ = geom.padding
+    return _conv(np.ascontiguousarray(x), weight, top, left, geom.out_size)
+
+
+def input_grad(grad_y, weight, geom, taps):
+    """The transposed convolution, a convolution of grad_y with the weight flipped in
+    both axes and its channel axes swapped, reading from row -(2 - top)."""
+    top, _, left, _ = geom.padding
+    flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    return _conv(np.ascontiguousarray(grad_y), flipped, 2 - top, 2 - left, geom.in_size)
+
+
+def weight_grad(x, grad_y, geom, taps):
+    x, grad_y = np.ascontiguousarray(x), np.ascontiguousarray(grad_y)
+    top, _, left, _ = geom.padding
+    n, channels = x.shape[:2]
+    out_channels = grad_y.shape[1]
+    th, tw = _tiles(geom.out_size)
+    chunks = _chunks(n, channels, out_channels, th, tw, x.itemsize)
+    k_max = chunks[0][1] - chunks[0][0]
+    buffers = _Buffers((channels, out_channels), k_max, th * (tw + 1), x.dtype)
+    sums = {}
+
+    def chunk(slot, start, stop):
+        v, e = buffers.get(slot, (stop - start) * th * (tw + 1))
+        _input_tiles(x[start:stop], v, top, left, th, tw)
+        _grad_tiles(grad_y[start:stop], e, th, tw)
+        z = np.matmul(e, v.transpose(0, 2, 1))              # (16, O, C)
+        if slot in sums:
+            sums[slot] += z
+        else:
+            sums[slot] = z
+
+    map_chunks(chunk, chunks)
+    return _weight_from_tiles(sum(sums.values()), x.dtype)
