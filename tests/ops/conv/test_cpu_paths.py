@@ -56,6 +56,7 @@ def path(request, monkeypatch):
     monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", direct_min)
     monkeypatch.setattr(numba_conv, "WINOGRAD", request.param == "winograd")
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(conv_winograd, "MIN_OUT_SIZE", 1)
     monkeypatch.setattr(numba_conv, "_chunk_ranges", _chunks_of_two)
     for module in (conv_rows, conv_direct, conv_winograd):
         monkeypatch.setattr(module, "chunk_ranges", _chunks_of_two)
@@ -169,18 +170,19 @@ def test_second_derivatives_1d(path, config, seed):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (dict(x=(2, 64, 6, 6), w=(64, 64, 3, 3)), conv_winograd),                # dense 3x3
-    (dict(x=(2, 64, 6, 6), w=(64, 64, 3, 3), dilation=2, padding=2), conv_rows),
-    (dict(x=(2, 64, 6, 6), w=(64, 32, 3, 3), groups=2), conv_rows),
-    (dict(x=(2, 12, 6, 6), w=(12, 12, 3, 3), padding=1), conv_rows),       # narrow 3x3
+    (dict(x=(2, 64, 6, 6), w=(64, 64, 3, 3)), conv_rows),                    # small 3x3
+    (dict(x=(2, 64, 14, 14), w=(64, 64, 3, 3), padding=1), conv_winograd),   # dense 3x3
+    (dict(x=(2, 64, 14, 14), w=(64, 64, 3, 3), dilation=2, padding=2), conv_rows),
+    (dict(x=(2, 64, 14, 14), w=(64, 32, 3, 3), groups=2), conv_rows),
+    (dict(x=(2, 12, 14, 14), w=(12, 12, 3, 3), padding=1), conv_rows),     # narrow 3x3
     (dict(x=(2, 32, 8, 8), w=(64, 32, 4, 4), stride=2, padding=1), None),  # GAN D: im2col
     (dict(x=(2, 1, 8, 8), w=(64, 1, 7, 7), padding=3), None),                # C=1: im2col
     (dict(x=(2, 32, 9), w=(64, 32, 2), dilation=8, padding=((8, 0),)), conv_direct),
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1)), conv_direct),                  # pointwise
 ])
 def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
-    """The default thresholds send dense 3x3 stride-1 layers with 16 channels or more to
-    conv_winograd, other wide stride-1 layers to conv_rows, 1-D and pointwise ones to
+    """The default thresholds send dense 3x3 stride-1 layers with 16 channels or more and
+    outputs of 12x12 or more to conv_winograd, other wide stride-1 layers to conv_rows, 1-D and pointwise ones to
     conv_direct, narrow and strided ones to im2col (the paths the benchmark rows time)."""
     calls = []
     for module in (conv_rows, conv_direct, conv_winograd):

@@ -37,6 +37,7 @@ def winograd(request, monkeypatch):
     per = request.param
     monkeypatch.setattr(numba_conv, "WINOGRAD", True)
     monkeypatch.setattr(W, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(W, "MIN_OUT_SIZE", 1)
     monkeypatch.setattr(W, "chunk_ranges", lambda n, *_a, **_k: [
         (s, min(n, s + per)) for s in range(0, n, per)])
     monkeypatch.setattr(W, "_empty", lambda shape, dtype=None: np.full(shape, np.nan, dtype))
@@ -120,10 +121,13 @@ def test_second_derivatives(winograd, config, seed):
     (dict(padding=1), (4, 4, 3, 3), 5, False),   # a masked 3x3 (PixelCNN's mask B)
 ])
 def test_serves_only_dense_3x3_stride_1_convs(kwargs, w_shape, kept, serves):
-    x, w = tg.zeros(2, 4, 6, 6), tg.zeros(*w_shape)
+    x, w = tg.zeros(2, 4, 16, 16), tg.zeros(*w_shape)
     k = {**dict(stride=1, dilation=1, groups=1), **kwargs}
     geom = conv_geometry(Call("conv2d", x, w), x, w, k["stride"], k["padding"], k["dilation"],
                          k["groups"], 2)
     taps = kept_taps(geom, None)[:kept]
     assert W.serves(geom, taps, 64, 64) == serves
     assert not W.serves(geom, taps, W.MIN_CHANNELS - 1, 64)
+    small = conv_geometry(Call("conv2d", x, w), tg.zeros(2, 4, 9, 9), w, k["stride"],
+                          k["padding"], k["dilation"], k["groups"], 2)
+    assert not W.serves(small, taps, 64, 64)  # outputs under MIN_OUT_SIZE

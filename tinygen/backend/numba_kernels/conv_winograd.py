@@ -56,15 +56,22 @@ CHUNK_BYTES = 1 << 21
 # The weight transform G and its rows for the weight gradient's adjoint.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
-# Narrower layers lose more to the transforms than the GEMMs save (measured in conv.py).
+# Where it pays.  1 thread, fwd+dx+dw, Winograd / the path it replaces (min of 15,
+# interleaved, on a loaded 2-core machine): 28x28 outputs 16 -> 16 channels 0.49, 32 ->
+# 32 0.70, 64 -> 64 0.70; 14x14 64 -> 64 0.84, 64 -> 128 0.94; 10x10 0.96; 8x8 1.13,
+# 7x7 (128 channels) 1.08: small planes have few tiles per row, so the junk tile and the
+# odd size's spare row/column are a larger share.
 MIN_CHANNELS = 16
+MIN_OUT_SIZE = 12
 
 
 def serves(geom, taps, in_per_group, out_per_group):
-    """A dense 3x3, stride 1, dilation 1, one group, at least MIN_CHANNELS each way."""
+    """A dense 3x3, stride 1, dilation 1, one group, at least MIN_CHANNELS each way and
+    outputs at least MIN_OUT_SIZE on each side."""
     return (tuple(geom.kernel) == (3, 3) and tuple(geom.stride) == (1, 1)
             and tuple(geom.dilation) == (1, 1) and geom.groups == 1 and len(taps) == 9
-            and min(in_per_group, out_per_group) >= MIN_CHANNELS)
+            and min(in_per_group, out_per_group) >= MIN_CHANNELS
+            and min(geom.out_size) >= MIN_OUT_SIZE)
 
 
 # --- transforms -----------------------------------------------------------------------------
