@@ -1,8 +1,8 @@
 """3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3).
 
 Same results as ``tinygen/backend/reference/conv.py`` (to rounding); ``conv.py`` in
-this package decides when this path serves (a dense 3x3 kernel, stride and dilation
-1, one group, enough channels).
+this package sends it the convs ``serves`` accepts (a dense 3x3 kernel, stride and
+dilation 1, one group, enough channels, outputs of 12x12 or more).
 
 Why.  A 3x3 conv of 64 -> 64 channels is GEMM-bound (1.85 GFLOP per op for 32 images
 of 28x28) and OpenBLAS runs these shapes at 70-90 GFLOP/s on one core here.  Winograd
@@ -30,9 +30,9 @@ row/column more, thrown away.  Per chunk of k images, with T = k * tiles per ima
                  zero past the output),  Z[e]^T (C, O) = sum over chunks V[e] @ E[e]^T
                  (E held as (T, O)), then gw = G^T Z G
 
-Rounding: the transforms only add, subtract and halve, so float32 results stay within
-a few ulps of the direct sums' error (the tests hold them to 2e-5 of the reference,
-float64 to 1e-12).  Non-finite inputs: a tile mixes 16 inputs, so an inf in x reaches
+Rounding: the transforms only add, subtract and halve, so the error stays of the direct
+sums' order (float32, the tests' shapes: ~3e-7 of the largest value; the tests hold it
+to 2e-5 of the reference, float64 to 1e-12).  Non-finite inputs: a tile mixes 16 inputs, so an inf in x reaches
 outputs and weight-gradient taps beside its own, as inf or NaN (inf - inf), where the
 direct sum gives inf only where it is read (as in other libraries' Winograd convs).
 
@@ -53,7 +53,7 @@ _empty = np.empty
 # about this many bytes (a 64-channel 28x28 image: 0.8 MB each).
 CHUNK_BYTES = 1 << 21
 
-# The weight transform G and its rows for the weight gradient's adjoint.
+# The weight transform G (its transpose serves the weight gradient).
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 # Where it pays.  1 thread, fwd+dx+dw, Winograd / the path it replaces (min of 15,
