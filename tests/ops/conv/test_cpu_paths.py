@@ -1,4 +1,4 @@
-"""The numba conv's three CPU paths (im2col, conv_rows, conv_direct) each against the
+"""The numba conv's CPU paths (im2col, conv_rows, conv_direct, conv_winograd) each against the
 reference, and through gradgradcheck in float64 (WGAN-GP differentiates conv
 gradients), with each path forced on configs that would normally go elsewhere, small
 chunks (two images each: a batch of 3 makes a chunk of 2 and one of 1) and, where
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import tinygen as tg
 from tinygen.backend.numba_kernels import chunks as chunk_threads
 from tinygen.backend.numba_kernels import conv as numba_conv
-from tinygen.backend.numba_kernels import conv_direct, conv_rows
+from tinygen.backend.numba_kernels import conv_direct, conv_rows, conv_winograd
 from tinygen.ops import conv as C
 from tinygen.ops import conv_pixelcnn as P
 from tinygen.testing import gradgradcheck, rel_error
@@ -20,8 +20,10 @@ from ._helpers import conv_configs, conv_transpose_configs, impl, make_inputs, o
 
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
 # path: (ROWS_MIN_K, DIRECT_MIN_CHANNELS, im2col's column order: images innermost?)
+# (Winograd serves only dense 3x3 stride-1 convs, from one channel up; the rest of those
+# runs goes to conv_rows.)
 PATHS = {"im2col": (10**9, 10**9, True), "im2col-outer": (10**9, 10**9, False),
-         "rows": (0, 10**9, None), "direct": (0, 0, None)}
+         "rows": (0, 10**9, None), "direct": (0, 0, None), "winograd": (0, 10**9, None)}
 
 
 IMAGES_PER_CHUNK = 2
@@ -52,10 +54,13 @@ def path(request, monkeypatch):
     if inner is not None:  # both column orders, whatever the layer's shape would pick
         monkeypatch.setattr(numba_conv, "_images_inner", lambda rows, out_channels: inner)
     monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", direct_min)
+    monkeypatch.setattr(numba_conv, "WINOGRAD", request.param == "winograd")
+    monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(conv_winograd, "MIN_OUT_SIZE", 1)
     monkeypatch.setattr(numba_conv, "_chunk_ranges", _chunks_of_two)
-    monkeypatch.setattr(conv_rows, "chunk_ranges", _chunks_of_two)
-    monkeypatch.setattr(conv_direct, "chunk_ranges", _chunks_of_two)
-    for module in (numba_conv, conv_rows, conv_direct):
+    for module in (conv_rows, conv_direct, conv_winograd):
+        monkeypatch.setattr(module, "chunk_ranges", _chunks_of_two)
+    for module in (numba_conv, conv_rows, conv_direct, conv_winograd):
         monkeypatch.setattr(module, "_empty", _nan_filled)
     previous = numba.get_num_threads()
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
@@ -165,18 +170,22 @@ def test_second_derivatives_1d(path, config, seed):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (dict(x=(2, 64, 6, 6), w=(64, 64, 3, 3)), conv_rows),                    # dense 3x3
+    (dict(x=(2, 64, 6, 6), w=(64, 64, 3, 3)), conv_rows),                    # small 3x3
+    (dict(x=(2, 64, 14, 14), w=(64, 64, 3, 3), padding=1), conv_winograd),   # dense 3x3
+    (dict(x=(2, 64, 14, 14), w=(64, 64, 3, 3), dilation=2, padding=2), conv_rows),
+    (dict(x=(2, 64, 14, 14), w=(64, 32, 3, 3), groups=2), conv_rows),
+    (dict(x=(2, 12, 14, 14), w=(12, 12, 3, 3), padding=1), conv_rows),     # narrow 3x3
     (dict(x=(2, 32, 8, 8), w=(64, 32, 4, 4), stride=2, padding=1), None),  # GAN D: im2col
     (dict(x=(2, 1, 8, 8), w=(64, 1, 7, 7), padding=3), None),                # C=1: im2col
     (dict(x=(2, 32, 9), w=(64, 32, 2), dilation=8, padding=((8, 0),)), conv_direct),
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1)), conv_direct),                  # pointwise
 ])
 def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
-    """The default thresholds send wide stride-1 layers to conv_rows, 1-D and pointwise
-    ones to conv_direct, narrow and strided ones to im2col (the paths the benchmark
-    rows time)."""
+    """The default thresholds send dense 3x3 stride-1 layers with 16 channels or more and
+    outputs of 12x12 or more to conv_winograd, other wide stride-1 layers to conv_rows, 1-D and pointwise ones to
+    conv_direct, narrow and strided ones to im2col (the paths the benchmark rows time)."""
     calls = []
-    for module in (conv_rows, conv_direct):
+    for module in (conv_rows, conv_direct, conv_winograd):
         for name in ("forward", "input_grad", "weight_grad"):
             original = getattr(module, name)
             monkeypatch.setattr(module, name, lambda *a, _o=original, _m=module:

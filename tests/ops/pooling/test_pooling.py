@@ -138,6 +138,50 @@ def test_avg_pool_tiles_equal_the_general_kernels_bit_for_bit(kh, kw, h, w, dtyp
     np.testing.assert_array_equal(gx, general)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(2, 10), st.integers(2, 10), dtypes,
+       st.booleans(), seeds)
+def test_max_pool_tiles_equal_the_general_kernel_bit_for_bit(kh, kw, h, w, dtype, nans, seed):
+    """The stride == kernel, no padding fast paths (the 2x2 one, checked in every example,
+    and any size) make the general kernel's comparisons in its order: ties to the first
+    position, NaN wins (the last NaN of a window), rows/columns past the last whole
+    window unread."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (2, 3, h, w)).astype(dtype)  # many ties
+    if nans:
+        x[rng.random(x.shape) < 0.2] = np.nan
+    for kh, kw in {(2, 2), (min(kh, h), min(kw, w))}:
+        oh, ow = h // kh, w // kw
+        values, idx = fast.max_pool2d_forward(x, (kh, kw), (kh, kw), (0, 0), (1, 1), (oh, ow))
+        general = np.empty_like(values), np.empty_like(idx)
+        fast._max_pool2d(x, kh, kw, kh, kw, 0, 0, 1, 1, *general, 0, 6)  # all 2 * 3 planes
+        np.testing.assert_array_equal(values, general[0])
+        np.testing.assert_array_equal(idx, general[1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 3), st.integers(1, 10), st.integers(1, 10), dtypes, seeds)
+def test_numba_pools_in_ceil_mode_with_stride_equal_to_kernel_match_reference(k, h, w, dtype,
+                                                                               seed):
+    """Windows of stride == kernel whose last one runs past a ragged input (ceil mode) do
+    not tile the input: the kernels must not read past its end (they once did)."""
+    assume(h >= k and w >= k)
+    shape = (2, 3, h, w)
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    kwargs = dict(kernel_size=k, stride=k, padding=0, ceil_mode=True)
+    kernel, stride, padding, dilation, out_size, inv = _pool_args(shape, kwargs)
+    np.testing.assert_array_equal(
+        fast.max_pool2d_forward(x, kernel, stride, padding, dilation, out_size)[1],
+        ref.max_pool2d_forward(x, kernel, stride, padding, dilation, out_size)[1])
+    y = fast.avg_pool2d_forward(x, kernel, stride, padding, out_size, inv)
+    np.testing.assert_allclose(y, ref.avg_pool2d_forward(x, kernel, stride, padding, out_size, inv),
+                               **tolerance(dtype))
+    g = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(
+        fast.avg_pool2d_adjoint(g, kernel, stride, padding, shape[2:], inv),
+        ref.avg_pool2d_adjoint(g, kernel, stride, padding, shape[2:], inv), **tolerance(dtype))
+
+
 @given(pool_configs(dilation=False, max_side=9), dtypes, seeds)
 def test_numba_avg_pool_kernels_match_reference(config, dtype, seed):
     shape, kwargs = config

@@ -71,13 +71,84 @@ def _max_pool2d(x, kh, kw, sh, sw, ph, pw, dh, dw, values, indices, lo, hi):
                 indices[b, ch, i, j] = where
 
 
+@njit(cache=True, nogil=True)
+def _max_pool2d_tiles(x, kh, kw, values, indices, lo, hi):
+    """_max_pool2d when the windows tile the input (stride == kernel, no padding, no
+    dilation): the same comparisons in the same (row-major) tap order, with no tap
+    ranges to look up, on flat arrays (the planes here are small, 16x16 -> 8x8 in the
+    models, and per-row views cost more than the comparisons)."""
+    n, c, h, w = x.shape
+    oh, ow = values.shape[2], values.shape[3]
+    xf, vf, wf = x.reshape(-1), values.reshape(-1), indices.reshape(-1)
+    for plane in range(lo, hi):
+        xb = plane * h * w
+        o = plane * oh * ow
+        for i in range(oh):
+            for j in range(ow):
+                at = i * kh * w + j * kw  # the window's first position: the default argmax
+                best = xf[xb + at]
+                where = at
+                for u in range(kh):
+                    for v in range(kw):
+                        value = xf[xb + at + u * w + v]
+                        if value > best or value != value:  # NaN wins, like PyTorch
+                            best = value
+                            where = at + u * w + v
+                vf[o] = best
+                wf[o] = where
+                o += 1
+
+
+@njit(cache=True, nogil=True)
+def _max_pool2d_2x2(x, values, indices, lo, hi):
+    """_max_pool2d_tiles for 2x2 windows: the taps unrolled, each comparison a select
+    rather than a branch (random data mispredicts a branch about every other window),
+    over views that start at each row (2.5x faster than the general kernel on the
+    models' (64, 64, 16, 16) activations)."""
+    n, c, h, w = x.shape
+    oh, ow = values.shape[2], values.shape[3]
+    xf, vf, wf = x.reshape(-1), values.reshape(-1), indices.reshape(-1)
+    for plane in range(lo, hi):
+        xb = plane * h * w
+        o = plane * oh * ow
+        for i in range(oh):
+            top = xf[xb + 2 * i * w:xb + 2 * i * w + w]
+            bottom = xf[xb + 2 * i * w + w:xb + 2 * i * w + 2 * w]
+            best_row, where_row = vf[o:o + ow], wf[o:o + ow]
+            at = 2 * i * w
+            for j in range(ow):
+                best = top[2 * j]
+                where = at + 2 * j
+                value = top[2 * j + 1]
+                take = value > best or value != value  # NaN wins, like PyTorch
+                best = value if take else best
+                where = at + 2 * j + 1 if take else where
+                value = bottom[2 * j]
+                take = value > best or value != value
+                best = value if take else best
+                where = at + w + 2 * j if take else where
+                value = bottom[2 * j + 1]
+                take = value > best or value != value
+                best = value if take else best
+                where = at + w + 2 * j + 1 if take else where
+                best_row[j] = best
+                where_row[j] = where
+            o += ow
+
+
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     n, c = x.shape[:2]
     values = np.empty((n, c) + tuple(out_size), dtype=x.dtype)
     indices = np.empty((n, c) + tuple(out_size), dtype=np.int64)
-    _planes(_max_pool2d, n * c, values.size * kernel[0] * kernel[1], x, kernel[0], kernel[1],
-            stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1], values,
-            indices)
+    work = values.size * kernel[0] * kernel[1]
+    tiles = _tiles(kernel, stride, padding, out_size, x.shape[2:]) and tuple(dilation) == (1, 1)
+    if tiles and tuple(kernel) == (2, 2):
+        _planes(_max_pool2d_2x2, n * c, work, x, values, indices)
+    elif tiles:
+        _planes(_max_pool2d_tiles, n * c, work, x, kernel[0], kernel[1], values, indices)
+    else:
+        _planes(_max_pool2d, n * c, work, x, kernel[0], kernel[1], stride[0], stride[1],
+                padding[0], padding[1], dilation[0], dilation[1], values, indices)
     return values, indices
 
 
@@ -158,15 +229,18 @@ def _avg_pool2d_tiles(x, kh, kw, inv_divisor, out, lo, hi):
                 y[j] = total[j] * inv[j]
 
 
-def _tiles(kernel, stride, padding):
-    return tuple(stride) == tuple(kernel) and not any(padding)
+def _tiles(kernel, stride, padding, out_size, in_size):
+    """Whether the windows tile the input: stride == kernel, no padding, and every window
+    inside the input (ceil mode's last window may run past it)."""
+    return tuple(stride) == tuple(kernel) and not any(padding) and all(
+        o * k <= s for o, k, s in zip(out_size, kernel, in_size))
 
 
 def avg_pool2d_forward(x, kernel, stride, padding, out_size, inv_divisor):
     n, c = x.shape[:2]
     out = np.empty((n, c) + inv_divisor.shape, dtype=x.dtype)
     work = out.size * kernel[0] * kernel[1]
-    if _tiles(kernel, stride, padding):
+    if _tiles(kernel, stride, padding, out_size, x.shape[2:]):
         _planes(_avg_pool2d_tiles, n * c, work, x, kernel[0], kernel[1], inv_divisor, out)
     else:
         _planes(_avg_pool2d, n * c, work, x, kernel[0], kernel[1], stride[0], stride[1],
@@ -214,7 +288,7 @@ def _avg_pool2d_adjoint_tiles(g, kh, kw, inv_divisor, out, lo, hi):
 def avg_pool2d_adjoint(g, kernel, stride, padding, in_size, inv_divisor):
     n, c = g.shape[:2]
     work = g.size * kernel[0] * kernel[1]
-    if _tiles(kernel, stride, padding):
+    if _tiles(kernel, stride, padding, g.shape[2:], in_size):
         out = np.empty((n, c) + tuple(in_size), dtype=g.dtype)
         _planes(_avg_pool2d_adjoint_tiles, n * c, work, g, kernel[0], kernel[1], inv_divisor,
                 out)
