@@ -14,7 +14,7 @@ for the working tree (AFTER).  Per kernel (the tile is in its name: conv_*_m64_f
   shared memory (1 KB of it reserved per block), 2048 threads, 32 blocks per SM;
   registers allocated per warp in units of 256;
 - its main loop, from the SASS (cuobjdump -sass): the loop (a backward branch) with
-  the most FMAs, else the most global loads, and its instruction mix per iteration
+  the most FMAs fed from memory (see the model below), and its instruction mix per iteration
   (a conv kernel's iteration is one K slice): instructions, FFMA (DFMA for f64) and
   their share, shared loads by width (LDS = 32 bit, LDS.64, LDS.128) and per FMA,
   shared stores, barriers, global loads;
@@ -36,13 +36,32 @@ The ceiling model (per SM and clock on sm_90, one loop iteration):
 
 It assumes every instruction of the loop body executes each iteration (a branched-over
 prefetch counts), no stalls (latency hidden by enough warps: see occupancy), and no
-bank conflicts.  The main loop is the loop with the most FMAs (else global loads) in
-its own body; inner loops are left out of its counts (they run their own trip count).
-Only GEMM-like loops (FMAs on operands read from shared memory: conv, the WaveNet
-step) get a ceiling; streaming kernels (batch norm, gated activation, spectral
-norm) are bound by memory bandwidth, and their global loads and widths say more.
+bank conflicts.
 
-Writes ``<out>/static-sm<arch>.md`` and ``.json``.  Needs libnvrtc and cuobjdump (the
+The main loop is the loop doing the kernel's multiply-accumulate work: the one whose
+own body (inner loops left out: they run their own trip count) has the most FMAs fed
+from memory -- an FFMA/DFMA one of whose two multiplicands holds a value an LDS/LDG of
+that body loaded (as loaded, or moved / converted by MOV or F2F, and not overwritten
+since; read round the body twice, so a load at the end of an iteration feeds the top of
+the next).  An FMA of registers only -- the polynomial of constant coefficients in an
+exp, tanh or sigmoid -- is not such work.  Where no loop has 8 fed FMAs (elementwise
+and reduction kernels), the loop with the most FMAs, else global loads, else
+instructions.  Every FMA of the conv main loops is fed; the rule moves the WaveNet
+kernels from their gate / sampling loops (polynomials) to their mat-vecs.
+
+Only GEMM-like loops (8 or more FMAs of the precision on operands read from shared
+memory: conv) get a ceiling.  A loop of 8 or more fed FMAs (either precision) that
+loads 4 bytes or more per lane from global memory per FMA streams a matrix through
+them, each value used about once (a GEMV: the WaveNet mat-vecs, spectral norm): its
+limit is the bandwidth of the memory the matrix comes from (L2 or HBM), which this
+model does not have, so it gets no FMA-peak ceiling, only "global memory: B bytes per
+FMA"; its issue and shared bounds are listed but do not bind.  Streaming kernels
+without such a loop (batch norm, gated activation) are bound by memory bandwidth too;
+their global loads and widths say more.
+
+Writes ``<out>/static-sm<arch>.md`` (between its ``<!-- kernel_static:begin -->`` and
+``<!-- kernel_static:end -->`` markers: the hand-written sections around them are kept)
+and ``.json``.  Needs libnvrtc and cuobjdump (the
 CUDA toolkit, or ``pip install nvidia-cuda-nvrtc nvidia-cuda-cuobjdump``) and git for
 ``--before``; a GPU is never used.
 """
@@ -64,6 +83,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_THREADS = 256  # every family module launches blocks of 256 threads (at most)
 MIN_FMA_FOR_CEILING = 8
+# The generated part of static-sm<arch>.md lies between these; the rest is written by hand.
+BEGIN, END = "<!-- kernel_static:begin -->", "<!-- kernel_static:end -->"
+GEMV_BYTES = 4  # global bytes a lane loads per FMA from which a loop streams its operand
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,10 +199,17 @@ class LoopMix:
     global_loads: dict = dataclasses.field(default_factory=dict)
     global_stores: int = 0
     inner_loops: int = 0
+    fed_fma: int = 0          # FMAs (either precision) with a multiplicand loaded in the loop
 
     @property
     def shared_load_count(self):
         return sum(self.shared_loads.values())
+
+    @property
+    def global_bytes_per_fma(self):
+        """Bytes a lane loads from global memory per FMA (either precision) of the loop."""
+        loaded = sum(count * int(width) // 8 for width, count in self.global_loads.items())
+        return loaded / max(self.fma + self.other_fma, 1)
 
     @property
     def wavefronts(self):
@@ -190,6 +219,64 @@ class LoopMix:
                    for width, count in table.items())
         return full - sum(count * (width // 32 - 1)
                           for width, count in self.broadcast_loads.items())
+
+
+_LOADS = ("LDS", "LDSM", "LDG", "LD")
+_COPIES = ("MOV", "F2F", "IMAD.MOV")   # value-preserving: a moved or converted load is a load
+_NO_DESTINATION = ("ST", "STS", "STG", "BRA", "BAR", "EXIT", "RET", "BSSY", "BSYNC", "NOP",
+                   "RED", "ATOM", "ATOMS", "WARPSYNC", "CALL", "MEMBAR", "DEPBAR", "YIELD")
+_REGISTER = re.compile(r"(?<![\w.])-?\|?R(\d+)")
+
+
+def _registers(operand):
+    """The first general register an operand names (R12 in -|R12|.reuse), else None;
+    RZ, predicates, uniform registers and constants are None."""
+    match = _REGISTER.match(operand.strip())
+    return int(match.group(1)) if match else None
+
+
+def _destination_width(ins):
+    """32-bit registers the instruction writes at its first operand."""
+    if ins.base in _LOADS:
+        return _width(ins.opcode) // 32
+    parts = ins.opcode.split(".")
+    if ins.base.startswith("D") or "WIDE" in parts or "64" in parts:
+        return 2
+    if ins.base == "F2F":  # F2F.F64.F32 writes a double, F2F.F32.F64 a float
+        return 2 if len(parts) > 1 and parts[1] == "F64" else 1
+    return 1
+
+
+def fed_fmas(instructions, first, last, skip=()):
+    """How many FMAs (FFMA, DFMA) of instructions[first:last + 1] (less ``skip``) multiply
+    a value this loop loaded from memory: a multiplicand's register holds what an LDS /
+    LDG of the body put there (or a MOV / F2F of it), and nothing of the body wrote it
+    since.  The body is read twice round, so that a load at the end of an iteration feeds
+    the FMAs at the top of the next (software pipelining).  These are the loop's
+    multiply-accumulate work; an FMA of registers only (a polynomial of constant
+    coefficients: exp, tanh) is not."""
+    body = [instructions[i] for i in range(first, last + 1)
+            if instructions[i].base != "NOP" and not any(a <= i <= b for a, b in skip)]
+    loaded, count = set(), 0
+    for lap in (0, 1):
+        for ins in body:
+            operands = ins.operands.split(",")
+            if lap and ins.base in ("FFMA", "DFMA") and any(
+                    _registers(op) in loaded for op in operands[1:3]):
+                count += 1
+            if ins.base in _NO_DESTINATION:
+                continue
+            dest = _registers(operands[0])
+            if dest is None:
+                continue
+            written = set(range(dest, dest + _destination_width(ins)))
+            if ins.base in _LOADS or (any(ins.opcode.startswith(c) for c in _COPIES)
+                                      and len(operands) > 1
+                                      and _registers(operands[-1]) in loaded):
+                loaded |= written
+            else:
+                loaded -= written
+    return count
 
 
 def mix(instructions, first, last, fma_opcode, skip=()):
@@ -222,6 +309,7 @@ def mix(instructions, first, last, fma_opcode, skip=()):
     result.shared_loads, result.shared_stores = dict(loads), dict(stores)
     result.broadcast_loads = dict(broadcast)
     result.global_loads = dict(global_loads)
+    result.fed_fma = fed_fmas(instructions, first, last, skip)
     return result
 
 
@@ -236,25 +324,39 @@ def main_loop(instructions, fma_opcode):
                  if first <= f and l <= last and (f, l) != (first, last)]
         m = mix(instructions, first, last, fma_opcode, skip=inner)
         m.inner_loops = len(inner)
-        candidates.append((m.fma + m.other_fma, sum(m.global_loads.values()), m.instructions,
-                           -(last - first), first, last, m))
+        fed = m.fed_fma if m.fed_fma >= MIN_FMA_FOR_CEILING else 0
+        candidates.append((fed, m.fma + m.other_fma, sum(m.global_loads.values()),
+                           m.instructions, -(last - first), first, last, m))
     if not candidates:
         return None
-    best = max(candidates, key=lambda c: c[:5])
-    return best[4], best[5], best[6]
+    best = max(candidates, key=lambda c: c[:6])
+    return best[5], best[6], best[7]
 
 
 def ceiling(m, precision, machine=MACHINES[90]):
-    """{issue, shared, ceiling, bound} as fractions of the FMA peak of ``precision``;
-    None unless the loop is a GEMM's (FMAs of the precision on operands read from
-    shared memory): a streaming kernel's limit is memory bandwidth, not this."""
-    if m is None or m.fma < MIN_FMA_FOR_CEILING or not m.shared_loads:
+    """{issue, shared, ceiling, bound} as fractions of the FMA peak of ``precision``.
+
+    None unless the loop is a GEMM's (at least MIN_FMA_FOR_CEILING FMAs of the precision
+    on operands read from shared memory): a streaming kernel's limit is memory bandwidth,
+    not this.  A loop of fed FMAs (MIN_FMA_FOR_CEILING or more, either precision) that
+    loads GEMV_BYTES or more from global memory per FMA (a lane's) streams a matrix
+    through them, each value feeding one FMA or so: its bound is the bandwidth of wherever the matrix lives (L2 or HBM), which the
+    model does not have -- ``ceiling`` is None, ``bound`` "global memory", and
+    ``global_bytes_per_fma`` says how much it needs (issue and shared bounds, which do
+    not bind, are kept for the record where the loop has them)."""
+    if m is None:
+        return None
+    streaming = m.fed_fma >= MIN_FMA_FOR_CEILING and m.global_bytes_per_fma >= GEMV_BYTES
+    if not streaming and (m.fma < MIN_FMA_FOR_CEILING or not m.shared_loads):
         return None
     fma_clocks = m.fma / dict(machine.fma_per_clock)[precision]
     issue_clocks = m.instructions / machine.issue_per_clock
     shared_clocks = m.wavefronts / machine.shared_wavefronts_per_clock
-    issue = fma_clocks / max(fma_clocks, issue_clocks)
-    shared = fma_clocks / max(fma_clocks, shared_clocks)
+    issue = fma_clocks / max(fma_clocks, issue_clocks) if m.fma else None
+    shared = fma_clocks / max(fma_clocks, shared_clocks) if m.fma and m.shared_loads else None
+    if streaming:
+        return {"issue": issue, "shared": shared, "ceiling": None, "bound": "global memory",
+                "global_bytes_per_fma": m.global_bytes_per_fma}
     return {"issue": issue, "shared": shared, "ceiling": min(issue, shared),
             "bound": "issue" if issue <= shared else "shared memory"}
 
@@ -291,7 +393,9 @@ def analyse(sources, arch=90, only=()):
             row["loop"]["wavefronts"] = loop.wavefronts
         rows.append(row)
     return {"arch": arch, "nvrtc": ".".join(map(str, build.nvrtc_version)),
-            "options": list(build.options), "rows": rows}
+            # the include directory (a temporary one for --before) is no part of the result
+            "options": ["-I<kernels>" if o.startswith("-I") else o for o in build.options],
+            "rows": rows}
 
 
 def sources_at(revision, directory):
@@ -328,6 +432,8 @@ def _ceiling_text(row):
     c = row and row["ceiling"]
     if not c:
         return "-"
+    if c["ceiling"] is None:  # a GEMV streaming its matrix: no FMA-peak ceiling
+        return f"- ({c['bound']}: {c['global_bytes_per_fma']:.0f} B per FMA)"
     return f"{_pct(c['ceiling'])} ({c['bound']})"
 
 
@@ -387,7 +493,6 @@ def write_results(out_dir, before, after, argv, before_name):
     command = " ".join(["python -m benchmarks.kernel_static", *argv])
     doc = {"model": model, "machine": dataclasses.asdict(MACHINES[arch]),
            "before_revision": before_name, "before": before, "after": after}
-    stem.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     md = [f"# CUDA kernels on {MACHINES[arch].name}: static performance (no GPU)", "",
           f"`{command}`: each kernel compiled as "
           f"the run-time path compiles it (NVRTC {after['nvrtc']}, cupy's options: "
@@ -400,9 +505,29 @@ def write_results(out_dir, before, after, argv, before_name):
           "## Summary", "", summary_table(before, after), ""]
     if before:
         md += [f"## BEFORE ({before_name})", "", detail_table(before["rows"]), ""]
-    md += ["## AFTER (working tree)", "", detail_table(after["rows"]), ""]
-    stem.with_suffix(".md").write_text("\n".join(md))
+    md += ["## AFTER (working tree)", "", detail_table(after["rows"])]
+    path = stem.with_suffix(".md")
+    text = splice(path.read_text() if path.exists() else "", "\n".join(md))  # may refuse
+    stem.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    path.write_text(text)
     return stem
+
+
+def splice(text, generated):
+    """``text`` with what lies between its BEGIN and END markers replaced by
+    ``generated``: the hand-written sections around them are kept.  A text without the
+    markers (a file written by hand, or before them) keeps all of it, after the
+    generated part; markers out of order or repeated are an error, not a guess."""
+    section = f"{BEGIN}\n{generated}\n{END}"
+    begins, ends = text.count(BEGIN), text.count(END)
+    if begins == ends == 0:
+        rest = text.strip("\n")
+        return section + "\n" + (f"\n{rest}\n" if rest else "")
+    if begins != 1 or ends != 1 or text.index(BEGIN) > text.index(END):
+        raise ValueError(f"expected one {BEGIN} before one {END}, found {begins} and {ends}"
+                         " in the order given: fix the markers by hand")
+    head, rest = text.split(BEGIN, 1)
+    return head + section + rest.split(END, 1)[1]
 
 
 def _parser():
@@ -430,7 +555,11 @@ def main(argv=None):
     print(summary_table(before, after))
     print()
     print(detail_table(after["rows"]))
-    stem = write_results(args.out, before, after, argv, args.before)
+    try:
+        stem = write_results(args.out, before, after, argv, args.before)
+    except ValueError as exc:
+        print(f"benchmarks.kernel_static: {exc}", file=sys.stderr)
+        return 2
     print(f"\nwrote {stem}.md and {stem}.json")
     return 0
 

@@ -99,6 +99,75 @@ def test_loads_from_a_warp_uniform_address_are_one_broadcast_wavefront():
     assert m.wavefronts == 1 + 1 + 2 + 4 + 1
 
 
+# A gate loop (an LDG'd value through DADD, then a polynomial of constant coefficients:
+# many DFMAs, none on a loaded value) and a mat-vec loop (weights by LDG, the vector by
+# LDS, fewer DFMAs, each on loaded values; one weight loaded as a float and converted,
+# one loaded at the bottom for the next iteration's top).  wavenet_layer_f64's shape.
+_GATE_AND_GEMV = """
+                Function : gemv_f64
+        /*0000*/                   LDG.E.64 R4, desc[UR4][R2.64] ;
+        /*0010*/                   DADD R4, R4, R6 ;
+        /*0020*/                   DFMA R8, R4, UR6, R10 ;
+        /*0030*/                   DFMA R8, R4, R8, UR8 ;
+        /*0040*/                   DFMA R8, R4, R8, UR8 ;
+        /*0050*/                   DFMA R8, R4, R8, UR8 ;
+        /*0060*/                   DFMA R8, R4, R8, UR8 ;
+        /*0070*/                   DFMA R8, R4, R8, UR8 ;
+        /*0080*/                   DFMA R8, R4, R8, UR8 ;
+        /*0090*/                   DFMA R8, R4, R8, UR8 ;
+        /*00a0*/                   DFMA R8, R4, R8, UR8 ;
+        /*00b0*/                   DFMA R8, R4, R8, UR8 ;
+        /*00c0*/                   STG.E.64 desc[UR4][R2.64], R8 ;
+        /*00d0*/              @!P0 BRA 0x0 ;
+        /*00e0*/                   LDG.E.64.CONSTANT R20, desc[UR4][R12.64] ;
+        /*00f0*/                   LDG.E.64.CONSTANT R22, desc[UR4][R14.64] ;
+        /*0100*/                   LDG.E.64.CONSTANT R24, desc[UR4][R16.64] ;
+        /*0110*/                   LDG.E.64.CONSTANT R26, desc[UR4][R18.64] ;
+        /*0120*/                   LDG.E.64.CONSTANT R28, desc[UR4][R30.64] ;
+        /*0130*/                   LDG.E.64.CONSTANT R32, desc[UR4][R34.64] ;
+        /*0140*/                   LDG.E.CONSTANT R36, desc[UR4][R38.64] ;
+        /*0150*/                   LDS.128 R40, [R70] ;
+        /*0160*/                   LDS.128 R44, [R70+0x10] ;
+        /*0170*/                   F2F.F64.F32 R48, R36 ;
+        /*0180*/                   DFMA R56, R40, R20, R56 ;
+        /*0190*/                   DFMA R56, R22, R42, R56 ;
+        /*01a0*/                   DFMA R56, R44, R24, R56 ;
+        /*01b0*/                   DFMA R56, R26, R46, R56 ;
+        /*01c0*/                   DFMA R56, R40, R28, R56 ;
+        /*01d0*/                   DFMA R56, R32, R42, R56 ;
+        /*01e0*/                   DFMA R56, R48, R54, R56 ;
+        /*01f0*/                   DFMA R56, R54, R50, R56 ;
+        /*0200*/                   DFMA R56, R52, R54, R56 ;
+        /*0210*/                   IADD3 R12, R12, 0x80, RZ ;
+        /*0220*/                   LDG.E.64.CONSTANT R50, desc[UR4][R12.64] ;
+        /*0230*/               @P1 BRA 0xe0 ;
+        /*0240*/                   EXIT ;
+"""
+
+
+def test_the_main_loop_is_the_one_whose_fmas_multiply_loaded_values():
+    """The gate loop has more DFMAs, but on registers and constants only (an exp / tanh
+    polynomial); the mat-vec's multiply loaded values: it is the main loop -- and, at 8
+    bytes of global loads per DFMA, a GEMV bound by memory, with no FMA-peak ceiling."""
+    ins = ks.split_functions(_GATE_AND_GEMV)["gemv_f64"]
+    gate, gemv = sorted(ks.loops(ins))
+    assert ks.mix(ins, *gate, "DFMA").fma == 10 and ks.fed_fmas(ins, *gate) == 0
+    m = ks.mix(ins, *gemv, "DFMA")
+    # all 9 but the one on R52 and R54 (loaded by nothing): R48 fed through F2F,
+    # R50 by the load at the bottom of the previous iteration
+    assert m.fma == 9 and m.fed_fma == 8
+    first, last, main = ks.main_loop(ins, "DFMA")
+    assert (first, last) == gemv and main.fed_fma == 8
+    assert main.global_bytes_per_fma == pytest.approx((7 * 8 + 4) / 9)
+    c = ks.ceiling(main, "f64")
+    assert c["ceiling"] is None and c["bound"] == "global memory"
+    assert c["global_bytes_per_fma"] == pytest.approx(60 / 9)
+    assert c["issue"] == pytest.approx((9 / 2) / (22 / 4))  # listed, not binding
+    assert ks._ceiling_text({"ceiling": c}) == "- (global memory: 7 B per FMA)"
+    # fewer than 8 fed FMAs anywhere: the old rule (the most FMAs) picks the gate loop
+    assert ks.main_loop(ins[:gemv[0]], "DFMA")[:2] == gate
+
+
 def test_launch_threads_read_launch_bounds(tmp_path):
     (tmp_path / "common.cuh").write_text("")
     (tmp_path / "a.cu").write_text(
@@ -182,6 +251,52 @@ def test_main_writes_the_report(toolchain, tmp_path):
         f"gated_activation_{p}_{t}" for p in ("forward", "backward") for t in ("f32", "f64")}
 
 
+def _report(kernel):
+    row = {"kernel": kernel, "precision": "f32", "threads": 256, "registers": 32,
+           "spill_bytes": 0, "stack": 0, "shared": 0, "blocks_per_sm": 8, "occupancy": 1.0,
+           "sass_instructions": 10, "loop": None, "ceiling": None}
+    return {"arch": 90, "nvrtc": "13.0", "options": ["-arch=sm_90"], "rows": [row]}
+
+
+def test_regenerating_keeps_the_hand_written_sections(tmp_path):
+    """Only the part between the markers is the tool's: the history written by hand
+    before and after it survives a regeneration (the file used to be rewritten whole)."""
+    md = tmp_path / "static-sm90.md"
+    md.write_text("Notes above, by hand.\n\n<!-- kernel_static:begin -->\n"
+                  "old_kernel_f32 table\n<!-- kernel_static:end -->\n\n"
+                  "## second round\n\nhand-written history\n")
+    ks.write_results(tmp_path, None, _report("new_kernel_f32"), ["--before", ""], "")
+    text = md.read_text()
+    assert text.startswith("Notes above, by hand.\n\n<!-- kernel_static:begin -->\n# CUDA")
+    assert text.endswith("<!-- kernel_static:end -->\n\n## second round\n\n"
+                         "hand-written history\n")
+    assert "new_kernel_f32" in text and "old_kernel_f32" not in text
+    ks.write_results(tmp_path, None, _report("new_kernel_f32"), ["--before", ""], "")
+    assert md.read_text() == text  # regenerating again changes nothing
+    assert json.loads((tmp_path / "static-sm90.json").read_text())["after"]["rows"][0][
+        "kernel"] == "new_kernel_f32"
+    # a file without markers keeps all its text, after the generated part
+    md.write_text("# written by hand\n\nkeep me\n")
+    ks.write_results(tmp_path, None, _report("k_f32"), [], "")
+    text = md.read_text()
+    assert text.startswith("<!-- kernel_static:begin -->\n# CUDA")
+    assert text.endswith("<!-- kernel_static:end -->\n\n# written by hand\n\nkeep me\n")
+    # markers that do not say what is generated: refused, nothing written
+    broken = "<!-- kernel_static:end -->\nhistory\n<!-- kernel_static:begin -->\n"
+    md.write_text(broken)
+    (tmp_path / "static-sm90.json").unlink()
+    with pytest.raises(ValueError, match="kernel_static:begin"):
+        ks.write_results(tmp_path, None, _report("k_f32"), [], "")
+    assert md.read_text() == broken and not (tmp_path / "static-sm90.json").exists()
+
+
+def test_committed_report_keeps_its_history_outside_the_markers():
+    text = (ROOT / "benchmarks" / "results" / "static-sm90.md").read_text()
+    assert text.count("<!-- kernel_static:begin -->") == 1
+    assert text.count("<!-- kernel_static:end -->") == 1
+    assert "## conv, fourth round" in text.split("<!-- kernel_static:end -->")[1]
+
+
 def test_before_sources_come_from_git(tmp_path):
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
                       capture_output=True).returncode:
@@ -192,6 +307,22 @@ def test_before_sources_come_from_git(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(n).name for n in committed)
     assert "common.cuh" in {p.name for p in tmp_path.iterdir()}
     assert any(p.name == "conv.cu" for p in sources.files)
+
+
+def test_wavenet_and_spectral_norm_main_loops_are_their_mat_vecs(toolchain):
+    """Their gate (tanh, sigmoid) and sampling (exp) loops have the most DFMAs, all on
+    constant coefficients; the main loop is the mat-vec that streams the weights from
+    global memory (8 bytes a DFMA in double, 4 in float): no FMA-peak ceiling."""
+    report = ks.analyse(KernelSources(kernel_dir()), 90,
+                        only=("wavenet_layer", "wavenet_heads", "spectral_norm_sigma"))
+    rows = {r["kernel"]: r for r in report["rows"]}
+    assert len(rows) == 6
+    for name, row in rows.items():
+        loop, c = row["loop"], row["ceiling"]
+        assert loop["fed_fma"] >= ks.MIN_FMA_FOR_CEILING, name
+        assert loop["shared_loads"] and loop["global_loads"], name
+        assert c["bound"] == "global memory" and c["ceiling"] is None, name
+        assert c["global_bytes_per_fma"] >= (8 if name.endswith("_f64") else 4), name
 
 
 # Conv main loops below 80% of the FMA peak on paper (issue 13 item 5's goal), and why.
