@@ -32,6 +32,41 @@ def test_shared_gradient_objects_are_not_aliased_between_leaves():
     np.testing.assert_allclose(b.grad.numpy(), np.ones(3))
 
 
+def test_summing_gradients_never_writes_into_a_gradient_someone_else_holds():
+    # The engine sums the gradients of one output in place, but only into an array it
+    # allocated itself: here Add's backward hands one gradient object to both of its
+    # inputs at every step, so writing into a received gradient would change the
+    # other input's gradient too.
+    x = f64(3)
+    a, b = x * 2.0, x * 3.0
+    (((a + b) + a) + b).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 10.0))
+
+    held = tg.tensor(np.array([1.0, 2.0, 3.0]))
+
+    class GivesHeld(Function):  # a backward that returns a tensor its caller keeps
+        def forward(self, a):
+            return a.copy()
+
+        def backward(self, grad):
+            return held
+
+    p = f64(3)
+    sum(GivesHeld.apply(p) for _ in range(4)).sum().backward()
+    np.testing.assert_allclose(held.numpy(), [1.0, 2.0, 3.0])  # not summed into
+    np.testing.assert_allclose(p.grad.numpy(), [4.0, 8.0, 12.0])
+
+
+def test_gradients_summed_into_an_interior_buffer_reach_hooks_and_leaves_whole():
+    x = f64(3)
+    h = x * 1.0
+    seen = []
+    h.register_hook(lambda g: seen.append(g.numpy().copy()))
+    sum(h * float(k) for k in range(1, 6)).sum().backward()  # 5 gradients into h's buffer
+    np.testing.assert_allclose(seen[0], np.full(3, 15.0))
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 15.0))
+
+
 def test_create_graph_gradients_of_leaves_are_fresh_writable_tensors():
     a, b = f64(3), f64(3, seed=1)
     (a + b).sum().backward(create_graph=True)

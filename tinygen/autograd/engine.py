@@ -111,6 +111,38 @@ def _sum_to_shape(grad, shape, node):
         ) from exc
 
 
+def _add(previous, grad, summed, slot):
+    """``previous + grad``, the gradients of one output summed.
+
+    With create_graph (``summed`` None) this is the differentiable op, so the sum has a
+    graph.  Otherwise only arrays are summed, and into a buffer the engine made itself
+    when it can: the first sum at ``slot`` allocates a fresh array (``previous`` may be
+    a tensor a backward returned, which another node or the user may also hold: Add's
+    backward passes one gradient to both inputs), and ``summed[slot]`` records it; later
+    gradients for that slot are added into it in place, since nothing but the buffer
+    refers to it until its node runs (the node runs once, after its last gradient came,
+    so the buffer never grows again once something else may see it).  A graph with
+    fan-out (a parameter used many times, a residual) then allocates one array per
+    output rather than one per incoming gradient, and skips the op layer's checks,
+    which the engine has already made (one dtype, the input's shape: _backward_node).
+    """
+    if summed is None:
+        return previous + grad
+    data = grad.data
+    if summed.get(slot) is previous and previous.data.shape == data.shape:
+        previous.data += data
+        return previous
+    total = _tensor_make(previous.data + data)
+    summed[slot] = total
+    return total
+
+
+def _tensor_make(data):
+    from .tensor import Tensor
+
+    return Tensor._make(data)
+
+
 def _zeros_for(meta, like):
     from .tensor import Tensor
     from ..backend import array_module
@@ -134,17 +166,19 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None,
     needed = _needed(nodes, targets) if targets is not None else None
 
     buffers = {}
+    summed = {} if not create_graph else None
 
     def send(node, index, grad):
         key = id(node)
         if not isinstance(node, Function):  # a leaf
             previous = buffers.get(key)
-            buffers[key] = grad if previous is None else previous + grad
+            buffers[key] = grad if previous is None else _add(previous, grad, summed, key)
             return
         buffer = buffers.get(key)
         if buffer is None:
             buffer = buffers[key] = [None] * len(node.output_meta)
-        buffer[index] = grad if buffer[index] is None else buffer[index] + grad
+        previous = buffer[index]
+        buffer[index] = grad if previous is None else _add(previous, grad, summed, (key, index))
 
     grad_mode = enable_grad if create_graph else no_grad
     with grad_mode():
