@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from . import tensor as _tensor  # a module reference (tensor.py is still loading when this runs)
 from .grad_mode import no_grad, enable_grad
 from .function import Function
 from .hooks import apply_hooks
@@ -129,18 +130,15 @@ def _add(previous, grad, summed, slot):
     if summed is None:
         return previous + grad
     data = grad.data
-    if summed.get(slot) is previous and previous.data.shape == data.shape:
+    if summed.get(slot) == id(previous) and previous.data.shape == data.shape:
         previous.data += data
         return previous
-    total = _tensor_make(previous.data + data)
-    summed[slot] = total
+    total = _tensor.Tensor._make(previous.data + data)
+    # Its id, not the tensor: a reference kept here would make _handover copy a leaf's
+    # summed gradient.  The id stays the buffer's: the buffer lives until its node runs,
+    # and nothing is sent to the slot after that.
+    summed[slot] = id(total)
     return total
-
-
-def _tensor_make(data):
-    from .tensor import Tensor
-
-    return Tensor._make(data)
 
 
 def _zeros_for(meta, like):
@@ -291,8 +289,8 @@ def _observed_backward(node, grads_out):
 
 
 def _accumulate_leaf(leaf, grad, create_graph):
-    from .tensor import Tensor
-
+    # (no import here: a function-level import costs microseconds on every leaf)
+    Tensor = _tensor.Tensor
     if not create_graph:
         if leaf.grad is None:
             # The gradient's own array when nothing else can see it (see _handover), else a

@@ -23,9 +23,11 @@ class MatMul(Function):
         a, b = self.saved_inputs()
         # Gradients come out in the broadcast batch shape; the engine sums them
         # back over broadcast batch dimensions.
+        # MatMul.apply, not matmul(): both operands have ndim >= 2 and one dtype, and
+        # their shapes were checked when the product was made, so grad's are aligned too.
         need_a, need_b = self.needs_input_grad
-        grad_a = matmul(grad, transpose(b)) if need_a else None
-        grad_b = matmul(transpose(a), grad) if need_b else None
+        grad_a = MatMul.apply(grad, transpose(b)) if need_a else None
+        grad_b = MatMul.apply(transpose(a), grad) if need_b else None
         return grad_a, grad_b
 
 
@@ -77,8 +79,9 @@ class Linear(Function):
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         out_features, in_features = w.shape
         g2 = reshape(grad, (-1, out_features))
-        gx = reshape(matmul(g2, w), x.shape) if need_x else None
-        gw = matmul(transpose(g2), reshape(x, (-1, in_features))) if need_w else None
+        # MatMul.apply, as in MatMul.backward: the 2-D operands were checked in forward.
+        gx = reshape(MatMul.apply(g2, w), x.shape) if need_x else None
+        gw = MatMul.apply(transpose(g2), reshape(x, (-1, in_features))) if need_w else None
         if len(self.needs_input_grad) == 2:
             return gx, gw
         return gx, gw, (g2.sum(0) if need_b else None)

@@ -21,9 +21,10 @@ from ..autograd.primitives import BroadcastTo, SumTo, broadcast_to, sum_to  # no
 # --- axis helpers ------------------------------------------------------------------
 def normalize_axis(axis, ndim, shape=None):
     """A single axis in [-ndim, ndim) as a non-negative int, or an error naming it."""
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise TypeError(f"axis must be an int, got {axis!r}")
-    axis = int(axis)
+    if type(axis) is not int:  # a plain int (the usual case) skips the ABC check below
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"axis must be an int, got {axis!r}")
+        axis = int(axis)
     # A 0-d tensor accepts axis 0 and -1, like PyTorch.
     valid = axis in (0, -1) if ndim == 0 else -ndim <= axis < ndim
     if not valid:
@@ -118,7 +119,12 @@ class Permute(Function):
         return a.transpose(dims)
 
     def backward(self, grad):
-        return permute(grad, tuple(np.argsort(self.dims)))
+        # The inverse permutation; a permutation by construction, so permute()'s checks
+        # are not redone.
+        inverse = [0] * len(self.dims)
+        for position, axis in enumerate(self.dims):
+            inverse[axis] = position
+        return Permute.apply(grad, dims=tuple(inverse))
 
 
 def permute(x, dims):
@@ -131,10 +137,15 @@ def permute(x, dims):
 
 
 def transpose(x, dim0=-2, dim1=-1):
-    dims = list(range(x.ndim))
-    a, b = normalize_axis(dim0, x.ndim, x.shape), normalize_axis(dim1, x.ndim, x.shape)
-    dims[a], dims[b] = dims[b], dims[a]
-    return permute(x, tuple(dims))
+    ndim = x.data.ndim
+    a, b = normalize_axis(dim0, ndim, x.shape), normalize_axis(dim1, ndim, x.shape)
+    if a == b:
+        return x
+    # A swap of two valid axes is a permutation: permute()'s checks are not redone
+    # (matmul's backward transposes on every step).
+    dims = list(range(ndim))
+    dims[a], dims[b] = b, a
+    return Permute.apply(x, dims=tuple(dims))
 
 
 # --- broadcasting (broadcast_to and sum_to: tinygen/autograd/primitives.py) ----------------
