@@ -9,7 +9,7 @@ from ..autograd.function import Function
 from ..backend import array_module
 from ..autograd._torch_names import torch_names
 from ._operands import as_tensor, is_float
-from .shape import normalize_axes, normalize_axis, reshape, broadcast_to
+from .shape import normalize_axes, normalize_axis, reshape, broadcast_to, Reshape, BroadcastTo
 from .elementwise import exp, sqrt, abs as _abs, cast, where, _const
 
 
@@ -28,7 +28,15 @@ class Sum(Function):
         return a.sum(axis=axes, keepdims=keepdims)
 
     def backward(self, grad):
-        return broadcast_to(_keep(grad, self.in_shape, self.axes), self.in_shape)
+        # Reshape and BroadcastTo applied directly: both shapes are the forward's own, so
+        # reshape()'s and broadcast_to()'s checks are not redone (a loss's sum and every
+        # bias gradient run this on each step).
+        keep = _keep_shape(self.in_shape, self.axes)
+        if grad.data.shape != keep:
+            grad = Reshape.apply(grad, shape=keep)
+        if keep == self.in_shape:
+            return grad
+        return BroadcastTo.apply(grad, shape=self.in_shape)
 
 
 @torch_names
