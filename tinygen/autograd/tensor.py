@@ -49,7 +49,10 @@ class Tensor:
     def _make(cls, data, grad_fn=None, output_index=0):
         """Fast internal constructor: ``data`` is already a backend array."""
         t = cls.__new__(cls)
-        if not hasattr(data, "shape"):  # numpy reductions may give a scalar
+        # numpy reductions may give a scalar (np.float32 has a shape but is no array: it
+        # would take Function.apply's device check and could not be changed in place)
+        if type(data) is not np.ndarray and (isinstance(data, np.generic)
+                                             or not hasattr(data, "shape")):
             data = np.asarray(data)
         t.data = data
         t.grad = None
