@@ -119,7 +119,9 @@ class Function:
             None if not need else (t, 0) if t.grad_fn is None else (t.grad_fn, t._output_index)
             for t, need in zip(inputs, needs)])
         node.input_meta = tuple([(a.shape, a.dtype) for a in arrays])
-        node.output_meta = tuple([(o.shape, o.dtype) for o in outs])
+        # (one output, the usual case, without a comprehension: each costs a function call)
+        node.output_meta = (((out.shape, out.dtype),) if not multiple
+                            else tuple([(o.shape, o.dtype) for o in outs]))
         node._freed = False
         node._tensor_hooks = None
         saved_idx = node._save_input_idx
@@ -129,7 +131,8 @@ class Function:
         else:
             node._saved_inputs = ()
             node._saved_versions = ()
-        node._saved_output_data = tuple([(i, outs[i]) for i in node._save_output_idx])
+        saved_idx = node._save_output_idx
+        node._saved_output_data = tuple([(i, outs[i]) for i in saved_idx]) if saved_idx else ()
         if _record_observers:
             for observer in _record_observers:
                 observer(node)
