@@ -16,6 +16,27 @@ def impl(name):
     return use_impl(name)
 
 
+def numba_matches_reference(fn, inputs, tolerance, dtype=None):
+    """fn's output and its gradients (along a fixed random upstream gradient) under the
+    numba kernels equal those under the numpy reference within ``tolerance`` (relative
+    L2); with ``dtype`` the results must also be of that dtype and the same shapes."""
+    from tinygen.testing import rel_error
+
+    def run():
+        y = fn(*inputs)
+        v = tg.tensor(np.random.default_rng(0).standard_normal(y.shape), dtype=y.dtype)
+        return [y.numpy()] + [g.numpy() for g in tg.grad(y, inputs, grad_outputs=v)]
+
+    with impl("reference"):
+        expected = run()
+    with impl("numba"):
+        actual = run()
+    for a, e in zip(actual, expected):
+        if dtype is not None:
+            assert a.dtype == e.dtype == dtype and a.shape == e.shape
+        assert rel_error(a, e) <= tolerance
+
+
 # --- hypothesis configs ------------------------------------------------------------------
 def _padding_and_sizes(draw, kernel, dilation, stride, max_side, allow_same=True):
     """A padding argument and input sizes that make a legal conv (sizes may be

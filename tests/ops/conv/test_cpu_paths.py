@@ -14,9 +14,10 @@ from tinygen.backend.numba_kernels import conv as numba_conv
 from tinygen.backend.numba_kernels import conv_direct, conv_rows, conv_winograd
 from tinygen.ops import conv as C
 from tinygen.ops import conv_pixelcnn as P
-from tinygen.testing import gradgradcheck, rel_error
+from tinygen.testing import gradgradcheck
 
-from ._helpers import conv_configs, conv_transpose_configs, impl, make_inputs, op_kwargs
+from ._helpers import (conv_configs, conv_transpose_configs, impl, make_inputs,
+                       numba_matches_reference, op_kwargs)
 
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
 # path: (ROWS_MIN_K, DIRECT_MIN_CHANNELS, im2col's column order: images innermost?)
@@ -69,18 +70,7 @@ def path(request, monkeypatch):
 
 
 def _compare(fn, inputs, dtype):
-    def run():
-        y = fn(*inputs)
-        v = tg.tensor(np.random.default_rng(0).standard_normal(y.shape), dtype=y.dtype)
-        return [y.numpy()] + [g.numpy() for g in tg.grad(y, inputs, grad_outputs=v)]
-
-    with impl("reference"):
-        expected = run()
-    with impl("numba"):
-        actual = run()
-    for a, e in zip(actual, expected):
-        assert a.dtype == e.dtype == dtype and a.shape == e.shape
-        assert rel_error(a, e) <= TOLERANCE[dtype]
+    numba_matches_reference(fn, inputs, TOLERANCE[dtype], dtype=dtype)
 
 
 def _inputs(config, seed, dtype=np.float64):

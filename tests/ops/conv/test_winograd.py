@@ -16,7 +16,7 @@ from tinygen.ops import conv as C
 from tinygen.ops.conv_geometry import Call, conv_geometry, kept_taps
 from tinygen.testing import gradgradcheck, rel_error
 
-from ._helpers import impl
+from ._helpers import impl, numba_matches_reference
 
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-12}
 
@@ -72,17 +72,7 @@ def test_kernels_match_the_reference(winograd, config, dtype, seed):
 
 
 def _compare(fn, inputs):
-    def run():
-        y = fn(*inputs)
-        v = tg.tensor(np.random.default_rng(0).standard_normal(y.shape), dtype=y.dtype)
-        return [y.numpy()] + [g.numpy() for g in tg.grad(y, inputs, grad_outputs=v)]
-
-    with impl("reference"):
-        expected = run()
-    with impl("numba"):
-        actual = run()
-    for a, e in zip(actual, expected):
-        assert rel_error(a, e) <= TOLERANCE[np.float64]
+    numba_matches_reference(fn, inputs, TOLERANCE[np.float64])
 
 
 @settings(max_examples=15, **SETTINGS)
