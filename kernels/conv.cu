@@ -424,8 +424,10 @@ __device__ void conv_forward(const T* x, const T* w, const int* taps, T* y, int 
 // and kRuns 16-byte stores -- with a store per pixel, address and test included, a
 // t8 loop would spend a third of its instructions storing.  The host guarantees
 // Hout*Wout % V == 0 (a run never straddles two images and its store is aligned);
-// other sizes take the halo tile or the GEMM.  kTaps is n_taps rounded up to a multiple
-// of 8.
+// other sizes take the halo tile or the GEMM.  kTaps is 9 for 9 taps (a 3x3 first layer:
+// t16 would spend 7 of its 16 FMAs a pixel on zero taps), else n_taps rounded up to a
+// multiple of 8; a block's weight rows are kRow = kTaps rounded up to 4 long (whole
+// 16-byte runs in float and double), the taps past kTaps zero and never multiplied.
 // ---------------------------------------------------------------------------------------
 constexpr int kDirectOuts = 32;  // output channels per block (blockIdx.y)
 
@@ -436,10 +438,11 @@ __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* 
                                     int n_taps, int groups, int stride_h, int stride_w,
                                     int pad_top, int pad_left)
 {
-    static_assert(kTaps % 8 == 0 && kTaps <= kMaxTaps, "kTaps: a multiple of 8, at most 32");
+    static_assert(kTaps >= 1 && kTaps <= kMaxTaps, "kTaps: 1 to 32");
     constexpr int V = 16 / (int)sizeof(T);  // pixels per run: one 16-byte store
+    constexpr int kRow = (kTaps + 3) / 4 * 4;  // a weight row: whole 16-byte runs
     struct alignas(16) Weights {
-        T v[kDirectOuts][kTaps];
+        T v[kDirectOuts][kRow];
     };
     __shared__ Weights weights;
     const int tid = (int)threadIdx.x;
@@ -449,8 +452,8 @@ __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* 
     const int columns = batch * plane_out;
     const int* tab = shared_tap_table(taps, n_taps);  // ends with a barrier
 
-    for (int e = tid; e < kDirectOuts * kTaps; e += kThreads) {
-        const int o = e / kTaps, t = e - (e / kTaps) * kTaps;
+    for (int e = tid; e < kDirectOuts * kRow; e += kThreads) {
+        const int o = e / kRow, t = e - (e / kRow) * kRow;
         const bool ok = o0 + o < out_per_group && t < n_taps;
         weights.v[o][t] =
             ok ? w[(g * out_per_group + o0 + o) * kernel_h * kernel_w + tab[4 * t + 3]] : T(0);
@@ -483,8 +486,8 @@ __device__ void conv_forward_direct(const T* x, const T* w, const int* taps, T* 
     const int o_count = min(kDirectOuts, out_per_group - o0);
     T* out = y;  // moved one output plane per output channel
     for (int o = 0; o < o_count; ++o, out += plane_out) {
-        T wv[kTaps];
-        load_runs<T, kTaps>(&weights.v[o][0], wv);
+        T wv[kRow];  // the last kRow - kTaps are zeros the FMAs skip
+        load_runs<T, kRow>(&weights.v[o][0], wv);
 #pragma unroll
         for (int k = 0; k < kRuns; ++k) {
             Run<T, V> run;
@@ -1390,6 +1393,14 @@ TG_ENTRY_F32_F64(conv_forward_direct_t8, __launch_bounds__(256, 1), __launch_bou
      int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
      int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
     conv::conv_forward_direct<T, 8, conv::DirectRuns<T, 8>::value>(x, weight, taps, y, batch,
+        channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
+        n_taps, groups, stride_h, stride_w, pad_top, pad_left))
+
+TG_ENTRY_F32_F64(conv_forward_direct_t9, __launch_bounds__(256, 1), __launch_bounds__(256, 1),
+    (const T* x, const T* weight, const int* taps, T* y, int batch, int channels, int height,
+     int width, int out_channels, int out_height, int out_width, int kernel_h, int kernel_w,
+     int n_taps, int groups, int stride_h, int stride_w, int pad_top, int pad_left),
+    conv::conv_forward_direct<T, 9, conv::DirectRuns<T, 9>::value>(x, weight, taps, y, batch,
         channels, height, width, out_channels, out_height, out_width, kernel_h, kernel_w,
         n_taps, groups, stride_h, stride_w, pad_top, pad_left))
 

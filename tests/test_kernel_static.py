@@ -335,7 +335,8 @@ CONV_BELOW_GOAL = {}
 def test_conv_main_loops_reach_80_percent_of_fma_peak(toolchain):
     report = ks.analyse(KernelSources(kernel_dir()), 90, only=("conv_",))
     ceilings = {r["kernel"]: r["ceiling"]["ceiling"] for r in report["rows"] if r["ceiling"]}
-    assert {"conv_halo_m16_f32", "conv_forward_direct_t8_f32", "conv_forward_direct_t24_f64",
+    assert {"conv_halo_m16_f32", "conv_forward_direct_t8_f32", "conv_forward_direct_t9_f32",
+            "conv_forward_direct_t9_f64", "conv_forward_direct_t24_f64",
             "conv_weight_grad_m64_f32", "conv_input_grad_c1_k4s2_f32",
             "conv_input_grad_c1_k4s2_f64"} <= set(ceilings)
     below = {name: round(c, 2) for name, c in ceilings.items() if c < 0.8}
@@ -395,7 +396,7 @@ def _block_rows(kernel):
 
 
 def _model_launches(monkeypatch):
-    """{(layer, function): (kernel names, GEMM rows)} of MODEL_CONVS in float32, sized
+    """{(layer, function): (kernel names, GEMM rows, taps)} of MODEL_CONVS in float32, sized
     for an H100's 132 multiprocessors (nothing runs: launch() only records)."""
     import numpy as np
 
@@ -424,20 +425,30 @@ def _model_launches(monkeypatch):
             call, rows = calls[function]
             call()
             found[layer, function] = ([n for n in names if "split_sum" not in n
-                                       and "reduce" not in n], rows)
+                                       and "reduce" not in n], rows, len(taps))
     return found
+
+
+def _kernel_taps(kernel):
+    """The taps a direct forward kernel multiplies per pixel (conv_forward_direct_t9_f32:
+    9), else None (the other kernels' loops run over the taps a launch has)."""
+    if kernel.startswith("conv_forward_direct_t"):
+        return int(kernel.removeprefix("conv_forward_direct_t").split("_")[0])
+    return None
 
 
 def test_every_model_layer_runs_kernels_at_80_percent_with_full_blocks(monkeypatch):
     """Each conv a model's training step runs takes kernels whose main loop reaches 80% of
     the FMA peak on paper (the committed static-sm90.json: regenerate it after changing a
     kernel) and whose blocks' rows it fills to 80% or more -- a layer of 32 output
-    channels on a 64-row tile would waste half of that ceiling."""
+    channels on a 64-row tile would waste half of that ceiling -- and, for the direct
+    forward (a fixed tap count per kernel), whose taps are 80% or more of the kernel's:
+    the 3x3 C = 1 first layer on t16 would multiply 7 zero taps of 16 a pixel."""
     table = json.loads((ROOT / "benchmarks" / "results" / "static-sm90.json").read_text())
     ceilings = {r["kernel"]: r["ceiling"] and r["ceiling"]["ceiling"]
                 for r in table["after"]["rows"]}
     problems = []
-    for (layer, function), (kernels, rows) in _model_launches(monkeypatch).items():
+    for (layer, function), (kernels, rows, taps) in _model_launches(monkeypatch).items():
         assert kernels, (layer, function)
         for kernel in kernels:
             if kernel not in ceilings:
@@ -448,4 +459,7 @@ def test_every_model_layer_runs_kernels_at_80_percent_with_full_blocks(monkeypat
             bm = _block_rows(kernel)
             if bm and rows / (bm * -(-rows // bm)) < 0.8:
                 problems.append(f"{layer} {function}: {rows} rows on {kernel} ({bm} a block)")
+            kernel_taps = _kernel_taps(kernel)
+            if kernel_taps and taps / kernel_taps < 0.8:
+                problems.append(f"{layer} {function}: {taps} taps on {kernel}")
     assert not problems, "\n".join(problems)

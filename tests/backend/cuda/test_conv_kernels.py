@@ -468,6 +468,12 @@ DIRECT = {
     "C=1 5x5 dense": ((1, 1, 6, 6), (3, 1, 5, 5), dict(padding=2), None, "t32"),
     "depthwise 2x2, groups 3": ((2, 3, 5, 7), (6, 1, 2, 2), dict(groups=3, padding=1), None,
                                 "t8"),
+    # 9 taps: t9, whose weight rows are 12 long (whole 16-byte runs), 3 of them zeros
+    "C=1 3x3 (the classifier's first layer), 34 outputs": ((2, 1, 7, 8), (34, 1, 3, 3),
+                                                           dict(padding=1), None, "t9"),
+    "depthwise 3x3 stride 2, groups 2": ((3, 2, 9, 7), (4, 1, 3, 3),
+                                         dict(groups=2, stride=2, padding=(2, 1)), None, "t9"),
+    "C=1 3x3 mask B (5 taps)": ((2, 1, 6, 6), (3, 1, 3, 3), dict(padding=1), "B", "t8"),
 }
 
 
@@ -498,7 +504,7 @@ def test_single_channel_planes_of_partial_16_byte_runs_take_the_halo(rng, launch
     assert tuple(geom.out_size) == out_size
     run_case(rng, dtype, geom, taps, 2, 1, 3)
     direct = out_size == (5, 6) and dtype is np.float64
-    assert launches[0][0] == ("conv_forward_direct_t16_f64" if direct else
+    assert launches[0][0] == ("conv_forward_direct_t9_f64" if direct else
                               f"conv_halo_m16_{'f32' if dtype is np.float32 else 'f64'}")
 
 

@@ -22,8 +22,9 @@ exists):
 1. A forward with one input channel per group (C = 1 first layers, depthwise convs),
    at most 32 taps and an output plane of a whole number of 16-byte runs (Hout*Wout a
    multiple of 4 floats or 2 doubles; it stores 16 bytes at a time):
-   conv_forward_direct_t<taps rounded up to 8>, no GEMM (K is just the taps), grid
-   (ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32), groups).
+   conv_forward_direct_t<taps: 9 for 9 (3x3), else rounded up to 8>, no GEMM (K is
+   just the taps), grid (ceil(N*Hout*Wout / (256 * pixels per thread)), ceil(Og / 32),
+   groups).
 2. An input gradient with one input channel per group and a dense 4x4 stride-2 kernel
    (the GAN critic's first layer: WGAN-GP's penalty needs its input gradient):
    conv_input_grad_c1_k4s2, grid (ceil(N*tiles_h*tiles_w / 256), splits of Og, groups);
@@ -82,6 +83,9 @@ _K_SLICE = 16             # kernels/conv.cu's kSlice (float; 8 for double): spli
                           # are multiples of it
 _MAX_TAPS = 32            # kernels/conv.cu's kMaxTaps: taps per forward/input-grad launch
 _DIRECT_OUTS = 32         # kernels/conv.cu's kDirectOuts: output channels per direct block
+# The direct forward's tap counts (conv_forward_direct_t<n>): a launch takes the first at
+# least its taps.  t9 is the 3x3 first layers' (t16 would multiply 7 zero taps a pixel).
+_DIRECT_TAPS = (8, 9, 16, 24, 32)
 # The C = 1 input-gradient kernels (conv_input_grad_c1_k<S*P>s<S>): stride S -> P, the
 # kernel's taps per stride phase in each direction.
 _C1_P = {2: 2}
@@ -369,6 +373,11 @@ def _direct_pixels(n_taps, itemsize):
     return (16 // itemsize) * (2 if 128 // (4 * n_taps) >= 2 else 1)
 
 
+def _direct_taps(n_taps):
+    """The direct kernel for ``n_taps`` taps (at most 32): its tap count."""
+    return next(t for t in _DIRECT_TAPS if t >= n_taps)
+
+
 def _direct_fits(y, plane):
     """The direct kernel stores runs of 16 bytes: each output plane a whole number of
     runs, y 16-byte aligned (cupy's and numpy's allocations are)."""
@@ -378,11 +387,11 @@ def _direct_fits(y, plane):
 
 def _forward_direct(xp, x, weight, geom, taps, y, suffix, op):
     """The forward of a conv with one input channel per group (C = 1 first layers,
-    depthwise convs): conv_forward_direct_t<8|16|24|32>, no GEMM."""
+    depthwise convs): conv_forward_direct_t<8|9|16|24|32>, no GEMM."""
     n, channels = x.shape[:2]
     out_channels, g = weight.shape[0], geom.groups
     hout, wout = geom.out_size
-    kernel_taps = _round_up(len(taps), 8)
+    kernel_taps = _direct_taps(len(taps))
     pixels = THREADS * _direct_pixels(kernel_taps, x.itemsize)
     sh, sw, top, left, dh, dw = _geometry(geom)
     (table,) = _tables(xp, "forward", taps, (geom.in_size[1], dh, dw, geom.kernel[1]))
