@@ -240,3 +240,29 @@ def test_float32_gate_is_within_a_few_ulp_of_the_exact_value():
     y = fast_gate.gated_forward(tanh_only)[0]
     assert _ulps(y, np.tanh(grid.astype(np.float64)).astype(np.float32)) <= 2
     assert np.signbit(y[grid.size - 7]) and y[grid.size - 6] == 1.0  # tanh(-0), tanh(inf)
+
+
+def test_one_thread_runs_large_arrays_without_the_pool(monkeypatch):
+    """At one thread a large array is one kernel call (np.tanh for tanh): no
+    parallel_range, no closures, no numpy slices (its per-call overhead, ~20 us on
+    a fwd+bwd of 2^20 elements)."""
+    import numba
+
+    from tinygen.backend.numba_kernels import activations, chunks
+
+    def pool(*args, **kwargs):
+        raise AssertionError("one thread went through the pool")
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(activations, "parallel_range", pool)
+    monkeypatch.setattr(chunks, "parallel_range", pool)
+    monkeypatch.setattr(chunks, "map_chunks", pool)
+    x = _data((PARALLEL + 5,), 5, np.float32)[0]
+    g = _data((PARALLEL + 5,), 6, np.float32)[0]
+    y = fast.tanh_forward(x)
+    np.testing.assert_array_equal(y, np.tanh(x))
+    np.testing.assert_array_equal(fast.tanh_backward(g, y), ref.tanh_backward(g, y))
+    np.testing.assert_array_equal(fast.relu_forward(x), ref.relu_forward(x))
+    s = fast.sigmoid_forward(x)
+    assert _ulps(s, ref.sigmoid_forward(x)) <= 4
+    np.testing.assert_array_equal(fast.sigmoid_backward(g, s), ref.sigmoid_backward(g, s))

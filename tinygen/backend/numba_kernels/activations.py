@@ -12,6 +12,7 @@ of ``_vmath.py`` (within 2 ulp of the exact value; numpy's are within 1 and 2), 
 they match the reference to a few ulp rather than bit for bit; float64 (gradchecks)
 takes the reference.  The others are bit-equal to the reference.
 """
+import numba
 import numpy as np
 from numba import njit
 
@@ -64,8 +65,8 @@ def _run_flat(kernel, n, *args, size=None):
     """``kernel(*args)`` for a kernel over flat arrays of length ``n`` (its outputs among
     them), on consecutive slices of all of them shared out among threads; the scalar
     arguments are passed whole.  ``size``: work in elements (default n)."""
-    if (n if size is None else size) < chunks.PARALLEL_THRESHOLD:
-        kernel(*args)  # (the common small case, without parallel_range's closures)
+    if (n if size is None else size) < chunks.PARALLEL_THRESHOLD or numba.get_num_threads() <= 1:
+        kernel(*args)  # (small arrays or one thread: without parallel_range's closures)
         return
 
     def piece(lo, hi):
@@ -174,9 +175,9 @@ def tanh_forward(x):
     both of its branches once vectorised), on consecutive slices shared out among
     threads when the array is large: bit for bit numpy's result (an elementwise loop;
     the GIL is released inside it)."""
-    if (x.dtype.kind != "f" or not x.flags.c_contiguous
-            or x.size < chunks.PARALLEL_THRESHOLD):
-        return np.tanh(x)
+    if (x.size < chunks.PARALLEL_THRESHOLD or x.dtype.kind != "f"
+            or not x.flags.c_contiguous or numba.get_num_threads() <= 1):
+        return np.tanh(x)   # (one thread: numpy's own allocation and call, nothing else)
     return _run(_numpy_tanh, x, x.reshape(-1))
 
 
