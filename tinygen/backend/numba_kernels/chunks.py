@@ -273,7 +273,7 @@ def parallel_range(work, n, size):
     if size < PARALLEL_THRESHOLD or n <= 1 or threads <= 1:
         work(0, n)
         return
-    pieces = int(min(n, 2 * threads, max(threads, size // PARALLEL_THRESHOLD)))
+    pieces = int(min(n, 2 * threads, max(threads, size // max(1, PARALLEL_THRESHOLD))))
     per = -(-n // pieces)
     map_chunks(lambda slot, start, stop: work(start, stop),
                [(start, min(n, start + per)) for start in range(0, n, per)], blas=False)
