@@ -241,3 +241,42 @@ def test_the_caller_waits_for_every_chunk_a_helper_took(monkeypatch, helper_seco
         assert chunks.map_chunks(work, ranges, blas=False) == ranges
         assert out.tolist() == [1] * 64
     assert 1 in slots   # (a helper took part)
+
+
+# --- BLAS held at one thread (chunks._BlasOnOneThread) --------------------------------------------
+def test_blas_hold_sets_only_a_count_that_is_not_one_and_puts_it_back(monkeypatch):
+    """A library at one thread already is only read (a set call per GEMM was most of
+    the hold's cost); one at another count is at one thread inside the hold and at
+    its count again afterwards, nested holds included."""
+    import numpy as np
+
+    from tinygen.backend.numba_kernels import linalg
+
+    counts = {"a": 1, "b": 3}
+    sets = []
+
+    def library(name):
+        def put(n):
+            sets.append((name, n))
+            counts[name] = n
+        return (lambda: counts[name]), put
+
+    monkeypatch.setattr(chunks, "_blas", [library("a"), library("b")])
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    with chunks.blas_on_one_thread():
+        assert counts == {"a": 1, "b": 1}
+        with chunks.blas_on_one_thread():
+            assert counts == {"a": 1, "b": 1}
+        assert counts == {"a": 1, "b": 1}        # (the outer holder still runs)
+    assert counts == {"a": 1, "b": 3}
+    assert sets == [("b", 1), ("b", 3)]            # "a", at one thread, never set
+    sets.clear()
+    counts["b"] = 1                                 # e.g. threadpool_limits(1) by the user
+    a = np.ones((8, 4), np.float32)
+    np.testing.assert_array_equal(linalg.matmul(a, a.T), a @ a.T)
+    assert chunks.map_chunks(lambda slot, start, stop: dict(counts), [(0, 1)]) == [counts]
+    assert sets == [] and counts == {"a": 1, "b": 1}
+    counts["b"] = 2                                 # and back to two threads by the user
+    assert chunks.map_chunks(lambda slot, start, stop: dict(counts), [(0, 1)]) == \
+        [{"a": 1, "b": 1}]
+    assert counts == {"a": 1, "b": 2} and sets == [("b", 1), ("b", 2)]

@@ -32,9 +32,8 @@ def matmul(a, b):
     is contiguous), one piece per thread (each piece re-packs ``b``: 4 pieces of a
     128x784x256 product cost 35% more than one call, 2 pieces 7%), everything else is
     one BLAS call; BLAS on one thread throughout."""
-    rows = _rows_of(a, b)
     threads = numba.get_num_threads()
-    if rows is None or threads <= 1:
+    if threads <= 1 or (rows := _rows_of(a, b)) is None:    # (one thread: no shape checks)
         with blas_on_one_thread():
             return np.matmul(a, b)
     m, n = rows.shape[0], b.shape[1]
