@@ -159,7 +159,9 @@ class TorchTwin:
 
     def generate(self, z, ema=None):
         torch = self.torch
-        G = self.G_ema if (ema is None and self.G_ema is not None) or ema else self.G
+        if ema is None:
+            ema = self.G_ema is not None
+        G = self.G_ema if ema and self.G_ema is not None else self.G
         G.eval()
         with torch.no_grad():
             out = [G(torch.from_numpy(z[lo:lo + 500])).numpy()

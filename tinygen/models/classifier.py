@@ -240,8 +240,9 @@ def load_or_train_classifier(path=None, epochs=3, data=None, batch_size=128, lr=
         full = {**ClassifierExperiment.default_config(), **config}
         key = classifier_key(full, checksum)
         path = default_classifier_path(key)
-        if not retrain and shipped_classifier_path(key) is not None:
-            return load_classifier(shipped_classifier_path(key), device=device)
+        shipped = None if retrain else shipped_classifier_path(key)
+        if shipped is not None:
+            return load_classifier(shipped, device=device)
     path = Path(os.fspath(path))
     if path.exists() and not retrain:
         return load_classifier(path, device=device)
