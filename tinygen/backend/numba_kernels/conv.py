@@ -39,7 +39,7 @@ to and from the arrays' (k, O, P) by ``_images_last_into``/``_images_first``.
 import numpy as np
 from numba import njit
 
-from . import conv_direct, conv_rows, conv_winograd
+from . import conv_direct, conv_phase, conv_rows, conv_winograd
 from .chunks import chunk_ranges as _chunk_ranges, map_chunks as _map_chunks
 from .conv_bounds import valid_range as _valid_range
 
@@ -345,6 +345,14 @@ ROWS_STRIDED = False  # (correct either way: the tests run strided convs on conv
 # 20 ms (rows), input grad 13 vs 20, weight grad 17 vs 20; fwd+bwd 48.5 vs 64.2 ms
 # (before the weight gradient's NN GEMMs).
 WINOGRAD = True
+# Dense 4x4 stride-2 layers (the GANs' and conv VAEs'): Winograd F(4x4, 2x2) over the
+# input's phase planes (``conv_phase``).  Off: 1 thread, 64 images 32->64 14x14 -> 7x7,
+# min of 40 on a loaded machine, phase vs im2col: fwd 2.33 vs 2.28 ms, input grad 1.92
+# vs 2.43, weight grad 2.47 vs 2.46 (PyTorch 1.36, 2.12, 1.64); in the cpu suite (quiet,
+# side by side) GAN D 7.67 vs 7.91 ms, GAN G 7.60 vs 7.65, and its float32 rounding
+# (~3e-6 of the output, 30x the direct sums') flips the DCGAN row's output check.  Its
+# transforms and channels-last staging cost as much as the GEMMs they halve.
+PHASE = False
 DIRECT_MIN_CHANNELS = 8
 
 
@@ -354,6 +362,8 @@ def _path(geom, taps, in_per_group, out_per_group):
     if conv_direct.serves(geom, taps):
         if tuple(geom.kernel) == (1, 1) or narrow >= DIRECT_MIN_CHANNELS:
             return conv_direct
+    if PHASE and conv_phase.serves(geom, taps, in_per_group, out_per_group):
+        return conv_phase
     if WINOGRAD and conv_winograd.serves(geom, taps, in_per_group, out_per_group):
         return conv_winograd
     if tuple(geom.stride) != (1, 1) and not ROWS_STRIDED:
