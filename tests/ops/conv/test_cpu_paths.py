@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import tinygen as tg
 from tinygen.backend.numba_kernels import chunks as chunk_threads
 from tinygen.backend.numba_kernels import conv as numba_conv
-from tinygen.backend.numba_kernels import conv_direct, conv_rows, conv_winograd
+from tinygen.backend.numba_kernels import conv_direct, conv_phase, conv_rows, conv_winograd
 from tinygen.ops import conv as C
 from tinygen.ops import conv_pixelcnn as P
 from tinygen.testing import gradgradcheck
@@ -56,6 +56,7 @@ def path(request, monkeypatch):
         monkeypatch.setattr(numba_conv, "_images_inner", lambda rows, out_channels: inner)
     monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", direct_min)
     monkeypatch.setattr(numba_conv, "WINOGRAD", request.param == "winograd")
+    monkeypatch.setattr(numba_conv, "PHASE", False)  # (test_phase.py forces that one)
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_winograd, "MIN_OUT_SIZE", 1)
     monkeypatch.setattr(numba_conv, "_chunk_ranges", _chunks_of_two)
@@ -165,7 +166,9 @@ def test_second_derivatives_1d(path, config, seed):
     (dict(x=(2, 64, 14, 14), w=(64, 64, 3, 3), dilation=2, padding=2), conv_rows),
     (dict(x=(2, 64, 14, 14), w=(64, 32, 3, 3), groups=2), conv_rows),
     (dict(x=(2, 12, 14, 14), w=(12, 12, 3, 3), padding=1), conv_rows),     # narrow 3x3
-    (dict(x=(2, 32, 8, 8), w=(64, 32, 4, 4), stride=2, padding=1), None),  # GAN D: im2col
+    (dict(x=(2, 32, 8, 8), w=(64, 32, 4, 4), stride=2, padding=1), conv_phase),  # GAN D
+    (dict(x=(2, 1, 8, 8), w=(32, 1, 4, 4), stride=2, padding=1), None),    # GAN D's first
+    (dict(x=(2, 32, 9, 9), w=(64, 32, 3, 3), stride=2, padding=1), None),  # strided 3x3
     (dict(x=(2, 1, 8, 8), w=(64, 1, 7, 7), padding=3), None),                # C=1: im2col
     (dict(x=(2, 32, 9), w=(64, 32, 2), dilation=8, padding=((8, 0),)), conv_direct),
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1)), conv_direct),                  # pointwise
@@ -173,9 +176,10 @@ def test_second_derivatives_1d(path, config, seed):
 def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
     """The default thresholds send dense 3x3 stride-1 layers with 16 channels or more and
     outputs of 12x12 or more to conv_winograd, other wide stride-1 layers to conv_rows, 1-D and pointwise ones to
-    conv_direct, narrow and strided ones to im2col (the paths the benchmark rows time)."""
+    conv_direct, dense 4x4 stride-2 ones with 8 channels or more to conv_phase, narrow
+    and other strided ones to im2col (the paths the benchmark rows time)."""
     calls = []
-    for module in (conv_rows, conv_direct, conv_winograd):
+    for module in (conv_rows, conv_direct, conv_winograd, conv_phase):
         for name in ("forward", "input_grad", "weight_grad"):
             original = getattr(module, name)
             monkeypatch.setattr(module, name, lambda *a, _o=original, _m=module:

@@ -8,8 +8,9 @@ first for what is computed); this package is about how to compute it fast.
   GEMMs on shifted views of the input itself, no copies;
 * ``conv_rows``: stride-1 layers with many channels, one GEMM per kernel row on
   shifted blocks of an input unfolded along the width only;
+* ``conv_phase``: dense 4x4 stride-2 layers, by Winograd over the input's phase planes;
 * here, im2col: narrow layers (C=1 inputs, PixelCNN's first masked conv), where one
-  GEMM over all the kept taps beats kh thin ones, and strided layers.
+  GEMM over all the kept taps beats kh thin ones, and other strided layers.
 
 The im2col path.  ``im2col`` gathers, for every input channel c and kept tap t, the
 values that tap meets at every output position of every image, into the row
@@ -345,19 +346,18 @@ ROWS_STRIDED = False  # (correct either way: the tests run strided convs on conv
 # 20 ms (rows), input grad 13 vs 20, weight grad 17 vs 20; fwd+bwd 48.5 vs 64.2 ms
 # (before the weight gradient's NN GEMMs).
 WINOGRAD = True
-# Dense 4x4 stride-2 layers (the GANs' and conv VAEs'): Winograd F(4x4, 2x2) over the
-# input's phase planes (``conv_phase``).  Off: 1 thread, 64 images 32->64 14x14 -> 7x7,
-# min of 40 on a loaded machine, phase vs im2col: fwd 2.33 vs 2.28 ms, input grad 1.92
-# vs 2.43, weight grad 2.47 vs 2.46 (PyTorch 1.36, 2.12, 1.64); in the cpu suite (quiet,
-# side by side) GAN D 7.67 vs 7.91 ms, GAN G 7.60 vs 7.65, and its float32 rounding
-# (~3e-6 of the output, 30x the direct sums') flips the DCGAN row's output check.  Its
-# transforms and channels-last staging cost as much as the GEMMs they halve.
-PHASE = False
+# Dense 4x4 stride-2 layers (the GANs' and conv VAEs' middle layers): Winograd over the
+# input's phase planes (``conv_phase``), fewer multiplies in small GEMMs.  1 thread, GAN
+# D's layer (64 images 32->64, 14x14 -> 7x7), min of 30 interleaved, quiet: fwd 2.05 vs
+# 2.33 ms (im2col), input grad 2.22 vs 2.48, weight grad 2.14 vs 2.56 (PyTorch 1.68,
+# 2.37, 1.83).  Narrower layers (the first and last, C=1) stay on im2col.
+PHASE = True
 DIRECT_MIN_CHANNELS = 8
 
 
 def _path(geom, taps, in_per_group, out_per_group):
-    """The module that serves this conv: conv_direct, conv_rows, or None (im2col)."""
+    """The module that serves this conv: conv_direct, conv_phase, conv_winograd,
+    conv_rows, or None (im2col)."""
     narrow = min(in_per_group, out_per_group)
     if conv_direct.serves(geom, taps):
         if tuple(geom.kernel) == (1, 1) or narrow >= DIRECT_MIN_CHANNELS:

@@ -1,5 +1,6 @@
 """4x4 stride-2 convolutions (the GANs' and conv VAEs' down- and up-sampling layers) as
-2x2 stride-1 convolutions over phase planes, by Winograd's minimal filtering F(4x4, 2x2).
+2x2 stride-1 convolutions over phase planes, by Winograd's minimal filtering: F(4x4,
+2x2) for the forward and weight gradient, F(2x2, 2x2) for the input gradient.
 
 Same results as ``tinygen/backend/reference/conv.py`` (to rounding); ``conv.py`` in
 this package sends it the convs ``serves`` accepts (a dense 4x4 kernel, stride 2,
@@ -26,11 +27,9 @@ chunk OpenBLAS takes its small-matrix kernels (no packing; M*N*K up to ~1e6), wh
 run (64, 128) @ (128, 64) at ~150-170 GFLOP/s here against ~115 with 256 or more
 columns.
 
-Status (measured, see ``conv.PHASE``): the GEMMs do take half the time im2col's do,
-but the transforms and the channels-last staging cost about as much again, so the
-path is only ~5% faster per fwd+dx+dw at one thread, and F(4x4, 2x2)'s float32 error
-(~3e-6 of the output against ~1e-7 for direct sums) is enough to flip the cpu suite's
-DCGAN check.  So it is off by default; the tests run it.
+Measured (1 thread, GAN D's layer, see ``conv.PHASE``): the GEMMs take about half of
+im2col's time; the transforms and the channels-last staging cost about as much again,
+so each op is 10-15% faster than on im2col.
 
 For one tile (5x5 phase-plane values d, 4x4 outputs y) and one channel pair, with the
 phase weight v (2x2):
@@ -45,15 +44,17 @@ phase weight v (2x2):
 (Toom-Cook at the points 0, 1, -1, 2 and infinity, B^T's rows scaled to integers and G's
 by the inverse.  Of the four point sets {0, 1, -1, +-2 or +-1/2} this one had the
 smallest float32 error, ~9e-7 of the largest output over 128 channels against ~6e-8 for
-the direct sum; the tests hold it to 2e-5 of the reference, float64 to 1e-12.)
+the direct sum, 3e-6 (relative L2) on GAN D's layer; the tests hold it to 2e-5 of the
+reference, float64 to 1e-12.)
 
     forward      M[e] (T, O)  = X[e] (T, 4C) @ U[e] (4C, O),  U = G v G^T,  X = B^T d B
                  then y = A^T M A per tile, the rows/columns past the output dropped
-    input grad   the forward's machinery on grad_y (read from row and column -1, zero
+    input grad   a 2x2 stride-1 conv of grad_y (read from row and column -1, zero
                  past its end) with the phase weight flipped and its channel axes
-                 swapped: the phase planes' gradient, copied into gx
+                 swapped, by F(2x2, 2x2) (see there why): the phase planes' gradient,
+                 copied into gx
     weight grad  the adjoint of the forward in U: with E = A gy A^T per tile (gy zero
-                 past the output),  U'[e] (4C, O) = sum over chunks X[e]^T @ E[e],
+                 past the output),  U'[e]^T (O, 4C) = sum over chunks E[e]^T @ X[e],
                  then gv = G^T U' G, spread back to the 4x4 taps
 
 Layout.  A chunk of k images has T = k*th*tw tile columns t = (n*th + a)*tw + b, and
@@ -104,65 +105,80 @@ def serves(geom, taps, in_per_group, out_per_group):
 @njit(cache=True, nogil=True, fastmath=False)
 def _stage(a, out, top, left):
     """out[n, top + h, left + w, c] = a[n, c, h, w] where that fits in out, zero
-    elsewhere: a chunk channels-last, padded."""
+    elsewhere: a chunk channels-last, padded.  (Flat arrays, unsigned offsets and the
+    channels innermost, read with a stride and written in a run: 2.3x faster than
+    views per row, 1.3x than the runs the other way round.)"""
     k, channels, height, width = a.shape
     rows, cols = out.shape[1], out.shape[2]
     out[...] = 0
-    h_hi = min(height, rows - top)
-    w_hi = min(width, cols - left)
+    src, dst = a.ravel(), out.ravel()
+    plane, lanes = np.uint64(height * width), np.uint64(channels)
     for n in range(k):
-        for c in range(channels):
-            for h in range(max(0, -top), h_hi):
-                src = a[n, c, h]
-                dst = out[n, top + h, left:, c]
-                for w in range(max(0, -left), w_hi):
-                    dst[w] = src[w]
+        for h in range(max(0, -top), min(height, rows - top)):
+            for w in range(max(0, -left), min(width, cols - left)):
+                s = np.uint64(((n * channels) * height + h) * width + w)
+                d = np.uint64(((n * rows + top + h) * cols + left + w) * channels)
+                for c in range(lanes):
+                    dst[d + c] = src[s + c * plane]
 
 
 # --- transforms -----------------------------------------------------------------------------
-# Constants are written as sums (d + d, not 2*d): a Python int times a float32 is a
-# float64 in numba, which would make the arithmetic float64.
+# The kernels index FLAT arrays with unsigned offsets: a view cut per run (row[at:at + w])
+# costs a reference count taken and dropped, ~20 ns, more than the 64-long loop over it
+# (a tile row's transform: 175 ns with views, 18 ns flat), and unsigned indices need no
+# negative-index wraparound, so LLVM vectorises the loops over the channels.  Constants
+# are written as sums (d + d, not 2*d): a Python int times a float32 is a float64 in
+# numba, which would make the arithmetic float64.
+_U = np.uint64
+
+
 @njit(cache=True, nogil=True, fastmath=False)
-def _tiles_in(src, out, th, tw, ra, ri, r0, cb, cj, per, width, lo, tmp):
+def _tiles_in(src, out, k, rows, cols, per, th, tw, ra, ri, r0, cb, cj, width, lo, lanes, tmp):
     """out[5u + v, t, lo:lo + width] = (B^T d B)[u, v] for every tile t = (n*th + a)*tw + b
-    of the staged src (k, rows, columns*per), d[i, j] = the run of ``width`` values at
-    row a*ra + i*ri + r0, column b*cb + j*cj (``per`` values a column).  ``tmp`` (25,
-    width) holds d B."""
-    k = src.shape[0]
-    step = cj * per
+    of the staged src (k, rows, cols*per), flat, d[i, j] = the run of ``width`` values
+    at row a*ra + i*ri + r0, column b*cb + j*cj; out (25, T, lanes) and tmp (25, width)
+    flat."""
+    w = _U(width)
+    row_len = _U(cols * per)
+    image = _U(rows) * row_len
+    step = _U(cj * per)
+    tiles = _U(k * th * tw)
+    plane = tiles * _U(lanes)
+    two, three, four = _U(2), _U(3), _U(4)
     for n in range(k):
         for a in range(th):
             for b in range(tw):
-                t = (n * th + a) * tw + b
-                at = b * cb * per
+                t = _U((n * th + a) * tw + b)
+                at = _U(n) * image + _U(b * cb * per)
                 for i in range(5):  # d B: along each tile row
-                    row = src[n, a * ra + i * ri + r0]
-                    d0 = row[at:at + width]
-                    d1 = row[at + step:at + step + width]
-                    d2 = row[at + 2 * step:at + 2 * step + width]
-                    d3 = row[at + 3 * step:at + 3 * step + width]
-                    d4 = row[at + 4 * step:at + 4 * step + width]
-                    f = 5 * i
-                    for e in range(width):
-                        tmp[f, e] = (d0[e] + d0[e]) - d1[e] - (d2[e] + d2[e]) + d3[e]
-                        tmp[f + 1, e] = (d1[e] + d1[e]) + d2[e] - d3[e]
-                        tmp[f + 2, e] = (d2[e] + d2[e] + d2[e]) - (d1[e] + d1[e]) - d3[e]
-                        tmp[f + 3, e] = d3[e] - d1[e]
-                        tmp[f + 4, e] = (d1[e] + d1[e]) - d2[e] - (d3[e] + d3[e]) + d4[e]
+                    r = at + _U(a * ra + i * ri + r0) * row_len
+                    f = _U(5 * i) * w
+                    for e in range(w):
+                        d0 = src[r + e]
+                        d1 = src[r + step + e]
+                        d2 = src[r + two * step + e]
+                        d3 = src[r + three * step + e]
+                        d4 = src[r + four * step + e]
+                        tmp[f + e] = (d0 + d0) - d1 - (d2 + d2) + d3
+                        tmp[f + w + e] = (d1 + d1) + d2 - d3
+                        tmp[f + two * w + e] = (d2 + d2 + d2) - (d1 + d1) - d3
+                        tmp[f + three * w + e] = d3 - d1
+                        tmp[f + four * w + e] = (d1 + d1) - d2 - (d3 + d3) + d4
+                base = t * _U(lanes) + _U(lo)
                 for v in range(5):  # B^T (d B): along each tile column
-                    o0 = out[v, t, lo:lo + width]
-                    o1 = out[5 + v, t, lo:lo + width]
-                    o2 = out[10 + v, t, lo:lo + width]
-                    o3 = out[15 + v, t, lo:lo + width]
-                    o4 = out[20 + v, t, lo:lo + width]
-                    for e in range(width):
-                        e0, e1, e2 = tmp[v, e], tmp[5 + v, e], tmp[10 + v, e]
-                        e3, e4 = tmp[15 + v, e], tmp[20 + v, e]
-                        o0[e] = (e0 + e0) - e1 - (e2 + e2) + e3
-                        o1[e] = (e1 + e1) + e2 - e3
-                        o2[e] = (e2 + e2 + e2) - (e1 + e1) - e3
-                        o3[e] = e3 - e1
-                        o4[e] = (e1 + e1) - e2 - (e3 + e3) + e4
+                    g = _U(v) * w
+                    o = _U(v) * plane + base
+                    for e in range(w):
+                        e0 = tmp[g + e]
+                        e1 = tmp[_U(5) * w + g + e]
+                        e2 = tmp[_U(10) * w + g + e]
+                        e3 = tmp[_U(15) * w + g + e]
+                        e4 = tmp[_U(20) * w + g + e]
+                        out[o + e] = (e0 + e0) - e1 - (e2 + e2) + e3
+                        out[_U(5) * plane + o + e] = (e1 + e1) + e2 - e3
+                        out[_U(10) * plane + o + e] = (e2 + e2 + e2) - (e1 + e1) - e3
+                        out[_U(15) * plane + o + e] = e3 - e1
+                        out[_U(20) * plane + o + e] = (e1 + e1) - e2 - (e3 + e3) + e4
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -171,88 +187,168 @@ def _input_tiles(xs, out, th, tw, channels):
     staged chunk xs (k, rows, columns*C), x_padded channels-last.  Phase row r of tile
     (a, b) reads padded rows 8a + 2i + r, and both column phases s at once: columns
     8b + 2j + s are the run of 2C values at column 8b + 2j."""
-    tmp = np.empty((25, 2 * channels), dtype=xs.dtype)
+    k, rows, row_len = xs.shape
+    tmp = np.empty(25 * 2 * channels, dtype=xs.dtype)
+    flat, dst = xs.ravel(), out.ravel()
     for r in range(2):
-        _tiles_in(xs, out, th, tw, 8, 2, r, 8, 2, channels, 2 * channels,
-                  2 * r * channels, tmp)
+        _tiles_in(flat, dst, k, rows, row_len // channels, channels, th, tw, 8, 2, r, 8, 2,
+                  2 * channels, 2 * r * channels, 4 * channels, tmp)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _grad_input_tiles(gs, out, th, tw, channels):
-    """out (25, T, O): the tiles of the staged chunk gs (k, rows, columns*O), grad_y
-    channels-last from row and column -1."""
-    tmp = np.empty((25, channels), dtype=gs.dtype)
-    _tiles_in(gs, out, th, tw, 4, 1, 0, 4, 1, channels, channels, 0, tmp)
-
-
-@njit(cache=True, nogil=True, fastmath=False)
-def _tiles_out(m, th, tw, n, res, tmp):
-    """res[4a + p, 4b + q, :] = (A^T M A)[p, q] for image n's tiles of m (25, T, L)."""
-    width = m.shape[2]
+def _tiles_out(m, tiles, lanes, th, tw, n, res, tmp):
+    """res[4a + p, 4b + q, :] = (A^T M A)[p, q] for image n's tiles of m (25, T, L), all
+    flat: res (4th, 4tw, L), tmp (5, 4, L)."""
+    w = _U(lanes)
+    plane = _U(tiles) * w
+    res_row = _U(4 * tw) * w
+    two, three, four = _U(2), _U(3), _U(4)
     for a in range(th):
         for b in range(tw):
-            t = (n * th + a) * tw + b
+            t = _U((n * th + a) * tw + b)
             for u in range(5):  # M A: along each tile row
-                m0, m1, m2 = m[5 * u, t], m[5 * u + 1, t], m[5 * u + 2, t]
-                m3, m4 = m[5 * u + 3, t], m[5 * u + 4, t]
-                s0, s1, s2, s3 = tmp[u, 0], tmp[u, 1], tmp[u, 2], tmp[u, 3]
-                for e in range(width):
-                    x2 = m3[e] + m3[e]
+                src = _U(5 * u) * plane + t * w
+                f = _U(4 * u) * w
+                for e in range(w):
+                    m0 = m[src + e]
+                    m1 = m[src + plane + e]
+                    m2 = m[src + two * plane + e]
+                    m3 = m[src + three * plane + e]
+                    m4 = m[src + four * plane + e]
+                    x2 = m3 + m3
                     x4 = x2 + x2
-                    s0[e] = m0[e] + m1[e] + m2[e] + m3[e]
-                    s1[e] = m1[e] - m2[e] + x2
-                    s2[e] = m1[e] + m2[e] + x4
-                    s3[e] = m1[e] - m2[e] + (x4 + x4) + m4[e]
+                    tmp[f + e] = m0 + m1 + m2 + m3
+                    tmp[f + w + e] = m1 - m2 + x2
+                    tmp[f + two * w + e] = m1 + m2 + x4
+                    tmp[f + three * w + e] = m1 - m2 + (x4 + x4) + m4
             for q in range(4):  # A^T (M A): along each tile column
-                e0, e1, e2, e3, e4 = tmp[0, q], tmp[1, q], tmp[2, q], tmp[3, q], tmp[4, q]
-                r0, r1 = res[4 * a, 4 * b + q], res[4 * a + 1, 4 * b + q]
-                r2, r3 = res[4 * a + 2, 4 * b + q], res[4 * a + 3, 4 * b + q]
-                for e in range(width):
-                    x2 = e3[e] + e3[e]
+                g = _U(q) * w
+                dst = _U(4 * a) * res_row + _U(4 * b + q) * w
+                for e in range(w):
+                    e0 = tmp[g + e]
+                    e1 = tmp[four * w + g + e]
+                    e2 = tmp[_U(8) * w + g + e]
+                    e3 = tmp[_U(12) * w + g + e]
+                    e4 = tmp[_U(16) * w + g + e]
+                    x2 = e3 + e3
                     x4 = x2 + x2
-                    r0[e] = e0[e] + e1[e] + e2[e] + e3[e]
-                    r1[e] = e1[e] - e2[e] + x2
-                    r2[e] = e1[e] + e2[e] + x4
-                    r3[e] = e1[e] - e2[e] + (x4 + x4) + e4[e]
+                    res[dst + e] = e0 + e1 + e2 + e3
+                    res[dst + res_row + e] = e1 - e2 + x2
+                    res[dst + two * res_row + e] = e1 + e2 + x4
+                    res[dst + three * res_row + e] = e1 - e2 + (x4 + x4) + e4
 
 
 @njit(cache=True, nogil=True, fastmath=False)
 def _output_tiles(m, y, th, tw):
     """y[n, o, p, q] = the tiles' outputs of m (25, T, O), inside y."""
     k, channels, hout, wout = y.shape
-    res = np.empty((4 * th, 4 * tw, channels), dtype=y.dtype)
-    tmp = np.empty((5, 4, channels), dtype=y.dtype)
+    res_flat = np.empty(16 * th * tw * channels, dtype=y.dtype)
+    tmp = np.empty(20 * channels, dtype=y.dtype)
+    flat, out, lanes = m.ravel(), y.ravel(), _U(channels)
     for n in range(k):
-        _tiles_out(m, th, tw, n, res, tmp)
-        for o in range(channels):
+        _tiles_out(flat, m.shape[1], channels, th, tw, n, res_flat, tmp)
+        for o in range(channels):  # res (p, q, o) -> y[n] (o, p, q)
             for p in range(hout):
-                dst = y[n, o, p]
-                src = res[p]
-                for q in range(wout):
-                    dst[q] = src[q, o]
+                d = _U(((n * channels + o) * hout + p) * wout)
+                r = _U(p * 4 * tw * channels + o)
+                for q in range(_U(wout)):
+                    out[d + q] = res_flat[r + q * lanes]
+
+
+# --- the input gradient: F(2x2, 2x2) --------------------------------------------------------
+# The transposed conv runs on the smaller Winograd F(2x2, 2x2) (3x3 tiles, 9 products
+# for 2x2 outputs instead of 16), whose transforms only add and subtract: F(4x4, 2x2)
+# here too was ~15% faster per op, but its float32 rounding in the GAN generator's
+# forward (a transposed conv) moved the DCGAN row's G.bn0.bias gradient by 3.7e-4 of
+# its largest value, past the cpu suite's check; F(2x2, 2x2)'s rounding is the direct
+# sums'.  With points 0, 1 and infinity:
+#     B^T = [[1, -1, 0], [0, 1, 0], [0, -1, 1]],  G = [[1, 0], [1, 1], [0, 1]],
+#     A^T = [[1, 1, 0], [0, 1, 1]]
+_G2 = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _grad_input_tiles(gs, out, th, tw, channels):
+    """out[3u + v, t, :] = (B^T d B)[u, v] for every tile t = (n*th + a)*tw + b of the
+    staged chunk gs (k, rows, columns*O), grad_y channels-last from row and column -1:
+    d[i, j] = the O values at row 2a + i, column 2b + j; out (9, T, O)."""
+    k, rows, row_len = gs.shape
+    src, dst = gs.ravel(), out.ravel()
+    tmp = np.empty(9 * channels, dtype=gs.dtype)
+    w = _U(channels)
+    image, line = _U(rows * row_len), _U(row_len)
+    plane = _U(out.shape[1]) * w
+    two = _U(2)
+    for n in range(k):
+        for a in range(th):
+            for b in range(tw):
+                t = _U((n * th + a) * tw + b)
+                for i in range(3):  # d B: along each tile row
+                    r = _U(n) * image + _U(2 * a + i) * line + _U(2 * b) * w
+                    f = _U(3 * i) * w
+                    for e in range(w):
+                        d0 = src[r + e]
+                        d1 = src[r + w + e]
+                        d2 = src[r + two * w + e]
+                        tmp[f + e] = d0 - d1
+                        tmp[f + w + e] = d1
+                        tmp[f + two * w + e] = d2 - d1
+                for v in range(3):  # B^T (d B): along each tile column
+                    g = _U(v) * w
+                    o = _U(v) * plane + t * w
+                    for e in range(w):
+                        e0 = tmp[g + e]
+                        e1 = tmp[_U(3) * w + g + e]
+                        e2 = tmp[_U(6) * w + g + e]
+                        dst[o + e] = e0 - e1
+                        dst[_U(3) * plane + o + e] = e1
+                        dst[_U(6) * plane + o + e] = e2 - e1
 
 
 @njit(cache=True, nogil=True, fastmath=False)
 def _phase_output_tiles(m, gx, top, left, th, tw):
-    """gx[n, c, 2a + r - top, 2b + s - left] = the tiles' outputs of m (25, T, 4C) at
-    channel (r, s, c), phase-plane position (a, b): the phase planes' gradient back in
-    the input's shape (each element of gx is one phase-plane element)."""
+    """gx[n, c, 2a + r - top, 2b + s - left] = the tiles' outputs (A^T M A) of m
+    (9, T, 4C) at channel (r, s, c), phase-plane position (a, b): the phase planes'
+    gradient back in the input's shape (each element of gx is one phase-plane element)."""
     k, channels, height, width = gx.shape
-    res = np.empty((4 * th, 4 * tw, 4 * channels), dtype=gx.dtype)
-    tmp = np.empty((5, 4, 4 * channels), dtype=gx.dtype)
+    lanes = 4 * channels
+    w = _U(lanes)
+    res = np.empty(4 * th * tw * lanes, dtype=gx.dtype)
+    tmp = np.empty(6 * lanes, dtype=gx.dtype)
+    flat, out = m.ravel(), gx.ravel()
+    plane = _U(m.shape[1]) * w
+    res_row = _U(2 * tw) * w
+    two = _U(2)
     for n in range(k):
-        _tiles_out(m, th, tw, n, res, tmp)
+        for a in range(th):
+            for b in range(tw):
+                t = _U((n * th + a) * tw + b)
+                for u in range(3):  # M A: along each tile row
+                    src = _U(3 * u) * plane + t * w
+                    f = _U(2 * u) * w
+                    for e in range(w):
+                        m1 = flat[src + plane + e]
+                        tmp[f + e] = flat[src + e] + m1
+                        tmp[f + w + e] = m1 + flat[src + two * plane + e]
+                for q in range(2):  # A^T (M A): along each tile column
+                    g = _U(q) * w
+                    dst = _U(2 * a) * res_row + _U(2 * b + q) * w
+                    for e in range(w):
+                        e1 = tmp[two * w + g + e]
+                        res[dst + e] = tmp[g + e] + e1
+                        res[dst + res_row + e] = e1 + tmp[_U(4) * w + g + e]
         for c in range(channels):
             for r in range(2):
-                a_lo, a_hi = _valid_range(r - top, 2, height, 4 * th)
+                a_lo, a_hi = _valid_range(r - top, 2, height, 2 * th)
                 for s in range(2):
-                    b_lo, b_hi = _valid_range(s - left, 2, width, 4 * tw)
+                    b_lo, b_hi = _valid_range(s - left, 2, width, 2 * tw)
                     ch = (2 * r + s) * channels + c
                     for a in range(a_lo, a_hi):
-                        dst = gx[n, c, 2 * a + r - top][2 * b_lo + s - left:][::2]
-                        src = res[a]
-                        for b in range(b_hi - b_lo):
-                            dst[b] = src[b_lo + b, ch]
+                        d = _U(((n * channels + c) * height + 2 * a + r - top) * width
+                               + 2 * b_lo + s - left)
+                        e = _U(a) * res_row + _U(b_lo) * w + _U(ch)
+                        for b in range(_U(b_hi - b_lo)):
+                            out[d + two * b] = res[e + b * w]
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -262,77 +358,111 @@ def _grad_tiles(gy, et, th, tw):
     (gy is staged channels-last, image by image)."""
     k, channels, hout, wout = gy.shape
     g = np.zeros((4 * th, 4 * tw, channels), dtype=gy.dtype)
-    h = np.empty((5, 4, channels), dtype=gy.dtype)
+    h = np.empty(20 * channels, dtype=gy.dtype)
+    gf, out, gyf = g.ravel(), et.ravel(), gy.ravel()
+    w = _U(channels)
+    g_row = _U(4 * tw) * w
+    plane = _U(et.shape[1]) * w
+    two, three, four = _U(2), _U(3), _U(4)
     for n in range(k):
-        for o in range(channels):
-            for p in range(hout):
-                src = gy[n, o, p]
-                dst = g[p]
-                for q in range(wout):
-                    dst[q, o] = src[q]
+        for p in range(hout):  # gy[n] (o, p, q) -> g (p, q, o)
+            for q in range(wout):
+                d = _U(p) * g_row + _U(q) * w
+                s = _U((n * channels * hout + p) * wout + q)
+                for o in range(w):
+                    gf[d + o] = gyf[s + o * _U(hout * wout)]
         for a in range(th):
             for b in range(tw):
-                t = (n * th + a) * tw + b
+                t = _U((n * th + a) * tw + b)
                 for q in range(4):  # A g: along each tile column
-                    g0, g1 = g[4 * a, 4 * b + q], g[4 * a + 1, 4 * b + q]
-                    g2, g3 = g[4 * a + 2, 4 * b + q], g[4 * a + 3, 4 * b + q]
-                    h0, h1, h2, h3, h4 = h[0, q], h[1, q], h[2, q], h[3, q], h[4, q]
-                    for o in range(channels):
-                        x2 = g1[o] + g1[o]
-                        x4 = g2[o] + g2[o]
+                    at = _U(4 * a) * g_row + _U(4 * b + q) * w
+                    f = _U(q) * w
+                    for e in range(w):
+                        g0 = gf[at + e]
+                        g1 = gf[at + g_row + e]
+                        g2 = gf[at + two * g_row + e]
+                        g3 = gf[at + three * g_row + e]
+                        x2 = g1 + g1
+                        x4 = g2 + g2
                         x4 = x4 + x4
-                        x8 = g3[o] + g3[o]
+                        x8 = g3 + g3
                         x8 = x8 + x8
-                        h0[o] = g0[o]
-                        h1[o] = g0[o] + g1[o] + g2[o] + g3[o]
-                        h2[o] = g0[o] - g1[o] + g2[o] - g3[o]
-                        h3[o] = g0[o] + x2 + x4 + (x8 + x8)
-                        h4[o] = g3[o]
+                        h[f + e] = g0
+                        h[four * w + f + e] = g0 + g1 + g2 + g3
+                        h[_U(8) * w + f + e] = g0 - g1 + g2 - g3
+                        h[_U(12) * w + f + e] = g0 + x2 + x4 + (x8 + x8)
+                        h[_U(16) * w + f + e] = g3
                 for u in range(5):  # (A g) A^T: along each tile row
-                    f0, f1, f2, f3 = h[u, 0], h[u, 1], h[u, 2], h[u, 3]
-                    o0, o1, o2 = et[5 * u, t], et[5 * u + 1, t], et[5 * u + 2, t]
-                    o3, o4 = et[5 * u + 3, t], et[5 * u + 4, t]
-                    for o in range(channels):
-                        x2 = f1[o] + f1[o]
-                        x4 = f2[o] + f2[o]
+                    f = _U(4 * u) * w
+                    dst = _U(5 * u) * plane + t * w
+                    for e in range(w):
+                        f0 = h[f + e]
+                        f1 = h[f + w + e]
+                        f2 = h[f + two * w + e]
+                        f3 = h[f + three * w + e]
+                        x2 = f1 + f1
+                        x4 = f2 + f2
                         x4 = x4 + x4
-                        x8 = f3[o] + f3[o]
+                        x8 = f3 + f3
                         x8 = x8 + x8
-                        o0[o] = f0[o]
-                        o1[o] = f0[o] + f1[o] + f2[o] + f3[o]
-                        o2[o] = f0[o] - f1[o] + f2[o] - f3[o]
-                        o3[o] = f0[o] + x2 + x4 + (x8 + x8)
-                        o4[o] = f3[o]
+                        out[dst + e] = f0
+                        out[dst + plane + e] = f0 + f1 + f2 + f3
+                        out[dst + two * plane + e] = f0 - f1 + f2 - f3
+                        out[dst + three * plane + e] = f0 + x2 + x4 + (x8 + x8)
+                        out[dst + four * plane + e] = f3
 
 
 # --- the weight ------------------------------------------------------------------------------
-# The weight's phase split and transforms are numpy reshapes and one small GEMM with
-# GG[5i + j, 2i0 + j0] = G[i, i0] * G[j, j0] (a scalar loop over the channel pairs took
-# 0.6 ms for a 64x32 weight).
+# The weight's transform is one small GEMM with GG[5i + j, 2i0 + j0] = G[i, i0] * G[j, j0]
+# on the phase weight (a scalar loop over the channel pairs took 0.6 ms for a 64x32
+# weight).
 _GG = np.einsum("ia,jb->ijab", _G, _G).reshape(25, 4)
+_GG2 = np.einsum("ia,jb->ijab", _G2, _G2).reshape(9, 4)
 
 
-def _weight_tiles(weight, flip=False):
-    """U (25, 4C, O), channels (r, s, c): G v G^T of the phase weight
-    v[i0, j0] = weight[o, c, 2i0 + r, 2j0 + s]; with ``flip`` the transposed conv's
-    (25, O, 4C), v[i0, j0] = weight[o, c, 2(1 - i0) + r, 2(1 - j0) + s]."""
+@njit(cache=True, nogil=True, fastmath=False)
+def _phase_weight(weight, flip, v):
+    """v[2i0 + j0] = the phase weight w[o, c, 2i0 + r, 2j0 + s] as (4C, O) matrices, rows
+    (r, s, c); with ``flip`` as (O, 4C) matrices of w[o, c, 2(1 - i0) + r, 2(1 - j0) + s]."""
     out_channels, channels = weight.shape[:2]
-    v = weight.reshape(out_channels, channels, 2, 2, 2, 2)        # (o, c, i0, r, j0, s)
-    if flip:
-        v = v[:, :, ::-1, :, ::-1, :].transpose(2, 4, 0, 3, 5, 1)  # (i0, j0, o, r, s, c)
-    else:
-        v = v.transpose(2, 4, 3, 5, 1, 0)                         # (i0, j0, r, s, c, o)
-    u = np.matmul(_GG.astype(weight.dtype), v.reshape(4, -1))
-    return u.reshape((25, out_channels, 4 * channels) if flip else
-                     (25, 4 * channels, out_channels))
+    for o in range(out_channels):
+        for c in range(channels):
+            for r in range(2):
+                for s in range(2):
+                    ch = (2 * r + s) * channels + c
+                    at = o * 4 * channels + ch if flip else ch * out_channels + o
+                    for i0 in range(2):
+                        for j0 in range(2):
+                            i, j = (1 - i0, 1 - j0) if flip else (i0, j0)
+                            v[2 * i0 + j0, at] = weight[o, c, 2 * i + r, 2 * j + s]
 
 
-def _weight_from_tiles(z, out_channels, channels):
-    """gw (O, C, 4, 4) from Z (25, 4C, O): G^T Z G per channel pair, back at the taps
-    (2i0 + r, 2j0 + s)."""
-    gv = np.matmul(_GG.T.astype(z.dtype), z.reshape(25, -1))    # (i0, j0, r, s, c, o)
-    gv = gv.reshape(2, 2, 2, 2, channels, out_channels).transpose(5, 4, 0, 2, 1, 3)
-    return np.ascontiguousarray(gv).reshape(out_channels, channels, 4, 4)
+def _weight_tiles(weight, gg, flip=False):
+    """U (E, 4C, O), channels (r, s, c): G v G^T of the phase weight
+    v[i0, j0] = weight[o, c, 2i0 + r, 2j0 + s], flattened by ``gg`` (E, 4); with
+    ``flip`` the transposed conv's (E, O, 4C), v[i0, j0] = weight[o, c, 2(1 - i0) + r,
+    2(1 - j0) + s].  (numpy's transposes of the 6-axis weight view took 0.1 ms.)"""
+    out_channels, channels = weight.shape[:2]
+    v = _empty((4, 4 * channels * out_channels), dtype=weight.dtype)
+    _phase_weight(np.ascontiguousarray(weight), flip, v)
+    u = np.matmul(gg.astype(weight.dtype), v)
+    return u.reshape((len(gg), out_channels, 4 * channels) if flip else
+                     (len(gg), 4 * channels, out_channels))
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _taps_from_phases(gv, gw):
+    """gw[o, c, 2i0 + r, 2j0 + s] = gv[2i0 + j0, o, (2r + s)*C + c]: the phase weight's
+    gradient (G^T Z G, (4, O, 4C)) back at the 4x4 taps."""
+    out_channels, channels = gw.shape[:2]
+    for o in range(out_channels):
+        for c in range(channels):
+            for i0 in range(2):
+                for r in range(2):
+                    for j0 in range(2):
+                        for s in range(2):
+                            gw[o, c, 2 * i0 + r, 2 * j0 + s] = gv[2 * i0 + j0, o * 4 * channels
+                                                                  + (2 * r + s) * channels + c]
 
 
 # --- the three ops ---------------------------------------------------------------------------
@@ -341,9 +471,16 @@ def _tiles(size):
     return tuple(-(-s // 4) for s in size)
 
 
-def _chunks(n, th, tw):
-    """Chunks of about TILE_COLUMNS tile columns (whole images; the threads each get one)."""
-    return chunk_ranges(n, th * tw, TILE_COLUMNS)
+def _chunks(n, tiles, per=TILE_COLUMNS):
+    """Chunks of about ``per`` tile columns (whole images; the threads each get one)."""
+    return chunk_ranges(n, tiles, per)
+
+
+def _products(v, u, m):
+    """m = v @ u (E products of (T, K) @ (K, L)) in blocks of TILE_COLUMNS rows: each
+    small enough for OpenBLAS's small-matrix kernels."""
+    for t in range(0, v.shape[1], TILE_COLUMNS):
+        np.matmul(v[:, t:t + TILE_COLUMNS], u, out=m[:, t:t + TILE_COLUMNS])
 
 
 class _Buffers:
@@ -360,9 +497,9 @@ class _Buffers:
                                 for _, s in self.shapes]
         views = []
         for buf, (kind, shape) in zip(self.slots[slot], self.shapes):
-            if kind == "tiles":  # (25, k*tiles, L)
-                views.append(buf[:25 * k * shape[1] * shape[2]].reshape(
-                    25, k * shape[1], shape[2]))
+            if kind == "tiles":  # (E, k*tiles, L)
+                views.append(buf[:shape[0] * k * shape[1] * shape[2]].reshape(
+                    shape[0], k * shape[1], shape[2]))
             else:                # (k, ...)
                 views.append(buf[:k * int(np.prod(shape))].reshape((k,) + shape))
         return views
@@ -379,9 +516,9 @@ def forward(x, weight, geom, taps):
     n, channels = x.shape[:2]
     out_channels = weight.shape[0]
     th, tw = _tiles(geom.out_size)
-    u = _weight_tiles(weight)                                     # (25, 4C, O)
+    u = _weight_tiles(weight, _GG)                                # (25, 4C, O)
     y = _empty((n, out_channels) + tuple(geom.out_size), dtype=x.dtype)
-    chunks = _chunks(n, th, tw)
+    chunks = _chunks(n, th * tw)
     buffers = _Buffers(chunks[0][1] - chunks[0][0], [
         ("image", _x_stage_shape(th, tw, channels)),
         ("tiles", (25, th * tw, 4 * channels)), ("tiles", (25, th * tw, out_channels))],
@@ -399,21 +536,24 @@ def forward(x, weight, geom, taps):
 
 
 def input_grad(grad_y, weight, geom, taps):
-    """The transposed conv: the phase planes' gradient, a 2x2 stride-1 conv of grad_y
-    read from row and column -1 with the flipped phase weight, over as many phase-plane
-    rows and columns as the input has, then copied into the input's shape."""
+    """The transposed conv: the phase planes' gradient, a 2x2 stride-1 conv (by F(2x2,
+    2x2)) of grad_y read from row and column -1 with the flipped phase weight, over as
+    many phase-plane rows and columns as the input has, then copied into the input's
+    shape."""
     grad_y = np.ascontiguousarray(grad_y)
     top, _, left, _ = geom.padding
     height, width = geom.in_size
     n, out_channels = grad_y.shape[:2]
     channels = weight.shape[1]
-    th, tw = _tiles(((height + top + 1) // 2, (width + left + 1) // 2))
-    u = _weight_tiles(weight, flip=True)                           # (25, O, 4C)
+    th, tw = -(-((height + top + 1) // 2) // 2), -(-((width + left + 1) // 2) // 2)
+    u = _weight_tiles(weight, _GG2, flip=True)                    # (9, O, 4C)
     gx = _empty((n, channels, height, width), dtype=grad_y.dtype)
-    chunks = _chunks(n, th, tw)
+    # (twice the columns of the other two ops' chunks: F(2x2, 2x2)'s 9 tile elements
+    # take less room, and each chunk's calls from Python cost ~20 us)
+    chunks = _chunks(n, th * tw, 2 * TILE_COLUMNS)
     buffers = _Buffers(chunks[0][1] - chunks[0][0], [
-        ("image", (4 * th + 1, (4 * tw + 1) * out_channels)),
-        ("tiles", (25, th * tw, out_channels)), ("tiles", (25, th * tw, 4 * channels))],
+        ("image", (2 * th + 1, (2 * tw + 1) * out_channels)),
+        ("tiles", (9, th * tw, out_channels)), ("tiles", (9, th * tw, 4 * channels))],
         grad_y.dtype)
 
     def chunk(slot, start, stop):
@@ -421,7 +561,7 @@ def input_grad(grad_y, weight, geom, taps):
         _stage(grad_y[start:stop], gs.reshape(gs.shape[0], gs.shape[1], -1, out_channels),
                1, 1)
         _grad_input_tiles(gs, v, th, tw, out_channels)
-        np.matmul(v, u, out=m)
+        _products(v, u, m)
         _phase_output_tiles(m, gx[start:stop], top, left, th, tw)
 
     map_chunks(chunk, chunks)
@@ -434,7 +574,7 @@ def weight_grad(x, grad_y, geom, taps):
     n, channels = x.shape[:2]
     out_channels = grad_y.shape[1]
     th, tw = _tiles(geom.out_size)
-    chunks = _chunks(n, th, tw)
+    chunks = _chunks(n, th * tw)
     buffers = _Buffers(chunks[0][1] - chunks[0][0], [
         ("image", _x_stage_shape(th, tw, channels)),
         ("tiles", (25, th * tw, 4 * channels)), ("tiles", (25, th * tw, out_channels))],
@@ -446,11 +586,16 @@ def weight_grad(x, grad_y, geom, taps):
         _stage(x[start:stop], xs.reshape(xs.shape[0], xs.shape[1], -1, channels), top, left)
         _input_tiles(xs, v, th, tw, channels)
         _grad_tiles(grad_y[start:stop], e, th, tw)
-        z = np.matmul(v.transpose(0, 2, 1), e)                      # (25, 4C, O)
-        if slot in sums:
-            sums[slot] += z
-        else:
-            sums[slot] = z
+        if slot not in sums:  # (a fresh product per chunk cost its page faults)
+            sums[slot] = (np.matmul(e.transpose(0, 2, 1), v),  # (25, O, 4C)
+                          _empty((25, out_channels, 4 * channels), dtype=x.dtype))
+            return
+        total, part = sums[slot]
+        np.matmul(e.transpose(0, 2, 1), v, out=part)
+        total += part
 
     map_chunks(chunk, chunks)
-    return _weight_from_tiles(sum(sums.values()), out_channels, channels)
+    z = sum(total for total, _ in sums.values())
+    gw = _empty((out_channels, channels, 4, 4), dtype=x.dtype)
+    _taps_from_phases(np.matmul(_GG.T.astype(x.dtype), z.reshape(25, -1)), gw)
+    return gw
