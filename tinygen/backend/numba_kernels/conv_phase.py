@@ -65,6 +65,8 @@ weight-gradient taps beside its own, as inf or NaN (as in conv_winograd.py).
 
 Chunks of images are shared out among threads (``chunks.map_chunks``).
 """
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -77,8 +79,9 @@ from .conv_bounds import valid_range as _valid_range
 _empty = np.empty
 
 # Tile columns per chunk (images times tiles per image): small enough for OpenBLAS's
-# small-matrix GEMMs (see above), large enough that the per-chunk Python stays small.
-TILE_COLUMNS = 64
+# small-matrix GEMMs (see above; 1 thread, GAN D's 25 products: ~190 GFLOP/s for 32 or
+# 64 columns) and for the buffers (each thread holds (25, columns, 4C + O) values).
+TILE_COLUMNS = 32
 
 # The weight transform G (its transpose serves the weight gradient).
 _G = np.array([[0.5, 0.0], [0.5, 0.5], [1 / 6, -1 / 6], [1 / 6, 1 / 3], [0.0, 1.0]])
@@ -480,11 +483,11 @@ def _chunks(n, tiles, per=TILE_COLUMNS):
     return chunk_ranges(n, tiles, per)
 
 
-def _products(v, u, m):
-    """m = v @ u (E products of (T, K) @ (K, L)) in blocks of TILE_COLUMNS rows: each
-    small enough for OpenBLAS's small-matrix kernels."""
-    for t in range(0, v.shape[1], TILE_COLUMNS):
-        np.matmul(v[:, t:t + TILE_COLUMNS], u, out=m[:, t:t + TILE_COLUMNS])
+def _products(v, u, m, block):
+    """m = v @ u (E products of (T, K) @ (K, L)) in blocks of ``block`` rows: each small
+    enough for OpenBLAS's small-matrix kernels."""
+    for t in range(0, v.shape[1], block):
+        np.matmul(v[:, t:t + block], u, out=m[:, t:t + block])
 
 
 class _Buffers:
@@ -545,9 +548,10 @@ def input_grad(grad_y, weight, geom, taps):
     th, tw = -(-((height + top + 1) // 2) // 2), -(-((width + left + 1) // 2) // 2)
     u = _weight_tiles(weight, _GG2, flip=True)                    # (9, O, 4C)
     gx = _empty((n, channels, height, width), dtype=grad_y.dtype)
-    # (twice the columns of the other two ops' chunks: F(2x2, 2x2)'s 9 tile elements
-    # take less room, and each chunk's calls from Python cost ~20 us)
-    chunks = _chunks(n, th * tw, 2 * TILE_COLUMNS)
+    # (F(2x2, 2x2)'s 9 tile elements take less room: chunks of four times the columns,
+    # whose calls from Python, ~20 us a chunk, were 20% of the op with 64; products of
+    # 64 columns, (64, O) @ (O, 4C), still small for OpenBLAS)
+    chunks = _chunks(n, th * tw, 4 * TILE_COLUMNS)
     buffers = _Buffers(chunks[0][1] - chunks[0][0], [
         ("tiles", (9, th * tw, out_channels)), ("tiles", (9, th * tw, 4 * channels))],
         grad_y.dtype)
@@ -555,7 +559,7 @@ def input_grad(grad_y, weight, geom, taps):
     def chunk(slot, start, stop):
         v, m = buffers.get(slot, stop - start)
         _grad_input_tiles(grad_y[start:stop], v, th, tw)
-        _products(v, u, m)
+        _products(v, u, m, 2 * TILE_COLUMNS)
         _phase_output_tiles(m, gx[start:stop], top, left, th, tw)
 
     map_chunks(chunk, chunks)
@@ -572,26 +576,25 @@ def weight_grad(x, grad_y, geom, taps):
     buffers = _Buffers(chunks[0][1] - chunks[0][0], [
         ("tiles", (25, th * tw, 4 * channels)), ("tiles", (25, th * tw, out_channels))],
         x.dtype)
-    sums = {}
+    # One sum for all threads (a chunk's partial products, five tile elements at a time,
+    # added under a lock): a sum per thread held 0.8 MB more per thread for GAN D.
+    total = np.zeros((25, out_channels, 4 * channels), dtype=x.dtype)   # (25, O, 4C)
+    parts, lock = {}, threading.Lock()
 
     def chunk(slot, start, stop):
         v, e = buffers.get(slot, stop - start)
         _input_tiles(x[start:stop], v, top, left, th, tw)
         _grad_tiles(grad_y[start:stop], e, th, tw)
         e_t = e.transpose(0, 2, 1)
-        if slot not in sums:
-            sums[slot] = (np.matmul(e_t, v),                            # (25, O, 4C)
-                          _empty((5, out_channels, 4 * channels), dtype=x.dtype))
-            return
-        total, part = sums[slot]
-        for i in range(0, 25, 5):  # (five tile elements a product: less memory held)
+        if slot not in parts:
+            parts[slot] = _empty((5, out_channels, 4 * channels), dtype=x.dtype)
+        part = parts[slot]
+        for i in range(0, 25, 5):
             np.matmul(e_t[i:i + 5], v[i:i + 5], out=part)
-            total[i:i + 5] += part
+            with lock:
+                total[i:i + 5] += part
 
     map_chunks(chunk, chunks)
-    totals = [total for total, _ in sums.values()]
-    for other in totals[1:]:
-        totals[0] += other
     gw = _empty((out_channels, channels, 4, 4), dtype=x.dtype)
-    _taps_from_phases(np.matmul(_GG.T.astype(x.dtype), totals[0].reshape(25, -1)), gw)
+    _taps_from_phases(np.matmul(_GG.T.astype(x.dtype), total.reshape(25, -1)), gw)
     return gw
