@@ -103,8 +103,8 @@ def serves(geom, taps, in_per_group, out_per_group):
 # channels innermost, so that each step of a tile transform is one loop over a
 # contiguous run of C to 4C values (vectorised).  (Along the images instead, with k
 # images innermost and k = 16 per chunk, the loops were 16 long and the forward's input
-# transform took twice its GEMM's time.)  So a chunk is first staged channels-last, and
-# the GEMMs run the other way round, (T, 4C) @ (4C, O), tiles by channels.
+# transform took twice its GEMM's time.)  So each image is first staged channels-last,
+# and the GEMMs run the other way round, (T, 4C) @ (4C, O), tiles by channels.
 @njit(cache=True, nogil=True, fastmath=False)
 def _stage(a, n, out, top, left):
     """out[top + h, left + w, c] = a[n, c, h, w] where that fits in out (rows, cols, C):
@@ -261,11 +261,11 @@ def _output_tiles(m, y, th, tw):
 
 # --- the input gradient: F(2x2, 2x2) --------------------------------------------------------
 # The transposed conv runs on the smaller Winograd F(2x2, 2x2) (3x3 tiles, 9 products
-# for 2x2 outputs instead of 16), whose transforms only add and subtract: F(4x4, 2x2)
-# here too was ~15% faster per op, but its float32 rounding in the GAN generator's
-# forward (a transposed conv) moved the DCGAN row's G.bn0.bias gradient by 3.7e-4 of
-# its largest value, past the cpu suite's check; F(2x2, 2x2)'s rounding is the direct
-# sums'.  With points 0, 1 and infinity:
+# for 2x2 outputs instead of 16), whose transforms only add and subtract.  F(4x4, 2x2)
+# here too took ~10% less time (1 thread, GAN D's layer), but its float32 rounding in
+# the GAN generator's forward (a transposed conv) moved the DCGAN row's G.bn0.bias
+# gradient by 3.7e-4 of its largest value, past the cpu suite's check; F(2x2, 2x2)'s
+# rounding is the direct sums'.  With points 0, 1 and infinity:
 #     B^T = [[1, -1, 0], [0, 1, 0], [0, -1, 1]],  G = [[1, 0], [1, 1], [0, 1]],
 #     A^T = [[1, 1, 0], [0, 1, 1]]
 _G2 = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
@@ -491,9 +491,8 @@ def _products(v, u, m, block):
 
 
 class _Buffers:
-    """Per thread slot, buffers of the given shapes for the largest chunk (the leading
-    axis, images); ``get(slot, k)`` hands out views of them for k images, each
-    contiguous (a (25, T, L) buffer's view is cut at T = k*per tiles)."""
+    """Per thread slot, one buffer per (E, tiles per image, L) shape given, for the
+    largest chunk; ``get(slot, k)`` hands out contiguous (E, k*tiles, L) views of them."""
 
     def __init__(self, k_max, shapes, dtype):
         self.k_max, self.shapes, self.dtype, self.slots = k_max, shapes, dtype, {}
@@ -501,15 +500,9 @@ class _Buffers:
     def get(self, slot, k):
         if slot not in self.slots:
             self.slots[slot] = [_empty(int(np.prod(s)) * self.k_max, dtype=self.dtype)
-                                for _, s in self.shapes]
-        views = []
-        for buf, (kind, shape) in zip(self.slots[slot], self.shapes):
-            if kind == "tiles":  # (E, k*tiles, L)
-                views.append(buf[:shape[0] * k * shape[1] * shape[2]].reshape(
-                    shape[0], k * shape[1], shape[2]))
-            else:                # (k, ...)
-                views.append(buf[:k * int(np.prod(shape))].reshape((k,) + shape))
-        return views
+                                for s in self.shapes]
+        return [buf[:e * k * tiles * lanes].reshape(e, k * tiles, lanes)
+                for buf, (e, tiles, lanes) in zip(self.slots[slot], self.shapes)]
 
 
 def forward(x, weight, geom, taps):
@@ -522,7 +515,7 @@ def forward(x, weight, geom, taps):
     y = _empty((n, out_channels) + tuple(geom.out_size), dtype=x.dtype)
     chunks = _chunks(n, th * tw)
     buffers = _Buffers(chunks[0][1] - chunks[0][0], [
-        ("tiles", (25, th * tw, 4 * channels)), ("tiles", (25, th * tw, out_channels))],
+        (25, th * tw, 4 * channels), (25, th * tw, out_channels)],
         x.dtype)
 
     def chunk(slot, start, stop):
@@ -553,7 +546,7 @@ def input_grad(grad_y, weight, geom, taps):
     # 64 columns, (64, O) @ (O, 4C), still small for OpenBLAS)
     chunks = _chunks(n, th * tw, 4 * TILE_COLUMNS)
     buffers = _Buffers(chunks[0][1] - chunks[0][0], [
-        ("tiles", (9, th * tw, out_channels)), ("tiles", (9, th * tw, 4 * channels))],
+        (9, th * tw, out_channels), (9, th * tw, 4 * channels)],
         grad_y.dtype)
 
     def chunk(slot, start, stop):
@@ -574,7 +567,7 @@ def weight_grad(x, grad_y, geom, taps):
     th, tw = _tiles(geom.out_size)
     chunks = _chunks(n, th * tw)
     buffers = _Buffers(chunks[0][1] - chunks[0][0], [
-        ("tiles", (25, th * tw, 4 * channels)), ("tiles", (25, th * tw, out_channels))],
+        (25, th * tw, 4 * channels), (25, th * tw, out_channels)],
         x.dtype)
     # One sum for all threads (a chunk's partial products, five tile elements at a time,
     # added under a lock): a sum per thread held 0.8 MB more per thread for GAN D.
