@@ -115,7 +115,7 @@ def test_second_derivatives(phase, config, seed):
 
 
 @pytest.mark.parametrize("kwargs,w_shape,kept,serves", [
-    (dict(padding=1, stride=2), (8, 8, 4, 4), 16, True),
+    (dict(padding=1, stride=2), (8, 8, 4, 4), 16, True),    # (channels given below)
     (dict(padding=1, stride=1), (8, 8, 4, 4), 16, False),
     (dict(padding=1, stride=2), (8, 8, 3, 3), 9, False),
     (dict(padding=1, stride=(2, 1)), (8, 8, 4, 4), 16, False),

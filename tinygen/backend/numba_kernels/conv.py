@@ -346,11 +346,11 @@ ROWS_STRIDED = False  # (correct either way: the tests run strided convs on conv
 # 20 ms (rows), input grad 13 vs 20, weight grad 17 vs 20; fwd+bwd 48.5 vs 64.2 ms
 # (before the weight gradient's NN GEMMs).
 WINOGRAD = True
-# Dense 4x4 stride-2 layers (the GANs' and conv VAEs' middle layers): Winograd over the
-# input's phase planes (``conv_phase``), fewer multiplies in small GEMMs.  1 thread, GAN
-# D's layer (64 images 32->64, 14x14 -> 7x7), min of 30 interleaved, quiet: fwd 2.05 vs
-# 2.33 ms (im2col), input grad 2.22 vs 2.48, weight grad 2.14 vs 2.56 (PyTorch 1.68,
-# 2.37, 1.83).  Narrower layers (the first and last, C=1) stay on im2col.
+# Dense 4x4 stride-2 layers (the GANs' and conv VAEs' middle layers) with 16 channels or
+# more each way: Winograd over the input's phase planes (``conv_phase``, which says why
+# and where it pays), fewer multiplies in small GEMMs.  1 thread, GAN D's layer (64
+# images 32->64, 14x14 -> 7x7), min of 25 interleaved, quiet: fwd+dx+dw 6.0 vs 7.4 ms
+# on im2col (PyTorch ~5.9); the cpu suite's row (quiet, side by side) 7.05 vs 7.91 ms.
 PHASE = True
 DIRECT_MIN_CHANNELS = 8
 

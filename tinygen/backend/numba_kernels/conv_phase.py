@@ -86,9 +86,12 @@ TILE_COLUMNS = 32
 # The weight transform G (its transpose serves the weight gradient).
 _G = np.array([[0.5, 0.0], [0.5, 0.5], [1 / 6, -1 / 6], [1 / 6, 1 / 3], [0.0, 1.0]])
 
-# At least this many input and output channels (one group only): narrower layers (the
-# GANs' first and last, C=1) are not GEMM-bound.
-MIN_CHANNELS = 8
+# At least this many input and output channels (one group only): narrower layers are
+# not GEMM-bound, and the transforms cost more than im2col's gathers.  1 thread,
+# fwd+dx+dw, phase / im2col, 64 images of 14x14 unless said (interleaved, min of 10, on
+# a loaded machine): 8->8 1.44, 8->16 1.23, 16->32 0.87, 32->64 0.83, 64->128 0.92,
+# 128->64 8x8 0.95; 32->64 at 28x28 (32 images) 0.78, 8 images 0.93.
+MIN_CHANNELS = 16
 
 
 def serves(geom, taps, in_per_group, out_per_group):
