@@ -28,8 +28,8 @@ run (64, 128) @ (128, 64) at ~150-170 GFLOP/s here against ~115 with 256 or more
 columns.
 
 Measured (1 thread, GAN D's layer, see ``conv.PHASE``): the GEMMs take about half of
-im2col's time; the transforms and the channels-last staging cost about as much again,
-so each op is 10-15% faster than on im2col.
+im2col's time; the transforms and the channels-last staging cost about as much again:
+fwd+dx+dw 6.0 ms against 7.4 on im2col (PyTorch ~5.9).
 
 For one tile (5x5 phase-plane values d, 4x4 outputs y) and one channel pair, with the
 phase weight v (2x2):
@@ -60,8 +60,8 @@ reference, float64 to 1e-12.)
 Layout.  A chunk of k images has T = k*th*tw tile columns t = (n*th + a)*tw + b, and
 every tile array holds the channels innermost, (25, T, channels): see "staging".
 
-Non-finite inputs: a tile mixes 25 inputs, so an inf in x reaches outputs and
-weight-gradient taps beside its own, as inf or NaN (as in conv_winograd.py).
+Non-finite inputs: a tile mixes 25 inputs (the input gradient's, 9), so an inf reaches
+results beside its own, as inf or NaN (as in conv_winograd.py).
 
 Chunks of images are shared out among threads (``chunks.map_chunks``).
 """
