@@ -208,12 +208,13 @@ def test_a_helper_publishes_done_and_waits_for_the_next_job():
 
     done = np.zeros(3, dtype=np.int64)
     flags = np.array([4, 4, 10], dtype=np.int64)
-    assert _spin.publish_and_wait(done, 2, flags, 4, 1000) == 4     # no job: gives up
+    job = np.zeros(_spin.JOB_WORDS, dtype=np.int64)     # (no compiled job posted)
+    assert _spin.publish_and_wait(done, 2, flags, 4, 1000, job) == 4     # no job: gives up
     assert done.tolist() == [0, 0, 1]
-    assert _spin.publish_and_wait(done, -1, flags, 4, 1000) == 4
+    assert _spin.publish_and_wait(done, -1, flags, 4, 1000, job) == 4
     assert done.tolist() == [0, 0, 1]
     flags[:2] = 5
-    assert _spin.publish_and_wait(done, 1, flags, 4, 10**9) == 5    # a job came
+    assert _spin.publish_and_wait(done, 1, flags, 4, 10**9, job) == 5    # a job came
     assert done.tolist() == [0, 1, 1]
 
 
@@ -280,3 +281,116 @@ def test_blas_hold_sets_only_a_count_that_is_not_one_and_puts_it_back(monkeypatc
     assert chunks.map_chunks(lambda slot, start, stop: dict(counts), [(0, 1)]) == \
         [{"a": 1, "b": 1}]
     assert counts == {"a": 1, "b": 2} and sets == [("b", 1), ("b", 2)]
+
+
+# --- compiled jobs: share_rows / share_range ---------------------------------------------------
+@numba.njit(nogil=True)
+def _scaled_rows(x, scale, offset, flag, out):
+    """out = x * scale + offset (+ 1 where flag), rows of any rank; marks nothing else."""
+    for i in range(x.shape[0]):
+        out[i] = x[i] * scale + offset + (1 if flag else 0)
+
+
+@numba.njit(nogil=True)
+def _range_sums(x, times, lo, hi):
+    """times[r] += 1 and x's row sums for rows [lo, hi) of a whole (rows, k) array."""
+    for r in range(lo, hi):
+        times[r] += 1
+        s = 0.0
+        for k in range(x.shape[1]):
+            s += x[r, k]
+        x[r, 0] = s
+
+
+@pytest.mark.parametrize("shape", [(1000,), (999, 3), (257, 2, 5)])
+def test_share_rows_gives_each_range_its_rows(monkeypatch, shape):
+    """Every row computed once, by whichever thread, with scalars of each kind (a Python
+    float, int and bool, a float32) rebuilt exactly: the result of one call."""
+    import numpy as np
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    for scale, offset, flag in [(np.float32(1.5), 3, True), (0.25, -7, False)]:
+        expected = np.empty_like(x)
+        _scaled_rows(x, scale, offset, flag, expected)
+        for _ in range(50):
+            out = np.full_like(x, np.nan)
+            chunks.share_rows(_scaled_rows, shape[0], x.size, x, scale, offset, flag, out)
+            np.testing.assert_array_equal(out, expected)
+
+
+def test_share_rows_takes_python_calls_for_strided_arrays(monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    x = np.arange(4000, dtype=np.float64)[::2]              # not contiguous
+    out = np.zeros(1000, dtype=np.float64)[::-1]
+    chunks.share_rows(_scaled_rows, 2000, x.size, x, 2.0, 1, False, np.zeros(2000)[:2000])
+    chunks.share_rows(_scaled_rows, 1000, 1000, x[:1000], 2.0, 1, False, out)
+    np.testing.assert_array_equal(out, x[:1000] * 2.0 + 1)
+
+
+def test_share_range_covers_the_range_once_with_whole_arrays(monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    x = np.random.default_rng(1).standard_normal((3001, 4))
+    for _ in range(50):
+        y, times = x.copy(), np.zeros(3001, dtype=np.int64)
+        chunks.share_range(_range_sums, 3001, y.size, y, times)
+        assert (times == 1).all()
+        np.testing.assert_array_equal(y[:, 0], x.sum(axis=1))
+    small = np.zeros(10, dtype=np.int64)
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 1 << 15)
+    chunks.share_range(_range_sums, 10, 40, x[:10].copy(), small)     # small: one call
+    assert (small == 1).all()
+
+
+def test_a_compiled_job_runs_on_a_helper_and_a_busy_helper_is_not_waited_for(monkeypatch):
+    """A helper polling between jobs runs ranges of a compiled job; a helper stuck in a
+    Python chunk is not waited for (the caller runs every range itself)."""
+    import time
+
+    import numpy as np
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    x = np.ones((4096, 64))      # (~0.1 ms a call: time for a sleeping helper to wake)
+    ran_on_helper = 0
+    for _ in range(200):        # (the first calls wake the helper)
+        times = np.zeros(4096, dtype=np.int64)
+        before = int(chunks._job[_spin_stats_index()])
+        chunks.share_range(_range_sums, 4096, x.size, x.copy(), times)
+        assert (times == 1).all()
+        ran_on_helper += int(chunks._job[_spin_stats_index()]) - before
+    assert ran_on_helper > 0
+
+    helper_inside, release = threading.Event(), threading.Event()
+
+    def stuck(slot, start, stop):
+        if slot != 0:
+            helper_inside.set()
+            assert release.wait(timeout=60)
+        else:
+            helper_inside.wait(timeout=60)
+
+    first = threading.Thread(target=chunks.map_chunks, args=(stuck, [(0, 1), (1, 2), (2, 3)]))
+    first.start()
+    try:
+        assert helper_inside.wait(timeout=60)
+        start = time.perf_counter()
+        times = np.zeros(4096, dtype=np.int64)
+        chunks.share_range(_range_sums, 4096, x.size, x.copy(), times)
+        assert (times == 1).all() and time.perf_counter() - start < 10
+    finally:
+        release.set()
+        first.join(timeout=60)
+
+
+def _spin_stats_index():
+    from tinygen.backend.numba_kernels import _spin
+
+    return _spin.HELPER_RANGES

@@ -5,7 +5,7 @@ numpy evaluates ``g * y * (1 - y)`` as three passes over memory with two tempora
 here each element is read once and written once.  Constants are passed in the
 array's dtype so that float32 arithmetic stays float32, as in numpy.  Each kernel is
 one loop over flat arrays (``_kernel``), run on consecutive slices shared out among
-threads by ``chunks.parallel_range`` (small arrays on the calling thread).
+threads by ``chunks.share_rows`` (small arrays on the calling thread).
 
 The exp-based ones (sigmoid, softplus) in float32 use the vectorisable exp and log1p
 of ``_vmath.py`` (within 2 ulp of the exact value; numpy's are within 1 and 2), so
@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from . import chunks
-from .chunks import parallel_range
+from .chunks import parallel_range, share_rows
 from ..reference import activations as _reference
 from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp_nonpositive, \
     log1p_unit as _log1p_unit, sigmoid as _sigmoid
@@ -63,16 +63,10 @@ _SOFTPLUS_BACKWARD_F32 = _kernel(_softplus_backward_f32_loop)
 
 def _run_flat(kernel, n, *args, size=None):
     """``kernel(*args)`` for a kernel over flat arrays of length ``n`` (its outputs among
-    them), on consecutive slices of all of them shared out among threads; the scalar
-    arguments are passed whole.  ``size``: work in elements (default n)."""
-    if (n if size is None else size) < chunks.PARALLEL_THRESHOLD or numba.get_num_threads() <= 1:
-        kernel(*args)  # (small arrays or one thread: without parallel_range's closures)
-        return
-
-    def piece(lo, hi):
-        kernel(*[a[lo:hi] if isinstance(a, np.ndarray) else a for a in args])
-
-    parallel_range(piece, n, n if size is None else size)
+    them), on consecutive slices of all of them shared out among threads
+    (``chunks.share_rows``); the scalar arguments are passed whole.  ``size``: work in
+    elements (default n)."""
+    share_rows(kernel, n, n if size is None else size, *args)
 
 
 def _run(kernel, shape_of, *arrays_then_scalars):
@@ -166,10 +160,6 @@ def sigmoid_backward(g, y):
     return _run(_SIGMOID_BACKWARD, g, _flat(g), _flat(y), g.dtype.type(1))
 
 
-def _numpy_tanh(x, out):
-    np.tanh(x, out=out)
-
-
 def tanh_forward(x):
     """numpy's tanh (its SIMD loop beats the polynomial of ``_vmath``, which computes
     both of its branches once vectorised), on consecutive slices shared out among
@@ -178,7 +168,11 @@ def tanh_forward(x):
     if (x.size < chunks.PARALLEL_THRESHOLD or x.dtype.kind != "f"
             or not x.flags.c_contiguous or numba.get_num_threads() <= 1):
         return np.tanh(x)   # (one thread: numpy's own allocation and call, nothing else)
-    return _run(_numpy_tanh, x, x.reshape(-1))
+    out = np.empty_like(x)
+    x1, out1 = x.reshape(-1), out.reshape(-1)
+    # (numpy's loop is no numba kernel: the slices go out as Python calls)
+    parallel_range(lambda lo, hi: np.tanh(x1[lo:hi], out=out1[lo:hi]), x.size, x.size)
+    return out
 
 
 def tanh_backward(g, y):

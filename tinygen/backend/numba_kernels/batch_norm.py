@@ -6,7 +6,7 @@ Same functions and signatures as ``tinygen.backend.reference.batch_norm``
 
 Parallel layout: the N * C rows of length L are independent, so every pass is
 a loop over a range of rows (good when C is small but N large, and vice versa),
-the ranges shared out among threads by ``chunks.parallel_range`` (small inputs on
+the ranges shared out among threads by ``chunks.share_range`` (small inputs on
 the calling thread).  Per-row partial sums go to an (N, C) float64 array and are
 then added per channel, so no two threads ever write the same location and the
 result does not depend on the number of threads.  All accumulation is in float64.
@@ -14,7 +14,7 @@ result does not depend on the number of threads.  All accumulation is in float64
 import numpy as np
 from numba import njit
 
-from .chunks import parallel_range
+from .chunks import share_range
 from ..reference.batch_norm import (finish_backward_stats, finish_train_forward,
                                     finish_train_stats)
 
@@ -54,7 +54,7 @@ def _by_rows(kernel, x3, outs, *args):
     """``kernel(*args, *outs, lo, hi)`` over the N * C rows of ``x3``, shared out among
     threads; returns ``outs``."""
     n, c = x3.shape[:2]
-    parallel_range(lambda lo, hi: kernel(*args, *outs, lo, hi), n * c, x3.size)
+    share_range(kernel, n * c, x3.size, *args, *outs)
     return outs
 
 

@@ -2,7 +2,7 @@
 
 Same functions and signatures as ``tinygen.backend.reference.gated_activation``; tested
 against it.  float32 runs one numba pass each way (ranges of the P rows shared out
-among threads by ``chunks.parallel_range``), with the vectorisable tanh and sigmoid of
+among threads by ``chunks.share_rows``), with the vectorisable tanh and sigmoid of
 ``_vmath.py`` (a libm tanhf/expf call per element would keep LLVM from
 vectorising the loop: ~30x slower than numpy's SIMD loops).  float64 (gradchecks)
 takes numpy, in the input's own precision, with as few temporaries as the formula
@@ -11,7 +11,7 @@ allows.
 import numpy as np
 from ._vmath import ONE as _ONE, sigmoid as _sigmoid_f32, tanh as _tanh_f32
 from .activations import _kernel
-from .chunks import parallel_range
+from .chunks import share_rows
 
 
 def _forward_f32_loop(x3, out):
@@ -45,8 +45,7 @@ _BACKWARD_F32 = _kernel(_backward_f32_loop)
 
 def _by_rows(kernel, *arrays):
     """``kernel(*arrays)`` on ranges of the arrays' rows (axis 0), shared out among threads."""
-    parallel_range(lambda lo, hi: kernel(*[a[lo:hi] for a in arrays]), arrays[0].shape[0],
-                   arrays[0].size)
+    share_rows(kernel, arrays[0].shape[0], arrays[0].size, *arrays)
 
 
 def _sigmoid(b):

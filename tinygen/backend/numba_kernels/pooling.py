@@ -3,20 +3,20 @@
 Same functions and signatures as ``tinygen.backend.reference.pooling`` (read
 that file for the semantics); tested against it.  Pools work plane by plane:
 the N * C planes are independent, so each kernel is a loop over a range of planes,
-the ranges shared out among threads by ``chunks.parallel_range`` (small inputs on
+the ranges shared out among threads by ``chunks.share_range`` (small inputs on
 the calling thread), and a scatter (an adjoint) never has two threads writing one
 location.
 """
 import numpy as np
 from numba import njit
 
-from .chunks import parallel_range
+from .chunks import share_range
 
 
 def _planes(kernel, planes, size, *args):
     """``kernel(*args, lo, hi)`` over planes [lo, hi) covering ``range(planes)``, shared
     out among threads when ``size`` (work in elements) is large enough."""
-    parallel_range(lambda lo, hi: kernel(*args, lo, hi), planes, size)
+    share_range(kernel, planes, size, *args)
 
 
 # --- max pooling -------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ of that size (a PixelCNN's 256 classes x 28 x 28 x 32 images: 25 MB each); here 
 forward reads the logits twice (max, then the sum of exponentials) and writes only
 (N, S) results, and the backward reads them once and writes the gradient once.  Work
 is split over the N images (ranges of images shared out among threads by
-``chunks.parallel_range`` from PARALLEL_THRESHOLD elements); one image's (K, S) block stays in cache between the passes over it.
+``chunks.share_rows`` from SHARE_THRESHOLD elements); one image's (K, S) block stays
+in cache between the passes over it.
 
 float32 uses the vectorisable exp of ``_vmath.py`` (within 2 ulp; every exponent
 here is x - max <= 0, its domain); float64 (gradchecks) and other dtypes take the
@@ -17,7 +18,7 @@ import numpy as np
 
 from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp
 from .activations import _kernel
-from .chunks import parallel_range as _parallel_range
+from .chunks import share_rows as _share_rows
 from ..reference import softmax_cross_entropy as _reference
 
 
@@ -102,8 +103,7 @@ _BACKWARD_ROWS = _kernel(_backward_rows_loop)
 def _by_rows(kernel, size, *arrays):
     """``kernel(*arrays)`` on ranges of the arrays' rows (axis 0, the images), shared out
     among threads when ``size`` (elements) is large enough."""
-    _parallel_range(lambda lo, hi: kernel(*[a[lo:hi] for a in arrays]), arrays[0].shape[0],
-                    size)
+    _share_rows(kernel, arrays[0].shape[0], size, *arrays)
 
 
 def _fast(*arrays):
