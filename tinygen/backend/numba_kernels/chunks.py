@@ -28,6 +28,12 @@ while instead of sleeping; when a job comes it waits until the caller has starte
 own first chunk and so released the GIL, and the caller waits for the helpers' last
 chunks by polling too: 120 us and 29 us for the same kernels.
 
+Chunks given as Python calls (``map_chunks``, ``parallel_range``: BLAS, closures)
+still make each thread take the GIL once per chunk.  A numba kernel on ranges
+(``share_rows``, ``share_range``, below) goes further: the job is posted in memory and
+its ranges are run through a C wrapper of the kernel by the caller and by the helpers
+while they poll, so no thread takes the GIL between the caller's call and its return.
+
 The thread count is numba's (``numba.set_num_threads``, ``NUMBA_NUM_THREADS``), the
 one number tinygen's CPU kernels use; numba's own thread pool is never started (no
 kernel is ``parallel=True``).  While chunks that call BLAS run, OpenBLAS is held at one
