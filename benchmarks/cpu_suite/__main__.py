@@ -16,6 +16,15 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS")
 
 
+# An idle pause before each block of timed steps, so that one framework's block never
+# starts while the other's threads still spin after their last parallel region.  Worker
+# threads of both spin-wait before they sleep: PyTorch's (its bundled libgomp: measured
+# here, a 2-thread process idle after a torch.relu burns 4-6 ms of CPU in its first 5-20
+# ms) and tinygen's pool helpers (up to 1 ms).  Without the pause, a 2-thread block of
+# fast steps starts with one of the two cores still taken by the other worker.
+SETTLE_MS = 50.0
+
+
 def _parser():
     p = argparse.ArgumentParser(prog="python -m benchmarks.cpu_suite",
                                 description="tinygen vs PyTorch CPU, every row of issue 12")
@@ -26,6 +35,9 @@ def _parser():
                    help="run the rows whose name contains one of these substrings")
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of timed steps per framework and row (default 1 quick, 4)")
+    p.add_argument("--settle-ms", type=float, default=SETTLE_MS,
+                   help="idle pause before each block of timed steps (default %(default)s; "
+                        "see SETTLE_MS)")
     p.add_argument("--no-write", action="store_true", help="print only, write no results")
     p.add_argument("--keep-other-threads", action="store_true",
                    help="keep the stored tables of thread counts this run does not measure")
@@ -79,7 +91,7 @@ def _compare(ours, theirs, rtol, atol):
     return None
 
 
-def _run_case(case, workers, quick, seconds):
+def _run_case(case, workers, quick, seconds, settle_ms=SETTLE_MS):
     tg, th = workers
     state = tg.ask("setup", case.name, quick, None)
     th.ask("setup", case.name, quick, state)
@@ -93,6 +105,7 @@ def _run_case(case, workers, quick, seconds):
     times = {w.framework: [] for w in workers}
     for r in range(rounds):  # interleaved blocks, the order alternating
         for w in (workers if r % 2 == 0 else workers[::-1]):
+            time.sleep(settle_ms / 1e3)
             times[w.framework] += w.ask("time", block)
     mem = {w.framework: w.ask("memory") for w in workers}
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
@@ -142,8 +155,11 @@ def _header(info, args, load):
         f"serial, BLAS held at one thread inside it; BLAS/OpenMP libraries loaded: {pools}), "
         f"PyTorch {th['torch']}.\n"
         f"Command: `python -m benchmarks.cpu_suite --threads {' '.join(map(str, args.threads))}"
-        f"{' --quick' if args.quick else ''}`.  Each framework in its own worker process, "
-        f"threads pinned per worker; interleaved blocks of steps, median ms per step; ratio = "
+        f"{' --quick' if args.quick else ''}"
+        f"{'' if args.settle_ms == SETTLE_MS else f' --settle-ms {args.settle_ms:g}'}`.  "
+        f"Each framework in its own worker process, "
+        f"threads pinned per worker; interleaved blocks of steps, each after {args.settle_ms:g} ms "
+        f"idle (no spinning threads of the other worker), median ms per step; ratio = "
         f"ours / torch (below 1: tinygen faster).  Peak memory of one step: RSS high-water "
         f"mark above the RSS before the step (both), and tracemalloc's peak (sees numpy's "
         f"buffers, not torch's).  Outputs (loss, every gradient) compared before timing.")
@@ -203,7 +219,7 @@ def main(argv=None):
             for name in names:
                 t0 = time.perf_counter()
                 try:
-                    row = _run_case(CASES[name], workers, args.quick, seconds)
+                    row = _run_case(CASES[name], workers, args.quick, seconds, args.settle_ms)
                 except RuntimeError as exc:
                     row = {"name": name, "error": str(exc)}
                     print(exc, file=sys.stderr)
