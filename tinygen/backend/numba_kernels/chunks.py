@@ -441,3 +441,78 @@ def _make_wrapper(kernel, rows, args):
     signature = numba.types.void(numba.types.CPointer(numba.types.int64), numba.types.int64,
                                  numba.types.int64)
     return numba.cfunc(signature, error_model="numpy")(names["wrapper"])
+
+
+# --- sums over chunks, in chunk order ----------------------------------------------------------
+def sum_chunks(work, chunks, totals, blas=True):
+    """``map_chunks`` for a reduction: ``work(slot, start, stop, add)`` per chunk, where
+    ``add(k, partial)`` adds the array ``partial`` into ``totals[k]`` (in place).  Each
+    total receives its chunks' partials in chunk order, totals[k] + p_0 + p_1 + ...,
+    whichever thread ran which chunk and whenever it finished, so the sums are the
+    same bit for bit from run to run (``--resume`` repeats a straight run).  A sum per
+    thread, added up afterwards, is not: which chunks a thread claims changes with
+    timing, and float addition is not associative.  The chunks themselves depend on
+    the thread count (``chunk_ranges`` makes at least one per thread), so results at
+    1 and 2 threads may differ in the last bits (as PyTorch's CPU kernels' do).
+
+    No thread waits for another's turn: a partial that is ready before the one of the
+    chunk before it has been added is kept (not copied) and added by the thread that
+    adds that one.  ``add`` returns True when ``partial`` has been added (its buffer
+    may be written again), False when it was kept (leave it alone; it is added
+    later, before ``sum_chunks`` returns).  A chunk adds to each total at most once;
+    a total it does not add to is passed over when its work returns.  One
+    accumulator per total whatever the thread count (a sum per thread held 0.8 MB
+    more per thread for GAN D's conv_phase), plus the partials kept, usually none."""
+    sums = _OrderedSums(totals)
+    order = {start: index for index, (start, _) in enumerate(chunks)}   # (chunks' order)
+    if len(order) != len(chunks):
+        raise ValueError(f"sum_chunks: chunks {chunks} do not start at distinct places")
+
+    def run(slot, start, stop):
+        index, added = order[start], set()
+
+        def add(k, partial):
+            if k in added:
+                raise ValueError(f"sum_chunks: chunk {index} added to total {k} twice")
+            added.add(k)
+            return sums.add(k, index, partial)
+
+        work(slot, start, stop, add)
+        for k in range(len(totals)):
+            if k not in added:
+                sums.add(k, index, None)
+
+    map_chunks(run, chunks, blas=blas)
+    assert not any(sums.kept), "sum_chunks: partials left unadded"
+    return totals
+
+
+class _OrderedSums:
+    """totals[k] += each chunk's partial in chunk order: ``next[k]`` is the first chunk
+    whose partial for k is not added yet, ``kept[k]`` {chunk: partial (None: nothing
+    to add)} those that came before their turn.  Only the thread holding chunk
+    ``next[k]``'s partial adds to totals[k] (outside the lock: numpy releases the
+    GIL), then the kept partials that follow."""
+
+    def __init__(self, totals):
+        self.totals = totals
+        self.next = [0] * len(totals)
+        self.kept = [{} for _ in totals]
+        self.lock = threading.Lock()
+
+    def add(self, k, index, partial):
+        kept = self.kept[k]
+        with self.lock:
+            if index != self.next[k]:
+                kept[index] = partial
+                return False
+        total = self.totals[k]
+        while True:
+            if partial is not None:
+                np.add(total, partial, out=total)
+            with self.lock:
+                index += 1
+                self.next[k] = index
+                if index not in kept:
+                    return True
+                partial = kept.pop(index)

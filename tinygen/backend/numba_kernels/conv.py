@@ -41,7 +41,8 @@ import numpy as np
 from numba import njit
 
 from . import conv_direct, conv_phase, conv_rows, conv_winograd
-from .chunks import chunk_ranges as _chunk_ranges, map_chunks as _map_chunks
+from .chunks import chunk_ranges as _chunk_ranges, map_chunks as _map_chunks, \
+    sum_chunks as _sum_chunks
 from .conv_bounds import valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
@@ -458,19 +459,17 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
     grad_y = grad_y.reshape(n, out_channels, plane)
     chunks = _chunks(n, rows * plane, x.itemsize)
     buffers = _Buffers(rows * plane * (chunks[0][1] - chunks[0][0]), x.dtype)
-    sums = {}
+    gw_t = np.zeros((g, rows // g, out_channels // g), x.dtype)
 
-    def chunk(slot, start, stop):
-        gw_t = sums.setdefault(slot, np.zeros((g, rows // g, out_channels // g), x.dtype))
+    def chunk(slot, start, stop, add):
         cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot), inner)
         cols = cols.reshape(g, rows // g, cols.shape[1])            # (g, C/g*T, P*k)
         # gW_g^T += cols_g @ gy_g^T.  Written this way round (the long k*P axis
         # reduced with the tall operand first) OpenBLAS runs it several times
         # faster than gy_g @ cols_g^T, which it handles poorly for these shapes.
-        gw_t += np.matmul(cols, _columns(grad_y[start:stop], g, inner).transpose(0, 2, 1))
+        add(0, np.matmul(cols, _columns(grad_y[start:stop], g, inner).transpose(0, 2, 1)))
 
-    _map_chunks(chunk, chunks)
-    gw_t = sum(sums.values())
+    _sum_chunks(chunk, chunks, [gw_t])      # (in chunk order: the same sum every run)
     gw_taps = gw_t.transpose(0, 2, 1)                               # (g, O/g, C/g*T)
     grad_w = np.zeros((out_channels, in_per_group, kh, kw), dtype=x.dtype)
     grad_w[:, :, tap_i, tap_j] = gw_taps.reshape(out_channels, in_per_group, len(tap_i))

@@ -20,7 +20,7 @@ threads in chunks (``chunks.map_chunks``).
 """
 import numpy as np
 
-from .chunks import chunk_ranges, map_chunks
+from .chunks import chunk_ranges, map_chunks, sum_chunks
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -215,17 +215,15 @@ def weight_grad(x, grad_y, geom, taps):
     x3 = np.ascontiguousarray(x).reshape(n, g, channels // g, line.length)
     gy = np.ascontiguousarray(grad_y).reshape(n, g, out_channels // g, line.out_length)
     kernel_len = geom.kernel[1]
-    sums = {}
+    total = np.zeros((kernel_len, g, out_channels // g, channels // g), dtype=x.dtype)
 
-    def chunk(slot, start, stop):
-        total = sums.setdefault(slot, np.zeros((kernel_len, g, out_channels // g,
-                                                channels // g), dtype=x.dtype))
+    def chunk(slot, start, stop, add):
         for t, off, lo, hi in line.taps:
             windows = x3[start:stop, ..., lo + off:hi + off].transpose(0, 1, 3, 2)
-            total[t] += np.matmul(gy[start:stop, ..., lo:hi], windows).sum(axis=0)
+            add(t, np.matmul(gy[start:stop, ..., lo:hi], windows).sum(axis=0))
 
-    map_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
-                              * x.itemsize))
-    total = sum(sums.values())                                      # (k, g, O/g, C/g)
+    # (each tap's sum in chunk order: the same every run)
+    sum_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
+                              * x.itemsize), list(total))       # (k, g, O/g, C/g)
     grad_w = total.transpose(1, 2, 3, 0).reshape(out_channels, channels // g, 1, kernel_len)
     return np.ascontiguousarray(grad_w)

@@ -65,12 +65,10 @@ results beside its own, as inf or NaN (as in conv_winograd.py).
 
 Chunks of images are shared out among threads (``chunks.map_chunks``).
 """
-import threading
-
 import numpy as np
 from numba import njit
 
-from .chunks import chunk_ranges, map_chunks
+from .chunks import chunk_ranges, map_chunks, sum_chunks
 from .conv_bounds import valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
@@ -572,25 +570,25 @@ def weight_grad(x, grad_y, geom, taps):
     buffers = _Buffers(chunks[0][1] - chunks[0][0], [
         (25, th * tw, 4 * channels), (25, th * tw, out_channels)],
         x.dtype)
-    # One sum for all threads (a chunk's partial products, five tile elements at a time,
-    # added under a lock): a sum per thread held 0.8 MB more per thread for GAN D.
+    # One sum for all threads (a sum per thread held 0.8 MB more per thread for GAN D),
+    # a chunk's partial products added five tile elements at a time, in chunk order
+    # (``sum_chunks``: the same sum every run).  A part kept for its turn is replaced.
     total = np.zeros((25, out_channels, 4 * channels), dtype=x.dtype)   # (25, O, 4C)
-    parts, lock = {}, threading.Lock()
+    parts = {}
 
-    def chunk(slot, start, stop):
+    def chunk(slot, start, stop, add):
         v, e = buffers.get(slot, stop - start)
         _input_tiles(x[start:stop], v, top, left, th, tw)
         _grad_tiles(grad_y[start:stop], e, th, tw)
         e_t = e.transpose(0, 2, 1)
-        if slot not in parts:
-            parts[slot] = _empty((5, out_channels, 4 * channels), dtype=x.dtype)
-        part = parts[slot]
-        for i in range(0, 25, 5):
-            np.matmul(e_t[i:i + 5], v[i:i + 5], out=part)
-            with lock:
-                total[i:i + 5] += part
+        for k, i in enumerate(range(0, 25, 5)):
+            if slot not in parts:
+                parts[slot] = _empty((5, out_channels, 4 * channels), dtype=x.dtype)
+            np.matmul(e_t[i:i + 5], v[i:i + 5], out=parts[slot])
+            if not add(k, parts[slot]):
+                del parts[slot]
 
-    map_chunks(chunk, chunks)
+    sum_chunks(chunk, chunks, [total[i:i + 5] for i in range(0, 25, 5)])
     gw = _empty((out_channels, channels, 4, 4), dtype=x.dtype)
     _taps_from_phases(np.matmul(_GG.T.astype(x.dtype), total.reshape(25, -1)), gw)
     return gw

@@ -32,7 +32,7 @@ are skipped.  A kept range with a hole in it multiplies the hole by zero weights
 import numpy as np
 from numba import njit
 
-from .chunks import chunk_ranges, map_chunks
+from .chunks import chunk_ranges, map_chunks, sum_chunks
 from .conv_bounds import valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
@@ -303,25 +303,22 @@ def weight_grad(x, grad_y, geom, taps):
     g = plan.groups
     in_per_group = channels // g
     chunks, buffers = _plan_chunks(n, plan, channels, out_channels, x.dtype)
-    sums = {}
+    totals = [np.zeros((g, (j1 - j0) * in_per_group, out_channels // g), x.dtype)
+              for _, j0, j1, _, _ in plan.rows]
 
-    def chunk(slot, start, stop):
+    def chunk(slot, start, stop, add):
         buffer, rows, _ = buffers.get(slot)
-        if slot not in sums:
-            sums[slot] = [np.zeros((g, (j1 - j0) * in_per_group, out_channels // g), x.dtype)
-                          for _, j0, j1, _, _ in plan.rows]
         cols = plan.cols(stop - start)
         u = _unfolded(x[start:stop], plan, buffer)
         gy_t = _grad_rows(grad_y[start:stop], plan, rows)[:, :, :cols].transpose(0, 2, 1)
-        for total, row in zip(sums[slot], plan.rows):
+        for index, row in enumerate(plan.rows):
             # gW_i^T += U_i @ GY^T: the long column axis reduced with the tall operand
             # first, the orientation OpenBLAS runs fastest for these shapes.
-            total += np.matmul(_block(u, plan, row, cols, in_per_group), gy_t)
+            add(index, np.matmul(_block(u, plan, row, cols, in_per_group), gy_t))
 
-    map_chunks(chunk, chunks)
+    sum_chunks(chunk, chunks, totals)       # (in chunk order: the same sums every run)
     grad_w = np.zeros((out_channels, in_per_group, plan.kh, plan.kw), dtype=x.dtype)
-    for index, (i, j0, j1, _, _) in enumerate(plan.rows):
-        total = sum(per_slot[index] for per_slot in sums.values())
+    for total, (i, j0, j1, _, _) in zip(totals, plan.rows):
         block = total.reshape(g, j1 - j0, in_per_group, out_channels // g)
         grad_w[:, :, i, j0:j1] = block.transpose(0, 3, 2, 1).reshape(out_channels,
                                                                      in_per_group, j1 - j0)

@@ -41,7 +41,7 @@ Chunks of images are shared out among threads (``chunks.map_chunks``).
 import numpy as np
 from numba import njit
 
-from .chunks import chunk_ranges, map_chunks
+from .chunks import chunk_ranges, map_chunks, sum_chunks
 from .conv_bounds import valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
@@ -351,19 +351,15 @@ def weight_grad(x, grad_y, geom, taps):
     chunks = _chunks(n, channels, out_channels, th, tw, x.itemsize)
     k_max = chunks[0][1] - chunks[0][0]
     buffers = _Buffers((channels, out_channels), k_max, th * (tw + 1), x.dtype)
-    sums = {}
+    total = np.zeros((16, channels, out_channels), dtype=x.dtype)      # Z^T
 
-    def chunk(slot, start, stop):
+    def chunk(slot, start, stop, add):
         cols = (stop - start) * th * (tw + 1)
         v, e = buffers.get(slot, cols)
         e = e.reshape(16, cols, out_channels)                # tiles by channels
         _input_tiles(x[start:stop], v, top, left, th, tw)
         _grad_tiles(grad_y[start:stop], e, th, tw)
-        z_t = np.matmul(v, e)                                # (16, C, O) = Z^T
-        if slot in sums:
-            sums[slot] += z_t
-        else:
-            sums[slot] = z_t
+        add(0, np.matmul(v, e))                              # (16, C, O)
 
-    map_chunks(chunk, chunks)
-    return _weight_from_tiles(sum(sums.values()).transpose(0, 2, 1), x.dtype)
+    sum_chunks(chunk, chunks, [total])      # (in chunk order: the same sum every run)
+    return _weight_from_tiles(total.transpose(0, 2, 1), x.dtype)
