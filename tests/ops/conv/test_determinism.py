@@ -58,10 +58,10 @@ def test_weight_gradient_is_the_same_every_run(two_threads, monkeypatch, path):
     module, switches, args = PATHS[path]
     for name, value in switches.items():
         monkeypatch.setattr(numba_conv, name, value)
-    calls = []
-    if module is not None:  # (the path really runs)
-        original = module.weight_grad
-        monkeypatch.setattr(module, "weight_grad", lambda *a: calls.append(1) or original(*a))
+    calls = []  # (the path really runs: the modules whose weight_grad ran)
+    for spied in (conv_rows, conv_direct, conv_winograd, conv_phase):
+        monkeypatch.setattr(spied, "weight_grad", lambda *a, _m=spied, _o=spied.weight_grad:
+                            calls.append(_m) or _o(*a))
     args = dict(args)
     rng = np.random.default_rng(0)
     x = tg.tensor(rng.standard_normal(args.pop("x")), dtype=tg.float32)
@@ -77,32 +77,64 @@ def test_weight_gradient_is_the_same_every_run(two_threads, monkeypatch, path):
                 upstream = tg.tensor(rng.standard_normal(y.shape), dtype=tg.float32)
             y.backward(upstream)
             grads.add(w.grad.numpy().tobytes())
-    assert calls == ([1] * REPEATS if module is not None else [])
+    assert calls == ([module] * REPEATS if module is not None else [])
     assert len(grads) == 1, f"{path}: {len(grads)} different weight gradients in {REPEATS} runs"
 
 
-def test_sum_chunks_adds_in_chunk_order_whoever_finishes_first(monkeypatch):
-    """Chunk 0 finishes last (it waits until a later chunk has been kept for its turn):
-    the partials still reach the total in chunk order (in float32, 1e8 + 1 - 1e8 + ...
-    depends on it), added by the thread that adds chunk 0's."""
+@pytest.mark.parametrize("kept_per_thread", [0, 1, 100])
+def test_sum_chunks_adds_in_chunk_order_whoever_finishes_first(monkeypatch, kept_per_thread):
+    """Chunk 0 finishes last (it waits until a later chunk comes to add): the partials
+    still reach the total in chunk order (in float32, 1e8 + 1 - 1e8 + ... depends on
+    it), the early ones kept for their turn (as many as allowed) or waiting for it."""
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(chunks, "KEPT_PER_THREAD", kept_per_thread)
     values = np.array([1e8, 1, -1e8, 1, 3, -2, 0.5, 7], dtype=np.float32)
     expected = np.zeros(1, np.float32)
     for value in values:
         expected += value
-    one_kept, kept = threading.Event(), []
+    later_came, kept = threading.Event(), []
 
     def work(slot, start, stop, add):
         if start == 0:
-            one_kept.wait(timeout=10)
+            assert later_came.wait(timeout=10), "the helper thread never took part"
+        else:
+            later_came.set()
         if not add(0, values[start:stop].copy()):
             kept.append(start)
-            one_kept.set()
 
     total = np.zeros(1, np.float32)
     chunks.sum_chunks(work, [(i, i + 1) for i in range(len(values))], [total])
-    assert kept, "no chunk finished before chunk 0 (the helper thread never took part)"
     assert total.tobytes() == expected.tobytes()
+    assert bool(kept) == (kept_per_thread > 0)
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_sum_chunks_passes_over_a_total_not_added_to_and_a_chunk_that_raised(monkeypatch,
+                                                                             raises):
+    """A chunk that adds nothing to a total, or raises before it adds, does not hold up
+    the chunks after it (with no partial kept they wait for its turn); the error
+    reaches the caller."""
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(chunks, "KEPT_PER_THREAD", 0)
+
+    chunk_4_started = threading.Event()
+
+    def work(slot, start, stop, add):
+        chunk_4_started.set() if start == 4 else None
+        if start % 2:
+            add(1, np.ones(1))
+        if raises and start == 3:  # (once chunk 4, on the other thread, waits for its turn)
+            chunk_4_started.wait(timeout=10)
+            raise RuntimeError("chunk 3")
+        add(0, np.ones(1))
+
+    totals = [np.zeros(1), np.zeros(1)]
+    if raises:
+        with pytest.raises(RuntimeError, match="chunk 3"):
+            chunks.sum_chunks(work, [(i, i + 1) for i in range(8)], totals)
+    else:
+        chunks.sum_chunks(work, [(i, i + 1) for i in range(8)], totals)
+        assert (totals[0][0], totals[1][0]) == (8, 4)
 
 
 def test_two_training_runs_give_the_same_weights(two_threads):

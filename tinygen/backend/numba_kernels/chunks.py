@@ -444,6 +444,14 @@ def _make_wrapper(kernel, rows, args):
 
 
 # --- sums over chunks, in chunk order ----------------------------------------------------------
+# How many partials, per thread, may wait for their turn (see sum_chunks) before a thread
+# whose turn has not come waits for it instead (polling, GIL released).  0 (a turnstile),
+# 1 and 100 ran the DCGAN, PixelCNN, WaveNet and GAN D rows at 2 threads within 1-2% of
+# each other, quiet; 1 bounds the memory (GAN D's conv_phase: one 164 KB part per thread)
+# and still lets a thread whose neighbour was descheduled mid-chunk finish its own.
+KEPT_PER_THREAD = 1
+
+
 def sum_chunks(work, chunks, totals, blas=True):
     """``map_chunks`` for a reduction: ``work(slot, start, stop, add)`` per chunk, where
     ``add(k, partial)`` adds the array ``partial`` into ``totals[k]`` (in place).  Each
@@ -455,15 +463,17 @@ def sum_chunks(work, chunks, totals, blas=True):
     the thread count (``chunk_ranges`` makes at least one per thread), so results at
     1 and 2 threads may differ in the last bits (as PyTorch's CPU kernels' do).
 
-    No thread waits for another's turn: a partial that is ready before the one of the
-    chunk before it has been added is kept (not copied) and added by the thread that
-    adds that one.  ``add`` returns True when ``partial`` has been added (its buffer
-    may be written again), False when it was kept (leave it alone; it is added
-    later, before ``sum_chunks`` returns).  A chunk adds to each total at most once;
-    a total it does not add to is passed over when its work returns.  One
-    accumulator per total whatever the thread count (a sum per thread held 0.8 MB
-    more per thread for GAN D's conv_phase), plus the partials kept, usually none."""
-    sums = _OrderedSums(totals)
+    One accumulator per total whatever the thread count (a sum per thread held 0.8 MB
+    more per thread for GAN D's conv_phase).  A partial ready before its turn (the
+    chunk before it has not added its own yet) is kept, not copied, and added by the
+    thread that adds the one before it, so that a thread whose neighbour is slow or
+    descheduled goes on with its next chunk; up to KEPT_PER_THREAD partials per
+    thread are kept at once, beyond that a thread waits for its turn (polling):
+    memory stays bounded.  ``add`` returns True when ``partial`` has been added (its
+    buffer may be written again), False when it was kept (leave it alone; it is
+    added before ``sum_chunks`` returns).  A chunk adds to each total at most once;
+    a total it does not add to is passed over when its work returns (or raises)."""
+    sums = _OrderedSums(totals, KEPT_PER_THREAD * numba.get_num_threads())
     order = {start: index for index, (start, _) in enumerate(chunks)}   # (chunks' order)
     if len(order) != len(chunks):
         raise ValueError(f"sum_chunks: chunks {chunks} do not start at distinct places")
@@ -477,10 +487,12 @@ def sum_chunks(work, chunks, totals, blas=True):
             added.add(k)
             return sums.add(k, index, partial)
 
-        work(slot, start, stop, add)
-        for k in range(len(totals)):
-            if k not in added:
-                sums.add(k, index, None)
+        try:
+            work(slot, start, stop, add)
+        finally:  # (a later chunk may be waiting for this one's turn to pass)
+            for k in range(len(totals)):
+                if k not in added:
+                    sums.add(k, index, None)
 
     map_chunks(run, chunks, blas=blas)
     assert not any(sums.kept), "sum_chunks: partials left unadded"
@@ -490,22 +502,30 @@ def sum_chunks(work, chunks, totals, blas=True):
 class _OrderedSums:
     """totals[k] += each chunk's partial in chunk order: ``next[k]`` is the first chunk
     whose partial for k is not added yet, ``kept[k]`` {chunk: partial (None: nothing
-    to add)} those that came before their turn.  Only the thread holding chunk
-    ``next[k]``'s partial adds to totals[k] (outside the lock: numpy releases the
-    GIL), then the kept partials that follow."""
+    to add)} those that came before their turn, at most ``limit`` arrays in all.
+    Only the thread whose turn it is adds to totals[k] (outside the lock: numpy
+    releases the GIL), then the kept partials that follow.  No wait can deadlock: the
+    first chunk still running is always at its turn."""
 
-    def __init__(self, totals):
-        self.totals = totals
-        self.next = [0] * len(totals)
+    def __init__(self, totals, limit):
+        self.totals, self.limit, self.count = totals, limit, 0
+        self.next = np.zeros(len(totals), dtype=np.int64)   # (polled by a waiting thread)
         self.kept = [{} for _ in totals]
         self.lock = threading.Lock()
 
     def add(self, k, index, partial):
         kept = self.kept[k]
         with self.lock:
-            if index != self.next[k]:
-                kept[index] = partial
-                return False
+            turn = self.next[k]
+            if turn != index:
+                if partial is None or self.count < self.limit:
+                    kept[index] = partial
+                    self.count += partial is not None
+                    return False
+        if turn != index:
+            polls = _spin_polls()
+            while turn != index:
+                turn = _spin.wait_while_equal(self.next, k, turn, polls)
         total = self.totals[k]
         while True:
             if partial is not None:
@@ -516,3 +536,4 @@ class _OrderedSums:
                 if index not in kept:
                     return True
                 partial = kept.pop(index)
+                self.count -= partial is not None

@@ -31,7 +31,9 @@ weight[:, :, tap_i, tap_j] reshaped to (O, C/g*T): masked taps are never
 gathered, multiplied or scattered.
 
 Both kernels are serial and ``nogil``: the threads share out the batch's chunks
-(``chunks.map_chunks``), each gathering and scattering its own images.  They are
+(``chunks.map_chunks``), each gathering and scattering its own images; the weight
+gradient's per-chunk products are added in chunk order (``chunks.sum_chunks``: the
+same sum every run, whichever thread ran which chunk).  The kernels are
 cached on disk; numba compiles one specialisation per dtype (float32, float64) on
 first use.  Bounds are resolved once per staged row (``_valid_range``), so the inner
 loops are plain copies/adds.  The GEMMs' (O, P*k) operands and results are turned

@@ -16,7 +16,8 @@ images' H*W pixels are one axis).  The adjoints are the same products transposed
 
 The forward of a conv with several taps stacks the taps' windows into one operand
 instead (one GEMM, see below); the rest copies nothing.  Images are shared out among
-threads in chunks (``chunks.map_chunks``).
+threads in chunks (``chunks.map_chunks``; the weight gradient's per-chunk sums added in
+chunk order by ``chunks.sum_chunks``, the same every run).
 """
 import numpy as np
 

@@ -63,7 +63,9 @@ every tile array holds the channels innermost, (25, T, channels): see "staging".
 Non-finite inputs: a tile mixes 25 inputs (the input gradient's, 9), so an inf reaches
 results beside its own, as inf or NaN (as in conv_winograd.py).
 
-Chunks of images are shared out among threads (``chunks.map_chunks``).
+Chunks of images are shared out among threads (``chunks.map_chunks``); the weight
+gradient's per-chunk products are added in chunk order (``chunks.sum_chunks``: the same
+sum every run).
 """
 import numpy as np
 from numba import njit

@@ -217,7 +217,8 @@ def _unfolded(x, plan, buffer):
 # --- batch chunks ---------------------------------------------------------------------------
 # A chunk of images whose unfolded buffer fits in a core's L2 cache (2 MB here): the
 # unfold writes it, the kernel rows' GEMMs read it while it is still there.  The chunks
-# are shared out among the threads (``chunks.map_chunks``), each with its own buffers.
+# are shared out among the threads (``chunks.map_chunks``), each with its own buffers;
+# the weight gradient's per-chunk products are added in chunk order (``chunks.sum_chunks``).
 CHUNK_BYTES = 1 << 20
 
 

@@ -36,7 +36,9 @@ to 2e-5 of the reference, float64 to 1e-12).  Non-finite inputs: a tile mixes 16
 outputs and weight-gradient taps beside its own, as inf or NaN (inf - inf), where the
 direct sum gives inf only where it is read (as in other libraries' Winograd convs).
 
-Chunks of images are shared out among threads (``chunks.map_chunks``).
+Chunks of images are shared out among threads (``chunks.map_chunks``); the weight
+gradient's per-chunk products are added in chunk order (``chunks.sum_chunks``: the same
+sum every run).
 """
 import numpy as np
 from numba import njit
