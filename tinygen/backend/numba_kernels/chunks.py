@@ -473,26 +473,35 @@ def sum_chunks(work, chunks, totals, blas=True):
     buffer may be written again), False when it was kept (leave it alone; it is
     added before ``sum_chunks`` returns).  A chunk adds to each total at most once;
     a total it does not add to is passed over when its work returns (or raises)."""
-    sums = _OrderedSums(totals, KEPT_PER_THREAD * numba.get_num_threads())
+    threads = numba.get_num_threads()
+    if min(threads, len(chunks)) <= 1:     # (one thread: every partial comes at its turn)
+        def add_now(k, partial):
+            np.add(totals[k], partial, out=totals[k])
+            return True
+
+        map_chunks(lambda slot, start, stop: work(slot, start, stop, add_now), chunks, blas)
+        return totals
     order = {start: index for index, (start, _) in enumerate(chunks)}   # (chunks' order)
     if len(order) != len(chunks):
         raise ValueError(f"sum_chunks: chunks {chunks} do not start at distinct places")
+    sums, count = _OrderedSums(totals, KEPT_PER_THREAD * threads), len(totals)
 
     def run(slot, start, stop):
-        index, added = order[start], set()
+        index, added = order[start], [False] * count
 
         def add(k, partial):
-            if k in added:
+            if added[k]:
                 raise ValueError(f"sum_chunks: chunk {index} added to total {k} twice")
-            added.add(k)
+            added[k] = True
             return sums.add(k, index, partial)
 
         try:
             work(slot, start, stop, add)
         finally:  # (a later chunk may be waiting for this one's turn to pass)
-            for k in range(len(totals)):
-                if k not in added:
-                    sums.add(k, index, None)
+            if not all(added):
+                for k in range(count):
+                    if not added[k]:
+                        sums.add(k, index, None)
 
     map_chunks(run, chunks, blas=blas)
     assert not any(sums.kept), "sum_chunks: partials left unadded"
@@ -500,39 +509,42 @@ def sum_chunks(work, chunks, totals, blas=True):
 
 
 class _OrderedSums:
-    """totals[k] += each chunk's partial in chunk order: ``next[k]`` is the first chunk
-    whose partial for k is not added yet, ``kept[k]`` {chunk: partial (None: nothing
-    to add)} those that came before their turn, at most ``limit`` arrays in all.
-    Only the thread whose turn it is adds to totals[k] (outside the lock: numpy
-    releases the GIL), then the kept partials that follow.  No wait can deadlock: the
-    first chunk still running is always at its turn."""
+    """totals[k] += each chunk's partial in chunk order: ``turn[k]`` is the first chunk
+    whose partial for k is not added yet (``polled``: the same, for a thread waiting
+    for its turn), ``kept[k]`` {chunk: partial (None: nothing to add)} those that came
+    before their turn, at most ``limit`` arrays in all.  Only the thread whose turn it
+    is adds to totals[k] (outside the lock: numpy releases the GIL), then the kept
+    partials that follow.  No wait can deadlock: the first chunk still running is
+    always at its turn."""
 
     def __init__(self, totals, limit):
         self.totals, self.limit, self.count = totals, limit, 0
-        self.next = np.zeros(len(totals), dtype=np.int64)   # (polled by a waiting thread)
+        self.turn = [0] * len(totals)
+        self.polled = np.zeros(len(totals), dtype=np.int64)
         self.kept = [{} for _ in totals]
         self.lock = threading.Lock()
 
     def add(self, k, index, partial):
         kept = self.kept[k]
-        with self.lock:
-            turn = self.next[k]
-            if turn != index:
-                if partial is None or self.count < self.limit:
-                    kept[index] = partial
-                    self.count += partial is not None
-                    return False
-        if turn != index:
+        # (read without the lock: only the thread adding chunk index - 1 makes it index)
+        if self.turn[k] != index:
+            with self.lock:
+                if self.turn[k] != index:
+                    if partial is None or self.count < self.limit:
+                        kept[index] = partial
+                        self.count += partial is not None
+                        return False
             polls = _spin_polls()
+            turn = int(self.polled[k])
             while turn != index:
-                turn = _spin.wait_while_equal(self.next, k, turn, polls)
+                turn = _spin.wait_while_equal(self.polled, k, turn, polls)
         total = self.totals[k]
         while True:
             if partial is not None:
                 np.add(total, partial, out=total)
             with self.lock:
                 index += 1
-                self.next[k] = index
+                self.turn[k] = self.polled[k] = index
                 if index not in kept:
                     return True
                 partial = kept.pop(index)
