@@ -446,9 +446,10 @@ def _make_wrapper(kernel, rows, args):
 # --- sums over chunks, in chunk order ----------------------------------------------------------
 # How many partials, per thread, may wait for their turn (see sum_chunks) before a thread
 # whose turn has not come waits for it instead (polling, GIL released).  0 (a turnstile),
-# 1 and 100 ran the DCGAN, PixelCNN, WaveNet and GAN D rows at 2 threads within 1-2% of
-# each other, quiet; 1 bounds the memory (GAN D's conv_phase: one 164 KB part per thread)
-# and still lets a thread whose neighbour was descheduled mid-chunk finish its own.
+# 1 and 100 ran the DCGAN, PixelCNN, WaveNet and GAN D rows at 2 threads within 3% of
+# each other (noise), quiet; 1 bounds the memory (GAN D's conv_phase: one 164 KB part
+# per thread) and still lets a thread whose neighbour was descheduled mid-chunk finish
+# its own.
 KEPT_PER_THREAD = 1
 
 
