@@ -128,12 +128,23 @@ def test_sum_chunks_passes_over_a_total_not_added_to_and_a_chunk_that_raised(mon
             raise RuntimeError("chunk 3")
         add(0, np.ones(1))
 
-    totals = [np.zeros(1), np.zeros(1)]
-    if raises:
-        with pytest.raises(RuntimeError, match="chunk 3"):
+    totals, outcome = [np.zeros(1), np.zeros(1)], []
+
+    def call():  # (on its own thread, so that a lost turn fails the test, not hangs it)
+        try:
             chunks.sum_chunks(work, [(i, i + 1) for i in range(8)], totals)
+            outcome.append(None)
+        except RuntimeError as error:
+            outcome.append(error)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(timeout=60)
+    assert not caller.is_alive(), "sum_chunks hung: a chunk's turn was never passed on"
+    if raises:
+        assert "chunk 3" in str(outcome[0])
     else:
-        chunks.sum_chunks(work, [(i, i + 1) for i in range(8)], totals)
+        assert outcome == [None]
         assert (totals[0][0], totals[1][0]) == (8, 4)
 
 
