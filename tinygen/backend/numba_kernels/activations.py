@@ -69,17 +69,10 @@ def _run_flat(kernel, n, *args, size=None):
     share_rows(kernel, n, n if size is None else size, *args)
 
 
-# How many times a pass of ReLU's each element of the exp-based kernels costs (quiet,
-# 64K float32 elements on one thread: ReLU 7-9 us, sigmoid 35 us, softplus ~40 us): their
-# work in elements for share_rows, so that they are shared out from fewer elements.
-EXP_COST = 4
-
-
-def _run(kernel, shape_of, *arrays_then_scalars, cost=1):
-    """Run a kernel into a new array shaped like ``shape_of`` (and of its dtype);
-    ``cost``: per element, in passes of a ReLU."""
+def _run(kernel, shape_of, *arrays_then_scalars):
+    """Run a kernel into a new array shaped like ``shape_of`` (and of its dtype)."""
     out = np.empty(shape_of.shape, dtype=shape_of.dtype)
-    _run_flat(kernel, out.size, *arrays_then_scalars, out.reshape(-1), size=out.size * cost)
+    _run_flat(kernel, out.size, *arrays_then_scalars, out.reshape(-1))
     return out
 
 
@@ -138,7 +131,7 @@ def leaky_relu_backward(g, x, slope):
 def sigmoid_forward(x):
     if x.dtype != np.float32:
         return _reference.sigmoid_forward(x)
-    return _run(_SIGMOID_F32, x, _flat(x), cost=EXP_COST)
+    return _run(_SIGMOID_F32, x, _flat(x))
 
 
 def relu_forward(x):
@@ -154,14 +147,13 @@ def relu_backward(g, y):
 def softplus_forward(x, beta, threshold):
     if x.dtype != np.float32:
         return _reference.softplus_forward(x, beta, threshold)
-    return _run(_SOFTPLUS_F32, x, _flat(x), _F32(beta), _F32(threshold), cost=EXP_COST)
+    return _run(_SOFTPLUS_F32, x, _flat(x), _F32(beta), _F32(threshold))
 
 
 def softplus_backward(g, x, beta, threshold):
     if g.dtype != np.float32 or x.dtype != np.float32:
         return _reference.softplus_backward(g, x, beta, threshold)
-    return _run(_SOFTPLUS_BACKWARD_F32, g, _flat(g), _flat(x), _F32(beta), _F32(threshold),
-                cost=EXP_COST)
+    return _run(_SOFTPLUS_BACKWARD_F32, g, _flat(g), _flat(x), _F32(beta), _F32(threshold))
 
 
 def sigmoid_backward(g, y):

@@ -330,11 +330,13 @@ def parallel_range(work, n, size):
 # kernel and argument types, so no thread takes the GIL between the caller's call and
 # its return (the same 64K ReLU: 5 us, the 1M one: 137 us).
 
-# Below this much work (in elements of a ReLU's pass), share_rows and share_range run on
-# the calling thread.  The call from Python costs ~3 us (wrapper look-up, posting, the
-# numba dispatch): a 64K-element ReLU (8-10 us alone) gained nothing shared out, a
-# 64K-element sigmoid (35 us) went to 22 us; and every range a helper claims is one the
-# caller may have to wait for when another process takes the helper's core.
+# Below this many elements touched, share_rows and share_range run on the calling
+# thread.  The call from Python costs ~3 us (wrapper look-up, posting, the numba
+# dispatch): a 64K-element ReLU (8-10 us alone) gained nothing shared out; a 64K-element
+# sigmoid went from 35 to 22 us alone, but inside the 100-op chain (256x256: mul, add,
+# tanh, sigmoid) sharing it made the 2-thread step 4.55 ms against 4.23 unshared (one
+# process, interleaved), slower than 1 thread; and every range a helper claims is one
+# the caller may have to wait for when another process takes the helper's core.
 SHARE_THRESHOLD = 1 << 17
 _job = np.zeros(_spin.JOB_WORDS, dtype=np.int64)
 _awake = [False]        # by slot: the helper is polling or about to (else it sleeps)
