@@ -12,7 +12,6 @@ of ``_vmath.py`` (within 2 ulp of the exact value; numpy's are within 1 and 2), 
 they match the reference to a few ulp rather than bit for bit; float64 (gradchecks)
 takes the reference.  The others are bit-equal to the reference.
 """
-import numba
 import numpy as np
 from numba import njit
 
@@ -61,18 +60,12 @@ _SOFTPLUS_F32 = _kernel(_softplus_f32_loop)
 _SOFTPLUS_BACKWARD_F32 = _kernel(_softplus_backward_f32_loop)
 
 
-def _run_flat(kernel, n, *args, size=None):
-    """``kernel(*args)`` for a kernel over flat arrays of length ``n`` (its outputs among
-    them), on consecutive slices of all of them shared out among threads
-    (``chunks.share_rows``); the scalar arguments are passed whole.  ``size``: work in
-    elements (default n)."""
-    share_rows(kernel, n, n if size is None else size, *args)
-
-
 def _run(kernel, shape_of, *arrays_then_scalars):
-    """Run a kernel into a new array shaped like ``shape_of`` (and of its dtype)."""
+    """Run a kernel over flat arrays into a new array shaped like ``shape_of`` (and of
+    its dtype), on consecutive slices of all of them shared out among threads
+    (``chunks.share_rows``); the scalar arguments are passed whole."""
     out = np.empty(shape_of.shape, dtype=shape_of.dtype)
-    _run_flat(kernel, out.size, *arrays_then_scalars, out.reshape(-1))
+    share_rows(kernel, out.size, out.size, *arrays_then_scalars, out.reshape(-1))
     return out
 
 
@@ -166,7 +159,7 @@ def tanh_forward(x):
     threads when the array is large: bit for bit numpy's result (an elementwise loop;
     the GIL is released inside it)."""
     if (x.size < chunks.PARALLEL_THRESHOLD or x.dtype.kind != "f"
-            or not x.flags.c_contiguous or numba.get_num_threads() <= 1):
+            or not x.flags.c_contiguous or chunks.thread_count() <= 1):
         return np.tanh(x)   # (one thread: numpy's own allocation and call, nothing else)
     out = np.empty_like(x)
     x1, out1 = x.reshape(-1), out.reshape(-1)

@@ -6,7 +6,8 @@ scalars rounded to the arrays' dtype first as numpy does with Python floats: the
 results are bit-equal (tests/optim/test_fused_adam.py)."""
 import numpy as np
 
-from .activations import _kernel, _run_flat
+from .activations import _kernel
+from .chunks import share_rows
 from ..reference import optim as _reference
 
 
@@ -40,6 +41,6 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, ep
         return _reference.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1,
                                     beta2, eps, step_size, bias_correction2_sqrt)
     t = param.dtype.type
-    _run_flat(_ADAM, param.size, views[0], np.ascontiguousarray(grad).reshape(-1), views[1],
-             views[2], t(1 - beta1), t(beta2), t(1 - beta2), t(eps), t(step_size),
-             t(bias_correction2_sqrt))
+    share_rows(_ADAM, param.size, param.size, views[0], np.ascontiguousarray(grad).reshape(-1),
+               views[1], views[2], t(1 - beta1), t(beta2), t(1 - beta2), t(eps), t(step_size),
+               t(bias_correction2_sqrt))
