@@ -54,7 +54,23 @@ def _parser():
                    help="FD classifier (default: the shared one, trained once if missing)")
     p.add_argument("--classifier-limit", type=int, default=None, metavar="N",
                    help="smoke runs: train a throw-away classifier on N images into OUT")
+    p.add_argument("-o", "--option", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE",
+                   help="an experiment option for every run, as in `tinygen train -o` "
+                        "(e.g. -o g_channels=64 -o d_channels=64 -o d_lr=4e-4); the twin "
+                        "reads the same config.  Use a separate --out per set of options")
     return p
+
+
+def _key_value(text):
+    """``KEY=VALUE`` with VALUE parsed as JSON when it is JSON (as `tinygen train -o`)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip().replace("-", "_"), json.loads(value)
+    except ValueError:
+        return key.strip().replace("-", "_"), value
 
 
 from benchmarks._timing import pin_threads  # noqa: E402  (standard library only)
@@ -187,7 +203,8 @@ def run_one(name, seed, engine, images, args, classifier):
     from tinygen.models import get_experiment
     from tinygen.models.experiment import to_uint8_images
 
-    exp = get_experiment(name)({"seed": seed, "fd_samples": 0, "g_ema": args.g_ema})
+    exp = get_experiment(name)({**dict(args.option), "seed": seed, "fd_samples": 0,
+                                "g_ema": args.g_ema})
     twin = TorchTwin(torch, exp) if engine == "torch" else None
     stepper = twin if twin is not None else exp
     rng = np.random.default_rng([seed, 4])              # all training noise
@@ -254,7 +271,11 @@ def main(argv=None):
     (images, _), _ = load_dataset("fashion-mnist", limit=args.limit)
     path = out / "gan_twin.json"
     results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
-    results.update(g_updates=args.g_updates, fd_samples=args.fd_samples,
+    options = dict(args.option)
+    if results.get("options", {}) != options and results["runs"]:
+        raise SystemExit(f"{path} holds runs with options {results.get('options', {})}, "
+                         f"not {options}: use another --out")
+    results.update(g_updates=args.g_updates, fd_samples=args.fd_samples, options=options,
                    classifier_test_accuracy=getattr(classifier, "test_accuracy", None))
     if "fd_floor" not in results:
         results["fd_floor"] = float(fd_floor(classifier=classifier, n_train=args.fd_samples))
