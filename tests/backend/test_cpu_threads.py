@@ -153,30 +153,6 @@ def test_two_python_threads_run_parallel_kernels_at_once():
     assert "failures []" in output
 
 
-@pytest.mark.parametrize("layout", ["2d", "3d", "transposed"])
-def test_matmul_shared_out_by_rows_equals_numpy(monkeypatch, layout):
-    """A product large enough to be shared out (two threads, pieces of rows): the same
-    numbers as numpy's one call, and BLAS held at one thread inside each piece."""
-    import numpy as np
-
-    from tinygen.backend.numba_kernels import linalg
-
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
-    monkeypatch.setattr(linalg, "MIN_MULTIPLY_ADDS", 1 << 20)   # (small shapes, quick)
-    rng = np.random.default_rng(0)
-    b = rng.standard_normal((96, 200)).astype(np.float32)
-    a = {"2d": rng.standard_normal((200, 96)),
-         "3d": rng.standard_normal((4, 50, 96)),
-         "transposed": rng.standard_normal((96, 200)).T}[layout].astype(np.float32)
-    assert linalg._rows_of(a, b) is not None          # (big enough to be shared out)
-    pieces = []
-    original = chunks.map_chunks
-    monkeypatch.setattr(linalg, "map_chunks", lambda work, ranges: pieces.append(ranges)
-                        or original(work, ranges))
-    np.testing.assert_allclose(linalg.matmul(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)
-    assert len(pieces) == 1 and len(pieces[0]) > 1
-
-
 # --- polling instead of sleeping (_spin.py) -------------------------------------------------
 def test_a_poll_sees_a_flag_another_thread_sets():
     """The poll reads the flag from memory on every iteration (a read the compiler
@@ -355,6 +331,32 @@ def test_share_range_covers_the_range_once_with_whole_arrays(monkeypatch):
     monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 1 << 15)
     chunks.share_range(_range_sums, 10, 40, x[:10].copy(), small)     # small: one call
     assert (small == 1).all()
+
+
+@numba.njit(nogil=True)
+def _mark_range(times, log, lo, hi):
+    """times[lo:hi] += 1; log[lo] = hi (each range's end, at its start)."""
+    for r in range(lo, hi):
+        times[r] += 1
+    if lo < hi:
+        log[lo] = hi
+
+
+@pytest.mark.parametrize("n, pieces", [(100, 2), (100, 7), (5, 8), (3001, 1), (64, 64)])
+def test_share_pieces_cuts_the_range_into_the_pieces_asked_for(monkeypatch, n, pieces):
+    """share_pieces ignores the size threshold: ``pieces`` ranges of ceil(n / pieces)
+    (at most n of them), each run once, whatever the size."""
+    import numpy as np
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    for _ in range(20):
+        times, log = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        chunks.share_pieces(_mark_range, n, pieces, times, log)
+        assert (times == 1).all()
+        per = -(-n // min(n, pieces)) if pieces > 1 else n
+        starts = np.flatnonzero(log).tolist()
+        assert starts == list(range(0, n, per)) or (pieces <= 1 and starts == [0])
+        assert log[starts].tolist() == [min(n, s + per) for s in starts]
 
 
 def test_a_compiled_job_runs_on_a_helper_and_a_busy_helper_is_not_waited_for(monkeypatch):

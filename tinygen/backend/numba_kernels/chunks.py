@@ -359,9 +359,19 @@ def share_range(kernel, n, size, *args):
     _share_out(kernel, False, n, size, args)
 
 
-def _share_out(kernel, rows, n, size, args):
+def share_pieces(kernel, n, pieces, *args):
+    """``kernel(*args, lo, hi)`` on ``pieces`` consecutive ranges of equal length (the
+    last shorter, some empty when ``pieces`` does not divide ``n`` evenly) that cover
+    ``range(n)``, shared out among the threads whatever the size: for a caller that
+    has decided that sharing pays and how finely (a GEMM: each piece re-packs an
+    operand).  The ranges depend only on ``n`` and ``pieces``, not on which thread
+    runs which, so the results are the same run to run."""
+    _share_out(kernel, False, n, 0, args, pieces)
+
+
+def _share_out(kernel, rows, n, size, args, pieces=None):
     threads = thread_count()
-    if size < SHARE_THRESHOLD or n <= 1 or threads <= 1:
+    if (size < SHARE_THRESHOLD if pieces is None else pieces <= 1) or n <= 1 or threads <= 1:
         if rows:
             kernel(*args)
         else:
@@ -389,8 +399,11 @@ def _share_out(kernel, rows, n, size, args):
                     _awake[slot] = True
                     queues[slot - 1].put(_WAKE)
         sequence = _share[2] = _share[2] % 0x7FFFFFFF + 1
-        ranges = int(min(n, _spin.MAX_RANGES, 4 * threads,
-                         max(threads, size // max(1, SHARE_THRESHOLD))))
+        if pieces is None:
+            ranges = int(min(n, _spin.MAX_RANGES, 4 * threads,
+                             max(threads, size // max(1, SHARE_THRESHOLD))))
+        else:
+            ranges = int(min(n, _spin.MAX_RANGES, pieces))
         shared = _spin.launch_with(_job, wrapper.address, n, ranges, sequence, rows, args)
     finally:
         lock.release()
