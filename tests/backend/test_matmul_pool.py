@@ -56,7 +56,7 @@ def test_shared_product_equals_numpy(two_threads, dtype, a_layout, b_layout, m, 
     np.testing.assert_allclose(out, np.matmul(a, b), rtol=tol, atol=tol)
     assert len(two_threads) == 1 and two_threads[0]["held"]
     call = two_threads[0]
-    assert call["by_rows"] == (n <= 2 * m)
+    assert call["by_rows"] == (n <= linalg.COLUMNS_PAST * m)
     assert call["units"] == -(-(m if call["by_rows"] else n) // linalg.UNIT)
 
 
@@ -73,7 +73,7 @@ def test_one_row_or_column_pieces_on_two_threads(two_threads, monkeypatch, dtype
     a, b = _layouts(rng, dtype, m, n, k, "t", "t")
     for _ in range(20):
         np.testing.assert_allclose(linalg.matmul(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)
-    assert two_threads[0]["pieces"] >= (m if n <= 2 * m else n)
+    assert two_threads[0]["pieces"] >= (m if n <= linalg.COLUMNS_PAST * m else n)
 
 
 @needs_gemm

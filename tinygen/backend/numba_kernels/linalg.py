@@ -33,6 +33,9 @@ UNIT = 16
 # break-even was 8x larger: each piece cost a GIL hand-over.)
 MIN_MULTIPLY_ADDS = 1 << 20
 PIECES_PER_THREAD = 1
+# A product more than this many times as wide as it is tall is cut into pieces of
+# columns, else of rows (see matmul).
+COLUMNS_PAST = 2
 
 
 def matmul(a, b):
@@ -54,7 +57,7 @@ def matmul(a, b):
         with blas_on_one_thread():
             return np.matmul(a, b)
     function, a2, trans_a, b2, trans_b, m, n, shape = plan
-    by_rows = n <= 2 * m
+    by_rows = n <= COLUMNS_PAST * m
     units = -(-(m if by_rows else n) // UNIT)
     out = np.empty((m, n), dtype=a.dtype)
     with blas_on_one_thread():
