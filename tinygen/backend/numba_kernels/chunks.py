@@ -328,7 +328,9 @@ def parallel_range(work, n, size):
 # compiled code instead (_spin.launch / publish_and_wait): the helpers poll between
 # jobs with the GIL released and call the kernel through a C wrapper made once per
 # kernel and argument types, so no thread takes the GIL between the caller's call and
-# its return (the same 64K ReLU: 5 us, the 1M one: 137 us).
+# its return (the same 64K ReLU: 5 us, the 1M one: 137 us).  share_pieces does the
+# same with the caller's count of ranges and no size threshold: a matrix product
+# (linalg.py, one cblas call per range) decides both itself.
 
 # Below this many elements touched, share_rows and share_range run on the calling
 # thread.  The call from Python costs ~3 us (wrapper look-up, posting, the numba
