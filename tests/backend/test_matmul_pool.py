@@ -45,7 +45,7 @@ def _layouts(rng, dtype, m, n, k, a_layout, b_layout):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("a_layout", ["c", "t"])
 @pytest.mark.parametrize("b_layout", ["c", "t"])
-@pytest.mark.parametrize("m, n, k", [(131, 45, 67), (37, 300, 9), (1, 70, 33), (2, 17, 1),
+@pytest.mark.parametrize("m, n, k", [(131, 45, 67), (37, 300, 9), (1, 70, 33), (2, 17, 2),
                                      (40, 40, 40)])
 def test_shared_product_equals_numpy(two_threads, dtype, a_layout, b_layout, m, n, k):
     rng = np.random.default_rng(m + n + k)
@@ -136,3 +136,24 @@ def test_linear_forward_and_backward_shared_out_in_float64(two_threads):
     np.testing.assert_allclose(gw.numpy(), g.T @ xn, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gb.numpy(), g.sum(0), rtol=1e-12, atol=1e-12)
     assert len(two_threads) == 3
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shapes", [((64, 1), (1, 300)), ((3, 1, 5, 1), (4, 1, 7)),
+                                    ((5, 1), (2, 1, 6))])
+def test_an_outer_product_is_a_multiply_with_numpys_numbers(monkeypatch, threads, shapes):
+    """K = 1: a * b, the same shape and numbers as numpy.matmul (batch dimensions
+    broadcast), both layouts; nothing shared out, BLAS not called."""
+    monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(linalg, "MIN_MULTIPLY_ADDS", 0)
+    monkeypatch.setattr(linalg, "share_pieces", None)       # (would fail if called)
+    monkeypatch.setattr(linalg, "_plan", None)
+    monkeypatch.setattr(linalg, "blas_on_one_thread", None)  # (BLAS's path would use it)
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal(shapes[0]).astype(dtype)
+        b = rng.standard_normal(shapes[1][::-1]).astype(dtype).T if len(shapes[1]) == 2 \
+            else rng.standard_normal(shapes[1]).astype(dtype)
+        out = linalg.matmul(a, b)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, np.matmul(a, b))

@@ -44,7 +44,9 @@ def matmul(a, b):
     shared out among threads in pieces of out's rows, or of its columns when it is
     more than twice as wide as it is tall (a row piece re-packs all of ``b``, K x N,
     a column piece all of ``a``, M x K), PIECES_PER_THREAD pieces per thread;
-    everything else is one BLAS call.  BLAS on one thread throughout.
+    everything else is one BLAS call.  BLAS on one thread throughout.  A product
+    over K = 1 (an outer product: a 1-output linear layer's input gradient) is an
+    elementwise multiply.
 
     Measured quiet on 2 threads against one call (float32, us): rows won even where
     they re-pack the larger operand until it is much the larger: 128x256 @ 256x256
@@ -52,6 +54,8 @@ def matmul(a, b):
     128x784 @ 784x512 444 (columns 388, one 686); 784x128 @ 128x256 155 (columns
     206, one 284).  Two pieces per thread were slower in every case but one (each
     piece re-packs an operand)."""
+    if a.shape[-1] == 1 and _outer(a, b):
+        return np.multiply(a, b)
     threads = thread_count()
     if threads <= 1 or (plan := _plan(a, b)) is None:    # (one thread: no shape checks)
         with blas_on_one_thread():
@@ -64,6 +68,16 @@ def matmul(a, b):
         share_pieces(_cblas.gemm_range, units, min(units, PIECES_PER_THREAD * threads),
                      function, a2, trans_a, b2, trans_b, out, by_rows, UNIT)
     return out.reshape(shape)
+
+
+def _outer(a, b):
+    """Whether ``a @ b`` (a with K = 1) is an outer product of two float operands of one
+    dtype, ``a * b`` with the same shape (batch dimensions broadcast alike) and the same
+    numbers (one product per element; BLAS's 0 * C + a * b differs only in a zero's
+    sign).  OpenBLAS is slow on it: (64, 1) @ (1, 3136) float32 took 210 us on one
+    thread, the multiply 15 us (GAN D's last layer's input gradient, every step)."""
+    return (a.ndim >= 2 and b.ndim >= 2 and b.shape[-2] == 1 and a.dtype == b.dtype
+            and a.dtype.kind == "f")
 
 
 def _operand(x):
