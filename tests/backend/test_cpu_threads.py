@@ -343,20 +343,26 @@ def _mark_range(times, log, lo, hi):
 
 
 @pytest.mark.parametrize("n, pieces", [(100, 2), (100, 7), (5, 8), (3001, 1), (64, 64)])
-def test_share_pieces_cuts_the_range_into_the_pieces_asked_for(monkeypatch, n, pieces):
-    """share_pieces ignores the size threshold: ``pieces`` ranges of ceil(n / pieces)
-    (at most n of them), each run once, whatever the size."""
+@pytest.mark.parametrize("how", ["shared", "one thread", "another job posted"])
+def test_share_pieces_runs_the_same_ranges_shared_out_or_not(monkeypatch, n, pieces, how):
+    """share_pieces ignores the size threshold and runs ``pieces`` ranges of
+    ceil(n / pieces) (at most n of them), each once, whether shared out, on one
+    thread, or alone because another Python thread's job is posted: the same ranges
+    every way (a GEMM's pieces round the same)."""
     import numpy as np
 
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
-    for _ in range(20):
-        times, log = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        chunks.share_pieces(_mark_range, n, pieces, times, log)
-        assert (times == 1).all()
-        per = -(-n // min(n, pieces)) if pieces > 1 else n
-        starts = np.flatnonzero(log).tolist()
-        assert starts == list(range(0, n, per)) or (pieces <= 1 and starts == [0])
-        assert log[starts].tolist() == [min(n, s + per) for s in starts]
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1 if how == "one thread" else 2)
+    per = -(-n // min(n, pieces))
+    expected = [(lo, min(n, lo + per)) for lo in range(0, n, per)]
+    chunks.share_pieces(_mark_range, 2, 2, np.zeros(2, np.int64), np.zeros(2, np.int64))
+    held = chunks._share[1] if how == "another job posted" else contextlib.nullcontext()
+    with held:
+        for _ in range(20):
+            times, log = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+            chunks.share_pieces(_mark_range, n, pieces, times, log)
+            assert (times == 1).all()
+            starts = np.flatnonzero(log).tolist()
+            assert [(lo, int(log[lo])) for lo in starts] == expected
 
 
 def test_a_compiled_job_runs_on_a_helper_and_a_busy_helper_is_not_waited_for(monkeypatch):

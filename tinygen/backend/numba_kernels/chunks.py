@@ -362,18 +362,25 @@ def share_range(kernel, n, size, *args):
 
 
 def share_pieces(kernel, n, pieces, *args):
-    """``kernel(*args, lo, hi)`` on ``pieces`` consecutive ranges of equal length (the
-    last shorter, some empty when ``pieces`` does not divide ``n`` evenly) that cover
+    """``kernel(*args, lo, hi)`` on ``pieces`` consecutive ranges of ceil(n / pieces)
+    (the last shorter; fewer ranges when that covers ``n`` sooner) that cover
     ``range(n)``, shared out among the threads whatever the size: for a caller that
     has decided that sharing pays and how finely (a GEMM: each piece re-packs an
     operand).  The ranges depend only on ``n`` and ``pieces``, not on which thread
-    runs which, so the results are the same run to run."""
+    runs which nor on whether they could be shared out (one thread, another Python
+    thread's job posted: the same ranges in turn), so the results are the same run
+    to run."""
     _share_out(kernel, False, n, 0, args, pieces)
 
 
 def _share_out(kernel, rows, n, size, args, pieces=None):
     threads = thread_count()
-    if (size < SHARE_THRESHOLD if pieces is None else pieces <= 1) or n <= 1 or threads <= 1:
+    if pieces is not None:      # (share_pieces: always these ranges, shared out or not)
+        pieces = int(max(1, min(n, _spin.MAX_RANGES, pieces)))
+        if pieces <= 1 or threads <= 1:
+            _in_turn(kernel, n, pieces, args)
+            return
+    elif size < SHARE_THRESHOLD or n <= 1 or threads <= 1:
         if rows:
             kernel(*args)
         else:
@@ -388,7 +395,9 @@ def _share_out(kernel, rows, n, size, args, pieces=None):
         _share[:] = [os.getpid(), threading.Lock(), 0]
     lock = _share[1]
     if not lock.acquire(blocking=False):   # another thread's job is posted: this one alone
-        if rows:
+        if pieces is not None:
+            _in_turn(kernel, n, pieces, args)
+        elif rows:
             kernel(*args)
         else:
             kernel(*args, 0, n)
@@ -401,16 +410,25 @@ def _share_out(kernel, rows, n, size, args, pieces=None):
                     _awake[slot] = True
                     queues[slot - 1].put(_WAKE)
         sequence = _share[2] = _share[2] % 0x7FFFFFFF + 1
-        if pieces is None:
-            ranges = int(min(n, _spin.MAX_RANGES, 4 * threads,
-                             max(threads, size // max(1, SHARE_THRESHOLD))))
-        else:
-            ranges = int(min(n, _spin.MAX_RANGES, pieces))
+        ranges = pieces if pieces is not None else int(min(
+            n, _spin.MAX_RANGES, 4 * threads, max(threads, size // max(1, SHARE_THRESHOLD))))
         shared = _spin.launch_with(_job, wrapper.address, n, ranges, sequence, rows, args)
     finally:
         lock.release()
     if not shared:      # (an array not C-contiguous, or not n rows: ranges as Python calls)
-        _by_python(kernel, rows, n, size, args)
+        if pieces is not None:
+            _in_turn(kernel, n, pieces, args)
+        else:
+            _by_python(kernel, rows, n, size, args)
+
+
+def _in_turn(kernel, n, ranges, args):
+    """share_pieces' ranges (``_spin.launch``'s: ceil(n / ranges) long) run one after
+    another on this thread: the same ranges as when shared out, so the same results
+    (a GEMM cut in two may round differently from one call over the whole)."""
+    per = -(-n // ranges)
+    for lo in range(0, n, per):
+        kernel(*args, lo, min(n, lo + per))
 
 
 def _by_python(kernel, rows, n, size, args):
