@@ -132,6 +132,15 @@ def test_padded_conv1d_matches_reference(path, kernel, dilation, padding, dtype)
              _inputs(config, 7, dtype), dtype)
 
 
+@pytest.mark.parametrize("kernel", [(1, 1), (1, 3)])
+def test_one_row_input_padded_above_and_below_matches_reference(path, kernel):
+    """A 2-D conv of a single input row with padding above and below: its output has
+    several rows, so it is not the 1-D conv the rows path lays on its side (the drawn
+    configs found that once: the rows path wrote the (3, 4) output as if it were (4, 3))."""
+    config = dict(x_shape=(2, 3, 1, 5), w_shape=(4, 3) + kernel, bias=True)
+    _compare(lambda x, w, b: C.conv2d(x, w, b, padding=1), _inputs(config, 3), np.float64)
+
+
 @pytest.mark.parametrize("dilation", [1, 4])
 def test_causal_conv1d_matches_reference(path, dilation):
     config = dict(x_shape=(3, 4, 11), w_shape=(6, 4, 2), bias=False)

@@ -84,9 +84,11 @@ class RowPlan:
 
 def plan_of(geom, taps):
     top, _, left, _ = geom.padding
-    if geom.in_size[0] == 1 and geom.kernel[0] == 1:
+    if geom.in_size[0] == 1 and geom.kernel[0] == 1 and geom.out_size[0] == 1:
         # A 1-D conv, (N, C, 1, L): the same memory is (N, C, L, 1), a conv down one
         # column, where its taps are shifts of whole blocks instead of unfold copies.
+        # (Only with one output row too: padding above or below the single input row
+        # gives an (Hout, Wout) output whose memory is not (Wout, Hout).)
         return RowPlan(geom.stride[::-1], geom.dilation[::-1], left, top, geom.kernel[::-1],
                        geom.in_size[::-1], geom.out_size[::-1], geom.groups,
                        np.asarray(taps).reshape(-1, 2)[:, ::-1], on_side=True)
