@@ -18,12 +18,17 @@ the derivative of each is made of the other two:
 The set is closed under differentiation, so every order of derivative works
 (WGAN-GP's gradient penalty, gradgradcheck, third derivatives).
 
+The convolution takes an optional bias (O,) as a third input: the kernels add it to
+each chunk of outputs while it is in cache (one add per output, the same numbers as a
+separate broadcast add, without its pass over a fresh array), and its gradient is the
+output gradient summed over the images and positions.
+
 All three take the same ``ConvGeometry`` (stride, per-side padding, dilation,
 groups, input and output sizes, kernel size) and an optional ``WeightMask``:
 the kernels iterate only the taps (i, j) the mask keeps (a 7x7 PixelCNN mask A
 keeps 24 of 49), taps that are only partly kept (the centre tap under RGB
 grouping) use the weight zeroed where the mask is off, and the weight gradient
-is masked.  Bias is added outside, as a plain broadcast add.
+is masked.
 
 Kernels come from ``tinygen.backend.kernels`` (family ``"conv"``), chosen by
 array type: on the CPU the numba kernels or the plain numpy reference
@@ -36,6 +41,7 @@ errors name the argument and the shapes) and ``conv_pixelcnn`` (PixelCNN's masks
 masked conv, the gated PixelCNN's shifted convs).
 """
 from ..autograd.function import Function
+from ..autograd.primitives import sum_to
 from ..backend import array_module
 from ..backend.kernels import kernels
 from .conv_geometry import (
@@ -91,30 +97,44 @@ def _as_given(a, one_d):
 
 
 class Conv2dFn(Function):
-    """y = conv2d(x, w): x (N, C, H, W), w (O, C/groups, kh, kw) -> y (N, O, Hout, Wout)."""
+    """y = conv2d(x, w) (+ b): x (N, C, H, W), w (O, C/groups, kh, kw), optionally
+    b (O,) -> y (N, O, Hout, Wout)."""
 
-    def forward(self, x, w, geom, mask):
+    def forward(self, x, w, *bias, geom, mask):
         self.geom, self.mask = geom, mask
         # dx needs w, dw needs x: keep only what a requested gradient needs.
-        need_x, need_w = self.needs_input_grad
+        need_x, need_w = self.needs_input_grad[:2]
         self._keep = [i for i, keep in ((0, need_w), (1, need_x)) if keep]
         self.save_inputs(*self._keep)
         one_d = x.ndim == 3
         out_shape = (x.shape[0], w.shape[0]) + tuple(geom.out_size)
+        b = bias[0] if bias else None
         if _nothing_to_do(out_shape, x, w, geom, mask):
-            return _as_given(_empty_result(out_shape, x), one_d)
+            y = _empty_result(out_shape, x)
+            if b is not None:
+                y += b.reshape((-1,) + (1,) * (y.ndim - 2))
+            return _as_given(y, one_d)
         x, w = _kernel_view(x), _kernel_view(w)
         y = kernels("conv", x, "conv2d").conv2d_forward(x, _masked_weight(w, mask), geom,
-                                                        kept_taps(geom, mask))
+                                                        kept_taps(geom, mask), bias=b)
         return _as_given(y, one_d)
 
     def backward(self, grad):
         saved = dict(zip(self._keep, self.saved_inputs()))
         x, w = saved.get(0), saved.get(1)
         params = dict(geom=self.geom, mask=self.mask)
-        gx = Conv2dInputGradFn.apply(grad, w, **params) if self.needs_input_grad[0] else None
-        gw = Conv2dWeightGradFn.apply(x, grad, **params) if self.needs_input_grad[1] else None
-        return gx, gw
+        needs = self.needs_input_grad
+        gx = Conv2dInputGradFn.apply(grad, w, **params) if needs[0] else None
+        gw = Conv2dWeightGradFn.apply(x, grad, **params) if needs[1] else None
+        if len(needs) == 2:
+            return gx, gw
+        return gx, gw, (bias_grad(grad) if needs[2] else None)
+
+
+def bias_grad(grad):
+    """A conv bias' gradient: ``grad`` (N, O, ...) summed to (O,) (differentiable)."""
+    channels = grad.shape[1]
+    return reshape(sum_to(grad, (1, channels) + (1,) * (grad.ndim - 2)), (channels,))
 
 
 class Conv2dInputGradFn(Function):
@@ -181,14 +201,20 @@ def finish_conv(y, bias, batched):
     return y
 
 
+def convolve(x, w, bias, geom, mask, batched):
+    """The checked conv: Conv2dFn with the bias as its third input when there is one,
+    an unbatched call's batch axis dropped."""
+    inputs = (x, w) if bias is None else (x, w, bias)
+    return finish_conv(Conv2dFn.apply(*inputs, geom=geom, mask=mask), None, batched)
+
+
 def conv_nd(op, ndim, input, weight, bias, stride, padding, dilation, groups, weight_mask=None):
     call = Call(op, input, weight)
     x, w, bias, batched = conv_tensors(call, input, weight, bias, ndim)
     geom = conv_geometry(call, x, w, stride, padding, dilation, groups, ndim)
     check_bias(call, bias, w.shape[0])
     mask = weight_mask_of(call, weight_mask, tuple(w.shape))  # 2-D convs only
-    y = Conv2dFn.apply(x, w, geom=geom, mask=mask)
-    return finish_conv(y, bias, batched)
+    return convolve(x, w, bias, geom, mask, batched)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,

@@ -8,7 +8,7 @@ import functools
 
 import numpy as np
 
-from .conv import Conv2dFn, conv_nd, finish_conv
+from .conv import conv_nd, convolve
 from .conv_geometry import (
     Call, ConvGeometry, WeightMask, check_bias, conv_geometry, conv_tensors, is_int,
 )
@@ -142,8 +142,7 @@ def _shifted(op, input, weight, bias, padding, crop_width):
         geom = ConvGeometry(geom.stride, geom.padding, geom.dilation, geom.groups,
                             geom.in_size, (geom.out_size[0], geom.out_size[1] - 1),
                             geom.kernel)
-    y = Conv2dFn.apply(x, w, geom=geom, mask=None)
-    return finish_conv(y, bias, batched)
+    return convolve(x, w, bias, geom, None, batched)
 
 
 def down_shifted_conv2d(input, weight, bias=None):

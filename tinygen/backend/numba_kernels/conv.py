@@ -45,7 +45,7 @@ from numba import njit
 from . import conv_direct, conv_phase, conv_rows, conv_winograd
 from .chunks import chunk_ranges as _chunk_ranges, map_chunks as _map_chunks, \
     sum_chunks as _sum_chunks
-from .conv_bounds import valid_range as _valid_range
+from .conv_bounds import add_bias, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -385,7 +385,7 @@ def _weight_matrix(weight, tap_i, tap_j, groups):
 
 
 # --- the three ops ----------------------------------------------------------------------
-def conv2d_forward(x, weight, geom, taps):
+def conv2d_forward(x, weight, geom, taps, bias=None):
     x = np.ascontiguousarray(x)
     g = geom.groups
     n, channels = x.shape[:2]
@@ -393,7 +393,7 @@ def conv2d_forward(x, weight, geom, taps):
     hout, wout = geom.out_size
     path = _path(geom, taps, channels // g, out_channels // g)
     if path is not None:
-        return path.forward(x, weight, geom, taps)
+        return path.forward(x, weight, geom, taps, bias)
     tap_i, tap_j = _tap_arrays(taps)
     args = _geometry_args(geom)
     w = _weight_matrix(weight, tap_i, tap_j, g)                     # (g, O/g, C/g*T)
@@ -408,6 +408,7 @@ def conv2d_forward(x, weight, geom, taps):
         cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot), inner)
         y_c = np.matmul(w, cols.reshape(g, rows // g, plane * k))  # (g, O/g, P*k)
         _per_image(y_c, y[start:stop], inner)
+        add_bias(y[start:stop], bias)
 
     _map_chunks(chunk, chunks)
     return y.reshape(n, out_channels, hout, wout)

@@ -22,6 +22,7 @@ chunk order by ``chunks.sum_chunks``, the same every run).
 import numpy as np
 
 from .chunks import chunk_ranges, map_chunks, sum_chunks
+from .conv_bounds import add_bias
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -159,7 +160,7 @@ class _StackBuffers:
         return self.slots[slot][:k]
 
 
-def _forward_stacked(x3, weight, line, y):
+def _forward_stacked(x3, weight, line, y, bias):
     k_all, g, in_per_group = x3.shape[:3]
     w = _stacked_weights(weight, line, g)
     buffers = _StackBuffers(k_all, line, g, in_per_group, x3.dtype)
@@ -167,11 +168,17 @@ def _forward_stacked(x3, weight, line, y):
     def chunk(slot, start, stop):
         stack = _stack_into(x3[start:stop], line, buffers.get(slot, stop - start))
         np.matmul(w, stack.reshape(stop - start, g, -1, line.out_length), out=y[start:stop])
+        add_bias(_channels(y[start:stop]), bias)
 
     map_chunks(chunk, buffers.chunks)
 
 
-def forward(x, weight, geom, taps):
+def _channels(y):
+    """A chunk of outputs (k, g, O/g, L') as (k, O, L') (a view)."""
+    return y.reshape(y.shape[0], -1, y.shape[-1])
+
+
+def forward(x, weight, geom, taps, bias=None):
     g = geom.groups
     n, channels = x.shape[:2]
     out_channels = weight.shape[0]
@@ -180,11 +187,12 @@ def forward(x, weight, geom, taps):
     w = _per_tap_weights(weight, g)
     y = _empty((n, g, out_channels // g, line.out_length), dtype=x.dtype)
     if _stacks(line):
-        _forward_stacked(x3, weight, line, y)
+        _forward_stacked(x3, weight, line, y, bias)
         return y.reshape((n, out_channels) + tuple(geom.out_size))
 
     def chunk(slot, start, stop):
         _accumulate(y[start:stop], line, w, x3[start:stop], _unshifted, _shifted)
+        add_bias(_channels(y[start:stop]), bias)
 
     map_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
                               * x.itemsize))

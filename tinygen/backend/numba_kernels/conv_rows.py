@@ -263,7 +263,7 @@ def _grad_rows(grad_y, plan, rows):
 
 
 # --- the three ops ---------------------------------------------------------------------------
-def _forward(x, weight, plan):
+def _forward(x, weight, plan, bias=None):
     n, channels = x.shape[:2]
     out_channels, in_per_group = weight.shape[:2]
     hq, hout, wout = plan.hq, plan.hout, plan.wout
@@ -283,17 +283,22 @@ def _forward(x, weight, plan):
             else:
                 np.matmul(weights[index], operand, out=part[:, :, :cols])
                 np.add(acc[:, :, :cols], part[:, :, :cols], out=acc[:, :, :cols])
-        # the valid rows (p < Hout) of each image, back to (k, O, Hout, Wout)
+        # the valid rows (p < Hout) of each image, back to (k, O, Hout, Wout), with the
+        # bias added in the same pass
         per_image = acc[:, :, :k * hq * wout].reshape(out_channels, k, hq, wout)
-        y[start:stop] = per_image[:, :, :hout].transpose(1, 0, 2, 3)
+        valid = per_image[:, :, :hout].transpose(1, 0, 2, 3)
+        if bias is None:
+            y[start:stop] = valid
+        else:
+            np.add(valid, bias.reshape(-1, 1, 1), out=y[start:stop])
 
     map_chunks(chunk, chunks)
     return y
 
 
-def forward(x, weight, geom, taps):
+def forward(x, weight, geom, taps, bias=None):
     plan = plan_of(geom, taps)
-    y = _forward(_oriented(np.ascontiguousarray(x), plan), _oriented(weight, plan), plan)
+    y = _forward(_oriented(np.ascontiguousarray(x), plan), _oriented(weight, plan), plan, bias)
     return _oriented(y, plan)
 
 
