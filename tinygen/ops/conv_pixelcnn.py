@@ -12,7 +12,9 @@ from .conv import conv_nd, convolve
 from .conv_geometry import (
     Call, ConvGeometry, WeightMask, check_bias, conv_geometry, conv_tensors, is_int,
 )
-from .shape import pad, getitem
+from ..autograd.function import Function
+from ..backend import array_module
+from ._operands import as_tensor
 
 
 def _mask_args(op, kernel_size, mask_type, groups_rgb):
@@ -167,12 +169,40 @@ def down_right_shifted_conv2d(input, weight, bias=None, include_current=True):
                     ((kh - 1, 0), (left, 0)), not include_current)
 
 
+class DownShift(Function):
+    """y[:, :, r] = x[:, :, r-1], y[:, :, 0] = 0: one copy into a fresh contiguous array.
+    (It was a pad then a slice: two copies forward, and the slice's view made the 1x1
+    conv that reads it copy it once more in each of its forward and weight gradient;
+    the gated PixelCNN runs one per layer on its widest features.)"""
+
+    def forward(self, x):
+        y = array_module(x).empty_like(x)
+        y[:, :, :1] = 0
+        y[:, :, 1:] = x[:, :, :-1]
+        return y
+
+    def backward(self, grad):
+        return UpShift.apply(grad)
+
+
+class UpShift(Function):
+    """DownShift's adjoint: y[:, :, r] = g[:, :, r+1], the last row 0."""
+
+    def forward(self, g):
+        y = array_module(g).empty_like(g)
+        y[:, :, -1:] = 0
+        y[:, :, :-1] = g[:, :, 1:]
+        return y
+
+    def backward(self, grad):
+        return DownShift.apply(grad)
+
+
 def down_shift(input):
     """Move (N, C, H, W) features down one row: row r takes row r-1, row 0 is zeros."""
     if input.ndim != 4:
         raise ValueError(f"down_shift: input must be 4-D (N, C, H, W), got shape {input.shape}")
-    height = input.shape[2]
-    return getitem(pad(input, (0, 0, 1, 0)), (slice(None), slice(None), slice(0, height)))
+    return DownShift.apply(as_tensor(input))
 
 
 def _kernel_of(op, input, weight):
