@@ -18,10 +18,13 @@ the derivative of each is made of the other two:
 The set is closed under differentiation, so every order of derivative works
 (WGAN-GP's gradient penalty, gradgradcheck, third derivatives).
 
-The convolution takes an optional bias (O,) as a third input: the kernels add it to
-each chunk of outputs while it is in cache (one add per output, the same numbers as a
-separate broadcast add, without its pass over a fresh array), and its gradient is the
-output gradient summed over the images and positions.
+The convolution takes an optional bias (O,) and an optional ``residual`` (a tensor of
+the output's shape, tinygen's extra: WaveNet's and the PixelCNNs' ``h + conv(...)``) as
+further inputs: the kernels add them to each chunk of outputs while it is in cache
+(conv + bias, then + residual: the same float additions as separate adds, without their
+passes over fresh arrays, and shared out with the chunks at 2 threads).  The bias'
+gradient is the output gradient summed over the images and positions, the residual's
+the output gradient itself.
 
 All three take the same ``ConvGeometry`` (stride, per-side padding, dilation,
 groups, input and output sizes, kernel size) and an optional ``WeightMask``:
@@ -48,6 +51,7 @@ from .conv_geometry import (
     Call, check_bias, conv_geometry, conv_tensors, ints, kept_taps, transpose_geometry,
     weight_mask_of,
 )
+from ._operands import as_tensor
 from .shape import reshape
 
 
@@ -97,26 +101,31 @@ def _as_given(a, one_d):
 
 
 class Conv2dFn(Function):
-    """y = conv2d(x, w) (+ b): x (N, C, H, W), w (O, C/groups, kh, kw), optionally
-    b (O,) -> y (N, O, Hout, Wout)."""
+    """y = conv2d(x, w) (+ b) (+ r): x (N, C, H, W), w (O, C/groups, kh, kw), then
+    b (O,) when ``has_bias``, then r (N, O, Hout, Wout) when ``has_residual``
+    -> y (N, O, Hout, Wout)."""
 
-    def forward(self, x, w, *bias, geom, mask):
+    def forward(self, x, w, *extra, geom, mask, has_bias=False, has_residual=False):
         self.geom, self.mask = geom, mask
         # dx needs w, dw needs x: keep only what a requested gradient needs.
         need_x, need_w = self.needs_input_grad[:2]
         self._keep = [i for i, keep in ((0, need_w), (1, need_x)) if keep]
         self.save_inputs(*self._keep)
+        self.has_bias = has_bias
         one_d = x.ndim == 3
         out_shape = (x.shape[0], w.shape[0]) + tuple(geom.out_size)
-        b = bias[0] if bias else None
+        b = extra[0] if has_bias else None
+        r = _kernel_view(extra[-1]) if has_residual else None
         if _nothing_to_do(out_shape, x, w, geom, mask):
             y = _empty_result(out_shape, x)
             if b is not None:
                 y += b.reshape((-1,) + (1,) * (y.ndim - 2))
+            if r is not None:
+                y += r
             return _as_given(y, one_d)
         x, w = _kernel_view(x), _kernel_view(w)
-        y = kernels("conv", x, "conv2d").conv2d_forward(x, _masked_weight(w, mask), geom,
-                                                        kept_taps(geom, mask), bias=b)
+        y = kernels("conv", x, "conv2d").conv2d_forward(
+            x, _masked_weight(w, mask), geom, kept_taps(geom, mask), bias=b, residual=r)
         return _as_given(y, one_d)
 
     def backward(self, grad):
@@ -124,11 +133,13 @@ class Conv2dFn(Function):
         x, w = saved.get(0), saved.get(1)
         params = dict(geom=self.geom, mask=self.mask)
         needs = self.needs_input_grad
-        gx = Conv2dInputGradFn.apply(grad, w, **params) if needs[0] else None
-        gw = Conv2dWeightGradFn.apply(x, grad, **params) if needs[1] else None
-        if len(needs) == 2:
-            return gx, gw
-        return gx, gw, (bias_grad(grad) if needs[2] else None)
+        grads = [Conv2dInputGradFn.apply(grad, w, **params) if needs[0] else None,
+                 Conv2dWeightGradFn.apply(x, grad, **params) if needs[1] else None]
+        if self.has_bias:
+            grads.append(bias_grad(grad) if needs[2] else None)
+        if len(needs) > len(grads):     # the residual's: the output gradient itself
+            grads.append(grad if needs[-1] else None)
+        return tuple(grads)
 
 
 def bias_grad(grad):
@@ -201,24 +212,44 @@ def finish_conv(y, bias, batched):
     return y
 
 
-def convolve(x, w, bias, geom, mask, batched):
-    """The checked conv: Conv2dFn with the bias as its third input when there is one,
-    an unbatched call's batch axis dropped."""
-    inputs = (x, w) if bias is None else (x, w, bias)
-    return finish_conv(Conv2dFn.apply(*inputs, geom=geom, mask=mask), None, batched)
+def checked_residual(call, residual, x, w, geom, batched):
+    """``residual`` as a Tensor of the (batched) output's shape and x's dtype, or None."""
+    if residual is None:
+        return None
+    residual = as_tensor(residual)
+    shape = (x.shape[0], w.shape[0]) + tuple(geom.out_size)[2 - (x.ndim - 2):]
+    given = tuple(residual.shape) if batched else (1,) + tuple(residual.shape)
+    if given != shape:
+        raise call.error(f"residual must have the output's shape "
+                         f"{shape if batched else shape[1:]}, got {tuple(residual.shape)}")
+    if residual.dtype != x.dtype:
+        raise call.error(f"residual dtype {residual.dtype} differs from the input's {x.dtype}",
+                         TypeError)
+    return residual if batched else reshape(residual, shape)
 
 
-def conv_nd(op, ndim, input, weight, bias, stride, padding, dilation, groups, weight_mask=None):
+def convolve(x, w, bias, geom, mask, batched, residual=None):
+    """The checked conv: Conv2dFn with the bias and the residual as further inputs when
+    there are some, an unbatched call's batch axis dropped."""
+    inputs = [x, w] + [t for t in (bias, residual) if t is not None]
+    y = Conv2dFn.apply(*inputs, geom=geom, mask=mask, has_bias=bias is not None,
+                       has_residual=residual is not None)
+    return finish_conv(y, None, batched)
+
+
+def conv_nd(op, ndim, input, weight, bias, stride, padding, dilation, groups, weight_mask=None,
+            residual=None):
     call = Call(op, input, weight)
     x, w, bias, batched = conv_tensors(call, input, weight, bias, ndim)
     geom = conv_geometry(call, x, w, stride, padding, dilation, groups, ndim)
     check_bias(call, bias, w.shape[0])
     mask = weight_mask_of(call, weight_mask, tuple(w.shape))  # 2-D convs only
-    return convolve(x, w, bias, geom, mask, batched)
+    residual = checked_residual(call, residual, x, w, geom, batched)
+    return convolve(x, w, bias, geom, mask, batched, residual)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           weight_mask=None):
+           weight_mask=None, residual=None):
     """2-D convolution (cross-correlation), PyTorch's ``F.conv2d``.
 
     input (N, C, H, W) or (C, H, W); weight (O, C/groups, kH, kW); bias (O,).
@@ -227,16 +258,20 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     Output size per dimension: (n + lo + hi - dilation*(k-1) - 1) // stride + 1.
     ``weight_mask`` (tinygen extra): a boolean array broadcastable to the weight;
     only the taps it keeps are computed and the weight gradient is masked.
+    ``residual`` (tinygen extra): a tensor of the output's shape added to it, by the
+    kernels (``residual + conv2d(...)`` without a pass of its own).
     """
     return conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups,
-                 weight_mask)
+                 weight_mask, residual)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           residual=None):
     """1-D convolution, PyTorch's ``F.conv1d``: input (N, C, L) or (C, L),
     weight (O, C/groups, k).  padding: int, (p,), (left, right) or ((left, right),),
-    'valid' or 'same'."""
-    return conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+    'valid' or 'same'.  ``residual``: as ``conv2d``'s."""
+    return conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups,
+                   residual=residual)
 
 
 def _conv_transpose(op, ndim, input, weight, bias, stride, padding, output_padding, groups,
@@ -272,11 +307,12 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            output_padding, groups, dilation)
 
 
-def causal_conv1d(input, weight, bias=None, dilation=1):
+def causal_conv1d(input, weight, bias=None, dilation=1, *, residual=None):
     """WaveNet's causal convolution: output length = input length, and output t
     sees inputs t - dilation*(k-1), ..., t - dilation, t only (never the future).
 
-    It is conv1d with dilation*(k-1) zeros padded on the left only.
+    It is conv1d with dilation*(k-1) zeros padded on the left only.  ``residual``: as
+    ``conv2d``'s.
     """
     call = Call("causal_conv1d", input, weight)
     (d,) = ints(call, "dilation", dilation, 1, 1)
@@ -284,4 +320,5 @@ def causal_conv1d(input, weight, bias=None, dilation=1):
         raise call.error(f"weight must be 3-D (out_channels, in_channels, k), got shape "
                          f"{tuple(getattr(weight, 'shape', ()))}")
     k = weight.shape[2]
-    return conv_nd("causal_conv1d", 1, input, weight, bias, 1, ((d * (k - 1), 0),), d, 1)
+    return conv_nd("causal_conv1d", 1, input, weight, bias, 1, ((d * (k - 1), 0),), d, 1,
+                   residual=residual)

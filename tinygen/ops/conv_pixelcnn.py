@@ -8,7 +8,7 @@ import functools
 
 import numpy as np
 
-from .conv import conv_nd, convolve
+from .conv import checked_residual, conv_nd, convolve
 from .conv_geometry import (
     Call, ConvGeometry, WeightMask, check_bias, conv_geometry, conv_tensors, is_int,
 )
@@ -84,12 +84,14 @@ def _pixelcnn_weight_mask(kernel, mask_type, in_channels, out_channels, groups_r
     return WeightMask(mask, mask.shape)
 
 
-def masked_conv2d(input, weight, bias=None, mask_type="A", padding="same", groups_rgb=1):
+def masked_conv2d(input, weight, bias=None, mask_type="A", padding="same", groups_rgb=1, *,
+                  residual=None):
     """PixelCNN's masked convolution (see ``pixelcnn_mask`` for the masks).
 
     weight (O, C, kh, kw) with odd kh, kw; stride 1.  Only the taps the mask
     keeps are computed (a 7x7 mask A: 24 of 49 taps, mask B: 25); the weight's
-    values under the mask are ignored and get zero gradient.
+    values under the mask are ignored and get zero gradient.  ``residual``: a tensor
+    of the output's shape added to it by the kernels (``conv.conv2d``'s).
     """
     call = Call("masked_conv2d", input, weight)
     if getattr(weight, "ndim", None) != 4:
@@ -105,7 +107,7 @@ def masked_conv2d(input, weight, bias=None, mask_type="A", padding="same", group
         if c % groups_rgb:
             raise call.error(f"{name}={c} must be divisible by groups_rgb={groups_rgb}")
     mask = _pixelcnn_weight_mask(kernel, mask_type, in_channels, out_channels, groups_rgb)
-    return conv_nd("masked_conv2d", 2, input, weight, bias, 1, padding, 1, 1, mask)
+    return conv_nd("masked_conv2d", 2, input, weight, bias, 1, padding, 1, 1, mask, residual)
 
 
 # --- Gated PixelCNN's two stacks (van den Oord et al. 2016, "Conditional Image
@@ -133,7 +135,7 @@ def masked_conv2d(input, weight, bias=None, mask_type="A", padding="same", group
 # order once the stacks are deep enough, and on nothing at or after it.
 
 
-def _shifted(op, input, weight, bias, padding, crop_width):
+def _shifted(op, input, weight, bias, padding, crop_width, residual=None):
     call = Call(op, input, weight)
     x, w, bias, batched = conv_tensors(call, input, weight, bias, 2)
     geom = conv_geometry(call, x, w, 1, padding, 1, 1, 2)
@@ -144,29 +146,32 @@ def _shifted(op, input, weight, bias, padding, crop_width):
         geom = ConvGeometry(geom.stride, geom.padding, geom.dilation, geom.groups,
                             geom.in_size, (geom.out_size[0], geom.out_size[1] - 1),
                             geom.kernel)
-    return convolve(x, w, bias, geom, None, batched)
+    residual = checked_residual(call, residual, x, w, geom, batched)
+    return convolve(x, w, bias, geom, None, batched, residual)
 
 
-def down_shifted_conv2d(input, weight, bias=None):
+def down_shifted_conv2d(input, weight, bias=None, *, residual=None):
     """The gated PixelCNN's vertical-stack conv: output (r, c) sees input rows
     r-kh+1 .. r and columns c-kw//2 .. c+kw//2 (kw odd).  Same output size.
-    Feed it to the horizontal stack through ``down_shift`` (see the module notes)."""
+    Feed it to the horizontal stack through ``down_shift`` (see the module notes).
+    ``residual``: as ``conv.conv2d``'s."""
     kh, kw = _kernel_of("down_shifted_conv2d", input, weight)
     if kw % 2 == 0:
         raise Call("down_shifted_conv2d", input, weight).error(
             f"the kernel width must be odd (centred on the current column), got kW={kw}")
     return _shifted("down_shifted_conv2d", input, weight, bias,
-                    ((kh - 1, 0), (kw // 2, kw // 2)), False)
+                    ((kh - 1, 0), (kw // 2, kw // 2)), False, residual)
 
 
-def down_right_shifted_conv2d(input, weight, bias=None, include_current=True):
+def down_right_shifted_conv2d(input, weight, bias=None, include_current=True, *, residual=None):
     """The gated PixelCNN's horizontal-stack conv: output (r, c) sees input rows
     r-kh+1 .. r and columns c-kw+1 .. c; with ``include_current=False`` columns
-    c-kw .. c-1, so a pixel does not see itself (the first layer).  Same output size."""
+    c-kw .. c-1, so a pixel does not see itself (the first layer).  Same output size.
+    ``residual``: as ``conv.conv2d``'s."""
     kh, kw = _kernel_of("down_right_shifted_conv2d", input, weight)
     left = kw - 1 if include_current else kw
     return _shifted("down_right_shifted_conv2d", input, weight, bias,
-                    ((kh - 1, 0), (left, 0)), not include_current)
+                    ((kh - 1, 0), (left, 0)), not include_current, residual)
 
 
 class DownShift(Function):

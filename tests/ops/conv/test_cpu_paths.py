@@ -112,6 +112,60 @@ def test_conv1d_matches_reference(path, config, dtype, seed):
              dtype)
 
 
+def _with_residual(conv, inputs, dtype, seed):
+    """inputs plus a residual of conv's output shape (drawn from ``seed``)."""
+    with impl("reference"):
+        shape = conv(*inputs).shape
+    r = tg.tensor(np.random.default_rng(seed).standard_normal(shape), dtype=dtype,
+                  requires_grad=True)
+    return inputs + (r,)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_configs(ndim=2, max_side=9, max_channels=6, max_kernel=4, max_batch=3), DTYPES,
+       st.integers(0, 2**16))
+def test_conv2d_with_residual_matches_reference(path, config, dtype, seed):
+    """The residual added by each path's chunks (with and without a bias), and its
+    gradient, against the reference."""
+    kwargs = op_kwargs(config)
+    inputs = _inputs(config, seed, dtype)
+    n = len(inputs)
+
+    def conv(*a):
+        return C.conv2d(*a[:n], **kwargs, residual=a[n] if len(a) > n else None)
+
+    _compare(conv, _with_residual(conv, inputs, dtype, seed + 1), dtype)
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_configs(ndim=1, max_side=30, max_channels=6, max_kernel=4, max_batch=3), DTYPES,
+       st.integers(0, 2**16))
+def test_conv1d_with_residual_matches_reference(path, config, dtype, seed):
+    kwargs = op_kwargs(config)
+    inputs = _inputs(config, seed, dtype)
+    n = len(inputs)
+
+    def conv(*a):
+        return C.conv1d(*a[:n], **kwargs, residual=a[n] if len(a) > n else None)
+
+    _compare(conv, _with_residual(conv, inputs, dtype, seed + 1), dtype)
+
+
+@pytest.mark.parametrize("op", ["masked", "down", "down_right", "causal"])
+def test_pixelcnn_and_causal_convs_with_residual_match_reference(path, op):
+    x_shape, w_shape = ((3, 4, 11), (6, 4, 2)) if op == "causal" else \
+        ((3, 4, 6, 5), (6, 4) + {"masked": (3, 3), "down": (2, 3), "down_right": (1, 2)}[op])
+    conv = {"masked": lambda x, w, b, r=None: P.masked_conv2d(x, w, b, "B", residual=r),
+            "down": lambda x, w, b, r=None: P.down_shifted_conv2d(x, w, b, residual=r),
+            "down_right": lambda x, w, b, r=None: P.down_right_shifted_conv2d(
+                x, w, b, include_current=False, residual=r),
+            "causal": lambda x, w, b, r=None: C.causal_conv1d(x, w, b, 2, residual=r)}[op]
+    inputs = _inputs(dict(x_shape=x_shape, w_shape=w_shape, bias=True), 4)
+    _compare(conv, _with_residual(conv, inputs, np.float64, 5), np.float64)
+
+
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 @pytest.mark.parametrize("kernel", [(3, 3), (7, 5), (5, 1)])
 def test_masked_conv2d_matches_reference(path, mask_type, kernel):

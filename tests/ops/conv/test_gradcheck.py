@@ -105,6 +105,33 @@ def test_numba_path_gradients(config, seed):
         _check(lambda x, w, b=None: C.conv2d(x, w, b, **kwargs), _inputs(config, seed))
 
 
+@settings(max_examples=10)
+@given(conv_configs(ndim=2, max_side=4, max_channels=2), st.sampled_from(["reference", "numba"]),
+       st.integers(0, 2**16))
+def test_conv_with_residual_gradients(config, implementation, seed):
+    """conv2d(..., residual=r): first and second derivatives w.r.t. every input,
+    the residual included."""
+    kwargs = op_kwargs(config)
+    inputs = _inputs(config, seed)
+    n = len(inputs)
+    with impl(implementation):
+        shape = C.conv2d(*inputs, **kwargs).shape
+        r = f64(np.random.default_rng(seed + 1).standard_normal(shape))
+        _check(lambda *a: C.conv2d(*a[:n], **kwargs, residual=a[n]), inputs + (r,))
+
+
+def test_conv_residual_errors():
+    x, w = f64(np.ones((2, 3, 5))), f64(np.ones((4, 3, 2)))
+    with pytest.raises(ValueError, match=r"residual must have the output's shape \(2, 4, 4\), "
+                                         r"got \(2, 4, 5\)"):
+        C.conv1d(x, w, residual=f64(np.ones((2, 4, 5))))
+    with pytest.raises(TypeError, match="residual dtype float32 differs"):
+        C.conv1d(x, w, residual=tg.tensor(np.ones((2, 4, 4)), dtype=tg.float32))
+    # unbatched: the residual is unbatched too
+    y = C.conv1d(x[0], w, residual=f64(np.full((4, 4), 2.0)))
+    np.testing.assert_array_equal(y.numpy(), np.full((4, 4), 8.0))
+
+
 @pytest.mark.parametrize("implementation", ["reference", "numba"])
 def test_third_derivative_through_conv(implementation):
     """gradgradcheck of a function that is itself a gradient: third derivatives."""

@@ -321,10 +321,12 @@ def _sum_partials(partial, result, suffix):
 
 
 # --- the three ops -----------------------------------------------------------------------
-def conv2d_forward(x, weight, geom, taps, bias=None):
+def conv2d_forward(x, weight, geom, taps, bias=None, residual=None):
     y = _forward(x, weight, geom, taps)
-    if bias is not None:   # (a kernel of its own would save a pass; not measured yet)
+    if bias is not None:   # (added by the kernels would save passes; not measured yet)
         y += bias.reshape(-1, 1, 1)
+    if residual is not None:
+        y += residual
     return y
 
 

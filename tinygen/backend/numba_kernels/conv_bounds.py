@@ -1,5 +1,5 @@
 """What the conv paths share: the in-bounds stretch of an output row (conv.py's im2col,
-conv_rows.py's unfold) and the bias their forwards add."""
+conv_rows.py's unfold) and the bias and residual their forwards add."""
 import numpy as np
 from numba import njit
 
@@ -17,9 +17,12 @@ def valid_range(offset, stride, size, count):
     return lo, max(lo, hi)
 
 
-def add_bias(y, bias):
-    """y (k, O, ...) += bias (O,) in place: a forward adds its bias per chunk, while the
-    chunk's outputs are still in cache, instead of a later pass over a fresh array.
-    The same float additions as ``conv + bias``, so the same numbers."""
+def add_terms(y, bias, residual=None):
+    """y (k, O, ...) += bias (O,), then += residual (y's shape), in place: a forward
+    adds them per chunk, while the chunk's outputs are still in cache, instead of later
+    passes over fresh arrays.  The same float additions as ``residual + (conv + bias)``,
+    so the same numbers."""
     if bias is not None:
         np.add(y, bias.reshape((-1,) + (1,) * (y.ndim - 2)), out=y)
+    if residual is not None:
+        np.add(y, residual, out=y)

@@ -22,7 +22,7 @@ chunk order by ``chunks.sum_chunks``, the same every run).
 import numpy as np
 
 from .chunks import chunk_ranges, map_chunks, sum_chunks
-from .conv_bounds import add_bias
+from .conv_bounds import add_terms
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -160,7 +160,7 @@ class _StackBuffers:
         return self.slots[slot][:k]
 
 
-def _forward_stacked(x3, weight, line, y, bias):
+def _forward_stacked(x3, weight, line, y, bias, r3):
     k_all, g, in_per_group = x3.shape[:3]
     w = _stacked_weights(weight, line, g)
     buffers = _StackBuffers(k_all, line, g, in_per_group, x3.dtype)
@@ -168,7 +168,7 @@ def _forward_stacked(x3, weight, line, y, bias):
     def chunk(slot, start, stop):
         stack = _stack_into(x3[start:stop], line, buffers.get(slot, stop - start))
         np.matmul(w, stack.reshape(stop - start, g, -1, line.out_length), out=y[start:stop])
-        add_bias(_channels(y[start:stop]), bias)
+        add_terms(_channels(y[start:stop]), bias, None if r3 is None else r3[start:stop])
 
     map_chunks(chunk, buffers.chunks)
 
@@ -178,7 +178,7 @@ def _channels(y):
     return y.reshape(y.shape[0], -1, y.shape[-1])
 
 
-def forward(x, weight, geom, taps, bias=None):
+def forward(x, weight, geom, taps, bias=None, residual=None):
     g = geom.groups
     n, channels = x.shape[:2]
     out_channels = weight.shape[0]
@@ -186,13 +186,15 @@ def forward(x, weight, geom, taps, bias=None):
     x3 = np.ascontiguousarray(x).reshape(n, g, channels // g, line.length)
     w = _per_tap_weights(weight, g)
     y = _empty((n, g, out_channels // g, line.out_length), dtype=x.dtype)
+    # the residual (N, O, Hout, Wout) as y's chunks see it, (N, O, L')
+    r3 = None if residual is None else residual.reshape(n, out_channels, line.out_length)
     if _stacks(line):
-        _forward_stacked(x3, weight, line, y, bias)
+        _forward_stacked(x3, weight, line, y, bias, r3)
         return y.reshape((n, out_channels) + tuple(geom.out_size))
 
     def chunk(slot, start, stop):
         _accumulate(y[start:stop], line, w, x3[start:stop], _unshifted, _shifted)
-        add_bias(_channels(y[start:stop]), bias)
+        add_terms(_channels(y[start:stop]), bias, None if r3 is None else r3[start:stop])
 
     map_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
                               * x.itemsize))

@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from .chunks import chunk_ranges, map_chunks, sum_chunks
-from .conv_bounds import valid_range as _valid_range
+from .conv_bounds import add_terms, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -263,7 +263,7 @@ def _grad_rows(grad_y, plan, rows):
 
 
 # --- the three ops ---------------------------------------------------------------------------
-def _forward(x, weight, plan, bias=None):
+def _forward(x, weight, plan, bias=None, residual=None):
     n, channels = x.shape[:2]
     out_channels, in_per_group = weight.shape[:2]
     hq, hout, wout = plan.hq, plan.hout, plan.wout
@@ -284,21 +284,27 @@ def _forward(x, weight, plan, bias=None):
                 np.matmul(weights[index], operand, out=part[:, :, :cols])
                 np.add(acc[:, :, :cols], part[:, :, :cols], out=acc[:, :, :cols])
         # the valid rows (p < Hout) of each image, back to (k, O, Hout, Wout), with the
-        # bias added in the same pass
+        # bias (or else the residual) added in the same pass
         per_image = acc[:, :, :k * hq * wout].reshape(out_channels, k, hq, wout)
         valid = per_image[:, :, :hout].transpose(1, 0, 2, 3)
-        if bias is None:
-            y[start:stop] = valid
+        out = y[start:stop]
+        if bias is not None:
+            np.add(valid, bias.reshape(-1, 1, 1), out=out)
+            add_terms(out, None, None if residual is None else residual[start:stop])
+        elif residual is not None:
+            np.add(valid, residual[start:stop], out=out)
         else:
-            np.add(valid, bias.reshape(-1, 1, 1), out=y[start:stop])
+            out[...] = valid
 
     map_chunks(chunk, chunks)
     return y
 
 
-def forward(x, weight, geom, taps, bias=None):
+def forward(x, weight, geom, taps, bias=None, residual=None):
     plan = plan_of(geom, taps)
-    y = _forward(_oriented(np.ascontiguousarray(x), plan), _oriented(weight, plan), plan, bias)
+    residual = None if residual is None else _oriented(residual, plan)
+    y = _forward(_oriented(np.ascontiguousarray(x), plan), _oriented(weight, plan), plan, bias,
+                 residual)
     return _oriented(y, plan)
 
 

@@ -58,8 +58,9 @@ def _group_slices(groups, in_per_group, out_per_group):
     ]
 
 
-def conv2d_forward(x, weight, geom, taps, bias=None):
-    """y = conv(x, weight) (+ bias (O,), broadcast over the images and positions),
+def conv2d_forward(x, weight, geom, taps, bias=None, residual=None):
+    """y = conv(x, weight) (+ bias (O,), broadcast over the images and positions)
+    (+ residual, of y's shape),
     iterating only ``taps`` (a (T, 2) array of (i, j))."""
     n = x.shape[0]
     out_channels, in_per_group = weight.shape[:2]
@@ -73,6 +74,8 @@ def conv2d_forward(x, weight, geom, taps, bias=None):
             y[:, os] += np.einsum("nchw,oc->nohw", patch, w_tap)
     if bias is not None:
         y += bias.reshape(-1, 1, 1)
+    if residual is not None:
+        y += residual
     return y
 
 

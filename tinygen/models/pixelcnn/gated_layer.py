@@ -66,11 +66,9 @@ class GatedPixelCNNLayer(Module):
         """(h', gate(h_feat)) given ``vertical_part``'s term; the gated features are
         also returned for a skip connection.  Output (r, c) reads h at row r, columns
         c-kw+1..c (c-kw..c-1 in the first layer), and from_vertical at (r, c)."""
-        gated = _gate(self.horizontal(h) + from_vertical)
-        h_out = self.horizontal_out(gated)
-        if not self.first:
-            h_out = h_out + h
-        return h_out, gated
+        # the horizontal conv + from_vertical, and the residual h, summed by the convs
+        gated = _gate(self.horizontal(h, residual=from_vertical))
+        return self.horizontal_out(gated, residual=None if self.first else h), gated
 
     def forward(self, v, h):
         v_out, from_vertical = self.vertical_part(v)

@@ -163,9 +163,9 @@ class WaveNet(nn.Module):
             if features is not None:
                 z = z + self._local_term(i, features, start, length)
             g = F.gated_activation(z, axis=1)
-            h = h + self.residual[i](g)
-            s = self.skip[i](g)
-            skip = s if skip is None else skip + s
+            # h + conv(g) and skip + conv(g), the sums made by the convs' kernels
+            h = self.residual[i](g, residual=h)
+            skip = self.skip[i](g, residual=skip)
         return self.out2(F.relu(self.out1(F.relu(skip))))
 
     def _local_term(self, i, features, start, length):
