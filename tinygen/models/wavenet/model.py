@@ -138,9 +138,10 @@ class WaveNet(nn.Module):
             raise ValueError(f"WaveNet: codes must lie in [0, {self.quantization})")
         n, t = codes.shape
         x = np.zeros((n, self.quantization, t), dtype=self._dtype())
-        if t > 1:
-            nn_, tt = np.meshgrid(np.arange(n), np.arange(1, t), indexing="ij")
-            x[nn_, codes[:, :-1], tt] = 1.0
+        if t > 1:   # flat indices (n*Q + code)*T + t (one index array, not meshgrid's three)
+            flat = ((np.arange(n)[:, None] * self.quantization + codes[:, :-1]) * t
+                    + np.arange(1, t))
+            x.reshape(-1)[flat.ravel()] = 1.0
         return x
 
     def forward(self, codes, global_class=None, local_features=None):
