@@ -1,8 +1,9 @@
 """PixelCNN's convolutions, of the convolution family: ``pixelcnn_mask`` and
 ``masked_conv2d`` (van den Oord et al. 2016, masks A and B with optional RGB grouping),
 and the gated PixelCNN's shifted convs for its vertical and horizontal stacks
-(``down_shifted_conv2d``, ``down_right_shifted_conv2d``, ``down_shift``).  A masked conv
-iterates only the taps its mask keeps (``conv_geometry.WeightMask``).
+(``down_shifted_conv2d``, ``down_right_shifted_conv2d``, ``down_shift``,
+``down_shift_conv1x1``).  A masked conv iterates only the taps its mask keeps
+(``conv_geometry.WeightMask``).
 """
 import functools
 
@@ -135,16 +136,17 @@ def masked_conv2d(input, weight, bias=None, mask_type="A", padding="same", group
 # order once the stacks are deep enough, and on nothing at or after it.
 
 
-def _shifted(op, input, weight, bias, padding, crop_width, residual=None):
+def _shifted(op, input, weight, bias, padding, crop_width, residual=None, crop_height=False):
     call = Call(op, input, weight)
     x, w, bias, batched = conv_tensors(call, input, weight, bias, 2)
     geom = conv_geometry(call, x, w, 1, padding, 1, 1, 2)
     check_bias(call, bias, w.shape[0])
-    if crop_width:
-        # Drop the last output column (the shift right by one), by computing
-        # one column fewer rather than computing and cropping it.
+    if crop_width or crop_height:
+        # Drop the last output column (the shift right by one) or row (down by one),
+        # by computing one fewer rather than computing and cropping it.
         geom = ConvGeometry(geom.stride, geom.padding, geom.dilation, geom.groups,
-                            geom.in_size, (geom.out_size[0], geom.out_size[1] - 1),
+                            geom.in_size, (geom.out_size[0] - bool(crop_height),
+                                           geom.out_size[1] - bool(crop_width)),
                             geom.kernel)
     residual = checked_residual(call, residual, x, w, geom, batched)
     return convolve(x, w, bias, geom, None, batched, residual)
@@ -172,6 +174,19 @@ def down_right_shifted_conv2d(input, weight, bias=None, include_current=True, *,
     left = kw - 1 if include_current else kw
     return _shifted("down_right_shifted_conv2d", input, weight, bias,
                     ((kh - 1, 0), (left, 0)), not include_current, residual)
+
+
+def down_shift_conv1x1(input, weight, bias=None):
+    """``conv2d(down_shift(input), weight, bias)`` for a 1x1 ``weight`` (O, C, 1, 1) (the
+    gated PixelCNN's vertical-to-horizontal link), as one conv: padded one row on top,
+    the output cut to the input's height, so output row r reads input row r - 1 and
+    row 0 only the padding.  The kernels read the input in place (no shifted copy)."""
+    kh, kw = _kernel_of("down_shift_conv1x1", input, weight)
+    if (kh, kw) != (1, 1):
+        raise Call("down_shift_conv1x1", input, weight).error(
+            f"the weight must be 1x1, got kernel {kh}x{kw}")
+    return _shifted("down_shift_conv1x1", input, weight, bias, ((1, 0), (0, 0)), False,
+                    crop_height=True)
 
 
 class DownShift(Function):

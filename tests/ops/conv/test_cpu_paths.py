@@ -153,6 +153,26 @@ def test_conv1d_with_residual_matches_reference(path, config, dtype, seed):
     _compare(conv, _with_residual(conv, inputs, dtype, seed + 1), dtype)
 
 
+@pytest.mark.parametrize("top,bottom", [(1, 0), (0, 2), (3, 1), (7, 0)])
+def test_pointwise_conv_with_rows_of_padding_matches_reference(path, top, bottom):
+    """A 1x1 conv padded above and below (conv_direct: one offset along H*W), with a
+    padding taller than the input too (no output row reads the input)."""
+    config = dict(x_shape=(3, 4, 5, 6), w_shape=(5, 4, 1, 1), bias=True)
+    _compare(lambda x, w, b: C.conv2d(x, w, b, padding=((top, bottom), (0, 0))),
+             _inputs(config, 6), np.float64)
+
+
+def test_down_shift_conv1x1_is_the_conv_of_the_shifted_input(path):
+    rng = np.random.default_rng(8)
+    x, w, b = (tg.tensor(rng.standard_normal(shape), dtype=tg.float64, requires_grad=True)
+               for shape in ((3, 4, 5, 6), (5, 4, 1, 1), (5,)))
+    _compare(lambda x, w, b: P.down_shift_conv1x1(x, w, b), (x, w, b), np.float64)
+    with impl("numba"):
+        fused = P.down_shift_conv1x1(x, w, b).numpy()
+        np.testing.assert_allclose(fused, C.conv2d(P.down_shift(x), w, b).numpy(), rtol=1e-13,
+                                   atol=1e-13)
+
+
 @pytest.mark.parametrize("op", ["masked", "down", "down_right", "causal"])
 def test_pixelcnn_and_causal_convs_with_residual_match_reference(path, op):
     x_shape, w_shape = ((3, 4, 11), (6, 4, 2)) if op == "causal" else \
@@ -235,6 +255,8 @@ def test_second_derivatives_1d(path, config, seed):
     (dict(x=(2, 1, 8, 8), w=(64, 1, 7, 7), padding=3), None),                # C=1: im2col
     (dict(x=(2, 32, 9), w=(64, 32, 2), dilation=8, padding=((8, 0),)), conv_direct),
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1)), conv_direct),                  # pointwise
+    (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1), padding=((2, 1), (0, 0))), conv_direct),  # rows
+    (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1), padding=((0, 0), (1, 0))), None),  # across
 ])
 def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
     """The default thresholds send dense 3x3 stride-1 layers with 16 channels or more and

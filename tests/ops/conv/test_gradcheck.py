@@ -93,6 +93,8 @@ def test_shifted_convs_gradients(batch, cin, cout, kh, kw, h, w, include_current
         _check(lambda x, w, b: P.down_right_shifted_conv2d(x, w, b, include_current),
                _inputs(config, seed))
         _check(lambda x: P.down_shift(x), _inputs(config, seed)[:1])
+        link = dict(x_shape=(batch, cin, h, w), w_shape=(cout, cin, 1, 1), bias=True)
+        _check(lambda x, w, b: P.down_shift_conv1x1(x, w, b), _inputs(link, seed))
 
 
 @settings(max_examples=10)
@@ -118,6 +120,12 @@ def test_conv_with_residual_gradients(config, implementation, seed):
         shape = C.conv2d(*inputs, **kwargs).shape
         r = f64(np.random.default_rng(seed + 1).standard_normal(shape))
         _check(lambda *a: C.conv2d(*a[:n], **kwargs, residual=a[n]), inputs + (r,))
+
+
+def test_down_shift_conv1x1_wants_a_1x1_weight():
+    with pytest.raises(ValueError, match="down_shift_conv1x1.*the weight must be 1x1, got kernel "
+                                         "2x3"):
+        P.down_shift_conv1x1(f64(np.ones((1, 2, 4, 4))), f64(np.ones((3, 2, 2, 3))))
 
 
 def test_conv_residual_errors():

@@ -8,8 +8,12 @@ of one matrix product per tap, each on a shifted window of every image:
 where [lo, hi) are the outputs whose input lies inside x (the rest would read the
 padding, which is zero, so they are simply not computed).  A window of x[n] is a
 strided view that BLAS reads in place.  This serves the 1-D convs (WaveNet's causal
-k=2 convs, its 1x1 convs) and every pointwise conv (1x1, stride 1, no padding: the
-images' H*W pixels are one axis).  The adjoints are the same products transposed:
+k=2 convs, its 1x1 convs) and every conv of one tap that moves whole rows (stride 1,
+no shift across the width: the images' H*W pixels are one axis and the tap an offset
+along it) -- the pointwise convs, and the gated PixelCNN's 1x1 conv of the vertical
+features shifted down a row (padded one row on top, the output cut to H rows), which
+then reads the features in place instead of a shifted copy.  The adjoints are the same
+products transposed:
 
     gx[n, :, lo + off_t : hi + off_t] += W[:, :, t]^T @ gy[n, :, lo:hi]
     gW[:, :, t] = sum_n gy[n, :, lo:hi] @ x[n, :, lo + off_t : hi + off_t]^T
@@ -40,13 +44,19 @@ def _one_dimensional(geom):
     return geom.in_size[0] == 1 and geom.kernel[0] == 1 and not any(geom.padding[:2])
 
 
-def _pointwise(geom, taps):
-    return tuple(geom.kernel) == (1, 1) and not any(geom.padding) and len(taps) == 1
+def _row_shift(geom, taps):
+    """One tap, reading the column it writes (so the width is the same in and out): on
+    the flattened H*W axis the tap is one offset, (i*dh - top) * W."""
+    if len(taps) != 1:
+        return False
+    (_, j), = np.asarray(taps).reshape(-1, 2).tolist()
+    return j * geom.dilation[1] == geom.padding[2] and geom.out_size[1] == geom.in_size[1]
 
 
 def serves(geom, taps):
-    """A stride-1 conv along one axis: a 1-D one (height 1), or a pointwise one."""
-    return tuple(geom.stride) == (1, 1) and (_one_dimensional(geom) or _pointwise(geom, taps))
+    """A stride-1 conv along one axis: a 1-D one (height 1), or one tap moving whole rows
+    (a pointwise conv, a conv of the input shifted by rows)."""
+    return tuple(geom.stride) == (1, 1) and (_one_dimensional(geom) or _row_shift(geom, taps))
 
 
 class _Line:
@@ -56,9 +66,12 @@ class _Line:
     def __init__(self, geom, taps):
         height, width = geom.in_size
         hout, wout = geom.out_size
-        if not _one_dimensional(geom):  # pointwise: every pixel, one axis
+        if not _one_dimensional(geom):  # one tap moving whole rows: every pixel, one axis
             self.length, self.out_length = height * width, hout * wout
-            self.taps = [(0, 0, 0, hout * wout)]
+            (i, j), = np.asarray(taps).reshape(-1, 2).tolist()
+            off = (i * geom.dilation[0] - geom.padding[0]) * width
+            lo, hi = max(0, -off), min(hout * wout, height * width - off)
+            self.taps = [(i * geom.kernel[1] + j, off, lo, hi)] if hi > lo else []
             return
         self.length, self.out_length = width, wout
         dw, left = geom.dilation[1], geom.padding[2]
@@ -225,8 +238,8 @@ def weight_grad(x, grad_y, geom, taps):
     line = _Line(geom, taps)
     x3 = np.ascontiguousarray(x).reshape(n, g, channels // g, line.length)
     gy = np.ascontiguousarray(grad_y).reshape(n, g, out_channels // g, line.out_length)
-    kernel_len = geom.kernel[1]
-    total = np.zeros((kernel_len, g, out_channels // g, channels // g), dtype=x.dtype)
+    kh, kw = geom.kernel
+    total = np.zeros((kh * kw, g, out_channels // g, channels // g), dtype=x.dtype)
 
     def chunk(slot, start, stop, add):
         for t, off, lo, hi in line.taps:
@@ -236,5 +249,5 @@ def weight_grad(x, grad_y, geom, taps):
     # (each tap's sum in chunk order: the same every run)
     sum_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
                               * x.itemsize), list(total))       # (k, g, O/g, C/g)
-    grad_w = total.transpose(1, 2, 3, 0).reshape(out_channels, channels // g, 1, kernel_len)
+    grad_w = total.transpose(1, 2, 3, 0).reshape(out_channels, channels // g, kh, kw)
     return np.ascontiguousarray(grad_w)

@@ -3,7 +3,7 @@ et al. 2016 built of ``tinygen.nn``'s shifted convs, with the gate between them.
 from ...nn.conv import Conv2d, DownRightShiftedConv2d, DownShiftedConv2d
 from ...nn._validate import positive_int
 from ...nn.module import Module
-from ...ops.conv_pixelcnn import down_shift
+from ...ops.conv_pixelcnn import down_shift_conv1x1
 from ...ops.gated_activation import gated_activation
 
 
@@ -56,7 +56,8 @@ class GatedPixelCNNLayer(Module):
         ``bias``: None or (v_bias, h_bias), added to v_feat and to from_vertical
         (class conditioning: a per-image bias of both stacks' pre-gate features)."""
         v_feat = self.vertical(v)
-        from_vertical = self.vertical_to_horizontal(down_shift(v_feat))
+        link = self.vertical_to_horizontal    # its 1x1 conv of down_shift(v_feat)
+        from_vertical = down_shift_conv1x1(v_feat, link.weight, link.bias)
         if bias is not None:
             v_feat = v_feat + bias[0]
             from_vertical = from_vertical + bias[1]
