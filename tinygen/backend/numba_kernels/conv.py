@@ -45,7 +45,7 @@ from numba import njit
 from . import conv_direct, conv_phase, conv_rows, conv_winograd
 from .chunks import chunk_ranges as _chunk_ranges, map_chunks as _map_chunks, \
     sum_chunks as _sum_chunks
-from .conv_bounds import add_terms, valid_range as _valid_range
+from .conv_bounds import add_terms as _add_terms, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -415,7 +415,7 @@ def conv2d_forward(x, weight, geom, taps, bias=None, residual=None):
         cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot), inner)
         y_c = np.matmul(w, cols.reshape(g, rows // g, plane * k))  # (g, O/g, P*k)
         _per_image(y_c, y[start:stop], inner)
-        add_terms(y[start:stop], bias, _rows(residual, start, stop))
+        _add_terms(y[start:stop], bias, _rows(residual, start, stop))
 
     _map_chunks(chunk, chunks)
     return y.reshape(n, out_channels, hout, wout)
