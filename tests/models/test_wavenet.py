@@ -26,6 +26,18 @@ def test_shapes_and_receptive_field():
         m(np.full((1, 4), 32))
 
 
+def test_shifted_one_hot_is_the_previous_code():
+    m = small(quantization=16)
+    for shape in [(3, 7), (1, 1), (2, 2), (0, 5), (4, 0)]:
+        codes = np.random.default_rng(1).integers(0, 16, shape)
+        expected = np.zeros((shape[0], 16, shape[1]))
+        for n in range(shape[0]):
+            for t in range(1, shape[1]):
+                expected[n, codes[n, t - 1], t] = 1.0
+        x = m.shifted_one_hot(codes)
+        assert x.dtype == np.float64 and np.array_equal(x, expected)
+
+
 def test_autoregressive_property():
     m = small(quantization=16)
     rng = np.random.default_rng(1)

@@ -87,12 +87,14 @@ class _ConvNd(Module):
     def reset_parameters(self, generator=None):
         init.default_weight_and_bias_(self.weight, self.bias, generator)
 
-    def forward(self, input):
+    def forward(self, input, residual=None):
+        """The conv of ``input``; plus ``residual`` (a tensor of the output's shape, tinygen's
+        extra), added by the conv's kernels rather than by a separate add."""
         padding = self.padding
         if self.padding_mode != "zeros":
             input, padding = self._explicit_padding(input), 0
         return self._op(input, self.weight, self.bias, self.stride, padding, self.dilation,
-                        self.groups)
+                        self.groups, residual=residual)
 
     def _explicit_padding(self, input):
         """For padding_mode != 'zeros': pad the input explicitly (F.pad order), then
@@ -225,8 +227,9 @@ class CausalConv1d(_ConvNd):
         """How many inputs (the current one included) an output sees."""
         return self.dilation[0] * (self.kernel_size[0] - 1) + 1
 
-    def forward(self, input):
-        return C.causal_conv1d(input, self.weight, self.bias, self.dilation[0])
+    def forward(self, input, residual=None):
+        return C.causal_conv1d(input, self.weight, self.bias, self.dilation[0],
+                               residual=residual)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -261,9 +264,9 @@ class MaskedConv2d(_ConvNd):
         xp_mask = to_device(self.mask, self.weight.device)
         self.weight.data[...] = self.weight.data * xp_mask
 
-    def forward(self, input):
+    def forward(self, input, residual=None):
         return P.masked_conv2d(input, self.weight, self.bias, self.mask_type, "same",
-                               self.groups_rgb)
+                               self.groups_rgb, residual=residual)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -287,8 +290,8 @@ class DownShiftedConv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel, bias=bias, dtype=dtype,
                          device=device)
 
-    def forward(self, input):
-        return P.down_shifted_conv2d(input, self.weight, self.bias)
+    def forward(self, input, residual=None):
+        return P.down_shifted_conv2d(input, self.weight, self.bias, residual=residual)
 
 
 class DownRightShiftedConv2d(_ConvNd):
@@ -304,8 +307,9 @@ class DownRightShiftedConv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, bias=bias, dtype=dtype,
                          device=device)
 
-    def forward(self, input):
-        return P.down_right_shifted_conv2d(input, self.weight, self.bias, self.include_current)
+    def forward(self, input, residual=None):
+        return P.down_right_shifted_conv2d(input, self.weight, self.bias, self.include_current,
+                                           residual=residual)
 
     def extra_repr(self):
         return super().extra_repr() + f", include_current={self.include_current}"

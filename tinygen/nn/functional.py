@@ -17,6 +17,7 @@ from ..ops.conv import (  # noqa: F401
 )
 from ..ops.conv_pixelcnn import (  # noqa: F401
     masked_conv2d, pixelcnn_mask, down_shifted_conv2d, down_right_shifted_conv2d, down_shift,
+    down_shift_conv1x1,
 )
 from ..ops.batch_norm import batch_norm  # noqa: F401
 from ..ops.pooling import max_pool2d, avg_pool2d, interpolate, upsample_nearest  # noqa: F401

@@ -18,12 +18,20 @@ the derivative of each is made of the other two:
 The set is closed under differentiation, so every order of derivative works
 (WGAN-GP's gradient penalty, gradgradcheck, third derivatives).
 
+The convolution takes an optional bias (O,) and an optional ``residual`` (a tensor of
+the output's shape, tinygen's extra: WaveNet's and the PixelCNNs' ``h + conv(...)``) as
+further inputs: the kernels add them to each chunk of outputs while it is in cache
+(conv + bias, then + residual: the same float additions as separate adds, without their
+passes over fresh arrays, and shared out with the chunks at 2 threads).  The bias'
+gradient is the output gradient summed over the images and positions, the residual's
+the output gradient itself.
+
 All three take the same ``ConvGeometry`` (stride, per-side padding, dilation,
 groups, input and output sizes, kernel size) and an optional ``WeightMask``:
 the kernels iterate only the taps (i, j) the mask keeps (a 7x7 PixelCNN mask A
 keeps 24 of 49), taps that are only partly kept (the centre tap under RGB
 grouping) use the weight zeroed where the mask is off, and the weight gradient
-is masked.  Bias is added outside, as a plain broadcast add.
+is masked.
 
 Kernels come from ``tinygen.backend.kernels`` (family ``"conv"``), chosen by
 array type: on the CPU the numba kernels or the plain numpy reference
@@ -36,12 +44,14 @@ errors name the argument and the shapes) and ``conv_pixelcnn`` (PixelCNN's masks
 masked conv, the gated PixelCNN's shifted convs).
 """
 from ..autograd.function import Function
+from ..autograd.primitives import sum_to
 from ..backend import array_module
 from ..backend.kernels import kernels
 from .conv_geometry import (
     Call, check_bias, conv_geometry, conv_tensors, ints, kept_taps, transpose_geometry,
     weight_mask_of,
 )
+from ._operands import as_tensor
 from .shape import reshape
 
 
@@ -91,30 +101,51 @@ def _as_given(a, one_d):
 
 
 class Conv2dFn(Function):
-    """y = conv2d(x, w): x (N, C, H, W), w (O, C/groups, kh, kw) -> y (N, O, Hout, Wout)."""
+    """y = conv2d(x, w) (+ b) (+ r): x (N, C, H, W), w (O, C/groups, kh, kw), then
+    b (O,) when ``has_bias``, then r (N, O, Hout, Wout) when ``has_residual``
+    -> y (N, O, Hout, Wout)."""
 
-    def forward(self, x, w, geom, mask):
+    def forward(self, x, w, *extra, geom, mask, has_bias=False, has_residual=False):
         self.geom, self.mask = geom, mask
         # dx needs w, dw needs x: keep only what a requested gradient needs.
-        need_x, need_w = self.needs_input_grad
+        need_x, need_w = self.needs_input_grad[:2]
         self._keep = [i for i, keep in ((0, need_w), (1, need_x)) if keep]
         self.save_inputs(*self._keep)
+        self.has_bias = has_bias
         one_d = x.ndim == 3
         out_shape = (x.shape[0], w.shape[0]) + tuple(geom.out_size)
+        b = extra[0] if has_bias else None
+        r = _kernel_view(extra[-1]) if has_residual else None
         if _nothing_to_do(out_shape, x, w, geom, mask):
-            return _as_given(_empty_result(out_shape, x), one_d)
+            y = _empty_result(out_shape, x)
+            if b is not None:
+                y += b.reshape((-1,) + (1,) * (y.ndim - 2))
+            if r is not None:
+                y += r
+            return _as_given(y, one_d)
         x, w = _kernel_view(x), _kernel_view(w)
-        y = kernels("conv", x, "conv2d").conv2d_forward(x, _masked_weight(w, mask), geom,
-                                                        kept_taps(geom, mask))
+        y = kernels("conv", x, "conv2d").conv2d_forward(
+            x, _masked_weight(w, mask), geom, kept_taps(geom, mask), bias=b, residual=r)
         return _as_given(y, one_d)
 
     def backward(self, grad):
         saved = dict(zip(self._keep, self.saved_inputs()))
         x, w = saved.get(0), saved.get(1)
         params = dict(geom=self.geom, mask=self.mask)
-        gx = Conv2dInputGradFn.apply(grad, w, **params) if self.needs_input_grad[0] else None
-        gw = Conv2dWeightGradFn.apply(x, grad, **params) if self.needs_input_grad[1] else None
-        return gx, gw
+        needs = self.needs_input_grad
+        grads = [Conv2dInputGradFn.apply(grad, w, **params) if needs[0] else None,
+                 Conv2dWeightGradFn.apply(x, grad, **params) if needs[1] else None]
+        if self.has_bias:
+            grads.append(bias_grad(grad) if needs[2] else None)
+        if len(needs) > len(grads):     # the residual's: the output gradient itself
+            grads.append(grad if needs[-1] else None)
+        return tuple(grads)
+
+
+def bias_grad(grad):
+    """A conv bias' gradient: ``grad`` (N, O, ...) summed to (O,) (differentiable)."""
+    channels = grad.shape[1]
+    return reshape(sum_to(grad, (1, channels) + (1,) * (grad.ndim - 2)), (channels,))
 
 
 class Conv2dInputGradFn(Function):
@@ -181,18 +212,44 @@ def finish_conv(y, bias, batched):
     return y
 
 
-def conv_nd(op, ndim, input, weight, bias, stride, padding, dilation, groups, weight_mask=None):
+def checked_residual(call, residual, x, w, geom, batched):
+    """``residual`` as a Tensor of the (batched) output's shape and x's dtype, or None."""
+    if residual is None:
+        return None
+    residual = as_tensor(residual)
+    shape = (x.shape[0], w.shape[0]) + tuple(geom.out_size)[2 - (x.ndim - 2):]
+    given = tuple(residual.shape) if batched else (1,) + tuple(residual.shape)
+    if given != shape:
+        raise call.error(f"residual must have the output's shape "
+                         f"{shape if batched else shape[1:]}, got {tuple(residual.shape)}")
+    if residual.dtype != x.dtype:
+        raise call.error(f"residual dtype {residual.dtype} differs from the input's {x.dtype}",
+                         TypeError)
+    return residual if batched else reshape(residual, shape)
+
+
+def convolve(x, w, bias, geom, mask, batched, residual=None):
+    """The checked conv: Conv2dFn with the bias and the residual as further inputs when
+    there are some, an unbatched call's batch axis dropped."""
+    inputs = [x, w] + [t for t in (bias, residual) if t is not None]
+    y = Conv2dFn.apply(*inputs, geom=geom, mask=mask, has_bias=bias is not None,
+                       has_residual=residual is not None)
+    return finish_conv(y, None, batched)
+
+
+def conv_nd(op, ndim, input, weight, bias, stride, padding, dilation, groups, weight_mask=None,
+            residual=None):
     call = Call(op, input, weight)
     x, w, bias, batched = conv_tensors(call, input, weight, bias, ndim)
     geom = conv_geometry(call, x, w, stride, padding, dilation, groups, ndim)
     check_bias(call, bias, w.shape[0])
     mask = weight_mask_of(call, weight_mask, tuple(w.shape))  # 2-D convs only
-    y = Conv2dFn.apply(x, w, geom=geom, mask=mask)
-    return finish_conv(y, bias, batched)
+    residual = checked_residual(call, residual, x, w, geom, batched)
+    return convolve(x, w, bias, geom, mask, batched, residual)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           weight_mask=None):
+           weight_mask=None, residual=None):
     """2-D convolution (cross-correlation), PyTorch's ``F.conv2d``.
 
     input (N, C, H, W) or (C, H, W); weight (O, C/groups, kH, kW); bias (O,).
@@ -201,16 +258,20 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     Output size per dimension: (n + lo + hi - dilation*(k-1) - 1) // stride + 1.
     ``weight_mask`` (tinygen extra): a boolean array broadcastable to the weight;
     only the taps it keeps are computed and the weight gradient is masked.
+    ``residual`` (tinygen extra): a tensor of the output's shape added to it, by the
+    kernels (``residual + conv2d(...)`` without a pass of its own).
     """
     return conv_nd("conv2d", 2, input, weight, bias, stride, padding, dilation, groups,
-                 weight_mask)
+                 weight_mask, residual)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           residual=None):
     """1-D convolution, PyTorch's ``F.conv1d``: input (N, C, L) or (C, L),
     weight (O, C/groups, k).  padding: int, (p,), (left, right) or ((left, right),),
-    'valid' or 'same'."""
-    return conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+    'valid' or 'same'.  ``residual``: as ``conv2d``'s."""
+    return conv_nd("conv1d", 1, input, weight, bias, stride, padding, dilation, groups,
+                   residual=residual)
 
 
 def _conv_transpose(op, ndim, input, weight, bias, stride, padding, output_padding, groups,
@@ -246,11 +307,12 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            output_padding, groups, dilation)
 
 
-def causal_conv1d(input, weight, bias=None, dilation=1):
+def causal_conv1d(input, weight, bias=None, dilation=1, *, residual=None):
     """WaveNet's causal convolution: output length = input length, and output t
     sees inputs t - dilation*(k-1), ..., t - dilation, t only (never the future).
 
-    It is conv1d with dilation*(k-1) zeros padded on the left only.
+    It is conv1d with dilation*(k-1) zeros padded on the left only.  ``residual``: as
+    ``conv2d``'s.
     """
     call = Call("causal_conv1d", input, weight)
     (d,) = ints(call, "dilation", dilation, 1, 1)
@@ -258,4 +320,5 @@ def causal_conv1d(input, weight, bias=None, dilation=1):
         raise call.error(f"weight must be 3-D (out_channels, in_channels, k), got shape "
                          f"{tuple(getattr(weight, 'shape', ()))}")
     k = weight.shape[2]
-    return conv_nd("causal_conv1d", 1, input, weight, bias, 1, ((d * (k - 1), 0),), d, 1)
+    return conv_nd("causal_conv1d", 1, input, weight, bias, 1, ((d * (k - 1), 0),), d, 1,
+                   residual=residual)

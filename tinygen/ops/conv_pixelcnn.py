@@ -1,18 +1,21 @@
 """PixelCNN's convolutions, of the convolution family: ``pixelcnn_mask`` and
 ``masked_conv2d`` (van den Oord et al. 2016, masks A and B with optional RGB grouping),
 and the gated PixelCNN's shifted convs for its vertical and horizontal stacks
-(``down_shifted_conv2d``, ``down_right_shifted_conv2d``, ``down_shift``).  A masked conv
-iterates only the taps its mask keeps (``conv_geometry.WeightMask``).
+(``down_shifted_conv2d``, ``down_right_shifted_conv2d``, ``down_shift``,
+``down_shift_conv1x1``).  A masked conv iterates only the taps its mask keeps
+(``conv_geometry.WeightMask``).
 """
 import functools
 
 import numpy as np
 
-from .conv import Conv2dFn, conv_nd, finish_conv
+from .conv import checked_residual, conv_nd, convolve
 from .conv_geometry import (
     Call, ConvGeometry, WeightMask, check_bias, conv_geometry, conv_tensors, is_int,
 )
-from .shape import pad, getitem
+from ..autograd.function import Function
+from ..backend import array_module
+from ._operands import as_tensor
 
 
 def _mask_args(op, kernel_size, mask_type, groups_rgb):
@@ -82,12 +85,14 @@ def _pixelcnn_weight_mask(kernel, mask_type, in_channels, out_channels, groups_r
     return WeightMask(mask, mask.shape)
 
 
-def masked_conv2d(input, weight, bias=None, mask_type="A", padding="same", groups_rgb=1):
+def masked_conv2d(input, weight, bias=None, mask_type="A", padding="same", groups_rgb=1, *,
+                  residual=None):
     """PixelCNN's masked convolution (see ``pixelcnn_mask`` for the masks).
 
     weight (O, C, kh, kw) with odd kh, kw; stride 1.  Only the taps the mask
     keeps are computed (a 7x7 mask A: 24 of 49 taps, mask B: 25); the weight's
-    values under the mask are ignored and get zero gradient.
+    values under the mask are ignored and get zero gradient.  ``residual``: a tensor
+    of the output's shape added to it by the kernels (``conv.conv2d``'s).
     """
     call = Call("masked_conv2d", input, weight)
     if getattr(weight, "ndim", None) != 4:
@@ -103,7 +108,7 @@ def masked_conv2d(input, weight, bias=None, mask_type="A", padding="same", group
         if c % groups_rgb:
             raise call.error(f"{name}={c} must be divisible by groups_rgb={groups_rgb}")
     mask = _pixelcnn_weight_mask(kernel, mask_type, in_channels, out_channels, groups_rgb)
-    return conv_nd("masked_conv2d", 2, input, weight, bias, 1, padding, 1, 1, mask)
+    return conv_nd("masked_conv2d", 2, input, weight, bias, 1, padding, 1, 1, mask, residual)
 
 
 # --- Gated PixelCNN's two stacks (van den Oord et al. 2016, "Conditional Image
@@ -131,49 +136,93 @@ def masked_conv2d(input, weight, bias=None, mask_type="A", padding="same", group
 # order once the stacks are deep enough, and on nothing at or after it.
 
 
-def _shifted(op, input, weight, bias, padding, crop_width):
+def _shifted(op, input, weight, bias, padding, crop_width, residual=None, crop_height=False):
     call = Call(op, input, weight)
     x, w, bias, batched = conv_tensors(call, input, weight, bias, 2)
     geom = conv_geometry(call, x, w, 1, padding, 1, 1, 2)
     check_bias(call, bias, w.shape[0])
-    if crop_width:
-        # Drop the last output column (the shift right by one), by computing
-        # one column fewer rather than computing and cropping it.
+    if crop_width or crop_height:
+        # Drop the last output column (the shift right by one) or row (down by one),
+        # by computing one fewer rather than computing and cropping it.
         geom = ConvGeometry(geom.stride, geom.padding, geom.dilation, geom.groups,
-                            geom.in_size, (geom.out_size[0], geom.out_size[1] - 1),
+                            geom.in_size, (geom.out_size[0] - bool(crop_height),
+                                           geom.out_size[1] - bool(crop_width)),
                             geom.kernel)
-    y = Conv2dFn.apply(x, w, geom=geom, mask=None)
-    return finish_conv(y, bias, batched)
+    residual = checked_residual(call, residual, x, w, geom, batched)
+    return convolve(x, w, bias, geom, None, batched, residual)
 
 
-def down_shifted_conv2d(input, weight, bias=None):
+def down_shifted_conv2d(input, weight, bias=None, *, residual=None):
     """The gated PixelCNN's vertical-stack conv: output (r, c) sees input rows
     r-kh+1 .. r and columns c-kw//2 .. c+kw//2 (kw odd).  Same output size.
-    Feed it to the horizontal stack through ``down_shift`` (see the module notes)."""
+    Feed it to the horizontal stack through ``down_shift`` (see the module notes).
+    ``residual``: as ``conv.conv2d``'s."""
     kh, kw = _kernel_of("down_shifted_conv2d", input, weight)
     if kw % 2 == 0:
         raise Call("down_shifted_conv2d", input, weight).error(
             f"the kernel width must be odd (centred on the current column), got kW={kw}")
     return _shifted("down_shifted_conv2d", input, weight, bias,
-                    ((kh - 1, 0), (kw // 2, kw // 2)), False)
+                    ((kh - 1, 0), (kw // 2, kw // 2)), False, residual)
 
 
-def down_right_shifted_conv2d(input, weight, bias=None, include_current=True):
+def down_right_shifted_conv2d(input, weight, bias=None, include_current=True, *, residual=None):
     """The gated PixelCNN's horizontal-stack conv: output (r, c) sees input rows
     r-kh+1 .. r and columns c-kw+1 .. c; with ``include_current=False`` columns
-    c-kw .. c-1, so a pixel does not see itself (the first layer).  Same output size."""
+    c-kw .. c-1, so a pixel does not see itself (the first layer).  Same output size.
+    ``residual``: as ``conv.conv2d``'s."""
     kh, kw = _kernel_of("down_right_shifted_conv2d", input, weight)
     left = kw - 1 if include_current else kw
     return _shifted("down_right_shifted_conv2d", input, weight, bias,
-                    ((kh - 1, 0), (left, 0)), not include_current)
+                    ((kh - 1, 0), (left, 0)), not include_current, residual)
+
+
+def down_shift_conv1x1(input, weight, bias=None):
+    """``conv2d(down_shift(input), weight, bias)`` for a 1x1 ``weight`` (O, C, 1, 1) (the
+    gated PixelCNN's vertical-to-horizontal link), as one conv: padded one row on top,
+    the output cut to the input's height, so output row r reads input row r - 1 and
+    row 0 only the padding.  The kernels read the input in place (no shifted copy)."""
+    kh, kw = _kernel_of("down_shift_conv1x1", input, weight)
+    if (kh, kw) != (1, 1):
+        raise Call("down_shift_conv1x1", input, weight).error(
+            f"the weight must be 1x1, got kernel {kh}x{kw}")
+    return _shifted("down_shift_conv1x1", input, weight, bias, ((1, 0), (0, 0)), False,
+                    crop_height=True)
+
+
+class DownShift(Function):
+    """y[:, :, r] = x[:, :, r-1], y[:, :, 0] = 0: one copy into a fresh contiguous array.
+    (It was a pad then a slice: two copies forward, and the slice's view made the 1x1
+    conv that reads it copy it once more in each of its forward and weight gradient;
+    the gated PixelCNN runs one per layer on its widest features.)"""
+
+    def forward(self, x):
+        y = array_module(x).empty_like(x)
+        y[:, :, :1] = 0
+        y[:, :, 1:] = x[:, :, :-1]
+        return y
+
+    def backward(self, grad):
+        return UpShift.apply(grad)
+
+
+class UpShift(Function):
+    """DownShift's adjoint: y[:, :, r] = g[:, :, r+1], the last row 0."""
+
+    def forward(self, g):
+        y = array_module(g).empty_like(g)
+        y[:, :, -1:] = 0
+        y[:, :, :-1] = g[:, :, 1:]
+        return y
+
+    def backward(self, grad):
+        return DownShift.apply(grad)
 
 
 def down_shift(input):
     """Move (N, C, H, W) features down one row: row r takes row r-1, row 0 is zeros."""
     if input.ndim != 4:
         raise ValueError(f"down_shift: input must be 4-D (N, C, H, W), got shape {input.shape}")
-    height = input.shape[2]
-    return getitem(pad(input, (0, 0, 1, 0)), (slice(None), slice(None), slice(0, height)))
+    return DownShift.apply(as_tensor(input))
 
 
 def _kernel_of(op, input, weight):

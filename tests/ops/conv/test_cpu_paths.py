@@ -112,6 +112,80 @@ def test_conv1d_matches_reference(path, config, dtype, seed):
              dtype)
 
 
+def _with_residual(conv, inputs, dtype, seed):
+    """inputs plus a residual of conv's output shape (drawn from ``seed``)."""
+    with impl("reference"):
+        shape = conv(*inputs).shape
+    r = tg.tensor(np.random.default_rng(seed).standard_normal(shape), dtype=dtype,
+                  requires_grad=True)
+    return inputs + (r,)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_configs(ndim=2, max_side=9, max_channels=6, max_kernel=4, max_batch=3), DTYPES,
+       st.integers(0, 2**16))
+def test_conv2d_with_residual_matches_reference(path, config, dtype, seed):
+    """The residual added by each path's chunks (with and without a bias), and its
+    gradient, against the reference."""
+    kwargs = op_kwargs(config)
+    inputs = _inputs(config, seed, dtype)
+    n = len(inputs)
+
+    def conv(*a):
+        return C.conv2d(*a[:n], **kwargs, residual=a[n] if len(a) > n else None)
+
+    _compare(conv, _with_residual(conv, inputs, dtype, seed + 1), dtype)
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(conv_configs(ndim=1, max_side=30, max_channels=6, max_kernel=4, max_batch=3), DTYPES,
+       st.integers(0, 2**16))
+def test_conv1d_with_residual_matches_reference(path, config, dtype, seed):
+    kwargs = op_kwargs(config)
+    inputs = _inputs(config, seed, dtype)
+    n = len(inputs)
+
+    def conv(*a):
+        return C.conv1d(*a[:n], **kwargs, residual=a[n] if len(a) > n else None)
+
+    _compare(conv, _with_residual(conv, inputs, dtype, seed + 1), dtype)
+
+
+@pytest.mark.parametrize("top,bottom", [(1, 0), (0, 2), (3, 1), (7, 0)])
+def test_pointwise_conv_with_rows_of_padding_matches_reference(path, top, bottom):
+    """A 1x1 conv padded above and below (conv_direct: one offset along H*W), with a
+    padding taller than the input too (no output row reads the input)."""
+    config = dict(x_shape=(3, 4, 5, 6), w_shape=(5, 4, 1, 1), bias=True)
+    _compare(lambda x, w, b: C.conv2d(x, w, b, padding=((top, bottom), (0, 0))),
+             _inputs(config, 6), np.float64)
+
+
+def test_down_shift_conv1x1_is_the_conv_of_the_shifted_input(path):
+    rng = np.random.default_rng(8)
+    x, w, b = (tg.tensor(rng.standard_normal(shape), dtype=tg.float64, requires_grad=True)
+               for shape in ((3, 4, 5, 6), (5, 4, 1, 1), (5,)))
+    _compare(lambda x, w, b: P.down_shift_conv1x1(x, w, b), (x, w, b), np.float64)
+    with impl("numba"):
+        fused = P.down_shift_conv1x1(x, w, b).numpy()
+        np.testing.assert_allclose(fused, C.conv2d(P.down_shift(x), w, b).numpy(), rtol=1e-13,
+                                   atol=1e-13)
+
+
+@pytest.mark.parametrize("op", ["masked", "down", "down_right", "causal"])
+def test_pixelcnn_and_causal_convs_with_residual_match_reference(path, op):
+    x_shape, w_shape = ((3, 4, 11), (6, 4, 2)) if op == "causal" else \
+        ((3, 4, 6, 5), (6, 4) + {"masked": (3, 3), "down": (2, 3), "down_right": (1, 2)}[op])
+    conv = {"masked": lambda x, w, b, r=None: P.masked_conv2d(x, w, b, "B", residual=r),
+            "down": lambda x, w, b, r=None: P.down_shifted_conv2d(x, w, b, residual=r),
+            "down_right": lambda x, w, b, r=None: P.down_right_shifted_conv2d(
+                x, w, b, include_current=False, residual=r),
+            "causal": lambda x, w, b, r=None: C.causal_conv1d(x, w, b, 2, residual=r)}[op]
+    inputs = _inputs(dict(x_shape=x_shape, w_shape=w_shape, bias=True), 4)
+    _compare(conv, _with_residual(conv, inputs, np.float64, 5), np.float64)
+
+
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 @pytest.mark.parametrize("kernel", [(3, 3), (7, 5), (5, 1)])
 def test_masked_conv2d_matches_reference(path, mask_type, kernel):
@@ -130,6 +204,15 @@ def test_padded_conv1d_matches_reference(path, kernel, dilation, padding, dtype)
     config = dict(x_shape=(3, 4, 11), w_shape=(6, 4, kernel), bias=True)
     _compare(lambda x, w, b: C.conv1d(x, w, b, dilation=dilation, padding=padding),
              _inputs(config, 7, dtype), dtype)
+
+
+@pytest.mark.parametrize("kernel", [(1, 1), (1, 3)])
+def test_one_row_input_padded_above_and_below_matches_reference(path, kernel):
+    """A 2-D conv of a single input row with padding above and below: its output has
+    several rows, so it is not the 1-D conv the rows path lays on its side (the drawn
+    configs found that once: the rows path wrote the (3, 4) output as if it were (4, 3))."""
+    config = dict(x_shape=(2, 3, 1, 5), w_shape=(4, 3) + kernel, bias=True)
+    _compare(lambda x, w, b: C.conv2d(x, w, b, padding=1), _inputs(config, 3), np.float64)
 
 
 @pytest.mark.parametrize("dilation", [1, 4])
@@ -172,6 +255,8 @@ def test_second_derivatives_1d(path, config, seed):
     (dict(x=(2, 1, 8, 8), w=(64, 1, 7, 7), padding=3), None),                # C=1: im2col
     (dict(x=(2, 32, 9), w=(64, 32, 2), dilation=8, padding=((8, 0),)), conv_direct),
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1)), conv_direct),                  # pointwise
+    (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1), padding=((2, 1), (0, 0))), conv_direct),  # rows
+    (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1), padding=((0, 0), (1, 0))), None),  # across
 ])
 def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
     """The default thresholds send dense 3x3 stride-1 layers with 16 channels or more and

@@ -114,9 +114,9 @@ def _spy_taps(monkeypatch, module):
     for name in ("conv2d_forward", "conv2d_input_grad", "conv2d_weight_grad"):
         original = getattr(module, name)
 
-        def spy(a, b, geom, taps, _original=original, _name=name):
+        def spy(a, b, geom, taps, _original=original, _name=name, **bias):
             seen.append((_name, len(taps)))
-            return _original(a, b, geom, taps)
+            return _original(a, b, geom, taps, **bias)
 
         monkeypatch.setattr(module, name, spy)
     return seen

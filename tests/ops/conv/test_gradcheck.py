@@ -93,6 +93,8 @@ def test_shifted_convs_gradients(batch, cin, cout, kh, kw, h, w, include_current
         _check(lambda x, w, b: P.down_right_shifted_conv2d(x, w, b, include_current),
                _inputs(config, seed))
         _check(lambda x: P.down_shift(x), _inputs(config, seed)[:1])
+        link = dict(x_shape=(batch, cin, h, w), w_shape=(cout, cin, 1, 1), bias=True)
+        _check(lambda x, w, b: P.down_shift_conv1x1(x, w, b), _inputs(link, seed))
 
 
 @settings(max_examples=10)
@@ -103,6 +105,39 @@ def test_numba_path_gradients(config, seed):
     kwargs = op_kwargs(config)
     with impl("numba"):
         _check(lambda x, w, b=None: C.conv2d(x, w, b, **kwargs), _inputs(config, seed))
+
+
+@settings(max_examples=10)
+@given(conv_configs(ndim=2, max_side=4, max_channels=2), st.sampled_from(["reference", "numba"]),
+       st.integers(0, 2**16))
+def test_conv_with_residual_gradients(config, implementation, seed):
+    """conv2d(..., residual=r): first and second derivatives w.r.t. every input,
+    the residual included."""
+    kwargs = op_kwargs(config)
+    inputs = _inputs(config, seed)
+    n = len(inputs)
+    with impl(implementation):
+        shape = C.conv2d(*inputs, **kwargs).shape
+        r = f64(np.random.default_rng(seed + 1).standard_normal(shape))
+        _check(lambda *a: C.conv2d(*a[:n], **kwargs, residual=a[n]), inputs + (r,))
+
+
+def test_down_shift_conv1x1_wants_a_1x1_weight():
+    with pytest.raises(ValueError, match="down_shift_conv1x1.*the weight must be 1x1, got kernel "
+                                         "2x3"):
+        P.down_shift_conv1x1(f64(np.ones((1, 2, 4, 4))), f64(np.ones((3, 2, 2, 3))))
+
+
+def test_conv_residual_errors():
+    x, w = f64(np.ones((2, 3, 5))), f64(np.ones((4, 3, 2)))
+    with pytest.raises(ValueError, match=r"residual must have the output's shape \(2, 4, 4\), "
+                                         r"got \(2, 4, 5\)"):
+        C.conv1d(x, w, residual=f64(np.ones((2, 4, 5))))
+    with pytest.raises(TypeError, match="residual dtype float32 differs"):
+        C.conv1d(x, w, residual=tg.tensor(np.ones((2, 4, 4)), dtype=tg.float32))
+    # unbatched: the residual is unbatched too
+    y = C.conv1d(x[0], w, residual=f64(np.full((4, 4), 2.0)))
+    np.testing.assert_array_equal(y.numpy(), np.full((4, 4), 8.0))
 
 
 @pytest.mark.parametrize("implementation", ["reference", "numba"])

@@ -125,7 +125,7 @@ def test_public_names():
     for name in ("conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "causal_conv1d"):
         assert getattr(F, name) is getattr(C, name)
     for name in ("masked_conv2d", "pixelcnn_mask", "down_shifted_conv2d",
-                 "down_right_shifted_conv2d", "down_shift"):
+                 "down_right_shifted_conv2d", "down_shift", "down_shift_conv1x1"):
         assert getattr(F, name) is getattr(conv_pixelcnn, name)
     for name in ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "CausalConv1d",
                  "MaskedConv2d", "DownShiftedConv2d", "DownRightShiftedConv2d"):

@@ -321,7 +321,16 @@ def _sum_partials(partial, result, suffix):
 
 
 # --- the three ops -----------------------------------------------------------------------
-def conv2d_forward(x, weight, geom, taps):
+def conv2d_forward(x, weight, geom, taps, bias=None, residual=None):
+    y = _forward(x, weight, geom, taps)
+    if bias is not None:   # (added by the kernels would save passes; not measured yet)
+        y += bias.reshape(-1, 1, 1)
+    if residual is not None:
+        y += residual
+    return y
+
+
+def _forward(x, weight, geom, taps):
     op = "conv2d_forward"
     xp = array_module(x)
     suffix = _check_dtypes(op, x=x, weight=weight)

@@ -45,7 +45,7 @@ from numba import njit
 from . import conv_direct, conv_phase, conv_rows, conv_winograd
 from .chunks import chunk_ranges as _chunk_ranges, map_chunks as _map_chunks, \
     sum_chunks as _sum_chunks
-from .conv_bounds import valid_range as _valid_range
+from .conv_bounds import add_terms as _add_terms, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -385,7 +385,12 @@ def _weight_matrix(weight, tap_i, tap_j, groups):
 
 
 # --- the three ops ----------------------------------------------------------------------
-def conv2d_forward(x, weight, geom, taps):
+def _rows(a, start, stop):
+    """a[start:stop], or None."""
+    return None if a is None else a[start:stop]
+
+
+def conv2d_forward(x, weight, geom, taps, bias=None, residual=None):
     x = np.ascontiguousarray(x)
     g = geom.groups
     n, channels = x.shape[:2]
@@ -393,13 +398,15 @@ def conv2d_forward(x, weight, geom, taps):
     hout, wout = geom.out_size
     path = _path(geom, taps, channels // g, out_channels // g)
     if path is not None:
-        return path.forward(x, weight, geom, taps)
+        return path.forward(x, weight, geom, taps, bias, residual)
     tap_i, tap_j = _tap_arrays(taps)
     args = _geometry_args(geom)
     w = _weight_matrix(weight, tap_i, tap_j, g)                     # (g, O/g, C/g*T)
     rows, plane = channels * len(tap_i), hout * wout
     inner = _images_inner(rows, out_channels)
     y = _empty((n, out_channels, plane), dtype=x.dtype)
+    if residual is not None:   # (N, O, Hout, Wout) as y's (N, O, P)
+        residual = residual.reshape(n, out_channels, plane)
     chunks = _chunks(n, rows * plane, x.itemsize)
     buffers = _Buffers(rows * plane * (chunks[0][1] - chunks[0][0]), x.dtype)
 
@@ -408,6 +415,7 @@ def conv2d_forward(x, weight, geom, taps):
         cols = _im2col(x[start:stop], tap_i, tap_j, *args, buffers.get(slot), inner)
         y_c = np.matmul(w, cols.reshape(g, rows // g, plane * k))  # (g, O/g, P*k)
         _per_image(y_c, y[start:stop], inner)
+        _add_terms(y[start:stop], bias, _rows(residual, start, stop))
 
     _map_chunks(chunk, chunks)
     return y.reshape(n, out_channels, hout, wout)

@@ -1,5 +1,6 @@
-"""The in-bounds stretch of an output row, shared by the conv kernels' gathers and
-scatters (conv.py's im2col, conv_rows.py's unfold)."""
+"""What the conv paths share: the in-bounds stretch of an output row (conv.py's im2col,
+conv_rows.py's unfold) and the bias and residual their forwards add."""
+import numpy as np
 from numba import njit
 
 
@@ -14,3 +15,14 @@ def valid_range(offset, stride, size, count):
     lo = min(count, max(0, -(offset // stride)))
     hi = min(count, max(0, (size - 1 - offset) // stride + 1))
     return lo, max(lo, hi)
+
+
+def add_terms(y, bias, residual=None):
+    """y (k, O, ...) += bias (O,), then += residual (y's shape), in place: a forward
+    adds them per chunk, while the chunk's outputs are still in cache, instead of later
+    passes over fresh arrays.  The same float additions as ``residual + (conv + bias)``,
+    so the same numbers."""
+    if bias is not None:
+        np.add(y, bias.reshape((-1,) + (1,) * (y.ndim - 2)), out=y)
+    if residual is not None:
+        np.add(y, residual, out=y)

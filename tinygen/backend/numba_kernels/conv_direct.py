@@ -8,8 +8,12 @@ of one matrix product per tap, each on a shifted window of every image:
 where [lo, hi) are the outputs whose input lies inside x (the rest would read the
 padding, which is zero, so they are simply not computed).  A window of x[n] is a
 strided view that BLAS reads in place.  This serves the 1-D convs (WaveNet's causal
-k=2 convs, its 1x1 convs) and every pointwise conv (1x1, stride 1, no padding: the
-images' H*W pixels are one axis).  The adjoints are the same products transposed:
+k=2 convs, its 1x1 convs) and every conv of one tap that moves whole rows (stride 1,
+no shift across the width: the images' H*W pixels are one axis and the tap an offset
+along it) -- the pointwise convs, and the gated PixelCNN's 1x1 conv of the vertical
+features shifted down a row (padded one row on top, the output cut to H rows), which
+then reads the features in place instead of a shifted copy.  The adjoints are the same
+products transposed:
 
     gx[n, :, lo + off_t : hi + off_t] += W[:, :, t]^T @ gy[n, :, lo:hi]
     gW[:, :, t] = sum_n gy[n, :, lo:hi] @ x[n, :, lo + off_t : hi + off_t]^T
@@ -22,6 +26,7 @@ chunk order by ``chunks.sum_chunks``, the same every run).
 import numpy as np
 
 from .chunks import chunk_ranges, map_chunks, sum_chunks
+from .conv_bounds import add_terms
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -39,13 +44,19 @@ def _one_dimensional(geom):
     return geom.in_size[0] == 1 and geom.kernel[0] == 1 and not any(geom.padding[:2])
 
 
-def _pointwise(geom, taps):
-    return tuple(geom.kernel) == (1, 1) and not any(geom.padding) and len(taps) == 1
+def _row_shift(geom, taps):
+    """One tap, reading the column it writes (so the width is the same in and out): on
+    the flattened H*W axis the tap is one offset, (i*dh - top) * W."""
+    if len(taps) != 1:
+        return False
+    (_, j), = np.asarray(taps).reshape(-1, 2).tolist()
+    return j * geom.dilation[1] == geom.padding[2] and geom.out_size[1] == geom.in_size[1]
 
 
 def serves(geom, taps):
-    """A stride-1 conv along one axis: a 1-D one (height 1), or a pointwise one."""
-    return tuple(geom.stride) == (1, 1) and (_one_dimensional(geom) or _pointwise(geom, taps))
+    """A stride-1 conv along one axis: a 1-D one (height 1), or one tap moving whole rows
+    (a pointwise conv, a conv of the input shifted by rows)."""
+    return tuple(geom.stride) == (1, 1) and (_one_dimensional(geom) or _row_shift(geom, taps))
 
 
 class _Line:
@@ -55,9 +66,12 @@ class _Line:
     def __init__(self, geom, taps):
         height, width = geom.in_size
         hout, wout = geom.out_size
-        if not _one_dimensional(geom):  # pointwise: every pixel, one axis
+        if not _one_dimensional(geom):  # one tap moving whole rows: every pixel, one axis
             self.length, self.out_length = height * width, hout * wout
-            self.taps = [(0, 0, 0, hout * wout)]
+            (i, j), = np.asarray(taps).reshape(-1, 2).tolist()
+            off = (i * geom.dilation[0] - geom.padding[0]) * width
+            lo, hi = max(0, -off), min(hout * wout, height * width - off)
+            self.taps = [(i * geom.kernel[1] + j, off, lo, hi)] if hi > lo else []
             return
         self.length, self.out_length = width, wout
         dw, left = geom.dilation[1], geom.padding[2]
@@ -159,7 +173,7 @@ class _StackBuffers:
         return self.slots[slot][:k]
 
 
-def _forward_stacked(x3, weight, line, y):
+def _forward_stacked(x3, weight, line, y, bias, r3):
     k_all, g, in_per_group = x3.shape[:3]
     w = _stacked_weights(weight, line, g)
     buffers = _StackBuffers(k_all, line, g, in_per_group, x3.dtype)
@@ -167,11 +181,17 @@ def _forward_stacked(x3, weight, line, y):
     def chunk(slot, start, stop):
         stack = _stack_into(x3[start:stop], line, buffers.get(slot, stop - start))
         np.matmul(w, stack.reshape(stop - start, g, -1, line.out_length), out=y[start:stop])
+        add_terms(_channels(y[start:stop]), bias, None if r3 is None else r3[start:stop])
 
     map_chunks(chunk, buffers.chunks)
 
 
-def forward(x, weight, geom, taps):
+def _channels(y):
+    """A chunk of outputs (k, g, O/g, L') as (k, O, L') (a view)."""
+    return y.reshape(y.shape[0], -1, y.shape[-1])
+
+
+def forward(x, weight, geom, taps, bias=None, residual=None):
     g = geom.groups
     n, channels = x.shape[:2]
     out_channels = weight.shape[0]
@@ -179,12 +199,15 @@ def forward(x, weight, geom, taps):
     x3 = np.ascontiguousarray(x).reshape(n, g, channels // g, line.length)
     w = _per_tap_weights(weight, g)
     y = _empty((n, g, out_channels // g, line.out_length), dtype=x.dtype)
+    # the residual (N, O, Hout, Wout) as y's chunks see it, (N, O, L')
+    r3 = None if residual is None else residual.reshape(n, out_channels, line.out_length)
     if _stacks(line):
-        _forward_stacked(x3, weight, line, y)
+        _forward_stacked(x3, weight, line, y, bias, r3)
         return y.reshape((n, out_channels) + tuple(geom.out_size))
 
     def chunk(slot, start, stop):
         _accumulate(y[start:stop], line, w, x3[start:stop], _unshifted, _shifted)
+        add_terms(_channels(y[start:stop]), bias, None if r3 is None else r3[start:stop])
 
     map_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
                               * x.itemsize))
@@ -215,8 +238,8 @@ def weight_grad(x, grad_y, geom, taps):
     line = _Line(geom, taps)
     x3 = np.ascontiguousarray(x).reshape(n, g, channels // g, line.length)
     gy = np.ascontiguousarray(grad_y).reshape(n, g, out_channels // g, line.out_length)
-    kernel_len = geom.kernel[1]
-    total = np.zeros((kernel_len, g, out_channels // g, channels // g), dtype=x.dtype)
+    kh, kw = geom.kernel
+    total = np.zeros((kh * kw, g, out_channels // g, channels // g), dtype=x.dtype)
 
     def chunk(slot, start, stop, add):
         for t, off, lo, hi in line.taps:
@@ -226,5 +249,5 @@ def weight_grad(x, grad_y, geom, taps):
     # (each tap's sum in chunk order: the same every run)
     sum_chunks(chunk, _chunks(n, (channels * line.length + out_channels * line.out_length)
                               * x.itemsize), list(total))       # (k, g, O/g, C/g)
-    grad_w = total.transpose(1, 2, 3, 0).reshape(out_channels, channels // g, 1, kernel_len)
+    grad_w = total.transpose(1, 2, 3, 0).reshape(out_channels, channels // g, kh, kw)
     return np.ascontiguousarray(grad_w)

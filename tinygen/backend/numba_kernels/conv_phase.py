@@ -71,7 +71,7 @@ import numpy as np
 from numba import njit
 
 from .chunks import chunk_ranges, map_chunks, sum_chunks
-from .conv_bounds import valid_range as _valid_range
+from .conv_bounds import add_terms, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -508,7 +508,7 @@ class _Buffers:
                 for buf, (e, tiles, lanes) in zip(self.slots[slot], self.shapes)]
 
 
-def forward(x, weight, geom, taps):
+def forward(x, weight, geom, taps, bias=None, residual=None):
     x = np.ascontiguousarray(x)
     top, _, left, _ = geom.padding
     n, channels = x.shape[:2]
@@ -526,6 +526,7 @@ def forward(x, weight, geom, taps):
         _input_tiles(x[start:stop], v, top, left, th, tw)
         np.matmul(v, u, out=m)
         _output_tiles(m, y[start:stop], th, tw)
+        add_terms(y[start:stop], bias, None if residual is None else residual[start:stop])
 
     map_chunks(chunk, chunks)
     return y

@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from .chunks import chunk_ranges, map_chunks, sum_chunks
-from .conv_bounds import valid_range as _valid_range
+from .conv_bounds import add_terms, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -84,9 +84,11 @@ class RowPlan:
 
 def plan_of(geom, taps):
     top, _, left, _ = geom.padding
-    if geom.in_size[0] == 1 and geom.kernel[0] == 1:
+    if geom.in_size[0] == 1 and geom.kernel[0] == 1 and geom.out_size[0] == 1:
         # A 1-D conv, (N, C, 1, L): the same memory is (N, C, L, 1), a conv down one
         # column, where its taps are shifts of whole blocks instead of unfold copies.
+        # (Only with one output row too: padding above or below the single input row
+        # gives an (Hout, Wout) output whose memory is not (Wout, Hout).)
         return RowPlan(geom.stride[::-1], geom.dilation[::-1], left, top, geom.kernel[::-1],
                        geom.in_size[::-1], geom.out_size[::-1], geom.groups,
                        np.asarray(taps).reshape(-1, 2)[:, ::-1], on_side=True)
@@ -261,7 +263,7 @@ def _grad_rows(grad_y, plan, rows):
 
 
 # --- the three ops ---------------------------------------------------------------------------
-def _forward(x, weight, plan):
+def _forward(x, weight, plan, bias=None, residual=None):
     n, channels = x.shape[:2]
     out_channels, in_per_group = weight.shape[:2]
     hq, hout, wout = plan.hq, plan.hout, plan.wout
@@ -281,17 +283,28 @@ def _forward(x, weight, plan):
             else:
                 np.matmul(weights[index], operand, out=part[:, :, :cols])
                 np.add(acc[:, :, :cols], part[:, :, :cols], out=acc[:, :, :cols])
-        # the valid rows (p < Hout) of each image, back to (k, O, Hout, Wout)
+        # the valid rows (p < Hout) of each image, back to (k, O, Hout, Wout), with the
+        # bias (or else the residual) added in the same pass
         per_image = acc[:, :, :k * hq * wout].reshape(out_channels, k, hq, wout)
-        y[start:stop] = per_image[:, :, :hout].transpose(1, 0, 2, 3)
+        valid = per_image[:, :, :hout].transpose(1, 0, 2, 3)
+        out = y[start:stop]
+        if bias is not None:
+            np.add(valid, bias.reshape(-1, 1, 1), out=out)
+            add_terms(out, None, None if residual is None else residual[start:stop])
+        elif residual is not None:
+            np.add(valid, residual[start:stop], out=out)
+        else:
+            out[...] = valid
 
     map_chunks(chunk, chunks)
     return y
 
 
-def forward(x, weight, geom, taps):
+def forward(x, weight, geom, taps, bias=None, residual=None):
     plan = plan_of(geom, taps)
-    y = _forward(_oriented(np.ascontiguousarray(x), plan), _oriented(weight, plan), plan)
+    residual = None if residual is None else _oriented(residual, plan)
+    y = _forward(_oriented(np.ascontiguousarray(x), plan), _oriented(weight, plan), plan, bias,
+                 residual)
     return _oriented(y, plan)
 
 

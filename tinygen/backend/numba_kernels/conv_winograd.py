@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit
 
 from .chunks import chunk_ranges, map_chunks, sum_chunks
-from .conv_bounds import valid_range as _valid_range
+from .conv_bounds import add_terms, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -309,7 +309,7 @@ class _Buffers:
 
 
 
-def _conv(x, weight, top, left, out_size):
+def _conv(x, weight, top, left, out_size, bias=None, residual=None):
     """The 3x3 convolution of x (N, C, H, W) with ``weight`` (O, C, 3, 3), reading the
     input from row -top, column -left (zero outside x), output ``out_size``."""
     n, channels = x.shape[:2]
@@ -326,14 +326,15 @@ def _conv(x, weight, top, left, out_size):
         _input_tiles(x[start:stop], v, top, left, th, tw)
         np.matmul(u, v, out=m)
         _output_tiles(m, y[start:stop], th, tw)
+        add_terms(y[start:stop], bias, None if residual is None else residual[start:stop])
 
     map_chunks(chunk, chunks)
     return y
 
 
-def forward(x, weight, geom, taps):
+def forward(x, weight, geom, taps, bias=None, residual=None):
     top, _, left, _ = geom.padding
-    return _conv(np.ascontiguousarray(x), weight, top, left, geom.out_size)
+    return _conv(np.ascontiguousarray(x), weight, top, left, geom.out_size, bias, residual)
 
 
 def input_grad(grad_y, weight, geom, taps):

@@ -58,8 +58,10 @@ def _group_slices(groups, in_per_group, out_per_group):
     ]
 
 
-def conv2d_forward(x, weight, geom, taps):
-    """y = conv(x, weight), iterating only ``taps`` (a (T, 2) array of (i, j))."""
+def conv2d_forward(x, weight, geom, taps, bias=None, residual=None):
+    """y = conv(x, weight) (+ bias (O,), broadcast over the images and positions)
+    (+ residual, of y's shape),
+    iterating only ``taps`` (a (T, 2) array of (i, j))."""
     n = x.shape[0]
     out_channels, in_per_group = weight.shape[:2]
     out_per_group = out_channels // geom.groups
@@ -70,6 +72,10 @@ def conv2d_forward(x, weight, geom, taps):
             patch = _window(x_padded[:, cs], i, j, geom)        # (N, C/g, Hout, Wout)
             w_tap = weight[os, :, i, j]                          # (O/g, C/g)
             y[:, os] += np.einsum("nchw,oc->nohw", patch, w_tap)
+    if bias is not None:
+        y += bias.reshape(-1, 1, 1)
+    if residual is not None:
+        y += residual
     return y
 
 

@@ -3,7 +3,7 @@ et al. 2016 built of ``tinygen.nn``'s shifted convs, with the gate between them.
 from ...nn.conv import Conv2d, DownRightShiftedConv2d, DownShiftedConv2d
 from ...nn._validate import positive_int
 from ...nn.module import Module
-from ...ops.conv_pixelcnn import down_shift
+from ...ops.conv_pixelcnn import down_shift_conv1x1
 from ...ops.gated_activation import gated_activation
 
 
@@ -56,7 +56,8 @@ class GatedPixelCNNLayer(Module):
         ``bias``: None or (v_bias, h_bias), added to v_feat and to from_vertical
         (class conditioning: a per-image bias of both stacks' pre-gate features)."""
         v_feat = self.vertical(v)
-        from_vertical = self.vertical_to_horizontal(down_shift(v_feat))
+        link = self.vertical_to_horizontal    # its 1x1 conv of down_shift(v_feat)
+        from_vertical = down_shift_conv1x1(v_feat, link.weight, link.bias)
         if bias is not None:
             v_feat = v_feat + bias[0]
             from_vertical = from_vertical + bias[1]
@@ -66,11 +67,9 @@ class GatedPixelCNNLayer(Module):
         """(h', gate(h_feat)) given ``vertical_part``'s term; the gated features are
         also returned for a skip connection.  Output (r, c) reads h at row r, columns
         c-kw+1..c (c-kw..c-1 in the first layer), and from_vertical at (r, c)."""
-        gated = _gate(self.horizontal(h) + from_vertical)
-        h_out = self.horizontal_out(gated)
-        if not self.first:
-            h_out = h_out + h
-        return h_out, gated
+        # the horizontal conv + from_vertical, and the residual h, summed by the convs
+        gated = _gate(self.horizontal(h, residual=from_vertical))
+        return self.horizontal_out(gated, residual=None if self.first else h), gated
 
     def forward(self, v, h):
         v_out, from_vertical = self.vertical_part(v)

@@ -285,7 +285,12 @@ class PixelCNN(_AutoregressiveImageModel):
             raise ValueError("PixelCNN is unconditional")
         h = self.input_conv(x)
         for block in self.blocks:
-            h = h + block(h)
+            # h + block(h), the sum made by the block's last conv
+            *inner, last = block
+            out = h
+            for layer in inner:
+                out = layer(out)
+            h = last(out, residual=h)
         return self._head_output(self.head(h))
 
 
@@ -312,14 +317,16 @@ class ConditionalGatedLayer(GatedPixelCNNLayer):
         n, c2 = bias.shape[0], bias.shape[1] // 2
         return bias[:, :c2].reshape(n, c2, 1, 1), bias[:, c2:].reshape(n, c2, 1, 1)
 
-    def horizontal_and_skip(self, h, from_vertical):
-        """(h', skip): ``horizontal_part`` with the skip conv of its gated features."""
+    def horizontal_and_skip(self, h, from_vertical, skips=None):
+        """(h', skip): ``horizontal_part`` with the skip conv of its gated features (plus
+        ``skips``, the earlier layers' sum, when given: added by the conv's kernels)."""
         h_out, gated = self.horizontal_part(h, from_vertical)
-        return h_out, self.skip(gated)
+        return h_out, self.skip(gated, residual=skips)
 
-    def forward(self, v, h, condition=None):
+    def forward(self, v, h, condition=None, skips=None):
+        """(v', h', skip (+ skips))."""
         v_out, from_vertical = self.vertical_part(v, self.condition_bias(condition))
-        h_out, skip = self.horizontal_and_skip(h, from_vertical)
+        h_out, skip = self.horizontal_and_skip(h, from_vertical, skips)
         return v_out, h_out, skip
 
 
@@ -361,8 +368,7 @@ class GatedPixelCNN(_AutoregressiveImageModel):
         v = h = x
         skips = None
         for layer in self.layers:
-            v, h, s = layer(v, h, condition)
-            skips = s if skips is None else skips + s
+            v, h, skips = layer(v, h, condition, skips)
         return self._head(skips, x)
 
     def _head(self, skips, x):

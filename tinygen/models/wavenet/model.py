@@ -138,9 +138,10 @@ class WaveNet(nn.Module):
             raise ValueError(f"WaveNet: codes must lie in [0, {self.quantization})")
         n, t = codes.shape
         x = np.zeros((n, self.quantization, t), dtype=self._dtype())
-        if t > 1:
-            nn_, tt = np.meshgrid(np.arange(n), np.arange(1, t), indexing="ij")
-            x[nn_, codes[:, :-1], tt] = 1.0
+        if t > 1:   # flat indices (n*Q + code)*T + t (one index array, not meshgrid's three)
+            flat = ((np.arange(n)[:, None] * self.quantization + codes[:, :-1]) * t
+                    + np.arange(1, t))
+            x.reshape(-1)[flat.ravel()] = 1.0
         return x
 
     def forward(self, codes, global_class=None, local_features=None):
@@ -163,9 +164,9 @@ class WaveNet(nn.Module):
             if features is not None:
                 z = z + self._local_term(i, features, start, length)
             g = F.gated_activation(z, axis=1)
-            h = h + self.residual[i](g)
-            s = self.skip[i](g)
-            skip = s if skip is None else skip + s
+            # h + conv(g) and skip + conv(g), the sums made by the convs' kernels
+            h = self.residual[i](g, residual=h)
+            skip = self.skip[i](g, residual=skip)
         return self.out2(F.relu(self.out1(F.relu(skip))))
 
     def _local_term(self, i, features, start, length):
