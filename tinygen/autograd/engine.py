@@ -22,6 +22,7 @@ import numpy as np
 
 from . import tensor as _tensor  # a module reference (tensor.py is still loading when this runs)
 from .grad_mode import no_grad, enable_grad
+from ..backend.kernels import kernels
 from .function import Function
 from .hooks import apply_hooks
 from .primitives import clone, sum_to
@@ -130,10 +131,11 @@ def _add(previous, grad, summed, slot):
     if summed is None:
         return previous + grad
     data = grad.data
+    sums = kernels("sums", data)    # (large arrays: shared out among threads on the CPU)
     if summed.get(slot) == id(previous) and previous.data.shape == data.shape:
-        previous.data += data
+        sums.add_into(previous.data, data)
         return previous
-    total = _tensor.Tensor._make(previous.data + data)
+    total = _tensor.Tensor._make(sums.add(previous.data, data))
     # Its id, not the tensor: a reference kept here would make _handover copy a leaf's
     # summed gradient.  The id stays the buffer's: the buffer lives until its node runs,
     # and nothing is sent to the slot after that.
@@ -299,7 +301,7 @@ def _accumulate_leaf(leaf, grad, create_graph):
             # place must not change another's.
             data = grad.data if _handover(grad) else grad.data.copy()
         else:
-            data = leaf.grad.data + grad.data
+            data = kernels("sums", grad.data).add(leaf.grad.data, grad.data)
         leaf.grad = Tensor._make(data)
     else:
         # A clone made with a differentiable op: a fresh array, with the graph kept.

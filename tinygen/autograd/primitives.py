@@ -12,6 +12,7 @@ users find them where they find every other op.
 import numpy as np
 
 from ..backend import array_module
+from ..backend.kernels import kernels
 from .function import Function
 
 
@@ -53,21 +54,11 @@ def _sum_to_axes(in_shape, shape):
     return tuple(axes)
 
 
-# From this many elements a sum over axes that include the last one runs as numpy's
-# einsum: its SIMD loop over the contiguous axis is 2-4x faster than ndarray.sum's
-# there (a conv bias' gradient, (32, 96, 28, 28) -> (96,): 0.52 -> 0.22 ms), with
-# the same float32 accuracy (several partial sums, no single long one).
-EINSUM_SUM_FROM = 1 << 16
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
 def _sum_axes(a, axes):
-    """``a.sum(axis=axes)`` (axes sorted, not empty)."""
-    if (type(a) is np.ndarray and a.size >= EINSUM_SUM_FROM and axes[-1] == a.ndim - 1
-            and a.dtype.kind == "f" and a.ndim <= len(_LETTERS)):
-        kept = "".join(_LETTERS[i] for i in range(a.ndim) if i not in axes)
-        return np.einsum(f"{_LETTERS[:a.ndim]}->{kept}", a)
-    return a.sum(axis=axes)
+    """``a.sum(axis=axes)`` (axes sorted, not empty), by the backend's ``sums`` kernels:
+    on the CPU a large gradient's sum (a bias' gradient over batch and space) is
+    shared out among threads."""
+    return kernels("sums", a).sum_axes(a, axes)
 
 
 class SumTo(Function):

@@ -2,7 +2,8 @@
 
 Every op family with hand-written kernels (conv, batch_norm, pooling, gated_activation,
 spectral_norm, WaveNet's generation step, the activations' fused passes, the
-optimizers' updates, the fused softmax cross-entropy, matrix products) asks ``kernels(family, array)``
+optimizers' updates, the fused softmax cross-entropy, matrix products, the
+autograd engine's gradient sums and sum_to) asks ``kernels(family, array)``
 for the module that serves ``array``'s device.  A device may have several implementations of the
 same functions: on the CPU the numba kernels (``"numba"``, the default) and the
 plain numpy reference (``"reference"``), which tests compare; on the GPU the
@@ -41,6 +42,7 @@ CONTRACTS = {
     "optim": ("adam_step",),
     "softmax_cross_entropy": ("cross_entropy_forward", "cross_entropy_backward"),
     "linalg": ("matmul",),
+    "sums": ("add", "add_into", "sum_axes"),
 }
 
 # (family, device, implementation) -> the module that serves it, written out so that
@@ -101,6 +103,10 @@ _REGISTRY = {
         "cpu": {"numba": "tinygen.backend.numba_kernels.linalg",
                 "reference": "tinygen.backend.reference.linalg"},
     },
+    "sums": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.sums",
+                "reference": "tinygen.backend.reference.sums"},
+    },
 }
 
 # (family, device, selected implementation) -> the (device, implementation) of _REGISTRY
@@ -120,6 +126,9 @@ _ALIASES = {
     # Matrix products: cupy's matmul (cuBLAS) on the GPU.
     ("linalg", "cuda", "nvrtc"): ("cpu", "reference"),
     ("linalg", "cuda", "aot"): ("cpu", "reference"),
+    # The engine's gradient sums and sum_to: cupy's elementwise add and sum.
+    ("sums", "cuda", "nvrtc"): ("cpu", "reference"),
+    ("sums", "cuda", "aot"): ("cpu", "reference"),
 }
 
 # The implementation each device starts with (the CPU's may be overridden by
