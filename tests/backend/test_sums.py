@@ -83,13 +83,14 @@ def test_numba_sum_to_is_accurate_and_the_same_at_1_and_2_threads(shape, to, dty
 
 
 @settings(max_examples=30, deadline=None)
-@given(p=st.integers(1, 40), c=st.integers(2, 70), q=st.integers(1, 300),
+@given(p=st.integers(1, 40), c=st.integers(2, 70), q=st.integers(numba_sums.SHORTEST_RUN, 700),
        dtype=st.sampled_from([np.float32, np.float64]))
 def test_numba_sum_axes_matches_the_exact_sum(p, c, q, dtype):
+    """Runs of every length from SHORTEST_RUN (blocks of BLOCK and a remainder)."""
     a = np.random.default_rng(p * c * q).standard_normal((p, c, q)).astype(dtype)
     if a.size < EINSUM_SUM_FROM:        # (below: the reference itself)
         a = np.concatenate([a] * (EINSUM_SUM_FROM // a.size + 1))
-    axes = (0, 2) if q > 1 else (0,)
+    axes = (0, 2)
     exact = a.astype(np.float64).sum(axis=axes)
     tol = 1e-6 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(numba_sums.sum_axes(a, axes).reshape(-1),
@@ -103,13 +104,15 @@ def test_numba_sum_propagates_nan_and_inf():
     assert np.isnan(out[2]) and out[5] == np.inf and (out[[0, 1, 3, 4, 6, 7]] == 16384).all()
 
 
-def test_numba_sum_of_other_layouts_is_the_references():
-    a = np.random.default_rng(2).standard_normal((40, 50, 60)).astype(np.float32)
-    for axes in [(1,), (0, 1, 2)]:          # kept axes not one run; nothing kept
-        np.testing.assert_array_equal(numba_sums.sum_axes(a, axes), reference.sum_axes(a, axes))
-    strided = a[:, :, ::2]
-    np.testing.assert_array_equal(numba_sums.sum_axes(strided, (0, 2)),
-                                  reference.sum_axes(strided, (0, 2)))
+def test_numba_sum_of_other_layouts_is_the_references(monkeypatch):
+    monkeypatch.setattr(numba_sums, "_sum_pcq", None)   # would fail if called
+    a = np.random.default_rng(2).standard_normal((40, 50, 70)).astype(np.float32)
+    short = np.ascontiguousarray(a[:, :, :numba_sums.SHORTEST_RUN - 1])
+    # kept axes not one run; nothing kept; no run (a linear bias); runs too short; strided
+    for x, axes in [(a, (1,)), (a, (0, 1, 2)), (a, (0,)), (short, (0, 2)),
+                    (a[:, :, ::-1], (0, 2))]:
+        assert x.size >= EINSUM_SUM_FROM
+        np.testing.assert_array_equal(numba_sums.sum_axes(x, axes), reference.sum_axes(x, axes))
 
 
 @pytest.mark.parametrize("shape", [(32, 48, 28, 28), (1 << 17,), (3, 100003)])
