@@ -40,6 +40,11 @@ ABSENT = {
     ("linalg", "cuda"): "cupy's matmul (cuBLAS) through the reference",
     ("linalg", "cu"): "cupy's matmul (cuBLAS) through the reference",
     ("linalg", "tests"): "tests/ops/test_linalg.py, tests/backend/test_cpu_threads.py",
+    # The autograd engine's gradient sums and sum_to (tinygen/autograd/), not an op's.
+    ("sums", "ops"): "the engine's and sum_to's: tinygen/autograd/engine.py, primitives.py",
+    ("sums", "cuda"): "cupy's add and sum through the reference",
+    ("sums", "cu"): "cupy's add and sum through the reference",
+    ("sums", "tests"): "tests/backend/test_sums.py",
 }
 
 
