@@ -414,3 +414,27 @@ def test_conv_direct_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(mo
         ((expected, []) if gemm_found else ([], ["map", "map", "sum"]))
     for got, want in zip(results["numba"], results["reference"]):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("gemm_found", [True, False])
+@pytest.mark.parametrize("tap", [(0, 0), (1, 0), (2, 0)])
+def test_conv_direct_one_kept_tap_of_a_taller_kernel_matches_reference(monkeypatch, gemm_found,
+                                                                        tap):
+    """One kept tap of a (3, 1) kernel moves whole rows (conv_direct): its weights are
+    the kernel's tap i * kw + j, not its first row's."""
+    from tinygen.backend.reference import conv as reference
+    from tinygen.ops.conv_geometry import Call, conv_geometry
+    if not gemm_found:
+        monkeypatch.setattr(_cblas, "_found", [None])
+    x, w = tg.zeros(2, 3, 5, 4), tg.zeros(6, 3, 3, 1)
+    geom = conv_geometry(Call("conv2d", x, w), x, w, 1, ((2, 0), (0, 0)), 1, 1, 2)
+    taps = np.array([tap])
+    assert conv_direct.serves(geom, taps)
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    gy = rng.standard_normal((2, 6) + tuple(geom.out_size))
+    for fast, ref, args in [(conv_direct.forward, reference.conv2d_forward, (x, w)),
+                            (conv_direct.input_grad, reference.conv2d_input_grad, (gy, w)),
+                            (conv_direct.weight_grad, reference.conv2d_weight_grad, (x, gy))]:
+        np.testing.assert_allclose(fast(*args, geom, taps), ref(*args, geom, taps),
+                                   rtol=1e-12, atol=1e-12, err_msg=fast.__name__)
