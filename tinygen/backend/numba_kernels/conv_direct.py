@@ -215,8 +215,9 @@ def _channels(y):
 # Every array reaches the kernels flat, the matrices laid out by element offsets and
 # leading dimensions: a tap's window of an image's channels is the block at its first
 # column with ld the row length, read in place (and share_pieces' argument block holds
-# two words per flat array).  ``taps`` (T, 4) int64 rows (t, off, lo, hi) of the line's
-# taps; weights (g, O/g, T*C/g), columns (tap index, c').
+# two words per flat array).  ``taps`` (T, 4) int64 rows (index, off, lo, hi) of the
+# line's taps (``_tap_table``); the forward's weights (g, O/g, T*C/g), columns (tap
+# index, c'), the input gradient's their transposes (T, g, C/g, O/g).
 
 # Convs of fewer multiply-adds run as one piece on the calling thread (as linalg's
 # MIN_MULTIPLY_ADDS: sharing out costs a few microseconds).
@@ -254,8 +255,8 @@ def _tap_table(line, first=None):
     return np.array(rows, dtype=np.int64).reshape(-1, 4)
 
 
-def _flat(a, dtype=None):
-    return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+def _flat(a):
+    return np.ascontiguousarray(a).reshape(-1)
 
 
 def _optional(a, dtype):
@@ -375,8 +376,8 @@ def forward(x, weight, geom, taps, bias=None, residual=None):
     pieces = _pieces(n, n * out_channels * channels // g * count * line.out_length)
     stack = _empty(pieces * channels // g * count * line.out_length if count > 1 else 0,
                    x.dtype)
-    _share(_forward_images, n, pieces, function, w, _flat(x), y.reshape(-1), _tap_table(line), stack,
-           _optional(bias, None), _optional(residual, None), g, channels // g,
+    _share(_forward_images, n, pieces, function, w, _flat(x), y.reshape(-1), _tap_table(line),
+           stack, _optional(bias, x.dtype), _optional(residual, x.dtype), g, channels // g,
            out_channels // g, line.length, line.out_length)
     return y
 
