@@ -84,3 +84,25 @@ def test_gemm_range_writes_only_its_own_rows_or_columns(by_rows):
     else:
         expected[:, 2:6] = op_a @ op_b[:, 2:6]
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_gemm_reads_and_writes_windows_in_place_and_adds_with_beta_one(beta):
+    """``gemm`` on blocks of larger arrays (element offsets, leading dimensions the
+    arrays' row lengths), as conv_direct calls it: out's block = op(a) @ b's block
+    (beta 0) or += it (beta 1); nothing outside the block is written."""
+    from numba import njit
+
+    @njit
+    def call(function, a, b, beta, out):
+        # op(a) = a[1:4, 2:7].T (5x3), b[2:5, 3:9] (3x6) -> out[1:6, 4:10]
+        _cblas.gemm(function, _cblas.TRANS, _cblas.NO_TRANS, 5, 6, 3, a, 1 * 9 + 2, 9,
+                    b, 2 * 10 + 3, 10, beta, out, 1 * 12 + 4, 12)
+
+    function = _gemm_or_skip(np.float64)
+    rng = np.random.default_rng(4)
+    a, b, out = (rng.standard_normal(shape) for shape in ((5, 9), (6, 10), (7, 12)))
+    expected = out.copy()
+    expected[1:6, 4:10] = beta * out[1:6, 4:10] + a[1:4, 2:7].T @ b[2:5, 3:9]
+    call(function, a, b, beta, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)

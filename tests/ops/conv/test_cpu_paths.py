@@ -2,14 +2,16 @@
 reference, and through gradgradcheck in float64 (WGAN-GP differentiates conv
 gradients), with each path forced on configs that would normally go elsewhere, small
 chunks (two images each: a batch of 3 makes a chunk of 2 and one of 1) and, where
-numba has two threads, the chunks shared out between threads."""
+numba has two threads, the chunks shared out between threads.  conv_direct runs both
+ways: its GEMMs called from compiled code (``_cblas``, pieces of two images) and, as
+without numpy's OpenBLAS, through np.matmul chunk by chunk ("direct-matmul")."""
 import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tinygen as tg
-from tinygen.backend.numba_kernels import chunks as chunk_threads
+from tinygen.backend.numba_kernels import _cblas, chunks as chunk_threads
 from tinygen.backend.numba_kernels import conv as numba_conv
 from tinygen.backend.numba_kernels import conv_direct, conv_phase, conv_rows, conv_winograd
 from tinygen.ops import conv as C
@@ -24,7 +26,8 @@ TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
 # (Winograd serves only dense 3x3 stride-1 convs, from one channel up; the rest of those
 # runs goes to conv_rows.)
 PATHS = {"im2col": (10**9, 10**9, True), "im2col-outer": (10**9, 10**9, False),
-         "rows": (0, 10**9, None), "direct": (0, 0, None), "winograd": (0, 10**9, None)}
+         "rows": (0, 10**9, None), "direct": (0, 0, None),
+         "direct-matmul": (0, 0, None), "winograd": (0, 10**9, None)}
 
 
 IMAGES_PER_CHUNK = 2
@@ -36,6 +39,12 @@ def _chunks_of_two(n_img, bytes_per_image, budget, threads=None):
     (the im2col columns interleave them) and a short last chunk are exercised."""
     return [(start, min(n_img, start + IMAGES_PER_CHUNK))
             for start in range(0, n_img, IMAGES_PER_CHUNK)]
+
+
+def _pieces_of_two(n, multiply_adds):
+    """conv_direct's compiled path cut into pieces of IMAGES_PER_CHUNK images, however
+    small the conv (a batch of 3: a piece of 2 and one of 1)."""
+    return max(1, -(-n // IMAGES_PER_CHUNK))
 
 
 def _nan_filled(shape, dtype=None):
@@ -62,6 +71,9 @@ def path(request, monkeypatch):
     monkeypatch.setattr(numba_conv, "_chunk_ranges", _chunks_of_two)
     for module in (conv_rows, conv_direct, conv_winograd):
         monkeypatch.setattr(module, "chunk_ranges", _chunks_of_two)
+    monkeypatch.setattr(conv_direct, "_pieces", _pieces_of_two)
+    if request.param == "direct-matmul":
+        monkeypatch.setattr(_cblas, "_found", [None])
     for module in (numba_conv, conv_rows, conv_direct, conv_winograd):
         monkeypatch.setattr(module, "_empty", _nan_filled)
     previous = numba.get_num_threads()
@@ -367,3 +379,62 @@ def test_concurrent_map_chunks_put_blas_back():
         other.join(timeout=10)
         numba.set_num_threads(previous)
     assert [get() for get, _ in blas] == before
+
+
+@pytest.mark.parametrize("gemm_found", [True, False])
+def test_conv_direct_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch,
+                                                                              gemm_found):
+    """With numpy's OpenBLAS GEMM found, conv_direct's three ops each run one compiled
+    kernel on pieces of images (chunks.share_pieces: no Python per chunk); without it,
+    np.matmul chunk by chunk (map_chunks / sum_chunks), with the same results."""
+    if gemm_found and _cblas.functions() is None:
+        pytest.skip("numpy's BLAS has no ILP64 cblas GEMM")
+    if not gemm_found:
+        monkeypatch.setattr(_cblas, "_found", [None])
+    monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", 0)
+    kernels, chunked = [], []
+    monkeypatch.setattr(conv_direct, "share_pieces", lambda kernel, *a: kernels.append(
+        kernel.__name__) or chunk_threads.share_pieces(kernel, *a))
+    monkeypatch.setattr(conv_direct, "map_chunks", lambda *a: chunked.append("map") or
+                        chunk_threads.map_chunks(*a))
+    monkeypatch.setattr(conv_direct, "sum_chunks", lambda *a: chunked.append("sum") or
+                        chunk_threads.sum_chunks(*a))
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(shape) for shape in ((3, 6, 17), (5, 6, 2), (5,))]
+    r, g = (tg.tensor(rng.standard_normal((3, 5, 17))) for _ in range(2))
+    results = {}
+    for name in ("numba", "reference"):
+        with impl(name):
+            inputs = [tg.tensor(a, requires_grad=True) for a in arrays]
+            y = C.causal_conv1d(*inputs, 3, residual=r)
+            y.backward(g)
+            results[name] = [y.numpy()] + [t.grad.numpy() for t in inputs]
+    expected = ["_forward_images", "_input_grad_images", "_weight_grad_images"]
+    assert (sorted(kernels), sorted(chunked)) == \
+        ((expected, []) if gemm_found else ([], ["map", "map", "sum"]))
+    for got, want in zip(results["numba"], results["reference"]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("gemm_found", [True, False])
+@pytest.mark.parametrize("tap", [(0, 0), (1, 0), (2, 0)])
+def test_conv_direct_one_kept_tap_of_a_taller_kernel_matches_reference(monkeypatch, gemm_found,
+                                                                        tap):
+    """One kept tap of a (3, 1) kernel moves whole rows (conv_direct): its weights are
+    the kernel's tap i * kw + j, not its first row's."""
+    from tinygen.backend.reference import conv as reference
+    from tinygen.ops.conv_geometry import Call, conv_geometry
+    if not gemm_found:
+        monkeypatch.setattr(_cblas, "_found", [None])
+    x, w = tg.zeros(2, 3, 5, 4), tg.zeros(6, 3, 3, 1)
+    geom = conv_geometry(Call("conv2d", x, w), x, w, 1, ((2, 0), (0, 0)), 1, 1, 2)
+    taps = np.array([tap])
+    assert conv_direct.serves(geom, taps)
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal(x.shape), rng.standard_normal(w.shape)
+    gy = rng.standard_normal((2, 6) + tuple(geom.out_size))
+    for fast, ref, args in [(conv_direct.forward, reference.conv2d_forward, (x, w)),
+                            (conv_direct.input_grad, reference.conv2d_input_grad, (gy, w)),
+                            (conv_direct.weight_grad, reference.conv2d_weight_grad, (x, gy))]:
+        np.testing.assert_allclose(fast(*args, geom, taps), ref(*args, geom, taps),
+                                   rtol=1e-12, atol=1e-12, err_msg=fast.__name__)

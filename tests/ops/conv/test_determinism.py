@@ -13,7 +13,7 @@ import pytest
 
 import tinygen as tg
 import tinygen.nn as nn
-from tinygen.backend.numba_kernels import chunks
+from tinygen.backend.numba_kernels import _cblas, chunks
 from tinygen.backend.numba_kernels import conv as numba_conv
 from tinygen.backend.numba_kernels import conv_direct, conv_phase, conv_rows, conv_winograd
 from tinygen.ops import conv as C
@@ -34,6 +34,9 @@ PATHS = {
     "rows": (conv_rows, dict(ROWS_MIN_K=0, WINOGRAD=False),
              dict(x=(24, 12, 8, 8), w=(16, 12, 3, 3), padding=1)),
     "direct": (conv_direct, dict(DIRECT_MIN_CHANNELS=0), dict(x=(24, 12, 40), w=(16, 12, 3))),
+    # (without numpy's OpenBLAS GEMM: np.matmul chunk by chunk, sum_chunks)
+    "direct-matmul": (conv_direct, dict(DIRECT_MIN_CHANNELS=0),
+                      dict(x=(24, 12, 40), w=(16, 12, 3))),
     "winograd": (conv_winograd, dict(WINOGRAD=True),
                  dict(x=(24, 12, 8, 8), w=(16, 12, 3, 3), padding=1)),
     "phase": (conv_phase, dict(PHASE=True), _STRIDED),
@@ -48,6 +51,8 @@ def two_threads(monkeypatch):
     monkeypatch.setattr(numba_conv, "_chunk_ranges", _one_image_each)
     for module in (conv_rows, conv_direct, conv_winograd, conv_phase):
         monkeypatch.setattr(module, "chunk_ranges", _one_image_each)
+    # (conv_direct's compiled path: pieces of one image, each summed into its own partial)
+    monkeypatch.setattr(conv_direct, "_pieces", lambda n, multiply_adds: n)
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_winograd, "MIN_OUT_SIZE", 1)
     monkeypatch.setattr(conv_phase, "MIN_CHANNELS", 1)
@@ -58,6 +63,8 @@ def test_weight_gradient_is_the_same_every_run(two_threads, monkeypatch, path):
     module, switches, args = PATHS[path]
     for name, value in switches.items():
         monkeypatch.setattr(numba_conv, name, value)
+    if path == "direct-matmul":
+        monkeypatch.setattr(_cblas, "_found", [None])
     calls = []  # (the path really runs: the modules whose weight_grad ran)
     for spied in (conv_rows, conv_direct, conv_winograd, conv_phase):
         monkeypatch.setattr(spied, "weight_grad", lambda *a, _m=spied, _o=spied.weight_grad:

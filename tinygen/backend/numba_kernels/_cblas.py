@@ -90,11 +90,14 @@ _I32, _I64 = ir.IntType(32), ir.IntType(64)
 
 
 @intrinsic
-def _cblas_gemm(typingctx, function, trans_a, trans_b, m, n, k, a, a_at, lda, b, b_at, ldb,
-                out, out_at, ldc):
+def gemm(typingctx, function, trans_a, trans_b, m, n, k, a, a_at, lda, b, b_at, ldb, beta,
+         out, out_at, ldc):
     """``cblas_?gemm(RowMajor, trans_a, trans_b, m, n, k, 1, a + a_at, lda, b + b_at, ldb,
-    0, out + out_at, ldc)`` through the function at address ``function``; a, b, out:
-    arrays of one float dtype (their data pointers, offset by ``*_at`` elements)."""
+    beta, out + out_at, ldc)`` through the function at address ``function``; a, b, out:
+    C-contiguous arrays of one float dtype, any number of dimensions (their data
+    pointers, offset by ``*_at`` elements: the caller lays the matrices out, e.g. a
+    window of columns of each image with ld its row length); ``beta`` 0 writes out,
+    1 adds to it."""
     if not all(isinstance(x, types.Array) for x in (a, b, out)):
         return None
     dtype = out.dtype
@@ -102,7 +105,7 @@ def _cblas_gemm(typingctx, function, trans_a, trans_b, m, n, k, a, a_at, lda, b,
         return None
 
     def codegen(context, builder, signature, args):
-        (function, trans_a, trans_b, m, n, k, a, a_at, lda, b, b_at, ldb, out, out_at,
+        (function, trans_a, trans_b, m, n, k, a, a_at, lda, b, b_at, ldb, beta, out, out_at,
          ldc) = args
         sig = signature.args
         real = context.get_value_type(dtype)
@@ -126,12 +129,13 @@ def _cblas_gemm(typingctx, function, trans_a, trans_b, m, n, k, a, a_at, lda, b,
             ir.Constant(_I32, ROW_MAJOR), i32(trans_a, sig[1]), i32(trans_b, sig[2]),
             i64(m, sig[3]), i64(n, sig[4]), i64(k, sig[5]), ir.Constant(real, 1.0),
             data(a, sig[6], a_at, sig[7]), i64(lda, sig[8]),
-            data(b, sig[9], b_at, sig[10]), i64(ldb, sig[11]), ir.Constant(real, 0.0),
-            data(out, sig[12], out_at, sig[13]), i64(ldc, sig[14])])
+            data(b, sig[9], b_at, sig[10]), i64(ldb, sig[11]),
+            context.cast(builder, beta, sig[12], dtype),
+            data(out, sig[13], out_at, sig[14]), i64(ldc, sig[15])])
         return context.get_dummy_value()
 
-    return types.void(function, trans_a, trans_b, m, n, k, a, a_at, lda, b, b_at, ldb, out,
-                      out_at, ldc), codegen
+    return types.void(function, trans_a, trans_b, m, n, k, a, a_at, lda, b, b_at, ldb, beta,
+                      out, out_at, ldc), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -152,12 +156,12 @@ def gemm_range(function, a, trans_a, b, trans_b, out, by_rows, unit, lo, hi):
         if stop <= start:
             return
         # op(a)'s rows start..stop: a's rows, or a's columns when it is stored transposed
-        _cblas_gemm(function, ta, tb, stop - start, n, k, a, start if trans_a else start * k,
-                    a.shape[1], b, 0, b.shape[1], out, start * n, n)
+        gemm(function, ta, tb, stop - start, n, k, a, start if trans_a else start * k,
+             a.shape[1], b, 0, b.shape[1], 0.0, out, start * n, n)
     else:
         stop = min(hi * unit, n)
         if stop <= start:
             return
         # op(b)'s columns start..stop: b's columns, or b's rows when it is stored transposed
-        _cblas_gemm(function, ta, tb, m, stop - start, k, a, 0, a.shape[1], b,
-                    start * k if trans_b else start, b.shape[1], out, start, n)
+        gemm(function, ta, tb, m, stop - start, k, a, 0, a.shape[1], b,
+             start * k if trans_b else start, b.shape[1], 0.0, out, start, n)

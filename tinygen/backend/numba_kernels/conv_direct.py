@@ -19,13 +19,21 @@ products transposed:
     gW[:, :, t] = sum_n gy[n, :, lo:hi] @ x[n, :, lo + off_t : hi + off_t]^T
 
 The forward of a conv with several taps stacks the taps' windows into one operand
-instead (one GEMM, see below); the rest copies nothing.  Images are shared out among
-threads in chunks (``chunks.map_chunks``; the weight gradient's per-chunk sums added in
-chunk order by ``chunks.sum_chunks``, the same every run).
+instead (one GEMM, see below); the rest copies nothing.  The GEMMs are cblas calls made
+from numba kernels on pieces of the batch shared out by ``chunks.share_pieces`` (no
+Python per piece; the weight gradient's per-piece partials added in piece order, the
+same every run), or, without numpy's OpenBLAS GEMM (``_cblas``), np.matmul on chunks
+of images shared out by ``chunks.map_chunks`` (the per-chunk sums added in chunk order
+by ``chunks.sum_chunks``).
 """
 import numpy as np
 
-from .chunks import chunk_ranges, map_chunks, sum_chunks
+from numba import njit
+
+from . import _cblas
+from ._cblas import NO_TRANS, TRANS, gemm
+from .chunks import (blas_on_one_thread, chunk_ranges, map_chunks, share_pieces, sum_chunks,
+                     thread_count)
 from .conv_bounds import add_terms
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
@@ -143,7 +151,8 @@ def _stacks(line):
 def _stacked_weights(weight, line, groups):
     """W (g, O/g, T*C/g), columns (t, c') over the line's taps."""
     out_channels, in_per_group = weight.shape[:2]
-    w = np.stack([weight[:, :, 0, t] for t, *_ in line.taps], axis=1)       # (O, T, C/g)
+    taps = weight.reshape(out_channels, in_per_group, -1)     # (t: i * kw + j, as _Line's)
+    w = np.stack([taps[:, :, t] for t, *_ in line.taps], axis=1)            # (O, T, C/g)
     return w.reshape(groups, out_channels // groups, len(line.taps) * in_per_group)
 
 
@@ -191,7 +200,234 @@ def _channels(y):
     return y.reshape(y.shape[0], -1, y.shape[-1])
 
 
+# --- the GEMMs run from compiled code ------------------------------------------------------
+# With numpy's OpenBLAS found (``_cblas``), each op's per-image GEMMs are cblas calls made
+# by one numba kernel on a range of images, and the batch is cut into a fixed number of
+# pieces shared out by ``chunks.share_pieces``: no Python and no GIL hand-over per chunk
+# (each ~20-45 us on the 2-core VM), and the forward's bias and residual are added per
+# image while its outputs are in cache.  The pieces depend only on the batch and the
+# thread count, so the weight gradient -- each piece's images summed into its own
+# partial (beta = 1 from its second image on), the partials added in piece order -- has
+# the same bits every run at a given thread count, whichever thread ran which piece.
+# Without the GEMM (a BLAS that is not an ILP64 OpenBLAS) the ``_*_matmul`` functions
+# below run the same products through np.matmul, chunk by chunk.
+#
+# Every array reaches the kernels flat, the matrices laid out by element offsets and
+# leading dimensions: a tap's window of an image's channels is the block at its first
+# column with ld the row length, read in place (and share_pieces' argument block holds
+# two words per flat array).  ``taps`` (T, 4) int64 rows (index, off, lo, hi) of the
+# line's taps (``_tap_table``); the forward's weights (g, O/g, T*C/g), columns (tap
+# index, c'), the input gradient's their transposes (T, g, C/g, O/g).
+
+# Convs of fewer multiply-adds run as one piece on the calling thread (as linalg's
+# MIN_MULTIPLY_ADDS: sharing out costs a few microseconds).
+MIN_MULTIPLY_ADDS = 1 << 20
+PIECES_PER_THREAD = 1
+
+
+def _pieces(n, multiply_adds):
+    """How many pieces of images to cut a batch of ``n`` into: one per thread."""
+    threads = thread_count()
+    if threads <= 1 or multiply_adds < MIN_MULTIPLY_ADDS:
+        return 1
+    return max(1, min(n, PIECES_PER_THREAD * threads))
+
+
+def _share(kernel, n, pieces, *args):
+    """``kernel(*args, per, lo, hi)`` on ``pieces`` pieces of images (``per`` images
+    each, the last shorter, as share_pieces cuts them: a piece's index is lo // per);
+    returns how many pieces that made (ceil(n / per): fewer than asked when that covers
+    ``n`` sooner, e.g. 5 images in 4 pieces are 3 of 2)."""
+    if n == 0:
+        return 0
+    per = -(-n // pieces)
+    with blas_on_one_thread():
+        share_pieces(kernel, n, pieces, *args, per)
+    return -(-n // per)
+
+
+def _tap_table(line, first=None):
+    """The line's taps as (T, 4) int64 rows (index, off, lo, hi), ``index`` the tap's
+    place in the line (its columns in the weights), tap ``first`` moved to the front."""
+    rows = [(index, off, lo, hi) for index, (_, off, lo, hi) in enumerate(line.taps)]
+    if first is not None:
+        rows.insert(0, rows.pop(first))
+    return np.array(rows, dtype=np.int64).reshape(-1, 4)
+
+
+def _flat(a):
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+def _optional(a, dtype):
+    return np.empty(0, dtype) if a is None else _flat(a)
+
+
+@njit(cache=True, nogil=True)
+def _zero(a, start, stop):
+    a[start:stop] = 0
+
+
+@njit(cache=True, nogil=True)
+def _forward_images(function, w, x, y, taps, stack, bias, residual, groups, in_per_group,
+                    out_per_group, length, out_length, per, lo, hi):
+    """y for images [lo, hi): per image and group one GEMM, W (O/g, T*C/g) @ the taps'
+    windows stacked (T*C/g, L') in this piece's part of ``stack``, zero outside x; one
+    tap is read in place instead (the columns it misses zeroed); then + bias, +
+    residual (those of y's order: ``add_terms``'s additions)."""
+    count = taps.shape[0]
+    k = count * in_per_group
+    plane = out_per_group * out_length
+    s_at = (lo // per) * k * out_length
+    out_channels = groups * out_per_group
+    for n in range(lo, hi):
+        for gi in range(groups):
+            x_at = (n * groups + gi) * in_per_group * length
+            y_at = (n * groups + gi) * plane
+            w_at = gi * out_per_group * k
+            if count == 0:
+                _zero(y, y_at, y_at + plane)
+            elif count == 1:
+                off, a, b = taps[0, 1], taps[0, 2], taps[0, 3]
+                for o in range(out_per_group):
+                    _zero(y, y_at + o * out_length, y_at + o * out_length + a)
+                    _zero(y, y_at + o * out_length + b, y_at + (o + 1) * out_length)
+                gemm(function, NO_TRANS, NO_TRANS, out_per_group, b - a, in_per_group, w, w_at,
+                     k, x, x_at + a + off, length, 0.0, y, y_at + a, out_length)
+            else:
+                for index in range(count):
+                    off, a, b = taps[index, 1], taps[index, 2], taps[index, 3]
+                    for c in range(in_per_group):
+                        row = s_at + (index * in_per_group + c) * out_length
+                        src = x_at + c * length + off
+                        _zero(stack, row, row + a)
+                        stack[row + a:row + b] = x[src + a:src + b]
+                        _zero(stack, row + b, row + out_length)
+                gemm(function, NO_TRANS, NO_TRANS, out_per_group, out_length, k, w, w_at, k,
+                     stack, s_at, out_length, 0.0, y, y_at, out_length)
+        # (through views of the image: indexing the flat arrays directly, the loops
+        # did not vectorise, 4.6x slower)
+        at, size = n * out_channels * out_length, out_channels * out_length
+        if bias.size:
+            for o in range(out_channels):
+                row, b = y[at + o * out_length:at + (o + 1) * out_length], bias[o]
+                for i in range(out_length):
+                    row[i] += b
+        if residual.size:
+            image, terms = y[at:at + size], residual[at:at + size]
+            for i in range(size):
+                image[i] += terms[i]
+
+
+@njit(cache=True, nogil=True)
+def _input_grad_images(function, w_t, gy, gx, taps, covered, groups, in_per_group,
+                       out_per_group, length, out_length, per, lo, hi):
+    """gx for images [lo, hi): per image, group and tap W_t^T (C/g, O/g) @ gy's window
+    (O/g, hi-lo) written (the first tap, when ``covered``: its window is all of gx) or
+    added (beta 1) into the tap's window of gx (zeroed first when nothing covers it)."""
+    count = taps.shape[0]
+    plane = in_per_group * length
+    for n in range(lo, hi):
+        for gi in range(groups):
+            gx_at = (n * groups + gi) * plane
+            gy_at = (n * groups + gi) * out_per_group * out_length
+            if not covered:
+                _zero(gx, gx_at, gx_at + plane)
+            for index in range(count):
+                column, off, a, b = taps[index, 0], taps[index, 1], taps[index, 2], taps[index, 3]
+                beta = 0.0 if covered and index == 0 else 1.0
+                gemm(function, NO_TRANS, NO_TRANS, in_per_group, b - a, out_per_group, w_t,
+                     (column * groups + gi) * in_per_group * out_per_group, out_per_group,
+                     gy, gy_at + a, out_length, beta, gx, gx_at + a + off, length)
+
+
+@njit(cache=True, nogil=True)
+def _weight_grad_images(function, x, gy, parts, taps, groups, in_per_group, out_per_group,
+                        length, out_length, per, lo, hi):
+    """This piece's part of the weight gradient, (g, O/g, T*C/g): the sum over images
+    [lo, hi) of gy's window (O/g, hi-lo) @ the tap's window of x transposed, each
+    image's product added to the sum so far (beta 1) in image order."""
+    count = taps.shape[0]
+    k = count * in_per_group
+    p_at = (lo // per) * groups * out_per_group * k
+    for n in range(lo, hi):
+        beta = 0.0 if n == lo else 1.0
+        for gi in range(groups):
+            x_at = (n * groups + gi) * in_per_group * length
+            gy_at = (n * groups + gi) * out_per_group * out_length
+            for index in range(count):
+                column, off, a, b = taps[index, 0], taps[index, 1], taps[index, 2], taps[index, 3]
+                gemm(function, NO_TRANS, TRANS, out_per_group, in_per_group, b - a, gy,
+                     gy_at + a, out_length, x, x_at + a + off, length, beta, parts,
+                     p_at + gi * out_per_group * k + column * in_per_group, k)
+
+
 def forward(x, weight, geom, taps, bias=None, residual=None):
+    function = _cblas.address_for(x.dtype)
+    if function is None or weight.dtype != x.dtype:
+        return _forward_matmul(x, weight, geom, taps, bias, residual)
+    g = geom.groups
+    n, channels = x.shape[:2]
+    out_channels = weight.shape[0]
+    line = _Line(geom, taps)
+    count = len(line.taps)
+    y = _empty((n, out_channels) + tuple(geom.out_size), dtype=x.dtype)
+    w = _flat(_stacked_weights(weight, line, g)) if count else np.empty(0, x.dtype)
+    pieces = _pieces(n, n * out_channels * channels // g * count * line.out_length)
+    stack = _empty(pieces * channels // g * count * line.out_length if count > 1 else 0,
+                   x.dtype)
+    _share(_forward_images, n, pieces, function, w, _flat(x), y.reshape(-1), _tap_table(line),
+           stack, _optional(bias, x.dtype), _optional(residual, x.dtype), g, channels // g,
+           out_channels // g, line.length, line.out_length)
+    return y
+
+
+def input_grad(grad_y, weight, geom, taps):
+    function = _cblas.address_for(grad_y.dtype)
+    if function is None or weight.dtype != grad_y.dtype:
+        return _input_grad_matmul(grad_y, weight, geom, taps)
+    g = geom.groups
+    n, out_channels = grad_y.shape[:2]
+    channels = weight.shape[1] * g
+    line = _Line(geom, taps)
+    count = len(line.taps)
+    gx = _empty((n, channels) + tuple(geom.in_size), dtype=grad_y.dtype)
+    first = line.covering(_shifted, line.length)
+    table = _tap_table(line, None if first is None else line.taps.index(first))
+    w_t = _flat(_per_tap_weights(weight, g, transpose=True)[[t for t, *_ in line.taps]])
+    pieces = _pieces(n, n * out_channels * channels // g * count * line.out_length)
+    _share(_input_grad_images, n, pieces, function, w_t, _flat(grad_y), gx.reshape(-1), table,
+           first is not None, g, channels // g, out_channels // g, line.length,
+           line.out_length)
+    return gx
+
+
+def weight_grad(x, grad_y, geom, taps):
+    function = _cblas.address_for(x.dtype)
+    if function is None or grad_y.dtype != x.dtype:
+        return _weight_grad_matmul(x, grad_y, geom, taps)
+    g = geom.groups
+    n, channels = x.shape[:2]
+    out_channels = grad_y.shape[1]
+    line = _Line(geom, taps)
+    count = len(line.taps)
+    kh, kw = geom.kernel
+    grad_w = np.zeros((out_channels, channels // g, kh * kw), dtype=x.dtype)
+    if count == 0 or n == 0:
+        return grad_w.reshape(out_channels, channels // g, kh, kw)
+    pieces = _pieces(n, n * out_channels * channels // g * count * line.out_length)
+    parts = _empty((pieces, out_channels, count, channels // g), dtype=x.dtype)
+    made = _share(_weight_grad_images, n, pieces, function, _flat(x), _flat(grad_y),
+           parts.reshape(-1), _tap_table(line), g, channels // g, out_channels // g,
+           line.length, line.out_length)
+    total = parts[0]
+    for part in parts[1:made]:      # (in piece order: the same sum every run)
+        total += part
+    grad_w[:, :, [t for t, *_ in line.taps]] = total.transpose(0, 2, 1)
+    return grad_w.reshape(out_channels, channels // g, kh, kw)
+
+
+def _forward_matmul(x, weight, geom, taps, bias=None, residual=None):
     g = geom.groups
     n, channels = x.shape[:2]
     out_channels = weight.shape[0]
@@ -214,7 +450,7 @@ def forward(x, weight, geom, taps, bias=None, residual=None):
     return y.reshape((n, out_channels) + tuple(geom.out_size))
 
 
-def input_grad(grad_y, weight, geom, taps):
+def _input_grad_matmul(grad_y, weight, geom, taps):
     g = geom.groups
     n, out_channels = grad_y.shape[:2]
     channels = weight.shape[1] * g
@@ -231,7 +467,7 @@ def input_grad(grad_y, weight, geom, taps):
     return gx.reshape((n, channels) + tuple(geom.in_size))
 
 
-def weight_grad(x, grad_y, geom, taps):
+def _weight_grad_matmul(x, grad_y, geom, taps):
     g = geom.groups
     n, channels = x.shape[:2]
     out_channels = grad_y.shape[1]
