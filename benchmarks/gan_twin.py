@@ -63,7 +63,10 @@ def _parser():
 
 
 def _key_value(text):
-    """``KEY=VALUE`` with VALUE parsed as JSON when it is JSON (as `tinygen train -o`)."""
+    """``KEY=VALUE`` with VALUE parsed as JSON when it is JSON: `tinygen train -o`'s rule
+    (``tinygen.cli.train._key_value``), written out here because this parser runs
+    before numpy and tinygen are imported (``pin_threads`` sets the thread counts
+    first)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
