@@ -19,7 +19,7 @@ broadcast (output) shape and the engine sums it back to the input's shape.
 import numpy as np
 
 from . import tensor as _tensor  # a module reference: tensor.py imports this module too
-from .grad_mode import is_grad_enabled
+from .grad_mode import _state as _grad_state
 
 class Function:
     """Base class of every differentiable op (see module docstring)."""
@@ -67,10 +67,13 @@ class Function:
 
     def saved_outputs(self):
         self._check_not_freed()
+        make = _tensor.Tensor._make
+        outputs = []    # (a loop, not a generator: this runs in every backward that uses it)
         for (i, data), vc in zip(self._saved_output_data, self._output_versions):
             if vc[0]:
                 raise _modified_error(self, f"output {i}", _SavedOutput(data, vc), 0)
-        return tuple(_tensor.Tensor._make(data, self, i) for i, data in self._saved_output_data)
+            outputs.append(make(data, self, i))
+        return tuple(outputs)
 
     def _check_not_freed(self):
         if self._freed:
@@ -85,15 +88,17 @@ class Function:
     def apply(cls, *inputs, **params):
         """Run forward on ``inputs`` (Tensors) and record a node when needed.
 
-        This runs for every op, so it is written for speed: one pass over the inputs
-        (type check, requires_grad, arrays, device), no generators, slots.
+        This runs for every op (a few hundred times per training step), so it is
+        written for speed: one pass over the inputs (type check, requires_grad, arrays,
+        device), a second over those of a recorded node (its edges and the inputs'
+        shapes), no comprehensions or generators (each is a function call), slots.
         """
         Tensor = _tensor.Tensor
         needs = []
         arrays = []
         all_numpy = True
         for t in inputs:
-            if not isinstance(t, Tensor):
+            if type(t) is not Tensor and not isinstance(t, Tensor):   # (a Parameter)
                 raise TypeError(f"{cls.__name__} expects Tensor inputs, got {type(t).__name__}")
             needs.append(t._requires_grad)
             data = t.data
@@ -109,19 +114,24 @@ class Function:
 
         out = node.forward(*arrays, **params)
         multiple = isinstance(out, tuple)
-        outs = out if multiple else (out,)
-        if not (True in needs and is_grad_enabled()):
+        # (grad mode's flag read directly: is_grad_enabled() is one more call per op)
+        if not (True in needs and _grad_state.enabled):
             if multiple:
-                return tuple([Tensor._make(o) for o in outs])
+                return tuple([Tensor._make(o) for o in out])
             return Tensor._make(out)
 
-        node.next_edges = tuple([
-            None if not need else (t, 0) if t.grad_fn is None else (t.grad_fn, t._output_index)
-            for t, need in zip(inputs, needs)])
-        node.input_meta = tuple([(a.shape, a.dtype) for a in arrays])
-        # (one output, the usual case, without a comprehension: each costs a function call)
-        node.output_meta = (((out.shape, out.dtype),) if not multiple
-                            else tuple([(o.shape, o.dtype) for o in outs]))
+        edges = []
+        input_meta = []
+        for t, data in zip(inputs, arrays):
+            if not t._requires_grad:
+                edges.append(None)
+            elif t.grad_fn is None:
+                edges.append((t, 0))
+            else:
+                edges.append((t.grad_fn, t._output_index))
+            input_meta.append((data.shape, data.dtype))
+        node.next_edges = tuple(edges)
+        node.input_meta = tuple(input_meta)
         node._freed = False
         node._tensor_hooks = None
         saved_idx = node._save_input_idx
@@ -131,20 +141,29 @@ class Function:
         else:
             node._saved_inputs = ()
             node._saved_versions = ()
+        if not multiple:
+            node.output_meta = ((out.shape, out.dtype),)
+            if node._save_output_idx:
+                node._saved_output_data = ((0, out),)
+                result = Tensor._make(out, node, 0)
+                # what saved_outputs() checks: still at version 0
+                node._output_versions = [result._version_counter()]
+            else:
+                node._saved_output_data = ()
+                node._output_versions = ()
+                result = Tensor._make(out, node, 0)
+            if _record_observers:
+                for observer in _record_observers:
+                    observer(node)
+            return result
+        node.output_meta = tuple([(o.shape, o.dtype) for o in out])
         saved_idx = node._save_output_idx
-        node._saved_output_data = tuple([(i, outs[i]) for i in saved_idx]) if saved_idx else ()
+        node._saved_output_data = tuple([(i, out[i]) for i in saved_idx]) if saved_idx else ()
         if _record_observers:
             for observer in _record_observers:
                 observer(node)
-        if not multiple:
-            result = Tensor._make(out, node, 0)
-            if node._save_output_idx:  # what saved_outputs() checks: still at version 0
-                node._output_versions = [result._version_counter()]
-            else:
-                node._output_versions = ()
-            return result
-        results = tuple([Tensor._make(o, node, i) for i, o in enumerate(outs)])
-        node._output_versions = [results[i]._version_counter() for i in node._save_output_idx]
+        results = tuple([Tensor._make(o, node, i) for i, o in enumerate(out)])
+        node._output_versions = [results[i]._version_counter() for i in saved_idx]
         return results
 
     # --- graph bookkeeping -------------------------------------------------------
@@ -168,7 +187,9 @@ class Function:
         self._output_versions = ()
         state = vars(self)
         for name, value in state.items():
-            if hasattr(value, "nbytes") and hasattr(value, "shape"):
+            if type(value) is np.ndarray or (type(value) not in _PLAIN
+                                             and hasattr(value, "nbytes")
+                                             and hasattr(value, "shape")):
                 state[name] = None
         self._freed = True
 
@@ -210,6 +231,10 @@ def _check_one_device(cls, inputs):
                 "move them to one device with .to(device)"
             )
 
+
+# Types of an op's own state that are never arrays: release_saved() passes over them
+# without asking for attributes they lack (a failed hasattr raises and catches inside).
+_PLAIN = frozenset([int, float, bool, str, tuple, type(None)])
 
 # Callables run on every newly recorded node (debugging tools plug in here).
 _record_observers = []

@@ -141,6 +141,19 @@ class _BlasOnOneThread:
 blas_on_one_thread = _BlasOnOneThread
 
 
+def blas_at_one_thread():
+    """Whether BLAS runs on one thread already with nobody holding it (every OpenBLAS
+    at one thread: the usual case at one thread), so that a single BLAS call needs no
+    hold: the hold's lock, class state and context manager cost ~1 us per GEMM, a
+    few times the ctypes reads here."""
+    if _BlasOnOneThread.depth:
+        return False
+    for get, _ in _blas if _blas is not None else _blas_functions():
+        if get() != 1:
+            return False
+    return True
+
+
 # --- the pool ----------------------------------------------------------------------------------
 class _Job:
     """One ``map_chunks`` call: its chunks, claimed one at a time under the job's lock
