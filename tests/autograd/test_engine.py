@@ -109,6 +109,31 @@ def test_saved_arrays_are_released_after_backward():
     assert node.saved_arrays() == []
 
 
+def test_release_frees_an_ops_own_arrays_and_keeps_its_plain_state():
+    """release_saved drops every array the op kept (numpy's, or any array-like with
+    shape and nbytes, such as cupy's) and passes over numbers, tuples and strings."""
+
+    class ArrayLike:
+        shape, nbytes = (2,), 16
+
+    class Scaled(tg.Function):
+        def forward(self, a):
+            self.mask, self.other = np.ones_like(a), ArrayLike()
+            self.scale, self.shape_in, self.name_ = 2.0, a.shape, "s"
+            return a * 2.0
+
+        def backward(self, grad):
+            return grad * 2.0
+
+    x = f64(3)
+    y = Scaled.apply(x)
+    node = y.grad_fn
+    y.sum().backward()
+    assert node.mask is None and node.other is None
+    assert (node.scale, node.shape_in, node.name_) == (2.0, (3,), "s")
+    np.testing.assert_allclose(x.grad.numpy(), 2.0)
+
+
 def test_backward_on_non_scalar_needs_a_gradient():
     x = f64(2, 3)
     y = x * 2

@@ -267,6 +267,39 @@ def test_blas_hold_sets_only_a_count_that_is_not_one_and_puts_it_back(monkeypatc
     assert counts == {"a": 1, "b": 2} and sets == [("b", 1), ("b", 2)]
 
 
+def test_a_single_gemm_is_held_only_when_blas_is_not_at_one_thread(monkeypatch):
+    """linalg.matmul's one BLAS call skips the hold (blas_at_one_thread) only when every
+    library is at one thread and no hold runs; otherwise it holds as before."""
+    import numpy as np
+
+    from tinygen.backend.numba_kernels import linalg
+
+    counts = {"a": 1, "b": 1}
+    sets = []
+
+    def library(name):
+        def put(n):
+            sets.append((name, n))
+            counts[name] = n
+        return (lambda: counts[name]), put
+
+    monkeypatch.setattr(chunks, "_blas", [library("a"), library("b")])
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    seen = []
+    monkeypatch.setattr(linalg.np, "matmul", lambda a, b: seen.append(dict(counts)) or a @ b)
+    a = np.ones((8, 4), np.float32)
+    assert chunks.blas_at_one_thread()
+    with chunks.blas_on_one_thread():
+        assert not chunks.blas_at_one_thread()     # (a holder may put a count back)
+    linalg.matmul(a, a.T)
+    assert sets == [] and seen == [{"a": 1, "b": 1}]
+    counts["b"] = 3
+    assert not chunks.blas_at_one_thread()
+    linalg.matmul(a, a.T)
+    assert seen[-1] == {"a": 1, "b": 1}              # held at one thread for the call
+    assert sets == [("b", 1), ("b", 3)] and counts == {"a": 1, "b": 3}
+
+
 # --- compiled jobs: share_rows / share_range ---------------------------------------------------
 @numba.njit(nogil=True)
 def _scaled_rows(x, scale, offset, flag, out):
