@@ -40,6 +40,8 @@ PATHS = {
     "winograd": (conv_winograd, dict(WINOGRAD=True),
                  dict(x=(24, 12, 8, 8), w=(16, 12, 3, 3), padding=1)),
     "phase": (conv_phase, dict(PHASE=True), _STRIDED),
+    # (without numpy's OpenBLAS GEMM: np.matmul chunk by chunk, sum_chunks)
+    "phase-matmul": (conv_phase, dict(PHASE=True), _STRIDED),
 }
 
 
@@ -53,6 +55,9 @@ def two_threads(monkeypatch):
         monkeypatch.setattr(module, "chunk_ranges", _one_image_each)
     # (conv_direct's compiled path: pieces of one image, each summed into its own partial)
     monkeypatch.setattr(conv_direct, "_pieces", lambda n, multiply_adds: n)
+    # (conv_phase's too, in steps of one image)
+    monkeypatch.setattr(conv_phase, "_pieces", lambda n, multiply_adds: n)
+    monkeypatch.setattr(conv_phase, "_images_per_step", lambda tiles, columns=None: 1)
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_winograd, "MIN_OUT_SIZE", 1)
     monkeypatch.setattr(conv_phase, "MIN_CHANNELS", 1)
@@ -63,7 +68,7 @@ def test_weight_gradient_is_the_same_every_run(two_threads, monkeypatch, path):
     module, switches, args = PATHS[path]
     for name, value in switches.items():
         monkeypatch.setattr(numba_conv, name, value)
-    if path == "direct-matmul":
+    if path.endswith("-matmul"):
         monkeypatch.setattr(_cblas, "_found", [None])
     calls = []  # (the path really runs: the modules whose weight_grad ran)
     for spied in (conv_rows, conv_direct, conv_winograd, conv_phase):

@@ -3,13 +3,15 @@ pinned to the reference kernels over hypothesis-drawn shapes (odd and even sizes
 inputs smaller than the kernel, padding of 0-3 on each side, asymmetric), through its
 three kernels directly and through the ops (conv2d, conv_transpose2d, whose backward
 runs all three), in float64 to 1e-12 and float32 to 2e-5 (the input gradient, on F(2x2, 2x2),
-to 2e-6), with NaN-filled buffers and chunks of one or two images; and twice
-differentiated in float64."""
+to 2e-6), with NaN-filled buffers, both ways: the compiled kernels calling cblas (pieces
+of two images, in steps of one or two) and, as without numpy's OpenBLAS GEMM, np.matmul
+on Python chunks of two images; and twice differentiated in float64."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tinygen as tg
+from tinygen.backend.numba_kernels import _cblas, chunks
 from tinygen.backend.numba_kernels import conv as numba_conv
 from tinygen.backend.numba_kernels import conv_phase as P
 from tinygen.backend.reference import conv as R
@@ -31,13 +33,25 @@ def configs(draw, max_side=13, max_channels=5, max_batch=3):
     return (draw(st.integers(1, max_batch)), cin) + sizes, (cout, cin, 4, 4), pads
 
 
-@pytest.fixture(params=[1, 2])
+# (way, images per step or chunk): the compiled kernels in pieces of two images (a batch
+# of 3: a piece of two and one of one) in steps of one image (the first piece adds its
+# second step's products to its first's) or two; np.matmul in Python chunks of two.
+WAYS = [("compiled", 1), ("compiled", 2), ("matmul", 2)]
+
+
+@pytest.fixture(params=WAYS, ids=[f"{way}-{per}" for way, per in WAYS])
 def phase(request, monkeypatch):
-    """The phase path wherever it can serve, chunks of ``param`` images (a batch of 3 in
-    two images and one), NaN-filled buffers and outputs."""
-    per = request.param
+    """The phase path wherever it can serve, one of WAYS, NaN-filled buffers and
+    outputs."""
+    way, per = request.param
+    if way == "compiled" and _cblas.functions() is None:
+        pytest.skip("numpy's BLAS has no ILP64 cblas GEMM")
+    if way == "matmul":
+        monkeypatch.setattr(_cblas, "_found", [None])
     monkeypatch.setattr(numba_conv, "PHASE", True)
     monkeypatch.setattr(P, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(P, "_pieces", lambda n, multiply_adds: 2)
+    monkeypatch.setattr(P, "_images_per_step", lambda tiles, columns=None: per)
     monkeypatch.setattr(P, "chunk_ranges", lambda n, *_a, **_k: [
         (s, min(n, s + per)) for s in range(0, n, per)])
     monkeypatch.setattr(P, "_empty", lambda shape, dtype=None: np.full(shape, np.nan, dtype))
@@ -138,3 +152,40 @@ def test_dispatched_by_default_and_off_with_its_switch(monkeypatch):
     assert numba_conv._path(geom, taps, 32, 64) is P
     monkeypatch.setattr(numba_conv, "PHASE", False)
     assert numba_conv._path(geom, taps, 32, 64) is None            # im2col
+
+
+@pytest.mark.parametrize("gemm_found", [True, False])
+def test_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch, gemm_found):
+    """With numpy's OpenBLAS GEMM found, the three ops each run one compiled kernel on
+    pieces of images (chunks.share_pieces: no Python per chunk); without it, np.matmul
+    chunk by chunk (map_chunks / sum_chunks); the same results either way, bias and
+    residual added (several pieces and steps: GAN D's layer, 5 images)."""
+    if gemm_found and _cblas.functions() is None:
+        pytest.skip("numpy's BLAS has no ILP64 cblas GEMM")
+    if not gemm_found:
+        monkeypatch.setattr(_cblas, "_found", [None])
+    monkeypatch.setattr(P, "_pieces", lambda n, multiply_adds: 2)
+    monkeypatch.setattr(P, "_images_per_step", lambda tiles, columns=None: 2)
+    monkeypatch.setattr(P, "_empty", lambda shape, dtype=None: np.full(shape, np.nan, dtype))
+    kernels, chunked = [], []
+    monkeypatch.setattr(P, "share_pieces", lambda kernel, *a: kernels.append(
+        kernel.__name__) or chunks.share_pieces(kernel, *a))
+    monkeypatch.setattr(P, "map_chunks", lambda *a: chunked.append("map") or
+                        chunks.map_chunks(*a))
+    monkeypatch.setattr(P, "sum_chunks", lambda *a: chunked.append("sum") or
+                        chunks.sum_chunks(*a))
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in ((5, 32, 14, 14), (64, 32, 4, 4), (64,))]
+    r, g = (tg.tensor(rng.standard_normal((5, 64, 7, 7))) for _ in range(2))
+    results = {}
+    for name in ("numba", "reference"):
+        with impl(name):
+            inputs = [tg.tensor(a, requires_grad=True) for a in arrays]
+            y = C.conv2d(*inputs, stride=2, padding=1, residual=r)
+            y.backward(g)
+            results[name] = [y.numpy()] + [t.grad.numpy() for t in inputs]
+    expected = ["_forward_pieces", "_input_grad_pieces", "_weight_grad_pieces"]
+    assert (sorted(kernels), sorted(chunked)) == \
+        ((expected, []) if gemm_found else ([], ["map", "map", "sum"]))
+    for got, want in zip(results["numba"], results["reference"]):
+        assert rel_error(got, want) <= 1e-12

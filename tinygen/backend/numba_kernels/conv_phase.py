@@ -63,14 +63,19 @@ every tile array holds the channels innermost, (25, T, channels): see "staging".
 Non-finite inputs: a tile mixes 25 inputs (the input gradient's, 9), so an inf reaches
 results beside its own, as inf or NaN (as in conv_winograd.py).
 
-Chunks of images are shared out among threads (``chunks.map_chunks``); the weight
-gradient's per-chunk products are added in chunk order (``chunks.sum_chunks``: the same
-sum every run).
+Each op is one compiled kernel on pieces of images shared out among threads
+(``chunks.share_pieces``), its small GEMMs cblas calls by address (``_cblas``); the
+weight gradient's per-piece sums are added in piece order (the same sum every run).
+Without numpy's OpenBLAS GEMM the same steps run as Python chunks through np.matmul
+(``chunks.map_chunks`` / ``sum_chunks``, in chunk order).  See "the compiled path".
 """
 import numpy as np
 from numba import njit
 
-from .chunks import chunk_ranges, map_chunks, sum_chunks
+from . import _cblas
+from ._cblas import NO_TRANS, TRANS, gemm
+from .chunks import (blas_on_one_thread, chunk_ranges, map_chunks, share_pieces, sum_chunks,
+                     thread_count)
 from .conv_bounds import add_terms, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
@@ -508,7 +513,243 @@ class _Buffers:
                 for buf, (e, tiles, lanes) in zip(self.slots[slot], self.shapes)]
 
 
+# --- the compiled path: each op one numba kernel on pieces of images -------------------------
+# With numpy's OpenBLAS GEMM found (``_cblas``), each op is one numba kernel (nogil) that
+# runs a piece of the batch step by step -- tiles staged, the small per-element GEMMs
+# called by address, the outputs written -- and the pieces are shared out by
+# ``chunks.share_pieces``: no Python and no GIL hand-over per step.  (The chunks as
+# Python closures made about a dozen GIL-holding calls each; on the 2-core VM the second
+# thread gained little: GAN D's layer ran 1.51x PyTorch's time at 2 threads, 1.11x at 1.)
+# A step is still about TILE_COLUMNS tile columns (whole images): the GEMMs stay small
+# for OpenBLAS's small-matrix kernels.  Each piece's buffers are its own stretch of
+# flat buffers made by the caller (``_empty``), the weight gradient's partial sums its
+# own (25, O, 4C) block: the steps' products added into it (beta 1) in image order, the
+# pieces' blocks added in piece order afterwards.  The pieces depend only on the batch
+# and the thread count, so the bits are the same every run at a given thread count.
+# Without the GEMM, the ``_*_matmul`` functions further down run the same steps as
+# Python chunks through np.matmul (``map_chunks``, ``sum_chunks``).
+
+# Convs of fewer multiply-adds run as one piece on the calling thread (as conv_direct's:
+# sharing out costs a few microseconds).
+MIN_MULTIPLY_ADDS = 1 << 20
+
+
+def _pieces(n, multiply_adds):
+    """How many pieces of images to cut a batch of ``n`` into: one per thread."""
+    threads = thread_count()
+    if threads <= 1 or multiply_adds < MIN_MULTIPLY_ADDS:
+        return 1
+    return max(1, min(n, threads))
+
+
+def _images_per_step(tiles, columns=TILE_COLUMNS):
+    """Whole images of about ``columns`` tile columns (``tiles`` per image) a step."""
+    return max(1, columns // max(1, tiles))
+
+
+def _share(kernel, n, pieces, *args):
+    """``kernel(*args, per, lo, hi)`` on ``pieces`` pieces of images (``per`` each, the
+    last shorter, as share_pieces cuts them: a piece's index is lo // per); returns how
+    many pieces that made (fewer than asked when ceil(n / per) covers ``n`` sooner)."""
+    if n == 0:
+        return 0
+    per = -(-n // pieces)
+    with blas_on_one_thread():
+        share_pieces(kernel, n, pieces, *args, per)
+    return -(-n // per)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _add_bias_residual(y, bias, residual, start, stop):
+    """y[n] += bias (per channel), then += residual[n] (flat, y's order), for the images
+    [start, stop) of y (N, O, Hout, Wout): ``add_terms``'s additions.  (Through views of
+    a flat y: the loops vectorise.)"""
+    out_channels = y.shape[1]
+    plane = y.shape[2] * y.shape[3]
+    size = out_channels * plane
+    flat = y.ravel()
+    for n in range(start, stop):
+        at = n * size
+        if bias.size:
+            for o in range(out_channels):
+                row, b = flat[at + o * plane:at + (o + 1) * plane], bias[o]
+                for i in range(plane):
+                    row[i] += b
+        if residual.size:
+            image, terms = flat[at:at + size], residual[at:at + size]
+            for i in range(size):
+                image[i] += terms[i]
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _forward_pieces(function, x, u, y, bias, residual, v_buf, m_buf, top, left, th, tw, step,
+                    per, lo, hi):
+    """y for images [lo, hi), ``step`` images at a time: their input tiles (25, T, 4C) in
+    this piece's part of v_buf, 25 products by U (25, 4C, O) into its part of m_buf,
+    the tiles' outputs into y, + bias, + residual."""
+    channels, out_channels = x.shape[1], y.shape[1]
+    lanes, tiles = 4 * channels, th * tw
+    piece = lo // per
+    v_at = piece * 25 * step * tiles * lanes
+    m_at = piece * 25 * step * tiles * out_channels
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
+        t = (stop - start) * tiles
+        v = v_buf[v_at:v_at + 25 * t * lanes].reshape((25, t, lanes))
+        m = m_buf[m_at:m_at + 25 * t * out_channels].reshape((25, t, out_channels))
+        _input_tiles(x[start:stop], v, top, left, th, tw)
+        for e in range(25):
+            gemm(function, NO_TRANS, NO_TRANS, t, out_channels, lanes, v, e * t * lanes, lanes,
+                 u, e * lanes * out_channels, out_channels, 0.0, m, e * t * out_channels,
+                 out_channels)
+        _output_tiles(m, y[start:stop], th, tw)
+        _add_bias_residual(y, bias, residual, start, stop)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _input_grad_pieces(function, gy, u, gx, v_buf, m_buf, top, left, th, tw, step, block,
+                       per, lo, hi):
+    """gx for images [lo, hi), ``step`` images at a time: gy's F(2x2, 2x2) tiles (9, T, O)
+    in this piece's part of v_buf, 9 products by U (9, O, 4C) in blocks of ``block``
+    rows into its part of m_buf, the phase planes' gradient copied into gx."""
+    out_channels, channels = gy.shape[1], gx.shape[1]
+    lanes, tiles = 4 * channels, th * tw
+    piece = lo // per
+    v_at = piece * 9 * step * tiles * out_channels
+    m_at = piece * 9 * step * tiles * lanes
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
+        t = (stop - start) * tiles
+        v = v_buf[v_at:v_at + 9 * t * out_channels].reshape((9, t, out_channels))
+        m = m_buf[m_at:m_at + 9 * t * lanes].reshape((9, t, lanes))
+        _grad_input_tiles(gy[start:stop], v, th, tw)
+        for e in range(9):
+            for r in range(0, t, block):
+                rows = min(block, t - r)
+                gemm(function, NO_TRANS, NO_TRANS, rows, lanes, out_channels, v,
+                     (e * t + r) * out_channels, out_channels, u, e * out_channels * lanes,
+                     lanes, 0.0, m, (e * t + r) * lanes, lanes)
+        _phase_output_tiles(m, gx[start:stop], top, left, th, tw)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _weight_grad_pieces(function, x, gy, parts, v_buf, e_buf, top, left, th, tw, step, per,
+                        lo, hi):
+    """This piece's part of U' (25, O, 4C): over images [lo, hi), ``step`` images at a
+    time, E[e]^T (O, T) @ X[e] (T, 4C) for the 25 tile elements, the first step's
+    written, the later ones' added (beta 1), in image order."""
+    channels, out_channels = x.shape[1], gy.shape[1]
+    lanes, tiles = 4 * channels, th * tw
+    piece = lo // per
+    v_at = piece * 25 * step * tiles * lanes
+    e_at = piece * 25 * step * tiles * out_channels
+    p_at = piece * 25 * out_channels * lanes
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
+        t = (stop - start) * tiles
+        beta = 0.0 if start == lo else 1.0
+        v = v_buf[v_at:v_at + 25 * t * lanes].reshape((25, t, lanes))
+        e = e_buf[e_at:e_at + 25 * t * out_channels].reshape((25, t, out_channels))
+        _input_tiles(x[start:stop], v, top, left, th, tw)
+        _grad_tiles(gy[start:stop], e, th, tw)
+        for k in range(25):
+            gemm(function, TRANS, NO_TRANS, out_channels, lanes, t, e, k * t * out_channels,
+                 out_channels, v, k * t * lanes, lanes, beta, parts,
+                 p_at + k * out_channels * lanes, lanes)
+
+
+def _optional(a, dtype):
+    return np.empty(0, dtype) if a is None else np.ascontiguousarray(a).reshape(-1)
+
+
 def forward(x, weight, geom, taps, bias=None, residual=None):
+    function = _cblas.address_for(x.dtype)
+    if function is None or weight.dtype != x.dtype:
+        return _forward_matmul(x, weight, geom, taps, bias, residual)
+    x = np.ascontiguousarray(x)
+    top, _, left, _ = geom.padding
+    n, channels = x.shape[:2]
+    out_channels = weight.shape[0]
+    th, tw = _tiles(geom.out_size)
+    u = _weight_tiles(weight, _GG).reshape(-1)                      # (25, 4C, O)
+    y = _empty((n, out_channels) + tuple(geom.out_size), dtype=x.dtype)
+    step = _images_per_step(th * tw)
+    pieces = _pieces(n, n * th * tw * 25 * 4 * channels * out_channels)
+    columns = pieces * 25 * step * th * tw
+    _share(_forward_pieces, n, pieces, function, x, u, y, _optional(bias, x.dtype),
+           _optional(residual, x.dtype), _empty(columns * 4 * channels, dtype=x.dtype),
+           _empty(columns * out_channels, dtype=x.dtype), top, left, th, tw, step)
+    return y
+
+
+def input_grad(grad_y, weight, geom, taps):
+    """The transposed conv: the phase planes' gradient, a 2x2 stride-1 conv (by F(2x2,
+    2x2)) of grad_y read from row and column -1 with the flipped phase weight, over as
+    many phase-plane rows and columns as the input has, then copied into the input's
+    shape."""
+    function = _cblas.address_for(grad_y.dtype)
+    if function is None or weight.dtype != grad_y.dtype:
+        return _input_grad_matmul(grad_y, weight, geom, taps)
+    grad_y = np.ascontiguousarray(grad_y)
+    top, _, left, _ = geom.padding
+    height, width = geom.in_size
+    n, out_channels = grad_y.shape[:2]
+    channels = weight.shape[1]
+    th, tw = _input_grad_tiles(height, width, top, left)
+    u = _weight_tiles(weight, _GG2, flip=True).reshape(-1)          # (9, O, 4C)
+    gx = _empty((n, channels, height, width), dtype=grad_y.dtype)
+    # (F(2x2, 2x2)'s 9 tile elements take less room: steps of four times the columns,
+    # the products in blocks of half that, still small for OpenBLAS)
+    step = _images_per_step(th * tw, 4 * TILE_COLUMNS)
+    pieces = _pieces(n, n * th * tw * 9 * 4 * channels * out_channels)
+    columns = pieces * 9 * step * th * tw
+    _share(_input_grad_pieces, n, pieces, function, grad_y, u, gx,
+           _empty(columns * out_channels, dtype=grad_y.dtype),
+           _empty(columns * 4 * channels, dtype=grad_y.dtype), top, left, th, tw, step,
+           2 * TILE_COLUMNS)
+    return gx
+
+
+def weight_grad(x, grad_y, geom, taps):
+    function = _cblas.address_for(x.dtype)
+    if function is None or grad_y.dtype != x.dtype:
+        return _weight_grad_matmul(x, grad_y, geom, taps)
+    x, grad_y = np.ascontiguousarray(x), np.ascontiguousarray(grad_y)
+    top, _, left, _ = geom.padding
+    n, channels = x.shape[:2]
+    out_channels = grad_y.shape[1]
+    if n == 0:
+        return np.zeros((out_channels, channels, 4, 4), dtype=x.dtype)
+    th, tw = _tiles(geom.out_size)
+    step = _images_per_step(th * tw)
+    pieces = _pieces(n, n * th * tw * 25 * 4 * channels * out_channels)
+    columns = pieces * 25 * step * th * tw
+    parts = _empty((pieces, 25, out_channels, 4 * channels), dtype=x.dtype)
+    made = _share(_weight_grad_pieces, n, pieces, function, x, grad_y, parts.reshape(-1),
+                  _empty(columns * 4 * channels, dtype=x.dtype),
+                  _empty(columns * out_channels, dtype=x.dtype), top, left, th, tw, step)
+    total = parts[0]
+    for part in parts[1:made]:      # (in piece order: the same sum every run)
+        total += part
+    return _weight_from_phases(total, out_channels, channels, x.dtype)
+
+
+def _weight_from_phases(total, out_channels, channels, dtype):
+    """gw (O, C, 4, 4) from U' (25, O, 4C): G^T U' G at the phase taps."""
+    gw = _empty((out_channels, channels, 4, 4), dtype=dtype)
+    _taps_from_phases(np.matmul(_GG.T.astype(dtype), total.reshape(25, -1)), gw)
+    return gw
+
+
+def _input_grad_tiles(height, width, top, left):
+    """F(2x2, 2x2) tiles covering the phase planes' rows and columns (as many as the
+    input has, from padded row and column 0)."""
+    return -(-((height + top + 1) // 2) // 2), -(-((width + left + 1) // 2) // 2)
+
+
+# --- without numpy's OpenBLAS GEMM: np.matmul chunk by chunk ---------------------------------
+
+def _forward_matmul(x, weight, geom, taps, bias=None, residual=None):
     x = np.ascontiguousarray(x)
     top, _, left, _ = geom.padding
     n, channels = x.shape[:2]
@@ -532,17 +773,13 @@ def forward(x, weight, geom, taps, bias=None, residual=None):
     return y
 
 
-def input_grad(grad_y, weight, geom, taps):
-    """The transposed conv: the phase planes' gradient, a 2x2 stride-1 conv (by F(2x2,
-    2x2)) of grad_y read from row and column -1 with the flipped phase weight, over as
-    many phase-plane rows and columns as the input has, then copied into the input's
-    shape."""
+def _input_grad_matmul(grad_y, weight, geom, taps):
     grad_y = np.ascontiguousarray(grad_y)
     top, _, left, _ = geom.padding
     height, width = geom.in_size
     n, out_channels = grad_y.shape[:2]
     channels = weight.shape[1]
-    th, tw = -(-((height + top + 1) // 2) // 2), -(-((width + left + 1) // 2) // 2)
+    th, tw = _input_grad_tiles(height, width, top, left)
     u = _weight_tiles(weight, _GG2, flip=True)                    # (9, O, 4C)
     gx = _empty((n, channels, height, width), dtype=grad_y.dtype)
     # (F(2x2, 2x2)'s 9 tile elements take less room: chunks of four times the columns,
@@ -563,7 +800,7 @@ def input_grad(grad_y, weight, geom, taps):
     return gx
 
 
-def weight_grad(x, grad_y, geom, taps):
+def _weight_grad_matmul(x, grad_y, geom, taps):
     x, grad_y = np.ascontiguousarray(x), np.ascontiguousarray(grad_y)
     top, _, left, _ = geom.padding
     n, channels = x.shape[:2]
@@ -592,6 +829,4 @@ def weight_grad(x, grad_y, geom, taps):
                 del parts[slot]
 
     sum_chunks(chunk, chunks, [total[i:i + 5] for i in range(0, 25, 5)])
-    gw = _empty((out_channels, channels, 4, 4), dtype=x.dtype)
-    _taps_from_phases(np.matmul(_GG.T.astype(x.dtype), total.reshape(25, -1)), gw)
-    return gw
+    return _weight_from_phases(total, out_channels, channels, x.dtype)
