@@ -583,6 +583,11 @@ class _Buffers:
 # and the thread count, so the bits are the same every run at a given thread count.
 # Without the GEMM, the ``_*_matmul`` functions further down run the same steps as
 # Python chunks through np.matmul (``map_chunks``, ``sum_chunks``).
+#
+# Measured (cpu_suite --quick, quiet, ours / PyTorch, before -> after): GAN D's layer
+# 1.15 -> 0.95 at 1 thread, 1.56 -> 0.89 at 2; GAN G's 1.18 -> 0.95 and 1.77 -> 0.93.
+# More pieces than threads (4 on 2 threads) made the forward ~10% slower; steps of 16
+# or 64 tile columns instead of 32 were no faster (64: the input gradient 15-20% slower).
 
 # Convs of fewer multiply-adds run as one piece on the calling thread (as conv_direct's:
 # sharing out costs a few microseconds).
