@@ -76,7 +76,7 @@ from . import _cblas
 from ._cblas import NO_TRANS, TRANS, gemm
 from .chunks import (blas_on_one_thread, chunk_ranges, map_chunks, share_pieces, share_range,
                      sum_chunks, thread_count)
-from .conv_bounds import add_terms, valid_range as _valid_range
+from .conv_bounds import add_terms
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -334,6 +334,10 @@ def _phase_output_tiles(m, gx, top, left, th, tw):
     plane = _U(m.shape[1]) * w
     res_row = _U(2 * tw) * w
     two = _U(2)
+    # gx column q is phase-plane column (q + left) // 2 of phase s = (q + left) % 2
+    columns = np.empty(width, dtype=np.uint64)
+    for q in range(width):
+        columns[q] = _U(((q + left) // 2) * lanes + ((q + left) % 2) * channels)
     for n in range(k):
         for a in range(th):
             for b in range(tw):
@@ -352,18 +356,13 @@ def _phase_output_tiles(m, gx, top, left, th, tw):
                         e1 = tmp[two * w + g + e]
                         res[dst + e] = tmp[g + e] + e1
                         res[dst + res_row + e] = e1 + tmp[_U(4) * w + g + e]
-        for c in range(channels):
-            for r in range(2):
-                a_lo, a_hi = _valid_range(r - top, 2, height, 2 * th)
-                for s in range(2):
-                    b_lo, b_hi = _valid_range(s - left, 2, width, 2 * tw)
-                    ch = (2 * r + s) * channels + c
-                    for a in range(a_lo, a_hi):
-                        d = _U(((n * channels + c) * height + 2 * a + r - top) * width
-                               + 2 * b_lo + s - left)
-                        e = _U(a) * res_row + _U(b_lo) * w + _U(ch)
-                        for b in range(_U(b_hi - b_lo)):
-                            out[d + two * b] = res[e + b * w]
+        for c in range(channels):  # res (a, b, (r, s, c)) -> gx[n, c] row by row
+            for h in range(height):
+                p = h + top
+                e = _U(p // 2) * res_row + _U((p % 2) * 2 * channels + c)
+                d = _U(((n * channels + c) * height + h) * width)
+                for q in range(_U(width)):
+                    out[d + q] = res[e + columns[q]]
 
 
 @njit(cache=True, nogil=True, fastmath=False)
