@@ -607,6 +607,13 @@ def _images_per_step(tiles, columns=None):
     return max(1, (TILE_COLUMNS if columns is None else columns) // max(1, tiles))
 
 
+def _plan(n, tiles, multiply_adds, columns=None):
+    """(pieces, images per step): no step longer than a piece (the buffers hold one
+    step per piece)."""
+    pieces = _pieces(n, multiply_adds)
+    return pieces, max(1, min(_images_per_step(tiles, columns), -(-n // pieces)))
+
+
 def _share(kernel, n, pieces, *args):
     """``kernel(*args, per, lo, hi)`` on ``pieces`` pieces of images (``per`` each, the
     last shorter, as share_pieces cuts them: a piece's index is lo // per); returns how
@@ -733,8 +740,7 @@ def forward(x, weight, geom, taps, bias=None, residual=None):
     th, tw = _tiles(geom.out_size)
     u = _weight_tiles(weight, _GG).reshape(-1)                      # (25, 4C, O)
     y = _empty((n, out_channels) + tuple(geom.out_size), dtype=x.dtype)
-    step = _images_per_step(th * tw)
-    pieces = _pieces(n, n * th * tw * 25 * 4 * channels * out_channels)
+    pieces, step = _plan(n, th * tw, n * th * tw * 25 * 4 * channels * out_channels)
     columns = pieces * 25 * step * th * tw
     _share(_forward_pieces, n, pieces, function, x, u, y, _optional(bias, x.dtype),
            _optional(residual, x.dtype), _empty(columns * 4 * channels, dtype=x.dtype),
@@ -760,8 +766,8 @@ def input_grad(grad_y, weight, geom, taps):
     gx = _empty((n, channels, height, width), dtype=grad_y.dtype)
     # (F(2x2, 2x2)'s 9 tile elements take less room: steps of four times the columns,
     # the products in blocks of half that, still small for OpenBLAS)
-    step = _images_per_step(th * tw, 4 * TILE_COLUMNS)
-    pieces = _pieces(n, n * th * tw * 9 * 4 * channels * out_channels)
+    pieces, step = _plan(n, th * tw, n * th * tw * 9 * 4 * channels * out_channels,
+                         4 * TILE_COLUMNS)
     columns = pieces * 9 * step * th * tw
     _share(_input_grad_pieces, n, pieces, function, grad_y, u, gx,
            _empty(columns * out_channels, dtype=grad_y.dtype),
@@ -781,8 +787,7 @@ def weight_grad(x, grad_y, geom, taps):
     if n == 0:
         return np.zeros((out_channels, channels, 4, 4), dtype=x.dtype)
     th, tw = _tiles(geom.out_size)
-    step = _images_per_step(th * tw)
-    pieces = _pieces(n, n * th * tw * 25 * 4 * channels * out_channels)
+    pieces, step = _plan(n, th * tw, n * th * tw * 25 * 4 * channels * out_channels)
     columns = pieces * 25 * step * th * tw
     parts = _empty((pieces, 25, out_channels, 4 * channels), dtype=x.dtype)
     made = _share(_weight_grad_pieces, n, pieces, function, x, grad_y, parts.reshape(-1),
