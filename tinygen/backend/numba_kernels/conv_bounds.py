@@ -1,5 +1,6 @@
 """What the conv paths share: the in-bounds stretch of an output row (conv.py's im2col,
-conv_rows.py's unfold) and the bias and residual their forwards add."""
+conv_rows.py's unfold) and the bias and residual their forwards add (``add_terms`` from
+Python, ``add_terms_images`` from compiled code: the same float additions)."""
 import numpy as np
 from numba import njit
 
@@ -26,3 +27,23 @@ def add_terms(y, bias, residual=None):
         np.add(y, bias.reshape((-1,) + (1,) * (y.ndim - 2)), out=y)
     if residual is not None:
         np.add(y, residual, out=y)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def add_terms_images(y, bias, residual, start, stop, out_channels, plane):
+    """``add_terms`` from compiled code, for the images [start, stop) of a flat y (N, O,
+    plane): y[n] += bias (per channel; none if empty), then += residual[n] (flat, y's
+    order; none if empty).  (Through views of the image: indexing the flat arrays
+    directly, the loops did not vectorise, 4.6x slower.)"""
+    size = out_channels * plane
+    for n in range(start, stop):
+        at = n * size
+        if bias.size:
+            for o in range(out_channels):
+                row, b = y[at + o * plane:at + (o + 1) * plane], bias[o]
+                for i in range(plane):
+                    row[i] += b
+        if residual.size:
+            image, terms = y[at:at + size], residual[at:at + size]
+            for i in range(size):
+                image[i] += terms[i]

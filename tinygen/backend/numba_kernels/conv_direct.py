@@ -34,7 +34,7 @@ from . import _cblas
 from ._cblas import NO_TRANS, TRANS, gemm
 from .chunks import (blas_on_one_thread, chunk_ranges, map_chunks, share_pieces, sum_chunks,
                      thread_count)
-from .conv_bounds import add_terms
+from .conv_bounds import add_terms, add_terms_images
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -305,18 +305,7 @@ def _forward_images(function, w, x, y, taps, stack, bias, residual, groups, in_p
                         _zero(stack, row + b, row + out_length)
                 gemm(function, NO_TRANS, NO_TRANS, out_per_group, out_length, k, w, w_at, k,
                      stack, s_at, out_length, 0.0, y, y_at, out_length)
-        # (through views of the image: indexing the flat arrays directly, the loops
-        # did not vectorise, 4.6x slower)
-        at, size = n * out_channels * out_length, out_channels * out_length
-        if bias.size:
-            for o in range(out_channels):
-                row, b = y[at + o * out_length:at + (o + 1) * out_length], bias[o]
-                for i in range(out_length):
-                    row[i] += b
-        if residual.size:
-            image, terms = y[at:at + size], residual[at:at + size]
-            for i in range(size):
-                image[i] += terms[i]
+        add_terms_images(y, bias, residual, n, n + 1, out_channels, out_length)
 
 
 @njit(cache=True, nogil=True)

@@ -76,7 +76,7 @@ from . import _cblas
 from ._cblas import NO_TRANS, TRANS, gemm
 from .chunks import (blas_on_one_thread, chunk_ranges, map_chunks, share_pieces, share_range,
                      sum_chunks, thread_count)
-from .conv_bounds import add_terms
+from .conv_bounds import add_terms, add_terms_images
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -627,28 +627,6 @@ def _share(kernel, n, pieces, *args):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _add_bias_residual(y, bias, residual, start, stop):
-    """y[n] += bias (per channel), then += residual[n] (flat, y's order), for the images
-    [start, stop) of y (N, O, Hout, Wout): ``add_terms``'s additions.  (Through views of
-    a flat y: the loops vectorise.)"""
-    out_channels = y.shape[1]
-    plane = y.shape[2] * y.shape[3]
-    size = out_channels * plane
-    flat = y.ravel()
-    for n in range(start, stop):
-        at = n * size
-        if bias.size:
-            for o in range(out_channels):
-                row, b = flat[at + o * plane:at + (o + 1) * plane], bias[o]
-                for i in range(plane):
-                    row[i] += b
-        if residual.size:
-            image, terms = flat[at:at + size], residual[at:at + size]
-            for i in range(size):
-                image[i] += terms[i]
-
-
-@njit(cache=True, nogil=True, fastmath=False)
 def _forward_pieces(function, x, u, y, bias, residual, v_buf, m_buf, top, left, th, tw, step,
                     per, lo, hi):
     """y for images [lo, hi), ``step`` images at a time: their input tiles (25, T, 4C) in
@@ -670,7 +648,8 @@ def _forward_pieces(function, x, u, y, bias, residual, v_buf, m_buf, top, left, 
                  u, e * lanes * out_channels, out_channels, 0.0, m, e * t * out_channels,
                  out_channels)
         _output_tiles(m, y[start:stop], th, tw)
-        _add_bias_residual(y, bias, residual, start, stop)
+        add_terms_images(y.ravel(), bias, residual, start, stop, out_channels,
+                         y.shape[2] * y.shape[3])
 
 
 @njit(cache=True, nogil=True, fastmath=False)
