@@ -4,7 +4,8 @@ gradients), with each path forced on configs that would normally go elsewhere, s
 chunks (two images each: a batch of 3 makes a chunk of 2 and one of 1) and, where
 numba has two threads, the chunks shared out between threads.  conv_direct runs both
 ways: its GEMMs called from compiled code (``_cblas``, pieces of two images) and, as
-without numpy's OpenBLAS, through np.matmul chunk by chunk ("direct-matmul")."""
+without numpy's OpenBLAS, through np.matmul chunk by chunk ("direct-matmul"); so does
+conv_winograd ("winograd-matmul")."""
 import numba
 import numpy as np
 import pytest
@@ -27,7 +28,8 @@ TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
 # runs goes to conv_rows.)
 PATHS = {"im2col": (10**9, 10**9, True), "im2col-outer": (10**9, 10**9, False),
          "rows": (0, 10**9, None), "direct": (0, 0, None),
-         "direct-matmul": (0, 0, None), "winograd": (0, 10**9, None)}
+         "direct-matmul": (0, 0, None), "winograd": (0, 10**9, None),
+         "winograd-matmul": (0, 10**9, None)}
 
 
 IMAGES_PER_CHUNK = 2
@@ -64,7 +66,7 @@ def path(request, monkeypatch):
     if inner is not None:  # both column orders, whatever the layer's shape would pick
         monkeypatch.setattr(numba_conv, "_images_inner", lambda rows, out_channels: inner)
     monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", direct_min)
-    monkeypatch.setattr(numba_conv, "WINOGRAD", request.param == "winograd")
+    monkeypatch.setattr(numba_conv, "WINOGRAD", request.param.startswith("winograd"))
     monkeypatch.setattr(numba_conv, "PHASE", False)  # (test_phase.py forces that one)
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_winograd, "MIN_OUT_SIZE", 1)
@@ -72,7 +74,8 @@ def path(request, monkeypatch):
     for module in (conv_rows, conv_direct, conv_winograd):
         monkeypatch.setattr(module, "chunk_ranges", _chunks_of_two)
     monkeypatch.setattr(conv_direct, "_pieces", _pieces_of_two)
-    if request.param == "direct-matmul":
+    monkeypatch.setattr(conv_winograd, "_pieces", _pieces_of_two)
+    if request.param.endswith("-matmul"):
         monkeypatch.setattr(_cblas, "_found", [None])
     for module in (numba_conv, conv_rows, conv_direct, conv_winograd):
         monkeypatch.setattr(module, "_empty", _nan_filled)

@@ -39,6 +39,9 @@ PATHS = {
                       dict(x=(24, 12, 40), w=(16, 12, 3))),
     "winograd": (conv_winograd, dict(WINOGRAD=True),
                  dict(x=(24, 12, 8, 8), w=(16, 12, 3, 3), padding=1)),
+    # (without numpy's OpenBLAS GEMM: np.matmul chunk by chunk, sum_chunks)
+    "winograd-matmul": (conv_winograd, dict(WINOGRAD=True),
+                        dict(x=(24, 12, 8, 8), w=(16, 12, 3, 3), padding=1)),
     "phase": (conv_phase, dict(PHASE=True), _STRIDED),
     # (without numpy's OpenBLAS GEMM: np.matmul chunk by chunk, sum_chunks)
     "phase-matmul": (conv_phase, dict(PHASE=True), _STRIDED),
@@ -58,6 +61,9 @@ def two_threads(monkeypatch):
     # (conv_phase's too, in steps of one image)
     monkeypatch.setattr(conv_phase, "_pieces", lambda n, multiply_adds: n)
     monkeypatch.setattr(conv_phase, "_images_per_step", lambda tiles, columns=None: 1)
+    # (conv_winograd's too, in steps of one image)
+    monkeypatch.setattr(conv_winograd, "_pieces", lambda n, multiply_adds: n)
+    monkeypatch.setattr(conv_winograd, "_images_per_step", lambda per_image: 1)
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_winograd, "MIN_OUT_SIZE", 1)
     monkeypatch.setattr(conv_phase, "MIN_CHANNELS", 1)

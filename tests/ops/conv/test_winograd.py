@@ -3,12 +3,15 @@ kernels over hypothesis-drawn shapes (odd and even sizes, inputs smaller than th
 kernel, padding of 0-3 on each side, so negative reads and odd tile counts),
 through its three kernels directly and through the ops (conv2d, conv_transpose2d,
 whose backward runs all three), in float64 to 1e-12 and float32 to 2e-5, with
-NaN-filled buffers and chunks of one or two images; and twice differentiated in float64."""
+NaN-filled buffers, both ways: the compiled kernels calling cblas (pieces of two
+images, in steps of one or two) and, as without numpy's OpenBLAS GEMM, np.matmul on
+Python chunks of one or two images; and twice differentiated in float64."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tinygen as tg
+from tinygen.backend.numba_kernels import _cblas, chunks
 from tinygen.backend.numba_kernels import conv as numba_conv
 from tinygen.backend.numba_kernels import conv_winograd as W
 from tinygen.backend.reference import conv as R
@@ -30,14 +33,25 @@ def configs(draw, max_side=9, max_channels=5, max_batch=3):
     return (draw(st.integers(1, max_batch)), cin) + sizes, (cout, cin, 3, 3), pads
 
 
-@pytest.fixture(params=[1, 2])
+# (way, images per step or chunk): the compiled kernels in pieces of two images (a batch
+# of 3: a piece of two and one of one) in steps of one image (the first piece adds its
+# second step's products to its first's) or two; np.matmul in Python chunks of one or two.
+WAYS = [("compiled", 1), ("compiled", 2), ("matmul", 1), ("matmul", 2)]
+
+
+@pytest.fixture(params=WAYS, ids=[f"{way}-{per}" for way, per in WAYS])
 def winograd(request, monkeypatch):
-    """Winograd wherever it can serve, chunks of ``param`` images (a batch of 3 in two
-    images and one), NaN-filled buffers and outputs."""
-    per = request.param
+    """Winograd wherever it can serve, one of WAYS, NaN-filled buffers and outputs."""
+    way, per = request.param
+    if way == "compiled" and _cblas.functions() is None:
+        pytest.skip("numpy's BLAS has no ILP64 cblas GEMM")
+    if way == "matmul":
+        monkeypatch.setattr(_cblas, "_found", [None])
     monkeypatch.setattr(numba_conv, "WINOGRAD", True)
     monkeypatch.setattr(W, "MIN_CHANNELS", 1)
     monkeypatch.setattr(W, "MIN_OUT_SIZE", 1)
+    monkeypatch.setattr(W, "_pieces", lambda n, multiply_adds: 2)
+    monkeypatch.setattr(W, "_images_per_step", lambda per_image: per)
     monkeypatch.setattr(W, "chunk_ranges", lambda n, *_a, **_k: [
         (s, min(n, s + per)) for s in range(0, n, per)])
     monkeypatch.setattr(W, "_empty", lambda shape, dtype=None: np.full(shape, np.nan, dtype))
@@ -121,3 +135,42 @@ def test_serves_only_dense_3x3_stride_1_convs(kwargs, w_shape, kept, serves):
     small = conv_geometry(Call("conv2d", x, w), tg.zeros(2, 4, 9, 9), w, k["stride"],
                           k["padding"], k["dilation"], k["groups"], 2)
     assert not W.serves(small, taps, 64, 64)  # outputs under MIN_OUT_SIZE
+
+
+@pytest.mark.parametrize("gemm_found", [True, False])
+def test_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch, gemm_found):
+    """With numpy's OpenBLAS GEMM found, the three ops each run one compiled kernel on
+    pieces of images (chunks.share_pieces: no Python per chunk); without it, np.matmul
+    chunk by chunk (map_chunks / sum_chunks); the same results either way, bias and
+    residual added (several pieces and steps: 5 images, 28 channels, 13x14)."""
+    if gemm_found and _cblas.functions() is None:
+        pytest.skip("numpy's BLAS has no ILP64 cblas GEMM")
+    if not gemm_found:
+        monkeypatch.setattr(_cblas, "_found", [None])
+    monkeypatch.setattr(W, "_pieces", lambda n, multiply_adds: 2)
+    monkeypatch.setattr(W, "_images_per_step", lambda per_image: 2)
+    monkeypatch.setattr(W, "_empty", lambda shape, dtype=None: np.full(shape, np.nan, dtype))
+    kernels, chunked = [], []
+    monkeypatch.setattr(W, "share_pieces", lambda kernel, *a: kernels.append(
+        kernel.__name__) or chunks.share_pieces(kernel, *a))
+    monkeypatch.setattr(W, "map_chunks", lambda *a: chunked.append("map") or
+                        chunks.map_chunks(*a))
+    monkeypatch.setattr(W, "sum_chunks", lambda *a: chunked.append("sum") or
+                        chunks.sum_chunks(*a))
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in ((5, 16, 13, 14), (28, 16, 3, 3), (28,))]
+    r, g = (tg.tensor(rng.standard_normal((5, 28, 13, 14))) for _ in range(2))
+    geom, taps = _geometry((5, 16, 13, 14), (28, 16, 3, 3), ((1, 1), (1, 1)))
+    assert numba_conv._path(geom, taps, 16, 28) is W
+    results = {}
+    for name in ("numba", "reference"):
+        with impl(name):
+            inputs = [tg.tensor(a, requires_grad=True) for a in arrays]
+            y = C.conv2d(*inputs, padding=1, residual=r)
+            y.backward(g)
+            results[name] = [y.numpy()] + [t.grad.numpy() for t in inputs]
+    expected = ["_conv_pieces", "_conv_pieces", "_weight_grad_pieces"]
+    assert (sorted(kernels), sorted(chunked)) == \
+        ((expected, []) if gemm_found else ([], ["map", "map", "sum"]))
+    for got, want in zip(results["numba"], results["reference"]):
+        assert rel_error(got, want) <= 1e-12
