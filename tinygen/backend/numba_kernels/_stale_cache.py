@@ -1,0 +1,59 @@
+"""Dropping numba's on-disk caches of this package when any of its sources changed.
+
+numba keys a cached kernel by its OWN source file's time stamp and size only.  A kernel
+that calls a kernel of another module (``conv_phase`` calling ``conv_bounds``'s
+``add_terms_images`` or ``_cblas.gemm``) has the callee compiled into it, so after an
+edit of the callee's module the caller's cache entry still looks fresh and numba loads
+the OLD callee's machine code with it: a planted bug goes unseen, a fix seems not to
+work.  So the cache is keyed by all the package's sources together: a digest of them is
+kept beside the cache files, and when it differs, every cache file of the package is
+removed before any kernel is compiled or loaded.
+
+Only the package's own ``__pycache__`` is handled (where numba writes when it can, i.e.
+in a source checkout, the only place where sources are edited).  Several processes at
+once (pytest's workers) are harmless: removing a cache file is at worst a recompile,
+and numba reads a missing data file as a cache miss."""
+import hashlib
+import os
+from pathlib import Path
+
+STAMP = "tinygen-numba-sources.sha256"
+_SUFFIXES = (".nbi", ".nbc")
+
+
+def sources_digest(directory):
+    """SHA-256 over the names and contents of the directory's *.py files, in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def drop_stale_caches(directory):
+    """Remove the numba cache files of ``directory/__pycache__`` unless they were made
+    from the sources there now; returns how many were removed."""
+    cache = Path(directory) / "__pycache__"
+    digest = sources_digest(directory)
+    stamp = cache / STAMP
+    try:
+        if stamp.read_text() == digest:
+            return 0
+    except OSError:
+        pass
+    removed = 0
+    if cache.is_dir():
+        for path in cache.iterdir():
+            if path.suffix in _SUFFIXES:
+                try:
+                    path.unlink()
+                    removed += 1
+                except OSError:     # gone already (another process), or not ours to remove
+                    pass
+    try:
+        cache.mkdir(exist_ok=True)
+        temporary = cache / f"{STAMP}.{os.getpid()}.tmp"
+        temporary.write_text(digest)
+        os.replace(temporary, stamp)
+    except OSError:                 # a read-only install: its sources do not change
+        pass
+    return removed
