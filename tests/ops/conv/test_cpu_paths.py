@@ -388,7 +388,7 @@ def test_concurrent_map_chunks_put_blas_back():
 def test_conv_direct_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch,
                                                                               gemm_found):
     """With numpy's OpenBLAS GEMM found, conv_direct's three ops each run one compiled
-    kernel on pieces of images (chunks.share_pieces: no Python per chunk); without it,
+    kernel on pieces of images (chunks.share_images: no Python per chunk); without it,
     np.matmul chunk by chunk (map_chunks / sum_chunks), with the same results."""
     if gemm_found and _cblas.functions() is None:
         pytest.skip("numpy's BLAS has no ILP64 cblas GEMM")
@@ -396,8 +396,8 @@ def test_conv_direct_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(mo
         monkeypatch.setattr(_cblas, "_found", [None])
     monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", 0)
     kernels, chunked = [], []
-    monkeypatch.setattr(conv_direct, "share_pieces", lambda kernel, *a: kernels.append(
-        kernel.__name__) or chunk_threads.share_pieces(kernel, *a))
+    monkeypatch.setattr(conv_direct, "_share", lambda kernel, *a: kernels.append(
+        kernel.__name__) or chunk_threads.share_images(kernel, *a))
     monkeypatch.setattr(conv_direct, "map_chunks", lambda *a: chunked.append("map") or
                         chunk_threads.map_chunks(*a))
     monkeypatch.setattr(conv_direct, "sum_chunks", lambda *a: chunked.append("sum") or

@@ -157,7 +157,7 @@ def test_dispatched_by_default_and_off_with_its_switch(monkeypatch):
 @pytest.mark.parametrize("gemm_found", [True, False])
 def test_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch, gemm_found):
     """With numpy's OpenBLAS GEMM found, the three ops each run one compiled kernel on
-    pieces of images (chunks.share_pieces: no Python per chunk); without it, np.matmul
+    pieces of images (chunks.share_images: no Python per chunk); without it, np.matmul
     chunk by chunk (map_chunks / sum_chunks); the same results either way, bias and
     residual added (several pieces and steps: GAN D's layer, 5 images)."""
     if gemm_found and _cblas.functions() is None:
@@ -168,8 +168,8 @@ def test_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch, g
     monkeypatch.setattr(P, "_images_per_step", lambda tiles, columns=None: 2)
     monkeypatch.setattr(P, "_empty", lambda shape, dtype=None: np.full(shape, np.nan, dtype))
     kernels, chunked = [], []
-    monkeypatch.setattr(P, "share_pieces", lambda kernel, *a: kernels.append(
-        kernel.__name__) or chunks.share_pieces(kernel, *a))
+    monkeypatch.setattr(P, "_share", lambda kernel, *a: kernels.append(
+        kernel.__name__) or chunks.share_images(kernel, *a))
     monkeypatch.setattr(P, "map_chunks", lambda *a: chunked.append("map") or
                         chunks.map_chunks(*a))
     monkeypatch.setattr(P, "sum_chunks", lambda *a: chunked.append("sum") or

@@ -140,7 +140,7 @@ def test_serves_only_dense_3x3_stride_1_convs(kwargs, w_shape, kept, serves):
 @pytest.mark.parametrize("gemm_found", [True, False])
 def test_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch, gemm_found):
     """With numpy's OpenBLAS GEMM found, the three ops each run one compiled kernel on
-    pieces of images (chunks.share_pieces: no Python per chunk); without it, np.matmul
+    pieces of images (chunks.share_images: no Python per chunk); without it, np.matmul
     chunk by chunk (map_chunks / sum_chunks); the same results either way, bias and
     residual added (several pieces and steps: 5 images, 28 channels, 13x14)."""
     if gemm_found and _cblas.functions() is None:
@@ -151,8 +151,8 @@ def test_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch, g
     monkeypatch.setattr(W, "_images_per_step", lambda per_image: 2)
     monkeypatch.setattr(W, "_empty", lambda shape, dtype=None: np.full(shape, np.nan, dtype))
     kernels, chunked = [], []
-    monkeypatch.setattr(W, "share_pieces", lambda kernel, *a: kernels.append(
-        kernel.__name__) or chunks.share_pieces(kernel, *a))
+    monkeypatch.setattr(W, "_share", lambda kernel, *a: kernels.append(
+        kernel.__name__) or chunks.share_images(kernel, *a))
     monkeypatch.setattr(W, "map_chunks", lambda *a: chunked.append("map") or
                         chunks.map_chunks(*a))
     monkeypatch.setattr(W, "sum_chunks", lambda *a: chunked.append("sum") or

@@ -386,6 +386,35 @@ def share_pieces(kernel, n, pieces, *args):
     _share_out(kernel, False, n, 0, args, pieces)
 
 
+# Batches of fewer multiply-adds than this run as one piece on the calling thread (as
+# linalg's MIN_MULTIPLY_ADDS: sharing out costs a few microseconds).
+MIN_SHARED_MULTIPLY_ADDS = 1 << 20
+
+
+def image_pieces(n, multiply_adds):
+    """How many pieces to cut a batch of ``n`` images into for ``share_images``: one per
+    thread, or one in all below MIN_SHARED_MULTIPLY_ADDS (the compiled convs'
+    choice; they look it up as their module's ``_pieces``, which tests replace)."""
+    threads = thread_count()
+    if threads <= 1 or multiply_adds < MIN_SHARED_MULTIPLY_ADDS:
+        return 1
+    return max(1, min(n, threads))
+
+
+def share_images(kernel, n, pieces, *args):
+    """``kernel(*args, per, lo, hi)`` on ``pieces`` pieces of a batch of ``n`` images
+    (``per`` images each, the last shorter, as share_pieces cuts them: a piece's index
+    is lo // per, which a kernel uses to find its part of per-piece buffers), with BLAS
+    held at one thread; returns how many pieces that made (ceil(n / per): fewer than
+    asked when that covers ``n`` sooner, e.g. 5 images in 4 pieces are 3 of 2)."""
+    if n == 0:
+        return 0
+    per = -(-n // pieces)
+    with blas_on_one_thread():
+        share_pieces(kernel, n, pieces, *args, per)
+    return -(-n // per)
+
+
 def _share_out(kernel, rows, n, size, args, pieces=None):
     threads = thread_count()
     if pieces is not None:      # (share_pieces: always these ranges, shared out or not)

@@ -32,8 +32,7 @@ from numba import njit
 
 from . import _cblas
 from ._cblas import NO_TRANS, TRANS, gemm
-from .chunks import (blas_on_one_thread, chunk_ranges, map_chunks, share_pieces, sum_chunks,
-                     thread_count)
+from .chunks import chunk_ranges, image_pieces, map_chunks, share_images, sum_chunks
 from .conv_bounds import add_terms, add_terms_images
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
@@ -219,31 +218,10 @@ def _channels(y):
 # line's taps (``_tap_table``); the forward's weights (g, O/g, T*C/g), columns (tap
 # index, c'), the input gradient's their transposes (T, g, C/g, O/g).
 
-# Convs of fewer multiply-adds run as one piece on the calling thread (as linalg's
-# MIN_MULTIPLY_ADDS: sharing out costs a few microseconds).
-MIN_MULTIPLY_ADDS = 1 << 20
-PIECES_PER_THREAD = 1
-
-
-def _pieces(n, multiply_adds):
-    """How many pieces of images to cut a batch of ``n`` into: one per thread."""
-    threads = thread_count()
-    if threads <= 1 or multiply_adds < MIN_MULTIPLY_ADDS:
-        return 1
-    return max(1, min(n, PIECES_PER_THREAD * threads))
-
-
-def _share(kernel, n, pieces, *args):
-    """``kernel(*args, per, lo, hi)`` on ``pieces`` pieces of images (``per`` images
-    each, the last shorter, as share_pieces cuts them: a piece's index is lo // per);
-    returns how many pieces that made (ceil(n / per): fewer than asked when that covers
-    ``n`` sooner, e.g. 5 images in 4 pieces are 3 of 2)."""
-    if n == 0:
-        return 0
-    per = -(-n // pieces)
-    with blas_on_one_thread():
-        share_pieces(kernel, n, pieces, *args, per)
-    return -(-n // per)
+# How many pieces (one per thread, one below chunks.MIN_SHARED_MULTIPLY_ADDS), and
+# sharing them out: chunks' (a module name, so that tests can replace it).
+_pieces = image_pieces
+_share = share_images
 
 
 def _tap_table(line, first=None):

@@ -74,8 +74,8 @@ from numba import njit
 
 from . import _cblas
 from ._cblas import NO_TRANS, TRANS, gemm
-from .chunks import (blas_on_one_thread, chunk_ranges, map_chunks, share_pieces, share_range,
-                     sum_chunks, thread_count)
+from .chunks import (chunk_ranges, image_pieces, map_chunks, share_images, share_range,
+                     sum_chunks)
 from .conv_bounds import add_terms, add_terms_images
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
@@ -588,17 +588,9 @@ class _Buffers:
 # More pieces than threads (4 on 2 threads) made the forward ~10% slower; steps of 16
 # or 64 tile columns instead of 32 were no faster (64: the input gradient 15-20% slower).
 
-# Convs of fewer multiply-adds run as one piece on the calling thread (as conv_direct's:
-# sharing out costs a few microseconds).
-MIN_MULTIPLY_ADDS = 1 << 20
-
-
-def _pieces(n, multiply_adds):
-    """How many pieces of images to cut a batch of ``n`` into: one per thread."""
-    threads = thread_count()
-    if threads <= 1 or multiply_adds < MIN_MULTIPLY_ADDS:
-        return 1
-    return max(1, min(n, threads))
+# How many pieces (one per thread, one below chunks.MIN_SHARED_MULTIPLY_ADDS), as
+# conv_direct's (a module name, so that tests can replace it).
+_pieces = image_pieces
 
 
 def _images_per_step(tiles, columns=None):
@@ -614,16 +606,7 @@ def _plan(n, tiles, multiply_adds, columns=None):
     return pieces, max(1, min(_images_per_step(tiles, columns), -(-n // pieces)))
 
 
-def _share(kernel, n, pieces, *args):
-    """``kernel(*args, per, lo, hi)`` on ``pieces`` pieces of images (``per`` each, the
-    last shorter, as share_pieces cuts them: a piece's index is lo // per); returns how
-    many pieces that made (fewer than asked when ceil(n / per) covers ``n`` sooner)."""
-    if n == 0:
-        return 0
-    per = -(-n // pieces)
-    with blas_on_one_thread():
-        share_pieces(kernel, n, pieces, *args, per)
-    return -(-n // per)
+_share = share_images
 
 
 @njit(cache=True, nogil=True, fastmath=False)
