@@ -6,6 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tinygen.backend.numba_kernels._stale_cache import STAMP, drop_stale_caches, sources_digest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,26 +33,34 @@ def _package(root, value):
 
 
 def _run(root, **env):
+    """g() in a fresh process; ``env`` set (None: removed) on top of this process's."""
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{REPO}", **env}
     out = subprocess.run(
         [sys.executable, "-c", "from pkg.caller import g; print(g())"], cwd=root,
-        env={**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{REPO}", **env},
+        env={k: v for k, v in env.items() if v is not None},
         capture_output=True, text=True, check=True)
     return int(out.stdout.strip())
 
 
-def test_an_edit_of_a_called_kernels_module_reaches_its_cached_caller(tmp_path):
+@pytest.mark.parametrize("where", ["__pycache__", "NUMBA_CACHE_DIR"])
+def test_an_edit_of_a_called_kernels_module_reaches_its_cached_caller(tmp_path, where):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache") if where == "NUMBA_CACHE_DIR"
+           else None}
     _package(tmp_path, 1)
-    assert _run(tmp_path) == 1
+    assert _run(tmp_path, **env) == 1
     _package(tmp_path, 22)          # callee.py changes; caller.py, whose cache holds f, not
-    assert _run(tmp_path) == 22
+    assert _run(tmp_path, **env) == 22
+    if where == "NUMBA_CACHE_DIR":  # (numba wrote there, not beside the sources)
+        assert not list((tmp_path / "pkg" / "__pycache__").glob("*.nbi"))
+        assert list((tmp_path / "numba-cache").glob("*/*.nbi"))
 
 
 def test_numba_alone_would_keep_the_old_callee(tmp_path):
     # why the mechanism exists (and what the test above would see without it)
     _package(tmp_path, 1)
-    assert _run(tmp_path, NO_DROP="1") == 1
+    assert _run(tmp_path, NO_DROP="1", NUMBA_CACHE_DIR=None) == 1
     _package(tmp_path, 22)
-    assert _run(tmp_path, NO_DROP="1") == 1
+    assert _run(tmp_path, NO_DROP="1", NUMBA_CACHE_DIR=None) == 1
 
 
 def test_cache_files_are_kept_while_the_sources_are_unchanged(tmp_path):

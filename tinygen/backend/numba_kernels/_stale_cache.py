@@ -9,10 +9,12 @@ work.  So the cache is keyed by all the package's sources together: a digest of 
 kept beside the cache files, and when it differs, every cache file of the package is
 removed before any kernel is compiled or loaded.
 
-Only the package's own ``__pycache__`` is handled (where numba writes when it can, i.e.
-in a source checkout, the only place where sources are edited).  Several processes at
-once (pytest's workers) are harmless: removing a cache file is at worst a recompile,
-and numba reads a missing data file as a cache miss."""
+Handled: the package's own ``__pycache__`` (where numba writes in a source checkout,
+the only place where sources are edited) and, when ``NUMBA_CACHE_DIR`` is set, numba's
+directory for this package under it.  (Not numba's per-user fallback for read-only
+installs, whose sources do not change.)  Several processes at once (pytest's workers)
+are harmless: removing a cache file is at worst a recompile, and numba reads a missing
+data file as a cache miss."""
 import hashlib
 import os
 from pathlib import Path
@@ -29,11 +31,27 @@ def sources_digest(directory):
     return digest.hexdigest()
 
 
+def cache_dirs(directory):
+    """Where numba keeps the caches of the kernels in ``directory``: its __pycache__,
+    and NUMBA_CACHE_DIR's directory for it when that is set (numba's naming)."""
+    from numba.core import caching, config
+
+    dirs = [Path(directory) / "__pycache__"]
+    if config.CACHE_DIR:
+        subpath = caching.UserProvidedCacheLocator.get_suitable_cache_subpath(
+            str(Path(directory).resolve() / "__init__.py"))
+        dirs.append(Path(config.CACHE_DIR) / subpath)
+    return dirs
+
+
 def drop_stale_caches(directory):
-    """Remove the numba cache files of ``directory/__pycache__`` unless they were made
-    from the sources there now; returns how many were removed."""
-    cache = Path(directory) / "__pycache__"
+    """Remove the numba cache files of the kernels in ``directory`` unless they were
+    made from the sources there now; returns how many were removed."""
     digest = sources_digest(directory)
+    return sum(_drop_unless(cache, digest) for cache in cache_dirs(directory))
+
+
+def _drop_unless(cache, digest):
     stamp = cache / STAMP
     try:
         if stamp.read_text() == digest:
@@ -50,7 +68,7 @@ def drop_stale_caches(directory):
                 except OSError:     # gone already (another process), or not ours to remove
                     pass
     try:
-        cache.mkdir(exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
         temporary = cache / f"{STAMP}.{os.getpid()}.tmp"
         temporary.write_text(digest)
         os.replace(temporary, stamp)
