@@ -61,6 +61,8 @@ SPECS = {
     "prior": Spec("prior p(z): standard normal or VampPrior (a mixture of the encoder's "
                   "posteriors at learned pseudo-inputs)", choices=("standard", "vamp")),
     "pseudo_inputs": Spec("pseudo-inputs of the VampPrior (prior vamp)", 1, _COUNT),
+    "train_k": Spec("samples of z per image in the training bound: 1 the ELBO, k > 1 the "
+                    "importance-weighted bound IWAE_k (k decoder passes per image)", 1, 4096),
     "kl_warmup_steps": Spec("KL weight rises linearly from 0 to 1 over these steps (0: none)",
                             0),
     "lr_schedule": Spec("learning-rate schedule by step: constant, or cosine from lr to "

@@ -16,6 +16,14 @@ as in Sønderby et al. 2016 and the VampPrior paper's 100-epoch warm-up) and
 are functions of the optimizer-step count, which checkpoints hold, so ``--resume``
 continues them.  The reported ``loss`` is the plain -ELBO even during warm-up.
 
+``train_k`` > 1 trains on the importance-weighted bound instead (IWAE, Burda et al.
+2016): k draws of z per image, the objective -log (1/k) sum_i w_i with
+log w_i = log p(x|z_i) + beta (log p(z_i) - log q(z_i|x)), beta the warm-up weight
+(1 after it: the IWAE_k bound itself).  The encoder runs once per image, the decoder
+k times, so a step costs about k decoder passes.  The reported ``loss`` is then
+-IWAE_k (at beta = 1), ``recon`` and ``kl`` the k draws' means of -log p(x|z) and
+log q(z|x) - log p(z).
+
 Evaluation (``evaluate``) reports, on the test images it is given -- the first
 ``test_limit`` of the split (the runner's option; 1000 by default here, for per-epoch
 speed; ``tinygen eval --test-limit all`` for all 10000) -- the ELBO and the
@@ -40,9 +48,12 @@ import time
 import numpy as np
 
 from ... import optim, progress
+from ...backend import to_numpy
 from ...data import load_dataset
+from ...ops.reduce import logsumexp
 from ..experiment import Experiment, register
 from .hierarchical import HierConvVAE
+from .model import log_mean_exp
 from .networks import ConvVAE, MLPVAE
 
 COMMON_DEFAULTS = {
@@ -62,6 +73,7 @@ COMMON_DEFAULTS = {
     "prior": "standard",              # or "vamp" (VampPrior)
     "pseudo_inputs": 500,             # the VampPrior's pseudo-inputs
     "kl_warmup_steps": 0,             # KL weight rises linearly 0 -> 1 over these steps
+    "train_k": 1,                     # samples per image of the training bound (1: ELBO)
     "lr_schedule": "constant",        # or "cosine": lr -> lr_min over lr_decay_steps
     "lr_decay_steps": 0,
     "lr_min": 1e-5,
@@ -156,18 +168,34 @@ class VAEExperiment(Experiment):
     def train_step(self, batch, generator):
         self.model.train()
         x = self.model.prepare(batch[0], generator)          # dynamic binarisation
+        k = int(self.config["train_k"])
+        if k > 1:
+            return self._iwae_step(x, generator, k)
         log_px, kl = self.model.elbo_terms(x, generator)
         beta = self.kl_weight()
         objective = (kl * beta - log_px).mean()               # -ELBO when beta = 1
+        self._descend(objective)
+        recon, kl = float(-log_px.data.mean()), float(kl.data.mean())
+        # the loss reported is the true -ELBO, whatever the warm-up weight
+        return {"loss": recon + kl, "recon": recon, "kl": kl}
+
+    def _iwae_step(self, x, generator, k):
+        """One step on -IWAE_k, the warm-up weight on the prior-over-posterior ratio."""
+        log_px, log_ratio = self.model.log_weight_terms(x, k, generator)     # (k, N) each
+        bound = logsumexp(log_px + log_ratio * self.kl_weight(), axis=0) - math.log(k)
+        self._descend(-bound.mean())
+        log_px, log_ratio = (to_numpy(t.data).astype(np.float64) for t in (log_px, log_ratio))
+        iwae = log_mean_exp(log_px + log_ratio)                            # at weight 1
+        return {"loss": float(-iwae.mean()), "recon": float(-log_px.mean()),
+                "kl": float(-log_ratio.mean())}
+
+    def _descend(self, objective):
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         self.optimizer.zero_grad()
         objective.backward()
         self.optimizer.step()
         self.steps += 1
-        recon, kl = float(-log_px.data.mean()), float(kl.data.mean())
-        # the loss reported is the true -ELBO, whatever the warm-up weight
-        return {"loss": recon + kl, "recon": recon, "kl": kl}
 
     # --- results -----------------------------------------------------------------------------
     def _mean(self):

@@ -46,7 +46,7 @@ from ...ops.elementwise import clamp, exp
 from ...ops.reduce import sum as _sum
 from ...ops.shape import chunk, concatenate
 from ..likelihoods import gaussian_kl_standard, gaussian_log_prob
-from .model import VAE
+from .model import VAE, _positive_count, _repeat, log_mean_exp
 from .networks import _sizes, conv_decoder_layers, conv_encoder_layers, conv_sizes
 from .prior import LOG_2PI, mixture_log_prob
 
@@ -157,6 +157,28 @@ class HierConvVAE(VAE):
                 z2, *self.prior_components())
         return log_px, kl1, kl2
 
+    def log_weight_terms(self, x, k, generator):
+        """(log p(x|z1,z2), log p(z1|z2) p(z2) - log q(z1|x,z2) q(z2|x)), each (k, N), for
+        k joint draws per image, differentiable (``VAE.log_weight_terms``).  The noise is
+        drawn (k, N, latent + latent1) in one piece, z2's columns first, as
+        ``_iwae_block`` draws it; x's features are computed once for all k draws."""
+        k = _positive_count(k, "log_weight_terms")
+        x = self._input(x)
+        n, l1, l2 = x.shape[0], self.latent1_dim, self.latent_dim
+        h = self.features(x)
+        mu2, logvar2 = _gaussian_params(self.q2(h))
+        eps = self._noise(generator, (k, n, l2 + l1))
+        eps2, eps1 = self._tensor(eps[..., :l2]), self._tensor(eps[..., l2:].reshape(k * n, l1))
+        z2 = (mu2 + exp(logvar2 * 0.5) * eps2).reshape(k * n, l2)          # sample-major
+        log_q2 = log_q_from_noise(eps2, logvar2)                           # (k, N)
+        mu1, logvar1 = self._q1(_repeat(h, k), z2)
+        z1 = mu1 + exp(logvar1 * 0.5) * eps1
+        p_mean, p_logvar = self._p1(z2)
+        log_px = self.log_likelihood(self.decode(concatenate([z1, z2], axis=1)),
+                                     _repeat(x, k))
+        log_ratio = (self._log_prior(z2) - kl_sample(eps1, logvar1, z1, p_mean, p_logvar))
+        return log_px.reshape(k, n), log_ratio.reshape(k, n) - log_q2
+
     def _iwae_block(self, x, k, generator, samples_per_pass):
         """log (1/k) sum_i w_i for the images x (b of them), w_i over the joint proposal;
         x's features are computed once and reused by every sample's q(z1 | x, z2)."""
@@ -191,8 +213,7 @@ class HierConvVAE(VAE):
                 x_np, (s,) + x_np.shape).reshape((s * b,) + x_np.shape[1:]))
             log_px = to_numpy(self.log_likelihood(params, xs).data).astype(np.float64)
             log_w[s0:s0 + s] = (log_px + log_p1 - log_q1).reshape(s, b) + log_p2 - log_q2
-        top = log_w.max(axis=0)
-        return top + np.log(np.mean(np.exp(log_w - top), axis=0))
+        return log_mean_exp(log_w)
 
     # --- codes for sampling and looking ---------------------------------------------------------
     def _prior_code(self, generator, n):

@@ -11,6 +11,9 @@ log-scale).  From those this class builds
     iwae_bound(x, k, ...)    per example: log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q
                              (Burda et al. 2016); a lower bound on log p(x) that
                              tightens as k grows: the test log-likelihood estimate
+    log_weight_terms(x, k, generator)   the same k log-weights, split into log p(x|z_i)
+                             and log p(z_i) - log q(z_i|x), differentiable: training on
+                             their importance-weighted bound is IWAE (``train_k``)
     sample, reconstruct, interpolate   uint8 images for looking at
 
 Prior (``prior``): ``"standard"`` N(0, I), KL in closed form; or ``"vamp"``, the
@@ -36,9 +39,27 @@ from ...nn import init
 from ...nn.module import Module
 from ...ops.elementwise import exp
 from ...ops.reduce import sum as _sum
-from ...ops.shape import chunk
+from ...ops.shape import chunk, expand
 from ..likelihoods import gaussian_kl_standard, get_likelihood
 from .prior import LOG_2PI, VampPrior, mixture_log_prob
+
+
+def _positive_count(k, who):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"{who}: k must be a positive int, got {k!r}")
+    return int(k)
+
+
+def log_mean_exp(log_w, axis=0):
+    """log mean_i exp(log_w_i) along ``axis`` (numpy, float64), without overflow."""
+    log_w = np.asarray(log_w, dtype=np.float64)
+    top = log_w.max(axis=axis, keepdims=True)
+    return np.squeeze(top, axis) + np.log(np.mean(np.exp(log_w - top), axis=axis))
+
+
+def _repeat(x, k):
+    """x (N, ...) stacked k times along the first axis: (k * N, ...), sample-major."""
+    return expand(x, (k,) + tuple(x.shape)).reshape((k * x.shape[0],) + tuple(x.shape[1:]))
 
 
 class VAE(Module):
@@ -135,6 +156,30 @@ class VAE(Module):
             kl = log_q - mixture_log_prob(z, *self.prior_components())
         return log_px, kl
 
+    def log_weight_terms(self, x, k, generator):
+        """(log p(x|z_i), log p(z_i) - log q(z_i|x)), each a Tensor (k, N), for k draws
+        z_i = mu + sigma * eps_i from q(z|x) per image, differentiable: their sum is the
+        log importance weight, and logsumexp over the k rows minus log k the IWAE bound.
+        eps is drawn (k, N, latent) in one piece, as ``iwae_bound`` draws it when one pass
+        holds all k * N decodings, so both give the same bound from the same generator.
+        The encoder runs once; the decoder decodes all k * N codes in one call."""
+        k = _positive_count(k, "log_weight_terms")
+        x = self._input(x)
+        n, dim = x.shape[0], self.latent_dim
+        mu, logvar = self.encode(x)
+        eps = self._tensor(self._noise(generator, (k, n, dim)))
+        z = mu + exp(logvar * 0.5) * eps                                  # (k, N, L)
+        log_q = _sum((eps * eps + logvar + LOG_2PI) * -0.5, axis=-1)
+        log_p = self._log_prior(z.reshape(k * n, dim)).reshape(k, n)
+        log_px = self.log_likelihood(self.decode(z.reshape(k * n, dim)), _repeat(x, k))
+        return log_px.reshape(k, n), log_p - log_q
+
+    def _log_prior(self, z):
+        """log p(z) per row of z (a Tensor (N, latent_dim)), differentiable."""
+        if self.prior_name == "standard":
+            return _sum((z * z + LOG_2PI) * -0.5, axis=-1)
+        return mixture_log_prob(z, *self.prior_components())
+
     def prior_components(self):
         """VampPrior: (means, logvars), each (K, latent_dim): q(z|u_k) at the pseudo-inputs."""
         return self.encode(self.prior.pseudo_inputs())
@@ -179,9 +224,7 @@ class VAE(Module):
         logvar)/2, so it does not lose digits to z - mu; the weights are summed
         (logsumexp) in float64.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"iwae_bound: k must be a positive int, got {k!r}")
-        k, chunk = int(k), max(1, int(chunk))
+        k, chunk = _positive_count(k, "iwae_bound"), max(1, int(chunk))
         with self._evaluating():
             x = self._input(x)
             n = x.shape[0]
@@ -213,8 +256,7 @@ class VAE(Module):
                 to_numpy(x.data), (s,) + tuple(x.shape)).reshape((s * b,) + tuple(x.shape[1:])))
             log_px = to_numpy(self.log_likelihood(params, xs).data).astype(np.float64)
             log_w[s0:s0 + s] = log_px.reshape(s, b) + log_p_z - log_q
-        top = log_w.max(axis=0)
-        return top + np.log(np.mean(np.exp(log_w - top), axis=0))
+        return log_mean_exp(log_w)
 
     # --- looking at it -------------------------------------------------------------------------
     def _images(self, params, generator, mean):
