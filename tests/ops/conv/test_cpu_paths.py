@@ -74,6 +74,8 @@ def path(request, monkeypatch):
     for module in (conv_rows, conv_direct, conv_winograd):
         monkeypatch.setattr(module, "chunk_ranges", _chunks_of_two)
     monkeypatch.setattr(conv_direct, "_pieces", _pieces_of_two)
+    # (products cut into pieces of a few columns, the last one shorter: _column_pieces)
+    monkeypatch.setattr(conv_direct, "PIECE_MULTIPLY_ADDS", 7)
     monkeypatch.setattr(conv_winograd, "_pieces", _pieces_of_two)
     if request.param.endswith("-matmul"):
         monkeypatch.setattr(_cblas, "_found", [None])
@@ -440,4 +442,42 @@ def test_conv_direct_one_kept_tap_of_a_taller_kernel_matches_reference(monkeypat
                             (conv_direct.input_grad, reference.conv2d_input_grad, (gy, w)),
                             (conv_direct.weight_grad, reference.conv2d_weight_grad, (x, gy))]:
         np.testing.assert_allclose(fast(*args, geom, taps), ref(*args, geom, taps),
+                                   rtol=1e-12, atol=1e-12, err_msg=fast.__name__)
+
+
+@pytest.mark.parametrize("small_mk,piece", [(0, 1 << 19), (2048, 1 << 19), (2048, 1), (2048, 5)])
+@pytest.mark.parametrize("args", [
+    dict(x=(3, 4, 37), w=(5, 4, 1)),                                  # pointwise
+    dict(x=(3, 4, 37), w=(5, 4, 2), dilation=3, padding=((3, 0),)),   # causal, two taps
+    dict(x=(2, 4, 6, 5), w=(6, 2, 1, 1), groups=2),                   # pointwise, grouped
+])
+def test_conv_direct_column_pieces_match_reference(monkeypatch, small_mk, piece, args):
+    """conv_direct's products of few multiply-adds per output cut into pieces of
+    columns, the weights read transposed (``_column_pieces``): one call per product
+    (SMALL_MK 0, the weights as stored), pieces of many columns, one column, five
+    (the last shorter); the same results as the reference."""
+    from tinygen.backend.reference import conv as reference
+    from tinygen.ops.conv_geometry import Call, conv_geometry, kept_taps
+    if _cblas.functions() is None:
+        pytest.skip("numpy's BLAS has no ILP64 cblas GEMM")
+    monkeypatch.setattr(conv_direct, "SMALL_MK", small_mk)
+    monkeypatch.setattr(conv_direct, "PIECE_MULTIPLY_ADDS", piece)
+    monkeypatch.setattr(conv_direct, "_empty", _nan_filled)
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(args["x"]), rng.standard_normal(args["w"])
+    t, u = tg.tensor(x), tg.tensor(w)
+    geom = conv_geometry(Call("conv", t, u), t, u, 1, args.get("padding", 0),
+                         args.get("dilation", 1), args.get("groups", 1), x.ndim - 2)
+    taps = kept_taps(geom, None)
+    if x.ndim == 3:     # (a 1-D conv reaches the kernels as one of height 1)
+        x, w = x[:, :, None], w[:, :, None]
+    assert conv_direct.serves(geom, taps)
+    gy = rng.standard_normal((x.shape[0], w.shape[0]) + tuple(geom.out_size))
+    transposed, columns = conv_direct._column_pieces(5, 8, 37)
+    assert transposed == (small_mk > 0) and columns == (37 if piece > 1000 or not small_mk
+                                                        else -(-37 // -(-40 * 37 // piece)))
+    for fast, ref, a in [(conv_direct.forward, reference.conv2d_forward, (x, w)),
+                         (conv_direct.input_grad, reference.conv2d_input_grad, (gy, w)),
+                         (conv_direct.weight_grad, reference.conv2d_weight_grad, (x, gy))]:
+        np.testing.assert_allclose(fast(*a, geom, taps), ref(*a, geom, taps),
                                    rtol=1e-12, atol=1e-12, err_msg=fast.__name__)
