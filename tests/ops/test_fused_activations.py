@@ -82,30 +82,76 @@ def test_numba_kernels_equal_the_reference(dtype, size):
             assert _ulps(a, b) <= 4
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tanh_forward_shared_out_is_numpys_tanh_bit_for_bit(monkeypatch, dtype):
+def test_tanh_forward_shared_out_is_numpys_tanh_bit_for_bit(monkeypatch, dtype, compiled):
     """numpy's tanh run on slices by two threads: every element as np.tanh gives it,
-    from an unaligned start too (its SIMD loop's edges fall elsewhere)."""
+    from an unaligned start too (its SIMD loop's edges fall elsewhere).  The slices run
+    numpy's loop from a numba kernel (``_ufunc_loops``, through share_rows), or, where
+    that loop is not found, np.tanh called per slice (parallel_range)."""
     import numba
 
-    from tinygen.backend.numba_kernels import chunks
+    from tinygen.backend.numba_kernels import _ufunc_loops, chunks
 
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
-    pieces = []
+    if not compiled:
+        monkeypatch.setattr(_ufunc_loops, "loop", lambda ufunc, dtype: None)
+    elif _ufunc_loops.loop(np.tanh, dtype) is None:
+        pytest.skip("numpy's tanh loop not found (another ufunc layout)")
+    pieces, shared = [], []
     original = chunks.map_chunks
     monkeypatch.setattr(chunks, "map_chunks", lambda work, ranges, blas=True:
                         pieces.append(ranges) or original(work, ranges, blas))
+    monkeypatch.setattr(fast, "share_rows", lambda kernel, n, size, *args:
+                        shared.append(n) or chunks.share_rows(kernel, n, size, *args))
     x = _data((3 * PARALLEL + 11,), 5, dtype)[0]
     x[7:10] = [-0.0, np.nan, np.inf]
     for view in (x, x[1:], x[:PARALLEL + 3].reshape(1, -1)):
         pieces.clear()
+        shared.clear()
         y = fast.tanh_forward(view)
-        assert len(pieces) == 1 and len(pieces[0]) > 1          # (shared out)
+        if compiled:
+            assert shared == [view.size] and not pieces
+        else:
+            assert len(pieces) == 1 and len(pieces[0]) > 1 and not shared   # (shared out)
         assert y.dtype == dtype and y.shape == view.shape
         np.testing.assert_array_equal(y, np.tanh(view))
         assert np.array_equal(np.signbit(y), np.signbit(np.tanh(view)))
     assert fast.tanh_forward(x[::2]).shape == x[::2].shape          # strided: numpy's, whole
     np.testing.assert_array_equal(fast.tanh_forward(x[::2]), np.tanh(x[::2]))
+
+
+@pytest.mark.parametrize("ufunc", [np.tanh, np.exp, np.negative])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ufunc_loop_called_from_numba_equals_the_ufunc(ufunc, dtype):
+    """A ufunc's own loop, found in its PyUFuncObject and run by a numba kernel on
+    slices of every length from 0 (the SIMD loop's tails) and unaligned starts: the
+    ufunc's bits, nothing written outside the slice."""
+    from tinygen.backend.numba_kernels import _ufunc_loops
+
+    found = _ufunc_loops.loop(ufunc, dtype)
+    if found is None:
+        pytest.skip("the ufunc's loop not found (another ufunc layout)")
+    x = _data((300,), 2, dtype)[0]
+    x[[5, 6, 7]] = [np.nan, -0.0, -np.inf]
+    for lo, hi in [(0, 300), (1, 300), (3, 3), (3, 4), (5, 40), (17, 250)]:
+        out = np.full_like(x, 7.0)
+        _ufunc_loops.unary(*found, x[lo:hi], out[lo:hi])
+        np.testing.assert_array_equal(out[lo:hi], ufunc(x[lo:hi]))
+        assert np.array_equal(np.signbit(out[lo:hi]), np.signbit(ufunc(x[lo:hi])))
+        assert (out[:lo] == 7).all() and (out[hi:] == 7).all()
+
+
+def test_ufunc_loop_lookup_refuses_what_it_cannot_check(monkeypatch):
+    """No loop for a binary ufunc, a signature the ufunc lacks, or fields that do not
+    read as the ufunc's own (another object layout: the header size wrong here)."""
+    from tinygen.backend.numba_kernels import _ufunc_loops
+
+    monkeypatch.setattr(_ufunc_loops, "_found", {})
+    assert _ufunc_loops.loop(np.add, np.float32) is None
+    assert _ufunc_loops.loop(np.tanh, np.int64) is None
+    monkeypatch.setattr(_ufunc_loops, "_HEADER", _ufunc_loops._HEADER + 8)
+    assert _ufunc_loops.loop(np.tanh, np.float32) is None
 
 
 def test_float32_sigmoid_is_within_3_ulp_of_the_exact_value():

@@ -15,7 +15,7 @@ takes the reference.  The others are bit-equal to the reference.
 import numpy as np
 from numba import njit
 
-from . import chunks
+from . import _ufunc_loops, chunks
 from .chunks import parallel_range, share_rows
 from ..reference import activations as _reference
 from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp_nonpositive, \
@@ -153,16 +153,24 @@ def sigmoid_backward(g, y):
     return _run(_SIGMOID_BACKWARD, g, _flat(g), _flat(y), g.dtype.type(1))
 
 
+_COMPILED_FLOATS = (np.float32, np.float64)     # (numba's arrays: no float16)
+
+
 def tanh_forward(x):
     """numpy's tanh (its SIMD loop beats the polynomial of ``_vmath``, which computes
     both of its branches once vectorised), on consecutive slices shared out among
-    threads when the array is large: bit for bit numpy's result (an elementwise loop;
-    the GIL is released inside it)."""
+    threads when the array is large: bit for bit numpy's result.  The slices run
+    numpy's own loop from a numba kernel (``_ufunc_loops``: no GIL hand-over per
+    slice); where that loop cannot be found, as Python calls of np.tanh."""
     if (x.size < chunks.PARALLEL_THRESHOLD or x.dtype.kind != "f"
             or not x.flags.c_contiguous or chunks.thread_count() <= 1):
         return np.tanh(x)   # (one thread: numpy's own allocation and call, nothing else)
     out = np.empty_like(x)
     x1, out1 = x.reshape(-1), out.reshape(-1)
+    found = _ufunc_loops.loop(np.tanh, x.dtype) if x.dtype in _COMPILED_FLOATS else None
+    if found is not None:
+        share_rows(_ufunc_loops.unary, x.size, 2 * x.size, *found, x1, out1)
+        return out
     # (numpy's loop is no numba kernel: the slices go out as Python calls)
     parallel_range(lambda lo, hi: np.tanh(x1[lo:hi], out=out1[lo:hi]), x.size, x.size)
     return out
