@@ -312,3 +312,25 @@ def test_one_thread_runs_large_arrays_without_the_pool(monkeypatch):
     s = fast.sigmoid_forward(x)
     assert _ulps(s, ref.sigmoid_forward(x)) <= 4
     np.testing.assert_array_equal(fast.sigmoid_backward(g, s), ref.sigmoid_backward(g, s))
+
+
+def test_wide_vectors_compile_the_loop_with_512_bit_vectors(monkeypatch):
+    """A loop that calls ``_vmath.wide_vectors()`` is vectorised with 512-bit registers
+    where the CPU has them (LLVM's tuning would pick 256), with the same results."""
+    import llvmlite.binding as llvm
+    from numba import njit
+
+    from tinygen.backend.numba_kernels import _vmath
+
+    if not llvm.get_host_cpu_features().get("avx512f"):
+        pytest.skip("no AVX-512 here")
+    x = _data((1000,), 4, np.float32)[0]
+    compiled = {}
+    for wide in (False, True):
+        monkeypatch.setattr(_vmath, "WIDE", wide)
+        kernel = njit(error_model="numpy", fastmath={"contract"})(fast._sigmoid_f32_loop)
+        out = np.empty_like(x)
+        kernel(x, out)                          # (compiled now, with WIDE as set)
+        compiled[wide] = (list(kernel.inspect_asm().values())[0], out)
+    assert "zmm" in compiled[True][0] and "zmm" not in compiled[False][0]
+    np.testing.assert_array_equal(compiled[True][1], compiled[False][1])

@@ -10,7 +10,8 @@ and NaN included (tests/ops/test_fused_activations.py); the polynomials are the
 minimax ones of Cephes' expf, logf and tanhf.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 F32 = np.float32
 ONE, HALF, ZERO = F32(1), F32(0.5), F32(0)
@@ -29,6 +30,29 @@ _SQRT2 = F32(1.41421356237309505)
 # tanh(v) = v + v^3 P(v^2) for |v| < 0.625.
 _T = tuple(F32(c) for c in (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
                                1.33314422036e-1, -3.33332819422e-1))
+
+# LLVM's tuning for AVX-512 cores prefers 256-bit vectors (host "rocketlake" here, on
+# a Sapphire Rapids-class vCPU: avx512_fp16), which halves what a compute-bound loop
+# gets from the cores' two 512-bit FMA units.  A kernel whose body calls
+# ``wide_vectors()`` is compiled with LLVM's function attribute prefer-vector-width=512
+# instead: the same operations per element (the same bits), twice the elements per
+# instruction.  Measured quiet, 1 thread, 2^20 float32: sigmoid 0.453 -> 0.378 ms (a
+# copy: 0.287).  Where the CPU has no 512-bit vectors LLVM uses the widest it has.
+# (The attribute is not one llvmlite knows by name, so it is added to the function's
+# attribute set directly; LLVM reads the quoted key="value" form as it is.)
+WIDE = True     # (False: compile without the attribute, for side-by-side timings)
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """Mark the kernel being compiled as preferring 512-bit vectors (see above)."""
+    def codegen(context, builder, signature, args):
+        if WIDE:
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
 
 # error_model="numpy": a division by zero gives inf/NaN, not a per-element check that
 # blocks vectorisation; "contract": a * b + c as one FMA (one rounding, not two).

@@ -19,15 +19,21 @@ from . import _ufunc_loops, chunks
 from .chunks import parallel_range, share_rows
 from ..reference import activations as _reference
 from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp_nonpositive, \
-    log1p_unit as _log1p_unit, sigmoid as _sigmoid
+    log1p_unit as _log1p_unit, sigmoid as _sigmoid, wide_vectors as _wide_vectors
 
 
+# Every loop here starts with _wide_vectors(): compiled for 512-bit vectors (_vmath.py).
+# The exp-based ones are compute-bound and gain (1 thread, 2^20 float32, interleaved
+# quiet: sigmoid 0.469 -> 0.362 ms, softplus 1.241 -> 0.902); the others are bound by
+# memory and unchanged.
 def _sigmoid_f32_loop(x, out):
+    _wide_vectors()
     for i in range(x.size):
         out[i] = _sigmoid(x[i])
 
 
 def _softplus_f32_loop(x, beta, threshold, out):
+    _wide_vectors()
     for i in range(x.size):
         z = x[i] * beta
         if z > threshold:
@@ -38,6 +44,7 @@ def _softplus_f32_loop(x, beta, threshold, out):
 
 
 def _softplus_backward_f32_loop(g, x, beta, threshold, out):
+    _wide_vectors()
     for i in range(g.size):
         z = x[i] * beta
         out[i] = g[i] if z > threshold else g[i] * _sigmoid(z)
@@ -70,33 +77,39 @@ def _run(kernel, shape_of, *arrays_then_scalars):
 
 
 def _leaky_forward_loop(x, slope, out):
+    _wide_vectors()
     for i in range(x.size):
         v = x[i]
         out[i] = v if v > 0 else v * slope
 
 
 def _leaky_backward_loop(g, x, slope, out):
+    _wide_vectors()
     for i in range(g.size):
         out[i] = g[i] if x[i] > 0 else g[i] * slope
 
 
 def _relu_forward_loop(x, zero, out):
+    _wide_vectors()
     for i in range(x.size):
         v = x[i]
         out[i] = v if v > zero or v != v else zero    # NaN stays NaN, -0 becomes +0
 
 
 def _relu_backward_loop(g, y, one, zero, out):
+    _wide_vectors()
     for i in range(g.size):
         out[i] = g[i] * (one if y[i] > 0 else zero)
 
 
 def _sigmoid_backward_loop(g, y, one, out):
+    _wide_vectors()
     for i in range(g.size):
         out[i] = g[i] * y[i] * (one - y[i])
 
 
 def _tanh_backward_loop(g, y, one, out):
+    _wide_vectors()
     for i in range(g.size):
         out[i] = g[i] * (one - y[i] * y[i])
 

@@ -9,12 +9,14 @@ takes numpy, in the input's own precision, with as few temporaries as the formul
 allows.
 """
 import numpy as np
-from ._vmath import ONE as _ONE, sigmoid as _sigmoid_f32, tanh as _tanh_f32
+from ._vmath import ONE as _ONE, sigmoid as _sigmoid_f32, tanh as _tanh_f32, \
+    wide_vectors as _wide_vectors
 from .activations import _kernel
 from .chunks import share_rows
 
 
 def _forward_f32_loop(x3, out):
+    _wide_vectors()      # (512-bit vectors: _vmath.py)
     for i in range(x3.shape[0]):
         a, b, y = x3[i, 0], x3[i, 1], out[i]
         for j in range(a.size):
@@ -22,6 +24,7 @@ def _forward_f32_loop(x3, out):
 
 
 def _backward_f32_loop(g, x3, out):
+    _wide_vectors()
     # One tanh and one sigmoid per element, and one store per loop: with two stores in
     # one loop LLVM cannot rule out that they overlap the inputs and gives up
     # vectorising it (4x slower).  So t goes into da and s into a row of scratch
