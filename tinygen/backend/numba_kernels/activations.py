@@ -22,10 +22,12 @@ from ._vmath import F32 as _F32, ZERO as _ZERO, exp_nonpositive as _exp_nonposit
     log1p_unit as _log1p_unit, sigmoid as _sigmoid, wide_vectors as _wide_vectors
 
 
-# Every loop here starts with _wide_vectors(): compiled for 512-bit vectors (_vmath.py).
-# The exp-based ones are compute-bound and gain (1 thread, 2^20 float32, interleaved
-# quiet: sigmoid 0.469 -> 0.362 ms, softplus 1.241 -> 0.902); the others are bound by
-# memory and unchanged.
+# The exp-based loops start with _wide_vectors(): compiled for 512-bit vectors
+# (_vmath.py).  They are compute-bound and gain (2^20 float32, interleaved quiet, 1
+# thread: sigmoid 0.469 -> 0.362 ms, softplus 1.241 -> 0.902; 2 threads: sigmoid 0.271
+# -> 0.196, softplus 0.614 -> 0.441).  The loops below, bound by memory, are not
+# marked: 512-bit made them 1-3% slower at 2 threads (relu fwd 0.150 -> 0.153 ms,
+# bwd 0.229 -> 0.235, tanh bwd 0.231 -> 0.235).
 def _sigmoid_f32_loop(x, out):
     _wide_vectors()
     for i in range(x.size):
@@ -77,39 +79,33 @@ def _run(kernel, shape_of, *arrays_then_scalars):
 
 
 def _leaky_forward_loop(x, slope, out):
-    _wide_vectors()
     for i in range(x.size):
         v = x[i]
         out[i] = v if v > 0 else v * slope
 
 
 def _leaky_backward_loop(g, x, slope, out):
-    _wide_vectors()
     for i in range(g.size):
         out[i] = g[i] if x[i] > 0 else g[i] * slope
 
 
 def _relu_forward_loop(x, zero, out):
-    _wide_vectors()
     for i in range(x.size):
         v = x[i]
         out[i] = v if v > zero or v != v else zero    # NaN stays NaN, -0 becomes +0
 
 
 def _relu_backward_loop(g, y, one, zero, out):
-    _wide_vectors()
     for i in range(g.size):
         out[i] = g[i] * (one if y[i] > 0 else zero)
 
 
 def _sigmoid_backward_loop(g, y, one, out):
-    _wide_vectors()
     for i in range(g.size):
         out[i] = g[i] * y[i] * (one - y[i])
 
 
 def _tanh_backward_loop(g, y, one, out):
-    _wide_vectors()
     for i in range(g.size):
         out[i] = g[i] * (one - y[i] * y[i])
 
