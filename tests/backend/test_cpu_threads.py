@@ -300,6 +300,36 @@ def test_a_single_gemm_is_held_only_when_blas_is_not_at_one_thread(monkeypatch):
     assert sets == [("b", 1), ("b", 3)] and counts == {"a": 1, "b": 3}
 
 
+def test_share_images_holds_blas_only_when_it_is_not_at_one_thread(monkeypatch):
+    """share_images skips the hold when every library is at one thread and no hold
+    runs (blas_at_one_thread); otherwise its pieces run with BLAS held at one thread."""
+    import numpy as np
+
+    counts = {"a": 1, "b": 1}
+    sets = []
+
+    def library(name):
+        def put(n):
+            sets.append((name, n))
+            counts[name] = n
+        return (lambda: counts[name]), put
+
+    monkeypatch.setattr(chunks, "_blas", [library("a"), library("b")])
+    seen = []
+
+    def kernel(out, per, lo, hi):
+        seen.append(dict(counts))
+        out[lo:hi] = per
+
+    out = np.zeros(5)
+    assert chunks.share_images(kernel, 5, 1, out) == 1
+    assert sets == [] and seen == [{"a": 1, "b": 1}] and out.tolist() == [5.0] * 5
+    counts["b"] = 3
+    assert chunks.share_images(kernel, 5, 1, out) == 1
+    assert seen[-1] == {"a": 1, "b": 1}              # held at one thread for the pieces
+    assert sets == [("b", 1), ("b", 3)] and counts == {"a": 1, "b": 3}
+
+
 # --- compiled jobs: share_rows / share_range ---------------------------------------------------
 @numba.njit(nogil=True)
 def _scaled_rows(x, scale, offset, flag, out):
