@@ -5,7 +5,7 @@ chunks (two images each: a batch of 3 makes a chunk of 2 and one of 1) and, wher
 numba has two threads, the chunks shared out between threads.  conv_direct runs both
 ways: its GEMMs called from compiled code (``_cblas``, pieces of two images) and, as
 without numpy's OpenBLAS, through np.matmul chunk by chunk ("direct-matmul"); so does
-conv_winograd ("winograd-matmul")."""
+conv_winograd ("winograd-matmul") and conv_rows ("rows-matmul")."""
 import numba
 import numpy as np
 import pytest
@@ -27,7 +27,7 @@ TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
 # (Winograd serves only dense 3x3 stride-1 convs, from one channel up; the rest of those
 # runs goes to conv_rows.)
 PATHS = {"im2col": (10**9, 10**9, True), "im2col-outer": (10**9, 10**9, False),
-         "rows": (0, 10**9, None), "direct": (0, 0, None),
+         "rows": (0, 10**9, None), "rows-matmul": (0, 10**9, None), "direct": (0, 0, None),
          "direct-matmul": (0, 0, None), "winograd": (0, 10**9, None),
          "winograd-matmul": (0, 10**9, None)}
 
@@ -44,8 +44,9 @@ def _chunks_of_two(n_img, bytes_per_image, budget, threads=None):
 
 
 def _pieces_of_two(n, multiply_adds):
-    """conv_direct's compiled path cut into pieces of IMAGES_PER_CHUNK images, however
-    small the conv (a batch of 3: a piece of 2 and one of 1)."""
+    """The compiled paths (conv_direct, conv_winograd, conv_rows) cut into pieces of
+    IMAGES_PER_CHUNK images, however small the conv (a batch of 3: a piece of 2 and one
+    of 1)."""
     return max(1, -(-n // IMAGES_PER_CHUNK))
 
 
@@ -77,6 +78,10 @@ def path(request, monkeypatch):
     # (products cut into pieces of a few columns, the last one shorter: _column_pieces)
     monkeypatch.setattr(conv_direct, "PIECE_MULTIPLY_ADDS", 7)
     monkeypatch.setattr(conv_winograd, "_pieces", _pieces_of_two)
+    monkeypatch.setattr(conv_rows, "_pieces", _pieces_of_two)
+    # (conv_rows' compiled path then runs a piece of two images as two steps of one:
+    # its weight gradient adds the second step's products to the first's)
+    monkeypatch.setattr(conv_rows, "CHUNK_BYTES", 1)
     if request.param.endswith("-matmul"):
         monkeypatch.setattr(_cblas, "_found", [None])
     for module in (numba_conv, conv_rows, conv_direct, conv_winograd):
@@ -481,3 +486,45 @@ def test_conv_direct_column_pieces_match_reference(monkeypatch, small_mk, piece,
                          (conv_direct.weight_grad, reference.conv2d_weight_grad, (x, gy))]:
         np.testing.assert_allclose(fast(*a, geom, taps), ref(*a, geom, taps),
                                    rtol=1e-12, atol=1e-12, err_msg=fast.__name__)
+
+
+@pytest.mark.parametrize("gemm_found", [True, False])
+def test_conv_rows_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch,
+                                                                            gemm_found):
+    """With numpy's OpenBLAS GEMM found, conv_rows' forward, its stride-1 input gradient
+    (a forward) and its weight gradient each run one compiled kernel on pieces of images
+    (chunks.share_images: no Python per chunk); without it, np.matmul chunk by chunk
+    (map_chunks / sum_chunks), with the same results (a 3x3 mask B conv: kernel rows of
+    three and two kept taps; a bias and a residual; pieces of two images run as steps of
+    one)."""
+    if gemm_found and _cblas.functions() is None:
+        pytest.skip("numpy's BLAS has no ILP64 cblas GEMM")
+    if not gemm_found:
+        monkeypatch.setattr(_cblas, "_found", [None])
+    monkeypatch.setattr(numba_conv, "ROWS_MIN_K", 0)
+    monkeypatch.setattr(numba_conv, "WINOGRAD", False)
+    monkeypatch.setattr(conv_rows, "_pieces", _pieces_of_two)
+    monkeypatch.setattr(conv_rows, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_rows, "_empty", _nan_filled)
+    kernels, chunked = [], []
+    monkeypatch.setattr(conv_rows, "_share", lambda kernel, *a: kernels.append(
+        kernel.__name__) or chunk_threads.share_images(kernel, *a))
+    monkeypatch.setattr(conv_rows, "map_chunks", lambda *a: chunked.append("map") or
+                        chunk_threads.map_chunks(*a))
+    monkeypatch.setattr(conv_rows, "sum_chunks", lambda *a: chunked.append("sum") or
+                        chunk_threads.sum_chunks(*a))
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(shape) for shape in ((5, 6, 9, 7), (8, 6, 3, 3), (8,))]
+    r, g = (tg.tensor(rng.standard_normal((5, 8, 9, 7))) for _ in range(2))
+    results = {}
+    for name in ("numba", "reference"):
+        with impl(name):
+            inputs = [tg.tensor(a, requires_grad=True) for a in arrays]
+            y = P.masked_conv2d(*inputs, "B", padding=1, residual=r)
+            y.backward(g)
+            results[name] = [y.numpy()] + [t.grad.numpy() for t in inputs]
+    expected = ["_forward_pieces", "_forward_pieces", "_weight_grad_pieces"]
+    assert (sorted(kernels), sorted(chunked)) == \
+        ((expected, []) if gemm_found else ([], ["map", "map", "sum"]))
+    for got, want in zip(results["numba"], results["reference"]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

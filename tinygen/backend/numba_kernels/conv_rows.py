@@ -32,8 +32,10 @@ are skipped.  A kept range with a hole in it multiplies the hole by zero weights
 import numpy as np
 from numba import njit
 
-from .chunks import chunk_ranges, map_chunks, sum_chunks
-from .conv_bounds import add_terms, valid_range as _valid_range
+from . import _cblas
+from ._cblas import NO_TRANS, TRANS, gemm
+from .chunks import chunk_ranges, image_pieces, map_chunks, share_images, sum_chunks
+from .conv_bounds import add_terms, add_terms_images, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -218,9 +220,11 @@ def _unfolded(x, plan, buffer):
 
 # --- batch chunks ---------------------------------------------------------------------------
 # A chunk of images whose unfolded buffer fits in a core's L2 cache (2 MB here): the
-# unfold writes it, the kernel rows' GEMMs read it while it is still there.  The chunks
-# are shared out among the threads (``chunks.map_chunks``), each with its own buffers;
-# the weight gradient's per-chunk products are added in chunk order (``chunks.sum_chunks``).
+# unfold writes it, the kernel rows' GEMMs read it while it is still there.  Without
+# numpy's OpenBLAS GEMM the chunks are shared out among the threads as Python calls
+# (``chunks.map_chunks``), each with its own buffers, the weight gradient's per-chunk
+# products added in chunk order (``chunks.sum_chunks``); with it, the compiled path
+# below runs steps of the same size.
 CHUNK_BYTES = 1 << 20
 
 
@@ -262,8 +266,218 @@ def _grad_rows(grad_y, plan, rows):
     return rows
 
 
-# --- the three ops ---------------------------------------------------------------------------
+# --- the compiled path: each op one numba kernel on pieces of images -------------------------
+# With numpy's OpenBLAS GEMM found (``_cblas``), the forward (and so the stride-1 input
+# gradient) and the weight gradient are each one numba kernel (nogil) that runs a piece
+# of the batch a step of images at a time -- the step unfolded into this piece's part of
+# a flat buffer, the kernel rows' GEMMs called by address, the outputs written (+ bias,
+# + residual) -- and the pieces, one per thread, are shared out by ``chunks.share_images``:
+# no Python and no GIL hand-over per chunk, as conv_winograd and conv_phase do.  (As
+# Python chunks under map_chunks, each chunk made about ten GIL-holding numpy calls, and
+# at 2 threads the PixelCNNs' masked convs took 0.53-0.62 of their 1-thread time.)  A
+# step is CHUNK_BYTES of unfolded input (whole images), as the chunks were.  The kernel
+# rows' products are added in the GEMM (beta 1, in row order) instead of through a
+# second buffer.  The weight gradient's partial sums are each piece's own block, its
+# steps' products added into it (beta 1) in image order, the blocks added in piece order
+# afterwards: the pieces depend only on the batch and the thread count, so the bits are
+# the same every run at a given thread count.
+
+# How many pieces (one per thread, one below chunks.MIN_SHARED_MULTIPLY_ADDS), as
+# conv_winograd's (a module name, so that tests can replace it).
+_pieces = image_pieces
+_share = share_images
+
+
+def _row_table(plan, in_per_group, out_per_group):
+    """int64 (R, 5), per kept kernel row: its first kept column j0, its kept columns
+    j1 - j0, its phase slot, its shift, and where its weight block (g, O/g, (j1-j0)*C/g)
+    and its weight-gradient block (g, (j1-j0)*C/g, O/g) start in their flat arrays (of
+    one size, so one offset); and that size."""
+    table, at = [], 0
+    for _, j0, j1, slot, shift in plan.rows:
+        table.append((j0, j1 - j0, slot, shift, at))
+        at += plan.groups * out_per_group * (j1 - j0) * in_per_group
+    return np.array(table, dtype=np.int64).reshape(-1, 5), at
+
+
+def _plan_steps(n, plan, channels, out_channels, itemsize):
+    """(pieces, images per step): steps of about CHUNK_BYTES unfolded, no step longer
+    than a piece (the buffers hold one step per piece)."""
+    kept = sum(j1 - j0 for _, j0, j1, _, _ in plan.rows) * (channels // plan.groups)
+    pieces = _pieces(n, n * plan.hout * plan.wout * out_channels * kept)
+    per_image = _unfold_bytes(plan, channels, itemsize)
+    return pieces, max(1, min(CHUNK_BYTES // max(1, per_image), -(-n // pieces)))
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _valid_out(acc, y, start, stop, out_channels, hq, hout, wout):
+    """y[n, o, p, q] = acc[o, (n - start)*Hq*Wout + p*Wout + q] for the images [start,
+    stop) and the valid rows p < Hout (acc: the step's (O, k*Hq*Wout) flat, y flat)."""
+    cols = (stop - start) * hq * wout
+    plane = hout * wout
+    for n in range(start, stop):
+        at = n - start
+        for o in range(out_channels):
+            src = acc[o * cols + at * hq * wout:o * cols + at * hq * wout + plane]
+            dst = y[(n * out_channels + o) * plane:(n * out_channels + o + 1) * plane]
+            for i in range(plane):
+                dst[i] = src[i]
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _grad_rows_into(gy, e, start, stop, out_channels, hq, hout, wout):
+    """e[o, (n - start)*Hq*Wout + p*Wout + q] = gy[n, o, p, q] for p < Hout, 0 for the
+    rows past Hout (e: the step's (O, k*Hq*Wout) flat, gy flat)."""
+    cols = (stop - start) * hq * wout
+    plane = hout * wout
+    for n in range(start, stop):
+        at = n - start
+        for o in range(out_channels):
+            dst = e[o * cols + at * hq * wout:o * cols + (at + 1) * hq * wout]
+            src = gy[(n * out_channels + o) * plane:(n * out_channels + o + 1) * plane]
+            for i in range(plane):
+                dst[i] = src[i]
+            for i in range(plane, hq * wout):
+                dst[i] = 0
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _forward_pieces(function, x, weights, table, y, bias, residual, u_buf, acc_buf, phases,
+                    kw, groups, hq, hout, wout, sh, sw, pt, pl, dw, step, per, lo, hi):
+    """y for images [lo, hi), ``step`` images at a time: the step unfolded (``_unfold``)
+    into this piece's part of u_buf, for each kept kernel row and group
+    acc_g (O/g, cols) (+)= W_gi @ its shifted block of U into its part of acc_buf (the
+    first row written, the others added), the valid rows into y, + bias, + residual."""
+    channels = x.shape[1]
+    out_channels = y.size // (x.shape[0] * hout * wout)
+    cg, og = channels // groups, out_channels // groups
+    image_len = hq * wout
+    u_rows = phases.shape[0] * kw * channels
+    piece = lo // per
+    u_at = piece * u_rows * step * image_len
+    acc_at = piece * out_channels * step * image_len
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
+        k = stop - start
+        length = k * image_len
+        cols = (k - 1) * image_len + hout * wout
+        u = u_buf[u_at:u_at + u_rows * length].reshape((phases.shape[0], kw * channels, length))
+        _unfold(x[start:stop], u, phases, kw, groups, hq, wout, sh, sw, pt, pl, dw)
+        for r in range(table.shape[0]):
+            j0, width, slot, shift, w_at = table[r, 0], table[r, 1], table[r, 2], table[r, 3], \
+                table[r, 4]
+            kr = width * cg
+            beta = 0.0 if r == 0 else 1.0
+            for g in range(groups):
+                gemm(function, NO_TRANS, NO_TRANS, og, cols, kr, weights, w_at + g * og * kr, kr,
+                     u_buf, u_at + (slot * kw * channels + (g * kw + j0) * cg) * length
+                     + shift * wout, length, beta, acc_buf, acc_at + g * og * length, length)
+        _valid_out(acc_buf[acc_at:acc_at + out_channels * length], y, start, stop,
+                   out_channels, hq, hout, wout)
+        add_terms_images(y, bias, residual, start, stop, out_channels, hout * wout)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _weight_grad_pieces(function, x, gy, table, parts, size, u_buf, e_buf, phases, kw, groups,
+                        hq, hout, wout, sh, sw, pt, pl, dw, step, per, lo, hi):
+    """This piece's part of the weight gradient (``size`` values: for each kept row, its
+    (g, (j1-j0)*C/g, O/g) block): over images [lo, hi), ``step`` images at a time,
+    U_gi @ GY_g^T for each kept row and group, the first step's written, the later ones' added
+    (beta 1), in image order."""
+    channels = x.shape[1]
+    out_channels = gy.size // (x.shape[0] * hout * wout)
+    cg, og = channels // groups, out_channels // groups
+    image_len = hq * wout
+    u_rows = phases.shape[0] * kw * channels
+    piece = lo // per
+    u_at = piece * u_rows * step * image_len
+    e_at = piece * out_channels * step * image_len
+    p_at = piece * size
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
+        k = stop - start
+        length = k * image_len
+        cols = (k - 1) * image_len + hout * wout
+        beta = 0.0 if start == lo else 1.0
+        u = u_buf[u_at:u_at + u_rows * length].reshape((phases.shape[0], kw * channels, length))
+        _unfold(x[start:stop], u, phases, kw, groups, hq, wout, sh, sw, pt, pl, dw)
+        _grad_rows_into(gy, e_buf[e_at:e_at + out_channels * length], start, stop,
+                        out_channels, hq, hout, wout)
+        for r in range(table.shape[0]):
+            j0, width, slot, shift, w_at = table[r, 0], table[r, 1], table[r, 2], table[r, 3], \
+                table[r, 4]
+            kr = width * cg
+            for g in range(groups):
+                # gW_gi^T += U_gi @ GY_g^T: the long column axis reduced with the tall
+                # operand first (as the np.matmul path: OpenBLAS's fast orientation)
+                gemm(function, NO_TRANS, TRANS, kr, og, cols, u_buf,
+                     u_at + (slot * kw * channels + (g * kw + j0) * cg) * length
+                     + shift * wout, length, e_buf, e_at + g * og * length, length, beta,
+                     parts, p_at + w_at + g * kr * og, og)
+
+
+def _forward_compiled(function, x, weight, plan, bias, residual):
+    n, channels = x.shape[:2]
+    out_channels, in_per_group = weight.shape[:2]
+    weights = np.concatenate([w.reshape(-1) for w in _row_weights(weight, plan, False)])
+    table, _ = _row_table(plan, in_per_group, out_channels // plan.groups)
+    y = _empty((n, out_channels, plan.hout, plan.wout), dtype=x.dtype)
+    pieces, step = _plan_steps(n, plan, channels, out_channels, x.itemsize)
+    length = step * plan.hq * plan.wout
+    _share(_forward_pieces, n, pieces, function, x, weights.astype(x.dtype, copy=False),
+           table, y.reshape(-1), _optional(bias, x.dtype), _optional(residual, x.dtype),
+           _empty(pieces * len(plan.phases) * plan.kw * channels * length, dtype=x.dtype),
+           _empty(pieces * out_channels * length, dtype=x.dtype), *_kernel_geometry(plan),
+           step)
+    return y
+
+
+def _weight_grad_compiled(function, x, grad_y, plan):
+    n, channels = x.shape[:2]
+    out_channels = grad_y.shape[1]
+    g = plan.groups
+    in_per_group = channels // g
+    table, size = _row_table(plan, in_per_group, out_channels // g)
+    pieces, step = _plan_steps(n, plan, channels, out_channels, x.itemsize)
+    parts = _empty((pieces, size), dtype=x.dtype)
+    length = step * plan.hq * plan.wout
+    made = _share(_weight_grad_pieces, n, pieces, function, x, grad_y.reshape(-1), table,
+                  parts.reshape(-1), size,
+                  _empty(pieces * len(plan.phases) * plan.kw * channels * length, dtype=x.dtype),
+                  _empty(pieces * out_channels * length, dtype=x.dtype),
+                  *_kernel_geometry(plan), step)
+    total = parts[0]
+    for p in range(1, made):        # (in piece order: the same sum every run)
+        total = total + parts[p]
+    grad_w = np.zeros((out_channels, in_per_group, plan.kh, plan.kw), dtype=x.dtype)
+    for (i, j0, j1, _, _), (_, _, _, _, at) in zip(plan.rows, table.tolist()):
+        block = total[at:at + g * (j1 - j0) * in_per_group * (out_channels // g)]
+        block = block.reshape(g, j1 - j0, in_per_group, out_channels // g)
+        grad_w[:, :, i, j0:j1] = block.transpose(0, 3, 2, 1).reshape(out_channels,
+                                                                     in_per_group, j1 - j0)
+    return grad_w
+
+
+def _kernel_geometry(plan):
+    return (plan.phases, plan.kw, plan.groups, plan.hq, plan.hout, plan.wout, plan.sh, plan.sw,
+            plan.top, plan.left, plan.dw)
+
+
+def _optional(a, dtype):
+    return np.empty(0, dtype) if a is None else np.ascontiguousarray(a).reshape(-1)
+
+
 def _forward(x, weight, plan, bias=None, residual=None):
+    """The forward on the compiled path when numpy's OpenBLAS GEMM is found (and x
+    holds an image), else through np.matmul chunk by chunk."""
+    function = _cblas.address_for(x.dtype)
+    if function is not None and weight.dtype == x.dtype and x.shape[0]:
+        return _forward_compiled(function, x, weight, plan, bias, residual)
+    return _forward_matmul(x, weight, plan, bias, residual)
+
+
+# --- the three ops ---------------------------------------------------------------------------
+def _forward_matmul(x, weight, plan, bias=None, residual=None):
     n, channels = x.shape[:2]
     out_channels, in_per_group = weight.shape[:2]
     hq, hout, wout = plan.hq, plan.hout, plan.wout
@@ -311,7 +525,14 @@ def forward(x, weight, geom, taps, bias=None, residual=None):
 def weight_grad(x, grad_y, geom, taps):
     plan = plan_of(geom, taps)
     x = _oriented(np.ascontiguousarray(x), plan)
-    grad_y = _oriented(grad_y, plan)
+    grad_y = _oriented(np.ascontiguousarray(grad_y), plan)
+    function = _cblas.address_for(x.dtype)
+    if function is not None and grad_y.dtype == x.dtype and x.shape[0]:
+        return _oriented(_weight_grad_compiled(function, x, grad_y, plan), plan)
+    return _oriented(_weight_grad_matmul(x, grad_y, plan), plan)
+
+
+def _weight_grad_matmul(x, grad_y, plan):
     n, channels = x.shape[:2]
     out_channels = grad_y.shape[1]
     g = plan.groups
@@ -336,7 +557,7 @@ def weight_grad(x, grad_y, geom, taps):
         block = total.reshape(g, j1 - j0, in_per_group, out_channels // g)
         grad_w[:, :, i, j0:j1] = block.transpose(0, 3, 2, 1).reshape(out_channels,
                                                                      in_per_group, j1 - j0)
-    return _oriented(grad_w, plan)
+    return grad_w
 
 
 def _flipped(weight, groups):
