@@ -5,7 +5,8 @@ chunks (two images each: a batch of 3 makes a chunk of 2 and one of 1) and, wher
 numba has two threads, the chunks shared out between threads.  conv_direct runs both
 ways: its GEMMs called from compiled code (``_cblas``, pieces of two images) and, as
 without numpy's OpenBLAS, through np.matmul chunk by chunk ("direct-matmul"); so does
-conv_winograd ("winograd-matmul") and conv_rows ("rows-matmul")."""
+conv_winograd ("winograd-matmul"), conv_rows ("rows-matmul") and im2col with the images
+outermost ("im2col-outer-matmul"; with them innermost it always runs as Python chunks)."""
 import numba
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ TOLERANCE = {np.float32: 2e-5, np.float64: 1e-10}
 # (Winograd serves only dense 3x3 stride-1 convs, from one channel up; the rest of those
 # runs goes to conv_rows.)
 PATHS = {"im2col": (10**9, 10**9, True), "im2col-outer": (10**9, 10**9, False),
+         "im2col-outer-matmul": (10**9, 10**9, False),
          "rows": (0, 10**9, None), "rows-matmul": (0, 10**9, None), "direct": (0, 0, None),
          "direct-matmul": (0, 0, None), "winograd": (0, 10**9, None),
          "winograd-matmul": (0, 10**9, None)}
@@ -44,7 +46,7 @@ def _chunks_of_two(n_img, bytes_per_image, budget, threads=None):
 
 
 def _pieces_of_two(n, multiply_adds):
-    """The compiled paths (conv_direct, conv_winograd, conv_rows) cut into pieces of
+    """The compiled paths (conv_direct, conv_winograd, conv_rows, im2col) cut into pieces of
     IMAGES_PER_CHUNK images, however small the conv (a batch of 3: a piece of 2 and one
     of 1)."""
     return max(1, -(-n // IMAGES_PER_CHUNK))
@@ -79,9 +81,12 @@ def path(request, monkeypatch):
     monkeypatch.setattr(conv_direct, "PIECE_MULTIPLY_ADDS", 7)
     monkeypatch.setattr(conv_winograd, "_pieces", _pieces_of_two)
     monkeypatch.setattr(conv_rows, "_pieces", _pieces_of_two)
-    # (conv_rows' compiled path then runs a piece of two images as two steps of one:
-    # its weight gradient adds the second step's products to the first's)
+    # (conv_rows' and im2col's compiled paths then run a piece of two images as two
+    # steps of one: conv_rows' weight gradient adds the second step's products to the
+    # first's)
     monkeypatch.setattr(conv_rows, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(numba_conv, "_pieces", _pieces_of_two)
+    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 1)
     if request.param.endswith("-matmul"):
         monkeypatch.setattr(_cblas, "_found", [None])
     for module in (numba_conv, conv_rows, conv_direct, conv_winograd):
@@ -505,6 +510,8 @@ def test_conv_rows_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monk
     monkeypatch.setattr(numba_conv, "WINOGRAD", False)
     monkeypatch.setattr(conv_rows, "_pieces", _pieces_of_two)
     monkeypatch.setattr(conv_rows, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(numba_conv, "_pieces", _pieces_of_two)
+    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 1)
     monkeypatch.setattr(conv_rows, "_empty", _nan_filled)
     kernels, chunked = [], []
     monkeypatch.setattr(conv_rows, "_share", lambda kernel, *a: kernels.append(
@@ -524,6 +531,46 @@ def test_conv_rows_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monk
             y.backward(g)
             results[name] = [y.numpy()] + [t.grad.numpy() for t in inputs]
     expected = ["_forward_pieces", "_forward_pieces", "_weight_grad_pieces"]
+    assert (sorted(kernels), sorted(chunked)) == \
+        ((expected, []) if gemm_found else ([], ["map", "map", "sum"]))
+    for got, want in zip(results["numba"], results["reference"]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("gemm_found", [True, False])
+def test_im2col_runs_its_gemms_from_compiled_code_when_the_gemm_is_found(monkeypatch,
+                                                                         gemm_found):
+    """With numpy's OpenBLAS GEMM found, a narrow layer on the im2col path (the columns'
+    images outermost: a GAN's first 1 -> 32 4x4 stride-2 layer) runs each op as one
+    compiled kernel on pieces of images (chunks.share_images: no Python per chunk;
+    here 2 groups of 16 column rows for 24 outputs each); without it, np.matmul
+    chunk by chunk (map_chunks / sum_chunks), with the same results (a bias and a
+    residual, pieces of two images run as steps of one)."""
+    if gemm_found and _cblas.functions() is None:
+        pytest.skip("numpy's BLAS has no ILP64 cblas GEMM")
+    if not gemm_found:
+        monkeypatch.setattr(_cblas, "_found", [None])
+    monkeypatch.setattr(numba_conv, "_pieces", _pieces_of_two)
+    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(numba_conv, "_empty", _nan_filled)
+    kernels, chunked = [], []
+    monkeypatch.setattr(numba_conv, "_share", lambda kernel, *a: kernels.append(
+        kernel.__name__) or chunk_threads.share_images(kernel, *a))
+    monkeypatch.setattr(numba_conv, "_map_chunks", lambda *a: chunked.append("map") or
+                        chunk_threads.map_chunks(*a))
+    monkeypatch.setattr(numba_conv, "_sum_chunks", lambda *a: chunked.append("sum") or
+                        chunk_threads.sum_chunks(*a))
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(shape) for shape in ((5, 2, 12, 11), (48, 1, 4, 4), (48,))]
+    r, g = (tg.tensor(rng.standard_normal((5, 48, 6, 5))) for _ in range(2))
+    results = {}
+    for name in ("numba", "reference"):
+        with impl(name):
+            inputs = [tg.tensor(a, requires_grad=True) for a in arrays]
+            y = C.conv2d(*inputs, stride=2, padding=1, groups=2, residual=r)
+            y.backward(g)
+            results[name] = [y.numpy()] + [t.grad.numpy() for t in inputs]
+    expected = ["_forward_pieces", "_input_grad_pieces", "_weight_grad_pieces"]
     assert (sorted(kernels), sorted(chunked)) == \
         ((expected, []) if gemm_found else ([], ["map", "map", "sum"]))
     for got, want in zip(results["numba"], results["reference"]):

@@ -33,7 +33,9 @@ gathered, multiplied or scattered.
 Both kernels are serial and ``nogil``: the threads share out the batch's chunks
 (``chunks.map_chunks``), each gathering and scattering its own images; the weight
 gradient's per-chunk products are added in chunk order (``chunks.sum_chunks``: the
-same sum every run, whichever thread ran which chunk).  The kernels are
+same sum every run, whichever thread ran which chunk).  With the images outermost and
+numpy's OpenBLAS GEMM found, each op is instead one compiled kernel on pieces of
+images (see "the compiled path").  The kernels are
 cached on disk; numba compiles one specialisation per dtype (float32, float64) on
 first use.  Bounds are resolved once per staged row (``_valid_range``), so the inner
 loops are plain copies/adds.  The GEMMs' (O, P*k) operands and results are turned
@@ -42,10 +44,12 @@ to and from the arrays' (k, O, P) by ``_images_last_into``/``_images_first``.
 import numpy as np
 from numba import njit
 
-from . import conv_direct, conv_phase, conv_rows, conv_winograd
-from .chunks import chunk_ranges as _chunk_ranges, map_chunks as _map_chunks, \
-    sum_chunks as _sum_chunks
-from .conv_bounds import add_terms as _add_terms, valid_range as _valid_range
+from . import _cblas, conv_direct, conv_phase, conv_rows, conv_winograd
+from ._cblas import NO_TRANS, TRANS, gemm as _gemm
+from .chunks import chunk_ranges as _chunk_ranges, image_pieces as _image_pieces, \
+    map_chunks as _map_chunks, share_images as _share_images, sum_chunks as _sum_chunks
+from .conv_bounds import add_terms as _add_terms, add_terms_images as _add_terms_images, \
+    valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -318,6 +322,121 @@ def _per_image(y_c, out, inner):
         out[...] = y_c.reshape(o, k, p).transpose(1, 0, 2)
 
 
+# --- the compiled path: each op one numba kernel on pieces of images -------------------------
+# With numpy's OpenBLAS GEMM found (``_cblas``) and the images outermost in the columns
+# (the narrow layers this path serves in the models: a GAN's or VAE's first 1 -> 32
+# layer and its transpose, the PixelCNNs' first masked convs), each op is one numba
+# kernel (nogil) that runs a piece of the batch a step of images at a time -- the step
+# gathered into this piece's part of a flat buffer, then per image and group one GEMM
+# by address that reads or writes the image's own (O, P) block of y or grad_y (so no
+# transposes to or from the columns' order), the input gradient's columns scattered
+# back -- and the pieces, one per thread, are shared out by ``chunks.share_images``: no
+# Python and no GIL hand-over per chunk, as conv_winograd, conv_phase and conv_rows do.
+# (As Python chunks under map_chunks, each chunk made several GIL-holding calls: at 2
+# threads the DCGAN step's 1 -> 32 layers took 0.77-0.83 of their 1-thread time.)  A
+# step is CHUNK_BYTES of columns, as the chunks were.  The weight gradient's partial
+# sums are each piece's own (g, C/g*T, O/g) block, its images' products added into it
+# (beta 1) in image order, the blocks added in piece order afterwards: the pieces depend
+# only on the batch and the thread count, so the bits are the same every run at a
+# given thread count.
+
+# How many pieces (one per thread, one below chunks.MIN_SHARED_MULTIPLY_ADDS), as the
+# other compiled paths' (module names, so that tests can replace them).
+_pieces = _image_pieces
+_share = _share_images
+
+
+def _compiled(dtype, weight_dtype, rows, out_channels, n):
+    """The GEMM's address when the compiled path serves (the images outermost), else None."""
+    if n == 0 or weight_dtype != dtype or _images_inner(rows, out_channels):
+        return None
+    return _cblas.address_for(dtype)
+
+
+def _plan_steps(n, rows, plane, out_channels, groups, itemsize):
+    """(pieces, images per step): steps of about CHUNK_BYTES of columns, no step longer
+    than a piece (the buffers hold one step per piece)."""
+    pieces = _pieces(n, n * plane * out_channels * (rows // groups))
+    return pieces, max(1, min(CHUNK_BYTES // max(1, rows * plane * itemsize), -(-n // pieces)))
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _forward_pieces(function, x, w, y, bias, residual, tap_i, tap_j, cols_buf, hout, wout, sh,
+                    sw, pt, pl, dh, dw, step, per, lo, hi):
+    """y for images [lo, hi), ``step`` images at a time: their columns (C*T, k*P),
+    images outermost, in this piece's part of cols_buf, then per image and group
+    y[n, group] (O/g, P) = W_g (O/g, C/g*T) @ the image's columns, + bias, + residual."""
+    groups, og, rg = w.shape
+    out_channels, rows, plane = groups * og, groups * rg, hout * wout
+    at = (lo // per) * rows * step * plane
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
+        length = (stop - start) * plane
+        cols = cols_buf[at:at + rows * length].reshape((rows, length))
+        _im2col_rows(x[start:stop], cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw,
+                     False)
+        for n in range(start, stop):
+            for g in range(groups):
+                _gemm(function, NO_TRANS, NO_TRANS, og, plane, rg, w, g * og * rg, rg, cols_buf,
+                      at + g * rg * length + (n - start) * plane, length, 0.0, y,
+                      (n * out_channels + g * og) * plane, plane)
+        _add_terms_images(y, bias, residual, start, stop, out_channels, plane)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _input_grad_pieces(function, gy, w, gx, tap_i, tap_j, cols_buf, hout, wout, sh, sw, pt,
+                       pl, dh, dw, step, per, lo, hi):
+    """grad_x for images [lo, hi), ``step`` images at a time: per image and group its
+    columns' gradient W_g^T (C/g*T, O/g) @ gy[n, group] (O/g, P) into this piece's part
+    of cols_buf, then scattered back (``_col2im_planes``) into the zeroed images."""
+    groups, og, rg = w.shape
+    out_channels, rows, plane = groups * og, groups * rg, hout * wout
+    at = (lo // per) * rows * step * plane
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
+        length = (stop - start) * plane
+        for n in range(start, stop):
+            for g in range(groups):
+                _gemm(function, TRANS, NO_TRANS, rg, plane, og, w, g * og * rg, rg, gy,
+                      (n * out_channels + g * og) * plane, plane, 0.0, cols_buf,
+                      at + g * rg * length + (n - start) * plane, length)
+        images = gx[start:stop]
+        images[...] = 0
+        _col2im_planes(cols_buf[at:at + rows * length].reshape((rows, length)), images, tap_i,
+                       tap_j, hout, wout, sh, sw, pt, pl, dh, dw, False)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _weight_grad_pieces(function, x, gy, parts, tap_i, tap_j, cols_buf, out_channels, groups,
+                        hout, wout, sh, sw, pt, pl, dh, dw, step, per, lo, hi):
+    """This piece's part of gW^T (g, C/g*T, O/g): over images [lo, hi), ``step`` at a
+    time, their columns gathered, then per image and group the columns (C/g*T, P) @
+    gy[n, group]^T (P, O/g), the first image's written, the later ones' added (beta
+    1), in image order."""
+    rows, plane = x.shape[1] * tap_i.shape[0], hout * wout
+    og, rg = out_channels // groups, rows // groups
+    piece = lo // per
+    at = piece * rows * step * plane
+    p_at = piece * rows * og
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
+        length = (stop - start) * plane
+        cols = cols_buf[at:at + rows * length].reshape((rows, length))
+        _im2col_rows(x[start:stop], cols, tap_i, tap_j, hout, wout, sh, sw, pt, pl, dh, dw,
+                     False)
+        for n in range(start, stop):
+            beta = 0.0 if n == lo else 1.0
+            for g in range(groups):
+                _gemm(function, NO_TRANS, TRANS, rg, og, plane, cols_buf,
+                      at + g * rg * length + (n - start) * plane, length, gy,
+                      (n * out_channels + g * og) * plane, plane, beta, parts,
+                      p_at + g * rg * og, og)
+
+
+def _optional(a, dtype):
+    return np.empty(0, dtype) if a is None else np.ascontiguousarray(a).reshape(-1)
+
+
 # --- helpers ------------------------------------------------------------------------
 def _tap_arrays(taps):
     """(tap_i, tap_j) as fresh writable int64 arrays (one numba specialisation)."""
@@ -405,6 +524,13 @@ def conv2d_forward(x, weight, geom, taps, bias=None, residual=None):
     rows, plane = channels * len(tap_i), hout * wout
     inner = _images_inner(rows, out_channels)
     y = _empty((n, out_channels, plane), dtype=x.dtype)
+    function = _compiled(x.dtype, weight.dtype, rows, out_channels, n)
+    if function is not None:
+        pieces, step = _plan_steps(n, rows, plane, out_channels, g, x.itemsize)
+        _share(_forward_pieces, n, pieces, function, x, np.ascontiguousarray(w), y.reshape(-1),
+               _optional(bias, x.dtype), _optional(residual, x.dtype), tap_i, tap_j,
+               _empty(pieces * step * rows * plane, dtype=x.dtype), *args, step)
+        return y.reshape(n, out_channels, hout, wout)
     if residual is not None:   # (N, O, Hout, Wout) as y's (N, O, P)
         residual = residual.reshape(n, out_channels, plane)
     chunks = _chunks(n, rows * plane, x.itemsize)
@@ -433,8 +559,16 @@ def conv2d_input_grad(grad_y, weight, geom, taps):
         return path.input_grad(grad_y, weight, geom, taps)
     tap_i, tap_j = _tap_arrays(taps)
     args = _geometry_args(geom)
-    w_t = _weight_matrix(weight, tap_i, tap_j, g).transpose(0, 2, 1)  # (g, C/g*T, O/g)
     rows, plane = channels * len(tap_i), args[0] * args[1]
+    function = _compiled(grad_y.dtype, weight.dtype, rows, out_channels, n)
+    if function is not None:
+        grad_x = _empty((n, channels, height, width), dtype=grad_y.dtype)
+        pieces, step = _plan_steps(n, rows, plane, out_channels, g, grad_y.itemsize)
+        _share(_input_grad_pieces, n, pieces, function, grad_y.reshape(-1),
+               np.ascontiguousarray(_weight_matrix(weight, tap_i, tap_j, g)), grad_x, tap_i,
+               tap_j, _empty(pieces * step * rows * plane, dtype=grad_y.dtype), *args, step)
+        return grad_x
+    w_t = _weight_matrix(weight, tap_i, tap_j, g).transpose(0, 2, 1)  # (g, C/g*T, O/g)
     inner = _images_inner(rows, out_channels)
     grad_y = grad_y.reshape(n, out_channels, plane)
     grad_x = np.zeros((n, channels, height, width), dtype=grad_y.dtype)
@@ -465,6 +599,18 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
     tap_i, tap_j = _tap_arrays(taps)
     args = _geometry_args(geom)
     rows, plane = channels * len(tap_i), args[0] * args[1]
+    function = _compiled(x.dtype, grad_y.dtype, rows, out_channels, n)
+    if function is not None:
+        pieces, step = _plan_steps(n, rows, plane, out_channels, g, x.itemsize)
+        parts = _empty((pieces, g, rows // g, out_channels // g), dtype=x.dtype)
+        made = _share(_weight_grad_pieces, n, pieces, function, x, grad_y.reshape(-1),
+                      parts.reshape(-1), tap_i, tap_j,
+                      _empty(pieces * step * rows * plane, dtype=x.dtype), out_channels, g,
+                      *args, step)
+        gw_t = parts[0]
+        for p in range(1, made):        # (in piece order: the same sum every run)
+            gw_t = gw_t + parts[p]
+        return _taps_to_weight(gw_t, tap_i, tap_j, out_channels, in_per_group, kh, kw)
     inner = _images_inner(rows, out_channels)
     grad_y = grad_y.reshape(n, out_channels, plane)
     chunks = _chunks(n, rows * plane, x.itemsize)
@@ -480,7 +626,12 @@ def conv2d_weight_grad(x, grad_y, geom, taps):
         add(0, np.matmul(cols, _columns(grad_y[start:stop], g, inner).transpose(0, 2, 1)))
 
     _sum_chunks(chunk, chunks, [gw_t])      # (in chunk order: the same sum every run)
+    return _taps_to_weight(gw_t, tap_i, tap_j, out_channels, in_per_group, kh, kw)
+
+
+def _taps_to_weight(gw_t, tap_i, tap_j, out_channels, in_per_group, kh, kw):
+    """gW^T (g, C/g*T, O/g) at the kept taps -> the weight's shape (zero elsewhere)."""
     gw_taps = gw_t.transpose(0, 2, 1)                               # (g, O/g, C/g*T)
-    grad_w = np.zeros((out_channels, in_per_group, kh, kw), dtype=x.dtype)
+    grad_w = np.zeros((out_channels, in_per_group, kh, kw), dtype=gw_t.dtype)
     grad_w[:, :, tap_i, tap_j] = gw_taps.reshape(out_channels, in_per_group, len(tap_i))
     return grad_w
