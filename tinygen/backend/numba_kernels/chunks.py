@@ -39,6 +39,7 @@ one number tinygen's CPU kernels use; numba's own thread pool is never started (
 kernel is ``parallel=True``).  While chunks that call BLAS run, OpenBLAS is held at one
 thread and set back afterwards.
 """
+import contextlib
 import os
 import queue
 import threading
@@ -139,6 +140,14 @@ class _BlasOnOneThread:
 
 
 blas_on_one_thread = _BlasOnOneThread
+_NOTHING_HELD = contextlib.nullcontext()
+
+
+def blas_held():
+    """``blas_on_one_thread()``, or nothing to hold when BLAS runs on one thread already
+    and nobody holds it (``blas_at_one_thread``): the hold's lock and class state cost
+    ~1-2.6 us, much of a small op's time."""
+    return _NOTHING_HELD if blas_at_one_thread() else _BlasOnOneThread()
 
 
 def blas_at_one_thread():
@@ -405,16 +414,14 @@ def share_images(kernel, n, pieces, *args):
     """``kernel(*args, per, lo, hi)`` on ``pieces`` pieces of a batch of ``n`` images
     (``per`` images each, the last shorter, as share_pieces cuts them: a piece's index
     is lo // per, which a kernel uses to find its part of per-piece buffers), with BLAS
-    held at one thread (unless it is there already: ``blas_at_one_thread``); returns how many pieces that made (ceil(n / per): fewer than
-    asked when that covers ``n`` sooner, e.g. 5 images in 4 pieces are 3 of 2)."""
+    held at one thread (``blas_held``: unless it is there already); returns how many
+    pieces that made (ceil(n / per): fewer than asked when that covers ``n`` sooner,
+    e.g. 5 images in 4 pieces are 3 of 2)."""
     if n == 0:
         return 0
     per = -(-n // pieces)
-    if blas_at_one_thread():    # (nothing to hold: the hold costs ~2.6 us, a third of a
-        share_pieces(kernel, n, pieces, *args, per)     # small conv op's sharing out)
-    else:
-        with blas_on_one_thread():
-            share_pieces(kernel, n, pieces, *args, per)
+    with blas_held():   # (the hold costs ~2.6 us, a third of a small conv op's sharing out)
+        share_pieces(kernel, n, pieces, *args, per)
     return -(-n // per)
 
 

@@ -20,7 +20,7 @@ time simply takes fewer pieces.
 import numpy as np
 
 from . import _cblas
-from .chunks import blas_at_one_thread, blas_on_one_thread, share_pieces, thread_count
+from .chunks import blas_held, blas_on_one_thread, share_pieces, thread_count
 
 # Rows or columns per piece: a multiple of BLAS's register blocking (OpenBLAS's
 # float32 kernels on AVX-512 are 16 wide, its float64 ones 8), so that only the
@@ -59,9 +59,7 @@ def matmul(a, b):
         return np.multiply(a, b)
     threads = thread_count()
     if threads <= 1 or (plan := _plan(a, b)) is None:    # (one thread: no shape checks)
-        if blas_at_one_thread():
-            return np.matmul(a, b)
-        with blas_on_one_thread():
+        with blas_held():
             return np.matmul(a, b)
     function, a2, trans_a, b2, trans_b, m, n, shape = plan
     by_rows = n <= COLUMNS_PAST * m
