@@ -287,50 +287,52 @@ def _float_input(x, name):
 # --- activations ----------------------------------------------------------------------------
 class ReLU(Function):
     def forward(self, a):
-        self.save_outputs(0)
-        return _activation_kernels(a).relu_forward(a)
+        # Kept for backward: the packed bit mask of a > 0 (1 bit per element), not the
+        # output (reference/activations.py has the layout).
+        out, self.mask = _activation_kernels(a).relu_forward(a)
+        return out
 
     def backward(self, grad):
-        (out,) = self.saved_outputs()
-        # out enters as a constant: the derivative of the mask is zero a.e.
-        return ReLUGrad.apply(grad, _const(out.data))
+        # the mask enters as a constant: its derivative is zero a.e.
+        return ReLUGrad.apply(grad, _const(self.mask))
 
 
 class ReLUGrad(Function):
-    """g * (y > 0): linear in g, so its backward is itself."""
+    """g * (x > 0) (the packed mask): linear in g, so its backward is itself."""
 
-    def forward(self, g, y):
+    def forward(self, g, mask):
         self.save_inputs(1)
-        return _activation_kernels(g).relu_backward(g, y)
+        return _activation_kernels(g).relu_backward(g, mask)
 
     def backward(self, h):
-        (y,) = self.saved_inputs()
-        return ReLUGrad.apply(h, y), None
+        (mask,) = self.saved_inputs()
+        return ReLUGrad.apply(h, mask), None
 
 
 class LeakyReLU(Function):
     def forward(self, a, negative_slope):
         self.slope = negative_slope
-        self.save_inputs(0)
-        return _activation_kernels(a).leaky_relu_forward(a, negative_slope)
+        # Kept for backward: the packed bit mask of a > 0, not the input (as ReLU).
+        out, self.mask = _activation_kernels(a).leaky_relu_forward(a, negative_slope)
+        return out
 
     def backward(self, grad):
-        (a,) = self.saved_inputs()
-        # x enters as a constant: the derivative of the slope pattern is zero a.e.
-        return LeakyReLUGrad.apply(grad, _const(a.data), slope=self.slope)
+        # the mask enters as a constant: the derivative of the slope pattern is zero a.e.
+        return LeakyReLUGrad.apply(grad, _const(self.mask), slope=self.slope)
 
 
 class LeakyReLUGrad(Function):
-    """g where x > 0, else slope * g: linear in g, so its backward is itself."""
+    """g where x > 0 (the packed mask), else slope * g: linear in g, so its backward
+    is itself."""
 
-    def forward(self, g, x, slope):
+    def forward(self, g, mask, slope):
         self.slope = slope
         self.save_inputs(1)
-        return _activation_kernels(g).leaky_relu_backward(g, x, slope)
+        return _activation_kernels(g).leaky_relu_backward(g, mask, slope)
 
     def backward(self, h):
-        (x,) = self.saved_inputs()
-        return LeakyReLUGrad.apply(h, x, slope=self.slope), None
+        (mask,) = self.saved_inputs()
+        return LeakyReLUGrad.apply(h, mask, slope=self.slope), None
 
 
 class ELU(Function):
