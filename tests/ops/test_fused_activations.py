@@ -337,3 +337,110 @@ def test_wide_vectors_compile_the_loop_with_512_bit_vectors(monkeypatch):
         compiled[wide] = (list(kernel.inspect_asm().values())[0], out)
     assert "zmm" in compiled[True][0] and "zmm" not in compiled[False][0]
     np.testing.assert_array_equal(compiled[True][1], compiled[False][1])
+
+
+# --- ReLU and LeakyReLU: the packed bit mask kept for the backward -----------------------------
+MASKED = {"relu": (lambda m, x: m.relu_forward(x), lambda m, g, mask: m.relu_backward(g, mask),
+                   lambda g, x: g * (x > 0).astype(g.dtype)),
+          "leaky_relu": (lambda m, x: m.leaky_relu_forward(x, 0.2),
+                         lambda m, g, mask: m.leaky_relu_backward(g, mask, 0.2),
+                         lambda g, x: np.where(x > 0, g, g * g.dtype.type(0.2)))}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(sorted(MASKED)), st.sampled_from([np.float32, np.float64]),
+       st.one_of(st.integers(0, 1100), st.integers(PARALLEL - 300, PARALLEL + 300)),
+       st.integers(0, 2**16))
+def test_masked_kernels_equal_the_reference_and_the_saved_array_formula(name, dtype, size, seed):
+    """The numba kernels' mask is the reference's, bit for bit, and unpacks to x > 0
+    (sizes that are no multiple of 8, 32 or 256, and large ones shared out among
+    threads); the backward through the mask gives the bits the formula on the saved
+    array gives (g * (x > 0); -0, NaN and infinities in g and x included)."""
+    forward, backward, formula = MASKED[name]
+    x, g = _data((size,), seed, dtype)
+    specials = np.array([-0.0, np.nan, np.inf, -np.inf, 0.0], dtype)
+    x[size // 3:size // 3 + 5] = specials[:max(0, min(5, size - size // 3))]
+    g[size // 2:size // 2 + 5] = specials[::-1][:max(0, min(5, size - size // 2))]
+    (y, mask), (y_ref, mask_ref) = forward(fast, x), forward(ref, x)
+    assert mask.dtype == np.uint8 and mask.shape == (-(-size // 256) * 32,)
+    np.testing.assert_array_equal(mask, mask_ref)
+    np.testing.assert_array_equal(ref._unpack(mask, x.shape), x > 0)
+    np.testing.assert_array_equal(y, y_ref)
+    expected = formula(g, x)
+    for got in (backward(fast, g, mask), backward(ref, g, mask_ref)):
+        assert got.dtype == dtype and got.shape == g.shape
+        np.testing.assert_array_equal(got, expected)
+        assert np.array_equal(np.signbit(got), np.signbit(expected))
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from(["relu", "leaky_relu"]),
+       st.lists(st.integers(2, 23), min_size=2, max_size=3), st.integers(0, 2**16))
+def test_masked_gradients_of_non_contiguous_inputs_to_second_order(name, shape, seed):
+    """float64, a non-contiguous input (a transposed view) and a non-contiguous random
+    upstream gradient, shapes of a few partial and full mask blocks: the fused gradient
+    and the gradient of the gradient (through the mask, a constant input of the Grad
+    node) equal the unfused formulas, in both CPU implementations."""
+    op, unfused_grad = UNFUSED[name]
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal(shape[::-1]) * 3
+    g_np = rng.standard_normal(shape[::-1]).T     # (non-contiguous as an array too)
+    h_np = rng.standard_normal(shape)
+    for impl in ("numba", "reference"):
+        with use_impl(impl):
+            base = tg.tensor(x_np, requires_grad=True)
+            x = base.T
+            assert not x.data.flags.c_contiguous
+            g = tg.tensor(g_np, requires_grad=True)
+            (fused,) = tg.grad(op(x), base, grad_outputs=g, create_graph=True)
+            plain = unfused_grad(x, g).T
+            np.testing.assert_array_equal(fused.numpy(), plain.numpy())
+            second = tg.grad(fused, (base, g), grad_outputs=tg.tensor(h_np.T), allow_unused=True,
+                             retain_graph=True)
+            expected = tg.grad(plain, (base, g), grad_outputs=tg.tensor(h_np.T),
+                               allow_unused=True)
+            for a, b in zip(second, expected):     # None: zero (the mask's d/dx)
+                a = np.zeros_like(x_np) if a is None else a.numpy()
+                b = np.zeros_like(x_np) if b is None else b.numpy()
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+            # third order: the Grad node's backward is itself, through the same mask
+            h = tg.tensor(h_np.T, requires_grad=True)
+            (third,) = tg.grad(fused, g, grad_outputs=h, create_graph=True)
+            k_np = rng.standard_normal(shape)
+            (fourth,) = tg.grad(third, h, grad_outputs=tg.tensor(k_np))
+            np.testing.assert_array_equal(fourth.numpy(), MASKED[name][2](k_np, x_np.T).T)
+
+
+@pytest.mark.parametrize("name", sorted(MASKED))
+def test_masked_gradcheck_with_odd_sizes_and_random_upstream(name):
+    """gradcheck / gradgradcheck (random upstream gradients) through the mask, at a size
+    no multiple of 8, 32 or 256 (a full block and a partial one), non-contiguous."""
+    op = UNFUSED[name][0]
+    x = np.random.default_rng(7).standard_normal((13, 23))
+    x[np.abs(x) < 0.05] = 0.5                     # away from the kink
+    assert gradcheck(lambda t: op(t.T), [tg.tensor(x, requires_grad=True)])
+    assert gradgradcheck(lambda t: op(t.T), [tg.tensor(x, requires_grad=True)])
+
+
+@pytest.mark.parametrize("impl", ["numba", "reference"])
+def test_masked_backward_names_a_wrong_mask(impl):
+    module = fast if impl == "numba" else ref
+    g = np.ones((3, 100), np.float32)
+    for mask in (np.zeros(32, np.uint8), np.zeros(64, np.float32), np.zeros((2, 32), np.uint8)):
+        with pytest.raises(ValueError, match=r"packed uint8 mask of 64 bytes .* shape \(3, 100\)"):
+            module.relu_backward(g, mask)
+        with pytest.raises(ValueError, match="packed uint8 mask"):
+            module.leaky_relu_backward(g, mask, 0.2)
+
+
+def test_relu_and_leaky_relu_keep_only_the_mask():
+    """What the nodes keep for backward: the mask (a 32nd of a float32 input's bytes),
+    not the input or output; released by the backward."""
+    x = tg.tensor(np.random.default_rng(0).standard_normal((64, 300)).astype(np.float32),
+                  requires_grad=True)
+    for op in (F.relu, lambda t: F.leaky_relu(t, 0.2)):
+        y = op(x)
+        (kept,) = y.grad_fn.saved_arrays()
+        assert kept.dtype == np.uint8 and kept.nbytes == 75 * 32 < x.data.nbytes // 30
+        y.backward(tg.tensor(np.ones(y.shape, np.float32)))
+        assert y.grad_fn.saved_arrays() == []
