@@ -89,23 +89,28 @@ _ROW = 32
 _U1 = np.uint8(1)
 # (A full block is taken as views x[base:base + 256], ...: indices k * 32 + j of
 # range()s are provably non-negative, so numba's negative-index wrap-around drops
-# out and the rows vectorise; indexed from base + ..., they ran 3-4x slower.)
+# out and the rows vectorise; indexed from base + ..., they ran 3-4x slower.)  The
+# forwards build each mask byte in a register over its 8 rows (the k loop unrolled,
+# the j loop vectorised) and are compiled for 512-bit vectors: 2^20 float32, quiet, 1
+# thread, 316 -> 300 us (the unmasked relu forward: 286); the backwards are at that
+# floor already (~295 us, either way; unmasked: 427).
 
 
 def _leaky_forward_loop(x, slope, out, mask, lo, hi):
+    _wide_vectors()
     n = x.size
     for b in range(lo, hi):
         base, m = b * _BLOCK, b * _ROW
         if base + _BLOCK <= n:
             xs, outs, ms = x[base:base + _BLOCK], out[base:base + _BLOCK], mask[m:m + _ROW]
             for j in range(_ROW):
-                ms[j] = 0
-            for k in range(8):
-                for j in range(_ROW):
+                byte = np.uint8(0)
+                for k in range(8):
                     v = xs[k * _ROW + j]
                     positive = v > 0
                     outs[k * _ROW + j] = v if positive else v * slope
-                    ms[j] |= np.uint8(positive) << np.uint8(k)
+                    byte |= np.uint8(positive) << np.uint8(k)
+                ms[j] = byte
         else:
             mask[m:m + _ROW] = 0
             for i in range(base, n):
@@ -134,19 +139,20 @@ def _leaky_backward_loop(g, mask, slope, out, lo, hi):
 
 
 def _relu_forward_loop(x, zero, out, mask, lo, hi):
+    _wide_vectors()
     n = x.size
     for b in range(lo, hi):
         base, m = b * _BLOCK, b * _ROW
         if base + _BLOCK <= n:
             xs, outs, ms = x[base:base + _BLOCK], out[base:base + _BLOCK], mask[m:m + _ROW]
             for j in range(_ROW):
-                ms[j] = 0
-            for k in range(8):
-                for j in range(_ROW):
+                byte = np.uint8(0)
+                for k in range(8):
                     v = xs[k * _ROW + j]
                     positive = v > zero
                     outs[k * _ROW + j] = v if positive or v != v else zero  # NaN stays, -0 -> +0
-                    ms[j] |= np.uint8(positive) << np.uint8(k)
+                    byte |= np.uint8(positive) << np.uint8(k)
+                ms[j] = byte
         else:
             mask[m:m + _ROW] = 0
             for i in range(base, n):
