@@ -31,7 +31,7 @@ def _pack(condition):
     flat = condition.reshape(-1)
     bits = xp.zeros(_mask_bytes(flat.size) * 8, dtype=np.uint8)
     bits[:flat.size] = flat
-    weights = (np.uint8(1) << xp.arange(8, dtype=np.uint8)).reshape(1, 8, 1)
+    weights = xp.asarray([1, 2, 4, 8, 16, 32, 64, 128], dtype=np.uint8).reshape(1, 8, 1)
     return (bits.reshape(-1, 8, 32) * weights).sum(axis=1, dtype=np.uint8).reshape(-1)
 
 
