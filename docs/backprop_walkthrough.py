@@ -177,10 +177,10 @@ def build():
 
         Forward recorded one node per op.  `graph_summary` counts them and the bytes
         each kind keeps for backward: a convolution keeps its input (for the weight's
-        gradient) and its weight (for the input's), ReLU its output (the mask of
-        where it was positive), the loss's ops their operands.  `GradientTap` is the
-        identity node through which the model's full backward hook watches the
-        output's gradient (tinygen/nn/backward_hooks.py).
+        gradient) and its weight (for the input's), ReLU a packed bit mask of where
+        its input was positive (1 bit per element), the loss's ops their operands.
+        `GradientTap` is the identity node through which the model's full backward
+        hook watches the output's gradient (tinygen/nn/backward_hooks.py).
     """)
     page.run("""
         print(graph_summary(loss))

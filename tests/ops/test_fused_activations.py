@@ -366,8 +366,9 @@ def test_masked_kernels_equal_the_reference_and_the_saved_array_formula(name, dt
     np.testing.assert_array_equal(mask, mask_ref)
     np.testing.assert_array_equal(ref._unpack(mask, x.shape), x > 0)
     np.testing.assert_array_equal(y, y_ref)
-    expected = formula(g, x)
-    for got in (backward(fast, g, mask), backward(ref, g, mask_ref)):
+    with np.errstate(invalid="ignore"):    # (inf * 0 is NaN, as in the kernels)
+        expected, from_ref = formula(g, x), backward(ref, g, mask_ref)
+    for got in (backward(fast, g, mask), from_ref):
         assert got.dtype == dtype and got.shape == g.shape
         np.testing.assert_array_equal(got, expected)
         assert np.array_equal(np.signbit(got), np.signbit(expected))
