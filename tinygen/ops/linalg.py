@@ -9,25 +9,43 @@ instead of as the transpose of another product.
 from ..autograd.function import Function
 from ..backend.kernels import kernels
 from ._operands import binary_operands
-from .shape import reshape, unsqueeze, squeeze, transpose
+from .shape import reshape, unsqueeze, squeeze
 
 
 class MatMul(Function):
-    """a @ b for ndim >= 2, batch dimensions broadcast like numpy.matmul."""
+    """op(a) @ op(b) for ndim >= 2, batch dimensions broadcast like numpy.matmul, where
+    op(t) is t with its last two axes swapped when ``transpose_a`` / ``transpose_b`` is
+    set: a view, which BLAS reads as it is (a transposed operand is a flag to the GEMM,
+    not a copy).  ``matmul()`` makes plain products; the transposed ones are the
+    products the backwards need (``g @ b^T``, ``a^T @ g``), one node each instead of a
+    Permute node and a product (a few microseconds of Python per gradient)."""
 
-    def forward(self, a, b):
+    def forward(self, a, b, transpose_a=False, transpose_b=False):
         self.save_inputs(0, 1)
+        self.transpose_a, self.transpose_b = transpose_a, transpose_b
+        if transpose_a:
+            a = a.swapaxes(-1, -2)
+        if transpose_b:
+            b = b.swapaxes(-1, -2)
         return kernels("linalg", a, "matmul").matmul(a, b)
 
     def backward(self, grad):
         a, b = self.saved_inputs()
-        # Gradients come out in the broadcast batch shape; the engine sums them
-        # back over broadcast batch dimensions.
-        # MatMul.apply, not matmul(): both operands have ndim >= 2 and one dtype, and
-        # their shapes were checked when the product was made, so grad's are aligned too.
+        ta, tb = self.transpose_a, self.transpose_b
+        # With A = op(a), B = op(b) and C = A B: dA = G B^T and dB = A^T G, each then
+        # transposed back when its operand was (da = dA^T = B G^T, db = dB^T = G^T A).
+        # Gradients come out in the broadcast batch shape; the engine sums them back over
+        # broadcast batch dimensions.  MatMul.apply, not matmul(): both operands have
+        # ndim >= 2 and one dtype, and their shapes were checked when the product was
+        # made, so grad's are aligned too.
         need_a, need_b = self.needs_input_grad
-        grad_a = MatMul.apply(grad, transpose(b)) if need_a else None
-        grad_b = MatMul.apply(transpose(a), grad) if need_b else None
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = (MatMul.apply(b, grad, transpose_a=tb, transpose_b=True) if ta
+                      else MatMul.apply(grad, b, transpose_b=not tb))
+        if need_b:
+            grad_b = (MatMul.apply(grad, a, transpose_a=True, transpose_b=ta) if tb
+                      else MatMul.apply(a, grad, transpose_a=not ta))
         return grad_a, grad_b
 
 
@@ -81,7 +99,8 @@ class Linear(Function):
         g2 = reshape(grad, (-1, out_features))
         # MatMul.apply, as in MatMul.backward: the 2-D operands were checked in forward.
         gx = reshape(MatMul.apply(g2, w), x.shape) if need_x else None
-        gw = MatMul.apply(transpose(g2), reshape(x, (-1, in_features))) if need_w else None
+        gw = (MatMul.apply(g2, reshape(x, (-1, in_features)), transpose_a=True)
+              if need_w else None)
         if len(self.needs_input_grad) == 2:
             return gx, gw
         return gx, gw, (g2.sum(0) if need_b else None)
