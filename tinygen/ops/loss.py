@@ -55,11 +55,14 @@ def _class_targets(name, input, target, ignore_index):
     xp = array_module(input.data)
     target_data = xp.asarray(target_data)
     valid = target_data != ignore_index
-    if target_data.size and bool(((target_data < 0) | (target_data >= n_classes))[valid].any()):
+    # Out of range only where not ignored (ignore_index may be out of range); the bounds
+    # first, as they are in almost every call: two reductions, not five array ops.
+    if target_data.size and bool((target_data.min() < 0) | (target_data.max() >= n_classes)):
         bad = target_data[valid & ((target_data < 0) | (target_data >= n_classes))]
-        raise IndexError(
-            f"{name}: target {int(bad.reshape(-1)[0])} is out of range for {n_classes} classes"
-        )
+        if bad.size:
+            raise IndexError(
+                f"{name}: target {int(bad.reshape(-1)[0])} is out of range for {n_classes} classes"
+            )
     safe_target = xp.where(valid, target_data, 0)
     return input, target_data, valid, safe_target, batched
 
@@ -95,18 +98,20 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
 
 def _fused_cross_entropy(input, target, ignore_index, reduction):
     """cross_entropy for class indices without weights or smoothing: one fused op
-    (softmax_cross_entropy.py) instead of log_softmax, gather and their backwards."""
+    (softmax_cross_entropy.py) instead of log_softmax, gather and their backwards, and
+    the reduction inside it."""
     input, _, valid, safe_target, batched = _class_targets(
         "cross_entropy", input, target, ignore_index)
     xp = array_module(input.data)
     kernel_target = xp.where(valid, safe_target, IGNORED).astype(xp.int64, copy=False)
-    loss = softmax_cross_entropy(input, kernel_target)
+    if reduction == "none":
+        loss = softmax_cross_entropy(input, kernel_target)
+        return loss if batched else squeeze(loss, 0)
+    scale = 1.0
     if reduction == "mean":
-        total = float(valid.sum())
-        return sum(loss) * (1.0 / total) if total > 0 else sum(loss) * float("nan")
-    if reduction == "sum":
-        return sum(loss)
-    return loss if batched else squeeze(loss, 0)
+        total = float(xp.count_nonzero(valid))
+        scale = 1.0 / total if total > 0 else float("nan")   # (nothing to average: NaN)
+    return softmax_cross_entropy(input, kernel_target, scale)
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",

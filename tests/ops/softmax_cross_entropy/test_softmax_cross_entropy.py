@@ -2,8 +2,9 @@
 ``cross_entropy`` takes for class-index targets without weights or smoothing: pinned to
 its definition, the unfused graph ``nll_loss(log_softmax(x))``, in float64 (values,
 gradients with a random upstream gradient, second derivatives) over hypothesis-drawn
-shapes, ignored positions and reductions; finite differences of both orders; the numba
-float32 kernels against the float64 oracle; the errors."""
+shapes, ignored positions and reductions (the sum and mean made inside the node);
+finite differences of both orders; the numba float32 kernels against the float64
+oracle; the errors."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -65,6 +66,8 @@ def test_fused_equals_unfused_in_float64_values_gradients_and_second_derivatives
     x = f64(x_np)
     fused, unfused = _fused(x, target, reduction), _unfused(x, target, reduction)
     assert _uses_the_fused_op(fused) and not _uses_the_fused_op(unfused)
+    if reduction != "none":  # the sum or mean is made in the node itself
+        assert fused.grad_fn.name == "SoftmaxCrossEntropy" and fused.shape == ()
     np.testing.assert_allclose(fused.numpy(), unfused.numpy(), rtol=1e-12, atol=1e-12)
     g = f64(rng.standard_normal(fused.shape), requires_grad=True)
     if reduction == "mean" and np.all(target == IGNORE):
@@ -174,5 +177,11 @@ def test_errors_name_cross_entropy_and_the_problem():
         F.cross_entropy(x, tg.tensor(np.zeros((2, 3), np.int64)))
     with pytest.raises(IndexError, match="cross_entropy: target 3 is out of range for 3 classes"):
         F.cross_entropy(x, tg.tensor(np.full((2, 4), 3)))
+    # an ignored position may hold anything; the others are checked beside it
+    mixed = np.array([[0, -100, 2, 1], [1, 2, -100, 0]])
+    F.cross_entropy(x, tg.tensor(mixed))
+    mixed[1, 3] = -5
+    with pytest.raises(IndexError, match="cross_entropy: target -5 is out of range for 3 classes"):
+        F.cross_entropy(x, tg.tensor(mixed))
     with pytest.raises(TypeError, match="cross_entropy: target must hold integer class indices"):
         F.cross_entropy(x, np.zeros((2, 4), np.float32))
