@@ -352,6 +352,27 @@ def test_custom_function_multiple_outputs_with_one_unused():
     np.testing.assert_allclose(x.grad.numpy(), [2, 2, 0, 0])
 
 
+@given(tst.broadcastable_shapes(num_shapes=2))
+def test_broadcast_gradients_are_summed_alike_with_and_without_a_graph(shapes):
+    # without create_graph the engine sums raw arrays; with it, SumTo nodes
+    rng = np.random.default_rng(0)
+    a = tg.tensor(rng.standard_normal(shapes[0]), dtype=tg.float64, requires_grad=True)
+    b = tg.tensor(rng.standard_normal(shapes[1]), dtype=tg.float64, requires_grad=True)
+    out = a * b
+    g = tg.tensor(rng.standard_normal(out.shape), dtype=tg.float64)
+    raw = tg.grad(out, [a, b], g, retain_graph=True)
+    graph = tg.grad(out, [a, b], g, create_graph=True)
+    for r, c, t, other in zip(raw, graph, (a, b), (b, a)):
+        assert r.shape == c.shape == t.shape
+        np.testing.assert_array_equal(r.numpy(), c.numpy())
+        full = g.numpy() * np.broadcast_to(other.numpy(), out.shape)
+        lead = out.ndim - t.ndim
+        summed = full.sum(axis=tuple(range(lead)))
+        summed = summed.sum(axis=tuple(i for i, n in enumerate(t.shape) if n == 1 and
+                                       summed.shape[i] != 1), keepdims=True)
+        np.testing.assert_allclose(r.numpy(), summed, rtol=1e-12, atol=1e-12)
+
+
 def test_custom_function_wrong_gradient_count_is_reported():
     class Bad(Function):
         def forward(self, a, b):
@@ -374,6 +395,9 @@ def test_custom_function_wrong_gradient_shape_is_reported():
 
     with pytest.raises(RuntimeError, match=r"gradient of shape \(5,\) for an input of shape \(3,\)"):
         Bad.apply(f64(3)).sum().backward()
+    # (with create_graph too: there the SumTo node refuses it, else the engine's raw sum)
+    with pytest.raises(RuntimeError, match=r"gradient of shape \(5,\) for an input of shape \(3,\)"):
+        Bad.apply(f64(3)).sum().backward(create_graph=True)
 
 
 def test_detach_cuts_the_graph():

@@ -25,7 +25,7 @@ from .grad_mode import no_grad, enable_grad
 from ..backend.kernels import kernels
 from .function import Function
 from .hooks import apply_hooks
-from .primitives import clone, sum_to
+from .primitives import clone, sum_to, sum_to_array
 
 
 # Callables ``observer(node, grads_out, grads_in, seconds)`` run after each node's
@@ -102,10 +102,15 @@ def _needed(nodes, targets):
     return needed
 
 
-def _sum_to_shape(grad, shape, node):
-    """Undo broadcasting: sum ``grad`` back to ``shape``."""
+def _sum_to_shape(grad, shape, node, create_graph):
+    """Undo broadcasting: sum ``grad`` back to ``shape``.  With create_graph by the
+    differentiable ``sum_to`` (a SumTo node), else the same sum on the raw array (as
+    ``_add`` sums arrays): no graph is built then, and the op's apply costs a few
+    microseconds per call (every bias gradient takes this path on every step)."""
     try:
-        return sum_to(grad, shape)
+        if create_graph:
+            return sum_to(grad, shape)
+        return _tensor.Tensor._make(sum_to_array(grad.data, shape))
     except ValueError as exc:
         raise RuntimeError(
             f"{node.name}.backward returned a gradient of shape {grad.shape} for an input of "
@@ -230,7 +235,7 @@ def _execute(root_nodes, dependencies, buffers, send, targets, needed, retain_gr
             targets.capture(node, buffer)
         run = buffer is not None and (needed is None or key in needed)
         if run:
-            _backward_node(node, buffer, send, needed)
+            _backward_node(node, buffer, send, needed, create_graph)
             if not retain_graph:
                 node.release_saved()
 
@@ -243,7 +248,7 @@ def _execute(root_nodes, dependencies, buffers, send, targets, needed, retain_gr
                     ready.append(edge[0])
 
 
-def _backward_node(node, buffer, send, needed):
+def _backward_node(node, buffer, send, needed, create_graph):
     """Run one node's backward and send each input's gradient down its edge."""
     if node._freed:
         node._check_not_freed()
@@ -270,7 +275,7 @@ def _backward_node(node, buffer, send, needed):
         if needed is not None and id(edge[0]) not in needed:
             continue
         if grad.data.shape != shape:
-            grad = _sum_to_shape(grad, shape, node)
+            grad = _sum_to_shape(grad, shape, node, create_graph)
         if grad.data.dtype != dtype:
             raise RuntimeError(
                 f"{node.name}.backward returned a {grad.dtype} gradient for a {dtype} input"

@@ -136,8 +136,16 @@ class Function:
         node._tensor_hooks = None
         saved_idx = node._save_input_idx
         if saved_idx:  # what saved_inputs() checks: nothing changed in place
-            saved = node._saved_inputs = tuple([inputs[i] for i in saved_idx])
-            node._saved_versions = [(0 if t._vc is None else t._vc[0], t.data) for t in saved]
+            # (a loop: two comprehensions here cost ~1 us per node on Python 3.11)
+            saved = []
+            versions = []
+            for i in saved_idx:
+                t = inputs[i]
+                saved.append(t)
+                vc = t._vc
+                versions.append((0 if vc is None else vc[0], t.data))
+            node._saved_inputs = tuple(saved)
+            node._saved_versions = versions
         else:
             node._saved_inputs = ()
             node._saved_versions = ()

@@ -20,7 +20,10 @@ graph; with ``create_graph=True`` the results can be differentiated again.
 ``strict=True`` raises where an output does not depend on an input (otherwise that
 block of the result is zeros, as in PyTorch).
 """
+import numpy as np
+
 from ..backend import array_module
+from . import tensor as _tensor  # a module reference (tensor.py imports this module too)
 from .engine import run_backward
 from .function import Function
 from .grad_mode import enable_grad
@@ -28,8 +31,7 @@ from .primitives import clone
 
 
 def as_tensor_tuple(values, what):
-    from .tensor import Tensor
-
+    Tensor = _tensor.Tensor
     if isinstance(values, Tensor):
         values = (values,)
     values = tuple(values)
@@ -41,15 +43,16 @@ def as_tensor_tuple(values, what):
 
 def default_grad_output(output, gradient):
     """The upstream gradient for ``output``: given, or 1 for a scalar."""
-    from .tensor import Tensor
-
+    Tensor = _tensor.Tensor   # (no import statement: this runs on every backward)
     if gradient is None:
         if output.data.size != 1:
             raise RuntimeError(
                 "grad can be implicitly created only for scalar outputs; the output has shape "
                 f"{output.shape}: pass gradient= (a tensor of that shape)"
             )
-        return Tensor._make(array_module(output.data).ones(output.shape, dtype=output.dtype))
+        data = output.data
+        xp = np if type(data) is np.ndarray else array_module(data)
+        return Tensor._make(xp.ones(data.shape, dtype=data.dtype))
     if not isinstance(gradient, Tensor):
         gradient = Tensor(array_module(output.data).asarray(gradient, dtype=output.dtype))
     if gradient.shape != output.shape:

@@ -61,12 +61,19 @@ def _sum_axes(a, axes):
     return kernels("sums", a).sum_axes(a, axes)
 
 
+def sum_to_array(a, shape):
+    """A raw array ``a`` summed over its broadcast axes back to ``shape`` (a ValueError if
+    it is not a broadcast of it, or has that shape already): SumTo's forward, and the
+    engine's own sum when it builds no graph of the gradient."""
+    return _sum_axes(a, _sum_to_axes(a.shape, shape)).reshape(shape)
+
+
 class SumTo(Function):
     """Sum over broadcast axes: the adjoint of broadcast_to."""
 
     def forward(self, a, shape):
         self.in_shape = a.shape
-        return _sum_axes(a, _sum_to_axes(a.shape, shape)).reshape(shape)
+        return sum_to_array(a, shape)
 
     def backward(self, grad):
         return broadcast_to(grad, self.in_shape)
