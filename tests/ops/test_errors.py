@@ -5,8 +5,10 @@ import operator
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import tinygen as tg
+from tinygen.ops._operands import check_broadcast
 from tinygen.testing import f64
 
 from ._helpers import f32
@@ -39,6 +41,21 @@ def test_operators_reject_mismatched_shapes(op):
     a, b = f64(np.ones((3, 2, 2))), f64(np.ones((2, 3, 2)))
     with pytest.raises(ValueError, match=r"\(3, 2, 2\) and \(2, 3, 2\) cannot be broadcast"):
         op(a, b)
+
+
+@given(st.lists(st.integers(1, 3), max_size=4), st.lists(st.integers(1, 3), max_size=4))
+def test_the_binary_ops_broadcast_check_agrees_with_numpy(a_shape, b_shape):
+    a_shape, b_shape = tuple(a_shape), tuple(b_shape)
+    try:
+        np.broadcast_shapes(a_shape, b_shape)
+        ok = True
+    except ValueError:
+        ok = False
+    if ok:
+        check_broadcast("add", a_shape, b_shape)
+    else:
+        with pytest.raises(ValueError, match="add: shapes .* cannot be broadcast together"):
+            check_broadcast("add", a_shape, b_shape)
 
 
 def test_where_rejects_shapes_that_do_not_broadcast():

@@ -11,7 +11,8 @@ from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..backend import array_module, to_device as _array_to_device, normalize_device
 from ..backend.kernels import kernels
-from ._operands import as_tensor, binary_operands, broadcast_shapes, is_float, check_same_device
+from ._operands import as_tensor, binary_operands, broadcast_shapes, check_broadcast, \
+    is_float, check_same_device
 from ..random import default_generator
 # clone is an autograd primitive (the engine clones a gradient into .grad under
 # create_graph); this family re-exports it.
@@ -111,7 +112,7 @@ def _apply_binary(function, name, a, b):
     a, b = binary_operands(a, b, name)
     a_shape, b_shape = a.data.shape, b.data.shape
     if a_shape != b_shape and a_shape and b_shape:  # equal shapes or a scalar: nothing to check
-        broadcast_shapes(name, a_shape, b_shape)
+        check_broadcast(name, a_shape, b_shape)
     return function.apply(a, b)
 
 
