@@ -33,6 +33,10 @@ class _RequiredParameter:
 
 required = _RequiredParameter()
 
+# Types of state values that are never arrays (step counts): _gradients passes over them
+# without asking for a shape they lack (a failed hasattr raises and catches inside).
+_SCALARS = frozenset([int, float, bool])
+
 
 def check_number(name, value, low=None, high=None, low_open=False, high_open=True):
     """Validate an option: a real number in [low, high) by default; messages name it."""
@@ -85,13 +89,17 @@ class Optimizer:
         The parameter's state follows it to its device: after ``model.to('cuda')``
         the moment estimates built on the CPU are moved on the next step.
         """
+        what = f"{type(self).__name__}.step"
         for p in group["params"]:
             if p.grad is None:
                 continue
             # updated in place: a graph that saved p before this step cannot backward
-            p._bump_version(f"{type(self).__name__}.step")
-            device = p.device
-            if p.grad.device != device:
+            p._bump_version(what)
+            # numpy arrays are all on the CPU: only other arrays need their devices
+            # compared (a few device_of calls per parameter and step otherwise)
+            on_cpu = type(p.data) is np.ndarray
+            device = "cpu" if on_cpu else p.device
+            if not (on_cpu and type(p.grad.data) is np.ndarray) and p.grad.device != device:
                 raise RuntimeError(
                     f"{type(self).__name__}.step: a parameter of shape {p.shape} is on {device} "
                     f"but its gradient is on {p.grad.device}"
@@ -99,6 +107,8 @@ class Optimizer:
             state = self.state.get(p)
             if state:
                 for name, value in state.items():
+                    if on_cpu and type(value) is np.ndarray or type(value) in _SCALARS:
+                        continue
                     if hasattr(value, "shape") and device_of(value) != device:
                         state[name] = to_device(value, device)
             g = p.grad.data

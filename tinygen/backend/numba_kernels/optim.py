@@ -35,12 +35,13 @@ def _flat_view(a):
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1, beta2, eps,
               step_size, bias_correction2_sqrt):
-    views = [_flat_view(a) for a in (param, exp_avg, exp_avg_sq)]
-    if (max_exp_avg_sq is not None or any(v is None for v in views)
+    # (no comprehension or generator here: this runs for every parameter on every step)
+    p, m, v = _flat_view(param), _flat_view(exp_avg), _flat_view(exp_avg_sq)
+    if (max_exp_avg_sq is not None or p is None or m is None or v is None
             or grad.dtype != param.dtype):
         return _reference.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, beta1,
                                     beta2, eps, step_size, bias_correction2_sqrt)
     t = param.dtype.type
-    share_rows(_ADAM, param.size, param.size, views[0], np.ascontiguousarray(grad).reshape(-1),
-               views[1], views[2], t(1 - beta1), t(beta2), t(1 - beta2), t(eps), t(step_size),
+    share_rows(_ADAM, param.size, param.size, p, np.ascontiguousarray(grad).reshape(-1),
+               m, v, t(1 - beta1), t(beta2), t(1 - beta2), t(eps), t(step_size),
                t(bias_correction2_sqrt))
