@@ -9,9 +9,9 @@ Tensor, so this module does not import it: ``tinygen.ops`` binds itself to the n
 """
 import numpy as np
 
-from . import engine as _engine, functional as _functional  # module references: both
-#   import this module back, and backward() finds them here rather than by an import
-#   statement per call (~1 us each)
+# Module references (both import this module back): backward() finds the engine here
+# rather than by an import statement per call (~1 us each).
+from . import engine as _engine, functional as _functional
 from ._torch_names import torch_names
 from ..backend import array_module, device_of, to_device, to_numpy, normalize_device
 from .primitives import clone
