@@ -478,13 +478,17 @@ def wavenet_workload(batch, layers=20, residual=64, skip=128, classes=256):
 # --- the list ----------------------------------------------------------------------------------
 def workloads(size="full"):
     """Every row, in print order.  size: 'full' (the CPU benchmarks' shapes and batch
-    64-256 variants), 'quick' (the smallest batch of each), or 'tiny' (a few elements:
-    for checking on the CPU emulator that each row's two sides agree)."""
-    tiny = size == "tiny"
-    batches = (2,) if tiny else (32,) if size == "quick" else (32, 256)
-    ch = 3 if tiny else 64        # channels of the 64-channel layers
-    hw = (5, 6) if tiny else (28, 28)
-    length = 11 if tiny else 4000
+    64-256 variants), 'quick' (the smallest batch of each), 'tiny' (a few elements:
+    for checking on the CPU emulator that each row's two sides agree) or 'odd' (odd
+    sizes past the tile edges, for the correctness check on a GPU: 37 channels, 13x11
+    images, odd lengths and shapes; the gated activation's 38 channels are two odd halves)."""
+    if size not in ("full", "quick", "tiny", "odd"):
+        raise ValueError(f"workloads: unknown size {size!r} (full, quick, tiny or odd)")
+    tiny, odd = size == "tiny", size == "odd"
+    batches = (2,) if tiny else (3,) if odd else (32,) if size == "quick" else (32, 256)
+    ch = 3 if tiny else 37 if odd else 64       # channels of the 64-channel layers
+    hw = (5, 6) if tiny else (13, 11) if odd else (28, 28)
+    length = 11 if tiny else 301 if odd else 4000
     rows = []
     phases = ("fwd", "dgrad", "wgrad")
     for n in batches:
@@ -519,29 +523,33 @@ def workloads(size="full"):
                                    f"{hw[0]}x{hw[1]}",
                                    gated_stack(n, ch, 2 * ch, hw, 3, stack), p, (MASKED,))
                      for p in phases]
-    dilations = (1, 2) if tiny else (1, 8, 64, 512)
+    dilations = (1, 2) if tiny else (1, 3, 17) if odd else (1, 8, 64, 512)
+    causal_n = 2 if tiny else 3 if odd else 4
     for k in (2, 3):
         for d in dilations:
-            rows += [conv_workload(f"causal conv1d k{k} d{d} N4 {ch}->{ch} L{length}",
-                                   causal_conv(4 if not tiny else 2, ch, ch, length, k, d), p,
-                                   (FASTER,))
+            rows += [conv_workload(f"causal conv1d k{k} d{d} N{causal_n} {ch}->{ch} L{length}",
+                                   causal_conv(causal_n, ch, ch, length, k, d), p, (FASTER,))
                      for p in phases]
     if size == "full":
         rows += [conv_workload(f"causal conv1d k2 d8 N64 {ch}->{ch} L{length}",
                                causal_conv(64, ch, ch, length, 2, 8), p, (FASTER,))
                  for p in phases]
-    bn_shapes = [(4, 3, 3, 2)] if tiny else [(64, 64, 16, 16)] if size == "quick" else [
+    bn_shapes = [(4, 3, 3, 2)] if tiny else [(5, 37, 9, 7)] if odd else [
+        (64, 64, 16, 16)] if size == "quick" else [
         (64, 64, 16, 16), (256, 64, 16, 16), (256, 128, 32, 32)]
     for shape in bn_shapes:
         rows += [batch_norm_workload(shape, p, (FASTER, BANDWIDTH)) for p in ("fwd", "bwd")]
-    power = [(5, 7)] if tiny else [(512, 4608)] if size == "quick" else [
+    power = [(5, 7)] if tiny else [(131, 333)] if odd else [(512, 4608)] if size == "quick" else [
         (128, 1152), (512, 4608), (1024, 9216)]
     rows += [power_iteration_workload(r, c, (FASTER_THAN_TORCH,)) for r, c in power]
-    gated = [(2, 4, 3, 2)] if tiny else [(64, 64, 16, 16)] if size == "quick" else [
+    gated = [(2, 4, 3, 2)] if tiny else [(3, 38, 9, 7)] if odd else [
+        (64, 64, 16, 16)] if size == "quick" else [
         (64, 64, 16, 16), (256, 64, 32, 32)]
     rows += [gated_workload(shape, p) for shape in gated for p in ("fwd", "bwd")]
     if tiny:
         rows.append(wavenet_workload(2, layers=3, residual=4, skip=5, classes=7))
+    elif odd:
+        rows.append(wavenet_workload(3, layers=5, residual=37, skip=41, classes=67))
     else:
         rows += [wavenet_workload(b) for b in ((1,) if size == "quick" else (1, 16))]
     return rows
