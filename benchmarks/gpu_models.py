@@ -235,6 +235,32 @@ def generation(tg, torch, device, batch, n_samples):
         ours_codes, theirs_codes
 
 
+def generation_row(tg, torch, device, batch, n_samples, sync, check=64, runs=3):
+    """Both generators' first ``check`` codes compared, then ``runs`` generations of
+    ``n_samples`` each, alternating which side goes first; median seconds per side."""
+    name, ours, theirs = generation(tg, torch, device, batch, n_samples)
+    a, b = ours(check, 7), theirs(check, 7)
+    same = int((a == b).all(axis=0).sum())      # steps whose codes agree on every row
+    sides = {"tinygen": ours, "torch": theirs}
+    for run in sides.values():
+        run(8, 1)                               # warm-up
+    seconds = {side: [] for side in sides}
+    for rep in range(runs):
+        for side in (sides if rep % 2 == 0 else reversed(list(sides))):
+            sync()
+            start = time.perf_counter()
+            sides[side](n_samples, rep)
+            sync()
+            seconds[side].append(time.perf_counter() - start)
+    t = {side: statistics.median(s) for side, s in seconds.items()}
+    return {"row": name, "kind": "generation", "codes_agreeing": f"{same}/{check}",
+            "agree": same == check,
+            "tinygen_samples_per_s": batch * n_samples / t["tinygen"],
+            "torch_samples_per_s": batch * n_samples / t["torch"],
+            "tinygen_ms": t["tinygen"] / n_samples * 1e3,
+            "torch_ms": t["torch"] / n_samples * 1e3, "ratio": t["tinygen"] / t["torch"]}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
@@ -257,10 +283,12 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = False
     sync = Sync(args.device)
     rows, failures = [], 0
-    builders = [lambda: pixelcnn_step(tg, torch, args.device, 32),
-                lambda: pixelcnn_step(tg, torch, args.device, 128),
-                lambda: wavenet_step(tg, torch, args.device)]
-    for build in builders:
+    builders = [("gated PixelCNN step, batch 32",
+                 lambda: pixelcnn_step(tg, torch, args.device, 32)),
+                ("gated PixelCNN step, batch 128",
+                 lambda: pixelcnn_step(tg, torch, args.device, 128)),
+                ("WaveNet step", lambda: wavenet_step(tg, torch, args.device))]
+    for label, build in builders:
         try:
             name, ours, theirs = build()
             first = (float(ours().item()), float(theirs().item()))
@@ -270,43 +298,18 @@ def main(argv=None):
                    "tinygen_ms": t["tinygen"] * 1e3, "torch_ms": t["torch"] * 1e3,
                    "ratio": t["tinygen"] / t["torch"]}
         except Exception as exc:  # noqa: BLE001 - report and go on to the next row
-            row = {"row": getattr(build, "__name__", "row"), "error": f"{type(exc).__name__}: {exc}"}
+            row = {"row": label, "error": f"{type(exc).__name__}: {exc}"}
         rows.append(row)
         failures += ("error" in row) or not row["agree"]
         print(_line(row), flush=True)
     for batch in (1, 16):
         try:
-            name, ours, theirs = generation(tg, torch, args.device, batch, args.samples)
-            check = 64
-            a, b = ours(check, 7), theirs(check, 7)
-            same = int((a == b).all(axis=0).sum())     # steps whose codes agree on every row
-            times = {}
-            for side, run in (("tinygen", ours), ("torch", theirs)):
-                run(8, 1)                               # warm-up
-            samples = {"tinygen": [], "torch": []}
-            for rep in range(3):
-                for side, run in ((("tinygen", ours), ("torch", theirs)) if rep % 2 == 0
-                                  else (("torch", theirs), ("tinygen", ours))):
-                    sync()
-                    start = time.perf_counter()
-                    run(args.samples, rep)
-                    sync()
-                    samples[side].append(time.perf_counter() - start)
-            for side, s in samples.items():
-                times[side] = statistics.median(s)
-            row = {"row": name, "kind": "generation", "codes_agreeing": f"{same}/{check}",
-                   "agree": same == check,
-                   "tinygen_samples_per_s": batch * args.samples / times["tinygen"],
-                   "torch_samples_per_s": batch * args.samples / times["torch"],
-                   "tinygen_ms": times["tinygen"] / args.samples * 1e3,
-                   "torch_ms": times["torch"] / args.samples * 1e3,
-                   "ratio": times["tinygen"] / times["torch"]}
+            rows.append(generation_row(tg, torch, args.device, batch, args.samples, sync))
         except Exception as exc:  # noqa: BLE001
-            row = {"row": f"WaveNet generation, {batch} sequence(s)",
-                   "error": f"{type(exc).__name__}: {exc}"}
-        rows.append(row)
-        failures += ("error" in row) or not row["agree"]
-        print(_line(row), flush=True)
+            rows.append({"row": f"WaveNet generation, {batch} sequence(s)",
+                         "error": f"{type(exc).__name__}: {exc}"})
+        failures += ("error" in rows[-1]) or not rows[-1]["agree"]
+        print(_line(rows[-1]), flush=True)
     if args.json:
         device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
         args.json.write_text(json.dumps({"device": device, "steps": args.steps,
