@@ -84,6 +84,18 @@ def timed(sides, steps, blocks, sync):
 
 
 # --- training steps -----------------------------------------------------------------------------
+def training_step(loss_fn, optimizer):
+    """One step (forward, backward, optimizer) returning the loss; the same code for
+    both frameworks, whose optimizers share zero_grad() and step()."""
+    def step():
+        loss = loss_fn()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+    return step
+
+
 def pixelcnn_step(tg, torch, device, batch):
     from tinygen.models.pixelcnn import GatedPixelCNN
 
@@ -94,28 +106,14 @@ def pixelcnn_step(tg, torch, device, batch):
     first = [layer.first for layer in m.layers]
     if device != "cpu":
         m.to(device=device)
-    opt = tg.optim.Adam(m.parameters(), lr=1e-3)
-
-    def ours():
-        loss = m.nll(images).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
+    ours = training_step(lambda: m.nll(images).mean(),
+                         tg.optim.Adam(m.parameters(), lr=1e-3))
     forward, params = T.gated_pixelcnn(state, first)
     _on(params, torch, device)
     tx = torch.tensor(x, device=device)
     target = torch.tensor(images.astype(np.int64), device=device)
-    topt = torch.optim.Adam(params.values(), lr=1e-3)
-
-    def theirs():
-        loss = T.pixel_nll(forward, tx, target)
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
-        return loss
-
+    theirs = training_step(lambda: T.pixel_nll(forward, tx, target),
+                           torch.optim.Adam(params.values(), lr=1e-3))
     return (f"gated PixelCNN h={PIXELCNN['hidden']} L={PIXELCNN['n_layers']} step, "
             f"batch {batch}"), ours, theirs
 
@@ -138,28 +136,13 @@ def wavenet_step(tg, torch, device, batch=8, window=1024):
     m, state = wavenet_model(tg, device)
     codes = np.random.default_rng(1).integers(0, 256, (batch, window))
     onehot = m.shifted_one_hot(codes)
-    opt = tg.optim.Adam(m.parameters(), lr=1e-3)
-
-    def ours():
-        loss = m.loss(codes)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
+    ours = training_step(lambda: m.loss(codes), tg.optim.Adam(m.parameters(), lr=1e-3))
     forward, params = T.wavenet(state, list(m.dilations))
     _on(params, torch, device)
     tx = torch.tensor(onehot, device=device)
     tcodes = torch.tensor(codes, device=device)
-    topt = torch.optim.Adam(params.values(), lr=1e-3)
-
-    def theirs():
-        loss = F.cross_entropy(forward(tx), tcodes)
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
-        return loss
-
+    theirs = training_step(lambda: F.cross_entropy(forward(tx), tcodes),
+                           torch.optim.Adam(params.values(), lr=1e-3))
     return (f"WaveNet step L={WAVENET['n_layers']} R={WAVENET['residual_channels']} "
             f"S={WAVENET['skip_channels']}, batch {batch}x{window}"), ours, theirs
 
