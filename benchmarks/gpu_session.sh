@@ -156,9 +156,9 @@ run_step() {
     [ "$rc" -eq 124 ] && how="TIMED OUT after the ${limit}s limit"
     [ "$rc" -eq 0 ] && how="ok"
     # compute-sanitizer's own count, and the last line of a pytest or check run
-    local counted
-    counted=$(grep -h -E "ERROR SUMMARY|RACECHECK SUMMARY|^[0-9]+ checks|(passed|failed|skipped|error).* in [0-9.]+s" \
-        "$LOGS/$name.log" | tail -n 3 | tr '\n' ';')
+    local counted counts="ERROR SUMMARY|RACECHECK SUMMARY|^[0-9]+ checks"
+    counts="$counts|(passed|failed|skipped|error).* in [0-9.]+s"
+    counted=$(grep -h -E "$counts" "$LOGS/$name.log" | tail -n 3 | tr '\n' ';')
     note "$name: $how ($(($(date +%s) - began))s; log $name.log in logs.tar.gz) ${counted}"
     pack_logs
 }
