@@ -33,6 +33,7 @@ PyTorch CPU (impl 'emulator'); that is how the test suite exercises this file.
 Exits 1 if any check fails, 2 without a GPU.
 """
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -189,16 +190,12 @@ def main(argv=None):
         cp.cuda.set_allocator(None)
         if args.poison:
             args.poison = _install_poison(cp)
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
         xp, impls = cp, _available_impls(args.impl)
         sync = cp.cuda.Device().synchronize
 
         def use_impl(impl):
             return K.use_impl(impl, device="cuda")
     else:
-        import contextlib
-
         import torch
 
         xp, impls, sync = np, ["emulator"], lambda: None
