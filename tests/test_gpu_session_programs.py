@@ -10,22 +10,24 @@ import pytest
 
 import tinygen as tg
 
-torch = pytest.importorskip("torch")
 needs_emulator = pytest.mark.skipif(shutil.which("g++") is None,
                                     reason="the CUDA emulator needs g++")
 
 
-def _cpu_env(dtype):
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def _check(torch, workload, impls=("emulator",), use_impl=None):
     from benchmarks._kernel_workloads import Env
-
-    return Env(np, torch, "cpu", dtype)
-
-
-def _check(workload, impls=("emulator",), use_impl=None):
     from benchmarks.check_kernels import check_row
 
+    def cpu_env(dtype):
+        return Env(np, torch, "cpu", dtype)
+
     use_impl = use_impl or (lambda impl: contextlib.nullcontext())
-    return check_row(workload, _cpu_env, torch, list(impls), use_impl, lambda: None)
+    return check_row(workload, cpu_env, torch, list(impls), use_impl, lambda: None)
 
 
 def _tiny(text):
@@ -38,8 +40,8 @@ def _tiny(text):
 @needs_emulator
 @pytest.mark.parametrize("text", ["conv2d 3x3 N2 3->3 5x6 pad1 dgrad",
                                   "batchnorm train (4,3,3,2) bwd", "WaveNet step"])
-def test_real_kernels_pass_in_both_dtypes(text):
-    records = _check(_tiny(text))
+def test_real_kernels_pass_in_both_dtypes(torch, text):
+    records = _check(torch, _tiny(text))
     assert [r["dtype"] for r in records] == ["float64", "float32"]
     for r in records:
         assert r["ok"], r
@@ -60,25 +62,25 @@ def _planted(ours):
 
 
 @needs_emulator
-def test_a_wrong_result_fails_float64_at_its_tolerance():
+def test_a_wrong_result_fails_float64_at_its_tolerance(torch):
     def slightly_off(call):
         return lambda: call() * (1 + 1e-9)       # passes float32's 1e-5, not float64's 1e-10
-    f64, f32 = _check(_planted(slightly_off))
+    f64, f32 = _check(torch, _planted(slightly_off))
     assert not f64["ok"] and 5e-10 < f64["emulator_error"] < 2e-9
     assert f32["ok"]
 
 
 @needs_emulator
-def test_a_result_that_moves_between_runs_fails():
+def test_a_result_that_moves_between_runs_fails(torch):
     def moving(call):
         calls = iter(range(100))
         return lambda: call() * (1 + (next(calls) % 2) * 1e-6)  # every other run, 1e-6 off
-    for record in _check(_planted(moving)):
+    for record in _check(torch, _planted(moving)):
         assert not record["ok"] and not record["emulator_repeatable"]
 
 
 @needs_emulator
-def test_paths_that_differ_in_one_bit_fail():
+def test_paths_that_differ_fail(torch):
     active = {}
 
     @contextlib.contextmanager
@@ -88,26 +90,26 @@ def test_paths_that_differ_in_one_bit_fail():
 
     def per_path(call):
         return lambda: call() * (1 + (1e-6 if active["impl"] == "aot" else 0.0))
-    records = _check(_planted(per_path), impls=("nvrtc", "aot"), use_impl=tracking)
+    records = _check(torch, _planted(per_path), impls=("nvrtc", "aot"), use_impl=tracking)
     for record in records:
         assert record["nvrtc_repeatable"] and record["aot_repeatable"]
         assert not record["impls_same_bits"] and not record["ok"]
 
 
 @needs_emulator
-def test_a_failing_call_is_reported_not_raised():
+def test_a_failing_call_is_reported_not_raised(torch):
     def broken(call):
         def fail():
             raise RuntimeError("launch failed")
         return fail
-    for record in _check(_planted(broken)):
+    for record in _check(torch, _planted(broken)):
         assert not record["ok"] and record["error"] == "RuntimeError: launch failed"
 
 
 def test_the_float32_reference_sees_the_float32_inputs():
     from benchmarks.check_kernels import RoundedEnv
 
-    env = RoundedEnv(np, torch, "cpu", np.float64)
+    env = RoundedEnv(np, None, "cpu", np.float64)
     host = np.array([0.1, 1 / 3, np.pi])
     assert np.array_equal(env.array(host), host.astype(np.float32).astype(np.float64))
     assert env.array(np.array([3, 5])).dtype.kind == "i"           # integers untouched
@@ -127,7 +129,7 @@ def test_odd_sizes_cross_the_tile_edges():
 
 
 @pytest.mark.parametrize("kernel_size", [2, 3])
-def test_the_torch_wavenet_generator_gives_tinygens_step_logits(kernel_size):
+def test_the_torch_wavenet_generator_gives_tinygens_step_logits(torch, kernel_size):
     from benchmarks.gpu_models import TorchWaveNetGenerator
     from tinygen.models.wavenet.model import WaveNet, sample_codes
 
