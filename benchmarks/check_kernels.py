@@ -35,14 +35,13 @@ Exits 1 if any check fails, 2 without a GPU.
 import argparse
 import contextlib
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks._kernel_workloads import Env, workloads
-from benchmarks.kernels import _available_impls, gpu_missing_reason
+from benchmarks.kernels import _available_impls, compare, gpu_missing_reason
 
 # largest |ours - reference| over the largest |reference|, per dtype of ours
 TOLERANCE = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
@@ -62,21 +61,6 @@ class RoundedEnv(Env):
 def _host(value, env):
     values = value if isinstance(value, tuple) else (value,)
     return tuple(np.array(env.to_numpy(v)) for v in values)
-
-
-def max_error(ours, reference):
-    """Largest |ours - reference| over the largest |reference|, the worst output; inf for
-    a missing output, a shape mismatch or a non-finite value of ours."""
-    if len(ours) != len(reference):
-        return math.inf
-    worst = 0.0
-    for a, b in zip(ours, reference):
-        a, b = a.astype(np.float64), b.astype(np.float64)
-        if a.shape != b.shape or not np.isfinite(a).all():
-            return math.inf
-        if a.size:
-            worst = max(worst, float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)))
-    return worst
 
 
 def same_bits(a, b):
@@ -112,7 +96,9 @@ def check_row(workload, env_for, torch, impls, use_impl, sync, seed=0):
                     sync()
                     runs.append(_host(result, env))
                 outputs[impl] = runs[0]
-                record[f"{impl}_error"] = max_error(runs[0], reference)
+                # the largest |ours - reference| over the largest |reference| (inf for a
+                # missing or non-finite output): benchmarks.kernels.compare's second value
+                record[f"{impl}_error"] = compare(runs[0], reference, ref_env)[1]
                 record[f"{impl}_repeatable"] = same_bits(runs[0], runs[1])
             first = outputs[impls[0]]
             record["impls_same_bits"] = all(same_bits(first, o) for o in outputs.values())

@@ -29,17 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.cpu_suite import torch_twins as T
+from benchmarks.cpu_suite.models import _images, _np_state as _state
 
 PIXELCNN = dict(hidden=48, n_layers=8)
 WAVENET = dict(n_layers=10, residual_channels=32, skip_channels=64)
-
-
-def _images(n):
-    return np.random.default_rng(0).integers(0, 256, (n, 28, 28)).astype(np.uint8)
-
-
-def _state(module):
-    return {k: np.array(v.numpy()) for k, v in module.state_dict().items()}
 
 
 def _on(params, torch, device):

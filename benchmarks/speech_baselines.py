@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygen.data.audio import mu_law_decode, mu_law_encode, read_wav
+from tinygen.data.speech import MANIFEST
 
 ORDER = 32
 SCALE_WINDOW = 64
@@ -35,7 +36,7 @@ Q = 256
 
 
 def _load(data, split):
-    manifest = json.loads((data / "corpus.json").read_text())
+    manifest = json.loads((data / MANIFEST).read_text())
     out = []
     for entry in manifest["files"]:
         if entry["split"] == split:
@@ -87,7 +88,7 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, default=Path("data/speech"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    if not (args.data / "corpus.json").is_file():
+    if not (args.data / MANIFEST).is_file():
         print(f"speech_baselines: no corpus at {args.data} (build one with "
               f"`tinygen data speech --out {args.data}`)", file=sys.stderr)
         return 2
@@ -106,17 +107,15 @@ def main(argv=None):
 
     per_voice = defaultdict(lambda: defaultdict(float))
     for voice, c in test:
-        for key in (voice, "all"):
-            v = per_voice[key]
-            v["samples"] += len(c)
-            v["marginal"] -= float(marginal[c].sum())
-            v["markov2_samples"] += len(c) - 2
-            v["markov2"] -= float(markov[c[:-2], c[1:-1], c[2:]].sum())
-            bits, resid, signal = lpc_bits(c, coef, centres, edges)
-            v["lpc_samples"] += len(bits)
-            v["lpc"] += float(bits.sum())
-            v["resid_power"] += resid
-            v["signal_power"] += signal
+        bits, resid, signal = lpc_bits(c, coef, centres, edges)
+        utterance = {"samples": len(c), "marginal": -float(marginal[c].sum()),
+                     "markov2_samples": len(c) - 2,
+                     "markov2": -float(markov[c[:-2], c[1:-1], c[2:]].sum()),
+                     "lpc_samples": len(bits), "lpc": float(bits.sum()),
+                     "resid_power": resid, "signal_power": signal}
+        for key in (voice, "all"):      # each utterance counts for its voice and in all
+            for name, value in utterance.items():
+                per_voice[key][name] += value
     rows = []
     for voice, v in per_voice.items():
         rows.append({"voice": voice, "samples": int(v["samples"]),
