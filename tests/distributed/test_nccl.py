@@ -11,8 +11,9 @@ import pytest
 import tinygen as tg
 from tinygen import nn, optim
 from tinygen.backend import to_device, to_numpy
-from tinygen.distributed import CollectiveTimeout, GradientReducer, broadcast_module_
-from tinygen.distributed.nccl import NCCLCommunicator
+from tinygen.distributed import (CollectiveTimeout, DistributedError, GradientReducer,
+                                 broadcast_module_)
+from tinygen.distributed.nccl import NCCLCommunicator, pack_unique_id, unpack_unique_id
 from tinygen.testing.fake_cuda import FakeCudaArray
 from tinygen.testing.fake_nccl import fake_nccl_cuda
 
@@ -39,6 +40,32 @@ def test_collectives_agree_with_the_mpi_backend(comm, nccl):
     # numpy arrays take the host (MPI) path
     assert nccl.allreduce_(np.ones(2)).tolist() == [comm.size] * 2
     nccl.barrier()
+
+
+@pytest.mark.parametrize("form", ["bytes", "tuple"])
+def test_the_unique_id_reaches_every_rank_in_the_form_cupy_gave(comm, form):
+    """cupy >= 14 gives and takes the id as bytes, older cupy as a tuple of 128 signed
+    chars; the first real-GPU run failed on cupy 14's bytes.  The fake communicator
+    rejects the wrong form and checks all ranks got the same id."""
+    with fake_nccl_cuda(comm, unique_id=form) as module:
+        uid = module.get_unique_id()
+        packed = pack_unique_id(uid)
+        assert packed.dtype == np.uint8 and packed.shape == (129,)
+        back = unpack_unique_id(packed)
+        assert type(back) is type(uid) and back == uid
+        assert NCCLCommunicator(host=comm, nccl=module).size == comm.size
+        with pytest.raises(TypeError, match="takes the unique id as"):
+            module.NcclCommunicator(comm.size, tuple(packed[1:]) if form == "bytes"
+                                    else packed[1:].tobytes(), comm.rank)
+
+
+def test_a_malformed_unique_id_is_named():
+    with pytest.raises(DistributedError, match="has 128 bytes, .* gave 127"):
+        pack_unique_id(bytes(127))
+    with pytest.raises(DistributedError, match="returned a list"):
+        pack_unique_id([0] * 128)
+    with pytest.raises(DistributedError, match="unknown form tag 7"):
+        unpack_unique_id(np.full(129, 7, np.uint8))
 
 
 def test_bad_arrays_are_named(nccl):

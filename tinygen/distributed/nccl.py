@@ -12,8 +12,10 @@ polls, with the deadline.  A collective that times out aborts the NCCL communica
 (``ncclCommAbort``), the documented way to release a rank stuck on a dead peer.
 
 Without a GPU this module is exercised against ``tinygen.testing.fake_nccl`` (a fake
-cupy + NCCL over MPI).  It has NOT been run on a real GPU by its author; the real-GPU
-test (marked ``cuda``) is in tests/distributed/test_nccl.py.
+cupy + NCCL over MPI).  Its one real-GPU run (session 11, an H200 with cupy 14.2) failed
+at start-up: cupy 14 gives the unique id as bytes, not the tuple of ints older cupy gave.
+Both forms are handled now (``pack_unique_id``) and faked in the tests; the real-GPU test
+(marked ``cuda``, tests/distributed/test_nccl.py) has not run since the fix.
 """
 import numpy as np
 
@@ -33,6 +35,38 @@ def import_nccl():
     if not getattr(nccl, "available", True):
         raise DistributedError("cupy.cuda.nccl is present but libnccl was not found")
     return nccl
+
+
+# cupy < 14 gives the unique id as a tuple of 128 C chars (ints in -128..127) and wants the
+# same back; cupy >= 14 gives and wants ``bytes``.  Rank 0 packs it as a form tag and the
+# 128 raw bytes, so every rank rebuilds the form its own cupy (the same build) accepts.
+_ID_FORMS = {0: "tuple", 1: "bytes"}
+
+
+def pack_unique_id(uid):
+    """``[form tag, 128 bytes]`` as uint8, from what ``nccl.get_unique_id()`` returned."""
+    if isinstance(uid, (bytes, bytearray)):
+        form, raw = 1, np.frombuffer(bytes(uid), dtype=np.uint8)
+    elif isinstance(uid, tuple):
+        form, raw = 0, np.asarray(uid, dtype=np.int64).astype(np.int8).view(np.uint8)
+    else:
+        raise DistributedError("nccl.get_unique_id() returned a "
+                               f"{type(uid).__name__}; expected bytes or a tuple of ints")
+    if raw.size != UNIQUE_ID_BYTES:
+        raise DistributedError(f"an NCCL unique id has {UNIQUE_ID_BYTES} bytes, "
+                               f"nccl.get_unique_id() gave {raw.size}")
+    return np.concatenate([[form], raw]).astype(np.uint8)
+
+
+def unpack_unique_id(packed):
+    """The inverse of :func:`pack_unique_id`: the id in the form cupy gave it."""
+    form, raw = _ID_FORMS.get(int(packed[0])), packed[1:]
+    if form is None:
+        raise DistributedError(f"the broadcast NCCL unique id has an unknown form tag "
+                               f"{int(packed[0])}")
+    if form == "bytes":
+        return raw.tobytes()
+    return tuple(int(v) for v in raw.view(np.int8))
 
 
 def device_pointer(array):
@@ -58,11 +92,11 @@ class NCCLCommunicator(Communicator):
         count = self._cupy.cuda.runtime.getDeviceCount()
         self.device = self.host.local_rank() % count
         self._cupy.cuda.Device(self.device).use()
-        uid = np.zeros(UNIQUE_ID_BYTES, dtype=np.int16)
+        packed = np.zeros(1 + UNIQUE_ID_BYTES, dtype=np.uint8)
         if self.rank == 0:
-            uid[:] = np.asarray(nccl.get_unique_id(), dtype=np.int16)
-        self.host.broadcast_(uid, 0)
-        self._comm = nccl.NcclCommunicator(self.size, tuple(int(v) for v in uid), self.rank)
+            packed[:] = pack_unique_id(nccl.get_unique_id())
+        self.host.broadcast_(packed, 0)
+        self._comm = nccl.NcclCommunicator(self.size, unpack_unique_id(packed), self.rank)
         self._stream = self._cupy.cuda.Stream(non_blocking=True)
         self._dtypes = {np.dtype(np.float16): nccl.NCCL_FLOAT16,
                         np.dtype(np.float32): nccl.NCCL_FLOAT32,

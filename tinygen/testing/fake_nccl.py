@@ -108,9 +108,10 @@ class FakeNcclCommunicator:
 
 
 @contextlib.contextmanager
-def fake_nccl_cuda(host):
+def fake_nccl_cuda(host, unique_id="bytes"):
     """Inside: tinygen sees a 'cuda' device (``fake_cuda``) whose cupy has streams and
-    events; yields a fake ``cupy.cuda.nccl`` module whose communicators talk over MPI."""
+    events; yields a fake ``cupy.cuda.nccl`` module whose communicators talk over MPI.
+    ``unique_id`` is the form of cupy's NCCL id: "bytes" (cupy >= 14) or "tuple"."""
     with fake_cuda() as cupy:
         streams = {}
 
@@ -132,10 +133,23 @@ def fake_nccl_cuda(host):
 
         cuda.Device = Device
         nccl = types.SimpleNamespace(**NCCL_CONSTANTS, available=True)
-        nccl.get_unique_id = lambda: tuple(
-            int(v) for v in np.random.default_rng().integers(-128, 128, 128))
-        nccl.NcclCommunicator = lambda ndev, uid, rank: FakeNcclCommunicator(
-            ndev, uid, rank, host, streams)
+        raw = np.random.default_rng().integers(0, 256, 128).astype(np.uint8)
+        if unique_id == "bytes":      # cupy >= 14
+            nccl.get_unique_id = lambda: raw.tobytes()
+        elif unique_id == "tuple":    # cupy < 14: 128 C chars as ints
+            nccl.get_unique_id = lambda: tuple(int(v) for v in raw.view(np.int8))
+        else:
+            raise ValueError(f"unique_id must be 'bytes' or 'tuple', got {unique_id!r}")
+        id_type = type(nccl.get_unique_id())
+
+        def communicator(ndev, uid, rank):
+            # cupy types the argument (``bytes commId`` in 14, ``tuple commId`` before)
+            if type(uid) is not id_type:
+                raise TypeError(f"fake NCCL: this cupy takes the unique id as "
+                                f"{id_type.__name__}, got {type(uid).__name__}")
+            return FakeNcclCommunicator(ndev, uid, rank, host, streams)
+
+        nccl.NcclCommunicator = communicator
         try:
             yield nccl
         finally:
