@@ -22,6 +22,11 @@
 #   models     python -m benchmarks.gpu_models: gated PixelCNN and WaveNet training steps
 #              and WaveNet generation, tinygen on the GPU against PyTorch on the GPU
 #   kernels    the whole backend suite (tests/backend), emulator tests included
+#   profile    ncu (Nsight Compute) on the quick 3x3 conv row's three GEMM kernels: stall
+#              reasons, occupancy, issue and memory throughput (not in the default list)
+#
+# Session 11 ran every default step but `kernels` on an H200 (results/nvidia-h200.md); the
+# next lent session should start with `install tests profile`, then `BENCH_SIZE=full bench`.
 #
 # Each step's exit status and time go to $OUT/summary.txt (printed last); a step that
 # fails does not stop the next.  The steps share a budget of SESSION_BUDGET_S seconds
@@ -58,6 +63,7 @@ step_info() {
     nvidia-smi
     nvcc --version || echo "nvcc not found"
     compute-sanitizer --version || echo "compute-sanitizer not found"
+    ncu --version || echo "ncu not found"
     "$PYTHON" --version
     "$PYTHON" -m pip list 2>/dev/null \
         | grep -i -E '^(cupy|torch|numpy|numba|pybind11|pytest|hypothesis|setuptools) '
@@ -112,17 +118,35 @@ step_models() {
     "$PYTHON" -m benchmarks.gpu_models --json "$OUT/gpu_models.json"
 }
 
+# Why the GEMM tiles reach 16-31% of FP32 peak where the static model promises 81-84%
+# (results/nvidia-h200.md, finding 3): one launch of each m64 kernel, profiled, on the
+# quick 3x3 conv row (one process per phase, so that each is the row's first launch).
+step_profile() {
+    local phase kernel
+    for phase in fwd:forward dgrad:input_grad wgrad:weight_grad; do
+        kernel=conv_${phase#*:}_m64_f32
+        echo "=== ncu: $kernel (row 'conv2d 3x3 N32 64->64 28x28 pad1 ${phase%%:*}')"
+        ncu --clock-control none --kernel-name "$kernel" --launch-count 1 \
+            --section SpeedOfLight --section Occupancy --section LaunchStats \
+            --section WarpStateStats --section SchedulerStats --section InstructionStats \
+            --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+            "$PYTHON" -m benchmarks.kernels --size quick --impl nvrtc --samples 1 --inner 1 \
+            --warmup 0 --only "conv2d 3x3 N32 64->64 28x28 pad1 ${phase%%:*}" \
+            --out "$LOGS/profile-bench" || echo "ncu exit $?"
+    done
+}
+
 step_bench() {
     "$PYTHON" -m benchmarks.kernels --size "$BENCH_SIZE" --out "$OUT"
 }
 
 export -f step_info step_install step_check step_tests step_kernels sanitize step_memcheck \
-    step_racecheck step_synccheck step_initcheck step_models step_bench
+    step_racecheck step_synccheck step_initcheck step_models step_bench step_profile
 
 # --- running them ------------------------------------------------------------------------------
 declare -A LIMIT=([info]=30 [install]=180 [check]=120 [tests]=150 [kernels]=180
                   [memcheck]=150 [racecheck]=180 [synccheck]=120 [initcheck]=120
-                  [models]=180 [bench]=240)
+                  [models]=180 [bench]=240 [profile]=180)
 
 # The step logs, packed after every step (the device tool returns at most 8 files, and a
 # call cut short at its limit must still return what ran).
