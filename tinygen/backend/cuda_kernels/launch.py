@@ -10,7 +10,7 @@ cupy is imported only when a cupy array comes in: the CPU path never needs it.
 """
 import numpy as np
 
-from .source import default_sources
+from .source import DTYPE_NAMES, default_sources
 
 MAX_THREADS_PER_BLOCK = 1024
 # CUDA's limits on each launch dimension (compute capability >= 3.0).
@@ -50,40 +50,63 @@ def _describe_device(device):
     return "the CPU (numpy)" if device == "cpu" else f"GPU {device[1]} (cupy)"
 
 
+# Each C type's numpy dtype and scalar type, looked up once: a launch checks every
+# argument (a conv launch has ~20), and the checks are most of a launch's host time.
+_DTYPES = {ctype: np.dtype(name) for ctype, name in DTYPE_NAMES.items()}
+_SCALAR_TYPES = {ctype: dtype.type for ctype, dtype in _DTYPES.items()}
+
+
+def _where(signature, index, param):
+    """The argument, for an error message (made only when there is an error)."""
+    return f"{signature.name}: argument {index} {param.name!r} ({param})"
+
+
 def _check_array(signature, index, param, value):
-    where = f"{signature.name}: argument {index} {param.name!r} ({param})"
     device = _device_of(value)
     if device is None:
-        raise TypeError(f"{where} must be a numpy or cupy array, got {type(value).__name__}")
-    if value.dtype != np.dtype(param.dtype_name):
-        raise TypeError(f"{where} must be a {param.dtype_name} array, got {value.dtype}")
-    if not value.flags.c_contiguous:
-        raise ValueError(f"{where} must be C-contiguous (use ascontiguousarray), got strides "
-                         f"{value.strides} for shape {value.shape}")
+        raise TypeError(f"{_where(signature, index, param)} must be a numpy or cupy array, "
+                        f"got {type(value).__name__}")
+    if value.dtype != _DTYPES[param.ctype]:
+        raise TypeError(f"{_where(signature, index, param)} must be a {param.dtype_name} "
+                        f"array, got {value.dtype}")
+    flags = value.flags
+    if not flags.c_contiguous:
+        raise ValueError(f"{_where(signature, index, param)} must be C-contiguous (use "
+                         f"ascontiguousarray), got strides {value.strides} for shape "
+                         f"{value.shape}")
     if device == "cpu":
-        if not value.flags.aligned:
-            raise ValueError(f"{where} is not aligned for {param.dtype_name}")
-        if not param.is_const and not value.flags.writeable:
-            raise ValueError(f"{where} is written by the kernel but the array is read-only")
+        if not flags.aligned:
+            raise ValueError(f"{_where(signature, index, param)} is not aligned for "
+                             f"{param.dtype_name}")
+        if not param.is_const and not flags.writeable:
+            raise ValueError(f"{_where(signature, index, param)} is written by the kernel but "
+                             "the array is read-only")
     return device
 
 
 def _check_scalar(signature, index, param, value):
-    where = f"{signature.name}: argument {index} {param.name!r} ({param})"
+    ctype = param.ctype
+    if type(value) is int:          # the common case, checked without the general path
+        limits = _INT_RANGES.get(ctype)
+        if limits is not None and limits[0] <= value <= limits[1]:
+            return _SCALAR_TYPES[ctype](value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{where} must be a number, got {type(value).__name__}")
-    dtype = np.dtype(param.dtype_name)
-    if param.ctype in _INT_RANGES:
+        raise TypeError(f"{_where(signature, index, param)} must be a number, got "
+                        f"{type(value).__name__}")
+    scalar = _SCALAR_TYPES[ctype]
+    if ctype in _INT_RANGES:
         if not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{where} must be an integer, got {value!r}")
-        lo, hi = _INT_RANGES[param.ctype]
+            raise TypeError(f"{_where(signature, index, param)} must be an integer, got "
+                            f"{value!r}")
+        lo, hi = _INT_RANGES[ctype]
         if not lo <= int(value) <= hi:
-            raise OverflowError(f"{where}: {value} does not fit in a {param.ctype}")
-        return dtype.type(int(value))
-    converted = dtype.type(value)
+            raise OverflowError(f"{_where(signature, index, param)}: {value} does not fit in "
+                                f"a {ctype}")
+        return scalar(int(value))
+    converted = scalar(value)
     if np.isfinite(value) and not np.isfinite(converted):
-        raise OverflowError(f"{where}: {value} overflows a {param.ctype}")
+        raise OverflowError(f"{_where(signature, index, param)}: {value} overflows a {ctype}")
     return converted
 
 
