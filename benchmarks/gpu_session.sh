@@ -122,7 +122,7 @@ step_models() {
 # (results/nvidia-h200.md, finding 3): one launch of each m64 kernel, profiled, on the
 # quick 3x3 conv row (one process per phase, so that each is the row's first launch).
 step_profile() {
-    local phase kernel
+    local phase kernel failed=0
     for phase in fwd:forward dgrad:input_grad wgrad:weight_grad; do
         kernel=conv_${phase#*:}_m64_f32
         echo "=== ncu: $kernel (row 'conv2d 3x3 N32 64->64 28x28 pad1 ${phase%%:*}')"
@@ -132,8 +132,9 @@ step_profile() {
             --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
             "$PYTHON" -m benchmarks.kernels --size quick --impl nvrtc --samples 1 --inner 1 \
             --warmup 0 --only "conv2d 3x3 N32 64->64 28x28 pad1 ${phase%%:*}" \
-            --out "$LOGS/profile-bench" || echo "ncu exit $?"
+            --out "$LOGS/profile-bench" || { echo "ncu exit $?"; failed=1; }
     done
+    return $failed
 }
 
 step_bench() {
