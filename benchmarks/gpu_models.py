@@ -244,6 +244,11 @@ def main(argv=None):
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks per side")
     parser.add_argument("--samples", type=int, default=400, help="samples per generation run")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="instead of the table: STEPS tinygen steps of the gated PixelCNN "
+                             "(batch 32) under cProfile, the functions that take the host's "
+                             "time (a GPU step is host-bound when its time does not grow with "
+                             "the batch)")
     args = parser.parse_args(argv)
     import torch
 
@@ -258,6 +263,9 @@ def main(argv=None):
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
     sync = Sync(args.device)
+    if args.profile:
+        profile_step(tg, torch, args.device, args.profile, sync)
+        return 0
     rows, failures = [], 0
     builders = [("gated PixelCNN step, batch 32",
                  lambda: pixelcnn_step(tg, torch, args.device, 32)),
@@ -291,6 +299,29 @@ def main(argv=None):
         args.json.write_text(json.dumps({"device": device, "steps": args.steps,
                                          "blocks": args.blocks, "rows": rows}, indent=1) + "\n")
     return 1 if failures else 0
+
+
+def profile_step(tg, torch, device, steps, sync, top=40):
+    """Print where the host's time goes in ``steps`` tinygen training steps of the gated
+    PixelCNN (batch 32), by own time and by cumulative time."""
+    import cProfile
+    import pstats
+
+    name, ours, _ = pixelcnn_step(tg, torch, device, 32)
+    ours()
+    sync()
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    for _ in range(steps):
+        ours()
+    sync()
+    profiler.disable()
+    print(f"{name}: {steps} step(s) under cProfile, "
+          f"{(time.perf_counter() - start) / steps * 1e3:.1f} ms per step")
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top // 2)
 
 
 def _line(row):

@@ -23,7 +23,8 @@
 #              and WaveNet generation, tinygen on the GPU against PyTorch on the GPU
 #   kernels    the whole backend suite (tests/backend), emulator tests included
 #   profile    ncu (Nsight Compute) on the quick 3x3 conv row's three GEMM kernels: stall
-#              reasons, occupancy, issue and memory throughput (not in the default list)
+#              reasons, occupancy, issue and memory throughput; then cProfile of the gated
+#              PixelCNN training step's host time (not in the default list)
 #
 # Session 11 ran every default step but `kernels` on an H200 (results/nvidia-h200.md); the
 # next lent session should start with `install tests profile`, then `BENCH_SIZE=full bench`.
@@ -134,6 +135,9 @@ step_profile() {
             --warmup 0 --only "conv2d 3x3 N32 64->64 28x28 pad1 ${phase%%:*}" \
             --out "$LOGS/profile-bench" || { echo "ncu exit $?"; failed=1; }
     done
+    # and where a training step's host time goes (results: 56.5 ms at batch 32, 58.9 ms
+    # at 128: not the kernels)
+    "$PYTHON" -m benchmarks.gpu_models --profile 5 || failed=1
     return $failed
 }
 

@@ -148,3 +148,15 @@ def test_the_torch_wavenet_generator_gives_tinygens_step_logits(torch, kernel_si
             b = theirs.step(previous).numpy()
             np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
             previous = sample_codes(a, 1.0, rng.random(batch))
+
+
+def test_the_step_profile_names_where_the_host_time_goes(torch, capsys):
+    """gpu_session's profile step: cProfile of tinygen's gated PixelCNN step (here on
+    the CPU), sorted by own time, with the engine's apply among the functions."""
+    from benchmarks.gpu_models import Sync, profile_step
+
+    profile_step(tg, torch, "cpu", 1, Sync("cpu"), top=30)
+    out = capsys.readouterr().out
+    assert "gated PixelCNN h=48 L=8 step, batch 32: 1 step(s) under cProfile" in out
+    assert "Ordered by: internal time" in out and "Ordered by: cumulative time" in out
+    assert "autograd/function.py" in out and "(apply)" in out
