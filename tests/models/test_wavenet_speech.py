@@ -9,6 +9,7 @@ import pytest
 from tinygen import no_grad
 from tinygen.cli import main
 from tinygen.data.audio import mu_law_encode, synthetic_melody, write_wav
+from tinygen.data.errors import DataError
 from tinygen.models.wavenet.experiment import WaveNetExperiment
 
 RATE = 4000
@@ -84,3 +85,50 @@ def test_eval_audio_scores_any_wav_folder(tmp_path, capsys):
     assert main(["eval", "--run", str(run), "--audio", str(tmp_path / "none"),
                  "--no-update"]) == 1
     assert "not a folder holding .wav files" in capsys.readouterr().err
+
+
+def _manifest(root, voices_by_file):
+    files = [{"file": name, "voice": voice} for name, voice in voices_by_file.items()]
+    (root / "corpus.json").write_text(json.dumps({"files": files}))
+
+
+def test_a_corpus_manifest_gives_the_held_out_nll_per_voice(tmp_path):
+    """With the corpus.json of `tinygen data speech`, evaluate adds each voice's bits per
+    sample: the exact NLL of that voice's files, whose sample-weighted mean is the
+    total; a test_limit keeps each window's voice."""
+    root = write_corpus(tmp_path / "speech")
+    _manifest(root, {"train/0.wav": "a", "train/1.wav": "b", "test/0.wav": "b",
+                     "test/1.wav": "a", "test/2.wav": "b"})
+    e = WaveNetExperiment({**TINY, "audio": str(root)})
+    e.model.reset_parameters(np.random.default_rng(3))
+    _, test = e.load_data()
+    assert len(test) == 3 and e.voice_names == ["a", "b"]
+    got = e.evaluate(test, np.random.default_rng(0), batch=2)
+    per_file = []
+    with no_grad():
+        for i, n in enumerate((200, 40, 130)):
+            codes = mu_law_encode(synthetic_melody(n / RATE, RATE, seed=i), 16)[None]
+            per_file.append(e.model.loss(codes).item() * n)
+    bits = 1 / math.log(2)
+    assert got["test_nll_bits_per_sample_a"] == pytest.approx(per_file[1] / 40 * bits, rel=1e-5)
+    assert got["test_nll_bits_per_sample_b"] == pytest.approx(
+        (per_file[0] + per_file[2]) / 330 * bits, rel=1e-5)
+    assert got["test_nll_bits_per_sample"] == pytest.approx(
+        (40 * got["test_nll_bits_per_sample_a"] + 330 * got["test_nll_bits_per_sample_b"])
+        / 370, rel=1e-9)
+    limited = WaveNetExperiment({**TINY, "audio": str(root), "test_limit": 2})
+    _, (codes, weights, voices) = limited.load_data()
+    assert len(codes) == len(voices) == 2
+
+
+def test_no_voices_without_a_manifest_that_names_every_held_out_file(tmp_path):
+    root = write_corpus(tmp_path / "speech")
+    e = WaveNetExperiment({**TINY, "audio": str(root)})
+    _, test = e.load_data()
+    assert len(test) == 2 and "test_nll_bits_per_sample_a" not in \
+        e.evaluate(test, np.random.default_rng(0))
+    _manifest(root, {"test/0.wav": "a", "test/1.wav": "b"})          # test/2.wav missing
+    assert len(e.load_data()[1]) == 2
+    (root / "corpus.json").write_text("{not json")
+    with pytest.raises(DataError, match="corpus.json: not a readable corpus manifest"):
+        e.load_data()

@@ -50,16 +50,21 @@ def read_wav(path):
     return mono, int(rate)
 
 
-def read_wav_folder(folder):
-    """``(list of float audio in [-1, 1], sample_rate)``: the ``*.wav`` / ``*.WAV`` files
-    of ``folder`` sorted by name, all at one rate."""
+def wav_files(folder):
+    """The ``*.wav`` / ``*.WAV`` files of ``folder``, sorted by name (an error if none)."""
     folder = Path(folder)
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav") \
         if folder.is_dir() else []
     if not files:
         raise DataError(f"{folder}: not a folder holding .wav files")
+    return files
+
+
+def read_wav_folder(folder):
+    """``(list of float audio in [-1, 1], sample_rate)``: the ``*.wav`` / ``*.WAV`` files
+    of ``folder`` sorted by name (``wav_files``), all at one rate."""
     parts, rate = [], None
-    for f in files:
+    for f in wav_files(folder):
         x, r = read_wav(f)
         if rate is not None and r != rate:
             raise DataError(f"{f}: sample rate {r} differs from the other files' {rate}")

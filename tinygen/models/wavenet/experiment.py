@@ -32,10 +32,14 @@ must be one), so each window comes with its own ``window / mel_hop`` frames; at 
 time the model is conditioned on the features of held-out audio.
 
 Training minimises the NLL (nats per sample, every position of the window) with Adam.
-``evaluate`` reports the test NLL in bits per sample.  There is no image ``sample`` (the
+``evaluate`` reports the test NLL in bits per sample; when the held-out files are a
+corpus that ``tinygen data speech`` made (its ``corpus.json`` names each file's voice),
+also per voice, as ``test_nll_bits_per_sample_<voice>`` (the voices differ by more than a
+bit per sample: see benchmarks/speech_baselines.py).  There is no image ``sample`` (the
 runner then draws no grids); ``sample_audio`` draws WAV-ready audio for ``tinygen
 sample``.
 """
+import json
 import math
 from pathlib import Path
 
@@ -43,7 +47,8 @@ import numpy as np
 
 from ... import optim, no_grad
 from ...backend import to_numpy
-from ...data.audio import mu_law_decode, mu_law_encode, read_wav_folder, synthetic_melody
+from ...data.audio import (mu_law_decode, mu_law_encode, read_wav_folder, synthetic_melody,
+                           wav_files)
 from ...data.errors import DataError
 from ...data.mel import log_mel_spectrogram
 from ..experiment import Experiment, register
@@ -100,6 +105,7 @@ class WaveNetExperiment(Experiment):
         if config["device"] != "cpu":
             self.model.to(device=config["device"])
         self.optimizer = optim.Adam(self.model.parameters(), lr=float(config["lr"]))
+        self.voice_names = []       # the held-out voices (load_data), for evaluate
 
     @property
     def local(self):
@@ -129,6 +135,40 @@ class WaveNetExperiment(Experiment):
             _same_rate(c["test_audio"], test_rate, rate)
         return train, test, rate
 
+    def held_out_folder(self):
+        """The folder whose WAV files are the held-out parts (None: a 90/10 split)."""
+        c = self.config
+        if c.get("test_audio") is not None:
+            return Path(c["test_audio"])
+        if c["audio"] != "melody":
+            folder = Path(c["audio"])
+            if (folder / "train").is_dir() and (folder / "test").is_dir():
+                return folder / "test"
+        return None
+
+    def held_out_voices(self):
+        """The voice of each held-out file (in ``load_parts``' order), from the corpus
+        manifest ``corpus.json`` in the held-out folder or the one above it (as ``tinygen
+        data speech`` writes it); None without one, or when it leaves a file out."""
+        from ...data.speech import MANIFEST
+
+        folder = self.held_out_folder()
+        if folder is None:
+            return None
+        for root in (folder, folder.parent):
+            path = root / MANIFEST
+            if not path.is_file():
+                continue
+            try:
+                entries = json.loads(path.read_text())["files"]
+                by_file = {(root / e["file"]).resolve(): str(e["voice"]) for e in entries}
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise DataError(f"{path}: not a readable corpus manifest "
+                                f"({type(exc).__name__}: {exc})") from None
+            voices = [by_file.get(f.resolve()) for f in wav_files(folder)]
+            return None if None in voices else voices
+        return None
+
     def split_audio(self):
         """``(train_audio, held_out_audio, sample_rate)``: each part's files concatenated."""
         train, test, rate = self.load_parts()
@@ -153,10 +193,16 @@ class WaveNetExperiment(Experiment):
         n = int(c["train_windows"]) if c.get("limit") is None else int(c["limit"])
         rng = np.random.default_rng([int(c["seed"]), 2])
         train_windows = _random_windows(train, w, n, rng)
-        codes, weights = _scoring_windows(test, w, self.model.receptive_field,
-                                          silence=int(mu_law_encode(0.0, q)))
+        codes, weights, parts = _scoring_windows(test, w, self.model.receptive_field,
+                                                 silence=int(mu_law_encode(0.0, q)))
         keep = _spread(len(codes), c.get("test_limit"))
-        return (train_windows,), (codes[keep], weights[keep])
+        held_out = (codes[keep], weights[keep])
+        voices = self.held_out_voices()
+        self.voice_names = sorted(set(voices)) if voices is not None else []
+        if voices is not None:     # a third array: each test window's voice (an index)
+            index = {v: i for i, v in enumerate(self.voice_names)}
+            held_out += (np.array([index[voices[p]] for p in parts], dtype=np.int64)[keep],)
+        return (train_windows,), held_out
 
     def _load_local_data(self):
         """Windows aligned with the feature frames (see the module docstring)."""
@@ -202,9 +248,13 @@ class WaveNetExperiment(Experiment):
 
     def evaluate(self, test_arrays, generator, batch=8):
         """Held-out NLL in bits per sample.  Without local conditioning the test arrays are
-        (codes, weights) and only the weighted positions count (see the module docstring)."""
+        (codes, weights) and only the weighted positions count (see the module docstring);
+        a third array (each window's voice, ``load_data``) adds the NLL per voice."""
         n = len(test_arrays[0])
         total, count = 0.0, 0.0
+        by_voice = len(test_arrays) == 3 and not self.local
+        voice_total = np.zeros(len(self.voice_names) if by_voice else 0)
+        voice_count = np.zeros_like(voice_total)
         with no_grad():
             for lo in range(0, n, batch):
                 part = tuple(np.asarray(a[lo:lo + batch]) for a in test_arrays)
@@ -212,12 +262,19 @@ class WaveNetExperiment(Experiment):
                     total += float(self._loss(part).item()) * part[0].size
                     count += part[0].size
                     continue
-                codes, weights = part
+                codes, weights = part[:2]
                 nll = _position_nll(to_numpy(self.model(codes).data), codes)
                 total += float(np.sum(nll * weights))
                 count += float(np.sum(weights))
+                if by_voice:
+                    np.add.at(voice_total, part[2], np.sum(nll * weights, axis=1))
+                    np.add.at(voice_count, part[2], np.sum(weights, axis=1))
         nats = total / max(count, 1)
-        return {"test_nll_bits_per_sample": nats / math.log(2), "test_samples": int(count)}
+        metrics = {"test_nll_bits_per_sample": nats / math.log(2), "test_samples": int(count)}
+        for name, t, k in zip(self.voice_names if by_voice else (), voice_total, voice_count):
+            if k:
+                metrics[f"test_nll_bits_per_sample_{name}"] = t / k / math.log(2)
+        return metrics
 
     def held_out_features(self, n_clips, length):
         """(n_clips, n_mels, frames) features of consecutive held-out clips of ``length``
@@ -301,14 +358,15 @@ def _random_windows(parts, w, n, rng):
 
 
 def _scoring_windows(parts, w, context, silence):
-    """``(codes, weights)``, both (n, context + w): every sample of every part scored
+    """``(codes, weights, part)``, the first two (n, context + w), ``part`` (n,) the index
+    of the part each window comes from: every sample of every part scored
     (weight 1) exactly once, after at least ``context`` samples of its own part or at the
     part's true start.  A part's first window scores its first context + w samples; the
     next ones score w each after context samples of context (weight 0); the last is
     padded with ``silence`` (weight 0)."""
     L = int(context) + int(w)
-    codes, weights = [], []
-    for p in parts:
+    codes, weights, which = [], [], []
+    for index, p in enumerate(parts):
         s = 0
         while s < len(p):
             a = max(0, s - int(context))
@@ -319,10 +377,11 @@ def _scoring_windows(parts, w, context, silence):
             weight[s - a:e - a] = 1.0
             codes.append(window)
             weights.append(weight)
+            which.append(index)
             s = e
     if not codes:
         raise DataError("the held-out audio is empty")
-    return np.stack(codes), np.stack(weights)
+    return np.stack(codes), np.stack(weights), np.array(which, dtype=np.int64)
 
 
 def _position_nll(logits, codes):
