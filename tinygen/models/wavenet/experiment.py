@@ -263,11 +263,11 @@ class WaveNetExperiment(Experiment):
                     count += part[0].size
                     continue
                 codes, weights = part[:2]
-                nll = _position_nll(to_numpy(self.model(codes).data), codes)
-                total += float(np.sum(nll * weights))
+                scored = _position_nll(to_numpy(self.model(codes).data), codes) * weights
+                total += float(np.sum(scored))
                 count += float(np.sum(weights))
                 if by_voice:
-                    np.add.at(voice_total, part[2], np.sum(nll * weights, axis=1))
+                    np.add.at(voice_total, part[2], np.sum(scored, axis=1))
                     np.add.at(voice_count, part[2], np.sum(weights, axis=1))
         nats = total / max(count, 1)
         metrics = {"test_nll_bits_per_sample": nats / math.log(2), "test_samples": int(count)}
