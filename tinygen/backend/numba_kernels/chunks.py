@@ -232,13 +232,17 @@ class _Job:
 # _flags[1] is the newest job whose caller has started its first chunk (its kernel
 # about to release the GIL), _flags[2] how many polls a helper allows for that.  A
 # helper that has finished a job polls _flags[0] for up to SPIN_MICROSECONDS (GIL
-# released; 1 ms spans the gap between two training steps of the MLP rows, whose
-# products then took 10% less time than with 300 us) before it sleeps on its queue.
+# released) before it sleeps on its queue.  1 ms spanned the gap between two training
+# steps of the MLP rows (whose products then took 10% less time than with 300 us); 5 ms
+# made the VAE steps at 2 threads ~10% faster again (one process, interleaved blocks:
+# VAE MLP 8.33 -> 7.54 ms, conv VAE 35.2 -> 30.9 ms; MLP, chain, tanh and DCGAN within
+# 1%).  The poll yields its core every few microseconds (_spin.py), so the longer
+# budget costs a busy machine little.
 # When a job comes, it waits (still polling) for the caller to reach its first chunk,
 # so that it asks for the GIL once the caller has let go of it: two threads asking
 # for the GIL at once cost a sleep and a wake-up.
 _flags = np.zeros(3, dtype=np.int64)
-SPIN_MICROSECONDS = 1000
+SPIN_MICROSECONDS = 5000
 # How long a woken helper keeps polling after the caller has started its first chunk,
 # by whether the chunks call BLAS: the caller's call into a numba kernel takes a few
 # microseconds to release the GIL (a 20 us kernel shared out: 78-103 us with no
