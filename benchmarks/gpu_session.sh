@@ -150,7 +150,7 @@ export -f step_info step_install step_check step_tests step_kernels sanitize ste
 
 # --- running them ------------------------------------------------------------------------------
 declare -A LIMIT=([info]=30 [install]=180 [check]=120 [tests]=150 [kernels]=180
-                  [memcheck]=150 [racecheck]=180 [synccheck]=120 [initcheck]=120
+                  [memcheck]=150 [racecheck]=240 [synccheck]=120 [initcheck]=120
                   [models]=180 [bench]=240 [profile]=180)
 
 # The step logs, packed after every step (the device tool returns at most 8 files, and a
