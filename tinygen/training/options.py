@@ -65,6 +65,8 @@ SPECS = {
                     "importance-weighted bound IWAE_k (k decoder passes per image)", 1, 4096),
     "kl_warmup_steps": Spec("KL weight rises linearly from 0 to 1 over these steps (0: none)",
                             0),
+    "free_bits": Spec("nats: each latent layer's batch-mean KL counts as at least this in the "
+                      "ELBO objective (free bits; train_k 1 only; 0: none)", 0),
     "lr_schedule": Spec("learning-rate schedule by step: constant, or cosine from lr to "
                         "lr_min over lr_decay_steps", choices=("constant", "cosine")),
     "lr_decay_steps": Spec("steps of the cosine schedule (lr_schedule cosine)", 0),

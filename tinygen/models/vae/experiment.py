@@ -16,6 +16,11 @@ as in Sønderby et al. 2016 and the VampPrior paper's 100-epoch warm-up) and
 are functions of the optimizer-step count, which checkpoints hold, so ``--resume``
 continues them.  The reported ``loss`` is the plain -ELBO even during warm-up.
 
+``free_bits`` > 0 (nats) trains on the ELBO with each stochastic layer's batch-mean KL
+counted as at least that much (free bits, Kingma et al. 2016), so no layer is pushed all
+the way onto its prior (``vae-hier``'s z1 collapses without it); the reported ``loss``
+stays the true -ELBO.
+
 ``train_k`` > 1 trains on the importance-weighted bound instead (IWAE, Burda et al.
 2016): k draws of z per image, the objective -log (1/k) sum_i w_i with
 log w_i = log p(x|z_i) + beta (log p(z_i) - log q(z_i|x)), beta the warm-up weight
@@ -74,6 +79,7 @@ COMMON_DEFAULTS = {
     "pseudo_inputs": 500,             # the VampPrior's pseudo-inputs
     "kl_warmup_steps": 0,             # KL weight rises linearly 0 -> 1 over these steps
     "train_k": 1,                     # samples per image of the training bound (1: ELBO)
+    "free_bits": 0.0,                 # nats: each latent layer's KL floor (ELBO training)
     "lr_schedule": "constant",        # or "cosine": lr -> lr_min over lr_decay_steps
     "lr_decay_steps": 0,
     "lr_min": 1e-5,
@@ -110,6 +116,11 @@ class VAEExperiment(Experiment):
                              "an epoch of 60000 images at batch 128 is 469)")
         if int(config["kl_warmup_steps"]) < 0:
             raise ValueError(f"kl_warmup_steps must be >= 0, got {config['kl_warmup_steps']}")
+        if not float(config["free_bits"]) >= 0:
+            raise ValueError(f"free_bits must be >= 0 nats, got {config['free_bits']}")
+        if float(config["free_bits"]) > 0 and int(config["train_k"]) > 1:
+            raise ValueError("free_bits floors the ELBO's KL terms; the importance-weighted "
+                             f"bound (train_k={config['train_k']}) has none: use one of them")
         self.model = cls(latent_dim=int(config["latent_dim"]), likelihood=config["likelihood"],
                          prior=config["prior"], pseudo_inputs=int(config["pseudo_inputs"]),
                          **options)
@@ -171,9 +182,19 @@ class VAEExperiment(Experiment):
         k = int(self.config["train_k"])
         if k > 1:
             return self._iwae_step(x, generator, k)
-        log_px, kl = self.model.elbo_terms(x, generator)
-        beta = self.kl_weight()
-        objective = (kl * beta - log_px).mean()               # -ELBO when beta = 1
+        free = float(self.config["free_bits"])
+        if free > 0:
+            log_px, *layers = self.model.elbo_parts(x, generator)
+            kl = sum(layers[1:], layers[0])
+            # free bits (Kingma et al. 2016): each layer's batch-mean KL counts as at least
+            # `free` nats, max(free, m) = free + relu(m - free), so a layer under the floor
+            # gets no gradient pulling it further onto its prior (vae-hier's z1 collapsed
+            # without it)
+            penalty = sum(((kl_j.mean() - free).relu() + free for kl_j in layers), 0.0)
+            objective = penalty * self.kl_weight() - log_px.mean()
+        else:
+            log_px, kl = self.model.elbo_terms(x, generator)
+            objective = (kl * self.kl_weight() - log_px).mean()   # -ELBO when the weight is 1
         self._descend(objective)
         recon, kl = float(-log_px.data.mean()), float(kl.data.mean())
         # the loss reported is the true -ELBO, whatever the warm-up weight
@@ -212,26 +233,28 @@ class VAEExperiment(Experiment):
         batch = max(1, int(self.config["eval_batch"]))
         x = self.test_inputs(test_arrays, n)
         elbo, iwae = np.empty(n), np.empty(n)
-        # the hierarchical model's KL of each layer: shows whether z2 is used at all
-        layer_kls = hasattr(self.model, "elbo_parts")
-        kl1, kl2 = np.empty(n), np.empty(n)
+        # each stochastic layer's KL, reported when there are several (the hierarchical
+        # model: shows whether each layer is used at all)
+        layer_kls = None
         for lo in progress.steps(range(0, n, batch), f"IWAE k={k}", unit="batch"):
             xb = x[lo:lo + batch]
             with self.model._evaluating():
-                if layer_kls:
-                    log_px, a, b = (t.numpy() for t in self.model.elbo_parts(xb, generator))
-                    elbo[lo:lo + len(xb)] = log_px - a - b
-                    kl1[lo:lo + len(xb)], kl2[lo:lo + len(xb)] = a, b
-                else:
-                    elbo[lo:lo + len(xb)] = self.model.elbo(xb, generator).data
+                log_px, *kls = (t.numpy() for t in self.model.elbo_parts(xb, generator))
+            bound = log_px
+            for kl in kls:
+                bound = bound - kl
+            elbo[lo:lo + len(xb)] = bound
+            if layer_kls is None:
+                layer_kls = np.empty((len(kls), n))
+            layer_kls[:, lo:lo + len(xb)] = kls
             iwae[lo:lo + len(xb)] = self.model.iwae_bound(
                 xb, k, generator, chunk=int(self.config["iwae_chunk"]))
         result = {"test_elbo_nats": float(elbo.mean()), "test_iwae_nats": float(iwae.mean()),
                   "test_iwae_stderr": float(iwae.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
                   "iwae_k": k, "eval_images": n}
-        if layer_kls:
-            result["test_kl_z1_nats"], result["test_kl_z2_nats"] = (float(kl1.mean()),
-                                                                  float(kl2.mean()))
+        if layer_kls is not None and len(layer_kls) > 1:
+            for i, kl in enumerate(layer_kls, 1):
+                result[f"test_kl_z{i}_nats"] = float(kl.mean())
         if self.config["likelihood"] == "bernoulli":
             result["test_binarize_seed"] = int(self.config["test_binarize_seed"])
         else:  # bits per sub-pixel, the usual unit for 8-bit likelihoods

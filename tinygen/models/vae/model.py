@@ -156,6 +156,12 @@ class VAE(Module):
             kl = log_q - mixture_log_prob(z, *self.prior_components())
         return log_px, kl
 
+
+    def elbo_parts(self, x, generator):
+        """(log p(x|z), then each stochastic layer's KL term) per example: one layer here
+        (``HierConvVAE`` has two); what ``free_bits`` training floors layer by layer."""
+        return self.elbo_terms(x, generator)
+
     def log_weight_terms(self, x, k, generator):
         """(log p(x|z_i), log p(z_i) - log q(z_i|x)), each a Tensor (k, N), for k draws
         z_i = mu + sigma * eps_i from q(z|x) per image, differentiable: their sum is the
