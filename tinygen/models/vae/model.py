@@ -156,7 +156,6 @@ class VAE(Module):
             kl = log_q - mixture_log_prob(z, *self.prior_components())
         return log_px, kl
 
-
     def elbo_parts(self, x, generator):
         """(log p(x|z), then each stochastic layer's KL term) per example: one layer here
         (``HierConvVAE`` has two); what ``free_bits`` training floors layer by layer."""

@@ -117,6 +117,7 @@ class WaveNetExperiment(Experiment):
         [-1, 1], one per file (a 90/10 split gives one part each); ``test_audio``, when
         set, replaces the held-out parts."""
         c = self.config
+        held_out = self.held_out_folder()
         if c["audio"] == "melody":
             rate = int(c["sample_rate"])
             audio = synthetic_melody(float(c["seconds"]), rate, seed=int(c["melody_seed"]))
@@ -125,18 +126,17 @@ class WaveNetExperiment(Experiment):
             folder = Path(c["audio"])
             if (folder / "train").is_dir() and (folder / "test").is_dir():
                 train, rate = read_wav_folder(folder / "train")
-                test, test_rate = read_wav_folder(folder / "test")
-                _same_rate(folder / "test", test_rate, rate)
             else:
                 parts, rate = read_wav_folder(folder)
                 train, test = _split(np.concatenate(parts))
-        if c.get("test_audio") is not None:
-            test, test_rate = read_wav_folder(c["test_audio"])
-            _same_rate(c["test_audio"], test_rate, rate)
+        if held_out is not None:        # test/ of a split corpus, or test_audio
+            test, test_rate = read_wav_folder(held_out)
+            _same_rate(held_out, test_rate, rate)
         return train, test, rate
 
     def held_out_folder(self):
-        """The folder whose WAV files are the held-out parts (None: a 90/10 split)."""
+        """The folder whose WAV files are the held-out parts (None: a 90/10 split); where
+        ``load_parts`` reads them and ``held_out_voices`` names their voices."""
         c = self.config
         if c.get("test_audio") is not None:
             return Path(c["test_audio"])
