@@ -32,3 +32,36 @@ def test_model_row_hands_its_weights_to_the_twin():
     ours.step()
     theirs.step()
     assert _compare(ours.outputs(), theirs.outputs(), case.rtol, case.atol) is None
+
+
+def test_table_flags_time_and_memory_misses():
+    from benchmarks.cpu_suite.__main__ import _table, memory_ratio
+
+    row = {"name": "w", "ours_ms": 1.0, "torch_ms": 1.0, "ratio": 1.0, "goal": 1.0,
+           "ours_rss": 3 << 20, "ours_traced": 5 << 20, "torch_rss": 4 << 20, "steps": 5,
+           "check": "same outputs"}
+    # RSS against RSS (tracemalloc sees only numpy's buffers, so it is not compared)
+    assert memory_ratio(row) == 0.75
+    assert "miss" not in _table([row], 1)
+    over = dict(row, ours_rss=5 << 20)
+    assert memory_ratio(over) == 1.25
+    assert "| 1.25 **miss** |" in _table([over], 1)
+    slower = dict(row, ratio=1.1, ours_ms=1.1)
+    assert "| 1.10 **miss** |" in _table([slower], 1)
+    unmeasured = {k: v for k, v in row.items() if k not in ("ours_rss", "ours_traced", "torch_rss")}
+    assert memory_ratio(unmeasured) is None
+    assert "| - / - | - | - |" in _table([unmeasured], 2)
+
+
+def test_worker_environment_reaches_the_child_and_is_undone_here(monkeypatch):
+    import os
+
+    from benchmarks.cpu_suite.__main__ import FRESH_PAGES, Worker
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    worker = Worker("tinygen", 1, FRESH_PAGES)
+    try:
+        assert worker.ask("info")["malloc_mmap_threshold"] == "65536"
+    finally:
+        worker.stop()
+    assert "MALLOC_MMAP_THRESHOLD_" not in os.environ

@@ -11,7 +11,8 @@ workload from fixed seeds and hands its weights to the torch worker; both take o
 step and their outputs (loss, gradients) must agree before anything is timed.
 Then the two workers take steps in alternating blocks (interleaved, so load from
 other processes falls on both alike) and the table reports medians, their ratio
-ours / torch, and each step's peak memory (RSS high-water mark over the resident
-size before the step, and tracemalloc's peak, which sees numpy's buffers but not
-torch's).  Results go to ``benchmarks/results/cpu-2core.md`` and ``.json``.
+ours / torch.  A second pair of workers, whose malloc maps every large block afresh
+(``__main__.FRESH_PAGES``), measures each step's peak memory: the RSS high-water
+mark over the resident size before the step, for both, and tracemalloc's peak for
+ours.  Results go to ``benchmarks/results/cpu-2core.md`` and ``.json``.
 """

@@ -88,6 +88,7 @@ def _info(framework):
     from threadpoolctl import threadpool_info
 
     info = {"numpy": np.__version__,
+            "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
             "pools": [{k: p.get(k) for k in ("internal_api", "num_threads", "version",
                                              "architecture")}
                       for p in threadpool_info()]}
