@@ -59,9 +59,13 @@ def test_worker_environment_reaches_the_child_and_is_undone_here(monkeypatch):
     from benchmarks.cpu_suite.__main__ import FRESH_PAGES, Worker
 
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("TINYGEN_MALLOC_TUNING", raising=False)
     worker = Worker("tinygen", 1, FRESH_PAGES)
     try:
-        assert worker.ask("info")["malloc_mmap_threshold"] == "65536"
+        info = worker.ask("info")
+        assert info["malloc_mmap_threshold"] == "65536"
+        assert info["tinygen_malloc_tuning"] == "0"
     finally:
         worker.stop()
     assert "MALLOC_MMAP_THRESHOLD_" not in os.environ
+    assert "TINYGEN_MALLOC_TUNING" not in os.environ

@@ -141,15 +141,23 @@ def _run_case(case, workers, quick, seconds, settle_ms=SETTLE_MS):
 # it holds 8.  tracemalloc would see it, but only numpy's buffers, not torch's.  With
 # fresh mappings the RSS peak counts every large buffer live at the peak, alike for both
 # frameworks.  Not the timing workers: a fresh mapping per buffer costs page faults.
-FRESH_PAGES = {"MALLOC_MMAP_THRESHOLD_": str(1 << 16)}
+# (tinygen sets malloc's thresholds itself when imported, to keep freed pages for the
+# next step, ``backend/allocator.py``: switched off here, or its buffers would hide.)
+FRESH_PAGES = {"MALLOC_MMAP_THRESHOLD_": str(1 << 16), "TINYGEN_MALLOC_TUNING": "0"}
+
+
+# Unmeasured steps before the measured one: a first step's one-time allocations (a
+# helper thread's malloc arena, buffers cached by shape) showed up in the second step
+# too (avg_pool2d at 2 threads: 4.9 MB in the second step, 4.0 in the third).
+MEMORY_WARMUP_STEPS = 3
 
 
 def _measure_memory(case, workers, quick):
-    """Each framework's peak memory of one step (after a first, unmeasured one)."""
+    """Each framework's peak memory of one step, after MEMORY_WARMUP_STEPS."""
     tg, th = workers
     th.ask("setup", case.name, quick, tg.ask("setup", case.name, quick, None))
     for w in workers:
-        w.ask("time", 1)
+        w.ask("time", MEMORY_WARMUP_STEPS)
     mem = {w.framework: w.ask("memory") for w in workers}
     return {"ours_rss": mem["tinygen"]["rss_peak"], "torch_rss": mem["torch"]["rss_peak"],
             "ours_traced": mem["tinygen"]["traced_peak"]}
@@ -207,8 +215,8 @@ def _header(info, args, load):
         f"idle (no spinning threads of the other worker), median ms per step; ratio = "
         f"ours / torch (below 1: tinygen faster).  Peak memory of one step, in a second "
         f"pair of workers whose malloc maps every block of 64 KiB or more afresh "
-        f"(MALLOC_MMAP_THRESHOLD_=65536, so that no buffer hides in pages kept from an "
-        f"earlier one): the RSS high-water mark above the RSS before the step, both "
+        f"(MALLOC_MMAP_THRESHOLD_=65536 and tinygen's own malloc tuning off, so that no "
+        f"buffer hides in pages kept from an earlier one): the RSS high-water mark above the RSS before the step, both "
         f"frameworks; memory ratio = ours / torch, a miss above 1 (issue 12: peak memory "
         f"at or below PyTorch's); beside ours, tracemalloc's peak (the most of numpy's "
         f"buffers allocated during the step live at once; it cannot see torch's).  "

@@ -89,6 +89,7 @@ def _info(framework):
 
     info = {"numpy": np.__version__,
             "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+            "tinygen_malloc_tuning": os.environ.get("TINYGEN_MALLOC_TUNING"),
             "pools": [{k: p.get(k) for k in ("internal_api", "num_threads", "version",
                                              "architecture")}
                       for p in threadpool_info()]}
