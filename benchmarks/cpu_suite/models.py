@@ -168,7 +168,7 @@ def _pixelcnn_case(Case, Bench, name, gated):
             opt.step()
             box["loss"] = loss.item()
 
-        config = {"x": m.scale(images[:, None]).numpy(), "images": images,
+        config = {"images": images, "levels": m.n_classes,
                   "first": [layer.first for layer in m.layers] if gated else None,
                   "n_residual": None if gated else m.n_residual}
         return Bench(step, lambda: {"loss": np.array(box["loss"]),
@@ -185,13 +185,14 @@ def _pixelcnn_case(Case, Bench, name, gated):
             forward, params = T.gated_pixelcnn(state["weights"], cfg["first"])
         else:
             forward, params = T.masked_pixelcnn(state["weights"], cfg["n_residual"])
-        x = torch.tensor(cfg["x"])
-        target = torch.tensor(cfg["images"].astype(np.int64))
+        images = torch.tensor(cfg["images"])
         opt = torch.optim.Adam(params.values(), lr=1e-3)
         box = {}
 
         def step():
-            loss = T.pixel_nll(forward, x, target)
+            # input and targets made from the uint8 images in the step, as m.nll does
+            x = images[:, None].double() * (2.0 / (cfg["levels"] - 1)) - 1.0
+            loss = T.pixel_nll(forward, x.float(), images.long())
             opt.zero_grad()
             loss.backward()
             opt.step()
