@@ -149,21 +149,30 @@ def _run_case(case, workers, quick, seconds, settle_ms=SETTLE_MS):
 FRESH_PAGES = {"MALLOC_MMAP_THRESHOLD_": str(1 << 16), "TINYGEN_MALLOC_TUNING": "0"}
 
 
-# Unmeasured steps before the measured one: a first step's one-time allocations (a
-# helper thread's malloc arena, buffers cached by shape) showed up in the second step
-# too (avg_pool2d at 2 threads: 4.9 MB in the second step, 4.0 in the third).
+# Unmeasured steps before the measured ones, and the smallest of MEMORY_STEPS
+# measured peaks: one-time growth (a helper thread's malloc arena, the first time a
+# helper runs a kernel and touches more of its stack, buffers cached by shape) lands in
+# whichever step it happens in (avg_pool2d at 2 threads: 4.9 MB in the second step,
+# 4.0 in the third, 4.8 once in the fourth), not in every step.
 MEMORY_WARMUP_STEPS = 3
+MEMORY_STEPS = 3
 
 
 def _measure_memory(case, workers, quick):
-    """Each framework's peak memory of one step, after MEMORY_WARMUP_STEPS."""
+    """Each framework's peak memory of one step: the smallest of MEMORY_STEPS steps'
+    peaks, after MEMORY_WARMUP_STEPS."""
     tg, th = workers
     th.ask("setup", case.name, quick, tg.ask("setup", case.name, quick, None))
     for w in workers:
         w.ask("time", MEMORY_WARMUP_STEPS)
-    mem = {w.framework: w.ask("memory") for w in workers}
-    return {"ours_rss": mem["tinygen"]["rss_peak"], "torch_rss": mem["torch"]["rss_peak"],
-            "ours_traced": mem["tinygen"]["traced_peak"]}
+    mem = {w.framework: [w.ask("memory") for _ in range(MEMORY_STEPS)] for w in workers}
+
+    def least(framework, key):
+        values = [m[key] for m in mem[framework] if m[key] is not None]
+        return min(values) if values else None
+
+    return {"ours_rss": least("tinygen", "rss_peak"), "torch_rss": least("torch", "rss_peak"),
+            "ours_traced": least("tinygen", "traced_peak")}
 
 
 def _mb(v):
@@ -225,10 +234,11 @@ def _header(info, args, load):
         f"threads pinned per worker; interleaved blocks of steps, each after {args.settle_ms:g} ms "
         f"idle (no spinning threads of the other worker), median ms per step; ratio = "
         f"ours / torch (below 1: tinygen faster)"
-        f"{repeats}.  Peak memory of one step, in a second "
-        f"pair of workers whose malloc maps every block of 64 KiB or more afresh "
-        f"(MALLOC_MMAP_THRESHOLD_=65536 and tinygen's own malloc tuning off, so that no "
-        f"buffer hides in pages kept from an earlier one): the RSS high-water mark above the RSS before the step, both "
+        f"{repeats}.  Peak memory of one step, in a second pair of workers whose malloc "
+        f"maps every block of 64 KiB or more afresh (MALLOC_MMAP_THRESHOLD_=65536, and "
+        f"tinygen's own malloc tuning off, so that no buffer hides in pages kept from an "
+        f"earlier one): the RSS high-water mark above the RSS before the step, the least "
+        f"of {MEMORY_STEPS} steps after {MEMORY_WARMUP_STEPS} unmeasured ones, both "
         f"frameworks; memory ratio = ours / torch, a miss above 1 (issue 12: peak memory "
         f"at or below PyTorch's); beside ours, tracemalloc's peak (the most of numpy's "
         f"buffers allocated during the step live at once; it cannot see torch's).  "
