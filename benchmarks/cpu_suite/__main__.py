@@ -20,8 +20,9 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 # starts while the other's threads still spin after their last parallel region.  Worker
 # threads of both spin-wait before they sleep: PyTorch's (its bundled libgomp: measured
 # here, a 2-thread process idle after a torch.relu burns 4-6 ms of CPU in its first 5-20
-# ms) and tinygen's pool helpers (up to 5 ms, chunks.SPIN_MICROSECONDS).  Without the pause, a 2-thread block of
-# fast steps starts with one of the two cores still taken by the other worker.
+# ms) and tinygen's pool helpers (up to 5 ms, chunks.SPIN_MICROSECONDS).  Without the
+# pause, a 2-thread block of fast steps starts with one of the two cores still taken by
+# the other worker.
 SETTLE_MS = 50.0
 
 
