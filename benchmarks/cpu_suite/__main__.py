@@ -54,12 +54,13 @@ class Worker:
     def __init__(self, framework, threads, environment=None):
         from .worker import serve
 
-        # (read by each library, and glibc's malloc, when it loads, in the child: a
-        # spawned child takes this process's environment as it is at start())
-        changes = {var: str(threads) for var in _THREAD_VARS}
-        changes.update(environment or {})
-        saved = {var: os.environ.get(var) for var in changes}
-        os.environ.update(changes)
+        for var in _THREAD_VARS:  # read by each library when it loads, in the child
+            os.environ[var] = str(threads)
+        # ``environment`` (FRESH_PAGES) goes to this child only: a spawned child takes
+        # this process's environment as it is at start(), and glibc's malloc reads it then
+        environment = environment or {}
+        saved = {var: os.environ.get(var) for var in environment}
+        os.environ.update(environment)
         try:
             ctx = multiprocessing.get_context("spawn")
             self.conn, child = ctx.Pipe()
@@ -69,8 +70,6 @@ class Worker:
             self.process.start()
         finally:
             for var, value in saved.items():
-                if var in _THREAD_VARS:
-                    continue        # (kept, as before: the workers' thread count)
                 if value is None:
                     os.environ.pop(var, None)
                 else:
