@@ -1,5 +1,6 @@
 """``python -m benchmarks.cpu_suite``: see the package docstring."""
 import argparse
+import contextlib
 import datetime
 import json
 import multiprocessing
@@ -281,13 +282,23 @@ def _write(all_rows, info, args, load):
     print(f"wrote {md_path} and {json_path}")
 
 
+@contextlib.contextmanager
+def _worker_pair(threads, environment=None):
+    """A tinygen worker and a torch worker, stopped on the way out."""
+    workers = (Worker("tinygen", threads, environment), Worker("torch", threads, environment))
+    try:
+        yield workers
+    finally:
+        for w in workers:
+            w.stop()
+
+
 def _timing_pass(names, threads, args, seconds, info):
     """One pair of fresh timing workers over every row; (rows, info, any failure)."""
     from .cases import CASES
 
     rows, failed = [], False
-    workers = (Worker("tinygen", threads), Worker("torch", threads))
-    try:
+    with _worker_pair(threads) as workers:
         if info is None:
             info = {w.framework: w.ask("info") for w in workers}
         for name in names:
@@ -303,9 +314,6 @@ def _timing_pass(names, threads, args, seconds, info):
                 print(f"[{threads}t] {name:<52} ours {row['ours_ms']:9.3f} ms  torch "
                       f"{row['torch_ms']:9.3f} ms  ratio {row['ratio']:5.2f}  "
                       f"({row['check']}, {time.perf_counter() - t0:.0f} s)", flush=True)
-    finally:
-        for w in workers:
-            w.stop()
     return rows, info, failed
 
 
@@ -334,8 +342,7 @@ def _memory_pass(rows, threads, args):
     from .cases import CASES
 
     failed = False
-    workers = (Worker("tinygen", threads, FRESH_PAGES), Worker("torch", threads, FRESH_PAGES))
-    try:
+    with _worker_pair(threads, FRESH_PAGES) as workers:
         for row in rows:
             if "error" in row:
                 continue
@@ -348,9 +355,6 @@ def _memory_pass(rows, threads, args):
             print(f"[{threads}t] {row['name']:<52} peak memory ours "
                   f"{_mb(row['ours_rss'])} MB  torch {_mb(row['torch_rss'])} MB  ratio "
                   f"{memory_ratio(row) or float('nan'):5.2f}", flush=True)
-    finally:
-        for w in workers:
-            w.stop()
     return failed
 
 
