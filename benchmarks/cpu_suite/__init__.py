@@ -2,9 +2,10 @@
 
     python -m benchmarks.cpu_suite [--threads 1 2] [--quick] [--only NAME ...]
 
-Each framework runs in its own long-lived worker process (``worker.py``), so that
-PyTorch's OpenMP runtime never shares a process with numba's and OpenBLAS's thread
-pools.  Each worker pins its threads (environment before any import, then
+Each framework runs in its own worker process (``worker.py``), so that PyTorch's
+OpenMP runtime never shares a process with numba's and OpenBLAS's thread pools; the
+two workers are started afresh for every row, so that no row runs in a process that
+earlier rows have left behind.  Each worker pins its threads (environment before any import, then
 threadpoolctl, ``numba.set_num_threads`` / ``torch.set_num_threads``).  For every
 row (``cases.py``, ``models.py``, ``torch_twins.py``) the tinygen worker builds the
 workload from fixed seeds and hands its weights to the torch worker; both take one

@@ -231,7 +231,7 @@ def _header(info, args, load):
         f"{' --quick' if args.quick else ''}"
         f"{f' --repeat {args.repeat}' if args.repeat > 1 else ''}"
         f"{'' if args.settle_ms == SETTLE_MS else f' --settle-ms {args.settle_ms:g}'}`.  "
-        f"Each framework in its own worker process, "
+        f"Each framework in its own worker process, fresh for every row, "
         f"threads pinned per worker; interleaved blocks of steps, each after {args.settle_ms:g} ms "
         f"idle (no spinning threads of the other worker), median ms per step; ratio = "
         f"ours / torch (below 1: tinygen faster)"
@@ -294,26 +294,31 @@ def _worker_pair(threads, environment=None):
 
 
 def _timing_pass(names, threads, args, seconds, info):
-    """One pair of fresh timing workers over every row; (rows, info, any failure)."""
+    """Every row timed, each in a fresh pair of workers; (rows, info, any failure).
+
+    Fresh per row because a worker that has run other rows is not a fresh process:
+    conv2d 3x3 at 2 threads measured 0.90-0.92 alone and 1.09-1.11 after the gated
+    PixelCNN row in the same two workers (its heap trimmed in between), so a row's
+    ratio depended on the rows before it."""
     from .cases import CASES
 
     rows, failed = [], False
-    with _worker_pair(threads) as workers:
-        if info is None:
-            info = {w.framework: w.ask("info") for w in workers}
-        for name in names:
-            t0 = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        with _worker_pair(threads) as workers:
+            if info is None:
+                info = {w.framework: w.ask("info") for w in workers}
             try:
                 row = _run_case(CASES[name], workers, args.quick, seconds, args.settle_ms)
             except RuntimeError as exc:
                 row = {"name": name, "error": str(exc)}
                 print(exc, file=sys.stderr)
-            failed |= "error" in row or row.get("check") != "same outputs"
-            rows.append(row)
-            if "error" not in row:
-                print(f"[{threads}t] {name:<52} ours {row['ours_ms']:9.3f} ms  torch "
-                      f"{row['torch_ms']:9.3f} ms  ratio {row['ratio']:5.2f}  "
-                      f"({row['check']}, {time.perf_counter() - t0:.0f} s)", flush=True)
+        failed |= "error" in row or row.get("check") != "same outputs"
+        rows.append(row)
+        if "error" not in row:
+            print(f"[{threads}t] {name:<52} ours {row['ours_ms']:9.3f} ms  torch "
+                  f"{row['torch_ms']:9.3f} ms  ratio {row['ratio']:5.2f}  "
+                  f"({row['check']}, {time.perf_counter() - t0:.0f} s)", flush=True)
     return rows, info, failed
 
 
@@ -338,23 +343,24 @@ def combine_repeats(passes):
 
 
 def _memory_pass(rows, threads, args):
-    """Peak memory of every row that timed, in fresh FRESH_PAGES workers; any failure."""
+    """Peak memory of every row that timed, each in fresh FRESH_PAGES workers; whether
+    any failed."""
     from .cases import CASES
 
     failed = False
-    with _worker_pair(threads, FRESH_PAGES) as workers:
-        for row in rows:
-            if "error" in row:
-                continue
+    for row in rows:
+        if "error" in row:
+            continue
+        with _worker_pair(threads, FRESH_PAGES) as workers:     # (fresh per row, as timing)
             try:
                 row.update(_measure_memory(CASES[row["name"]], workers, args.quick))
             except RuntimeError as exc:     # (the timing stands; no memory for the row)
                 print(exc, file=sys.stderr)
                 failed = True
                 continue
-            print(f"[{threads}t] {row['name']:<52} peak memory ours "
-                  f"{_mb(row['ours_rss'])} MB  torch {_mb(row['torch_rss'])} MB  ratio "
-                  f"{memory_ratio(row) or float('nan'):5.2f}", flush=True)
+        print(f"[{threads}t] {row['name']:<52} peak memory ours "
+              f"{_mb(row['ours_rss'])} MB  torch {_mb(row['torch_rss'])} MB  ratio "
+              f"{memory_ratio(row) or float('nan'):5.2f}", flush=True)
     return failed
 
 
