@@ -1,4 +1,4 @@
-"""One framework's long-lived benchmark process.
+"""One framework's benchmark process (one row's, or one row's memory).
 
 The parent sets the thread environment (OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS) before
 it starts this process, so every thread pool is sized when its library loads; here
