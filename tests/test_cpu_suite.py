@@ -32,4 +32,3 @@ def test_model_row_hands_its_weights_to_the_twin():
     ours.step()
     theirs.step()
     assert _compare(ours.outputs(), theirs.outputs(), case.rtol, case.atol) is None
-
