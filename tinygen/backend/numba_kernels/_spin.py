@@ -198,10 +198,16 @@ def launch(job, function, block, n, ranges, sequence):
     """Post job ``sequence`` (``ranges`` ranges over [0, n)), run ranges until none is
     left, then wait (polling) for the ranges other threads have claimed: a helper
     that has not claimed one is not waited for."""
+    per = -(-n // ranges)
+    # Only the ranges that start inside [0, n): ceil(n / per), fewer than asked when that
+    # covers n sooner (8 in 6 ranges of 2 are 4).  A range past n would start beyond
+    # its end, and a kernel's np.empty(hi - lo) then raises inside a C callback, where
+    # the error can only be printed and ignored.
+    ranges = -(-n // per)
     job[FUNCTION] = function
     job[BLOCK] = block
     job[LENGTH] = n
-    job[PER] = -(-n // ranges)
+    job[PER] = per
     job[DONE] = 0
     _publish(job, CLAIM, (sequence << 32) | (ranges << 16))
     run_ranges(job, sequence)
