@@ -71,6 +71,13 @@ SPECS = {
                         "lr_min over lr_decay_steps", choices=("constant", "cosine")),
     "lr_decay_steps": Spec("steps of the cosine schedule (lr_schedule cosine)", 0),
     "lr_min": Spec("learning rate at the end of the cosine schedule", 0),
+    "decoder": Spec("p(x|z): factorized over pixels, or pixelcnn (each pixel also given the "
+                    "pixels before it, through masked convs)", choices=("factorized", "pixelcnn")),
+    "pixel_channels": Spec("width of the pixelcnn decoder's masked convs (decoder pixelcnn)",
+                           1, _WIDTH),
+    "pixel_layers": Spec("masked 3x3 layers after the pixelcnn decoder's 7x7 one", 0, 1024),
+    "pixel_features": Spec("channels where the pixelcnn decoder's context meets z's features",
+                           1, _WIDTH),
     # GANs
     "g_channels": Spec("generator width C: latent -> (2C,7,7) -> (C,14,14) -> image",
                        1, _WIDTH),

@@ -29,6 +29,14 @@ k times, so a step costs about k decoder passes.  The reported ``loss`` is then
 -IWAE_k (at beta = 1), ``recon`` and ``kl`` the k draws' means of -log p(x|z) and
 log q(z|x) - log p(z).
 
+``decoder: "pixelcnn"`` makes p(x|z) autoregressive over the pixels (PixelVAE, Gulrajani
+et al. 2017; with ``vae-hier`` and ``prior: "vamp"`` the PixelHVAE + VampPrior of
+Tomczak & Welling 2018): a masked-conv network reads the pixels before each one
+(``pixel_channels`` wide, ``pixel_layers`` 3x3 layers after a 7x7 one) and meets z's
+features (``pixel_features`` channels from the decoder) at every pixel
+(``pixel_decoder.py``).  Its likelihood is still one pass over the observed image, so
+every bound and the evaluation are unchanged; sample grids are drawn pixel by pixel.
+
 Evaluation (``evaluate``) reports, on the test images it is given -- the first
 ``test_limit`` of the split (the runner's option; 1000 by default here, for per-epoch
 speed; ``tinygen eval --test-limit all`` for all 10000) -- the ELBO and the
@@ -83,6 +91,10 @@ COMMON_DEFAULTS = {
     "lr_schedule": "constant",        # or "cosine": lr -> lr_min over lr_decay_steps
     "lr_decay_steps": 0,
     "lr_min": 1e-5,
+    "decoder": "factorized",          # or "pixelcnn": p(x|z) autoregressive over pixels
+    "pixel_channels": 32,             # the pixelcnn decoder's context network: width,
+    "pixel_layers": 2,                # its masked 3x3 layers after the 7x7 one,
+    "pixel_features": 8,              # and the width where it meets z's features
 }
 
 ARCHITECTURES = {
@@ -123,7 +135,9 @@ class VAEExperiment(Experiment):
                              f"bound (train_k={config['train_k']}) has none: use one of them")
         self.model = cls(latent_dim=int(config["latent_dim"]), likelihood=config["likelihood"],
                          prior=config["prior"], pseudo_inputs=int(config["pseudo_inputs"]),
-                         **options)
+                         decoder=config["decoder"], pixel_channels=config["pixel_channels"],
+                         pixel_layers=config["pixel_layers"],
+                         pixel_features=config["pixel_features"], **options)
         self.model.reset_parameters(np.random.default_rng([int(config["seed"]), 1]))
         if config["device"] != "cpu":
             self.model.to(device=config["device"])

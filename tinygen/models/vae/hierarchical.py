@@ -46,7 +46,7 @@ from ...ops.elementwise import clamp, exp
 from ...ops.reduce import sum as _sum
 from ...ops.shape import chunk, concatenate
 from ..likelihoods import gaussian_kl_standard, gaussian_log_prob
-from .model import VAE, _positive_count, _repeat, log_mean_exp
+from .model import VAE, _positive_count, _repeat, _samples_of, log_mean_exp
 from .networks import _sizes, conv_decoder_layers, conv_encoder_layers, conv_sizes
 from .prior import LOG_2PI, mixture_log_prob
 
@@ -81,8 +81,9 @@ def _numpy_log_normal(z, mean, logvar):
 class HierConvVAE(VAE):
     def __init__(self, latent_dim=32, latent1_dim=32, channels=(32, 64), hidden=256,
                  likelihood="bernoulli", dtype=None, device=None, prior="standard",
-                 pseudo_inputs=500):
-        super().__init__(latent_dim, likelihood, prior, pseudo_inputs, dtype)
+                 pseudo_inputs=500, **decoder):
+        super().__init__(latent_dim, likelihood, prior, pseudo_inputs, dtype, device=device,
+                         **decoder)
         if (isinstance(latent1_dim, bool) or not isinstance(latent1_dim, numbers.Integral)
                 or latent1_dim < 1):
             raise ValueError(f"latent1_dim must be a positive int, got {latent1_dim!r}")
@@ -107,7 +108,7 @@ class HierConvVAE(VAE):
         self.decoder_input = nn.Sequential(nn.Linear(l1 + l2, h, **kw), nn.ReLU(),
                                            nn.Linear(h, features, **kw), nn.ReLU())
         self.decoder = nn.Sequential(*conv_decoder_layers(
-            channels, sizes, self.likelihood.channels, False, kw))
+            channels, sizes, self.decoder_channels, False, kw))
 
     # --- the four conditionals ----------------------------------------------------------------
     def encode(self, x):
@@ -175,7 +176,7 @@ class HierConvVAE(VAE):
         z1 = mu1 + exp(logvar1 * 0.5) * eps1
         p_mean, p_logvar = self._p1(z2)
         log_px = self.log_likelihood(self.decode(concatenate([z1, z2], axis=1)),
-                                     _repeat(x, k))
+                                     _repeat(x, k), _samples_of(self._pixel_context(x), k))
         log_ratio = (self._log_prior(z2) - kl_sample(eps1, logvar1, z1, p_mean, p_logvar))
         return log_px.reshape(k, n), log_ratio.reshape(k, n) - log_q2
 
@@ -191,6 +192,7 @@ class HierConvVAE(VAE):
         x_np = to_numpy(x.data)
         l1, l2 = self.latent1_dim, self.latent_dim
         log_w = np.empty((k, b), dtype=np.float64)
+        context = self._pixel_context(x)
         for s0 in range(0, k, samples_per_pass):
             s = min(samples_per_pass, k - s0)
             # one draw per (sample, image) for both layers: the stream, and so the
@@ -211,8 +213,9 @@ class HierConvVAE(VAE):
             params = self.decode(self._tensor(np.concatenate([z1, z2], axis=1)))
             xs = x if s == 1 else self._tensor(np.broadcast_to(
                 x_np, (s,) + x_np.shape).reshape((s * b,) + x_np.shape[1:]))
-            log_px = to_numpy(self.log_likelihood(params, xs).data).astype(np.float64)
-            log_w[s0:s0 + s] = (log_px + log_p1 - log_q1).reshape(s, b) + log_p2 - log_q2
+            log_px = to_numpy(self.log_likelihood(params, xs, _samples_of(context, s)).data)
+            log_w[s0:s0 + s] = ((log_px.astype(np.float64) + log_p1 - log_q1).reshape(s, b)
+                                + log_p2 - log_q2)
         return log_mean_exp(log_w)
 
     # --- codes for sampling and looking ---------------------------------------------------------

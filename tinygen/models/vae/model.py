@@ -41,6 +41,7 @@ from ...ops.elementwise import exp
 from ...ops.reduce import sum as _sum
 from ...ops.shape import chunk, expand
 from ..likelihoods import gaussian_kl_standard, get_likelihood
+from .pixel_decoder import PixelDecoderHead
 from .prior import LOG_2PI, VampPrior, mixture_log_prob
 
 
@@ -62,16 +63,35 @@ def _repeat(x, k):
     return expand(x, (k,) + tuple(x.shape)).reshape((k * x.shape[0],) + tuple(x.shape[1:]))
 
 
+def _samples_of(x, k):
+    """``_repeat`` for a bound's pass of k samples per image (None stays None)."""
+    return x if x is None or k == 1 else _repeat(x, k)
+
+
 class VAE(Module):
     image_shape = (1, 28, 28)
 
     def __init__(self, latent_dim, likelihood="bernoulli", prior="standard", pseudo_inputs=500,
-                 dtype=None):
+                 dtype=None, decoder="factorized", pixel_channels=32, pixel_layers=2,
+                 pixel_features=8, device=None):
         super().__init__()
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
         self.latent_dim = latent_dim
         self.likelihood = get_likelihood(likelihood)
+        if decoder not in ("factorized", "pixelcnn"):
+            raise ValueError(f"decoder must be 'factorized' (p(x|z) a product over pixels) or "
+                             f"'pixelcnn' (autoregressive over pixels), got {decoder!r}")
+        self.decoder_kind = decoder
+        # What decode() outputs per pixel: the likelihood's parameters, or the features the
+        # autoregressive head reads beside the pixels (pixel_decoder.py).
+        self.pixel_head = None
+        self.decoder_channels = self.likelihood.channels
+        if decoder == "pixelcnn":
+            self.pixel_head = PixelDecoderHead(pixel_channels, pixel_layers, pixel_features,
+                                               self.likelihood.channels, dtype=dtype,
+                                               device=device)
+            self.decoder_channels = self.pixel_head.features
         if prior not in ("standard", "vamp"):
             raise ValueError(f"prior must be 'standard' or 'vamp', got {prior!r}")
         self.prior_name = prior
@@ -138,9 +158,21 @@ class VAE(Module):
         mu, logvar = chunk(self._encoder_output(self._input(x)), 2, axis=1)
         return mu, logvar
 
-    def log_likelihood(self, params, x):
-        """log p(x | params) per example (N,): summed over the pixels."""
+    def log_likelihood(self, params, x, context=None):
+        """log p(x | params) per example (N,): summed over the pixels.  ``params`` is what
+        ``decode`` gave: the likelihood's parameters, or with the autoregressive decoder
+        the features its head fuses with the pixels' context (one pass over the observed
+        x; ``context``: ``pixel_head.context(x)`` when the caller has it already)."""
+        if self.pixel_head is not None:
+            if context is None:
+                context = self.pixel_head.context(self._input(x))
+            params = self.pixel_head.fuse(params, context)
         return _sum(self.likelihood.log_prob(params, x), axis=(1, 2, 3))
+
+    def _pixel_context(self, x):
+        """The pixel head's context of the images x, for a bound that decodes many samples
+        of each (computed once, repeated per pass by ``_samples_of``); None without one."""
+        return None if self.pixel_head is None else self.pixel_head.context(x)
 
     def elbo_terms(self, x, generator):
         """(expected log-likelihood, KL) per example, one reparameterised sample each."""
@@ -176,7 +208,8 @@ class VAE(Module):
         z = mu + exp(logvar * 0.5) * eps                                  # (k, N, L)
         log_q = _sum((eps * eps + logvar + LOG_2PI) * -0.5, axis=-1)
         log_p = self._log_prior(z.reshape(k * n, dim)).reshape(k, n)
-        log_px = self.log_likelihood(self.decode(z.reshape(k * n, dim)), _repeat(x, k))
+        log_px = self.log_likelihood(self.decode(z.reshape(k * n, dim)), _repeat(x, k),
+                                     _samples_of(self._pixel_context(x), k))
         return log_px.reshape(k, n), log_p - log_q
 
     def _log_prior(self, z):
@@ -250,6 +283,7 @@ class VAE(Module):
         sigma_np = np.exp(0.5 * logvar_np)
         half_log_2pi = 0.5 * math.log(2 * math.pi)
         log_w = np.empty((k, b), dtype=np.float64)
+        context = self._pixel_context(x)
         for s0 in range(0, k, samples_per_pass):
             s = min(samples_per_pass, k - s0)
             eps = self._noise(generator, (s, b, self.latent_dim)).astype(np.float64)
@@ -259,12 +293,22 @@ class VAE(Module):
             params = self.decode(self._tensor(z.reshape(s * b, self.latent_dim)))
             xs = x if s == 1 else self._tensor(np.broadcast_to(
                 to_numpy(x.data), (s,) + tuple(x.shape)).reshape((s * b,) + tuple(x.shape[1:])))
-            log_px = to_numpy(self.log_likelihood(params, xs).data).astype(np.float64)
-            log_w[s0:s0 + s] = log_px.reshape(s, b) + log_p_z - log_q
+            log_px = to_numpy(self.log_likelihood(params, xs, _samples_of(context, s)).data)
+            log_w[s0:s0 + s] = log_px.astype(np.float64).reshape(s, b) + log_p_z - log_q
         return log_mean_exp(log_w)
 
     # --- looking at it -------------------------------------------------------------------------
     def _images(self, params, generator, mean):
+        if self.pixel_head is not None:
+            # pixel by pixel; "mean" shows each pixel's mean given the pixels drawn before it
+            if generator is None:
+                raise ValueError("the autoregressive decoder draws its images pixel by pixel: "
+                                 "pass a generator, also for mean images")
+            to_input = lambda images: self.likelihood.prepare(   # noqa: E731
+                images, generator, dtype=self._parameter().dtype)
+            images, params = self.pixel_head.sample(params, self.likelihood, generator,
+                                                    to_input)
+            return self.likelihood.mean_images(params) if mean else images
         if mean:
             return self.likelihood.mean_images(to_numpy(params.data))
         if generator is None:

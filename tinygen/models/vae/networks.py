@@ -38,8 +38,9 @@ def _sizes(channels):
 
 class MLPVAE(VAE):
     def __init__(self, latent_dim=32, hidden=(512, 256), likelihood="bernoulli", dtype=None,
-                 device=None, prior="standard", pseudo_inputs=500):
-        super().__init__(latent_dim, likelihood, prior, pseudo_inputs, dtype)
+                 device=None, prior="standard", pseudo_inputs=500, **decoder):
+        super().__init__(latent_dim, likelihood, prior, pseudo_inputs, dtype, device=device,
+                         **decoder)
         hidden = (int(hidden),) if isinstance(hidden, numbers.Integral) else _sizes(hidden)
         self.hidden = hidden
         kw = dict(dtype=dtype, device=device)
@@ -54,14 +55,14 @@ class MLPVAE(VAE):
         for h in reversed(hidden):
             layers += [nn.Linear(width, h, **kw), nn.ReLU()]
             width = h
-        layers.append(nn.Linear(width, pixels * self.likelihood.channels, **kw))
+        layers.append(nn.Linear(width, pixels * self.decoder_channels, **kw))
         self.decoder = nn.Sequential(*layers)
 
     def _encoder_output(self, x):
         return self.encoder(x)
 
     def decode(self, z):
-        return self.decoder(z).reshape(z.shape[0], self.likelihood.channels, 28, 28)
+        return self.decoder(z).reshape(z.shape[0], self.decoder_channels, 28, 28)
 
     def extra_repr(self):
         return f"latent_dim={self.latent_dim}, likelihood={self.likelihood.name!r}"
@@ -111,8 +112,9 @@ def conv_decoder_layers(channels, sizes, out_channels, batchnorm, kw):
 class ConvVAE(VAE):
     def __init__(self, latent_dim=32, channels=(32, 64), hidden=256, batchnorm=False,
                  likelihood="bernoulli", dtype=None, device=None, prior="standard",
-                 pseudo_inputs=500):
-        super().__init__(latent_dim, likelihood, prior, pseudo_inputs, dtype)
+                 pseudo_inputs=500, **decoder):
+        super().__init__(latent_dim, likelihood, prior, pseudo_inputs, dtype, device=device,
+                         **decoder)
         channels = _sizes(channels)
         self.channels, self.hidden, self.batchnorm = channels, hidden, bool(batchnorm)
         kw = dict(dtype=dtype, device=device)
@@ -135,7 +137,7 @@ class ConvVAE(VAE):
         layers += [nn.Linear(width, features, **kw), nn.ReLU()]
         self.decoder_input = nn.Sequential(*layers)
         self.decoder = nn.Sequential(*conv_decoder_layers(
-            channels, sizes, self.likelihood.channels, self.batchnorm, kw))
+            channels, sizes, self.decoder_channels, self.batchnorm, kw))
 
     def _encoder_output(self, x):
         return self.encoder(x)
