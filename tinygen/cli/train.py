@@ -319,7 +319,9 @@ def add_parser(commands) -> None:
     ev = commands.add_parser(
         "eval", help="evaluate a trained run; updates its metrics.json",
         description="Load a run's checkpoint, run the model's evaluation on the test split "
-                    "and merge the metrics into RUN/metrics.json.")
+                    "and merge the metrics into RUN/metrics.json.  A VAE's evaluation keeps "
+                    "its finished batches in RUN/eval-progress.npz; the same command again "
+                    "resumes one that was stopped, with the same numbers.")
     ev.add_argument("--run", required=True, metavar="DIR",
                     help="run directory (or its checkpoint.npz)")
     ev.add_argument("--iwae-k", type=_positive, default=None, metavar="K",

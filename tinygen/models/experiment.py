@@ -52,6 +52,9 @@ class Experiment:
     """
 
     name = None
+    # An evaluation's saved progress (training/eval_progress.py), set by ``tinygen eval``
+    # for families whose evaluate can resume (the VAEs' long bounds); None: none kept.
+    eval_progress = None
     # Datasets the family trains on (checked against config['dataset']); None when
     # it reads its own data (WaveNet's audio) and ignores the option.
     datasets = ("fashion-mnist",)

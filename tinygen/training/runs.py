@@ -13,6 +13,7 @@ from tinygen.serialization import CheckpointError
 from .audio import save_audio_samples, wav_paths
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore
 from .config import BASE_CONFIG, build_experiment, check_device, positive_int
+from .eval_progress import NAME as EVAL_PROGRESS_NAME, EvalProgress
 from .images import save_image_grid
 from .loop import can_sample, eval_mode
 from .metrics_file import METRICS_NAME, as_float, evaluation_info, read_metrics, write_json
@@ -172,6 +173,11 @@ def evaluate_run(run, seed=0, options=None, device=None, data=None, update_metri
     defaults = {**BASE_CONFIG, **type(experiment).default_config()}
     experiment.config.update(check_options(defaults, options, keys=list(options)))
     _, test_arrays = experiment.load_data()
+    if update_metrics:      # (the run's folder is ours to write: keep progress there)
+        experiment.eval_progress = EvalProgress(
+            Path(state["path"]).parent / EVAL_PROGRESS_NAME,
+            {"model": state["model"], "epoch": int(state["epoch"]), "step": int(state["step"]),
+             "config": experiment.config, "seed": int(seed)})
     with eval_mode(experiment), tinygen.no_grad(), tinygen.progress.shown(progress):
         metrics = experiment.evaluate(test_arrays, np.random.default_rng(int(seed)))
     metrics = {k: as_float(v) for k, v in (metrics or {}).items()}

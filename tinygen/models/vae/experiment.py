@@ -246,26 +246,39 @@ class VAEExperiment(Experiment):
         k = int(self.config["iwae_k"])
         batch = max(1, int(self.config["eval_batch"]))
         x = self.test_inputs(test_arrays, n)
-        elbo, iwae = np.empty(n), np.empty(n)
-        # each stochastic layer's KL, reported when there are several (the hierarchical
-        # model: shows whether each layer is used at all)
-        layer_kls = None
-        for lo in progress.steps(range(0, n, batch), f"IWAE k={k}", unit="batch"):
+        # per image: the ELBO, the bound, and each stochastic layer's KL (reported when
+        # there are several -- the hierarchical model: shows whether each layer is used)
+        results = {"elbo": np.empty(n), "iwae": np.empty(n), "layer_kls": None}
+        # a long evaluation (tinygen eval) saves its finished batches and resumes from them
+        saved = self.eval_progress
+        resumed_at, done = saved.load(generator) if saved is not None else (0, None)
+        for name, value in (done or {}).items():
+            if results[name] is None:
+                results[name] = np.empty(value.shape[:-1] + (n,))
+            results[name][..., :resumed_at] = value
+        for lo in progress.steps(range(resumed_at, n, batch), f"IWAE k={k}", unit="batch"):
             xb = x[lo:lo + batch]
             with self.model._evaluating():
                 log_px, *kls = (t.numpy() for t in self.model.elbo_parts(xb, generator))
             bound = log_px
             for kl in kls:
                 bound = bound - kl
-            elbo[lo:lo + len(xb)] = bound
-            if layer_kls is None:
-                layer_kls = np.empty((len(kls), n))
-            layer_kls[:, lo:lo + len(xb)] = kls
-            iwae[lo:lo + len(xb)] = self.model.iwae_bound(
+            results["elbo"][lo:lo + len(xb)] = bound
+            if results["layer_kls"] is None:
+                results["layer_kls"] = np.empty((len(kls), n))
+            results["layer_kls"][:, lo:lo + len(xb)] = kls
+            results["iwae"][lo:lo + len(xb)] = self.model.iwae_bound(
                 xb, k, generator, chunk=int(self.config["iwae_chunk"]))
+            if saved is not None and lo + len(xb) < n:
+                saved.save(lo + len(xb), results, generator)
+        if saved is not None:
+            saved.finish()
+        elbo, iwae, layer_kls = results["elbo"], results["iwae"], results["layer_kls"]
         result = {"test_elbo_nats": float(elbo.mean()), "test_iwae_nats": float(iwae.mean()),
                   "test_iwae_stderr": float(iwae.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
                   "iwae_k": k, "eval_images": n}
+        if resumed_at:
+            result["eval_resumed_at"] = resumed_at      # images a stopped evaluation had done
         if layer_kls is not None and len(layer_kls) > 1:
             for i, kl in enumerate(layer_kls, 1):
                 result[f"test_kl_z{i}_nats"] = float(kl.mean())
