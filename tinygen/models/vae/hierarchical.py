@@ -180,7 +180,7 @@ class HierConvVAE(VAE):
         log_ratio = (self._log_prior(z2) - kl_sample(eps1, logvar1, z1, p_mean, p_logvar))
         return log_px.reshape(k, n), log_ratio.reshape(k, n) - log_q2
 
-    def _iwae_block(self, x, k, generator, samples_per_pass):
+    def _iwae_block(self, x, k, generator, samples_per_pass, components):
         """log (1/k) sum_i w_i for the images x (b of them), w_i over the joint proposal;
         x's features are computed once and reused by every sample's q(z1 | x, z2)."""
         b = x.shape[0]
@@ -201,7 +201,7 @@ class HierConvVAE(VAE):
             eps2, eps1 = eps[..., :l2], eps[..., l2:].reshape(s * b, l1)
             z2 = (mu2 + sigma2 * eps2).reshape(s * b, l2)                 # sample-major
             log_q2 = np.sum(-0.5 * (eps2 * eps2 + logvar2 + LOG_2PI), axis=-1)
-            log_p2 = self.log_prior(z2).reshape(s, b)
+            log_p2 = self.log_prior(z2, components).reshape(s, b)
             z2_t = self._tensor(z2)
             f = self._tensor(np.broadcast_to(feats_np, (s,) + feats_np.shape).reshape(
                 s * b, -1))

@@ -222,12 +222,14 @@ class VAE(Module):
         """VampPrior: (means, logvars), each (K, latent_dim): q(z|u_k) at the pseudo-inputs."""
         return self.encode(self.prior.pseudo_inputs())
 
-    def log_prior(self, z):
-        """log p(z) per row of z (numpy (N, latent_dim)), float64."""
+    def log_prior(self, z, components=None):
+        """log p(z) per row of z (numpy (N, latent_dim)), float64.  ``components``: the
+        VampPrior's (means, logvars) as ``_prior_numpy`` gives them, when the caller has
+        them already (else they are computed: the encoder on every pseudo-input)."""
         z = np.asarray(z, dtype=np.float64)
         if self.prior_name == "standard":
             return np.sum(-0.5 * z * z - 0.5 * LOG_2PI, axis=-1)
-        means, logvars = self._prior_numpy()
+        means, logvars = self._prior_numpy() if components is None else components
         return mixture_log_prob(z, means, logvars)
 
     def _prior_numpy(self):
@@ -269,13 +271,16 @@ class VAE(Module):
             images_per_block = max(1, min(n, chunk // k))
             samples_per_pass = max(1, chunk // images_per_block)
             result = np.empty(n, dtype=np.float64)
+            # the VampPrior's components, once for every pass: the encoder on all K
+            # pseudo-inputs costs as much as a pass of 512 decodings
+            components = self._prior_numpy() if self.prior_name == "vamp" else None
             for lo in range(0, n, images_per_block):
                 xb = x[lo:lo + images_per_block]
                 result[lo:lo + xb.shape[0]] = self._iwae_block(xb, k, generator,
-                                                               samples_per_pass)
+                                                               samples_per_pass, components)
         return result
 
-    def _iwae_block(self, x, k, generator, samples_per_pass):
+    def _iwae_block(self, x, k, generator, samples_per_pass, components):
         b = x.shape[0]
         mu, logvar = self.encode(x)
         mu_np = to_numpy(mu.data).astype(np.float64)
@@ -289,7 +294,8 @@ class VAE(Module):
             eps = self._noise(generator, (s, b, self.latent_dim)).astype(np.float64)
             z = mu_np + sigma_np * eps                                      # (s, b, L)
             log_q = np.sum(-0.5 * eps * eps - half_log_2pi - 0.5 * logvar_np, axis=-1)
-            log_p_z = self.log_prior(z.reshape(s * b, self.latent_dim)).reshape(s, b)
+            log_p_z = self.log_prior(z.reshape(s * b, self.latent_dim),
+                                     components).reshape(s, b)
             params = self.decode(self._tensor(z.reshape(s * b, self.latent_dim)))
             xs = x if s == 1 else self._tensor(np.broadcast_to(
                 to_numpy(x.data), (s,) + tuple(x.shape)).reshape((s * b,) + tuple(x.shape[1:])))
