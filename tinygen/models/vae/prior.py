@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ...backend import array_module
+from ...backend.kernels import kernels
 from ...nn import Parameter
 from ...nn.module import Module
 from ...ops.elementwise import exp, sigmoid
@@ -30,8 +31,14 @@ def mixture_log_prob(z, means, logvars):
     """log (1/K) sum_k N(z; means_k, diag(exp(logvars_k))) per row of z (N, L): (N,).
     Tensors (differentiable in all three) or numpy arrays (float64 arithmetic)."""
     if isinstance(z, np.ndarray):
+        # the products through the backend's matmul, not numpy's ``@``: a bare numpy GEMM
+        # wakes OpenBLAS's own threads, which then spin for a while after it and took the
+        # second core from tinygen's pool in the bound's passes (one of these per pass:
+        # the hierarchical pixelcnn VAE's IS pass 68 ms against 46 ms with BLAS held)
+        matmul_ = kernels("linalg", z, "matmul").matmul
         inv = np.exp(-logvars)                                            # (K, L)
-        quad = (z * z) @ inv.T - 2.0 * z @ (means * inv).T + np.sum(means * means * inv, 1)
+        quad = (matmul_(z * z, inv.T) - 2.0 * matmul_(z, (means * inv).T)
+                + np.sum(means * means * inv, 1))
         log_n = -0.5 * (quad + np.sum(logvars, 1) + z.shape[1] * LOG_2PI)  # (N, K)
         top = log_n.max(axis=1, keepdims=True)
         return (top[:, 0] + np.log(np.mean(np.exp(log_n - top), axis=1)))
