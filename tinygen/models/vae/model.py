@@ -82,7 +82,6 @@ class VAE(Module):
         if decoder not in ("factorized", "pixelcnn"):
             raise ValueError(f"decoder must be 'factorized' (p(x|z) a product over pixels) or "
                              f"'pixelcnn' (autoregressive over pixels), got {decoder!r}")
-        self.decoder_kind = decoder
         # What decode() outputs per pixel: the likelihood's parameters, or the features the
         # autoregressive head reads beside the pixels (pixel_decoder.py).
         self.pixel_head = None

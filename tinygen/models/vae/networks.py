@@ -14,7 +14,9 @@ Both take ``prior`` ("standard" or "vamp") and ``pseudo_inputs`` (the VampPrior'
 see ``model.py``.
 
 C is the likelihood's channels per pixel: 1 (Bernoulli logits) or 2 (discretised
-logistic mean and log-scale).  Every conv has kernel 4, stride 2, padding 1, so each
+logistic mean and log-scale); with ``decoder="pixelcnn"`` the features the pixel head
+fuses with the pixels before each one (``pixel_features``, see ``pixel_decoder.py``;
+the decoder options are the base class's, ``model.py``).  Every conv has kernel 4, stride 2, padding 1, so each
 halves the size (rounding down: 7 -> 3 with a third entry in ``channels``); the
 transposed convs mirror them, with the output_padding that restores odd sizes.
 ``hidden=None`` connects the conv features straight to the latent layer (and back).
