@@ -13,20 +13,12 @@ from tinygen.models.likelihoods import gaussian_log_prob
 from tinygen.models.vae.hierarchical import HierConvVAE, kl_sample, log_q_from_noise
 from tinygen.testing import gradcheck
 
+from ._helpers import assert_options_refused, binary_images, initialised
+
 
 def tiny_hier(prior="standard", latent=2, latent1=2, seed=0, scale=None, **kw):
-    m = HierConvVAE(latent_dim=latent, latent1_dim=latent1, channels=(2, 3), hidden=6,
-                    dtype=np.float64, prior=prior, **kw)
-    m.reset_parameters(np.random.default_rng(seed))
-    if scale is not None:
-        for name, p in m.named_parameters():
-            if not name.startswith("prior."):
-                p.data *= scale
-    return m
-
-
-def binary_images(n, seed=1, p=0.3):
-    return (np.random.default_rng(seed).random((n, 28, 28)) < p).astype(np.float64)
+    return initialised(HierConvVAE(latent_dim=latent, latent1_dim=latent1, channels=(2, 3),
+                                   hidden=6, dtype=np.float64, prior=prior, **kw), seed, scale)
 
 
 # --- the loss pieces ---------------------------------------------------------------------------
@@ -247,15 +239,11 @@ def test_command_line_train_sample_eval_and_bad_options(tmp_path, capsys):
     text = capsys.readouterr().out
     assert '"iwae_k": 40' in text and '"eval_images": 3' in text
     assert '"test_kl_z1_nats"' in text and '"test_kl_z2_nats"' in text
-    for option, message in [("latent1_dim=0", "latent1_dim must be a positive integer"),
+    assert_options_refused(capsys, tmp_path / "bad", ["train", "vae-hier", "--epochs", "1", *args],
+                           [("latent1_dim=0", "latent1_dim must be a positive integer"),
                             ("latent1_dim=2.5", "latent1_dim must be a positive integer"),
                             ("hidden=[8,8]", "hidden must be a positive integer"),
-                            ("prior=gauss", "prior must be one of standard, vamp")]:
-        rc = main(["train", "vae-hier", "--epochs", "1", "--out", str(tmp_path / "bad"),
-                   *args, "-o", option])
-        assert rc != 0
-        assert message in capsys.readouterr().err, option
-    assert not (tmp_path / "bad").exists()
+                            ("prior=gauss", "prior must be one of standard, vamp")])
     with pytest.raises(ValueError, match="latent1_dim must be a positive int"):
         HierConvVAE(latent1_dim=0)
     with pytest.raises(ValueError, match="hidden must be a positive int"):

@@ -17,6 +17,8 @@ from tinygen.models.vae.pixel_decoder import PixelDecoderHead
 from tinygen.nn import init
 from tinygen.testing import gradcheck
 
+from ._helpers import assert_options_refused, binary_images, initialised
+
 
 def head(channels=3, layers=1, features=2, out_channels=1, seed=0, scale=1.0):
     h = PixelDecoderHead(channels, layers, features, out_channels, dtype=np.float64)
@@ -24,10 +26,6 @@ def head(channels=3, layers=1, features=2, out_channels=1, seed=0, scale=1.0):
     for p in h.parameters():
         p.data *= scale
     return h
-
-
-def binary_images(n, seed=1, p=0.3):
-    return (np.random.default_rng(seed).random((n, 28, 28)) < p).astype(np.float64)
 
 
 # --- the head -----------------------------------------------------------------------------------
@@ -111,14 +109,9 @@ def tiny(cls=ConvVAE, latent=2, seed=0, scale=None, **kw):
     options = dict(channels=(2, 3), hidden=6) if cls is not MLPVAE else dict(hidden=(6,))
     if cls is HierConvVAE:
         options["latent1_dim"] = kw.pop("latent1", 2)
-    m = cls(latent_dim=latent, dtype=np.float64, decoder="pixelcnn", pixel_channels=3,
-            pixel_layers=1, pixel_features=2, **options, **kw)
-    m.reset_parameters(np.random.default_rng(seed))
-    if scale is not None:
-        for name, p in m.named_parameters():
-            if not name.startswith("prior."):
-                p.data *= scale
-    return m
+    return initialised(cls(latent_dim=latent, dtype=np.float64, decoder="pixelcnn",
+                           pixel_channels=3, pixel_layers=1, pixel_features=2, **options, **kw),
+                       seed, scale)
 
 
 @pytest.mark.parametrize("cls", [ConvVAE, HierConvVAE, MLPVAE])
@@ -240,11 +233,8 @@ def test_command_line_trains_evaluates_and_samples_with_it(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "--run", str(out), "--iwae-k", "5", "--test-limit", "2"]) == 0
     assert '"iwae_k": 5' in capsys.readouterr().out
-    for option, message in [("decoder=pixel", "decoder must be one of factorized, pixelcnn"),
+    assert_options_refused(capsys, tmp_path / "bad",
+                           ["train", "vae", "--epochs", "1", "--no-progress", *args[:8]],
+                           [("decoder=pixel", "decoder must be one of factorized, pixelcnn"),
                             ("pixel_layers=-1", "pixel_layers must be"),
-                            ("pixel_features=0", "pixel_features must be")]:
-        rc = main(["train", "vae", "--epochs", "1", "--out", str(tmp_path / "bad"),
-                   *args[:8], "-o", option, "--no-progress"])
-        assert rc != 0
-        assert message in capsys.readouterr().err, option
-    assert not (tmp_path / "bad").exists()
+                            ("pixel_features=0", "pixel_features must be")])
