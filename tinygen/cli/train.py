@@ -3,6 +3,7 @@
 
     tinygen train vae --epochs 10 --out runs/vae          # checkpoint, PNGs, metrics.json
     tinygen train vae --epochs 20 --out runs/vae --resume # on from the last epoch
+    tinygen train vae --epochs 5 --out runs/vae-ft --init-from runs/vae -o train_k=5  # fine-tune
     tinygen sample --run runs/vae --n 64 --kind reconstructions
     tinygen sample --run runs/wavenet --n 2 --temperature 0.9 --out x.wav  # x_0.wav, x_1.wav
     tinygen eval --run runs/vae --iwae-k 5000
@@ -112,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(args.model, options, out=out, resume=args.resume,
                        overwrite=args.overwrite, progress=not args.no_progress,
-                       distributed=args.distributed)
+                       distributed=args.distributed, init_from=args.init_from)
     except _errors() as exc:
         code = _fail("train", exc)
         if args.distributed:  # the other ranks would wait for this one forever
@@ -277,6 +278,11 @@ def add_parser(commands) -> None:
                        help="continue the run in --out from its checkpoint, bit for bit")
     train.add_argument("--overwrite", action="store_true", default=False,
                        help="start afresh even though --out holds a checkpoint")
+    train.add_argument("--init-from", default=None, metavar="RUN",
+                       help="start from the weights of another run of this model (its "
+                            "directory or checkpoint.npz) instead of a fresh initialisation: "
+                            "a fine-tune with this run's options; optimizer, step count, "
+                            "schedules and random streams start afresh")
     train.add_argument("--no-progress", action="store_true", default=False,
                        help="no progress bars")
     train.add_argument("--distributed", action="store_true", default=False,

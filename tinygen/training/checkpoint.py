@@ -73,6 +73,16 @@ def save_checkpoint(path, experiment, loader, generator, *, epoch, step, history
     return path
 
 
+def checkpoint_path(run):
+    """``run`` is a run directory (holding checkpoint.npz) or a checkpoint file."""
+    run = Path(run)
+    if run.is_dir():
+        return run / CHECKPOINT_NAME
+    if not run.exists() and run.suffix != ".npz":
+        raise CheckpointError(f"{str(run)!r}: no such run directory")
+    return run
+
+
 def load_checkpoint(path, model=None):
     """Read and validate a checkpoint; ``model``: the Experiment name it must belong to.
 
@@ -140,6 +150,14 @@ def restore(state, experiment, loader=None, generator=None, *, training=True):
         tinygen.set_rng_state(_rng_state(state["global_rng"]))
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{where!r}: bad random generator state ({e})") from e
+
+
+def restore_weights(state, experiment):
+    """Only the modules' weights (and buffers) of a checkpoint, for a new run that
+    starts from another run's model (``tinygen train --init-from``): the optimizers,
+    the step count and with it every schedule, and the random streams start afresh."""
+    _load_named(state.get("path", "checkpoint"), "module", experiment.modules(),
+                state["modules"])
 
 
 def _load_named(where, kind, live, saved):

@@ -39,7 +39,9 @@ import tinygen
 from tinygen.data import BatchLoader, SubsetWarning, recording_sources
 from tinygen.serialization import CheckpointError, atomic_open
 
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore, save_checkpoint
+from .checkpoint import (
+    CHECKPOINT_NAME, ModelMismatchError, checkpoint_path, load_checkpoint, restore,
+    restore_weights, save_checkpoint)
 from .config import build_experiment, check_device, make_config, resume_config
 from .history import History
 from .images import save_image_grid, save_loss_plot
@@ -95,7 +97,7 @@ def stream(seed, *key):
 
 
 def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
-          progress=True, log=print, distributed=False):
+          progress=True, log=print, distributed=False, init_from=None):
     """Train ``experiment_name`` (a registered Experiment) and write the run to ``out``.
 
     config: options over the defaults (see ``make_config``). resume: continue the run
@@ -105,7 +107,12 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
     epoch summaries go (None: nowhere). distributed: True (or a
     ``tinygen.distributed.training.DistributedRun``) to train data-parallel with the
     other ranks of an MPI job: ``batch_size`` is then the global batch, and only rank 0
-    writes files and logs.
+    writes files and logs. init_from: a run directory (or checkpoint file) of the same
+    model whose weights a new run starts from instead of a fresh initialisation (a
+    fine-tune: the optimizer, the step count and so every schedule, and the random
+    streams start afresh, under this run's config); recorded in the config as
+    ``init_from``. With ``resume`` it must name the run's recorded source, and is then
+    ignored: the run's own checkpoint already carries on from it.
     """
     from tinygen.models import get_experiment
 
@@ -123,6 +130,8 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
                                   f"(train without --resume first, or check --out)")
         state = load_checkpoint(ckpt_path, model=experiment_name)
         config = resume_config(state["config"], config)
+        if init_from is not None:
+            _check_same_source(config.get("init_from"), init_from, out)
         if config["epochs"] < int(state["epoch"]):
             raise ConfigError(f"--epochs {config['epochs']}: the run in {str(out)!r} has "
                               f"already trained {int(state['epoch'])} epochs; --epochs is "
@@ -133,6 +142,12 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
             raise CheckpointError(
                 f"{str(ckpt_path)!r} already exists: pass --resume to continue that run, "
                 f"--overwrite to start it again, or choose another --out")
+    init_state = None
+    if init_from is not None and state is None:
+        init_state = _init_source(init_from, experiment_name)
+        config["init_from"] = {"checkpoint": os.path.abspath(init_state["path"]),
+                               "epoch": int(init_state["epoch"]),
+                               "step": int(init_state["step"])}
     check_device(config["device"])
     dist = _distributed_run(distributed, config)
     if dist is not None and not dist.writer:
@@ -143,6 +158,10 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
     seed = config["seed"]
     tinygen.manual_seed(seed)
     experiment = build_experiment(cls, config)
+    if init_state is not None:
+        _start_from(init_state, experiment, init_from)
+        log(f"initialised {experiment_name} from {init_state['path']} (epoch "
+            f"{int(init_state['epoch'])}, step {int(init_state['step'])})")
     train_arrays, test_arrays, subset, source = load_data_noting_subset(experiment)
     try:
         loader = BatchLoader(train_arrays, config["batch_size"], shuffle=True, seed=seed,
@@ -233,6 +252,51 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
     return TrainResult(experiment=experiment, out=out, metrics=latest_metrics(history),
                        history=history, train_images=n_train,
                        new_epochs=epoch - (int(state["epoch"]) if state is not None else 0))
+
+
+def _init_source(init_from, experiment_name):
+    """The checkpoint a new run's weights come from (``init_from``), read and checked."""
+    path = checkpoint_path(init_from)
+    try:
+        return load_checkpoint(path, model=experiment_name)
+    except ModelMismatchError:
+        model = load_checkpoint(path)["model"]
+        raise ConfigError(f"--init-from {str(init_from)!r} is a run of model {model!r}; "
+                          f"a {experiment_name!r} run can only start from a "
+                          f"{experiment_name!r} run") from None
+
+
+def _start_from(init_state, experiment, init_from):
+    """Load the --init-from run's weights; when they do not fit, name the options in
+    which the two runs differ (the usual cause) before the module's own message."""
+    try:
+        restore_weights(init_state, experiment)
+    except CheckpointError as e:
+        saved, config = init_state["config"], experiment.config
+        differ = [f"{k}={saved.get(k)!r} there, {config.get(k)!r} here"
+                  for k in sorted(set(saved) | set(config))
+                  if k not in _NOT_ARCHITECTURE and saved.get(k) != config.get(k)]
+        raise ConfigError(
+            f"--init-from {str(init_from)!r}: its weights do not fit this run's model"
+            + (f"; the runs' options differ in {'; '.join(differ)}" if differ else "")
+            + f" ({e})") from None
+
+
+# Options that never change a model's parameters, left out of the --init-from mismatch
+# message so that it names only the likely causes.
+_NOT_ARCHITECTURE = {"epochs", "batch_size", "lr", "seed", "device", "dataset", "data",
+                     "limit", "test_limit", "n_samples", "init_from"}
+
+
+def _check_same_source(recorded, init_from, out):
+    """--resume with --init-from: the run must have started from that checkpoint."""
+    asked = os.path.realpath(checkpoint_path(init_from))
+    had = os.path.realpath(recorded["checkpoint"]) if isinstance(recorded, dict) else None
+    if had != asked:
+        raise ConfigError(
+            f"--init-from {str(init_from)!r}: the run in {str(out)!r} started from "
+            f"{recorded['checkpoint'] if had else 'a fresh initialisation'!r}, not from it; "
+            f"drop --init-from to resume it, or start a new run in another --out")
 
 
 def _distributed_run(distributed, config):

@@ -11,23 +11,13 @@ import tinygen
 from tinygen.serialization import CheckpointError
 
 from .audio import save_audio_samples, wav_paths
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore
+from .checkpoint import checkpoint_path, load_checkpoint, restore
 from .config import BASE_CONFIG, build_experiment, check_device, positive_int
 from .eval_progress import NAME as EVAL_PROGRESS_NAME, EvalProgress
 from .images import save_image_grid
 from .loop import can_sample, eval_mode
 from .metrics_file import METRICS_NAME, as_float, evaluation_info, read_metrics, write_json
 from .options import ConfigError, check_options
-
-
-def checkpoint_path(run):
-    """``run`` is a run directory (holding checkpoint.npz) or a checkpoint file."""
-    run = Path(run)
-    if run.is_dir():
-        return run / CHECKPOINT_NAME
-    if not run.exists() and run.suffix != ".npz":
-        raise CheckpointError(f"{str(run)!r}: no such run directory")
-    return run
 
 
 def load_run(run, device=None, data=None, model=None):
