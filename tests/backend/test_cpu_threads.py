@@ -429,6 +429,58 @@ def test_a_compiled_job_posts_no_range_past_its_end(monkeypatch, n, ranges):
         assert (times == 1).all() and empty[0] == 0
 
 
+@numba.njit(nogil=True)
+def _fail_at(x, bad, lo, hi):
+    """x[lo:hi] = 1, raising on element ``bad`` (a kernel's own check of its input)."""
+    for r in range(lo, hi):
+        if r == bad:
+            raise ValueError("element is bad")
+        x[r] = 1
+
+
+@numba.njit(nogil=True)
+def _fail_on_rows(x, bad):
+    """share_rows' kernel: x[:] = 1, raising when ``bad`` is among x's values."""
+    for r in range(x.shape[0]):
+        if x[r] == bad:
+            raise ValueError("row is bad")
+        x[r] = 1
+
+
+@pytest.mark.parametrize("share", ["share_range", "share_pieces", "share_rows"])
+@pytest.mark.parametrize("bad", [0, 57, 99])
+def test_a_kernel_that_raises_in_a_compiled_job_raises_to_the_caller(monkeypatch, share, bad):
+    """The exception cannot cross the C call that runs a range (numba prints it there and
+    goes on): the job reports the failed range, and the caller reruns it to raise."""
+    import numpy as np
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    for _ in range(5):
+        x = np.zeros(100)
+        with pytest.raises(ValueError, match="is bad"):
+            if share == "share_range":
+                chunks.share_range(_fail_at, 100, 100, x, bad)
+            elif share == "share_pieces":
+                chunks.share_pieces(_fail_at, 100, 7, x, bad)
+            else:
+                x[:] = np.arange(100) + 1.0
+                chunks.share_rows(_fail_on_rows, 100, 100, x, bad + 1.0)
+    x = np.zeros(100)       # and the next job runs as before
+    chunks.share_range(_fail_at, 100, 100, x, -1)
+    assert (x == 1).all()
+
+
+def test_a_range_that_fails_only_in_the_pool_is_named(monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(chunks._spin, "launch_with", lambda *a: 1 + 50)
+    with pytest.raises(RuntimeError, match=r"_fail_at raised on the range \[50, 63\) of 100"):
+        chunks.share_pieces(_fail_at, 100, 8, np.zeros(100), -1)
+
+
 @pytest.mark.parametrize("n, pieces", [(100, 2), (100, 7), (5, 8), (3001, 1), (64, 64)])
 @pytest.mark.parametrize("how", ["shared", "one thread", "another job posted"])
 def test_share_pieces_runs_the_same_ranges_shared_out_or_not(monkeypatch, n, pieces, how):

@@ -103,7 +103,8 @@ def _publish(typingctx, flags, index, value):
 # --- compiled jobs: kernels shared out with no Python (and no GIL) in between ------------------
 # A job of ``chunks.share_rows`` / ``share_range``: one numba kernel on consecutive
 # ranges, called through a C function pointer (a ``cfunc`` wrapper that rebuilds the
-# kernel's arguments from a block of int64 words) by whichever thread claims a range
+# kernel's arguments from a block of int64 words, and returns 0, or 1 when the kernel
+# raised) by whichever thread claims a range
 # next: the caller, in ``launch``, and every helper polling between jobs, in
 # ``publish_and_wait``.  Nothing on the way takes the GIL, so a range costs an atomic
 # compare-and-swap, not a GIL hand-over (a sleep and a wake-up: ~45 us per shared-out
@@ -111,12 +112,13 @@ def _publish(typingctx, flags, index, value):
 #
 # JOB holds, by index:
 CLAIM = 0       # (sequence << 32) | (ranges << 16) | next range: one word, claimed by CAS
-FUNCTION = 1    # the wrapper's address: void f(int64 *block, int64 lo, int64 hi)
+FUNCTION = 1    # the wrapper's address: int64 f(int64 *block, int64 lo, int64 hi)
 BLOCK = 2       # the address of the block of argument words
 LENGTH = 3      # n: the ranges cover [0, n)
 PER = 4         # elements per range (the last one shorter)
 DONE = 5        # ranges finished (atomic add)
 HELPER_RANGES = 6   # ranges the helpers have run, all jobs together (for tests)
+FAILED = 7      # 0, or 1 + the start of the first range whose kernel raised (CAS from 0)
 JOB_WORDS = 8
 MAX_RANGES = 0xFFFF
 _I64 = ir.IntType(64)
@@ -162,14 +164,15 @@ def _fetch_add(typingctx, flags, index, value):
 
 @intrinsic
 def _call(typingctx, function, block, lo, hi):
-    """``function(block, lo, hi)``: a wrapper's address called as a C function."""
+    """``function(block, lo, hi)``: a wrapper's address called as a C function; returns
+    its status (non-zero: the kernel raised)."""
     def codegen(context, builder, signature, args):
-        kind = ir.FunctionType(ir.VoidType(), [_I64.as_pointer(), _I64, _I64])
+        kind = ir.FunctionType(_I64, [_I64.as_pointer(), _I64, _I64])
         callee = builder.inttoptr(args[0], kind.as_pointer())
-        builder.call(callee, [builder.inttoptr(args[1], _I64.as_pointer()), args[2], args[3]])
-        return context.get_dummy_value()
+        return builder.call(callee, [builder.inttoptr(args[1], _I64.as_pointer()), args[2],
+                                     args[3]])
 
-    return types.void(types.int64, types.int64, types.int64, types.int64), codegen
+    return types.int64(types.int64, types.int64, types.int64, types.int64), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -188,7 +191,8 @@ def run_ranges(job, sequence):
             _load(job, LENGTH), _load(job, PER)
         if _compare_and_swap(job, CLAIM, word, word + 1):
             lo = index * per
-            _call(function, block, lo, min(n, lo + per))
+            if _call(function, block, lo, min(n, lo + per)) != 0:
+                _compare_and_swap(job, FAILED, 0, lo + 1)
             _fetch_add(job, DONE, 1)
             ran += 1
 
@@ -197,7 +201,9 @@ def run_ranges(job, sequence):
 def launch(job, function, block, n, ranges, sequence):
     """Post job ``sequence`` (``ranges`` ranges over [0, n)), run ranges until none is
     left, then wait (polling) for the ranges other threads have claimed: a helper
-    that has not claimed one is not waited for."""
+    that has not claimed one is not waited for.  Returns 0, or 1 + the start of the
+    first range whose kernel raised (the error itself cannot cross the C call: the
+    caller runs that range again to raise it)."""
     per = -(-n // ranges)
     # Only the ranges that start inside [0, n): ceil(n / per), fewer than asked when that
     # covers n sooner (8 in 6 ranges of 2 are 4).  A range past n would start beyond
@@ -209,6 +215,7 @@ def launch(job, function, block, n, ranges, sequence):
     job[LENGTH] = n
     job[PER] = per
     job[DONE] = 0
+    job[FAILED] = 0
     _publish(job, CLAIM, (sequence << 32) | (ranges << 16))
     run_ranges(job, sequence)
     i = 0
@@ -217,6 +224,7 @@ def launch(job, function, block, n, ranges, sequence):
         i += 1
         if i % YIELD_EVERY == 0:
             _yield()
+    return _load(job, FAILED)
 
 
 @njit(cache=True, nogil=True)
@@ -388,14 +396,13 @@ def _fits_impl(value, rows, n):
 @njit(cache=True, nogil=True)
 def launch_with(job, function, n, ranges, sequence, rows, args):
     """``launch`` with the arguments' words (``chunks``' block layout: an array's
-    address then its shape, a scalar's bits) written into a block first; False (and
-    nothing run) when an array does not fit (``_fits``)."""
+    address then its shape, a scalar's bits) written into a block first; returns
+    ``launch``'s status, or -1 (and nothing run) when an array does not fit (``_fits``)."""
     for value in literal_unroll(args):
         if not _fits(value, rows, n):
-            return False
+            return -1
     block = np.empty(BLOCK_WORDS, dtype=np.int64)
     at = 0
     for value in literal_unroll(args):
         at = _put(block, at, value)
-    launch(job, function, block.ctypes.data, n, ranges, sequence)
-    return True
+    return launch(job, function, block.ctypes.data, n, ranges, sequence)

@@ -468,14 +468,30 @@ def _share_out(kernel, rows, n, size, args, pieces=None):
         sequence = _share[2] = _share[2] % 0x7FFFFFFF + 1
         ranges = pieces if pieces is not None else int(min(
             n, _spin.MAX_RANGES, 4 * threads, max(threads, size // max(1, SHARE_THRESHOLD))))
-        shared = _spin.launch_with(_job, wrapper.address, n, ranges, sequence, rows, args)
+        status = _spin.launch_with(_job, wrapper.address, n, ranges, sequence, rows, args)
     finally:
         lock.release()
-    if not shared:      # (an array not C-contiguous, or not n rows: ranges as Python calls)
+    if status < 0:      # (an array not C-contiguous, or not n rows: ranges as Python calls)
         if pieces is not None:
             _in_turn(kernel, n, pieces, args)
         else:
             _by_python(kernel, rows, n, size, args)
+    elif status > 0:
+        _raise_failed_range(kernel, rows, n, ranges, status - 1, args)
+
+
+def _raise_failed_range(kernel, rows, n, ranges, lo, args):
+    """A kernel raised inside a compiled job, where the exception could not leave the C
+    call: run its range again here, as a plain call, so that it raises to the caller
+    with its own message; if it does not fail twice, say where it failed."""
+    hi = min(n, lo + -(-n // ranges))
+    if rows:
+        kernel(*[a[lo:hi] if isinstance(a, np.ndarray) else a for a in args])
+    else:
+        kernel(*args, lo, hi)
+    raise RuntimeError(f"{getattr(kernel, '__name__', kernel)} raised on the range "
+                       f"[{lo}, {hi}) of {n} in a pool thread, but not when run again "
+                       f"on the calling thread; its outputs are not to be trusted")
 
 
 def _in_turn(kernel, n, ranges, args):
@@ -499,9 +515,10 @@ _SCALARS = {float: np.float64, int: np.int64, bool: np.bool_}
 
 
 def _make_wrapper(kernel, rows, args):
-    """The C function ``void f(int64 *block, int64 lo, int64 hi)`` that calls ``kernel``
+    """The C function ``int64 f(int64 *block, int64 lo, int64 hi)`` that calls ``kernel``
     on the range [lo, hi), its arguments rebuilt from the block ``_spin.launch_with``
-    writes (an array: its address, then its shape; a scalar: its bits)."""
+    writes (an array: its address, then its shape; a scalar: its bits); it returns 1
+    when the kernel raised (numba would otherwise print the error and go on), else 0."""
     names = {"kernel": kernel, "carray": numba.carray, "pointer": _spin.pointer,
              "from_bits": _spin.from_bits}
     values, at = [], 0
@@ -527,10 +544,11 @@ def _make_wrapper(kernel, rows, args):
                          f"more than the block's {_spin.BLOCK_WORDS}")
     if not rows:
         values += ["lo", "hi"]
-    source = f"def wrapper(block, lo, hi):\n    kernel({', '.join(values)})\n"
+    source = (f"def wrapper(block, lo, hi):\n    try:\n        kernel({', '.join(values)})\n"
+              f"    except Exception:\n        return 1\n    return 0\n")
     exec(source, names)
-    signature = numba.types.void(numba.types.CPointer(numba.types.int64), numba.types.int64,
-                                 numba.types.int64)
+    signature = numba.types.int64(numba.types.CPointer(numba.types.int64), numba.types.int64,
+                                  numba.types.int64)
     return numba.cfunc(signature, error_model="numpy")(names["wrapper"])
 
 
