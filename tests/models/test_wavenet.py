@@ -237,10 +237,13 @@ def test_experiment_with_mel_features_lines_windows_up(tmp_path):
 
     config = {**TINY, "local": "mel", "n_mels": 16, "mel_window": 128, "mel_hop": 32}
     e = WaveNetExperiment(config)
-    (codes, features), (test_codes, test_features) = e.load_data()
+    (codes, features), (test_codes, weights, test_features) = e.load_data()
     assert codes.shape == (16, 128) and features.shape == (16, 16, 4)
-    assert test_codes.shape == (6, 128) and test_features.shape == (6, 16, 4)
-    train_audio, test_audio, rate = e.split_audio()
+    # the receptive field (16) rounded up to one frame (32) of context: the 800 held-out
+    # samples are a first window of 160 scored ones, then 5 of 32 context + 128 scored
+    assert test_codes.shape == (6, 160) and test_features.shape == (6, 16, 5)
+    assert weights.sum() == 800 and weights[1, :32].sum() == 0
+    train_audio, test_audio, rate = e.split_audio()     # (the melody: one part each)
     # each window's features are the frames of the training audio covering its samples
     all_features = log_mel_spectrogram(train_audio, rate, 128, 32, 16)
     for w in range(len(codes)):
@@ -248,6 +251,11 @@ def test_experiment_with_mel_features_lines_windows_up(tmp_path):
                    if np.array_equal(mu_law_encode(train_audio[s:s + 128]), codes[w])]
         assert matches
         np.testing.assert_allclose(features[w], all_features[:, matches[0] // 32:][:, :4],
+                                   rtol=1e-6)
+    held_features = log_mel_spectrogram(test_audio, rate, 128, 32, 16)
+    for k, first in enumerate(range(0, 800 - 159, 128)):
+        np.testing.assert_array_equal(test_codes[k], mu_law_encode(test_audio[first:first + 160]))
+        np.testing.assert_allclose(test_features[k], held_features[:, first // 32:][:, :5],
                                    rtol=1e-6)
     held = e.held_out_features(2, 50)          # 2 clips of ceil(50 / 32) = 2 frames
     np.testing.assert_allclose(held[1], log_mel_spectrogram(test_audio, rate, 128, 32,

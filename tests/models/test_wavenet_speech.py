@@ -132,3 +132,40 @@ def test_no_voices_without_a_manifest_that_names_every_held_out_file(tmp_path):
     (root / "corpus.json").write_text("{not json")
     with pytest.raises(DataError, match="corpus.json: not a readable corpus manifest"):
         e.load_data()
+
+
+MEL = {"local": "mel", "n_mels": 8, "mel_window": 64, "mel_hop": 16}
+
+
+def test_mel_conditioned_windows_and_the_exact_held_out_nll_per_voice(tmp_path):
+    """With local=mel: training windows inside one file at a frame boundary, with that
+    file's frames; the held-out NLL of each file given its features (one pass over the
+    whole file), per voice too."""
+    root = write_corpus(tmp_path / "speech")
+    _manifest(root, {"test/0.wav": "b", "test/1.wav": "a", "test/2.wav": "b"})
+    e = WaveNetExperiment({**TINY, **MEL, "audio": str(root)})
+    e.model.reset_parameters(np.random.default_rng(3))
+    (windows, features), test = e.load_data()
+    train_parts, test_parts, rate = e.load_parts()
+    assert features.shape == (12, 8, 4) and len(test) == 4
+    for codes, frames in zip(windows, features):
+        found = [(f, s) for f, p in enumerate(train_parts) for s in range(0, len(p) - 63, 16)
+                 if np.array_equal(mu_law_encode(p[s:s + 64], 16), codes)]
+        assert found
+        f, s = found[0]
+        np.testing.assert_allclose(frames, e.features(train_parts[f], rate)[:, s // 16:][:, :4])
+    got = e.evaluate(test, np.random.default_rng(0), batch=2)
+    per_file = []
+    with no_grad():
+        for audio in test_parts:
+            codes = mu_law_encode(audio, 16)[None]
+            feats = e.features(audio, rate)[None]
+            per_file.append(e.model.loss(codes, local_features=feats).item() * len(audio))
+    bits = 1 / math.log(2)
+    assert got["test_samples"] == 370
+    assert got["test_nll_bits_per_sample"] == pytest.approx(sum(per_file) / 370 * bits,
+                                                            rel=1e-5)
+    assert got["test_nll_bits_per_sample_a"] == pytest.approx(per_file[1] / 40 * bits, rel=1e-5)
+    assert got["test_nll_bits_per_sample_b"] == pytest.approx(
+        (per_file[0] + per_file[2]) / 330 * bits, rel=1e-5)
+

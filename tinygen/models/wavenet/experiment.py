@@ -21,15 +21,16 @@ receptive field of real audio (or the true start of its file).  A test window is
 ``window``-sample chunk of a file preceded by ``receptive_field`` samples of context
 from the same file; a weight array (1 = scored, 0 = context or padding) rides with the
 codes, so ``evaluate`` returns the NLL of the files as the model would score them in
-one pass.  (``local=mel`` keeps plain consecutive windows, aligned with the feature
-frames, whose first positions see zero-padded context.)
+one pass.  With ``local=mel`` too: the context is the receptive field rounded up to
+whole feature frames, and each window carries its file's frames.
 
 Local conditioning (``-o local=mel``): the model is conditioned on a log-mel spectrogram
 (``tinygen.data.mel``; ``n_mels`` bands, ``mel_window``-sample FFT windows, one frame per
-``mel_hop`` samples) of the very audio it models, computed separately on the training
-and the held-out part.  Windows then start at multiples of ``mel_hop`` (and ``window``
-must be one), so each window comes with its own ``window / mel_hop`` frames; at sampling
-time the model is conditioned on the features of held-out audio.
+``mel_hop`` samples) of the very audio it models, computed file by file.  Windows then
+start at multiples of ``mel_hop`` in their file (and ``window`` must be one), so each
+window comes with its own frames; the held-out NLL is then the exact NLL of each file
+given its features (a conditional NLL: not comparable with an unconditioned model's).
+At sampling time the model is conditioned on the features of held-out audio.
 
 Training minimises the NLL (nats per sample, every position of the window) with Adam.
 ``evaluate`` reports the test NLL in bits per sample; when the held-out files are a
@@ -181,49 +182,40 @@ class WaveNetExperiment(Experiment):
                                    int(c["n_mels"])).astype(np.float32)
 
     def load_data(self):
+        """Training windows ``(codes,)``, or ``(codes, features)`` with local=mel; held-out
+        scoring windows ``(codes, weights)``, then ``features`` with local=mel, then each
+        window's voice (an index into ``voice_names``) when the corpus names them."""
         c = self.config
-        if self.local:
-            return self._load_local_data()
         q, w = int(c["quantization"]), int(c["window"])
-        train_audio, test_audio, _ = self.load_parts()
+        train_audio, test_audio, rate = self.load_parts()
         # training codes kept as uint8 when they fit: long runs hold many windows
         small = np.uint8 if q <= 256 else np.int64
         train = [mu_law_encode(a, q).astype(small) for a in train_audio]
         test = [mu_law_encode(a, q) for a in test_audio]
+        # with local=mel every window starts on a frame boundary of its own file's features
+        hop = int(c["mel_hop"]) if self.local else 1
         n = int(c["train_windows"]) if c.get("limit") is None else int(c["limit"])
         rng = np.random.default_rng([int(c["seed"]), 2])
-        train_windows = _random_windows(train, w, n, rng)
-        codes, weights, parts = _scoring_windows(test, w, self.model.receptive_field,
-                                                 silence=int(mu_law_encode(0.0, q)))
+        files, starts = _random_starts(train, w, n, rng, hop)
+        train_arrays = (_windows_of(train, files, starts, w),)
+        context = -(-self.model.receptive_field // hop) * hop
+        codes, weights, parts, firsts = _scoring_windows(
+            test, w, context, silence=int(mu_law_encode(0.0, q)))
         keep = _spread(len(codes), c.get("test_limit"))
         held_out = (codes[keep], weights[keep])
+        if self.local:
+            frames = w // hop
+            train_features = [self.features(a, rate) for a in train_audio]
+            train_arrays += (_frames_of(train_features, files, starts // hop, frames),)
+            test_features = [self.features(a, rate) for a in test_audio]
+            held_out += (_frames_of(test_features, parts[keep], firsts[keep] // hop,
+                                    codes.shape[1] // hop),)
         voices = self.held_out_voices()
         self.voice_names = sorted(set(voices)) if voices is not None else []
-        if voices is not None:     # a third array: each test window's voice (an index)
+        if voices is not None:     # the last array: each test window's voice (an index)
             index = {v: i for i, v in enumerate(self.voice_names)}
             held_out += (np.array([index[voices[p]] for p in parts], dtype=np.int64)[keep],)
-        return (train_windows,), held_out
-
-    def _load_local_data(self):
-        """Windows aligned with the feature frames (see the module docstring)."""
-        c = self.config
-        q, w = int(c["quantization"]), int(c["window"])
-        train_audio, test_audio, rate = self.split_audio()
-        train, test = mu_law_encode(train_audio, q), mu_law_encode(test_audio, q)
-        if len(train) < w or len(test) < w:
-            raise DataError(f"audio of {len(train) + len(test)} samples is too short for "
-                            f"windows of {w} (train / held-out parts)")
-        n = int(c["train_windows"]) if c.get("limit") is None else int(c["limit"])
-        rng = np.random.default_rng([int(c["seed"]), 2])
-        test_starts = np.arange(len(test) // w)[_spread(len(test) // w, c.get("test_limit"))] * w
-        hop = int(c["mel_hop"])
-        starts = hop * rng.integers(0, (len(train) - w) // hop + 1, n)
-        frames = w // hop
-        train_features = _frame_windows(self.features(train_audio, rate), starts // hop, frames)
-        test_features = _frame_windows(self.features(test_audio, rate), test_starts // hop,
-                                       frames)
-        return ((_windows(train, starts, w), train_features),
-                (_windows(test, test_starts, w), test_features))
+        return train_arrays, held_out
 
     # --- checkpointed state --------------------------------------------------------------------
     def modules(self):
@@ -247,28 +239,26 @@ class WaveNetExperiment(Experiment):
         return {"loss": value, "bits_per_sample": value / math.log(2)}
 
     def evaluate(self, test_arrays, generator, batch=8):
-        """Held-out NLL in bits per sample.  Without local conditioning the test arrays are
-        (codes, weights) and only the weighted positions count (see the module docstring);
-        a third array (each window's voice, ``load_data``) adds the NLL per voice."""
+        """Held-out NLL in bits per sample: the arrays are ``load_data``'s scoring windows,
+        of which only the weighted positions count (see the module docstring); an array
+        of each window's voice after them adds the NLL per voice."""
         n = len(test_arrays[0])
         total, count = 0.0, 0.0
-        by_voice = len(test_arrays) == 3 and not self.local
+        by_voice = len(test_arrays) == (4 if self.local else 3)
         voice_total = np.zeros(len(self.voice_names) if by_voice else 0)
         voice_count = np.zeros_like(voice_total)
         with no_grad():
             for lo in range(0, n, batch):
                 part = tuple(np.asarray(a[lo:lo + batch]) for a in test_arrays)
-                if self.local:
-                    total += float(self._loss(part).item()) * part[0].size
-                    count += part[0].size
-                    continue
                 codes, weights = part[:2]
-                scored = _position_nll(to_numpy(self.model(codes).data), codes) * weights
+                features = part[2] if self.local else None
+                logits = self.model(codes, local_features=features)
+                scored = _position_nll(to_numpy(logits.data), codes) * weights
                 total += float(np.sum(scored))
                 count += float(np.sum(weights))
                 if by_voice:
-                    np.add.at(voice_total, part[2], np.sum(scored, axis=1))
-                    np.add.at(voice_count, part[2], np.sum(weights, axis=1))
+                    np.add.at(voice_total, part[-1], np.sum(scored, axis=1))
+                    np.add.at(voice_count, part[-1], np.sum(weights, axis=1))
         nats = total / max(count, 1)
         metrics = {"test_nll_bits_per_sample": nats / math.log(2), "test_samples": int(count)}
         for name, t, k in zip(self.voice_names if by_voice else (), voice_total, voice_count):
@@ -314,11 +304,6 @@ class WaveNetExperiment(Experiment):
         return audio, rate
 
 
-def _windows(codes, starts, w):
-    return np.stack([codes[s:s + w] for s in starts]) if len(starts) else \
-        np.zeros((0, w), dtype=codes.dtype)
-
-
 def _frame_windows(features, first_frames, frames):
     """(len(first_frames), n_mels, frames) slices of the (n_mels, F) features."""
     return np.stack([features[:, f:f + frames] for f in first_frames]) if len(first_frames) \
@@ -343,29 +328,48 @@ def _spread(n, limit):
     return np.unique(np.linspace(0, n - 1, int(limit)).round().astype(np.int64))
 
 
-def _random_windows(parts, w, n, rng):
-    """``n`` windows of ``w`` codes, each inside one part, uniform over all such windows."""
-    counts = np.array([max(0, len(p) - w + 1) for p in parts])
+def _random_starts(parts, w, n, rng, hop=1):
+    """``(part, start)`` arrays of ``n`` windows of ``w`` codes, each inside one part and
+    starting at a multiple of ``hop``, uniform over all such windows."""
+    counts = np.array([max(0, (len(p) - w) // hop + 1) for p in parts])
     if counts.sum() == 0:
         raise DataError(f"no training file holds a window of {w} samples (longest "
                         f"{max(map(len, parts))})")
     cum = np.cumsum(counts)
     r = rng.integers(0, cum[-1], n)
     which = np.searchsorted(cum, r, side="right")
-    offsets = r - (cum[which] - counts[which])
-    return np.stack([parts[i][o:o + w] for i, o in zip(which, offsets)]) if n else \
-        np.zeros((0, w), dtype=np.int64)
+    return which, (r - (cum[which] - counts[which])) * hop
+
+
+def _windows_of(parts, which, starts, w):
+    """(n, w): the codes of part which[i] from starts[i] on."""
+    return np.stack([parts[i][s:s + w] for i, s in zip(which, starts)]) if len(which) else \
+        np.zeros((0, w), dtype=parts[0].dtype if parts else np.int64)
+
+
+def _frames_of(features, which, first_frames, frames):
+    """(n, n_mels, frames): frames of features[which[i]] from first_frames[i] on, filled
+    past the part's end with the features' silence (-1: those positions are padding,
+    never scored, and a causal model's scored positions do not see them)."""
+    n_mels = features[0].shape[0] if features else 0
+    out = np.full((len(which), n_mels, frames), -1.0, dtype=np.float32)
+    for k, (i, f) in enumerate(zip(which, first_frames)):
+        piece = features[i][:, f:f + frames]
+        out[k, :, :piece.shape[1]] = piece
+    return out
 
 
 def _scoring_windows(parts, w, context, silence):
-    """``(codes, weights, part)``, the first two (n, context + w), ``part`` (n,) the index
-    of the part each window comes from: every sample of every part scored
+    """``(codes, weights, part, first)``, the first two (n, context + w), ``part`` (n,) the
+    index of the part each window comes from and ``first`` (n,) the sample of that part
+    it starts at (a multiple of the hop when ``context`` and ``w`` are): every sample of
+    every part scored
     (weight 1) exactly once, after at least ``context`` samples of its own part or at the
     part's true start.  A part's first window scores its first context + w samples; the
     next ones score w each after context samples of context (weight 0); the last is
     padded with ``silence`` (weight 0)."""
     L = int(context) + int(w)
-    codes, weights, which = [], [], []
+    codes, weights, which, firsts = [], [], [], []
     for index, p in enumerate(parts):
         s = 0
         while s < len(p):
@@ -378,10 +382,12 @@ def _scoring_windows(parts, w, context, silence):
             codes.append(window)
             weights.append(weight)
             which.append(index)
+            firsts.append(a)
             s = e
     if not codes:
         raise DataError("the held-out audio is empty")
-    return np.stack(codes), np.stack(weights), np.array(which, dtype=np.int64)
+    return (np.stack(codes), np.stack(weights), np.array(which, dtype=np.int64),
+            np.array(firsts, dtype=np.int64))
 
 
 def _position_nll(logits, codes):
