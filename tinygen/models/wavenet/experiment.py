@@ -363,9 +363,8 @@ def _scoring_windows(parts, w, context, silence):
     """``(codes, weights, part, first)``, the first two (n, context + w), ``part`` (n,) the
     index of the part each window comes from and ``first`` (n,) the sample of that part
     it starts at (a multiple of the hop when ``context`` and ``w`` are): every sample of
-    every part scored
-    (weight 1) exactly once, after at least ``context`` samples of its own part or at the
-    part's true start.  A part's first window scores its first context + w samples; the
+    every part scored (weight 1) exactly once, after at least ``context`` samples of its
+    own part or at the part's true start.  A part's first window scores its first context + w samples; the
     next ones score w each after context samples of context (weight 0); the last is
     padded with ``silence`` (weight 0)."""
     L = int(context) + int(w)
