@@ -42,7 +42,7 @@ from tinygen.serialization import CheckpointError, atomic_open
 from .checkpoint import (
     CHECKPOINT_NAME, ModelMismatchError, checkpoint_path, load_checkpoint, restore,
     restore_weights, save_checkpoint)
-from .config import build_experiment, check_device, make_config, resume_config
+from .config import BASE_CONFIG, build_experiment, check_device, make_config, resume_config
 from .history import History
 from .images import save_image_grid, save_loss_plot
 from .metrics_file import (
@@ -282,10 +282,9 @@ def _start_from(init_state, experiment, init_from):
             + f" ({e})") from None
 
 
-# Options that never change a model's parameters, left out of the --init-from mismatch
-# message so that it names only the likely causes.
-_NOT_ARCHITECTURE = {"epochs", "batch_size", "lr", "seed", "device", "dataset", "data",
-                     "limit", "test_limit", "n_samples", "init_from"}
+# Options that never change a model's parameters (the runner's own), left out of the
+# --init-from mismatch message so that it names only the likely causes.
+_NOT_ARCHITECTURE = set(BASE_CONFIG) | {"init_from"}
 
 
 def _check_same_source(recorded, init_from, out):
@@ -293,9 +292,10 @@ def _check_same_source(recorded, init_from, out):
     asked = os.path.realpath(checkpoint_path(init_from))
     had = os.path.realpath(recorded["checkpoint"]) if isinstance(recorded, dict) else None
     if had != asked:
+        started = recorded["checkpoint"] if had else "a fresh initialisation"
         raise ConfigError(
             f"--init-from {str(init_from)!r}: the run in {str(out)!r} started from "
-            f"{recorded['checkpoint'] if had else 'a fresh initialisation'!r}, not from it; "
+            f"{started!r}, not from it; "
             f"drop --init-from to resume it, or start a new run in another --out")
 
 

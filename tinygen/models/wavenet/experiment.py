@@ -277,7 +277,8 @@ class WaveNetExperiment(Experiment):
             raise DataError(f"the held-out audio ({len(test_audio)} samples) is too short to "
                             f"condition {n_clips} clip(s) of {length} samples; ask for fewer "
                             f"or shorter samples")
-        return _frame_windows(features, np.arange(n_clips) * frames, frames)
+        return _frames_of([features], np.zeros(n_clips, dtype=np.int64),
+                          np.arange(n_clips) * frames, frames)
 
     def generate_audio(self, n_samples, generator, temperature=1.0, n_sequences=None,
                        local_features=None):
@@ -302,12 +303,6 @@ class WaveNetExperiment(Experiment):
         audio = self.generate_audio(length, generator, temperature, n_sequences=n,
                                     local_features=features)
         return audio, rate
-
-
-def _frame_windows(features, first_frames, frames):
-    """(len(first_frames), n_mels, frames) slices of the (n_mels, F) features."""
-    return np.stack([features[:, f:f + frames] for f in first_frames]) if len(first_frames) \
-        else np.zeros((0, features.shape[0], frames), dtype=features.dtype)
 
 
 def _same_rate(where, rate, expected):
@@ -364,9 +359,9 @@ def _scoring_windows(parts, w, context, silence):
     index of the part each window comes from and ``first`` (n,) the sample of that part
     it starts at (a multiple of the hop when ``context`` and ``w`` are): every sample of
     every part scored (weight 1) exactly once, after at least ``context`` samples of its
-    own part or at the part's true start.  A part's first window scores its first context + w samples; the
-    next ones score w each after context samples of context (weight 0); the last is
-    padded with ``silence`` (weight 0)."""
+    own part or at the part's true start.  A part's first window scores its first
+    context + w samples; the next ones score w each after context samples of context
+    (weight 0); the last is padded with ``silence`` (weight 0)."""
     L = int(context) + int(w)
     codes, weights, which, firsts = [], [], [], []
     for index, p in enumerate(parts):
