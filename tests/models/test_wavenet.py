@@ -102,11 +102,16 @@ def test_experiment_trains_with_the_runner(tmp_path):
     import tinygen.models.wavenet  # noqa: F401  (registers "wavenet")
     from tinygen.training import train
 
-    result = train("wavenet", dict(TINY), out=tmp_path / "run", progress=False, log=None)
+    lines = []
+    result = train("wavenet", dict(TINY), out=tmp_path / "run", progress=False,
+                   log=lines.append)
     bits = result.metrics["test_nll_bits_per_sample"]
     assert 0 < bits < 8.1 and result.metrics["test_samples"] == 800   # all held-out samples
     doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert doc["model"] == "wavenet"
+    # a batch row is a window, and the epoch line's rate says so
+    assert len(lines) == 2 and all(line.endswith(" window/s)") for line in lines)
+    assert all(e["examples_per_second"] > 0 for e in doc["epochs"])
 
 
 def test_experiment_reads_a_wav_folder(tmp_path):

@@ -50,7 +50,7 @@ def checkpoint_arrays(path):
         elif isinstance(x, (list, tuple)):
             for i, v in enumerate(x):
                 walk(f"{prefix}[{i}]", v)
-        elif prefix.endswith((".seconds", ".images_per_second")):
+        elif prefix.endswith((".seconds", ".examples_per_second")):
             pass  # wall-clock timings differ between any two runs
         else:
             flat[prefix] = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
@@ -61,7 +61,7 @@ def checkpoint_arrays(path):
 
 def epoch_records(out):
     doc = json.loads((out / "metrics.json").read_text())
-    return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_second")}
+    return [{k: v for k, v in r.items() if k not in ("seconds", "examples_per_second")}
             for r in doc["epochs"]], doc
 
 

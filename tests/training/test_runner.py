@@ -53,7 +53,7 @@ def test_outputs_of_a_run(tiny, tmp_path):
     assert metrics["config"]["limit"] == 64 and metrics["config"]["hidden"] == 8
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert set(metrics["epochs"][0]["losses"]) == {"loss", "half"}
-    assert metrics["epochs"][0]["images_per_second"] > 0
+    assert metrics["epochs"][0]["examples_per_second"] > 0
     assert metrics["metrics"] == metrics["epochs"][-1]["metrics"] == result.metrics
     # modules are in eval mode during evaluate, and back in train mode afterwards
     assert result.metrics["training_flag"] == 0.0
@@ -228,3 +228,15 @@ def test_the_runner_api_is_importable_from_tinygen_training():
               "eval_mode", "load_run", "sample_run", "evaluate_run", "KINDS", "METRICS_NAME",
               "read_metrics", "CHECKPOINT_NAME", "CheckpointError")
     assert [name for name in public if not hasattr(training, name)] == []
+
+
+def test_epoch_line_of_a_record_from_an_older_checkpoint():
+    """Checkpoints written before the rate's key was renamed hold ``images_per_second``;
+    an interrupted epoch resumed from one is still summed up with its rate."""
+    from tinygen.training.loop import _summary
+
+    record = {"epoch": 3, "losses": {"loss": 1.5}, "metrics": {}, "seconds": 2.0}
+    assert _summary("vae", {**record, "images_per_second": 640.0}, 5, "img").endswith(
+        "(2.0 s, 640 img/s)")
+    assert _summary("wavenet", {**record, "examples_per_second": 12.0}, 5, "window").endswith(
+        "(2.0 s, 12 window/s)")

@@ -58,6 +58,9 @@ class Experiment:
     # Datasets the family trains on (checked against config['dataset']); None when
     # it reads its own data (WaveNet's audio) and ignores the option.
     datasets = ("fashion-mnist",)
+    # What one row of a training batch is, for the rate the runner shows ("img/s") and
+    # records (``examples_per_second``).
+    example_unit = "img"
 
     @classmethod
     def default_config(cls):

@@ -4,7 +4,8 @@ Losses are kept in columns (one float64 list per loss name, aligned with the ste
 numbers; NaN where a step did not report that loss, e.g. a GAN generator loss on
 critic-only steps), so a checkpoint stores them as a few arrays, not as thousands of
 JSON numbers. ``epochs`` holds one record per finished epoch:
-``{"epoch", "losses" (means), "metrics", "seconds", "images_per_second"}``.
+``{"epoch", "losses" (means), "metrics", "seconds", "examples_per_second"}`` (images, or
+WaveNet's windows: the experiment's ``example_unit``).
 """
 import math
 

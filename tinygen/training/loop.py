@@ -197,7 +197,7 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
                            title=f"{experiment_name} training loss")
             write_metrics(out, experiment_name, experiment.config, history, n_train, n_test,
                           subset=subset, source=source, extra=evaluation_info(experiment))
-            log(_summary(experiment_name, record, config["epochs"]))
+            log(_summary(experiment_name, record, config["epochs"], experiment.example_unit))
         if dist is not None:
             record.update(metrics=dist.after_epoch(record["metrics"]), evaluated=True)
 
@@ -214,7 +214,7 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
         if loader.epoch != epoch:  # pragma: no cover - a broken invariant, not user error
             raise RuntimeError(f"loader is at epoch {loader.epoch}, the run at {epoch}")
         epoch += 1
-        start, images = time.perf_counter(), 0
+        start, examples = time.perf_counter(), 0
         bar = tinygen.progress.bar(len(loader), f"{experiment_name} {epoch}/{config['epochs']}",
                                    "batch", show=progress, leave=True, delay=0)
         try:
@@ -226,12 +226,13 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
                         batch, dist.generator(generator, batch)))
                 losses = {k: as_float(v) for k, v in losses.items()}
                 step += 1
-                images += len(batch[0]) * (dist.size if dist else 1)
+                examples += len(batch[0]) * (dist.size if dist else 1)
                 history.append(step, epoch, losses)
                 bar.update(1)
-                rate = images / max(time.perf_counter() - start, 1e-9)
+                rate = examples / max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix({**{k: f"{v:.4g}" for k, v in losses.items()},
-                                 "img/s": f"{rate:.0f}"}, refresh=False)
+                                 f"{experiment.example_unit}/s": f"{rate:.0f}"},
+                                refresh=False)
         finally:
             bar.close()
         seconds = time.perf_counter() - start
@@ -240,7 +241,7 @@ def train(experiment_name, config=None, out=None, resume=False, overwrite=False,
         # a crash), the epoch's training is kept, and its evaluation is redone on resume.
         record = {"epoch": epoch, "step": step, "losses": history.epoch_means(epoch),
                   "metrics": {}, "evaluated": False, "seconds": seconds,
-                  "images_per_second": images / max(seconds, 1e-9)}
+                  "examples_per_second": examples / max(seconds, 1e-9)}
         history.end_epoch(record)
         if dist is None or dist.writer:
             save_checkpoint(ckpt_path, experiment, loader, generator, epoch=epoch, step=step,
@@ -378,11 +379,13 @@ def load_data_noting_subset(experiment):
     return train_arrays, test_arrays, subset, list(source)
 
 
-def _summary(name, record, epochs):
+def _summary(name, record, epochs, unit):
     parts = [f"{k} {v:.4g}" for k, v in record["losses"].items()]
     parts += [f"{k} {v:.4g}" for k, v in record["metrics"].items()]
+    # (a record from a checkpoint written before the key was renamed has the old one)
+    rate = record.get("examples_per_second", record.get("images_per_second", 0.0))
     return (f"{name} epoch {record['epoch']}/{epochs}: " + ", ".join(parts)
-            + f" ({record['seconds']:.1f} s, {record['images_per_second']:.0f} img/s)")
+            + f" ({record['seconds']:.1f} s, {rate:.0f} {unit}/s)")
 
 
 def _copy_atomic(src, dst):

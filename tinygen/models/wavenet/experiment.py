@@ -82,6 +82,7 @@ HELD_OUT = 0.1
 @register("wavenet")
 class WaveNetExperiment(Experiment):
     datasets = None  # audio comes from the ``audio`` option
+    example_unit = "window"     # a batch row is a window of audio
 
     @classmethod
     def default_config(cls):
