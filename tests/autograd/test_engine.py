@@ -206,6 +206,69 @@ def test_grad_skips_branches_that_do_not_lead_to_inputs():
     assert calls == []
 
 
+def test_grad_tells_a_node_which_of_its_inputs_lead_to_a_target():
+    """A node whose other input is no target (a layer's weights under a gradient
+    penalty) is asked for the target's side only, the flags restored after; the
+    gradient is the same as backward's."""
+    seen = []
+
+    class Product(Function):
+        def forward(self, a, b):
+            self.save_inputs(0, 1)
+            return a * b
+
+        def backward(self, grad):
+            a, b = self.saved_inputs()
+            seen.append(self.needs_input_grad)
+            return (grad * b if self.needs_input_grad[0] else None,
+                    grad * a if self.needs_input_grad[1] else None)
+
+    x, w = f64(4), f64(4, seed=1)
+    y = (Product.apply(x, w) ** 2).sum()
+    (gx,) = tg.grad(y, x, retain_graph=True)
+    assert seen == [(True, False)]
+    gx2, gw = tg.grad(y, [x, w], retain_graph=True)
+    assert seen[1] == (True, True)
+    (gw2,) = tg.grad(y, w, retain_graph=True)
+    assert seen[2] == (False, True)
+    y.backward()
+    assert seen[3] == (True, True)
+    np.testing.assert_allclose(gx.numpy(), 2 * x.numpy() * w.numpy() ** 2)
+    for got in (gx, gx2):
+        np.testing.assert_allclose(got.numpy(), x.grad.numpy())
+    for got in (gw, gw2):
+        np.testing.assert_allclose(got.numpy(), w.grad.numpy())
+
+
+def test_gradient_penalty_skips_the_weight_gradients_and_stays_exact():
+    """grad() of a conv's output with respect to its input, with create_graph (WGAN-GP's
+    penalty): no weight-gradient node is built, and the penalty's gradients, weights'
+    included, match finite differences."""
+    from tinygen.ops.conv import Conv2dWeightGradFn
+    import tinygen.nn.functional as F
+
+    x = f64(2, 2, 5, 5)
+    w = f64(3, 2, 3, 3, seed=1)
+    built = []
+    original = Conv2dWeightGradFn.forward
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        return original(self, *args, **kwargs)
+
+    def penalty(x, w):
+        (g,) = tg.grad(F.conv2d(x, w, padding=1).tanh().sum(), x, create_graph=True)
+        return (g * g).sum()
+
+    Conv2dWeightGradFn.forward = counting
+    try:
+        penalty(x, w)
+        assert built == []
+    finally:
+        Conv2dWeightGradFn.forward = original
+    assert gradcheck(penalty, (x, w))
+
+
 def test_create_graph_gives_differentiable_gradients():
     x = f64(4)
     (g,) = tg.grad((x ** 3).sum(), x, create_graph=True)

@@ -258,10 +258,22 @@ def _backward_node(node, buffer, send, needed, create_graph):
         present = next(g for g in buffer if g is not None)
         grads_out = [g if g is not None else _zeros_for(meta, present)
                      for g, meta in zip(buffer, node.output_meta)]
-    if _backward_observers:
-        grads_in = _observed_backward(node, grads_out)
+    needs = node.needs_input_grad
+    # grad() asking for some inputs only: an input from which no target is reachable
+    # gets no gradient, so the node's backward is told not to compute it (a conv in a
+    # gradient penalty, whose weights are no target, skips its weight gradient) --
+    # for this call only: with retain_graph a later one may want it.
+    wanted = needs if needed is None else tuple(
+        [n and edge is not None and id(edge[0]) in needed
+         for n, edge in zip(needs, node.next_edges)])
+    if wanted == needs:
+        grads_in = _run_backward(node, grads_out)
     else:
-        grads_in = node.backward(*grads_out)
+        node.needs_input_grad = wanted
+        try:
+            grads_in = _run_backward(node, grads_out)
+        finally:
+            node.needs_input_grad = needs
     if not isinstance(grads_in, tuple):
         grads_in = (grads_in,)
     if len(grads_in) != len(node.next_edges):
@@ -281,6 +293,12 @@ def _backward_node(node, buffer, send, needed, create_graph):
                 f"{node.name}.backward returned a {grad.dtype} gradient for a {dtype} input"
             )
         send(edge[0], edge[1], grad)
+
+
+def _run_backward(node, grads_out):
+    if _backward_observers:
+        return _observed_backward(node, grads_out)
+    return node.backward(*grads_out)
 
 
 def _observed_backward(node, grads_out):
