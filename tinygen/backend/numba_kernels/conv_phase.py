@@ -92,11 +92,15 @@ TILE_COLUMNS = 32
 _G = np.array([[0.5, 0.0], [0.5, 0.5], [1 / 6, -1 / 6], [1 / 6, 1 / 3], [0.0, 1.0]])
 
 # At least this many input and output channels (one group only): narrower layers are
-# not GEMM-bound, and the transforms cost more than im2col's gathers.  1 thread,
-# fwd+dx+dw, phase / im2col, 64 images of 14x14 unless said (interleaved, min of 10, on
-# a loaded machine): 8->8 1.44, 8->16 1.23, 16->32 0.87, 32->64 0.83, 64->128 0.92,
-# 128->64 8x8 0.95; 32->64 at 28x28 (32 images) 0.78, 8 images 0.93.
-MIN_CHANNELS = 16
+# not GEMM-bound, and the transforms cost more than im2col's gathers.  Measured quiet, 1
+# thread, phase / im2col, min of 3 interleaved (session 15; an earlier, loaded
+# measurement had put the break-even at 16): fwd+dx+dw 8->8 14x14 (64 images) 1.22 /
+# 1.26 ms, 8->16 1.22 / 1.40, 16->8 1.58 / 2.12, 32->8 28x28 (32) 5.73 / 7.97, the conv
+# VAE decoder's last layer (transposed 32->8, 14x14, 128 images) 10.63 / 11.09, its
+# forward alone on an IS pass of 512 samples 11.29 / 14.74; but 4->32 28x28 4.74 / 3.61,
+# and 1->32 (a first layer) 3.12 / 1.04.  At 2 threads: 16->8 1.74 / 2.41, 32->8 28x28
+# 3.71 / 5.74, the IS pass 7.03 / 9.13, the decoder layer 6.17-7.84 / 6.80-7.49.
+MIN_CHANNELS = 8
 
 
 def serves(geom, taps, in_per_group, out_per_group):
