@@ -21,7 +21,6 @@ import os
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 # cblas.h's enums (C ints).

@@ -49,7 +49,7 @@ from ._cblas import NO_TRANS, TRANS, gemm as _gemm
 from .chunks import chunk_ranges as _chunk_ranges, image_pieces as _image_pieces, \
     map_chunks as _map_chunks, share_images as _share_images, sum_chunks as _sum_chunks
 from .conv_bounds import add_terms as _add_terms, add_terms_images as _add_terms_images, \
-    valid_range as _valid_range
+    terms_for_kernel as _terms, valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -433,10 +433,6 @@ def _weight_grad_pieces(function, x, gy, parts, tap_i, tap_j, cols_buf, out_chan
                       p_at + g * rg * og, og)
 
 
-def _optional(a, dtype):
-    return np.empty(0, dtype) if a is None else np.ascontiguousarray(a).reshape(-1)
-
-
 # --- helpers ------------------------------------------------------------------------
 def _tap_arrays(taps):
     """(tap_i, tap_j) as fresh writable int64 arrays (one numba specialisation)."""
@@ -528,7 +524,7 @@ def conv2d_forward(x, weight, geom, taps, bias=None, residual=None):
     if function is not None:
         pieces, step = _plan_steps(n, rows, plane, out_channels, g, x.itemsize)
         _share(_forward_pieces, n, pieces, function, x, np.ascontiguousarray(w), y.reshape(-1),
-               _optional(bias, x.dtype), _optional(residual, x.dtype), tap_i, tap_j,
+               _terms(bias, x.dtype), _terms(residual, x.dtype), tap_i, tap_j,
                _empty(pieces * step * rows * plane, dtype=x.dtype), *args, step)
         return y.reshape(n, out_channels, hout, wout)
     if residual is not None:   # (N, O, Hout, Wout) as y's (N, O, P)

@@ -1,6 +1,7 @@
 """What the conv paths share: the in-bounds stretch of an output row (conv.py's im2col,
 conv_rows.py's unfold) and the bias and residual their forwards add (``add_terms`` from
-Python, ``add_terms_images`` from compiled code: the same float additions)."""
+Python, ``add_terms_images`` from compiled code: the same float additions; the terms
+handed to compiled code by ``terms_for_kernel``)."""
 import numpy as np
 from numba import njit
 
@@ -16,6 +17,12 @@ def valid_range(offset, stride, size, count):
     lo = min(count, max(0, -(offset // stride)))
     hi = min(count, max(0, (size - 1 - offset) // stride + 1))
     return lo, max(lo, hi)
+
+
+def terms_for_kernel(a, dtype):
+    """A bias or residual as a compiled kernel takes it: flat and contiguous, or an
+    empty array of ``dtype`` when there is none (``add_terms_images`` tests the size)."""
+    return np.empty(0, dtype) if a is None else np.ascontiguousarray(a).reshape(-1)
 
 
 def add_terms(y, bias, residual=None):

@@ -33,7 +33,7 @@ from numba import njit
 from . import _cblas
 from ._cblas import NO_TRANS, TRANS, gemm
 from .chunks import chunk_ranges, image_pieces, map_chunks, share_images, sum_chunks
-from .conv_bounds import add_terms, add_terms_images
+from .conv_bounds import add_terms, add_terms_images, terms_for_kernel as _terms
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -264,10 +264,6 @@ def _flat(a):
     return np.ascontiguousarray(a).reshape(-1)
 
 
-def _optional(a, dtype):
-    return np.empty(0, dtype) if a is None else _flat(a)
-
-
 @njit(cache=True, nogil=True)
 def _zero(a, start, stop):
     a[start:stop] = 0
@@ -419,7 +415,7 @@ def forward(x, weight, geom, taps, bias=None, residual=None):
     stack = _empty(pieces * channels // g * count * line.out_length if count > 1 else 0,
                    x.dtype)
     _share(_forward_images, n, pieces, function, w, _flat(x), y.reshape(-1), _tap_table(line),
-           stack, _optional(bias, x.dtype), _optional(residual, x.dtype), g, channels // g,
+           stack, _terms(bias, x.dtype), _terms(residual, x.dtype), g, channels // g,
            out_channels // g, line.length, line.out_length, transposed, columns)
     return y
 

@@ -76,7 +76,7 @@ from . import _cblas
 from ._cblas import NO_TRANS, TRANS, gemm
 from .chunks import (chunk_ranges, image_pieces, map_chunks, share_images, share_range,
                      sum_chunks)
-from .conv_bounds import add_terms, add_terms_images
+from .conv_bounds import add_terms, add_terms_images, terms_for_kernel as _terms
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -691,10 +691,6 @@ def _weight_grad_pieces(function, x, gy, parts, v_buf, e_buf, top, left, th, tw,
                  p_at + k * out_channels * lanes, lanes)
 
 
-def _optional(a, dtype):
-    return np.empty(0, dtype) if a is None else np.ascontiguousarray(a).reshape(-1)
-
-
 def forward(x, weight, geom, taps, bias=None, residual=None):
     function = _cblas.address_for(x.dtype)
     if function is None or weight.dtype != x.dtype:
@@ -708,8 +704,8 @@ def forward(x, weight, geom, taps, bias=None, residual=None):
     y = _empty((n, out_channels) + tuple(geom.out_size), dtype=x.dtype)
     pieces, step = _plan(n, th * tw, n * th * tw * 25 * 4 * channels * out_channels)
     columns = pieces * 25 * step * th * tw
-    _share(_forward_pieces, n, pieces, function, x, u, y, _optional(bias, x.dtype),
-           _optional(residual, x.dtype), _empty(columns * 4 * channels, dtype=x.dtype),
+    _share(_forward_pieces, n, pieces, function, x, u, y, _terms(bias, x.dtype),
+           _terms(residual, x.dtype), _empty(columns * 4 * channels, dtype=x.dtype),
            _empty(columns * out_channels, dtype=x.dtype), top, left, th, tw, step)
     return y
 

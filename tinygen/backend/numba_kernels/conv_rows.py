@@ -35,7 +35,8 @@ from numba import njit
 from . import _cblas
 from ._cblas import NO_TRANS, TRANS, gemm
 from .chunks import chunk_ranges, image_pieces, map_chunks, share_images, sum_chunks
-from .conv_bounds import add_terms, add_terms_images, valid_range as _valid_range
+from .conv_bounds import add_terms, add_terms_images, terms_for_kernel as _terms, \
+    valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -425,7 +426,7 @@ def _forward_compiled(function, x, weight, plan, bias, residual):
     pieces, step = _plan_steps(n, plan, channels, out_channels, x.itemsize)
     length = step * plan.hq * plan.wout
     _share(_forward_pieces, n, pieces, function, x, weights.astype(x.dtype, copy=False),
-           table, y.reshape(-1), _optional(bias, x.dtype), _optional(residual, x.dtype),
+           table, y.reshape(-1), _terms(bias, x.dtype), _terms(residual, x.dtype),
            _empty(pieces * len(plan.phases) * plan.kw * channels * length, dtype=x.dtype),
            _empty(pieces * out_channels * length, dtype=x.dtype), *_kernel_geometry(plan),
            step)
@@ -461,10 +462,6 @@ def _weight_grad_compiled(function, x, grad_y, plan):
 def _kernel_geometry(plan):
     return (plan.phases, plan.kw, plan.groups, plan.hq, plan.hout, plan.wout, plan.sh, plan.sw,
             plan.top, plan.left, plan.dw)
-
-
-def _optional(a, dtype):
-    return np.empty(0, dtype) if a is None else np.ascontiguousarray(a).reshape(-1)
 
 
 def _forward(x, weight, plan, bias=None, residual=None):

@@ -50,7 +50,8 @@ from . import _cblas
 from ._cblas import NO_TRANS, gemm
 from .chunks import (chunk_ranges, image_pieces, map_chunks, share_images, share_range,
                      sum_chunks)
-from .conv_bounds import add_terms, add_terms_images, valid_range as _valid_range
+from .conv_bounds import add_terms, add_terms_images, terms_for_kernel as _terms, \
+    valid_range as _valid_range
 
 # Every buffer and output the code below fills comes from ``_empty`` (the tests swap in
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
@@ -435,10 +436,6 @@ def _weight_grad_pieces(function, x, gy, parts, v_buf, e_buf, top, left, th, tw,
                  beta, parts, p_at + k * channels * out_channels, out_channels)
 
 
-def _optional(a, dtype):
-    return np.empty(0, dtype) if a is None else np.ascontiguousarray(a).reshape(-1)
-
-
 def _conv(x, weight, flip, top, left, out_size, bias=None, residual=None):
     """The 3x3 convolution of x (N, C, H, W) with ``weight`` (O, C, 3, 3) (with ``flip``,
     the transposed conv's: (C, O, 3, 3), flipped), reading the input from row -top,
@@ -453,8 +450,8 @@ def _conv(x, weight, flip, top, left, out_size, bias=None, residual=None):
     y = _empty((n, out_channels) + tuple(out_size), dtype=x.dtype)
     pieces, step = _plan(n, channels, out_channels, th, tw, x.itemsize)
     columns = pieces * 16 * step * th * (tw + 1)
-    _share(_conv_pieces, n, pieces, function, x, u.reshape(-1), y, _optional(bias, x.dtype),
-           _optional(residual, x.dtype), _empty(columns * channels, dtype=x.dtype),
+    _share(_conv_pieces, n, pieces, function, x, u.reshape(-1), y, _terms(bias, x.dtype),
+           _terms(residual, x.dtype), _empty(columns * channels, dtype=x.dtype),
            _empty(columns * out_channels, dtype=x.dtype), top, left, th, tw, step)
     return y
 

@@ -302,7 +302,7 @@ def avg_pool2d_adjoint(g, kernel, stride, padding, in_size, inv_divisor):
 # --- nearest upsampling --------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def _upsample_nearest(x, rows, cols, out, lo, hi):
-    n, c = x.shape[0], x.shape[1]
+    c = x.shape[1]
     oh, ow = rows.shape[0], cols.shape[0]
     for plane in range(lo, hi):
         b, ch = plane // c, plane % c
