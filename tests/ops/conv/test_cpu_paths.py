@@ -280,6 +280,12 @@ def test_second_derivatives_1d(path, config, seed):
     (dict(x=(2, 1, 8, 8), w=(32, 1, 4, 4), stride=2, padding=1), None),    # GAN D's first
     (dict(x=(2, 32, 9, 9), w=(64, 32, 3, 3), stride=2, padding=1), None),  # strided 3x3
     (dict(x=(2, 1, 8, 8), w=(64, 1, 7, 7), padding=3), None),                # C=1: im2col
+    (dict(x=(2, 64, 14, 14), w=(1, 64, 3, 3), padding=1), conv_rows),       # an image head
+    (dict(x=(2, 8, 14, 14), w=(1, 8, 5, 5), padding=2), conv_rows),         # narrowing to 1
+    (dict(x=(2, 16, 14, 14), w=(4, 16, 3, 3), padding=1), conv_rows),       # narrowing
+    (dict(x=(2, 8, 14, 14), w=(4, 8, 3, 3), padding=1), None),     # narrowing, C x kw < 32
+    (dict(x=(2, 64, 7, 7), w=(1, 64, 3, 3), padding=1), None),     # narrowing, a small plane
+    (dict(x=(2, 64, 200), w=(1, 64, 3), padding=1), conv_rows),             # a 1-D head
     (dict(x=(2, 32, 9), w=(64, 32, 2), dilation=8, padding=((8, 0),)), conv_direct),
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1)), conv_direct),                  # pointwise
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1), padding=((2, 1), (0, 0))), conv_direct),  # rows
@@ -287,9 +293,11 @@ def test_second_derivatives_1d(path, config, seed):
 ])
 def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
     """The default thresholds send dense 3x3 stride-1 layers with 16 channels or more and
-    outputs of 12x12 or more to conv_winograd, other wide stride-1 layers to conv_rows, 1-D and pointwise ones to
-    conv_direct, dense 4x4 stride-2 ones with 8 channels or more to conv_phase, narrow
-    and other strided ones to im2col (the paths the benchmark rows time)."""
+    outputs of 12x12 or more to conv_winograd, other wide stride-1 layers and narrowing
+    ones (half the inputs' channels or fewer, on 12x12 outputs or more) to conv_rows, 1-D
+    and pointwise ones to conv_direct, dense 4x4 stride-2 ones with 8 channels or more to
+    conv_phase, other narrow and strided ones to im2col (the paths the benchmark rows
+    time)."""
     calls = []
     for module in (conv_rows, conv_direct, conv_winograd, conv_phase):
         for name in ("forward", "input_grad", "weight_grad"):
@@ -303,6 +311,28 @@ def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
     with impl("numba"):
         conv(x, w, **args).sum().backward()
     assert calls == ([expected] * 3 if expected is not None else [])
+
+
+@pytest.mark.parametrize("x_shape,w_shape,padding", [
+    ((3, 64, 13, 12), (1, 64, 3, 3), 1), ((3, 8, 12, 14), (1, 8, 5, 5), 2),
+    ((3, 16, 14, 14), (4, 16, 3, 3), 0), ((2, 40, 150), (3, 40, 3), 1)])
+def test_narrowing_layers_on_conv_rows_match_the_reference(monkeypatch, x_shape, w_shape,
+                                                           padding):
+    """The narrowing layers the default dispatch sends to conv_rows (an image head
+    64 -> 1, odd planes, no padding, 1-D): output and both gradients equal the
+    reference's, float32 and float64, with a bias."""
+    served = []
+    for name in ("forward", "input_grad", "weight_grad"):
+        original = getattr(conv_rows, name)
+        monkeypatch.setattr(conv_rows, name, lambda *a, _o=original, _n=name:
+                            served.append(_n) or _o(*a))
+    conv = C.conv1d if len(x_shape) == 3 else C.conv2d
+    for dtype in (np.float32, np.float64):
+        rng = np.random.default_rng(len(x_shape) + w_shape[0])
+        inputs = [tg.tensor(scale * rng.standard_normal(shape), dtype=dtype, requires_grad=True)
+                  for shape, scale in ((x_shape, 1.0), (w_shape, 0.1), (w_shape[:1], 1.0))]
+        _compare(lambda x, w, b: conv(x, w, b, padding=padding), inputs, dtype)
+    assert sorted(set(served)) == ["forward", "input_grad", "weight_grad"]
 
 
 def test_im2col_column_order_follows_the_layer_shape():

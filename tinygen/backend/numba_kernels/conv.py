@@ -451,13 +451,26 @@ def _geometry_args(geom):
 # Stride-1 convs along one axis (pointwise, 1-D) are GEMMs on shifted views of the input
 # itself (``conv_direct``); other stride-1 layers with at least ROWS_MIN_K input (and
 # output) channels times kernel columns run on ``conv_rows`` (one GEMM per kernel row on
-# shifted blocks of a width-unfolded input); narrow ones (an image model's first layer,
-# C=1) and strided ones on the im2col GEMM here.  Measured, 1 thread, fwd+bwd: 3x3 C=8
+# shifted blocks of a width-unfolded input), as do narrowing ones (below); other narrow
+# ones (an image model's first layer, C=1) and strided ones on the im2col GEMM here.  Measured, 1 thread, fwd+bwd: 3x3 C=8
 # 31 (im2col) vs 40 ms (rows), C=16 17 vs 15, C=64 84 vs 63; 4x4 stride 2 (GAN D and G,
 # 32->64, 14x14) 11.4 vs 12.3 and 11.9 vs 12.4: a strided conv's rows are split by phase
 # and its short output rows make the unfold as costly as im2col, for thinner GEMMs.
 ROWS_MIN_K = 32
 ROWS_STRIDED = False  # (correct either way: the tests run strided convs on conv_rows too)
+# Narrowing layers (at most 1/ROWS_NARROWING as many outputs as inputs: an image head
+# 64 -> 1, a bottleneck) go to conv_rows too, however few their outputs: im2col builds
+# and scatters C x kh x kw columns whatever O is, conv_rows kh times fewer, and im2col's
+# input gradient for O = 1 is an outer product as large as the columns.  Measured quiet,
+# 32 images 28x28 3x3, fwd+dx+dw, im2col / rows ms, 1 thread (2 threads): 64->1 62.8 /
+# 16.1 (22.5 / 6.0), 64->8 31.8 / 20.6 (18.9 / 12.3), 16->4 4.0 / 3.8 (4.4 / 2.4), 8->1
+# 7.6 / 2.4, 2->1 1.5 / 0.7; 5x5 64->1 133.4 / 25.9 (torch 37.9), 7x7 32->1 123.2 / 20.0
+# (torch 26.5).  Not where im2col still wins: 8->4 3x3 (K = C x kw = 24) 2.1 / 3.0 at
+# 1 thread, and planes of 7x7 (64->1: 2.5 / 2.5, 16->1: 0.69 / 0.84).  A widening layer
+# (C < O) stays on im2col: rows accumulates its kh products into the O-wide output
+# (1->64 3x3: 1.8 / 11.1, 8->64: 10.8 / 17.6).
+ROWS_NARROWING = 2
+ROWS_MIN_POSITIONS = 144    # output positions per image (12 x 12)
 # Dense 3x3 stride-1 layers with enough channels and outputs of 12x12 or more: Winograd
 # F(2x2, 3x3) (``conv_winograd``, which says where it pays), 2.25x fewer multiplies.
 # 1 thread, 32 images 64->64 28x28, min of 12 interleaved on a loaded machine: fwd 13 vs
@@ -487,7 +500,11 @@ def _path(geom, taps, in_per_group, out_per_group):
     if tuple(geom.stride) != (1, 1) and not ROWS_STRIDED:
         return None
     kw = 1 if geom.in_size[0] == 1 and geom.kernel[0] == 1 else geom.kernel[1]
-    if narrow * kw >= ROWS_MIN_K and conv_rows.plan_of(geom, taps).contiguous:
+    narrowing = (out_per_group * ROWS_NARROWING <= in_per_group
+                 and geom.out_size[0] * geom.out_size[1] >= ROWS_MIN_POSITIONS
+                 and (in_per_group * kw >= ROWS_MIN_K or out_per_group == 1))
+    if ((narrow * kw >= ROWS_MIN_K or narrowing)
+            and conv_rows.plan_of(geom, taps).contiguous):
         return conv_rows
     return None
 
