@@ -77,3 +77,14 @@ def test_the_command_modules_live_in_the_cli_package():
     for name in ("train", "graph", "data"):
         assert (package / "cli" / f"{name}.py").is_file()
         assert not (package / f"cli_{name}.py").exists()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_an_experiment_built_directly_takes_its_defaults(model):
+    """An Experiment made in a script or test from a partial config builds with its
+    family's defaults merged under it, as the runner would give them (the classifier
+    once read its width from the config it was passed, a KeyError when left out)."""
+    experiment = EXPERIMENTS[model]({"limit": 8})
+    for key, default in EXPERIMENTS[model].default_config().items():
+        assert key in experiment.config, key
+    assert experiment.config["limit"] == 8

@@ -127,6 +127,7 @@ class ClassifierExperiment(Experiment):
 
     def __init__(self, config):
         super().__init__(config)
+        config = self.config        # (the defaults merged under what was given)
         self.model = FashionClassifier(config["width"], config["hidden"])
         if config.get("device", "cpu") != "cpu":
             self.model.to(device=config["device"])
