@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import tinygen as tg
 from tinygen.backend.numba_kernels import _cblas, chunks as chunk_threads
 from tinygen.backend.numba_kernels import conv as numba_conv
-from tinygen.backend.numba_kernels import conv_direct, conv_phase, conv_rows, conv_winograd
+from tinygen.backend.numba_kernels import conv_depthwise, conv_direct, conv_phase, conv_rows, \
+    conv_winograd
 from tinygen.ops import conv as C
 from tinygen.ops import conv_pixelcnn as P
 from tinygen.testing import gradgradcheck
@@ -71,6 +72,7 @@ def path(request, monkeypatch):
     monkeypatch.setattr(numba_conv, "DIRECT_MIN_CHANNELS", direct_min)
     monkeypatch.setattr(numba_conv, "WINOGRAD", request.param.startswith("winograd"))
     monkeypatch.setattr(numba_conv, "PHASE", False)  # (test_phase.py forces that one)
+    monkeypatch.setattr(numba_conv, "DEPTHWISE", False)  # (test_depthwise.py tests it)
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_winograd, "MIN_OUT_SIZE", 1)
     monkeypatch.setattr(numba_conv, "_chunk_ranges", _chunks_of_two)
@@ -286,6 +288,7 @@ def test_second_derivatives_1d(path, config, seed):
     (dict(x=(2, 8, 14, 14), w=(4, 8, 3, 3), padding=1), None),     # narrowing, C x kw < 32
     (dict(x=(2, 64, 7, 7), w=(1, 64, 3, 3), padding=1), None),     # narrowing, a small plane
     (dict(x=(2, 64, 200), w=(1, 64, 3), padding=1), conv_rows),             # a 1-D head
+    (dict(x=(2, 16, 14, 14), w=(16, 1, 3, 3), padding=1, groups=16), conv_depthwise),
     (dict(x=(2, 32, 9), w=(64, 32, 2), dilation=8, padding=((8, 0),)), conv_direct),
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1)), conv_direct),                  # pointwise
     (dict(x=(2, 32, 5, 5), w=(16, 32, 1, 1), padding=((2, 1), (0, 0))), conv_direct),  # rows
@@ -295,11 +298,12 @@ def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
     """The default thresholds send dense 3x3 stride-1 layers with 16 channels or more and
     outputs of 12x12 or more to conv_winograd, other wide stride-1 layers and narrowing
     ones (half the inputs' channels or fewer, on 12x12 outputs or more) to conv_rows, 1-D
-    and pointwise ones to conv_direct, dense 4x4 stride-2 ones with 8 channels or more to
-    conv_phase, other narrow and strided ones to im2col (the paths the benchmark rows
-    time)."""
+    and pointwise ones to conv_direct, depthwise ones (one input and one output channel
+    per group, wider than 1x1) to conv_depthwise, dense 4x4 stride-2 ones with 8 channels
+    or more to conv_phase, other narrow and strided ones to im2col (the paths the
+    benchmark rows time)."""
     calls = []
-    for module in (conv_rows, conv_direct, conv_winograd, conv_phase):
+    for module in (conv_rows, conv_direct, conv_winograd, conv_phase, conv_depthwise):
         for name in ("forward", "input_grad", "weight_grad"):
             original = getattr(module, name)
             monkeypatch.setattr(module, name, lambda *a, _o=original, _m=module:
@@ -313,14 +317,15 @@ def test_each_layer_shape_takes_its_path(monkeypatch, args, expected):
     assert calls == ([expected] * 3 if expected is not None else [])
 
 
-@pytest.mark.parametrize("x_shape,w_shape,padding", [
-    ((3, 64, 13, 12), (1, 64, 3, 3), 1), ((3, 8, 12, 14), (1, 8, 5, 5), 2),
-    ((3, 16, 14, 14), (4, 16, 3, 3), 0), ((2, 40, 150), (3, 40, 3), 1)])
+@pytest.mark.parametrize("x_shape,w_shape,padding,groups", [
+    ((3, 64, 13, 12), (1, 64, 3, 3), 1, 1), ((3, 8, 12, 14), (1, 8, 5, 5), 2, 1),
+    ((3, 16, 14, 14), (4, 16, 3, 3), 0, 1), ((2, 40, 150), (3, 40, 3), 1, 1),
+    ((2, 32, 12, 12), (8, 16, 3, 3), 1, 2)])
 def test_narrowing_layers_on_conv_rows_match_the_reference(monkeypatch, x_shape, w_shape,
-                                                           padding):
+                                                           padding, groups):
     """The narrowing layers the default dispatch sends to conv_rows (an image head
-    64 -> 1, odd planes, no padding, 1-D): output and both gradients equal the
-    reference's, float32 and float64, with a bias."""
+    64 -> 1, odd planes, no padding, 1-D, groups of 16 -> 4): output and both
+    gradients equal the reference's, float32 and float64, with a bias."""
     served = []
     for name in ("forward", "input_grad", "weight_grad"):
         original = getattr(conv_rows, name)
@@ -331,7 +336,8 @@ def test_narrowing_layers_on_conv_rows_match_the_reference(monkeypatch, x_shape,
         rng = np.random.default_rng(len(x_shape) + w_shape[0])
         inputs = [tg.tensor(scale * rng.standard_normal(shape), dtype=dtype, requires_grad=True)
                   for shape, scale in ((x_shape, 1.0), (w_shape, 0.1), (w_shape[:1], 1.0))]
-        _compare(lambda x, w, b: conv(x, w, b, padding=padding), inputs, dtype)
+        _compare(lambda x, w, b: conv(x, w, b, padding=padding, groups=groups), inputs,
+                 dtype)
     assert sorted(set(served)) == ["forward", "input_grad", "weight_grad"]
 
 

@@ -1,5 +1,6 @@
 """The CPU conv's weight gradients are the same bit for bit from run to run at two
-threads, on every path (im2col, conv_rows, conv_direct, conv_winograd, conv_phase):
+threads, on every path (im2col, conv_rows, conv_direct, conv_winograd, conv_phase,
+conv_depthwise):
 ``--resume`` promises that a resumed run equals a straight one.  The chunks' partial
 sums are added in chunk order (``chunks.sum_chunks``) whichever thread ran them; a
 sum per thread added up afterwards changed with which chunks each thread claimed
@@ -15,7 +16,8 @@ import tinygen as tg
 import tinygen.nn as nn
 from tinygen.backend.numba_kernels import _cblas, chunks
 from tinygen.backend.numba_kernels import conv as numba_conv
-from tinygen.backend.numba_kernels import conv_direct, conv_phase, conv_rows, conv_winograd
+from tinygen.backend.numba_kernels import conv_depthwise, conv_direct, conv_phase, conv_rows, \
+    conv_winograd
 from tinygen.ops import conv as C
 
 from ._helpers import impl
@@ -43,6 +45,10 @@ PATHS = {
     "winograd-matmul": (conv_winograd, dict(WINOGRAD=True),
                         dict(x=(24, 12, 8, 8), w=(16, 12, 3, 3), padding=1)),
     "phase": (conv_phase, dict(PHASE=True), _STRIDED),
+    "depthwise": (conv_depthwise, dict(DEPTHWISE=True),
+                  dict(x=(24, 12, 8, 8), w=(12, 1, 3, 3), padding=1, groups=12)),
+    "depthwise-strided": (conv_depthwise, dict(DEPTHWISE=True),
+                          dict(x=(24, 12, 9, 9), w=(12, 1, 3, 3), stride=2, groups=12)),
     # (without numpy's OpenBLAS GEMM: np.matmul chunk by chunk, sum_chunks)
     "phase-matmul": (conv_phase, dict(PHASE=True), _STRIDED),
 }
@@ -67,6 +73,8 @@ def two_threads(monkeypatch):
     monkeypatch.setattr(conv_winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(conv_winograd, "MIN_OUT_SIZE", 1)
     monkeypatch.setattr(conv_phase, "MIN_CHANNELS", 1)
+    # (conv_depthwise's planes and channels shared out however small the layer)
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 1)
 
 
 @pytest.mark.parametrize("path", sorted(PATHS))
@@ -77,7 +85,7 @@ def test_weight_gradient_is_the_same_every_run(two_threads, monkeypatch, path):
     if path.endswith("-matmul"):
         monkeypatch.setattr(_cblas, "_found", [None])
     calls = []  # (the path really runs: the modules whose weight_grad ran)
-    for spied in (conv_rows, conv_direct, conv_winograd, conv_phase):
+    for spied in (conv_rows, conv_direct, conv_winograd, conv_phase, conv_depthwise):
         monkeypatch.setattr(spied, "weight_grad", lambda *a, _m=spied, _o=spied.weight_grad:
                             calls.append(_m) or _o(*a))
     args = dict(args)

@@ -44,7 +44,7 @@ to and from the arrays' (k, O, P) by ``_images_last_into``/``_images_first``.
 import numpy as np
 from numba import njit
 
-from . import _cblas, conv_direct, conv_phase, conv_rows, conv_winograd
+from . import _cblas, conv_depthwise, conv_direct, conv_phase, conv_rows, conv_winograd
 from ._cblas import NO_TRANS, TRANS, gemm as _gemm
 from .chunks import chunk_ranges as _chunk_ranges, image_pieces as _image_pieces, \
     map_chunks as _map_chunks, share_images as _share_images, sum_chunks as _sum_chunks
@@ -452,23 +452,26 @@ def _geometry_args(geom):
 # itself (``conv_direct``); other stride-1 layers with at least ROWS_MIN_K input (and
 # output) channels times kernel columns run on ``conv_rows`` (one GEMM per kernel row on
 # shifted blocks of a width-unfolded input), as do narrowing ones (below); other narrow
-# ones (an image model's first layer, C=1) and strided ones on the im2col GEMM here.  Measured, 1 thread, fwd+bwd: 3x3 C=8
-# 31 (im2col) vs 40 ms (rows), C=16 17 vs 15, C=64 84 vs 63; 4x4 stride 2 (GAN D and G,
-# 32->64, 14x14) 11.4 vs 12.3 and 11.9 vs 12.4: a strided conv's rows are split by phase
-# and its short output rows make the unfold as costly as im2col, for thinner GEMMs.
+# ones (an image model's first layer, C=1) and strided ones on the im2col GEMM here.
+# Measured, 1 thread, fwd+bwd: 3x3 C=8 31 (im2col) vs 40 ms (rows), C=16 17 vs 15, C=64
+# 84 vs 63; 4x4 stride 2 (GAN D and G, 32->64, 14x14) 11.4 vs 12.3 and 11.9 vs 12.4: a
+# strided conv's rows are split by phase and its short output rows make the unfold as
+# costly as im2col, for thinner GEMMs.
 ROWS_MIN_K = 32
 ROWS_STRIDED = False  # (correct either way: the tests run strided convs on conv_rows too)
-# Narrowing layers (at most 1/ROWS_NARROWING as many outputs as inputs: an image head
-# 64 -> 1, a bottleneck) go to conv_rows too, however few their outputs: im2col builds
-# and scatters C x kh x kw columns whatever O is, conv_rows kh times fewer, and im2col's
-# input gradient for O = 1 is an outer product as large as the columns.  Measured quiet,
-# 32 images 28x28 3x3, fwd+dx+dw, im2col / rows ms, 1 thread (2 threads): 64->1 62.8 /
-# 16.1 (22.5 / 6.0), 64->8 31.8 / 20.6 (18.9 / 12.3), 16->4 4.0 / 3.8 (4.4 / 2.4), 8->1
-# 7.6 / 2.4, 2->1 1.5 / 0.7; 5x5 64->1 133.4 / 25.9 (torch 37.9), 7x7 32->1 123.2 / 20.0
-# (torch 26.5).  Not where im2col still wins: 8->4 3x3 (K = C x kw = 24) 2.1 / 3.0 at
-# 1 thread, and planes of 7x7 (64->1: 2.5 / 2.5, 16->1: 0.69 / 0.84).  A widening layer
-# (C < O) stays on im2col: rows accumulates its kh products into the O-wide output
-# (1->64 3x3: 1.8 / 11.1, 8->64: 10.8 / 17.6).
+# Narrowing layers (at most 1/ROWS_NARROWING as many outputs as inputs per group: an
+# image head 64 -> 1, a bottleneck) go to conv_rows too, however few their outputs, and
+# so do layers of one output per group whatever their inputs (a depthwise conv): im2col
+# builds and scatters C x kh x kw columns whatever O is, conv_rows kh times fewer, and
+# im2col's input gradient for O = 1 is an outer product as large as the columns.
+# Measured quiet, 32 images 28x28 3x3, fwd+dx+dw, im2col / rows ms, 1 thread (2
+# threads): 64->1 62.8 / 16.1 (22.5 / 6.0), 64->8 31.8 / 20.6 (18.9 / 12.3), 16->4 4.0 /
+# 3.8 (4.4 / 2.4), 8->1 7.6 / 2.4, 2->1 1.5 / 0.7; 5x5 64->1 133.4 / 25.9 (torch 37.9),
+# 7x7 32->1 123.2 / 20.0 (torch 26.5); depthwise 3x3 (64 groups of 1 -> 1) 62.1 / 19.5,
+# its input gradient alone 42.4 / 6.6 (torch 20.0).  Not where im2col still wins: 8->4
+# 3x3 (K = C x kw = 24) 2.1 / 3.0 at 1 thread, and planes of 7x7 (64->1: 2.5 / 2.5,
+# 16->1: 0.69 / 0.84).  A widening layer (C < O) stays on im2col: rows accumulates its
+# kh products into the O-wide output (1->64 3x3: 1.8 / 11.1, 8->64: 10.8 / 17.6).
 ROWS_NARROWING = 2
 ROWS_MIN_POSITIONS = 144    # output positions per image (12 x 12)
 # Dense 3x3 stride-1 layers with enough channels and outputs of 12x12 or more: Winograd
@@ -483,16 +486,25 @@ WINOGRAD = True
 # images 32->64, 14x14 -> 7x7), min of 25 interleaved, quiet: fwd+dx+dw 6.0 vs 7.4 ms
 # on im2col (PyTorch ~5.9); the cpu suite's row (quiet, side by side) 7.05 vs 7.91 ms.
 PHASE = True
+# Depthwise layers (one input and one output channel per group, more than one group)
+# other than 1x1 ones: per-plane stencils (``conv_depthwise``).  32 images of 64
+# channels 28x28, 3x3, fwd+dx+dw, quiet: 11.0 ms at 1 thread (5.8 at 2) against 22.0
+# (10.0) on conv_rows and 62 on im2col (its input gradient an outer product as large as
+# the columns); 5x5 24.0 (13.9) against 42.4 (26.3); stride 2 10.8 (7.8) against 17.3
+# (9.2).
+DEPTHWISE = True
 DIRECT_MIN_CHANNELS = 8
 
 
 def _path(geom, taps, in_per_group, out_per_group):
-    """The module that serves this conv: conv_direct, conv_phase, conv_winograd,
+    """The module that serves this conv: conv_direct, conv_depthwise, conv_phase, conv_winograd,
     conv_rows, or None (im2col)."""
     narrow = min(in_per_group, out_per_group)
     if conv_direct.serves(geom, taps):
         if tuple(geom.kernel) == (1, 1) or narrow >= DIRECT_MIN_CHANNELS:
             return conv_direct
+    if DEPTHWISE and conv_depthwise.serves(geom, taps, in_per_group, out_per_group):
+        return conv_depthwise
     if PHASE and conv_phase.serves(geom, taps, in_per_group, out_per_group):
         return conv_phase
     if WINOGRAD and conv_winograd.serves(geom, taps, in_per_group, out_per_group):
@@ -500,9 +512,9 @@ def _path(geom, taps, in_per_group, out_per_group):
     if tuple(geom.stride) != (1, 1) and not ROWS_STRIDED:
         return None
     kw = 1 if geom.in_size[0] == 1 and geom.kernel[0] == 1 else geom.kernel[1]
-    narrowing = (out_per_group * ROWS_NARROWING <= in_per_group
-                 and geom.out_size[0] * geom.out_size[1] >= ROWS_MIN_POSITIONS
-                 and (in_per_group * kw >= ROWS_MIN_K or out_per_group == 1))
+    narrowing = (geom.out_size[0] * geom.out_size[1] >= ROWS_MIN_POSITIONS
+                 and (out_per_group == 1 or (out_per_group * ROWS_NARROWING <= in_per_group
+                                             and in_per_group * kw >= ROWS_MIN_K)))
     if ((narrow * kw >= ROWS_MIN_K or narrowing)
             and conv_rows.plan_of(geom, taps).contiguous):
         return conv_rows
