@@ -58,6 +58,30 @@ def _segments(out_plane, in_plane, p, row_off, col_off, q_lo, q_hi, wout, width,
     return out_row, in_plane[start:start + (q_hi - q_lo - 1) * sw + 1:sw]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _reach(i, j, height, width, hout, wout, sh, sw, top, left, dh, dw):
+    """Tap (i, j)'s offsets into the input (row, column) and the outputs whose input it
+    reads lies inside the plane: rows [p_lo, p_hi), columns [q_lo, q_hi)."""
+    row_off, col_off = i * dh - top, j * dw - left
+    p_lo, p_hi = _valid_range(row_off, sh, height, hout)
+    q_lo, q_hi = _valid_range(col_off, sw, width, wout)
+    return row_off, col_off, p_lo, p_hi, q_lo, q_hi
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_terms(out_plane, bias, residual, plane, c):
+    """out_plane += bias[c], then += the residual's plane (none when empty): the other
+    paths' order, residual + (conv + bias)."""
+    if bias.size:
+        b = bias[c]
+        for k in range(out_plane.size):
+            out_plane[k] += b
+    if residual.size:
+        terms = residual[plane * out_plane.size:(plane + 1) * out_plane.size]
+        for k in range(out_plane.size):
+            out_plane[k] += terms[k]
+
+
 @njit(cache=True, nogil=True, fastmath=False)
 def _forward_planes(x, w, y, bias, residual, tap_i, tap_j, channels, height, width, hout,
                     wout, sh, sw, top, left, dh, dw, lo, hi):
@@ -70,22 +94,14 @@ def _forward_planes(x, w, y, bias, residual, tap_i, tap_j, channels, height, wid
             yp[k] = zero
         for t in range(tap_i.size):
             wt = w[c, t]
-            row_off, col_off = tap_i[t] * dh - top, tap_j[t] * dw - left
-            p_lo, p_hi = _valid_range(row_off, sh, height, hout)
-            q_lo, q_hi = _valid_range(col_off, sw, width, wout)
+            row_off, col_off, p_lo, p_hi, q_lo, q_hi = _reach(
+                tap_i[t], tap_j[t], height, width, hout, wout, sh, sw, top, left, dh, dw)
             for p in range(p_lo, p_hi):
                 y_seg, x_seg = _segments(yp, xp, p, row_off, col_off, q_lo, q_hi, wout,
                                          width, sh, sw)
                 for k in range(y_seg.size):
                     y_seg[k] += wt * x_seg[k]
-        if bias.size:
-            b = bias[c]
-            for k in range(hout * wout):
-                yp[k] += b
-        if residual.size:
-            rp = residual[plane * hout * wout:(plane + 1) * hout * wout]
-            for k in range(hout * wout):
-                yp[k] += rp[k]
+        _add_terms(yp, bias, residual, plane, c)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -100,9 +116,8 @@ def _input_grad_planes(gy, w, gx, tap_i, tap_j, channels, height, width, hout, w
             gxp[k] = zero
         for t in range(tap_i.size):
             wt = w[c, t]
-            row_off, col_off = tap_i[t] * dh - top, tap_j[t] * dw - left
-            p_lo, p_hi = _valid_range(row_off, sh, height, hout)
-            q_lo, q_hi = _valid_range(col_off, sw, width, wout)
+            row_off, col_off, p_lo, p_hi, q_lo, q_hi = _reach(
+                tap_i[t], tap_j[t], height, width, hout, wout, sh, sw, top, left, dh, dw)
             for p in range(p_lo, p_hi):
                 gy_seg, gx_seg = _segments(gyp, gxp, p, row_off, col_off, q_lo, q_hi, wout,
                                            width, sh, sw)
@@ -121,9 +136,8 @@ def _weight_grad_channels(x, gy, gw, partial, tap_i, tap_j, images, channels, he
         for t in range(tap_i.size):
             for q in range(wout):
                 row_sums[q] = zero
-            row_off, col_off = tap_i[t] * dh - top, tap_j[t] * dw - left
-            p_lo, p_hi = _valid_range(row_off, sh, height, hout)
-            q_lo, q_hi = _valid_range(col_off, sw, width, wout)
+            row_off, col_off, p_lo, p_hi, q_lo, q_hi = _reach(
+                tap_i[t], tap_j[t], height, width, hout, wout, sh, sw, top, left, dh, dw)
             for n in range(images):
                 xp, gyp = x[n * channels + c], gy[n * channels + c]
                 sums = row_sums[q_lo:q_hi]
@@ -179,14 +193,7 @@ def _forward_planes_flat(x, w, y, bias, residual, tap_i, tap_j, channels, height
             out, row = yp[p * wout:(p + 1) * wout], grid[p * wp:p * wp + wout]
             for q in range(wout):
                 out[q] = row[q]
-        if bias.size:
-            b = bias[c]
-            for k in range(hout * wout):
-                yp[k] += b
-        if residual.size:
-            rp = residual[plane * hout * wout:(plane + 1) * hout * wout]
-            for k in range(hout * wout):
-                yp[k] += rp[k]
+        _add_terms(yp, bias, residual, plane, c)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
