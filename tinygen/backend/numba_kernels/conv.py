@@ -461,9 +461,10 @@ ROWS_MIN_K = 32
 ROWS_STRIDED = False  # (correct either way: the tests run strided convs on conv_rows too)
 # Narrowing layers (at most 1/ROWS_NARROWING as many outputs as inputs per group: an
 # image head 64 -> 1, a bottleneck) go to conv_rows too, however few their outputs, and
-# so do layers of one output per group whatever their inputs (a depthwise conv): im2col
-# builds and scatters C x kh x kw columns whatever O is, conv_rows kh times fewer, and
-# im2col's input gradient for O = 1 is an outer product as large as the columns.
+# so do layers of one output per group whatever their inputs (C -> 1 for any C; a
+# depthwise conv, one input per group too, goes to conv_depthwise first): im2col builds
+# and scatters C x kh x kw columns whatever O is, conv_rows kh times fewer, and im2col's
+# input gradient for O = 1 is an outer product as large as the columns.
 # Measured quiet, 32 images 28x28 3x3, fwd+dx+dw, im2col / rows ms, 1 thread (2
 # threads): 64->1 62.8 / 16.1 (22.5 / 6.0), 64->8 31.8 / 20.6 (18.9 / 12.3), 16->4 4.0 /
 # 3.8 (4.4 / 2.4), 8->1 7.6 / 2.4, 2->1 1.5 / 0.7; 5x5 64->1 133.4 / 25.9 (torch 37.9),

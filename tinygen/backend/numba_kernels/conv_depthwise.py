@@ -159,7 +159,10 @@ def _weight_grad_channels(x, gy, gw, partial, tap_i, tap_j, images, channels, he
 # (i, j) reads padded[(p + i*dh) * Wp + q + j*dw], linear in k = p*Wp + q, so the output
 # is computed on the (hout, Wp) grid -- Wp - wout junk columns per row, dropped at the
 # end -- in hout*Wp-long loops.  The sums are the same float operations in the same
-# order as above (the padding adds products with zeros).
+# order as above (the padding adds products with zeros).  Non-finite inputs: the weight
+# gradient's junk columns multiply a zero gradient by the input they wrap onto, so an
+# inf in x can give NaN where the row kernels give inf (as in conv_winograd, whose
+# tiles mix inputs likewise).
 @njit(cache=True, nogil=True, fastmath=False)
 def _pad_into(padded, plane, rows, cols, top, left, wp):
     """plane (rows*cols) into the interior of padded (its border left as it is)."""
