@@ -32,3 +32,20 @@ def test_model_row_hands_its_weights_to_the_twin():
     ours.step()
     theirs.step()
     assert _compare(ours.outputs(), theirs.outputs(), case.rtol, case.atol) is None
+
+
+def test_the_layer_grid_runs_only_when_asked_for_and_its_rows_agree():
+    """``--grid`` selects the grid's rows and nothing else; the default run none of them
+    (they are not issue 12's). A grid row builds on both frameworks, and they agree."""
+    from benchmarks.cpu_suite.__main__ import _compare, selected
+    from benchmarks.cpu_suite.cases import CASES
+
+    grid = selected(CASES, grid=True)
+    assert grid and all(n.startswith("grid: ") for n in grid)
+    assert not set(grid) & set(selected(CASES))
+    assert selected(CASES, grid=True, only=["depthwise 3x3 s2"]) == ["grid: depthwise 3x3 s2 64ch"]
+    case = CASES["grid: conv1d k3 64->1 L1024"]
+    ours, theirs = case.build("tinygen", True, None), case.build("torch", True, None)
+    ours.step()
+    theirs.step()
+    assert _compare(ours.outputs(), theirs.outputs(), case.rtol, case.atol) is None

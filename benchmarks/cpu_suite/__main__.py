@@ -35,6 +35,10 @@ def _parser():
                    help="fewer timed steps per row (~1 s of steps per framework)")
     p.add_argument("--only", nargs="+", default=None,
                    help="run the rows whose name contains one of these substrings")
+    p.add_argument("--grid", action="store_true",
+                   help="the layer grid instead (conv shapes beyond issue 12's rows: "
+                        "narrowing, depthwise, grouped, dilated, wide kernels, strided, "
+                        "transposed, 1-D), printed only")
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of timed steps per framework and row (default 1 quick, 4)")
     p.add_argument("--settle-ms", type=float, default=SETTLE_MS,
@@ -364,6 +368,14 @@ def _memory_pass(rows, threads, args):
     return failed
 
 
+def selected(cases, grid=False, only=None):
+    """The names of the rows to run: issue 12's (or with ``grid`` the layer grid's: not
+    issue 12's rows, never written into its table), those containing one of ``only``'s
+    substrings if given."""
+    return [n for n, case in cases.items() if (case.group == "grid") == grid
+            and (not only or any(s in n for s in only))]
+
+
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
@@ -371,7 +383,9 @@ def main(argv=None):
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
     from .cases import CASES
 
-    names = [n for n in CASES if not args.only or any(s in n for s in args.only)]
+    names = selected(CASES, args.grid, args.only)
+    if args.grid:
+        args.no_write = True
     seconds = args.seconds or (1.0 if args.quick else 4.0)
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     passes, info, failed = {t: [] for t in args.threads}, None, False

@@ -258,10 +258,59 @@ def _mlp_case():
                 build("torch"))
 
 
+# --- the layer grid (``--grid``): conv shapes the models do not have, fwd+bwd --------------
+# Where a path rule calibrated on the models' layers may send a layer the slow way (a
+# narrowing image head and a depthwise conv ran 3-8x slower than torch until session
+# 16).  Not issue 12's rows: printed by ``--grid``, never written into its table.
+def _grid_rows():
+    rows = []
+    for name, x, w, kwargs, transposed in [
+        ("3x3 64->1 (an image head)", (32, 64, 28, 28), (1, 64, 3, 3), dict(padding=1), False),
+        ("5x5 64->1", (32, 64, 28, 28), (1, 64, 5, 5), dict(padding=2), False),
+        ("3x3 64->8", (32, 64, 28, 28), (8, 64, 3, 3), dict(padding=1), False),
+        ("3x3 8->4", (32, 8, 28, 28), (4, 8, 3, 3), dict(padding=1), False),
+        ("3x3 1->64 (a first layer)", (32, 1, 28, 28), (64, 1, 3, 3), dict(padding=1), False),
+        ("3x3 16->64", (32, 16, 28, 28), (64, 16, 3, 3), dict(padding=1), False),
+        ("depthwise 3x3 64ch", (32, 64, 28, 28), (64, 1, 3, 3), dict(padding=1, groups=64),
+         False),
+        ("depthwise 5x5 64ch", (32, 64, 28, 28), (64, 1, 5, 5), dict(padding=2, groups=64),
+         False),
+        ("depthwise 3x3 s2 64ch", (32, 64, 28, 28), (64, 1, 3, 3),
+         dict(padding=1, stride=2, groups=64), False),
+        ("grouped 3x3 g4 64->64", (32, 64, 28, 28), (64, 16, 3, 3), dict(padding=1, groups=4),
+         False),
+        ("dilated 3x3 d2 32->32", (32, 32, 28, 28), (32, 32, 3, 3), dict(padding=2, dilation=2),
+         False),
+        ("5x5 32->32", (32, 32, 28, 28), (32, 32, 5, 5), dict(padding=2), False),
+        ("3x3 s2 32->64", (32, 32, 28, 28), (64, 32, 3, 3), dict(padding=1, stride=2), False),
+        ("conv1d k3 64->64 L1024", (8, 64, 1024), (64, 64, 3), dict(padding=1), False),
+        ("conv1d k3 64->1 L1024", (8, 64, 1024), (1, 64, 3), dict(padding=1), False),
+        ("conv1d k5 s2 32->32 L1024", (8, 32, 1024), (32, 32, 5), dict(padding=2, stride=2),
+         False),
+        ("transposed 3x3 s1 64->1", (32, 64, 28, 28), (64, 1, 3, 3), dict(padding=1), True),
+        ("transposed 3x3 s1 1->64", (32, 1, 28, 28), (1, 64, 3, 3), dict(padding=1), True),
+        ("transposed 4x4 s2 64->1 14->28", (64, 64, 14, 14), (64, 1, 4, 4),
+         dict(padding=1, stride=2), True),
+    ]:
+        if transposed:
+            ops = (lambda tg, F, x, w, _k=kwargs: F.conv_transpose2d(x, w, **_k),
+                   lambda th, F, x, w, _k=kwargs: F.conv_transpose2d(x, w, **_k))
+        elif len(x) == 3:
+            ops = (lambda tg, F, x, w, _k=kwargs: F.conv1d(x, w, **_k),
+                   lambda th, F, x, w, _k=kwargs: F.conv1d(x, w, **_k))
+        else:
+            ops = (lambda tg, F, x, w, _k=kwargs: F.conv2d(x, w, **_k),
+                   lambda th, F, x, w, _k=kwargs: F.conv2d(x, w, **_k))
+        case = _op_case(f"grid: {name}", {"x": (x, 1.0, True), "w": (w, 0.1, True)}, *ops)
+        case.group = "grid"
+        rows.append(case)
+    return rows
+
+
 def _all_cases():
     from .models import model_cases
 
-    cases = model_cases(Case, Bench) + _op_rows() + [_chain_case(), _mlp_case()]
+    cases = model_cases(Case, Bench) + _op_rows() + [_chain_case(), _mlp_case()] + _grid_rows()
     return {c.name: c for c in cases}
 
 

@@ -28,10 +28,10 @@ q + (j_t*dw) // sw], which is linear in k = p*Wq + q.  So the output is computed
 hout*Wq-long loops that LLVM vectorises (at stride 1 the one phase plane is the padded
 plane itself).  The adjoints run the same loops the other way.  Where each tap reads
 is worked out once per call (``_reads``) and the planes are copied a phase at a time:
-divisions per tap and plane or per row cost 15-35% of the forward.  (Measured against
-a version with the padded plane only, for stride 1: fwd / dx / dw 2.02 / 1.97 / 2.50 ms
-there, 2.20 / 2.36 / 2.90 here; at stride 2 the phase planes replaced row loops, 11.4
--> 9.9 ms fwd+dx+dw.)
+divisions per tap and plane, or per row, cost 15-35% of the forward.  (Against a
+version with the padded plane only, which served stride 1 alone: fwd / dx / dw 2.04 /
+1.96 / 2.51 ms there, 1.93 / 1.98 / 2.57 here, 1 thread; at stride 2 the phase planes
+replaced loops along output rows, 11.4 -> 9.9 ms fwd+dx+dw.)
 
 Threads (``chunks.share_range``): the forward and the input gradient share out planes
 (n, c), which are independent; the weight gradient shares out channels, each summed
@@ -82,12 +82,16 @@ def _phases_into(phases, plane, rows, cols, top, left, sh, sw, hq, wq):
             for m in range((rows - r0 + sh - 1) // sh if r0 < rows else 0):
                 r = r0 + m * sh
                 dst = phases[at + m * wq:at + m * wq + count]
-                if sw == 1:     # (a contiguous copy, which LLVM vectorises)
-                    src = plane[r * cols:(r + 1) * cols]
+                # (two loops, not one over either view: numba would type the view as of
+                # any layout, and the stride-1 copy would not vectorise)
+                if sw == 1:
+                    row = plane[r * cols:(r + 1) * cols]
+                    for k in range(count):
+                        dst[k] = row[k]
                 else:
-                    src = plane[r * cols + s0:(r + 1) * cols:sw]
-                for k in range(count):
-                    dst[k] = src[k]
+                    every = plane[r * cols + s0:(r + 1) * cols:sw]
+                    for k in range(count):
+                        dst[k] = every[k]
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -104,11 +108,13 @@ def _interior_from_phases(plane, phases, rows, cols, top, left, sh, sw, hq, wq):
                 r = r0 + m * sh
                 src = phases[at + m * wq:at + m * wq + count]
                 if sw == 1:
-                    dst = plane[r * cols:(r + 1) * cols]
+                    row = plane[r * cols:(r + 1) * cols]
+                    for k in range(count):
+                        row[k] = src[k]
                 else:
-                    dst = plane[r * cols + s0:(r + 1) * cols:sw]
-                for k in range(count):
-                    dst[k] = src[k]
+                    every = plane[r * cols + s0:(r + 1) * cols:sw]
+                    for k in range(count):
+                        every[k] = src[k]
 
 
 @njit(cache=True, nogil=True, fastmath=False)
