@@ -86,5 +86,5 @@ def test_an_experiment_built_directly_takes_its_defaults(model):
     once read its width from the config it was passed, a KeyError when left out)."""
     experiment = EXPERIMENTS[model]({"limit": 8})
     for key, default in EXPERIMENTS[model].default_config().items():
-        assert key in experiment.config, key
+        assert experiment.config[key] == default, key
     assert experiment.config["limit"] == 8
