@@ -292,16 +292,10 @@ def _grid_rows():
         ("transposed 4x4 s2 64->1 14->28", (64, 64, 14, 14), (64, 1, 4, 4),
          dict(padding=1, stride=2), True),
     ]:
-        if transposed:
-            ops = (lambda tg, F, x, w, _k=kwargs: F.conv_transpose2d(x, w, **_k),
-                   lambda th, F, x, w, _k=kwargs: F.conv_transpose2d(x, w, **_k))
-        elif len(x) == 3:
-            ops = (lambda tg, F, x, w, _k=kwargs: F.conv1d(x, w, **_k),
-                   lambda th, F, x, w, _k=kwargs: F.conv1d(x, w, **_k))
-        else:
-            ops = (lambda tg, F, x, w, _k=kwargs: F.conv2d(x, w, **_k),
-                   lambda th, F, x, w, _k=kwargs: F.conv2d(x, w, **_k))
-        case = _op_case(f"grid: {name}", {"x": (x, 1.0, True), "w": (w, 0.1, True)}, *ops)
+        # (the same name in both frameworks' functional modules)
+        op = "conv_transpose2d" if transposed else "conv1d" if len(x) == 3 else "conv2d"
+        fn = lambda lib, F, x, w, _op=op, _k=kwargs: getattr(F, _op)(x, w, **_k)  # noqa: E731
+        case = _op_case(f"grid: {name}", {"x": (x, 1.0, True), "w": (w, 0.1, True)}, fn, fn)
         case.group = "grid"
         rows.append(case)
     return rows

@@ -62,24 +62,28 @@ def serves(geom, taps, in_per_group, out_per_group):
 
 # --- the phase planes ------------------------------------------------------------------------
 @njit(cache=True, nogil=True, inline="always")
-def _phase_at(a, b, sw, hq, wq):
-    """Where phase plane (a, b) starts in the flat buffer of all of them: each holds Hq*Wq
-    elements and Wq more, which the junk columns of the last row read."""
-    return (a * sw + b) * (hq + 1) * wq
+def _phase_run(a, b, rows, cols, top, left, sh, sw, hq, wq):
+    """Which part of the plane (rows*cols) phase plane (a, b) holds: its first input row
+    r0 and column s0, how many rows (every sh-th) and columns (every sw-th) from them,
+    and where the first of them sits in the flat buffer of all the phase planes (each
+    Hq*Wq elements and Wq more, which the junk columns of the last row read).  Per phase,
+    not per row: divisions per row cost a third of the forward."""
+    r0, s0 = (a - top) % sh, (b - left) % sw
+    n_rows = (rows - r0 + sh - 1) // sh if r0 < rows else 0
+    count = (cols - s0 + sw - 1) // sw if s0 < cols else 0
+    at = (a * sw + b) * (hq + 1) * wq + ((r0 + top) // sh) * wq + (s0 + left) // sw
+    return r0, s0, n_rows, count, at
 
 
 @njit(cache=True, nogil=True, fastmath=False)
 def _phases_into(phases, plane, rows, cols, top, left, sh, sw, hq, wq):
-    """plane (rows*cols) into the phase planes (one flat buffer, ``_phase_at``), at the
+    """plane (rows*cols) into the phase planes (one flat buffer, ``_phase_run``), at the
     positions of the padded plane's interior (the rest is left as it is)."""
     for a in range(sh):
-        r0 = (a - top) % sh                 # the first input row in phase row a, and its
-        u0 = (r0 + top) // sh               # row there (divisions per phase, not per row:
-        for b in range(sw):                 # per row they cost a third of the forward)
-            s0 = (b - left) % sw
-            at = _phase_at(a, b, sw, hq, wq) + u0 * wq + (s0 + left) // sw
-            count = (cols - s0 + sw - 1) // sw if s0 < cols else 0
-            for m in range((rows - r0 + sh - 1) // sh if r0 < rows else 0):
+        for b in range(sw):
+            r0, s0, n_rows, count, at = _phase_run(a, b, rows, cols, top, left, sh, sw, hq,
+                                                   wq)
+            for m in range(n_rows):
                 r = r0 + m * sh
                 dst = phases[at + m * wq:at + m * wq + count]
                 # (two loops, not one over either view: numba would type the view as of
@@ -98,13 +102,10 @@ def _phases_into(phases, plane, rows, cols, top, left, sh, sw, hq, wq):
 def _interior_from_phases(plane, phases, rows, cols, top, left, sh, sw, hq, wq):
     """The padded plane's interior out of its phase planes, into plane (rows*cols)."""
     for a in range(sh):
-        r0 = (a - top) % sh
-        u0 = (r0 + top) // sh
         for b in range(sw):
-            s0 = (b - left) % sw
-            at = _phase_at(a, b, sw, hq, wq) + u0 * wq + (s0 + left) // sw
-            count = (cols - s0 + sw - 1) // sw if s0 < cols else 0
-            for m in range((rows - r0 + sh - 1) // sh if r0 < rows else 0):
+            r0, s0, n_rows, count, at = _phase_run(a, b, rows, cols, top, left, sh, sw, hq,
+                                                   wq)
+            for m in range(n_rows):
                 r = r0 + m * sh
                 src = phases[at + m * wq:at + m * wq + count]
                 if sw == 1:
@@ -228,7 +229,7 @@ def _reads(tap_i, tap_j, geom):
     (sh, sw), (dh, dw) = geom.stride, geom.dilation
     *_, hq, wq = _geometry(geom)
     rows, cols = tap_i * dh, tap_j * dw
-    phase = (rows % sh) * sw + cols % sw
+    phase = (rows % sh) * sw + cols % sw     # (the buffer's layout: ``_phase_run``)
     return np.ascontiguousarray(phase * (hq + 1) * wq + (rows // sh) * wq + cols // sw)
 
 
