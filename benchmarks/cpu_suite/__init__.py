@@ -1,7 +1,7 @@
 """tinygen against PyTorch CPU, every row of issue 12 in one run, measured fairly.
 
     python -m benchmarks.cpu_suite [--threads 1 2] [--quick] [--repeat N] [--only NAME ...]
-    python -m benchmarks.cpu_suite --grid [...]     # conv layer shapes beyond the rows
+    python -m benchmarks.cpu_suite --grid [...]     # layer shapes beyond the rows
 
 Each framework runs in its own worker process (``worker.py``), so that PyTorch's
 OpenMP runtime never shares a process with numba's and OpenBLAS's thread pools; the
@@ -19,8 +19,9 @@ A second pair of workers, whose malloc maps every large block afresh
 mark over the resident size before the step, for both, and tracemalloc's peak for
 ours.  Results go to ``benchmarks/results/cpu-2core.md`` and ``.json``.
 
-``--grid`` runs instead a grid of conv layer shapes the models do not have (narrowing,
-widening, depthwise, grouped, dilated, wide-kernel, strided, transposed, 1-D), with the
+``--grid`` runs instead a grid of layer shapes the models do not have (convs: narrowing,
+widening, depthwise, grouped, dilated, wide-kernel, strided, transposed, 1-D; pools with
+overlapping windows), with the
 same workers and checks, and only prints it: where a path rule calibrated on the
 models' layers may send a layer the slow way.
 """

@@ -38,7 +38,7 @@ def _parser():
     p.add_argument("--grid", action="store_true",
                    help="the layer grid instead (conv shapes beyond issue 12's rows: "
                         "narrowing, depthwise, grouped, dilated, wide kernels, strided, "
-                        "transposed, 1-D), printed only")
+                        "transposed, 1-D convs; overlapping pools), printed only")
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of timed steps per framework and row (default 1 quick, 4)")
     p.add_argument("--settle-ms", type=float, default=SETTLE_MS,

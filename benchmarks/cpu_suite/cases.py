@@ -258,7 +258,7 @@ def _mlp_case():
                 build("torch"))
 
 
-# --- the layer grid (``--grid``): conv shapes the models do not have, fwd+bwd --------------
+# --- the layer grid (``--grid``): layer shapes the models do not have, fwd+bwd -------------
 # Where a path rule calibrated on the models' layers may send a layer the slow way (a
 # narrowing image head and a depthwise conv ran 3-8x slower than torch until session
 # 16).  Not issue 12's rows: printed by ``--grid``, never written into its table.
@@ -296,6 +296,17 @@ def _grid_rows():
         op = "conv_transpose2d" if transposed else "conv1d" if len(x) == 3 else "conv2d"
         fn = lambda lib, F, x, w, _op=op, _k=kwargs: getattr(F, _op)(x, w, **_k)  # noqa: E731
         case = _op_case(f"grid: {name}", {"x": (x, 1.0, True), "w": (w, 0.1, True)}, fn, fn)
+        case.group = "grid"
+        rows.append(case)
+    # pools with overlapping windows (a blur, a ResNet stem's 3x3 stride-2 max pool)
+    for name, op, kwargs in [
+        ("avg_pool2d 3x3 s1 pad1", "avg_pool2d", dict(kernel_size=3, stride=1, padding=1)),
+        ("avg_pool2d 3x3 s2 pad1", "avg_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+        ("max_pool2d 3x3 s2 pad1", "max_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+    ]:
+        fn = lambda lib, F, x, _op=op, _k=kwargs: getattr(F, _op)(x, **_k)  # noqa: E731
+        case = _op_case(f"grid: {name} (32,64,28,28)", {"x": ((32, 64, 28, 28), 1.0, True)},
+                        fn, fn)
         case.group = "grid"
         rows.append(case)
     return rows

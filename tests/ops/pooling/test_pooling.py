@@ -52,7 +52,7 @@ def upsample_configs(draw):
     return shape, kwargs
 
 
-# --- finite differences (reference kernels) ------------------------------------------------------
+# --- finite differences ------------------------------------------------------------------------
 @given(pool_configs(), seeds)
 def test_max_pool2d_gradcheck_and_gradgradcheck(config, seed):
     shape, kwargs = config
@@ -61,11 +61,15 @@ def test_max_pool2d_gradcheck_and_gradgradcheck(config, seed):
         check_grads(lambda t: max_pool2d(t, **kwargs), x)
 
 
-@given(pool_configs(dilation=False), st.booleans(), st.sampled_from([None, 3]), seeds)
-def test_avg_pool2d_gradcheck_and_gradgradcheck(config, count_include_pad, divisor, seed):
+@given(pool_configs(dilation=False), st.booleans(), st.sampled_from([None, 3]),
+       st.sampled_from(["reference", "numba"]), seeds)
+def test_avg_pool2d_gradcheck_and_gradgradcheck(config, count_include_pad, divisor, kernels,
+                                                 seed):
+    """Both kernels: the numba ones sum overlapping or padded windows as a depthwise conv
+    of ones (``conv_depthwise``), the tiled ones in loops of their own."""
     shape, kwargs = config
     x = f64(np.random.default_rng(seed).standard_normal(shape))
-    with impl("reference"):
+    with impl(kernels):
         check_grads(lambda t: avg_pool2d(t, count_include_pad=count_include_pad,
                                          divisor_override=divisor, **kwargs), x)
 
@@ -117,25 +121,25 @@ def test_numba_max_pool_kernels_match_reference(config, dtype, seed):
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 10), st.integers(1, 10), dtypes,
        st.booleans(), seeds)
-def test_avg_pool_tiles_equal_the_general_kernels_bit_for_bit(kh, kw, h, w, dtype, ragged, seed):
-    """The stride == kernel, no padding fast path (windows tile the input) computes the
-    general kernels' sums in their order; leftover rows/columns get a zero gradient."""
+def test_avg_pool_tiles_match_the_stencil_path(kh, kw, h, w, dtype, ragged, seed):
+    """The two paths of avg_pool2d on windows that tile the input (stride == kernel, no
+    padding): the tiled loops and the depthwise stencils agree, and leftover
+    rows/columns get a zero gradient on both."""
     assume(h >= kh and w >= kw)
     if not ragged:
         h, w = h - h % kh, w - w % kw
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 3, h, w)).astype(dtype)
     oh, ow = h // kh, w // kw
-    inv = rng.uniform(0.1, 1, (oh, ow)).astype(dtype)
-    y = fast.avg_pool2d_forward(x, (kh, kw), (kh, kw), (0, 0), (oh, ow), inv)
-    general = np.empty_like(y)
-    fast._avg_pool2d(x, kh, kw, kh, kw, 0, 0, inv, general, 0, 6)  # all 2 * 3 planes
-    np.testing.assert_array_equal(y, general)
+    inv = rng.uniform(0.1, 1, (oh, ow))
+    args = (kh, kw), (kh, kw), (0, 0)
+    y = fast.avg_pool2d_forward(x, *args, (oh, ow), inv)
+    np.testing.assert_allclose(y, fast._avg_pool2d_stencil(x, *args, (oh, ow), inv),
+                               **tolerance(dtype))
     g = rng.standard_normal(y.shape).astype(dtype)
-    gx = fast.avg_pool2d_adjoint(g, (kh, kw), (kh, kw), (0, 0), (h, w), inv)
-    general = np.zeros_like(x)
-    fast._avg_pool2d_adjoint(g, kh, kw, kh, kw, 0, 0, inv, general, 0, 6)
-    np.testing.assert_array_equal(gx, general)
+    gx = fast.avg_pool2d_adjoint(g, *args, (h, w), inv)
+    np.testing.assert_array_equal(gx, fast._avg_pool2d_adjoint_stencil(g, *args, (h, w), inv))
+    assert not gx[:, :, oh * kh:].any() and not gx[:, :, :, ow * kw:].any()
 
 
 @settings(max_examples=40, deadline=None)
@@ -335,3 +339,41 @@ def test_errors_name_the_argument_and_the_shapes():
         interpolate(tg.randn(5, 5), scale_factor=2)
     with pytest.raises(ValueError, match=r"interpolate: output size \(0, 0\) for an input of shape"):
         interpolate(x, scale_factor=0.1)
+
+
+@pytest.mark.parametrize("stride, padding, ceil_mode", [(1, 1, False), (2, 1, True)])
+def test_avg_pool_stencils_give_the_same_bits_at_one_and_two_threads(monkeypatch, stride,
+                                                                       padding, ceil_mode):
+    """The depthwise stencils and the scaling share out planes, each one thread's: the
+    thread count changes no bit.  Their buffers come NaN-filled, so an element left
+    unwritten shows."""
+    import numba
+
+    from tinygen.backend.numba_kernels import chunks, conv_depthwise
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 1)
+    monkeypatch.setattr(conv_depthwise, "_empty", lambda *a, **k: np.full(*a, np.nan, **k))
+    rng = np.random.default_rng(0)
+    x = tensor(rng.standard_normal((3, 5, 12, 11)), np.float32, requires_grad=True)
+
+    def pool(t):
+        return avg_pool2d(t, 3, stride, padding, ceil_mode=ceil_mode, count_include_pad=False)
+
+    with impl("reference"):
+        expected = pool(x)
+    g = tensor(rng.standard_normal(expected.shape), np.float32)
+    expected_gx, = tg.grad(expected, [x], grad_outputs=g)
+    results = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            with impl("numba"):
+                y = pool(x)
+                results.append((y.numpy(), tg.grad(y, [x], grad_outputs=g)[0].numpy()))
+    finally:
+        numba.set_num_threads(previous)
+    (y1, gx1), (y2, gx2) = results
+    assert np.array_equal(y1, y2) and np.array_equal(gx1, gx2)
+    np.testing.assert_allclose(y1, expected.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gx1, expected_gx.numpy(), rtol=1e-6, atol=1e-6)

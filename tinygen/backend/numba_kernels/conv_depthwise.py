@@ -52,6 +52,7 @@ from .conv_bounds import terms_for_kernel as _terms
 # a NaN-filled one, so that an element a kernel forgets to write cannot pass for a zero
 # that fresh memory happened to hold).
 _empty = np.empty
+_NO_SCALE = np.empty(0, np.float64)
 
 
 def serves(geom, taps, in_per_group, out_per_group):
@@ -119,27 +120,40 @@ def _interior_from_phases(plane, phases, rows, cols, top, left, sh, sw, hq, wq):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _grid_from_plane(grid, plane, hout, wout, wq):
-    """grid (hout*Wq) rows from plane (hout*wout); the junk columns are left as they are."""
+def _grid_from_plane(grid, plane, hout, wout, wq, scale):
+    """grid (hout*Wq) rows from plane (hout*wout), each element times ``scale``'s at its
+    position when ``scale`` (float64, hout*wout) is not empty (one rounding: the product
+    in float64); the junk columns are left as they are."""
     for p in range(hout):
         dst, src = grid[p * wq:p * wq + wout], plane[p * wout:(p + 1) * wout]
-        for q in range(wout):
-            dst[q] = src[q]
+        if scale.size:
+            factors = scale[p * wout:(p + 1) * wout]
+            for q in range(wout):
+                dst[q] = src[q] * factors[q]
+        else:
+            for q in range(wout):
+                dst[q] = src[q]
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _plane_from_grid(plane, grid, hout, wout, wq):
-    """plane (hout*wout) out of grid (hout*Wq), its junk columns dropped."""
+def _plane_from_grid(plane, grid, hout, wout, wq, scale):
+    """plane (hout*wout) out of grid (hout*Wq), its junk columns dropped, times ``scale``
+    as ``_grid_from_plane``."""
     for p in range(hout):
         dst, src = plane[p * wout:(p + 1) * wout], grid[p * wq:p * wq + wout]
-        for q in range(wout):
-            dst[q] = src[q]
+        if scale.size:
+            factors = scale[p * wout:(p + 1) * wout]
+            for q in range(wout):
+                dst[q] = src[q] * factors[q]
+        else:
+            for q in range(wout):
+                dst[q] = src[q]
 
 
 # --- the three ops, a range of planes (or channels) each -------------------------------------
 @njit(cache=True, nogil=True, fastmath=False)
-def _forward_planes(x, w, y, bias, residual, reads, channels, height, width, hout, wout,
-                    top, left, sh, sw, hq, wq, lo, hi):
+def _forward_planes(x, w, y, bias, residual, scale, reads, channels, height, width, hout,
+                    wout, top, left, sh, sw, hq, wq, lo, hi):
     zero = y.dtype.type(0)
     span = hout * wq
     phases = np.zeros(sh * sw * (hq + 1) * wq, y.dtype)
@@ -154,7 +168,7 @@ def _forward_planes(x, w, y, bias, residual, reads, channels, height, width, hou
             for k in range(span):
                 grid[k] += wt * src[k]
         yp = y[plane]
-        _plane_from_grid(yp, grid, hout, wout, wq)
+        _plane_from_grid(yp, grid, hout, wout, wq, scale)
         if bias.size:
             b = bias[c]
             for k in range(yp.size):
@@ -166,8 +180,8 @@ def _forward_planes(x, w, y, bias, residual, reads, channels, height, width, hou
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _input_grad_planes(gy, w, gx, reads, channels, height, width, hout, wout, top, left,
-                       sh, sw, hq, wq, lo, hi):
+def _input_grad_planes(gy, w, gx, scale, reads, channels, height, width, hout, wout, top,
+                       left, sh, sw, hq, wq, lo, hi):
     zero = gx.dtype.type(0)
     span = hout * wq
     phases = np.empty(sh * sw * (hq + 1) * wq, gx.dtype)
@@ -176,7 +190,7 @@ def _input_grad_planes(gy, w, gx, reads, channels, height, width, hout, wout, to
         c = plane % channels
         for k in range(phases.size):
             phases[k] = zero
-        _grid_from_plane(grid, gy[plane], hout, wout, wq)
+        _grid_from_plane(grid, gy[plane], hout, wout, wq, scale)
         for t in range(reads.size):
             wt, dst = w[c, t], phases[reads[t]:reads[t] + span]
             for k in range(span):
@@ -199,7 +213,7 @@ def _weight_grad_channels(x, gy, gw, reads, images, channels, height, width, hou
         for n in range(images):
             _phases_into(phases, x[n * channels + c], height, width, top, left, sh, sw, hq,
                          wq)
-            _grid_from_plane(grid, gy[n * channels + c], hout, wout, wq)
+            _grid_from_plane(grid, gy[n * channels + c], hout, wout, wq, _NO_SCALE)
             for t in range(reads.size):
                 src, acc = phases[reads[t]:reads[t] + span], sums[t]
                 for k in range(span):
@@ -243,7 +257,20 @@ def _tap_weights(weight, tap_i, tap_j):
     return np.ascontiguousarray(weight[:, 0, tap_i, tap_j])
 
 
-def forward(x, weight, geom, taps, bias=None, residual=None):
+def _scale(scale, out_size):
+    """``scale`` as the kernels take it: float64, flat, empty for none."""
+    if scale is None:
+        return _NO_SCALE
+    scale = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
+    if scale.size != out_size[0] * out_size[1]:
+        raise ValueError(f"conv_depthwise: scale of {scale.size} elements for an output of "
+                         f"{tuple(out_size)} positions")
+    return scale
+
+
+def forward(x, weight, geom, taps, bias=None, residual=None, scale=None):
+    """The conv; ``scale`` (hout, wout), if given, multiplies each output position before
+    the bias and residual are added (average pooling's 1 / divisor)."""
     n, channels = x.shape[:2]
     hout, wout = geom.out_size
     tap_i, tap_j = _taps(taps)
@@ -251,12 +278,13 @@ def forward(x, weight, geom, taps, bias=None, residual=None):
     share_range(_forward_planes, n * channels, x.size + y.size,
                 np.ascontiguousarray(x).reshape(n * channels, -1),
                 _tap_weights(weight, tap_i, tap_j), y.reshape(n * channels, -1),
-                _terms(bias, x.dtype), _terms(residual, x.dtype), _reads(tap_i, tap_j, geom),
-                channels, *_geometry(geom))
+                _terms(bias, x.dtype), _terms(residual, x.dtype), _scale(scale, geom.out_size),
+                _reads(tap_i, tap_j, geom), channels, *_geometry(geom))
     return y
 
 
-def input_grad(grad_y, weight, geom, taps):
+def input_grad(grad_y, weight, geom, taps, scale=None):
+    """The conv's adjoint; ``scale`` as ``forward``'s (grad_y scaled first)."""
     n, channels = grad_y.shape[:2]
     height, width = geom.in_size
     tap_i, tap_j = _taps(taps)
@@ -264,7 +292,8 @@ def input_grad(grad_y, weight, geom, taps):
     share_range(_input_grad_planes, n * channels, grad_y.size + gx.size,
                 np.ascontiguousarray(grad_y).reshape(n * channels, -1),
                 _tap_weights(weight, tap_i, tap_j), gx.reshape(n * channels, -1),
-                _reads(tap_i, tap_j, geom), channels, *_geometry(geom))
+                _scale(scale, geom.out_size), _reads(tap_i, tap_j, geom), channels,
+                *_geometry(geom))
     return gx
 
 
