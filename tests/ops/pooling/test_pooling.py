@@ -377,3 +377,21 @@ def test_avg_pool_stencils_give_the_same_bits_at_one_and_two_threads(monkeypatch
     assert np.array_equal(y1, y2) and np.array_equal(gx1, gx2)
     np.testing.assert_allclose(y1, expected.numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(gx1, expected_gx.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernels", ["reference", "numba"])
+@pytest.mark.parametrize("shape", [(0, 3, 5, 5), (2, 0, 5, 5)])
+def test_pools_of_an_empty_batch_are_empty(kernels, shape):
+    """An empty batch (or no channels) gives empty outputs and gradients, as in PyTorch,
+    on every path (max pooling's gathers and scatters, the tiled and stencil average
+    pools): the kernels once reshaped to (N, C, -1), which numpy cannot infer for size
+    0."""
+    x = tensor(np.zeros(shape), np.float32, requires_grad=True)
+    with impl(kernels):
+        for pool in (lambda t: max_pool2d(t, 3, 1, 1), lambda t: max_pool2d(t, 2),
+                     lambda t: avg_pool2d(t, 3, 1, 1), lambda t: avg_pool2d(t, 2),
+                     lambda t: avg_pool2d(t, 3, 2, 1, ceil_mode=True)):
+            y = pool(x)
+            assert y.shape[:2] == shape[:2] and y.numpy().size == 0
+            gx, = tg.grad(y.sum(), [x])
+            assert gx.shape == shape

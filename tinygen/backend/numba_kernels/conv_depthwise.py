@@ -247,6 +247,13 @@ def _reads(tap_i, tap_j, geom):
     return np.ascontiguousarray(phase * (hq + 1) * wq + (rows // sh) * wq + cols // sw)
 
 
+def _by_plane(a):
+    """(N, C, H, W) as (N*C, H*W) (a view of a contiguous array; sizes spelled out, as
+    an empty batch has no -1 to infer)."""
+    n, c, h, w = a.shape
+    return np.ascontiguousarray(a).reshape(n * c, h * w)
+
+
 def _taps(taps):
     taps = np.asarray(taps, dtype=np.int64).reshape(-1, 2)
     return np.ascontiguousarray(taps[:, 0]), np.ascontiguousarray(taps[:, 1])
@@ -276,8 +283,8 @@ def forward(x, weight, geom, taps, bias=None, residual=None, scale=None):
     tap_i, tap_j = _taps(taps)
     y = _empty((n, channels, hout, wout), dtype=x.dtype)
     share_range(_forward_planes, n * channels, x.size + y.size,
-                np.ascontiguousarray(x).reshape(n * channels, -1),
-                _tap_weights(weight, tap_i, tap_j), y.reshape(n * channels, -1),
+                _by_plane(x),
+                _tap_weights(weight, tap_i, tap_j), _by_plane(y),
                 _terms(bias, x.dtype), _terms(residual, x.dtype), _scale(scale, geom.out_size),
                 _reads(tap_i, tap_j, geom), channels, *_geometry(geom))
     return y
@@ -290,8 +297,8 @@ def input_grad(grad_y, weight, geom, taps, scale=None):
     tap_i, tap_j = _taps(taps)
     gx = _empty((n, channels, height, width), dtype=grad_y.dtype)
     share_range(_input_grad_planes, n * channels, grad_y.size + gx.size,
-                np.ascontiguousarray(grad_y).reshape(n * channels, -1),
-                _tap_weights(weight, tap_i, tap_j), gx.reshape(n * channels, -1),
+                _by_plane(grad_y),
+                _tap_weights(weight, tap_i, tap_j), _by_plane(gx),
                 _scale(scale, geom.out_size), _reads(tap_i, tap_j, geom), channels,
                 *_geometry(geom))
     return gx
@@ -306,8 +313,8 @@ def weight_grad(x, grad_y, geom, taps):
         return grad_w
     at_taps = _empty((channels, tap_i.size), dtype=x.dtype)
     share_range(_weight_grad_channels, channels, x.size + grad_y.size,
-                np.ascontiguousarray(x).reshape(n * channels, -1),
-                np.ascontiguousarray(grad_y).reshape(n * channels, -1), at_taps,
+                _by_plane(x),
+                _by_plane(grad_y), at_taps,
                 _reads(tap_i, tap_j, geom), n, channels, *_geometry(geom))
     grad_w[:, 0, tap_i, tap_j] = at_taps
     return grad_w

@@ -23,6 +23,11 @@ def _planes(kernel, planes, size, *args):
     share_range(kernel, planes, size, *args)
 
 
+def _plane_size(a):
+    """H * W of an (N, C, H, W) array (reshape's -1 cannot infer it for an empty batch)."""
+    return a.shape[2] * a.shape[3]
+
+
 # --- max pooling -------------------------------------------------------------------------------
 @njit(cache=True)
 def _tap_range(start, kernel, dilation, size):
@@ -167,9 +172,9 @@ def _gather_plane(x3, idx3, out, lo, hi):
 
 def gather_plane(x, indices):
     n, c = x.shape[:2]
-    idx3 = np.ascontiguousarray(indices).reshape(n, c, -1)
+    idx3 = np.ascontiguousarray(indices).reshape(n, c, _plane_size(indices))
     out = np.empty(idx3.shape, dtype=x.dtype)
-    _planes(_gather_plane, n * c, idx3.size, x.reshape(n, c, -1), idx3, out)
+    _planes(_gather_plane, n * c, idx3.size, x.reshape(n, c, _plane_size(x)), idx3, out)
     return out.reshape(indices.shape)
 
 
@@ -185,9 +190,9 @@ def _scatter_plane(g3, idx3, out, lo, hi):
 def scatter_plane(g, indices, in_shape):
     n, c = in_shape[:2]
     size = int(np.prod(in_shape[2:]))
-    idx3 = np.ascontiguousarray(indices).reshape(n, c, -1)
+    idx3 = np.ascontiguousarray(indices).reshape(n, c, _plane_size(indices))
     out = np.zeros((n, c, size), dtype=g.dtype)
-    _planes(_scatter_plane, n * c, idx3.size + out.size, g.reshape(n, c, -1), idx3, out)
+    _planes(_scatter_plane, n * c, idx3.size + out.size, g.reshape(n, c, _plane_size(g)), idx3, out)
     return out.reshape(in_shape)
 
 

@@ -81,8 +81,10 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
 def gather_plane(x, indices):
     """``out[n, c, ...] = x[n, c].flat[indices[n, c, ...]]`` (max pooling given argmaxes)."""
     n, c = x.shape[:2]
-    flat = x.reshape(n, c, -1)
-    return array_module(x).take_along_axis(flat, indices.reshape(n, c, -1), axis=2).reshape(indices.shape)
+    # (sizes spelled out: reshape cannot infer a -1 for an empty batch)
+    flat = x.reshape(n, c, int(np.prod(x.shape[2:])))
+    chosen = indices.reshape(n, c, int(np.prod(indices.shape[2:])))
+    return array_module(x).take_along_axis(flat, chosen, axis=2).reshape(indices.shape)
 
 
 def scatter_plane(g, indices, in_shape):
@@ -91,7 +93,7 @@ def scatter_plane(g, indices, in_shape):
     n, c = in_shape[:2]
     plane = int(np.prod(in_shape[2:]))
     offsets = (xp.arange(n * c, dtype=xp.int64) * plane).reshape(n, c, 1)
-    flat = indices.reshape(n, c, -1) + offsets         # positions in the (N*C*plane,) output
+    flat = indices.reshape(n, c, int(np.prod(indices.shape[2:]))) + offsets   # in the (N*C*plane,) output
     return _scatter_add(xp, flat, g, n * c * plane, g.dtype).reshape(in_shape)
 
 
