@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tinygen as tg
 from tinygen.backend.numba_kernels import chunks
-from tinygen.backend.numba_kernels import conv as numba_conv
 from tinygen.backend.numba_kernels import conv_depthwise as D
 from tinygen.ops import conv as C
 from tinygen.testing import gradgradcheck
 
+from .._impls import at_one_and_two_threads
 from ._helpers import impl, numba_matches_reference
 
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-12}
@@ -140,18 +140,11 @@ def test_the_same_bits_at_one_and_two_threads(monkeypatch, stride):
     g = tg.tensor(np.random.default_rng(1).standard_normal((3, 6, 11, 10)), dtype=tg.float32)
     if stride == 2:
         g = tg.tensor(np.ascontiguousarray(g.numpy()[:, :, ::2, ::2]))
-    results = []
-    previous = numba.get_num_threads()
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            with impl("numba"):
-                y = C.conv2d(x, w, b, stride=stride, padding=1, groups=6)
-                results.append([y.numpy()] + [t.numpy() for t in
-                                              tg.grad(y, [x, w, b], grad_outputs=g)])
-    finally:
-        numba.set_num_threads(previous)
-    for a, e in zip(*results):
+    def compute():
+        y = C.conv2d(x, w, b, stride=stride, padding=1, groups=6)
+        return [y.numpy()] + [t.numpy() for t in tg.grad(y, [x, w, b], grad_outputs=g)]
+
+    for a, e in zip(*at_one_and_two_threads(compute)):
         assert np.array_equal(a, e)
 
 

@@ -12,7 +12,7 @@ from tinygen.nn.pooling import MaxPool2d, AvgPool2d, Upsample
 from tinygen.ops.pooling import max_pool2d, avg_pool2d, interpolate
 from tinygen.testing import check_grads, f64
 
-from .._impls import dtypes, impl, seeds, tensor, tie_free, tolerance
+from .._impls import at_one_and_two_threads, dtypes, impl, seeds, tensor, tie_free, tolerance
 
 
 @st.composite
@@ -347,8 +347,6 @@ def test_avg_pool_stencils_give_the_same_bits_at_one_and_two_threads(monkeypatch
     """The depthwise stencils and the scaling share out planes, each one thread's: the
     thread count changes no bit.  Their buffers come NaN-filled, so an element left
     unwritten shows."""
-    import numba
-
     from tinygen.backend.numba_kernels import chunks, conv_depthwise
 
     monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 1)
@@ -363,17 +361,11 @@ def test_avg_pool_stencils_give_the_same_bits_at_one_and_two_threads(monkeypatch
         expected = pool(x)
     g = tensor(rng.standard_normal(expected.shape), np.float32)
     expected_gx, = tg.grad(expected, [x], grad_outputs=g)
-    results = []
-    previous = numba.get_num_threads()
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            with impl("numba"):
-                y = pool(x)
-                results.append((y.numpy(), tg.grad(y, [x], grad_outputs=g)[0].numpy()))
-    finally:
-        numba.set_num_threads(previous)
-    (y1, gx1), (y2, gx2) = results
+    def compute():
+        y = pool(x)
+        return y.numpy(), tg.grad(y, [x], grad_outputs=g)[0].numpy()
+
+    (y1, gx1), (y2, gx2) = at_one_and_two_threads(compute)
     assert np.array_equal(y1, y2) and np.array_equal(gx1, gx2)
     np.testing.assert_allclose(y1, expected.numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(gx1, expected_gx.numpy(), rtol=1e-6, atol=1e-6)
