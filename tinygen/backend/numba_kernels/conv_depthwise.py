@@ -285,8 +285,7 @@ def forward(x, weight, geom, taps, bias=None, residual=None, scale=None):
     tap_i, tap_j = _taps(taps)
     y = _empty((n, channels, hout, wout), dtype=x.dtype)
     share_range(_forward_planes, n * channels, x.size + y.size,
-                _by_plane(x),
-                _tap_weights(weight, tap_i, tap_j), _by_plane(y),
+                _by_plane(x), _tap_weights(weight, tap_i, tap_j), _by_plane(y),
                 _terms(bias, x.dtype), _terms(residual, x.dtype), _scale(scale, geom.out_size),
                 _reads(tap_i, tap_j, geom), channels, *_geometry(geom))
     return y
@@ -299,8 +298,7 @@ def input_grad(grad_y, weight, geom, taps, scale=None):
     tap_i, tap_j = _taps(taps)
     gx = _empty((n, channels, height, width), dtype=grad_y.dtype)
     share_range(_input_grad_planes, n * channels, grad_y.size + gx.size,
-                _by_plane(grad_y),
-                _tap_weights(weight, tap_i, tap_j), _by_plane(gx),
+                _by_plane(grad_y), _tap_weights(weight, tap_i, tap_j), _by_plane(gx),
                 _scale(scale, geom.out_size), _reads(tap_i, tap_j, geom), channels,
                 *_geometry(geom))
     return gx
@@ -315,8 +313,7 @@ def weight_grad(x, grad_y, geom, taps):
         return grad_w
     at_taps = _empty((channels, tap_i.size), dtype=x.dtype)
     share_range(_weight_grad_channels, channels, x.size + grad_y.size,
-                _by_plane(x),
-                _by_plane(grad_y), at_taps,
+                _by_plane(x), _by_plane(grad_y), at_taps,
                 _reads(tap_i, tap_j, geom), n, channels, *_geometry(geom))
     grad_w[:, 0, tap_i, tap_j] = at_taps
     return grad_w

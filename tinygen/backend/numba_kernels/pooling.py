@@ -192,7 +192,8 @@ def scatter_plane(g, indices, in_shape):
     size = int(np.prod(in_shape[2:]))
     idx3 = np.ascontiguousarray(indices).reshape(n, c, _plane_size(indices))
     out = np.zeros((n, c, size), dtype=g.dtype)
-    _planes(_scatter_plane, n * c, idx3.size + out.size, g.reshape(n, c, _plane_size(g)), idx3, out)
+    _planes(_scatter_plane, n * c, idx3.size + out.size, g.reshape(n, c, _plane_size(g)),
+            idx3, out)
     return out.reshape(in_shape)
 
 
@@ -204,11 +205,12 @@ def scatter_plane(g, indices, in_shape):
 # ones: ``conv_depthwise``'s stencils, each tap one loop over a whole plane, which scale
 # each output by its window's 1 / divisor as they write it (``scale``), and their input
 # gradient for the adjoint (the gradient scaled as it is read: no scaled copy, which
-# made the step's peak memory twice PyTorch's).  Per-window loops clipped at the
-# borders vectorise nothing: 32 images of 64 channels 28x28, 3x3 stride 1 pad 1, 1 thread, quiet:
-# forward 20.9 -> 2.3 ms, adjoint 24.3 -> 3.7; stride 2: 5.2 -> 1.7 and 5.9 -> 2.0.
-# (The tiled case on the stencils: forward 1.65 -> 1.62, adjoint 1.13 -> 1.91 ms, (64,
-# 64, 16, 16) 2x2: so it keeps its own loops.)
+# made the step's peak memory twice PyTorch's).  The per-window loops they replace,
+# clipped at the borders, vectorised nothing: 32 images of 64 channels 28x28, 3x3
+# stride 1 pad 1, 1 thread, quiet, interleaved: forward 25.5 -> 2.1 ms, adjoint 23.6 ->
+# 2.2; stride 2: 5.1 -> 1.8 and 6.0 -> 1.9.  (The tiled case, (64, 64, 16, 16) 2x2, on
+# the stencils / on its loops: forward 1.62 / 1.65 ms, adjoint 1.91 / 1.13: so it keeps
+# its own loops.)
 @njit(cache=True, nogil=True)
 def _avg_pool2d_tiles(x, kh, kw, inv_divisor, out, lo, hi):
     """The windows tile the input: the sums a window row at a time over a whole output

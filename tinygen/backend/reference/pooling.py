@@ -93,7 +93,8 @@ def scatter_plane(g, indices, in_shape):
     n, c = in_shape[:2]
     plane = int(np.prod(in_shape[2:]))
     offsets = (xp.arange(n * c, dtype=xp.int64) * plane).reshape(n, c, 1)
-    flat = indices.reshape(n, c, int(np.prod(indices.shape[2:]))) + offsets   # in the (N*C*plane,) output
+    # positions in the (N*C*plane,) output
+    flat = indices.reshape(n, c, int(np.prod(indices.shape[2:]))) + offsets
     return _scatter_add(xp, flat, g, n * c * plane, g.dtype).reshape(in_shape)
 
 
