@@ -344,9 +344,9 @@ def test_errors_name_the_argument_and_the_shapes():
 @pytest.mark.parametrize("stride, padding, ceil_mode", [(1, 1, False), (2, 1, True)])
 def test_avg_pool_stencils_give_the_same_bits_at_one_and_two_threads(monkeypatch, stride,
                                                                        padding, ceil_mode):
-    """The depthwise stencils and the scaling share out planes, each one thread's: the
-    thread count changes no bit.  Their buffers come NaN-filled, so an element left
-    unwritten shows."""
+    """The depthwise stencils (which also scale by 1 / divisor) share out planes, each
+    one thread's: the thread count changes no bit.  Their buffers come NaN-filled, so an
+    element left unwritten shows."""
     from tinygen.backend.numba_kernels import chunks, conv_depthwise
 
     monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 1)
@@ -361,6 +361,7 @@ def test_avg_pool_stencils_give_the_same_bits_at_one_and_two_threads(monkeypatch
         expected = pool(x)
     g = tensor(rng.standard_normal(expected.shape), np.float32)
     expected_gx, = tg.grad(expected, [x], grad_outputs=g)
+
     def compute():
         y = pool(x)
         return y.numpy(), tg.grad(y, [x], grad_outputs=g)[0].numpy()
