@@ -21,7 +21,6 @@ ours.  Results go to ``benchmarks/results/cpu-2core.md`` and ``.json``.
 
 ``--grid`` runs instead a grid of layer shapes the models do not have (convs: narrowing,
 widening, depthwise, grouped, dilated, wide-kernel, strided, transposed, 1-D; pools with
-overlapping windows), with the
-same workers and checks, and only prints it: where a path rule calibrated on the
-models' layers may send a layer the slow way.
+overlapping windows), with the same workers and checks, and only prints it: where a
+path rule calibrated on the models' layers may send a layer the slow way.
 """

@@ -36,7 +36,7 @@ def _parser():
     p.add_argument("--only", nargs="+", default=None,
                    help="run the rows whose name contains one of these substrings")
     p.add_argument("--grid", action="store_true",
-                   help="the layer grid instead (conv shapes beyond issue 12's rows: "
+                   help="the layer grid instead (layer shapes beyond issue 12's rows: "
                         "narrowing, depthwise, grouped, dilated, wide kernels, strided, "
                         "transposed, 1-D convs; overlapping pools), printed only")
     p.add_argument("--seconds", type=float, default=None,
