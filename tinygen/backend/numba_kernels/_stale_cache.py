@@ -11,16 +11,20 @@ removed before any kernel is compiled or loaded.
 
 Handled: the package's own ``__pycache__`` (where numba writes in a source checkout,
 the only place where sources are edited) and, when ``NUMBA_CACHE_DIR`` is set, numba's
-directory for this package under it.  (Not numba's per-user fallback for read-only
-installs, whose sources do not change.)  Several processes at once (pytest's workers)
+directory for this package under it; in both, the directories of the pool's kernel
+wrappers made from other sources (``_wrappers.py``, which names them by the digest).
+(Not numba's per-user fallback for read-only installs, whose sources do not change.)  Several processes at once (pytest's workers)
 are harmless: removing a cache file is at worst a recompile, and numba reads a missing
 data file as a cache miss."""
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 STAMP = "tinygen-numba-sources.sha256"
 _SUFFIXES = (".nbi", ".nbc")
+WRAPPERS = "wrappers-"      # (_wrappers.PREFIX: the pool's kernel wrappers, one directory
+                            # per version of the sources, named by their digest)
 
 
 def sources_digest(directory):
@@ -61,7 +65,10 @@ def _drop_unless(cache, digest):
     removed = 0
     if cache.is_dir():
         for path in cache.iterdir():
-            if path.suffix in _SUFFIXES:
+            if path.name.startswith(WRAPPERS) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)     # (another version's wrappers)
+                removed += 1
+            elif path.suffix in _SUFFIXES:
                 try:
                     path.unlink()
                     removed += 1

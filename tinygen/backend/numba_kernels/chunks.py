@@ -48,6 +48,7 @@ import numba
 import numpy as np
 
 from . import _spin
+from ._wrappers import make_wrapper
 
 _lock = threading.Lock()
 _helpers = None         # (pid, [queue of each helper thread]): a forked child starts its own
@@ -353,7 +354,7 @@ def parallel_range(work, n, size):
 # against 575 us).  share_rows and share_range run a numba kernel's ranges from
 # compiled code instead (_spin.launch / publish_and_wait): the helpers poll between
 # jobs with the GIL released and call the kernel through a C wrapper made once per
-# kernel and argument types, so no thread takes the GIL between the caller's call and
+# kernel and argument types (``_wrappers.py``, cached on disk), so no thread takes the GIL between the caller's call and
 # its return (the same 64K ReLU: 5 us, the 1M one: 137 us).  share_pieces does the
 # same with the caller's count of ranges and no size threshold: a matrix product
 # (linalg.py, one cblas call per range) decides both itself.
@@ -370,7 +371,7 @@ _job = np.zeros(_spin.JOB_WORDS, dtype=np.int64)
 _awake = [False]        # by slot: the helper is polling or about to (else it sleeps)
 _WAKE = object()        # put on a sleeping helper's queue: run the posted job's ranges
 _share = [None, None, 0]    # pid, the lock of the one job posted at a time, last sequence
-_wrappers = {}          # (kernel, rows?, argument types) -> cfunc
+_made_wrappers = {}     # (kernel, rows?, argument types) -> cfunc (_wrappers.py)
 
 
 def share_rows(kernel, n, size, *args):
@@ -444,9 +445,9 @@ def _share_out(kernel, rows, n, size, args, pieces=None):
         return
     key = (kernel, rows, tuple([(a.dtype, a.ndim) if type(a) is np.ndarray else type(a)
                                 for a in args]))
-    wrapper = _wrappers.get(key)
+    wrapper = _made_wrappers.get(key)
     if wrapper is None:
-        wrapper = _wrappers[key] = _make_wrapper(kernel, rows, args)
+        wrapper = _made_wrappers[key] = make_wrapper(kernel, rows, args)
     if _share[0] != os.getpid():    # (a forked child: new helpers, a new lock)
         _share[:] = [os.getpid(), threading.Lock(), 0]
     lock = _share[1]
@@ -509,47 +510,6 @@ def _by_python(kernel, rows, n, size, args):
                                                for a in args]), n, size)
     else:
         parallel_range(lambda lo, hi: kernel(*args, lo, hi), n, size)
-
-
-_SCALARS = {float: np.float64, int: np.int64, bool: np.bool_}
-
-
-def _make_wrapper(kernel, rows, args):
-    """The C function ``int64 f(int64 *block, int64 lo, int64 hi)`` that calls ``kernel``
-    on the range [lo, hi), its arguments rebuilt from the block ``_spin.launch_with``
-    writes (an array: its address, then its shape; a scalar: its bits); it returns 1
-    when the kernel raised (numba would otherwise print the error and go on), else 0."""
-    names = {"kernel": kernel, "carray": numba.carray, "pointer": _spin.pointer,
-             "from_bits": _spin.from_bits}
-    values, at = [], 0
-    for i, a in enumerate(args):
-        like = f"like{i}"
-        if isinstance(a, np.ndarray):
-            names[like] = np.empty((0,) * a.ndim, dtype=a.dtype)
-            dims = [f"block[{at + 1 + d}]" for d in range(a.ndim)]
-            if rows:        # (the rows [lo, hi): the address moves on by lo rows)
-                row = " * ".join([str(a.dtype.itemsize)] + dims[1:])
-                address = f"block[{at}] + lo * {row}"
-                dims[0] = "hi - lo"
-            else:
-                address = f"block[{at}]"
-            values.append(f"carray(pointer({address}, {like}), ({', '.join(dims)},))")
-            at += 1 + a.ndim
-        else:
-            names[like] = _SCALARS.get(type(a), type(a))(0)
-            values.append(f"from_bits(block[{at}], {like})")
-            at += 1
-    if at > _spin.BLOCK_WORDS:
-        raise ValueError(f"share_rows/share_range: {len(args)} arguments need {at} words, "
-                         f"more than the block's {_spin.BLOCK_WORDS}")
-    if not rows:
-        values += ["lo", "hi"]
-    source = (f"def wrapper(block, lo, hi):\n    try:\n        kernel({', '.join(values)})\n"
-              f"    except Exception:\n        return 1\n    return 0\n")
-    exec(source, names)
-    signature = numba.types.int64(numba.types.CPointer(numba.types.int64), numba.types.int64,
-                                  numba.types.int64)
-    return numba.cfunc(signature, error_model="numpy")(names["wrapper"])
 
 
 # --- sums over chunks, in chunk order ----------------------------------------------------------
