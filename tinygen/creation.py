@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from .autograd.tensor import Tensor
+from .autograd.tensor import Tensor, check_dtype
 from .backend import to_device
 from .backend.cuda import is_cupy_array as is_device_array
 from .random import default_generator
@@ -44,6 +44,7 @@ def _shape(size):
 def _finish(array, requires_grad, device):
     """A leaf tensor of ``array`` on ``device`` (None: where ``array`` already is, so
     ``tensor(cuda_tensor)`` stays on the GPU as in PyTorch; new host data is on the CPU)."""
+    check_dtype(array.dtype)
     t = Tensor._make(array if device is None else to_device(array, device))
     if requires_grad:
         t.requires_grad = True

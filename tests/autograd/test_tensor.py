@@ -56,6 +56,23 @@ def test_manual_seed_makes_draws_reproducible():
     np.testing.assert_array_equal(tg.rand(3).numpy(), c)
 
 
+@pytest.mark.parametrize("data", [
+    np.array(["a", "b"]), np.array([object()], dtype=object), np.array([1 + 2j]),
+    np.array(["2020-01-01"], dtype="datetime64[D]"), ["a", "b"]])
+@pytest.mark.parametrize("make", ["tensor", "as_tensor", "Tensor"])
+def test_data_no_op_is_written_for_is_refused_where_the_tensor_is_made(data, make):
+    with pytest.raises(TypeError, match="booleans, integers or floating-point numbers"):
+        getattr(tg, make)(data)
+
+
+def test_a_factory_refuses_a_non_numeric_dtype():
+    with pytest.raises(TypeError, match="dtype <U3"):
+        tg.zeros(3, dtype="U3")
+    with pytest.raises(TypeError, match="complex64"):
+        tg.tensor([1.0], dtype=np.complex64)
+    assert tg.tensor([True]).dtype == np.bool_ and tg.tensor(np.float16([1])).dtype == np.float16
+
+
 def test_dtype_conversion_is_differentiable():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = x.double() * 3

@@ -23,6 +23,17 @@ def _is_float(dtype):
     return np.dtype(dtype).kind in _FLOAT_KINDS
 
 
+_TENSOR_KINDS = "biuf"     # booleans, integers, floats: what the ops are written for
+
+
+def check_dtype(dtype):
+    """Refuse data no op is written for (strings, objects, complex numbers, dates) when a
+    tensor is made from the user's data, rather than fail later inside some op."""
+    if np.dtype(dtype).kind not in _TENSOR_KINDS:
+        raise TypeError(f"tinygen tensors hold booleans, integers or floating-point numbers; "
+                        f"got data of dtype {np.dtype(dtype)} ({np.dtype(dtype).kind!r} kind)")
+
+
 class Tensor:
     # numpy must defer to Tensor's reflected operators (np.float64(2) * t).
     __array_ufunc__ = None
@@ -40,6 +51,7 @@ class Tensor:
             if data.dtype == np.float64:
                 data = data.astype(np.float32)
         self.data = xp.asarray(data) if not isinstance(data, np.ndarray) else data
+        check_dtype(self.data.dtype)
         self.grad = None
         self.grad_fn = None
         self._output_index = 0
