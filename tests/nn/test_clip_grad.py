@@ -63,6 +63,16 @@ def test_clip_grad_norm_nonfinite():
     assert math.isinf(clip_grad_norm_(params, 1.0).item())
 
 
+@pytest.mark.parametrize("max_norm", [-1.0, float("nan")])
+def test_clip_grad_norm_refuses_a_negative_or_nan_bound(max_norm):
+    params = _params_with_grads(GRADS)
+    with pytest.raises(ValueError, match="max_norm must be >= 0"):
+        clip_grad_norm_(params, max_norm)
+    assert np.array_equal(params[0].grad.numpy(), GRADS[0])        # (untouched)
+    total = clip_grad_norm_(params, math.inf)                      # the norm, unclipped
+    assert np.array_equal(params[0].grad.numpy(), GRADS[0]) and total.item() > 0
+
+
 def test_clip_grad_value():
     params = _params_with_grads(GRADS)
     clip_grad_value_(params, 2.5)

@@ -225,3 +225,14 @@ def test_functional_reexports():
                  "cross_entropy", "nll_loss", "binary_cross_entropy",
                  "binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "linear"):
         assert callable(getattr(F, name))
+
+
+@pytest.mark.parametrize("momentum", [-0.1, 1.5, float("nan")])
+def test_batch_norm_refuses_a_momentum_outside_zero_one(momentum):
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
+        nn.BatchNorm2d(3, momentum=momentum)
+    for fine in (0.0, 1.0, None):
+        nn.BatchNorm1d(3, momentum=fine)
+    x = tg.randn(4, 3)
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
+        F.batch_norm(x, tg.zeros(3), tg.ones(3), training=True, momentum=momentum)

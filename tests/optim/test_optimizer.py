@@ -68,6 +68,11 @@ def test_rejects_empty_tensor_nonleaf_duplicates():
     (lambda ps: optim.RMSprop(ps, alpha=-0.1), "alpha"),
     (lambda ps: optim.RMSprop(ps, momentum=-1), "momentum"),
     (lambda ps: optim.SGD([{"params": ps, "lr": -1.0}], lr=0.1), "lr"),  # per-group options too
+    (lambda ps: optim.SGD(ps, lr=float("nan")), "lr must be a finite number"),
+    (lambda ps: optim.Adam(ps, lr=float("inf")), "lr must be a finite number"),
+    (lambda ps: optim.Adam(ps, betas=(float("nan"), 0.999)), r"betas\[0\] must be a finite"),
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=float("nan")), "momentum must be a finite"),
+    (lambda ps: optim.RMSprop(ps, alpha=1.5), r"alpha must be <= 1.0"),
 ])
 def test_hyperparameter_validation_names_argument(make, match):
     with pytest.raises((ValueError, TypeError), match=match):

@@ -40,6 +40,9 @@ class _BatchNorm(Module):
         if momentum is not None and (isinstance(momentum, bool)
                                      or not isinstance(momentum, numbers.Real)):
             raise TypeError(f"momentum must be a number or None, got {momentum!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:   # (NaN fails this too)
+            raise ValueError(f"momentum must be in [0, 1] (the weight of the batch's "
+                             f"statistics in the running ones) or None, got {momentum!r}")
         self.eps = float(eps)
         self.momentum = None if momentum is None else float(momentum)
         self.affine = bool(affine)

@@ -332,6 +332,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                 f"batch_norm: momentum must be a number, got {momentum!r} (for a cumulative "
                 "average pass momentum=1/num_batches, as BatchNorm modules do for momentum=None)"
             )
+        if running_mean is not None and not 0.0 <= momentum <= 1.0:    # (NaN fails this too)
+            raise ValueError(f"batch_norm: momentum must be in [0, 1] (the weight of the "
+                             f"batch's statistics in the running ones), got {momentum!r}")
         return BatchNormTrain.apply(
             x, *affine, **flags,
             running_mean=None if running_mean is None else running_mean.data,

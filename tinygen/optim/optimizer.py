@@ -17,6 +17,7 @@ optimizer built over a new copy of the model.
 """
 from collections.abc import Mapping
 import copy
+import math
 import numbers
 
 import numpy as np
@@ -39,9 +40,13 @@ _SCALARS = frozenset([int, float, bool])
 
 
 def check_number(name, value, low=None, high=None, low_open=False, high_open=True):
-    """Validate an option: a real number in [low, high) by default; messages name it."""
+    """Validate an option: a finite real number in [low, high) by default; messages name
+    it.  (NaN passes every comparison with a bound, so it is refused first: lr=nan would
+    turn every parameter into NaN at the first step.)"""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and (value > high or (high_open and value == high)):

@@ -21,7 +21,7 @@ class RMSprop(Optimizer):
 
     def _check_options(self, options):
         check_number("lr", options["lr"], low=0.0)
-        check_number("alpha", options["alpha"], low=0.0)
+        check_number("alpha", options["alpha"], low=0.0, high=1.0, high_open=False)
         check_number("eps", options["eps"], low=0.0)
         check_number("weight_decay", options["weight_decay"], low=0.0)
         check_number("momentum", options["momentum"], low=0.0)

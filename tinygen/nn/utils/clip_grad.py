@@ -23,6 +23,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     grads = _grads(parameters)
     max_norm = float(max_norm)
     norm_type = float(norm_type)
+    if not max_norm >= 0:   # (NaN fails this too; inf is allowed: the norm, unclipped)
+        raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm} (a negative "
+                         f"bound would flip every gradient's sign)")
     if not grads:
         return Tensor(0.0)
     xp = array_module(grads[0].data)
