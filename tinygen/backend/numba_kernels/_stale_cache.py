@@ -13,9 +13,9 @@ Handled: the package's own ``__pycache__`` (where numba writes in a source check
 the only place where sources are edited) and, when ``NUMBA_CACHE_DIR`` is set, numba's
 directory for this package under it; in both, the directories of the pool's kernel
 wrappers made from other sources (``_wrappers.py``, which names them by the digest).
-(Not numba's per-user fallback for read-only installs, whose sources do not change.)  Several processes at once (pytest's workers)
-are harmless: removing a cache file is at worst a recompile, and numba reads a missing
-data file as a cache miss."""
+(Not numba's per-user fallback for read-only installs, whose sources do not change.)
+Several processes at once (pytest's workers) are harmless: removing a cache file is at
+worst a recompile, and numba reads a missing data file as a cache miss."""
 import hashlib
 import os
 import shutil

@@ -7,12 +7,11 @@ rebuilds the kernel's arguments from the block of words ``_spin.launch_with`` wr
 (an array: its address, then its shape; a scalar: its bits) and returns 1 when the
 kernel raised (numba would otherwise print the error and go on), else 0.
 
-numba compiles the kernel into each wrapper afresh, ~1-2 s a wrapper, and keeps a
-``cfunc`` only in memory unless it comes from a source file.  Made from a string (as
-the wrappers were until session 18) the 19 wrappers of a DCGAN step were compiled
-again in every process that ran at 2 threads: its first step took 38 s against 0.6 s
-at 1 thread (a busy host), and the compiler's garbage left ~17 MB of holes in the
-heap.  So each wrapper's source is written to a file of its own, named by the
+numba compiles the kernel into each wrapper afresh, ~1.9 s a wrapper, and can cache a
+``cfunc`` only when it comes from a source file.  Made from a string (as the wrappers
+were until session 18) the 19 wrappers of a DCGAN step were compiled again in every
+process that ran at 2 threads: its first step took 35.8 s against 0.39 s at 1 thread
+(quiet), and the compiler's garbage left ~17 MB of free holes in the heap.  So each wrapper's source is written to a file of its own, named by the
 source's digest, and its ``cfunc`` is compiled with numba's cache: from the second
 process on it loads in milliseconds.
 
@@ -57,8 +56,8 @@ def make_wrapper(kernel, rows, args):
     module, attribute = name
     lines = ["import numpy as np",
              "from numba import carray, cfunc",
-             "from tinygen.backend.numba_kernels._spin import from_bits, pointer",
-             "from tinygen.backend.numba_kernels._wrappers import SIGNATURE",
+             f"from {__package__}._spin import from_bits, pointer",
+             f"from {__package__}._wrappers import SIGNATURE",
              f"from {module} import {attribute} as kernel"]
     for i, like in enumerate(likes):
         if isinstance(like, np.ndarray):

@@ -354,10 +354,10 @@ def parallel_range(work, n, size):
 # against 575 us).  share_rows and share_range run a numba kernel's ranges from
 # compiled code instead (_spin.launch / publish_and_wait): the helpers poll between
 # jobs with the GIL released and call the kernel through a C wrapper made once per
-# kernel and argument types (``_wrappers.py``, cached on disk), so no thread takes the GIL between the caller's call and
-# its return (the same 64K ReLU: 5 us, the 1M one: 137 us).  share_pieces does the
-# same with the caller's count of ranges and no size threshold: a matrix product
-# (linalg.py, one cblas call per range) decides both itself.
+# kernel and argument types (``_wrappers.py``, cached on disk), so no thread takes the
+# GIL between the caller's call and its return (the same 64K ReLU: 5 us, the 1M one:
+# 137 us).  share_pieces does the same with the caller's count of ranges and no size
+# threshold: a matrix product (linalg.py, one cblas call per range) decides both itself.
 
 # Below this many elements touched, share_rows and share_range run on the calling
 # thread.  The call from Python costs ~3 us (wrapper look-up, posting, the numba
