@@ -23,8 +23,8 @@ from pathlib import Path
 
 STAMP = "tinygen-numba-sources.sha256"
 _SUFFIXES = (".nbi", ".nbc")
-WRAPPERS = "wrappers-"      # (_wrappers.PREFIX: the pool's kernel wrappers, one directory
-                            # per version of the sources, named by their digest)
+WRAPPERS = "wrappers-"      # + a digest: the pool's kernel wrappers made from one version of
+                            # the sources (``_wrappers.py``)
 
 
 def sources_digest(directory):
