@@ -33,6 +33,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numba
@@ -44,6 +45,7 @@ SIGNATURE = numba.types.int64(numba.types.CPointer(numba.types.int64), numba.typ
                               numba.types.int64)
 _SCALARS = {float: np.float64, int: np.int64, bool: np.bool_}
 _directory = []         # [the directory, or None where nothing can be written], found once
+_loading = threading.Lock()
 
 
 def make_wrapper(kernel, rows, args):
@@ -72,21 +74,25 @@ def make_wrapper(kernel, rows, args):
     source = "\n".join(lines)
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
     path = directory / f"w_{digest}.py"
-    try:
-        _write_once(path, source)
-    except OSError:
-        return _in_memory(kernel, call, likes)
     module_name = f"tinygen_wrapper_{digest}"
-    loaded = sys.modules.get(module_name)
-    if loaded is None:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        loaded = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = loaded       # (numba's cache finds the file through it)
+    # (two Python threads may ask for one wrapper at once: the file is written under one
+    # name per process, and the module is in sys.modules before it has run, so the
+    # second waits for the first to finish both)
+    with _loading:
         try:
-            spec.loader.exec_module(loaded)
-        except BaseException:
-            del sys.modules[module_name]
-            raise
+            _write_once(path, source)
+        except OSError:
+            return _in_memory(kernel, call, likes)
+        loaded = sys.modules.get(module_name)
+        if loaded is None:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = loaded       # (numba's cache finds the file by it)
+            try:
+                spec.loader.exec_module(loaded)
+            except BaseException:
+                del sys.modules[module_name]
+                raise
     return loaded.compiled
 
 
