@@ -236,3 +236,17 @@ def test_batch_norm_refuses_a_momentum_outside_zero_one(momentum):
     x = tg.randn(4, 3)
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
         F.batch_norm(x, tg.zeros(3), tg.ones(3), training=True, momentum=momentum)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: nn.MaxPool2d(-1), "MaxPool2d: kernel_size must be positive"),
+    (lambda: nn.MaxPool2d(2, stride=0), "MaxPool2d: stride must be positive"),
+    (lambda: nn.MaxPool2d(2, padding=2), "MaxPool2d: padding should be at most half"),
+    (lambda: nn.MaxPool2d(2, dilation=0), "MaxPool2d: dilation must be positive"),
+    (lambda: nn.AvgPool2d((2, 0)), "AvgPool2d: kernel_size must be positive"),
+    (lambda: nn.AvgPool2d(2, padding=-1), "AvgPool2d: padding must be non-negative"),
+    (lambda: nn.AvgPool2d(2.5), "AvgPool2d: kernel_size must be an int"),
+])
+def test_pooling_modules_check_their_arguments_when_built(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()

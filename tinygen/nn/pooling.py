@@ -1,7 +1,7 @@
 """``MaxPool2d``, ``AvgPool2d``, ``Upsample`` and ``GatedActivation``: thin Modules
 over the pooling ops (PyTorch's arguments and defaults)."""
 from ..ops.gated_activation import gated_activation
-from ..ops.pooling import max_pool2d, avg_pool2d, interpolate
+from ..ops.pooling import max_pool2d, avg_pool2d, interpolate, pool_arguments
 from .module import Module
 
 
@@ -9,6 +9,7 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
         super().__init__()
+        pool_arguments("MaxPool2d", kernel_size, stride, padding, dilation)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -29,6 +30,7 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
         super().__init__()
+        pool_arguments("AvgPool2d", kernel_size, stride, padding, 1)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding

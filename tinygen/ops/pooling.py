@@ -73,7 +73,9 @@ def _output_size(op, size, kernel, pad, stride, dilation, ceil_mode):
     return out
 
 
-def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
+def pool_arguments(op, kernel_size, stride, padding, dilation):
+    """The checks that need no input (the pooling modules make them when built): kernel
+    size, stride, padding and dilation as pairs (h, w)."""
     kernel = _pair(op, "kernel_size", kernel_size, 1)
     stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) \
         else _pair(op, "stride", stride, 1)
@@ -85,6 +87,12 @@ def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
                 f"{op}: padding should be at most half of kernel size, but got "
                 f"padding={padding} and kernel_size={kernel}"
             )
+    return kernel, stride, padding, dilation
+
+
+def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
+    kernel, stride, padding, dilation = pool_arguments(op, kernel_size, stride, padding,
+                                                       dilation)
     in_size = x.shape[2:]
     out_size = tuple(_output_size(op, s, k, p, st, d, ceil_mode)
                      for s, k, p, st, d in zip(in_size, kernel, padding, stride, dilation))
