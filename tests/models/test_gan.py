@@ -265,6 +265,37 @@ def test_n_critic_cadence(real_images):
     assert (exp.d_steps, exp.g_steps) == (7, 3)
 
 
+def test_a_linear_schedule_decays_both_optimizers_by_the_g_update_count(real_images):
+    """Gulrajani et al.'s decay: G's and D's rates go linearly from their own base rate
+    to lr_min over lr_decay_steps G updates, both by the G count, each step at the rate
+    of the count before it."""
+    exp = make("wgan-gp", n_critic=2, lr=1e-3, d_lr=2e-3, lr_schedule="linear",
+               lr_decay_steps=4, lr_min=1e-4)
+    rng = np.random.default_rng(0)
+    data = batches(real_images)
+    d_rates, g_rates = [], []
+    for _ in range(12):
+        g_before = exp.g_steps
+        exp.train_step(next(data), rng)
+        d_rates.append((g_before, exp.opt_d.param_groups[0]["lr"]))
+        if exp.g_steps > g_before:              # (a G update came after this D step)
+            g_rates.append((g_before, exp.opt_g.param_groups[0]["lr"]))
+    assert [g for g, _ in g_rates] == [0, 1, 2, 3, 4, 5]
+    for g, rate in d_rates:
+        assert rate == pytest.approx(2e-3 + (1e-4 - 2e-3) * min(1.0, g / 4))
+    for g, rate in g_rates:
+        assert rate == pytest.approx(1e-3 + (1e-4 - 1e-3) * min(1.0, g / 4))
+    assert d_rates[-1][1] == g_rates[-1][1] == pytest.approx(1e-4)        # (held at lr_min)
+
+
+def test_the_schedule_options_are_checked_when_the_experiment_is_made():
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine, linear"):
+        make("wgan-gp", lr_schedule="step")
+    with pytest.raises(ValueError, match="lr_schedule=linear needs lr_decay_steps >= 1"):
+        make("wgan-gp", lr_schedule="linear")
+    assert make("dcgan").opt_g.param_groups[0]["lr"] == 2e-4      # (constant: untouched)
+
+
 def _snapshot(exp):
     return ({n: m.state_dict() for n, m in exp.modules().items()},
             {n: o.state_dict() for n, o in exp.optimizers().items()},

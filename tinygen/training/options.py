@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..optim.schedules import SCHEDULES
+
 
 class ConfigError(ValueError):
     """A bad option: unknown key, wrong type, a change --resume cannot honour."""
@@ -67,10 +69,11 @@ SPECS = {
                             0),
     "free_bits": Spec("nats: each latent layer's batch-mean KL counts as at least this in the "
                       "ELBO objective (free bits; train_k 1 only; 0: none)", 0),
-    "lr_schedule": Spec("learning-rate schedule by step: constant, or cosine from lr to "
-                        "lr_min over lr_decay_steps", choices=("constant", "cosine")),
-    "lr_decay_steps": Spec("steps of the cosine schedule (lr_schedule cosine)", 0),
-    "lr_min": Spec("learning rate at the end of the cosine schedule", 0),
+    "lr_schedule": Spec("learning-rate schedule by optimizer step: constant, or cosine or "
+                        "linear from lr to lr_min over lr_decay_steps (GANs: over G updates, "
+                        "for G and D)", choices=SCHEDULES),
+    "lr_decay_steps": Spec("steps of the cosine or linear schedule", 0),
+    "lr_min": Spec("learning rate at the end of the cosine or linear schedule", 0),
     "decoder": Spec("p(x|z): factorized over pixels, or pixelcnn (each pixel also given the "
                     "pixels before it, through masked convs)", choices=("factorized", "pixelcnn")),
     "pixel_channels": Spec("width of the pixelcnn decoder's masked convs (decoder pixelcnn)",

@@ -12,7 +12,10 @@ their defaults (``default_config``):
 
 Every option can be changed (``loss`` takes any name in ``losses.LOSSES``;
 ``optimizer`` 'adam' or 'rmsprop'; ``clip_value`` for the clipped Wasserstein
-loss, which Arjovsky et al. train with RMSprop(5e-5) and n_critic 5).
+loss, which Arjovsky et al. train with RMSprop(5e-5) and n_critic 5;
+``lr_schedule`` 'cosine' or 'linear' with ``lr_decay_steps`` and ``lr_min``: both
+optimizers' rates decay with the count of G updates, as in Gulrajani et al.'s linear
+decay to 0, ``tinygen.optim.schedules``).
 
 The n_critic cadence under the runner's one-batch-per-step contract: every
 ``train_step`` makes ONE discriminator update on its batch, and a generator
@@ -45,6 +48,7 @@ import time
 import numpy as np
 
 from ... import optim
+from ...optim.schedules import check_schedule, scheduled_lr, set_lr
 from ... import random as _random
 from ...autograd.grad_mode import no_grad
 from ...autograd.tensor import Tensor
@@ -75,6 +79,9 @@ COMMON_DEFAULTS = {
     "fd_floor": True,          # also report the real-train vs real-test FD (same n)
     "n_fixed_samples": 64,     # size of the fixed latent batch behind sample grids
     "g_ema": 0.0,              # decay of the generator's weight average; 0: none
+    "lr_schedule": "constant",  # or "cosine", "linear": each optimizer's lr -> lr_min over
+    "lr_decay_steps": 0,       #   this many G updates (D's too follows the G count, as in
+    "lr_min": 0.0,             #   Gulrajani et al.'s linear decay to 0)
 }
 
 PRESETS = {
@@ -115,6 +122,9 @@ class GANExperiment(Experiment):
             raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {config['optimizer']!r}")
         if config["init"] not in ("dcgan", "default"):
             raise ValueError(f"init must be 'dcgan' or 'default', got {config['init']!r}")
+        check_schedule(config["lr_schedule"], config["lr_decay_steps"],
+                       "G updates: an epoch of 60000 images at batch 64 is ~937 D steps, "
+                       "~937 / n_critic G updates")
         if config["loss"] in L.PENALISED and config["d_batchnorm"]:
             raise ValueError("the gradient penalty is per sample; a BatchNorm critic couples "
                              "the samples (set d_batchnorm=False, as Gulrajani et al. do)")
@@ -146,9 +156,19 @@ class GANExperiment(Experiment):
         self.fixed_z = np.random.default_rng([seed, 2]).standard_normal(
             (int(config["n_fixed_samples"]), int(config["latent_dim"]))).astype(np.float32)
 
+    def _base_lr(self, lr):
+        return float(self.config["lr"] if lr is None else lr)
+
+    def _schedule(self, optimizer, base_lr):
+        """Set ``optimizer``'s rate for the current G update count (a decaying schedule)."""
+        c = self.config
+        if c["lr_schedule"] != "constant":
+            set_lr(optimizer, scheduled_lr(c["lr_schedule"], base_lr, c["lr_min"],
+                                           c["lr_decay_steps"], self.g_steps))
+
     def _optimizer(self, module, lr):
         c = self.config
-        lr = float(c["lr"] if lr is None else lr)
+        lr = self._base_lr(lr)
         if c["optimizer"] == "adam":
             return optim.Adam(module.parameters(), lr=lr, betas=(c["beta1"], c["beta2"]))
         return optim.RMSprop(module.parameters(), lr=lr)
@@ -218,6 +238,7 @@ class GANExperiment(Experiment):
             stats["d_loss"] = float(loss.item())
         self.opt_d.zero_grad()
         loss.backward()
+        self._schedule(self.opt_d, self._base_lr(self.config["d_lr"]))
         self.opt_d.step()
         if self.config["loss"] in L.CLIPPED:
             L.clip_parameters_(D.parameters(), float(self.config["clip_value"]))
@@ -235,6 +256,7 @@ class GANExperiment(Experiment):
             loss = self.g_loss_fn(D(G(self.noise(n, generator))))
             self.opt_g.zero_grad()
             loss.backward()
+            self._schedule(self.opt_g, self._base_lr(self.config["g_lr"]))
             self.opt_g.step()
         finally:
             D.requires_grad_(True)

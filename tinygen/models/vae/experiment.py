@@ -12,7 +12,8 @@ Training minimises the negative ELBO (nats per image; one reparameterised sample
 image, closed-form KL, or its one-sample estimate under ``prior: "vamp"``) with Adam.
 Options for longer runs: ``kl_warmup_steps`` (the KL weight rises linearly from 0 to 1,
 as in Sønderby et al. 2016 and the VampPrior paper's 100-epoch warm-up) and
-``lr_schedule: "cosine"`` (from ``lr`` to ``lr_min`` over ``lr_decay_steps``).  Both
+``lr_schedule: "cosine"`` or ``"linear"`` (from ``lr`` to ``lr_min`` over
+``lr_decay_steps``, ``tinygen.optim.schedules``).  Both
 are functions of the optimizer-step count, which checkpoints hold, so ``--resume``
 continues them.  The reported ``loss`` is the plain -ELBO even during warm-up.
 
@@ -61,6 +62,7 @@ import time
 import numpy as np
 
 from ... import optim, progress
+from ...optim.schedules import check_schedule, scheduled_lr, set_lr
 from ...backend import to_numpy
 from ...data import load_dataset
 from ...ops.reduce import logsumexp
@@ -88,7 +90,7 @@ COMMON_DEFAULTS = {
     "kl_warmup_steps": 0,             # KL weight rises linearly 0 -> 1 over these steps
     "train_k": 1,                     # samples per image of the training bound (1: ELBO)
     "free_bits": 0.0,                 # nats: each latent layer's KL floor (ELBO training)
-    "lr_schedule": "constant",        # or "cosine": lr -> lr_min over lr_decay_steps
+    "lr_schedule": "constant",        # or "cosine", "linear": lr -> lr_min over lr_decay_steps
     "lr_decay_steps": 0,
     "lr_min": 1e-5,
     "decoder": "factorized",          # or "pixelcnn": p(x|z) autoregressive over pixels
@@ -120,12 +122,8 @@ class VAEExperiment(Experiment):
                              f"{config['sample_mode']!r}")
         cls, _ = ARCHITECTURES[self.architecture]
         options = {name: config[name] for name in ARCHITECTURES[self.architecture][1]}
-        if config["lr_schedule"] not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got "
-                             f"{config['lr_schedule']!r}")
-        if config["lr_schedule"] == "cosine" and int(config["lr_decay_steps"]) < 1:
-            raise ValueError("lr_schedule=cosine needs lr_decay_steps >= 1 (optimizer steps; "
-                             "an epoch of 60000 images at batch 128 is 469)")
+        check_schedule(config["lr_schedule"], config["lr_decay_steps"],
+                       "an epoch of 60000 images at batch 128 is 469")
         if int(config["kl_warmup_steps"]) < 0:
             raise ValueError(f"kl_warmup_steps must be >= 0, got {config['kl_warmup_steps']}")
         if not float(config["free_bits"]) >= 0:
@@ -180,14 +178,10 @@ class VAEExperiment(Experiment):
         return 1.0 if warmup <= 0 else min(1.0, step / warmup)
 
     def learning_rate(self, step=None):
-        """cosine: lr_min + (lr - lr_min) (1 + cos(pi t / T)) / 2, t capped at T."""
-        step = self.steps if step is None else step
+        """The schedule's rate at ``step`` (default: the current one; ``optim.schedules``)."""
         c = self.config
-        lr = float(c["lr"])
-        if c["lr_schedule"] == "constant":
-            return lr
-        t = min(1.0, step / int(c["lr_decay_steps"]))
-        return float(c["lr_min"]) + (lr - float(c["lr_min"])) * 0.5 * (1 + math.cos(math.pi * t))
+        return scheduled_lr(c["lr_schedule"], c["lr"], c["lr_min"], c["lr_decay_steps"],
+                            self.steps if step is None else step)
 
     # --- training ----------------------------------------------------------------------------
     def train_step(self, batch, generator):
@@ -225,8 +219,7 @@ class VAEExperiment(Experiment):
                 "kl": float(-log_ratio.mean())}
 
     def _descend(self, objective):
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate()
+        set_lr(self.optimizer, self.learning_rate())
         self.optimizer.zero_grad()
         objective.backward()
         self.optimizer.step()
