@@ -68,10 +68,9 @@ def make_wrapper(kernel, rows, args):
                          f"dtype=np.dtype({like.dtype.str!r}))")
         else:
             lines.append(f"like{i} = np.{type(like).__name__}(0)")
-    lines += ["", "", "def wrapper(block, lo, hi):", "    try:", f"        kernel({call})",
-              "    except Exception:", "        return 1", "    return 0", "", "",
-              'compiled = cfunc(SIGNATURE, error_model="numpy", cache=True)(wrapper)', ""]
-    source = "\n".join(lines)
+    source = "\n".join(lines + ["", "", _wrapper_source(call), "",
+                                 'compiled = cfunc(SIGNATURE, error_model="numpy", '
+                                 'cache=True)(wrapper)', ""])
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
     path = directory / f"w_{digest}.py"
     module_name = f"tinygen_wrapper_{digest}"
@@ -125,13 +124,17 @@ def _call(rows, args):
     return ", ".join(values), likes
 
 
+def _wrapper_source(call):
+    """The wrapper function's own source, the same in a file and in memory."""
+    return (f"def wrapper(block, lo, hi):\n    try:\n        kernel({call})\n"
+            f"    except Exception:\n        return 1\n    return 0\n")
+
+
 def _in_memory(kernel, call, likes):
     names = {"kernel": kernel, "carray": numba.carray, "pointer": _spin.pointer,
              "from_bits": _spin.from_bits}
     names.update({f"like{i}": like for i, like in enumerate(likes)})
-    source = (f"def wrapper(block, lo, hi):\n    try:\n        kernel({call})\n"
-              f"    except Exception:\n        return 1\n    return 0\n")
-    exec(source, names)
+    exec(_wrapper_source(call), names)
     return numba.cfunc(SIGNATURE, error_model="numpy")(names["wrapper"])
 
 

@@ -159,12 +159,13 @@ class GANExperiment(Experiment):
     def _base_lr(self, lr):
         return float(self.config["lr"] if lr is None else lr)
 
-    def _schedule(self, optimizer, base_lr):
-        """Set ``optimizer``'s rate for the current G update count (a decaying schedule)."""
+    def _schedule(self, optimizer, lr_option):
+        """Set ``optimizer``'s rate (its base: config[lr_option], or lr) for the current G
+        update count, under a decaying schedule."""
         c = self.config
         if c["lr_schedule"] != "constant":
-            set_lr(optimizer, scheduled_lr(c["lr_schedule"], base_lr, c["lr_min"],
-                                           c["lr_decay_steps"], self.g_steps))
+            set_lr(optimizer, scheduled_lr(c["lr_schedule"], self._base_lr(c[lr_option]),
+                                           c["lr_min"], c["lr_decay_steps"], self.g_steps))
 
     def _optimizer(self, module, lr):
         c = self.config
@@ -238,7 +239,7 @@ class GANExperiment(Experiment):
             stats["d_loss"] = float(loss.item())
         self.opt_d.zero_grad()
         loss.backward()
-        self._schedule(self.opt_d, self._base_lr(self.config["d_lr"]))
+        self._schedule(self.opt_d, "d_lr")
         self.opt_d.step()
         if self.config["loss"] in L.CLIPPED:
             L.clip_parameters_(D.parameters(), float(self.config["clip_value"]))
@@ -256,7 +257,7 @@ class GANExperiment(Experiment):
             loss = self.g_loss_fn(D(G(self.noise(n, generator))))
             self.opt_g.zero_grad()
             loss.backward()
-            self._schedule(self.opt_g, self._base_lr(self.config["g_lr"]))
+            self._schedule(self.opt_g, "g_lr")
             self.opt_g.step()
         finally:
             D.requires_grad_(True)
