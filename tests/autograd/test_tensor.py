@@ -107,7 +107,8 @@ def test_requires_grad_off_only_on_leaves():
 def test_repr_mentions_grad_fn_and_dtype():
     x = tg.ones(2, dtype=tg.float64, requires_grad=True)
     assert "requires_grad=True" in repr(x) and "float64" in repr(x)
-    assert "grad_fn=<Mul>" in repr(x * 2)
+    assert "grad_fn=<MulConstant>" in repr(x * 2)
+    assert "grad_fn=<Mul>" in repr(x * x)
 
 
 def test_cuda_device_unavailable_is_a_clear_error():

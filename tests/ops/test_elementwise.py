@@ -113,6 +113,51 @@ def test_op_with_python_scalar(name, data):
     check_grads(fn, [x])
 
 
+# A tensor and a Python number take the constant ops (the number a parameter, not a
+# tensor of the graph): the same bits as the two-tensor ops, forward and backward.
+CONSTANT_PATHS = {  # name: (fn with the number, fn with the number as a 0-d tensor, op)
+    "x + c": (lambda x, c: x + c, lambda x, c: x + c, "AddConstant"),
+    "c + x": (lambda x, c: c + x, lambda x, c: c + x, "AddConstant"),
+    "x - c": (lambda x, c: x - c, lambda x, c: x - c, "AddConstant"),
+    "c - x": (lambda x, c: c - x, lambda x, c: c - x, "SubFromConstant"),
+    "x * c": (lambda x, c: x * c, lambda x, c: x * c, "MulConstant"),
+    "c * x": (lambda x, c: c * x, lambda x, c: c * x, "MulConstant"),
+    "x / c": (lambda x, c: x / c, lambda x, c: x / c, "DivConstant"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONSTANT_PATHS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(data=st.data())
+def test_number_operand_is_exactly_the_tensor_operand(name, dtype, data):
+    fn, reference, op = CONSTANT_PATHS[name]
+    values = data.draw(hnp.arrays(dtype, small_shapes(), elements=st.floats(
+        -4, 4, width=32).filter(lambda v: v != 0) | st.sampled_from([0.0, -0.0])))
+    number = data.draw(st.floats(-3, 3, allow_subnormal=False).filter(lambda v: abs(v) > 1e-3)
+                       | st.integers(-3, 3).filter(lambda v: v != 0 or "/" not in name))
+    upstream = data.draw(hnp.arrays(dtype, values.shape, elements=st.floats(-2, 2, width=32)))
+    x, x_ref = (tg.tensor(values.copy(), requires_grad=True) for _ in range(2))
+    out = fn(x, number)
+    expected = reference(x_ref, tg.tensor(np.asarray(number, dtype=dtype)))
+    assert type(out.grad_fn).__name__ == op and out.dtype == dtype
+    # the same bits, signs of zeros too (x - 0 of -0.0 is -0.0)
+    np.testing.assert_array_equal(np.signbit(out.numpy()), np.signbit(expected.numpy()))
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+    out.backward(tg.tensor(upstream))
+    expected.backward(tg.tensor(upstream))
+    np.testing.assert_array_equal(x.grad.numpy(), x_ref.grad.numpy())
+
+
+def test_numbers_meeting_integer_tensors_or_bools_take_the_two_tensor_ops():
+    ints = tg.tensor(np.arange(3))
+    assert (ints * 0.5).dtype == np.float32 and (ints + 2).dtype == ints.dtype
+    x = tg.tensor(np.ones(3, np.float32), requires_grad=True)
+    assert type((x * True).grad_fn).__name__ == "Mul"          # bool: as a tensor would be
+    assert type((x * np.float32(2)).grad_fn).__name__ == "Mul"  # numpy scalars too
+    with pytest.raises(TypeError, match="at least one operand must be a Tensor"):
+        tg.mul(2.0, 3.0)
+
+
 # --- unary math and activations ------------------------------------------------------------------
 # name: (fn, numpy reference, draw kwargs).  Kinks are avoided by ``avoid``.
 UNARY = {

@@ -43,7 +43,9 @@ def test_grad_frees_the_graph_too():
 def test_an_array_saved_by_several_nodes_is_counted_once():
     x = f64(np.ones(100))           # 800 B
     assert saved_tensor_bytes(x * x) == 800          # Mul saves x twice
-    assert saved_tensor_bytes((x * 2) + (x * 3)) == 800 + 2 * 8  # x once, plus the two scalars
+    two, three = f64([2.0]), f64([3.0])
+    assert saved_tensor_bytes((x * two) + (x * three)) == 800 + 2 * 8  # x once, two and three
+    assert saved_tensor_bytes((x * 2) + (x * 3)) == 0   # a number is the op's, not a saved tensor
     assert saved_tensor_bytes(x) == 0                # a leaf has no graph
 
 
@@ -76,6 +78,6 @@ def test_graph_nodes_walks_long_chains_without_recursion():
     x = f64([1.0])
     y = x
     for _ in range(20000):
-        y = y * 1.0
+        y = y * x
     assert len(graph_nodes(y)) == 20000
     assert saved_tensor_bytes(y) > 0

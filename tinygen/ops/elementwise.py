@@ -107,6 +107,64 @@ class PowConstant(Function):
         return grad * pow(a, c - 1) * c
 
 
+# --- a tensor and a Python number ------------------------------------------------------------
+# x * 0.9, x + 1.0, x / 2.0, 1.0 - x: the number is the op's parameter, as PowConstant's
+# exponent is, not a 0-d tensor of the graph.  The same numbers as the two-tensor ops
+# (numpy casts the number to the tensor's dtype either way; a - c is a + (-c) exactly),
+# at ~2 us less per op: no 0-d array and no Tensor made for the number, no dtype and
+# broadcast checks between the operands, one input edge instead of two.  A 100-op
+# elementwise chain is half such ops, forward and backward.
+class AddConstant(Function):
+    """a + c."""
+
+    def forward(self, a, c):
+        return a + a.dtype.type(c)
+
+    def backward(self, grad):
+        return grad
+
+
+class MulConstant(Function):
+    """a * c; its backward is itself (linear in a)."""
+
+    def forward(self, a, c):
+        self.c = c
+        return a * a.dtype.type(c)
+
+    def backward(self, grad):
+        return MulConstant.apply(grad, c=self.c)
+
+
+class DivConstant(Function):
+    """a / c (divided, not multiplied by 1 / c: the same bits as a tensor divisor)."""
+
+    def forward(self, a, c):
+        self.c = c
+        return a / a.dtype.type(c)
+
+    def backward(self, grad):
+        return DivConstant.apply(grad, c=self.c)
+
+
+class SubFromConstant(Function):
+    """c - a."""
+
+    def forward(self, a, c):
+        return a.dtype.type(c) - a
+
+    def backward(self, grad):
+        return neg(grad)
+
+
+def _number(value, tensor):
+    """Whether ``tensor op value`` takes the constant ops: a float tensor and a Python
+    int or float (not a bool; anything else, and an int tensor, take the two-tensor
+    path, with its casts and checks)."""
+    kind = type(value)
+    return (kind is float or kind is int) and isinstance(tensor, Tensor) \
+        and tensor.data.dtype.kind == "f"
+
+
 def _apply_binary(function, name, a, b):
     """Check dtypes and broadcast shapes (errors name both operands), then apply."""
     a, b = binary_operands(a, b, name)
@@ -117,18 +175,32 @@ def _apply_binary(function, name, a, b):
 
 
 def add(a, b):
+    if _number(b, a):
+        return AddConstant.apply(a, c=b)
+    if _number(a, b):
+        return AddConstant.apply(b, c=a)
     return _apply_binary(Add, "add", a, b)
 
 
 def sub(a, b):
+    if _number(b, a):    # (float: a - 0 is a + (-0.0), not a + 0, for a = -0.0)
+        return AddConstant.apply(a, c=-float(b))
+    if _number(a, b):
+        return SubFromConstant.apply(b, c=a)
     return _apply_binary(Sub, "sub", a, b)
 
 
 def mul(a, b):
+    if _number(b, a):
+        return MulConstant.apply(a, c=b)
+    if _number(a, b):
+        return MulConstant.apply(b, c=a)
     return _apply_binary(Mul, "mul", a, b)
 
 
 def div(a, b):
+    if _number(b, a):
+        return DivConstant.apply(a, c=b)
     a, b = binary_operands(a, b, "div")
     broadcast_shapes("div", a.shape, b.shape)
     if not is_float(a.dtype):
@@ -279,6 +351,8 @@ def sign(x):
 
 
 def _float_input(x, name):
+    if type(x) is Tensor and x.data.dtype.kind == "f":    # (the usual case: 0.5 us less)
+        return x
     x = as_tensor(x)
     if not is_float(x.dtype):
         x = cast(x, np.float32)
