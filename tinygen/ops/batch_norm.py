@@ -20,6 +20,7 @@ a GPU the CUDA ones.  Every device's module has the same functions, so the op
 calls the same ones everywhere (the CUDA module runs each fused one in a single
 launch; the CPU modules compose them from smaller kernels).
 """
+import math
 import numbers
 
 import numpy as np
@@ -40,7 +41,7 @@ def contiguous(array):
 # --- shapes --------------------------------------------------------------------------------
 def _as_ncl(shape):
     """(N, C, L) of an (N, C, *spatial) shape."""
-    return shape[0], shape[1], int(np.prod(shape[2:], dtype=np.int64))
+    return shape[0], shape[1], math.prod(shape[2:])
 
 
 def _channel_shape(ndim):

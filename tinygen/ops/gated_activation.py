@@ -6,6 +6,8 @@ backward is the closed form of the gate's second derivatives in tinygen ops, so
 gradients of any order work.  Kernels: ``tinygen.backend.{reference,numba_kernels,
 cuda_kernels}.gated_activation`` (kernels/gated_activation.cu), on ``(P, 2, Q)`` views.
 """
+import math
+
 import numpy as np
 
 from ..autograd.function import Function
@@ -20,8 +22,8 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _gated_view(shape, axis):
     """(P, 2, Q) such that reshaping to it puts the two halves along axis 1."""
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    inner = (shape[axis] // 2) * int(np.prod(shape[axis + 1:], dtype=np.int64))
+    outer = math.prod(shape[:axis])
+    inner = (shape[axis] // 2) * math.prod(shape[axis + 1:])
     return outer, 2, inner
 
 

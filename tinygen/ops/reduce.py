@@ -3,6 +3,7 @@
 A reduction's backward broadcasts the upstream gradient back over the reduced
 axes; ``_keep`` restores those axes (as size 1) when ``keepdims`` dropped them.
 """
+import math
 import numpy as np
 
 from ..autograd.function import Function
@@ -47,7 +48,7 @@ def sum(x, axis=None, keepdims=False):
 
 
 def _count(x, axes):
-    return int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    return math.prod([x.shape[a] for a in axes])
 
 
 @torch_names

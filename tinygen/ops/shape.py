@@ -112,7 +112,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     end = normalize_axis(end_dim, x.ndim, x.shape)
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    merged = int(np.prod(x.shape[start:end + 1], dtype=np.int64))
+    merged = math.prod(x.shape[start:end + 1])
     return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1:])
 
 

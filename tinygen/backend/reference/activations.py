@@ -13,6 +13,8 @@ block b's 32 bytes are mask[32 b : 32 b + 32], and bit k of byte 32 b + j is ele
 kernel packs and unpacks 32 consecutive elements at a time with one shift, a loop
 that vectorises, where bit k of byte i // 8 for element i would shuffle.
 """
+import math
+
 import numpy as np
 
 from .. import array_module
@@ -40,13 +42,13 @@ def _unpack(mask, shape):
     xp = array_module(mask)
     _check_mask(mask, shape)
     bits = (mask.reshape(-1, 1, 32) >> xp.arange(8, dtype=np.uint8).reshape(1, 8, 1)) & 1
-    n = int(np.prod(shape, dtype=np.int64))
+    n = math.prod(shape)
     return bits.reshape(-1)[:n].reshape(shape).astype(bool)
 
 
 def _check_mask(mask, shape):
     """A clear error for a mask that is not the packed mask of an array of ``shape``."""
-    n = int(np.prod(shape, dtype=np.int64))
+    n = math.prod(shape)
     if mask.dtype != np.uint8 or mask.ndim != 1 or mask.size != _mask_bytes(n):
         raise ValueError(f"relu/leaky_relu backward: the mask must be the packed uint8 mask "
                          f"of {_mask_bytes(n)} bytes of a gradient of shape {tuple(shape)}, "
