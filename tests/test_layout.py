@@ -36,6 +36,8 @@ ABSENT = {
     ("optim", "tests"): "tests/optim/",
     ("softmax_cross_entropy", "cuda"): "cupy's array ops through the reference",
     ("softmax_cross_entropy", "cu"): "cupy's array ops through the reference",
+    ("sigmoid_cross_entropy", "cuda"): "cupy's elementwise ops through the reference",
+    ("sigmoid_cross_entropy", "cu"): "cupy's elementwise ops through the reference",
     # Matrix products: cuBLAS through cupy's matmul on the GPU (kernels._ALIASES).
     ("linalg", "cuda"): "cupy's matmul (cuBLAS) through the reference",
     ("linalg", "cu"): "cupy's matmul (cuBLAS) through the reference",

@@ -2,7 +2,7 @@
 
 Every op family with hand-written kernels (conv, batch_norm, pooling, gated_activation,
 spectral_norm, WaveNet's generation step, the activations' fused passes, the
-optimizers' updates, the fused softmax cross-entropy, matrix products, the
+optimizers' updates, the fused softmax and sigmoid cross-entropies, matrix products, the
 autograd engine's gradient sums and sum_to) asks ``kernels(family, array)``
 for the module that serves ``array``'s device.  A device may have several implementations of the
 same functions: on the CPU the numba kernels (``"numba"``, the default) and the
@@ -41,6 +41,7 @@ CONTRACTS = {
                     "softplus_backward"),
     "optim": ("adam_step",),
     "softmax_cross_entropy": ("cross_entropy_forward", "cross_entropy_backward"),
+    "sigmoid_cross_entropy": ("forward", "backward"),
     "linalg": ("matmul",),
     "sums": ("add", "add_into", "sum_axes"),
 }
@@ -99,6 +100,10 @@ _REGISTRY = {
         "cpu": {"numba": "tinygen.backend.numba_kernels.softmax_cross_entropy",
                 "reference": "tinygen.backend.reference.softmax_cross_entropy"},
     },
+    "sigmoid_cross_entropy": {
+        "cpu": {"numba": "tinygen.backend.numba_kernels.sigmoid_cross_entropy",
+                "reference": "tinygen.backend.reference.sigmoid_cross_entropy"},
+    },
     "linalg": {
         "cpu": {"numba": "tinygen.backend.numba_kernels.linalg",
                 "reference": "tinygen.backend.reference.linalg"},
@@ -123,6 +128,9 @@ _ALIASES = {
     # The fused cross-entropy has no CUDA kernel yet: the reference's xp ops serve cupy.
     ("softmax_cross_entropy", "cuda", "nvrtc"): ("cpu", "reference"),
     ("softmax_cross_entropy", "cuda", "aot"): ("cpu", "reference"),
+    # Binary cross-entropy on logits: cupy's elementwise ops through the reference.
+    ("sigmoid_cross_entropy", "cuda", "nvrtc"): ("cpu", "reference"),
+    ("sigmoid_cross_entropy", "cuda", "aot"): ("cpu", "reference"),
     # Matrix products: cupy's matmul (cuBLAS) on the GPU.
     ("linalg", "cuda", "nvrtc"): ("cpu", "reference"),
     ("linalg", "cuda", "aot"): ("cpu", "reference"),

@@ -6,10 +6,11 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..backend import array_module
-from ._operands import as_tensor, is_float, check_same_device
+from ._operands import as_tensor, binary_operands, is_float, check_same_device
 from .elementwise import log, clamp, softplus, abs as _abs, _const
 from .reduce import sum, mean, log_softmax
 from .shape import gather, unsqueeze, squeeze, reshape
+from .sigmoid_cross_entropy import sigmoid_cross_entropy
 from .softmax_cross_entropy import IGNORED, softmax_cross_entropy
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -187,6 +188,16 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     _check_reduction(reduction)
     target = as_tensor(target, input)
     _same_shape("binary_cross_entropy_with_logits", input, target)
+    if (pos_weight is None and not target.requires_grad and isinstance(input, Tensor)
+            and is_float(input.dtype)):
+        # the fused node (sigmoid_cross_entropy.py): the composition below is its definition
+        input, target = binary_operands(input, target, "binary_cross_entropy_with_logits")
+        check_same_device("binary_cross_entropy_with_logits", ("input", input),
+                          ("target", target))
+        loss = sigmoid_cross_entropy(input, target.data)
+        if weight is not None:
+            loss = loss * as_tensor(weight, input)
+        return _reduce(loss, reduction)
     neg_log_sigmoid = softplus(-input)  # -log sigmoid(x)
     if pos_weight is not None:
         log_weight = (as_tensor(pos_weight, input) - 1.0) * target + 1.0
