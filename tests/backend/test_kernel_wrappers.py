@@ -74,6 +74,37 @@ def test_other_versions_wrappers_are_dropped_with_the_stale_caches(tmp_path):
     assert _stale_cache.drop_stale_caches(tmp_path) == 0 and kept.exists()
 
 
+def test_numbas_compiled_copies_of_this_checkouts_old_wrappers_are_dropped(tmp_path,
+                                                                            monkeypatch):
+    # With NUMBA_CACHE_DIR set, numba compiles a wrapper directory's files into
+    # CACHE_DIR/<its name>_<SHA-1 of its path>: this checkout's other versions go, the
+    # current one and another checkout's (another path) stay.
+    from numba.core import caching, config
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("x = 1\n")
+    numba_cache = tmp_path / "numba-cache"
+    numba_cache.mkdir()
+    monkeypatch.setattr(config, "CACHE_DIR", str(numba_cache))
+
+    def compiled_copy(wrapper_dir):    # where numba puts a wrapper file's cache
+        path = numba_cache / caching._CacheLocator.get_suitable_cache_subpath(
+            str(wrapper_dir / "w_1.py"))
+        path.mkdir()
+        (path / "w_1.wrapper-12.py311.nbi").write_bytes(b"0")
+        return path
+
+    current = _stale_cache.WRAPPERS + _stale_cache.sources_digest(package)[:20]
+    old = _stale_cache.WRAPPERS + "0" * 20
+    mine_old = compiled_copy(package / "__pycache__" / old)
+    mine_now = compiled_copy(package / "__pycache__" / current)
+    elsewhere = compiled_copy(tmp_path / "other" / "__pycache__" / old)
+    _stale_cache.drop_stale_caches(package)
+    assert not mine_old.exists()
+    assert mine_now.exists() and elsewhere.exists()
+
+
 @numba.njit(nogil=True)
 def _double(x, out):
     for i in range(x.shape[0]):

@@ -12,7 +12,8 @@ removed before any kernel is compiled or loaded.
 Handled: the package's own ``__pycache__`` (where numba writes in a source checkout,
 the only place where sources are edited) and, when ``NUMBA_CACHE_DIR`` is set, numba's
 directory for this package under it; in both, the directories of the pool's kernel
-wrappers made from other sources (``_wrappers.py``, which names them by the digest).
+wrappers made from other sources (``_wrappers.py``, which names them by the digest),
+and under ``NUMBA_CACHE_DIR`` numba's compiled copies of those wrappers.
 (Not numba's per-user fallback for read-only installs, whose sources do not change.)
 Several processes at once (pytest's workers) are harmless: removing a cache file is at
 worst a recompile, and numba reads a missing data file as a cache miss."""
@@ -52,7 +53,33 @@ def drop_stale_caches(directory):
     """Remove the numba cache files of the kernels in ``directory`` unless they were
     made from the sources there now; returns how many were removed."""
     digest = sources_digest(directory)
-    return sum(_drop_unless(cache, digest) for cache in cache_dirs(directory))
+    caches = cache_dirs(directory)
+    removed = sum(_drop_unless(cache, digest) for cache in caches)
+    return removed + _drop_compiled_wrappers(caches, digest)
+
+
+def _drop_compiled_wrappers(caches, digest):
+    """With NUMBA_CACHE_DIR set, numba compiles the pool's wrapper files (written in
+    ``caches``' ``wrappers-<digest>`` directories) into a directory of its own for each,
+    named (numba's ``get_suitable_cache_subpath``) ``wrappers-<digest>_<SHA-1 of the
+    wrapper directory's path>``: the path names this checkout, the digest the version.
+    Remove those of this checkout's other versions (another checkout's have another
+    path hash and are left alone)."""
+    from numba.core import config
+
+    if not config.CACHE_DIR or not Path(config.CACHE_DIR).is_dir():
+        return 0
+    current = WRAPPERS + digest[:20]
+    removed = 0
+    for path in Path(config.CACHE_DIR).iterdir():
+        name, _, hashed = path.name.rpartition("_")
+        if not name.startswith(WRAPPERS) or name == current or not path.is_dir():
+            continue
+        wrappers = [os.path.abspath(cache / name) for cache in caches]
+        if any(hashlib.sha1(w.encode()).hexdigest() == hashed for w in wrappers):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _drop_unless(cache, digest):
