@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinygen as tg
 import tinygen.nn.functional as F
+from tinygen.autograd.memory import graph_nodes
 from tinygen.backend.numba_kernels import sigmoid_cross_entropy as fast
 from tinygen.backend.numba_kernels.chunks import SHARE_THRESHOLD
 from tinygen.backend.reference import sigmoid_cross_entropy as ref
@@ -50,15 +51,7 @@ def _fused(x, target, weight, reduction):
 
 
 def _ops(loss):
-    seen, stack, names = set(), [loss.grad_fn], set()
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen or not hasattr(node, "next_edges"):
-            continue
-        seen.add(id(node))
-        names.add(node.name)
-        stack.extend(edge[0] for edge in node.next_edges if edge is not None)
-    return names
+    return {node.name for node in graph_nodes(loss)}
 
 
 @settings(max_examples=40, deadline=None)
