@@ -67,11 +67,15 @@ def _drop_compiled_wrappers(caches, digest):
     path hash and are left alone)."""
     from numba.core import config
 
-    if not config.CACHE_DIR or not Path(config.CACHE_DIR).is_dir():
+    if not config.CACHE_DIR:
+        return 0
+    try:
+        entries = list(Path(config.CACHE_DIR).iterdir())
+    except OSError:             # not made yet, or not ours to read
         return 0
     current = WRAPPERS + digest[:20]
     removed = 0
-    for path in Path(config.CACHE_DIR).iterdir():
+    for path in entries:
         name, _, hashed = path.name.rpartition("_")
         if not name.startswith(WRAPPERS) or name == current or not path.is_dir():
             continue
