@@ -54,8 +54,19 @@ def drop_stale_caches(directory):
     made from the sources there now; returns how many were removed."""
     digest = sources_digest(directory)
     caches = cache_dirs(directory)
-    removed = sum(_drop_unless(cache, digest) for cache in caches)
+    stale = [cache for cache in caches if not _is_current(cache, digest)]
+    if not stale:       # (the usual start: nothing to remove, no directory to scan)
+        return 0
+    removed = sum(_drop(cache, digest) for cache in stale)
     return removed + _drop_compiled_wrappers(caches, digest)
+
+
+def _is_current(cache, digest):
+    """Whether ``cache`` was stamped with this digest (its files made from these sources)."""
+    try:
+        return (cache / STAMP).read_text() == digest
+    except OSError:
+        return False
 
 
 def _drop_compiled_wrappers(caches, digest):
@@ -86,13 +97,10 @@ def _drop_compiled_wrappers(caches, digest):
     return removed
 
 
-def _drop_unless(cache, digest):
+def _drop(cache, digest):
+    """Remove ``cache``'s numba files and other versions' wrapper directories, then stamp
+    it with ``digest``; returns how many were removed."""
     stamp = cache / STAMP
-    try:
-        if stamp.read_text() == digest:
-            return 0
-    except OSError:
-        pass
     removed = 0
     if cache.is_dir():
         for path in cache.iterdir():

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._vmath import ZERO as _ZERO, exp_nonpositive as _exp_nonpositive, \
     log1p_unit as _log1p_unit, sigmoid as _sigmoid, wide_vectors as _wide_vectors
-from .activations import _kernel
+from .activations import _flat, _kernel
 from .chunks import share_rows as _share_rows
 from ..reference import sigmoid_cross_entropy as _reference
 
@@ -45,10 +45,6 @@ def _fast(*arrays):
         if a.dtype != np.float32:
             return False
     return True
-
-
-def _flat(a):
-    return np.ascontiguousarray(a).reshape(-1)
 
 
 def forward(x, t):
