@@ -29,6 +29,10 @@ ABSENT = {
     ("activations", "cuda"): "cupy's elementwise ops through the reference",
     ("activations", "cu"): "cupy's elementwise ops through the reference",
     ("activations", "tests"): "tests/ops/test_fused_activations.py",
+    # An array and a number (x * 0.9, 1 - x): the constant ops of ops/elementwise.py.
+    ("elementwise", "cuda"): "cupy's own arithmetic through the reference",
+    ("elementwise", "cu"): "cupy's own arithmetic through the reference",
+    ("elementwise", "tests"): "tests/ops/test_elementwise.py",
     # The optimizers' fused updates serve tinygen/optim/.
     ("optim", "ops"): "the optimizers are tinygen/optim/, not differentiable ops",
     ("optim", "cuda"): "cupy's elementwise ops through the reference",

@@ -367,6 +367,86 @@ def test_share_rows_gives_each_range_its_rows(monkeypatch, shape):
             np.testing.assert_array_equal(out, expected)
 
 
+def test_a_kernel_shared_out_with_other_types_in_turn_gets_its_own_wrapper(monkeypatch):
+    """One kernel shared out with float32 and float64 arrays, 1-D and 2-D, and two kinds
+    of scale, call after call: each call runs through the wrapper of its own argument
+    types (the one last used is tried first and checked against a code compiled from
+    the arguments' types), so every result is exact, and each type signature's wrapper
+    is made once."""
+    import numpy as np
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    rng = np.random.default_rng(2)
+    cases = [(rng.standard_normal(shape).astype(dtype), scale)
+             for shape in [(600,), (300, 2)] for dtype in (np.float32, np.float64)
+             for scale in (np.float32(0.5), 3.0)]
+    for _ in range(5):
+        for x, scale in cases:
+            out = np.full_like(x, np.nan)
+            chunks.share_rows(_scaled_rows, x.shape[0], x.size, x, scale, 2, False, out)
+            expected = np.empty_like(x)
+            _scaled_rows(x, scale, 2, False, expected)
+            np.testing.assert_array_equal(out, expected)
+    made = [key for key in chunks._made_wrappers if key[0] is _scaled_rows]
+    assert len(set(made)) == len(made) >= len(cases)
+
+
+def test_type_codes_tell_argument_types_apart():
+    import numpy as np
+
+    from tinygen.backend.numba_kernels import _spin
+
+    x32, x64 = np.zeros(3, np.float32), np.zeros(3)
+    codes = {_spin.type_code(args) for args in [
+        (x32, x32), (x64, x64), (x32, x64), (x32, np.zeros((3, 1), np.float32)),
+        (x32, 1.0), (x32, np.float32(1)), (x32, 1), (x32, True), (x32[::2], x32)]}
+    assert len(codes) == 9 and 0 not in codes
+    assert _spin.type_code((x32, 1.0)) == _spin.type_code((np.ones(5, np.float32), 2.5))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_shares_out_on_helpers_of_its_own(monkeypatch):
+    """The parent's helper threads do not exist in a child made by fork: the child
+    starts its own (and a job slot the parent held at the fork is free in the child),
+    so its compiled jobs still run on two threads."""
+    import time
+
+    import numpy as np
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    x = np.ones((4096, 64))
+    chunks.share_range(_range_sums, 4096, x.size, x.copy(), np.zeros(4096, np.int64))
+    assert chunks._queues, "the parent started no helper"
+    read, write = os.pipe()
+    chunks._job[chunks._spin.BUSY] = 1      # (a job of the parent's, posted at the fork)
+    try:
+        pid = os.fork()
+    finally:
+        if pid:
+            chunks._job[chunks._spin.BUSY] = 0
+    if pid == 0:    # the child: report how many ranges its helpers ran, then leave
+        ran, status = 0, 1
+        try:
+            deadline = time.perf_counter() + 60
+            while not ran and time.perf_counter() < deadline:
+                times = np.zeros(4096, dtype=np.int64)
+                before = int(chunks._job[chunks._spin.HELPER_RANGES])
+                chunks.share_range(_range_sums, 4096, x.size, x.copy(), times)
+                ran += int((times == 1).all()) * (
+                    int(chunks._job[chunks._spin.HELPER_RANGES]) - before)
+            os.write(write, str(ran).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        reported = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and int(reported) > 0
+
+
 def test_share_rows_takes_python_calls_for_strided_arrays(monkeypatch):
     import numpy as np
 
@@ -483,7 +563,8 @@ def test_a_range_that_fails_only_in_the_pool_is_named(monkeypatch):
 
 @pytest.mark.parametrize("n, pieces", [(100, 2), (100, 7), (5, 8), (3001, 1), (64, 64)])
 @pytest.mark.parametrize("how", ["shared", "one thread", "another job posted"])
-def test_share_pieces_runs_the_same_ranges_shared_out_or_not(monkeypatch, n, pieces, how):
+def test_share_pieces_runs_the_same_ranges_shared_out_or_not(monkeypatch, another_job_posted, n,
+                                                            pieces, how):
     """share_pieces ignores the size threshold and runs ``pieces`` ranges of
     ceil(n / pieces) (at most n of them), each once, whether shared out, on one
     thread, or alone because another Python thread's job is posted: the same ranges
@@ -494,7 +575,7 @@ def test_share_pieces_runs_the_same_ranges_shared_out_or_not(monkeypatch, n, pie
     per = -(-n // min(n, pieces))
     expected = [(lo, min(n, lo + per)) for lo in range(0, n, per)]
     chunks.share_pieces(_mark_range, 2, 2, np.zeros(2, np.int64), np.zeros(2, np.int64))
-    held = chunks._share[1] if how == "another job posted" else contextlib.nullcontext()
+    held = another_job_posted() if how == "another job posted" else contextlib.nullcontext()
     with held:
         for _ in range(20):
             times, log = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)

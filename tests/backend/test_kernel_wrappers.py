@@ -123,7 +123,8 @@ def test_a_kernel_from_outside_the_package_is_compiled_in_memory(monkeypatch, tm
 def test_without_a_writable_directory_the_wrapper_is_compiled_in_memory(monkeypatch):
     monkeypatch.setattr(_wrappers, "_directory", [None])
     x = np.arange(1 << 18, dtype=np.float32) - 1000
-    monkeypatch.setattr(chunks, "_made_wrappers", {})
+    for cache in ("_made_wrappers", "_last_wrapper", "_wrapper_by_code"):
+        monkeypatch.setattr(chunks, cache, {})
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     y, mask = activations.relu_forward(x)
     assert np.array_equal(activations.relu_backward(np.ones_like(x), mask), (x > 0) * 1.0)

@@ -148,6 +148,57 @@ def test_number_operand_is_exactly_the_tensor_operand(name, dtype, data):
     np.testing.assert_array_equal(x.grad.numpy(), x_ref.grad.numpy())
 
 
+ELEMENTWISE_KERNELS = ["add_constant", "mul_constant", "div_constant", "sub_from_constant"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("function", ELEMENTWISE_KERNELS)
+@given(data=st.data())
+def test_the_elementwise_kernels_give_the_references_bits(threads, dtype, function, data):
+    """The numba module shares a large array out among threads (here: from 64
+    elements); either way its bits are the reference's, NaNs, infinities, signed zeros
+    and subnormals included, for float and int numbers (a zero divisor too)."""
+    import numba
+
+    from tinygen.backend.numba_kernels import chunks, elementwise as numba_module
+    from tinygen.backend.reference import elementwise as reference
+
+    shape = data.draw(st.sampled_from([(3,), (7, 9), (200,), (4, 33, 5)]))
+    # ordinary numbers of many magnitudes, with drawn values (specials among them) spliced
+    # in (hypothesis' arrays alone repeat one fill value in most elements)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    values = (rng.standard_normal(shape) * 10.0 ** rng.uniform(-30, 30, shape)).astype(dtype)
+    drawn = data.draw(hnp.arrays(dtype, shape, elements=st.floats(width=32) | st.sampled_from(
+        [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -1e-45])))
+    spliced = data.draw(hnp.arrays(np.bool_, shape))
+    values[spliced] = drawn[spliced]
+    number = data.draw(st.floats(width=32) | st.integers(-5, 5) | st.sampled_from([0.0, -0.0]))
+    shared, share_rows = [], chunks.share_rows
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chunks, "SHARE_THRESHOLD", 64)
+        patch.setattr(numba, "get_num_threads", lambda: threads)
+        patch.setattr(chunks, "share_rows", lambda *a: shared.append(a[0]) or share_rows(*a))
+        with np.errstate(all="ignore"):
+            got = getattr(numba_module, function)(values, number)
+            expected = getattr(reference, function)(values, number)
+    assert got.dtype == expected.dtype == dtype and got.shape == expected.shape
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(got[~nan].view(bits), expected[~nan].view(bits))
+    assert bool(shared) == (threads == 2 and values.size >= 64), "shared out when large"
+
+
+def test_the_elementwise_kernels_take_any_layout():
+    from tinygen.backend.numba_kernels import elementwise as numba_module
+
+    x = np.arange(6 * 70, dtype=np.float32).reshape(6, 70) - 100
+    for a in (x[:, ::2], x.T, np.asfortranarray(x)):
+        np.testing.assert_array_equal(numba_module.sub_from_constant(a, 1.5), 1.5 - a)
+        np.testing.assert_array_equal(numba_module.div_constant(a, 3), a / np.float32(3))
+
+
 def test_numbers_meeting_integer_tensors_or_bools_take_the_two_tensor_ops():
     ints = tg.tensor(np.arange(3))
     assert (ints * 0.5).dtype == np.float32 and (ints + 2).dtype == ints.dtype

@@ -118,7 +118,7 @@ class AddConstant(Function):
     """a + c."""
 
     def forward(self, a, c):
-        return a + a.dtype.type(c)
+        return _elementwise_kernels(a).add_constant(a, c)
 
     def backward(self, grad):
         return grad
@@ -129,7 +129,7 @@ class MulConstant(Function):
 
     def forward(self, a, c):
         self.c = c
-        return a * a.dtype.type(c)
+        return _elementwise_kernels(a).mul_constant(a, c)
 
     def backward(self, grad):
         return MulConstant.apply(grad, c=self.c)
@@ -140,7 +140,7 @@ class DivConstant(Function):
 
     def forward(self, a, c):
         self.c = c
-        return a / a.dtype.type(c)
+        return _elementwise_kernels(a).div_constant(a, c)
 
     def backward(self, grad):
         return DivConstant.apply(grad, c=self.c)
@@ -150,10 +150,16 @@ class SubFromConstant(Function):
     """c - a."""
 
     def forward(self, a, c):
-        return a.dtype.type(c) - a
+        return _elementwise_kernels(a).sub_from_constant(a, c)
 
     def backward(self, grad):
         return neg(grad)
+
+
+def _elementwise_kernels(array):
+    """The elementwise family's kernels: numba on the CPU (large arrays shared out among
+    threads, else numpy), the array module's own arithmetic on the GPU."""
+    return kernels("elementwise", array, "arithmetic")
 
 
 def _number(value, tensor):

@@ -19,6 +19,7 @@ lets go would hold it off.  Polling every core while other work waits made a
 shared-out ReLU 2.4x slower than sleeping (load 4 on 2 cores); yielding gives the
 core back after each short stretch.
 """
+import hashlib
 import os
 import platform
 
@@ -119,7 +120,9 @@ PER = 4         # elements per range (the last one shorter)
 DONE = 5        # ranges finished (atomic add)
 HELPER_RANGES = 6   # ranges the helpers have run, all jobs together (for tests)
 FAILED = 7      # 0, or 1 + the start of the first range whose kernel raised (CAS from 0)
-JOB_WORDS = 8
+BUSY = 8        # 1 while a caller's job is posted (CAS from 0: one job at a time)
+SEQUENCE = 9    # the last job's sequence number (written by the caller holding BUSY)
+JOB_WORDS = 10
 MAX_RANGES = 0xFFFF
 _I64 = ir.IntType(64)
 
@@ -393,16 +396,68 @@ def _fits_impl(value, rows, n):
     return lambda value, rows, n: True
 
 
+# launch_with's statuses that ran nothing, besides launch's (0, or 1 + a failed range):
+DOES_NOT_FIT = -1       # an array not C-contiguous, or not n rows long (rows)
+ANOTHER_JOB = -2        # another Python thread's job is posted (BUSY held)
+OTHER_TYPES = -3        # the wrapper passed was made for other argument types
+
+
+def _type_code(args):
+    """The code of the argument types (a compile-time constant: ``type_code``)."""
+
+
+@overload(_type_code)
+def _type_code_impl(args):
+    code = code_of_types(args)
+    return lambda args: code
+
+
+def code_of_types(numba_type):
+    """A non-zero 63-bit code of a numba type (the arguments' tuple): what a wrapper
+    depends on (each array's dtype and ndim, each scalar's type) and more (layouts,
+    read-only flags), so equal codes mean one wrapper fits."""
+    digest = hashlib.blake2b(str(numba_type).encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") & 0x7FFFFFFFFFFFFFFF) | 1
+
+
 @njit(cache=True, nogil=True)
-def launch_with(job, function, n, ranges, sequence, rows, args):
+def type_code(args):
+    """``code_of_types`` of ``args``' numba type, as ``launch_with`` sees it."""
+    return _type_code(args)
+
+
+@njit(cache=True, nogil=True)
+def launch_with(job, function, code, n, pieces, size, threshold, threads, rows, args):
     """``launch`` with the arguments' words (``chunks``' block layout: an array's
-    address then its shape, a scalar's bits) written into a block first; returns
-    ``launch``'s status, or -1 (and nothing run) when an array does not fit (``_fits``)."""
+    address then its shape, a scalar's bits) written into a block first, in
+    ``pieces`` ranges, or (``pieces`` 0) in one range per ``threshold`` elements of
+    ``size`` (the elements the kernel touches), at least one and at most four per
+    thread.  The checks come first and run nothing when they fail: OTHER_TYPES when
+    ``code`` is not ``type_code(args)`` (``function`` was made for other argument
+    types), DOES_NOT_FIT when an array does not fit (``_fits``), ANOTHER_JOB when
+    another caller's job is posted.  Else ``launch``'s status.
+
+    All of a shared-out call's bookkeeping is here rather than in Python: done there
+    (a lock, the wrapper looked up by the arguments' dtypes, the sequence number, the
+    count of ranges) it cost ~2 us a call, as much as an 8 us kernel's half saves
+    (chunks.SHARE_THRESHOLD)."""
+    if _type_code(args) != code:
+        return OTHER_TYPES
     for value in literal_unroll(args):
         if not _fits(value, rows, n):
-            return -1
+            return DOES_NOT_FIT
+    if pieces > 0:
+        ranges = min(n, MAX_RANGES, pieces)
+    else:
+        ranges = min(n, MAX_RANGES, 4 * threads, max(threads, size // max(1, threshold)))
     block = np.empty(BLOCK_WORDS, dtype=np.int64)
     at = 0
     for value in literal_unroll(args):
         at = _put(block, at, value)
-    return launch(job, function, block.ctypes.data, n, ranges, sequence)
+    if not _compare_and_swap(job, BUSY, 0, 1):
+        return ANOTHER_JOB
+    sequence = job[SEQUENCE] % 0x7FFFFFFF + 1
+    job[SEQUENCE] = sequence
+    status = launch(job, function, block.ctypes.data, n, ranges, sequence)
+    _publish(job, BUSY, 0)
+    return status

@@ -277,7 +277,7 @@ def tanh_forward(x):
     threads when the array is large: bit for bit numpy's result.  The slices run
     numpy's own loop from a numba kernel (``_ufunc_loops``: no GIL hand-over per
     slice); where that loop cannot be found, as Python calls of np.tanh."""
-    if (x.size < chunks.PARALLEL_THRESHOLD or x.dtype.kind != "f"
+    if (x.size < chunks.SHARE_THRESHOLD or x.dtype.kind != "f"
             or not x.flags.c_contiguous or chunks.thread_count() <= 1):
         return np.tanh(x)   # (one thread: numpy's own allocation and call, nothing else)
     out = np.empty_like(x)

@@ -51,7 +51,8 @@ from . import _spin
 from ._wrappers import make_wrapper
 
 _lock = threading.Lock()
-_helpers = None         # (pid, [queue of each helper thread]): a forked child starts its own
+_queues = []            # the job queue of each helper thread (slot 1, 2, ...)
+_sleeping = set()       # the slots of helpers asleep on their queue (or about to be)
 _blas = None            # OpenBLAS's (get, set) thread-count functions, looked up once
 
 # Below this many elements touched, a kernel runs on the calling thread only: handing
@@ -262,9 +263,9 @@ def _spin_polls():
 def _serve(jobs, slot):
     while True:
         if jobs.empty():
-            _awake[slot] = False    # (about to sleep: the next compiled job wakes it)
+            _sleeping.add(slot)     # (about to sleep: the next compiled job wakes it)
         job = jobs.get()
-        _awake[slot] = True
+        _sleeping.discard(slot)
         if job is _WAKE:            # woken for a compiled job: its ranges, then poll
             _spin.run_posted(_job)
             done, seen, took_part = None, int(_flags[0]), False
@@ -280,20 +281,38 @@ def _serve(jobs, slot):
 
 def _helper_queues(count):
     """The job queues of ``count`` helper threads (started on first use)."""
-    global _helpers
     with _lock:
-        if _helpers is None or _helpers[0] != os.getpid():
-            _helpers = (os.getpid(), [])
-            _awake[:] = [False]
-        queues = _helpers[1]
-        while len(queues) < count:
+        while len(_queues) < count:
             jobs = queue.SimpleQueue()
-            slot = len(queues) + 1
-            _awake.append(True)
-            threading.Thread(target=_serve, args=(jobs, slot), name=f"tinygen-cpu-{slot}",
-                             daemon=True).start()
-            queues.append(jobs)
-        return queues[:count]
+            threading.Thread(target=_serve, args=(jobs, len(_queues) + 1),
+                             name=f"tinygen-cpu-{len(_queues) + 1}", daemon=True).start()
+            _queues.append(jobs)
+        return _queues[:count]
+
+
+def _wake_helpers(threads):
+    """Start the helpers of slots 1 .. threads-1 not started yet, and wake those asleep
+    (a compiled job's ranges are claimed by helpers polling between jobs)."""
+    queues = _helper_queues(threads - 1)
+    for slot in range(1, threads):
+        if slot in _sleeping:
+            _sleeping.discard(slot)
+            queues[slot - 1].put(_WAKE)
+
+
+def _forget_helpers():
+    """In a forked child: the parent's helper threads do not exist here, and a lock or
+    a job that one of its other threads held is nobody's now."""
+    global _lock
+    _lock = threading.Lock()
+    _queues.clear()
+    _sleeping.clear()
+    _job[_spin.BUSY] = 0
+    _BlasOnOneThread.depth, _BlasOnOneThread.saved = 0, ()
+
+
+if hasattr(os, "register_at_fork"):     # (POSIX)
+    os.register_at_fork(after_in_child=_forget_helpers)
 
 
 def map_chunks(work, chunks, blas=True):
@@ -360,18 +379,25 @@ def parallel_range(work, n, size):
 # threshold: a matrix product (linalg.py, one cblas call per range) decides both itself.
 
 # Below this many elements touched, share_rows and share_range run on the calling
-# thread.  The call from Python costs ~3 us (wrapper look-up, posting, the numba
-# dispatch): a 64K-element ReLU (8-10 us alone) gained nothing shared out; a 64K-element
-# sigmoid went from 35 to 22 us alone, but inside the 100-op chain (256x256: mul, add,
-# tanh, sigmoid) sharing it made the 2-thread step 4.55 ms against 4.23 unshared (one
-# process, interleaved), slower than 1 thread; and every range a helper claims is one
-# the caller may have to wait for when another process takes the helper's core.
-SHARE_THRESHOLD = 1 << 17
+# thread.  A shared-out call costs ~1.5 us more than calling the kernel (a 4K-element
+# sigmoid: 3.3-4.5 us against 2.0; session 20, after the Python below was cut from ~3
+# us to ~0.8: launch_with checks the wrapper's types, takes the one job slot and counts
+# the ranges in compiled code).  From 64K elements (torch's elementwise ops split from
+# 32K) sharing pays, but only when the NEIGHBOURING ops are shared too: an op shared
+# out leaves half its output in the other core's cache, and an unshared op that reads
+# it next pays for the transfer.  Measured quiet at 2 threads on the 100-op chain
+# (256x256: a product and a sum with a number, tanh, sigmoid; one process, alternated):
+# sharing sigmoid and its backward alone, 1.05x the time of sharing nothing; every op
+# of the chain shared (elementwise.py, the activations), 0.84x.  The models' steps at
+# 2 threads were the same at 64K and 128K (VAEs, GANs, WaveNet within 3%, noise).
+SHARE_THRESHOLD = 1 << 16
 _job = np.zeros(_spin.JOB_WORDS, dtype=np.int64)
-_awake = [False]        # by slot: the helper is polling or about to (else it sleeps)
 _WAKE = object()        # put on a sleeping helper's queue: run the posted job's ranges
-_share = [None, None, 0]    # pid, the lock of the one job posted at a time, last sequence
 _made_wrappers = {}     # (kernel, rows?, argument types) -> cfunc (_wrappers.py)
+# (kernel, rows?) -> (type code, wrapper address) of the argument types it was last
+# shared out with, and (kernel, rows?, type code) -> the wrapper: see _share_out.
+_last_wrapper = {}
+_wrapper_by_code = {}
 
 
 def share_rows(kernel, n, size, *args):
@@ -443,42 +469,53 @@ def _share_out(kernel, rows, n, size, args, pieces=None):
         else:
             kernel(*args, 0, n)
         return
-    key = (kernel, rows, tuple([(a.dtype, a.ndim) if type(a) is np.ndarray else type(a)
-                                for a in args]))
-    wrapper = _made_wrappers.get(key)
-    if wrapper is None:
-        wrapper = _made_wrappers[key] = make_wrapper(kernel, rows, args)
-    if _share[0] != os.getpid():    # (a forked child: new helpers, a new lock)
-        _share[:] = [os.getpid(), threading.Lock(), 0]
-    lock = _share[1]
-    if not lock.acquire(blocking=False):   # another thread's job is posted: this one alone
+    # The Python here is the least a shared-out call can be (each 0.1-0.5 us statement
+    # was measurable against a 64K-element kernel): the wrapper is the one of the types
+    # this kernel was last shared out with, which launch_with checks against the
+    # arguments' (a compile-time code) before it runs anything; the rest of the
+    # bookkeeping (one job at a time, its sequence, the count of ranges) is compiled.
+    if _sleeping or len(_queues) < threads - 1:
+        _wake_helpers(threads)
+    code, address = _last_wrapper.get((kernel, rows), (0, 0))
+    status = _spin.launch_with(_job, address, code, n, pieces or 0, size, SHARE_THRESHOLD,
+                               threads, rows, args)
+    if status == _spin.OTHER_TYPES:
+        code, address = _last_wrapper[kernel, rows] = _wrapper_for(kernel, rows, args)
+        status = _spin.launch_with(_job, address, code, n, pieces or 0, size,
+                                   SHARE_THRESHOLD, threads, rows, args)
+    if status == 0:
+        return
+    if status == _spin.ANOTHER_JOB:     # (another Python thread's: this one alone)
         if pieces is not None:
             _in_turn(kernel, n, pieces, args)
         elif rows:
             kernel(*args)
         else:
             kernel(*args, 0, n)
-        return
-    try:
-        if len(_awake) < threads or not all(_awake[1:threads]):
-            queues = _helper_queues(threads - 1)
-            for slot in range(1, threads):
-                if not _awake[slot]:
-                    _awake[slot] = True
-                    queues[slot - 1].put(_WAKE)
-        sequence = _share[2] = _share[2] % 0x7FFFFFFF + 1
-        ranges = pieces if pieces is not None else int(min(
-            n, _spin.MAX_RANGES, 4 * threads, max(threads, size // max(1, SHARE_THRESHOLD))))
-        status = _spin.launch_with(_job, wrapper.address, n, ranges, sequence, rows, args)
-    finally:
-        lock.release()
-    if status < 0:      # (an array not C-contiguous, or not n rows: ranges as Python calls)
+    elif status == _spin.DOES_NOT_FIT:  # (an array not C-contiguous, or not n rows)
         if pieces is not None:
             _in_turn(kernel, n, pieces, args)
         else:
             _by_python(kernel, rows, n, size, args)
-    elif status > 0:
+    else:
+        ranges = pieces if pieces is not None else int(min(
+            n, _spin.MAX_RANGES, 4 * threads, max(threads, size // max(1, SHARE_THRESHOLD))))
         _raise_failed_range(kernel, rows, n, ranges, status - 1, args)
+
+
+def _wrapper_for(kernel, rows, args):
+    """(type code of ``args``, the address of the wrapper that runs ``kernel`` on them),
+    the wrapper made on first use (``_wrappers.py``)."""
+    code = _spin.type_code(args)
+    wrapper = _wrapper_by_code.get((kernel, rows, code))
+    if wrapper is None:
+        key = (kernel, rows, tuple([(a.dtype, a.ndim) if type(a) is np.ndarray else type(a)
+                                    for a in args]))
+        wrapper = _made_wrappers.get(key)
+        if wrapper is None:
+            wrapper = _made_wrappers[key] = make_wrapper(kernel, rows, args)
+        _wrapper_by_code[kernel, rows, code] = wrapper
+    return code, wrapper.address
 
 
 def _raise_failed_range(kernel, rows, n, ranges, lo, args):
