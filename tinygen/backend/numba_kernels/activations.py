@@ -200,7 +200,9 @@ _TANH_BACKWARD = _kernel(_tanh_backward_loop, contract=False)
 
 
 def _flat(a):
-    return np.ascontiguousarray(a).reshape(-1)
+    """``a`` as a flat C-contiguous array: a view when ``a`` is C-contiguous, else a
+    copy (the view taken directly: ``np.ascontiguousarray`` cost 0.3 us more a call)."""
+    return a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1)
 
 
 def _with_mask(kernel, x, *scalars):

@@ -405,13 +405,19 @@ def share_rows(kernel, n, size, *args):
     rows that cover ``range(n)`` (every array's axis 0 has length ``n``), shared out
     among the threads when ``size`` (elements touched) reaches SHARE_THRESHOLD, else
     one call.  ``kernel``: a numba function (``nogil``) returning nothing."""
-    _share_out(kernel, True, n, size, args)
+    if size < SHARE_THRESHOLD or n <= 1:    # (most calls: checked before any other)
+        kernel(*args)
+    else:
+        _share_out(kernel, True, n, size, args)
 
 
 def share_range(kernel, n, size, *args):
     """``kernel(*args, lo, hi)`` on consecutive ranges ``[lo, hi)`` that cover
     ``range(n)``, shared out as ``share_rows`` does (the arrays passed whole)."""
-    _share_out(kernel, False, n, size, args)
+    if size < SHARE_THRESHOLD or n <= 1:
+        kernel(*args, 0, n)
+    else:
+        _share_out(kernel, False, n, size, args)
 
 
 def share_pieces(kernel, n, pieces, *args):
