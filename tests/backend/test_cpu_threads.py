@@ -409,7 +409,8 @@ def test_type_codes_tell_argument_types_apart():
 def test_a_forked_child_shares_out_on_helpers_of_its_own(monkeypatch):
     """The parent's helper threads do not exist in a child made by fork: the child
     starts its own (and a job slot the parent held at the fork is free in the child),
-    so its compiled jobs still run on two threads."""
+    so its compiled jobs still run on two threads; BLAS held at one thread by one of
+    the parent's threads is let go in the child (its counts put back)."""
     import time
 
     import numpy as np
@@ -420,7 +421,11 @@ def test_a_forked_child_shares_out_on_helpers_of_its_own(monkeypatch):
     chunks.share_range(_range_sums, 4096, x.size, x.copy(), np.zeros(4096, np.int64))
     assert chunks._queues, "the parent started no helper"
     read, write = os.pipe()
-    chunks._job[chunks._spin.BUSY] = 1      # (a job of the parent's, posted at the fork)
+    put_back = []
+    # (at the fork, a job of the parent's is posted and BLAS held at one thread)
+    chunks._job[chunks._spin.BUSY] = 1
+    monkeypatch.setattr(chunks._BlasOnOneThread, "depth", 1)
+    monkeypatch.setattr(chunks._BlasOnOneThread, "saved", [(put_back.append, 4)])
     try:
         pid = os.fork()
     finally:
@@ -429,6 +434,7 @@ def test_a_forked_child_shares_out_on_helpers_of_its_own(monkeypatch):
     if pid == 0:    # the child: report how many ranges its helpers ran, then leave
         ran, status = 0, 1
         try:
+            assert put_back == [4] and chunks._BlasOnOneThread.depth == 0
             deadline = time.perf_counter() + 60
             while not ran and time.perf_counter() < deadline:
                 times = np.zeros(4096, dtype=np.int64)

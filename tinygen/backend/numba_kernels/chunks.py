@@ -308,6 +308,8 @@ def _forget_helpers():
     _queues.clear()
     _sleeping.clear()
     _job[_spin.BUSY] = 0
+    for put, n in _BlasOnOneThread.saved:   # (held by a thread that is not here: let go)
+        put(n)
     _BlasOnOneThread.depth, _BlasOnOneThread.saved = 0, ()
 
 
