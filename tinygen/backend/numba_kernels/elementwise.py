@@ -64,27 +64,22 @@ def _shared(kernel, a, c):
     return out
 
 
-# (the size checked first, here: these run for every x * 0.9 of a model, most of them
-# small, where one Python call more is a tenth of the op)
-def add_constant(a, c):
-    if a.size >= chunks.SHARE_THRESHOLD and (out := _shared(_add, a, c)) is not None:
-        return out
-    return _reference.add_constant(a, c)
+def _with_number(kernel, reference):
+    """The family's function of ``reference``'s name: ``kernel`` shared out for a large
+    array, else ``reference``.  (The size is checked first, here: these run for every
+    x * 0.9 of a model, most of them small, where one Python call more is a tenth of
+    the op.)"""
+    def function(a, c):
+        if a.size >= chunks.SHARE_THRESHOLD and (out := _shared(kernel, a, c)) is not None:
+            return out
+        return reference(a, c)
+
+    function.__name__ = function.__qualname__ = reference.__name__
+    function.__doc__ = reference.__doc__
+    return function
 
 
-def mul_constant(a, c):
-    if a.size >= chunks.SHARE_THRESHOLD and (out := _shared(_mul, a, c)) is not None:
-        return out
-    return _reference.mul_constant(a, c)
-
-
-def div_constant(a, c):
-    if a.size >= chunks.SHARE_THRESHOLD and (out := _shared(_div, a, c)) is not None:
-        return out
-    return _reference.div_constant(a, c)
-
-
-def sub_from_constant(a, c):
-    if a.size >= chunks.SHARE_THRESHOLD and (out := _shared(_sub_from, a, c)) is not None:
-        return out
-    return _reference.sub_from_constant(a, c)
+add_constant = _with_number(_add, _reference.add_constant)
+mul_constant = _with_number(_mul, _reference.mul_constant)
+div_constant = _with_number(_div, _reference.div_constant)
+sub_from_constant = _with_number(_sub_from, _reference.sub_from_constant)
