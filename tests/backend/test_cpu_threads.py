@@ -377,6 +377,11 @@ def test_a_kernel_shared_out_with_other_types_in_turn_gets_its_own_wrapper(monke
 
     monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 0)
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    for cache in ("_made_wrappers", "_last_wrapper", "_wrapper_by_code"):
+        monkeypatch.setattr(chunks, cache, {})
+    made, make_wrapper = [], chunks.make_wrapper
+    monkeypatch.setattr(chunks, "make_wrapper",
+                        lambda kernel, *a: made.append(kernel) or make_wrapper(kernel, *a))
     rng = np.random.default_rng(2)
     cases = [(rng.standard_normal(shape).astype(dtype), scale)
              for shape in [(600,), (300, 2)] for dtype in (np.float32, np.float64)
@@ -388,8 +393,7 @@ def test_a_kernel_shared_out_with_other_types_in_turn_gets_its_own_wrapper(monke
             expected = np.empty_like(x)
             _scaled_rows(x, scale, 2, False, expected)
             np.testing.assert_array_equal(out, expected)
-    made = [key for key in chunks._made_wrappers if key[0] is _scaled_rows]
-    assert len(set(made)) == len(made) >= len(cases)
+    assert made == [_scaled_rows] * len(cases)      # (eight signatures, each made once)
 
 
 def test_type_codes_tell_argument_types_apart():
@@ -426,10 +430,11 @@ def test_a_forked_child_shares_out_on_helpers_of_its_own(monkeypatch):
     chunks._job[chunks._spin.BUSY] = 1
     monkeypatch.setattr(chunks._BlasOnOneThread, "depth", 1)
     monkeypatch.setattr(chunks._BlasOnOneThread, "saved", [(put_back.append, 4)])
+    pid = None
     try:
         pid = os.fork()
     finally:
-        if pid:
+        if pid != 0:    # (the parent, or fork failed)
             chunks._job[chunks._spin.BUSY] = 0
     if pid == 0:    # the child: report how many ranges its helpers ran, then leave
         ran, status = 0, 1

@@ -4,12 +4,12 @@ Every op family with hand-written kernels (conv, batch_norm, pooling, gated_acti
 spectral_norm, WaveNet's generation step, the activations' fused passes, an array's
 arithmetic with a number, the optimizers' updates, the fused softmax and sigmoid
 cross-entropies, matrix products, the autograd engine's gradient sums and sum_to) asks
-``kernels(family, array)`` for the module that serves ``array``'s device.  A device may have several implementations of the
-same functions: on the CPU the numba kernels (``"numba"``, the default) and the
-plain numpy reference (``"reference"``), which tests compare; on the GPU the
-CUDA modules of tinygen/backend/cuda_kernels (``"nvrtc"``, the default, or ``"aot"``).
-Which one runs is chosen per device with ``set_impl``/``use_impl`` or, for the
-CPU, the environment variable ``TINYGEN_CPU_IMPL``.
+``kernels(family, array)`` for the module that serves ``array``'s device.  A device may
+have several implementations of the same functions: on the CPU the numba kernels
+(``"numba"``, the default) and the plain numpy reference (``"reference"``), which tests
+compare; on the GPU the CUDA modules of tinygen/backend/cuda_kernels (``"nvrtc"``, the
+default, or ``"aot"``).  Which one runs is chosen per device with ``set_impl``/``use_impl``
+or, for the CPU, the environment variable ``TINYGEN_CPU_IMPL``.
 
 ``_REGISTRY`` below is the whole dispatch, written out: (family, device, impl) ->
 module import path.  Modules are imported on first use, so ``import tinygen`` imports

@@ -505,10 +505,13 @@ def _share_out(kernel, rows, n, size, args, pieces=None):
             _in_turn(kernel, n, pieces, args)
         else:
             _by_python(kernel, rows, n, size, args)
-    else:
+    elif status > 0:                    # (1 + the start of a range whose kernel raised)
         ranges = pieces if pieces is not None else int(min(
             n, _spin.MAX_RANGES, 4 * threads, max(threads, size // max(1, SHARE_THRESHOLD))))
         _raise_failed_range(kernel, rows, n, ranges, status - 1, args)
+    else:   # (OTHER_TYPES again: the code launch_with compiled is not type_code's)
+        raise RuntimeError(f"{getattr(kernel, '__name__', kernel)}: the pool's launch "
+                           f"returned status {status} for a wrapper made for its arguments")
 
 
 def _wrapper_for(kernel, rows, args):
