@@ -1,6 +1,7 @@
 """One name per op family in every layer: a newcomer finds an op's Function, reference,
 numba kernel, CUDA launcher, CUDA source and tests by the family's name alone
 (``git grep``/``ls`` on that name)."""
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,11 @@ def test_no_family_goes_by_another_name():
     # spectral norm's tests in it)
     assert not (ROOT / "tinygen/ops/normalization.py").exists()
     assert not (ROOT / "tests/ops/norm").exists()
+
+
+def test_the_architecture_page_has_a_row_for_every_family():
+    """docs/architecture.md's family table (what a newcomer reads first) names every
+    family of ``kernels.CONTRACTS``, and no other."""
+    text = (ROOT / "docs/architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \|", text, flags=re.M)
+    assert sorted(rows) == sorted(K.CONTRACTS)
