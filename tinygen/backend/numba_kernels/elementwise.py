@@ -12,8 +12,10 @@ threads an elementwise chain runs fastest when EVERY op of it is shared out.  Sh
 only the costlier ops (sigmoid, tanh) made the 100-op chain at 2 threads 5% slower
 than sharing none: each shared op leaves half its output in the other core's cache,
 and the next unshared op reads it from there.  With these ops (and every activation
-from SHARE_THRESHOLD) shared out too, each thread keeps working on its own half of
-every array (benchmarks/results/cpu-2core.md, session 20).
+from SHARE_THRESHOLD) shared out too, each thread mostly works on the same half of
+every array (the caller claims the first range, a helper in time the second), and
+the chain took 0.84x the time of sharing none (benchmarks/results/cpu-2core.md,
+session 20).
 """
 import numpy as np
 from numba import njit
