@@ -190,13 +190,22 @@ def test_the_elementwise_kernels_give_the_references_bits(threads, dtype, functi
     assert bool(shared) == (threads == 2 and values.size >= 64), "shared out when large"
 
 
-def test_the_elementwise_kernels_take_any_layout():
-    from tinygen.backend.numba_kernels import elementwise as numba_module
+def test_the_elementwise_kernels_leave_other_layouts_to_the_reference(monkeypatch):
+    """A strided, transposed or F-ordered array, large enough to be shared out, gets the
+    reference's values and the reference's layout (numpy keeps an F-ordered input's
+    order in its output; a flat pass would not)."""
+    import numba
 
+    from tinygen.backend.numba_kernels import chunks, elementwise as numba_module
+
+    monkeypatch.setattr(chunks, "SHARE_THRESHOLD", 64)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     x = np.arange(6 * 70, dtype=np.float32).reshape(6, 70) - 100
     for a in (x[:, ::2], x.T, np.asfortranarray(x)):
-        np.testing.assert_array_equal(numba_module.sub_from_constant(a, 1.5), 1.5 - a)
-        np.testing.assert_array_equal(numba_module.div_constant(a, 3), a / np.float32(3))
+        for got, expected in [(numba_module.sub_from_constant(a, 1.5), 1.5 - a),
+                              (numba_module.div_constant(a, 3), a / np.float32(3))]:
+            np.testing.assert_array_equal(got, expected)
+            assert got.strides == expected.strides
 
 
 def test_numbers_meeting_integer_tensors_or_bools_take_the_two_tensor_ops():
