@@ -427,12 +427,21 @@ def type_code(args):
 
 
 @njit(cache=True, nogil=True)
+def range_count(n, pieces, size, threshold, threads):
+    """How many ranges ``launch_with`` asks ``launch`` for: ``pieces`` when given (> 0),
+    else one per ``threshold`` elements of ``size``, at least one and at most four per
+    thread; never more than ``n`` or MAX_RANGES."""
+    if pieces > 0:
+        return min(n, MAX_RANGES, pieces)
+    return min(n, MAX_RANGES, 4 * threads, max(threads, size // max(1, threshold)))
+
+
+@njit(cache=True, nogil=True)
 def launch_with(job, function, code, n, pieces, size, threshold, threads, rows, args):
     """``launch`` with the arguments' words (``chunks``' block layout: an array's
     address then its shape, a scalar's bits) written into a block first, in
-    ``pieces`` ranges, or (``pieces`` 0) in one range per ``threshold`` elements of
-    ``size`` (the elements the kernel touches), at least one and at most four per
-    thread.  The checks come first and run nothing when they fail: OTHER_TYPES when
+    ``range_count`` ranges (``pieces``, or with ``pieces`` 0 one per ``threshold``
+    elements of ``size``, the elements the kernel touches).  The checks come first and run nothing when they fail: OTHER_TYPES when
     ``code`` is not ``type_code(args)`` (``function`` was made for other argument
     types), DOES_NOT_FIT when an array does not fit (``_fits``), ANOTHER_JOB when
     another caller's job is posted.  Else ``launch``'s status.
@@ -446,10 +455,7 @@ def launch_with(job, function, code, n, pieces, size, threshold, threads, rows, 
     for value in literal_unroll(args):
         if not _fits(value, rows, n):
             return DOES_NOT_FIT
-    if pieces > 0:
-        ranges = min(n, MAX_RANGES, pieces)
-    else:
-        ranges = min(n, MAX_RANGES, 4 * threads, max(threads, size // max(1, threshold)))
+    ranges = range_count(n, pieces, size, threshold, threads)
     block = np.empty(BLOCK_WORDS, dtype=np.int64)
     at = 0
     for value in literal_unroll(args):

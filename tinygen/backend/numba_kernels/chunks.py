@@ -471,7 +471,7 @@ def _share_out(kernel, rows, n, size, args, pieces=None):
         if pieces <= 1 or threads <= 1:
             _in_turn(kernel, n, pieces, args)
             return
-    elif size < SHARE_THRESHOLD or n <= 1 or threads <= 1:
+    elif threads <= 1:      # (the size share_rows / share_range have checked)
         if rows:
             kernel(*args)
         else:
@@ -506,8 +506,7 @@ def _share_out(kernel, rows, n, size, args, pieces=None):
         else:
             _by_python(kernel, rows, n, size, args)
     elif status > 0:                    # (1 + the start of a range whose kernel raised)
-        ranges = pieces if pieces is not None else int(min(
-            n, _spin.MAX_RANGES, 4 * threads, max(threads, size // max(1, SHARE_THRESHOLD))))
+        ranges = _spin.range_count(n, pieces or 0, size, SHARE_THRESHOLD, threads)
         _raise_failed_range(kernel, rows, n, ranges, status - 1, args)
     else:   # (OTHER_TYPES again: the code launch_with compiled is not type_code's)
         raise RuntimeError(f"{getattr(kernel, '__name__', kernel)}: the pool's launch "
